@@ -1,0 +1,330 @@
+//! The container model: Docker-shaped config (so the API can pass it through), the
+//! state machine, and the on-disk record `<root>/containers/<id>/container.json`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::{Error, Result};
+use crate::spec::PortSpec;
+
+/// Treats JSON `null` as the type's default: the docker CLI sends `"Cmd": null`.
+pub fn nullable<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// `Config` of the create request and of `inspect`, in Docker's field names.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerConfig {
+    #[serde(deserialize_with = "nullable")]
+    pub hostname: String,
+    #[serde(deserialize_with = "nullable")]
+    pub domainname: String,
+    #[serde(deserialize_with = "nullable")]
+    pub user: String,
+    pub attach_stdin: bool,
+    pub attach_stdout: bool,
+    pub attach_stderr: bool,
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "BTreeMap::is_empty")]
+    pub exposed_ports: BTreeMap<String, serde_json::Value>,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub stdin_once: bool,
+    #[serde(deserialize_with = "nullable")]
+    pub env: Vec<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub cmd: Vec<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub image: String,
+    #[serde(deserialize_with = "nullable")]
+    pub volumes: BTreeMap<String, serde_json::Value>,
+    #[serde(deserialize_with = "nullable")]
+    pub working_dir: String,
+    /// None: the image's; Some([]) or Some([""]): none.
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(deserialize_with = "nullable")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PortBinding {
+    #[serde(deserialize_with = "nullable")]
+    pub host_ip: String,
+    #[serde(deserialize_with = "nullable")]
+    pub host_port: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RestartPolicy {
+    #[serde(deserialize_with = "nullable")]
+    pub name: String,
+    pub maximum_retry_count: i64,
+}
+
+/// `HostConfig`, in Docker's field names; only what Berth acts on.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HostConfig {
+    #[serde(deserialize_with = "nullable")]
+    pub binds: Vec<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
+    pub publish_all_ports: bool,
+    pub auto_remove: bool,
+    pub restart_policy: RestartPolicy,
+    pub memory: i64,
+    pub nano_cpus: i64,
+    pub cpu_quota: i64,
+    pub cpu_period: i64,
+    #[serde(deserialize_with = "nullable")]
+    pub pids_limit: i64,
+    pub readonly_rootfs: bool,
+    #[serde(deserialize_with = "nullable")]
+    pub volumes_from: Vec<String>,
+    pub privileged: bool,
+    #[serde(deserialize_with = "nullable")]
+    pub cap_add: Vec<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub network_mode: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Removing => "removing",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+
+    /// Whether a shim (and the container's process) is alive.
+    pub fn is_live(self) -> bool {
+        matches!(self, Status::Running | Status::Paused)
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct State {
+    pub status: Status,
+    pub pid: i32,
+    pub shim_pid: i32,
+    pub exit_code: i32,
+    pub error: String,
+    pub oom_killed: bool,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Set when the user stopped it, so `unless-stopped` and `always` know.
+    #[serde(default)]
+    pub stopped_by_user: bool,
+}
+
+/// A volume or bind mounted into the container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MountPoint {
+    /// "volume" or "bind".
+    pub kind: String,
+    /// Volume name (empty for binds).
+    pub name: String,
+    pub source: String,
+    pub destination: String,
+    pub rw: bool,
+    #[serde(default)]
+    pub anonymous: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Container {
+    pub id: String,
+    pub namespace: String,
+    /// Without Docker's leading `/`.
+    pub name: String,
+    pub created: DateTime<Utc>,
+    /// Image id (`sha256:…`).
+    pub image: String,
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    pub state: State,
+    /// The argv actually run (entrypoint + cmd).
+    pub path: String,
+    pub args: Vec<String>,
+    pub mounts: Vec<MountPoint>,
+    /// Host ports actually bound while running.
+    #[serde(default)]
+    pub ports: Vec<PortSpec>,
+    #[serde(default)]
+    pub restart_count: u32,
+}
+
+impl Container {
+    /// Docker's STATUS column: "Up 3 seconds", "Exited (0) 5 seconds ago", "Created".
+    pub fn status_text(&self, now: DateTime<Utc>) -> String {
+        let s = &self.state;
+        match s.status {
+            Status::Created => "Created".into(),
+            Status::Running | Status::Paused => {
+                let up = format!("Up {}", human_duration(now - s.started_at.unwrap_or(now)));
+                if s.status == Status::Paused { format!("{up} (Paused)") } else { up }
+            }
+            Status::Restarting => format!("Restarting ({}) {} ago", s.exit_code, human_duration(now - s.finished_at.unwrap_or(now))),
+            Status::Removing => "Removal In Progress".into(),
+            Status::Exited => format!("Exited ({}) {} ago", s.exit_code, human_duration(now - s.finished_at.unwrap_or(now))),
+            Status::Dead => "Dead".into(),
+        }
+    }
+}
+
+/// go-units' HumanDuration, which `docker ps` uses.
+pub fn human_duration(d: chrono::Duration) -> String {
+    let secs = d.num_seconds().max(0);
+    if secs < 1 {
+        return "Less than a second".into();
+    }
+    if secs == 1 {
+        return "1 second".into();
+    }
+    if secs < 60 {
+        return format!("{secs} seconds");
+    }
+    let mins = d.num_minutes();
+    if mins == 1 {
+        return "About a minute".into();
+    }
+    if mins < 60 {
+        return format!("{mins} minutes");
+    }
+    let hours = (d.num_seconds() as f64 / 3600.0).round() as i64;
+    if hours == 1 {
+        return "About an hour".into();
+    }
+    if hours < 48 {
+        return format!("{hours} hours");
+    }
+    if hours < 24 * 7 * 2 {
+        return format!("{} days", hours / 24);
+    }
+    if hours < 24 * 30 * 2 {
+        return format!("{} weeks", hours / 24 / 7);
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{} months", hours / 24 / 30);
+    }
+    format!("{} years", hours / 24 / 365)
+}
+
+/// Docker's container name rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn validate_name(name: &str) -> Result<()> {
+    let b = name.as_bytes();
+    let ok = !b.is_empty()
+        && b[0].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )))
+    }
+}
+
+const ADJECTIVES: &[&str] = &[
+    "brave", "calm", "clever", "eager", "gentle", "happy", "jolly", "keen", "kind", "lucid",
+    "merry", "nifty", "quiet", "quirky", "sharp", "sleepy", "swift", "tender", "vibrant", "wise",
+];
+const NAMES: &[&str] = &[
+    "hopper", "lovelace", "turing", "curie", "noether", "ritchie", "thompson", "knuth",
+    "hamilton", "babbage", "shannon", "dijkstra", "liskov", "torvalds", "sejong", "jang",
+    "heo", "goldberg", "kare", "wozniak",
+];
+
+/// A random `adjective_name`, as Docker gives unnamed containers.
+pub fn random_name() -> String {
+    use rand::seq::SliceRandom;
+    let mut rng = rand::thread_rng();
+    format!(
+        "{}_{}",
+        ADJECTIVES.choose(&mut rng).unwrap_or(&"brave"),
+        NAMES.choose(&mut rng).unwrap_or(&"hopper")
+    )
+}
+
+/// Parses Docker's signal names and numbers: `SIGTERM`, `TERM`, `15`.
+pub fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal> {
+    use std::str::FromStr;
+    let bad = || Error::InvalidArgument(format!("Invalid signal: {s}"));
+    if let Ok(n) = s.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(n).map_err(|_| bad());
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    nix::sys::signal::Signal::from_str(&name).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_texts_match_docker() {
+        let now = Utc::now();
+        let mut c = Container {
+            id: "x".into(), namespace: "default".into(), name: "n".into(), created: now,
+            image: String::new(), config: Default::default(), host_config: Default::default(),
+            state: Default::default(), path: String::new(), args: vec![], mounts: vec![],
+            ports: vec![], restart_count: 0,
+        };
+        assert_eq!(c.status_text(now), "Created");
+        c.state.status = Status::Running;
+        c.state.started_at = Some(now - chrono::Duration::seconds(3));
+        assert_eq!(c.status_text(now), "Up 3 seconds");
+        c.state.status = Status::Exited;
+        c.state.exit_code = 137;
+        c.state.finished_at = Some(now - chrono::Duration::seconds(90));
+        assert_eq!(c.status_text(now), "Exited (137) About a minute ago");
+        assert_eq!(human_duration(chrono::Duration::milliseconds(300)), "Less than a second");
+        assert_eq!(human_duration(chrono::Duration::hours(3)), "3 hours");
+    }
+
+    #[test]
+    fn create_body_with_nulls_parses() {
+        let c: ContainerConfig = serde_json::from_str(r#"{"Cmd":null,"Env":null,"Entrypoint":null,"Image":"busybox","Tty":true,"Unknown":1}"#).unwrap();
+        assert!(c.cmd.is_empty());
+        assert!(c.tty);
+        let h: HostConfig = serde_json::from_str(r#"{"PidsLimit":null,"PortBindings":{"80/tcp":[{"HostIp":"","HostPort":"8080"}]}}"#).unwrap();
+        assert_eq!(h.port_bindings["80/tcp"][0].host_port, "8080");
+    }
+
+    #[test]
+    fn names_and_signals() {
+        assert!(validate_name("web-1.a_b").is_ok());
+        assert!(validate_name("-x").is_err());
+        assert!(validate_name("a/b").is_err());
+        assert_eq!(parse_signal("TERM").unwrap(), nix::sys::signal::Signal::SIGTERM);
+        assert_eq!(parse_signal("9").unwrap(), nix::sys::signal::Signal::SIGKILL);
+        assert!(parse_signal("NOPE").is_err());
+    }
+}

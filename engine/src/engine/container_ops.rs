@@ -1,0 +1,896 @@
+//! Container lifecycle: create, start (through a shim), stop, kill, wait, remove,
+//! attach, pause, rename, and recovery after a server restart.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use super::Engine;
+use crate::cgroup::Cgroup;
+use crate::container::{self, Container, ContainerConfig, HostConfig, MountPoint, State, Status};
+use crate::error::{Context, Error, Result};
+use crate::fsutil;
+use crate::reference::Reference;
+use crate::spec::{ExitInfo, Limits, MountSpec, PortSpec, RuntimeSpec, ShimRequest, StartReport};
+
+pub struct CreateRequest {
+    pub name: Option<String>,
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+}
+
+/// A connection to the shim carrying one attach: raw or framed output, raw input.
+pub type AttachStream = UnixStream;
+
+pub(crate) struct PendingAttach {
+    request: ShimRequest,
+    reply: Sender<AttachStream>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+/// Blocks until a container reaches a wait condition; see [`Engine::wait`].
+pub struct Waiter {
+    immediate: Option<i32>,
+    rx: Option<Receiver<crate::events::Event>>,
+    id: String,
+    condition: WaitCondition,
+}
+
+impl Waiter {
+    /// The exit code, once the condition holds.
+    pub fn wait(self) -> i32 {
+        if let Some(code) = self.immediate {
+            return code;
+        }
+        let Some(rx) = self.rx else { return 0 };
+        let mut code = 0;
+        for e in rx.iter().filter(|e| e.id == self.id && e.kind == "container") {
+            match e.action.as_str() {
+                "die" => {
+                    code = e.attributes.get("exitCode").and_then(|c| c.parse().ok()).unwrap_or(0);
+                    if self.condition != WaitCondition::Removed {
+                        return code;
+                    }
+                }
+                "destroy" => return code,
+                _ => {}
+            }
+        }
+        code
+    }
+}
+
+fn dir_of(engine: &Engine, id: &str) -> PathBuf {
+    engine.root.join("containers").join(id)
+}
+
+/// The shim's socket. Not in the container's directory: a unix socket path must fit
+/// in 108 bytes, and `<root>/containers/<64 hex>/…` may not.
+pub(crate) fn shim_socket(engine: &Engine, id: &str) -> PathBuf {
+    engine.root.join("run").join(format!("{}.sock", &id[..16.min(id.len())]))
+}
+
+fn no_such(name: &str) -> Error {
+    Error::NotFound(format!("No such container: {name}"))
+}
+
+impl Engine {
+    fn save(&self, c: &Container) -> Result<()> {
+        fsutil::write_json(&dir_of(self, &c.id).join("container.json"), c)
+    }
+
+    /// Finds a container by full id, name, or unique id prefix, in one namespace.
+    fn lookup<'a>(map: &'a HashMap<String, Container>, ns: &str, name: &str) -> Result<&'a Container> {
+        let name = name.trim_start_matches('/');
+        if name.is_empty() {
+            return Err(no_such(name));
+        }
+        let in_ns = || map.values().filter(|c| c.namespace == ns);
+        if let Some(c) = map.get(name).filter(|c| c.namespace == ns) {
+            return Ok(c);
+        }
+        if let Some(c) = in_ns().find(|c| c.name == name) {
+            return Ok(c);
+        }
+        let mut prefix = in_ns().filter(|c| c.id.starts_with(name));
+        match (prefix.next(), prefix.next()) {
+            (Some(c), None) => Ok(c),
+            (Some(_), Some(_)) => Err(Error::NotFound(format!("Multiple IDs found with provided prefix: {name}"))),
+            _ => Err(no_such(name)),
+        }
+    }
+
+    pub fn container(&self, ns: &str, name: &str) -> Result<Container> {
+        let map = self.containers.lock().unwrap_or_else(|p| p.into_inner());
+        Self::lookup(&map, ns, name).cloned()
+    }
+
+    pub fn containers(&self, ns: &str) -> Vec<Container> {
+        let map = self.containers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<Container> = map.values().filter(|c| c.namespace == ns).cloned().collect();
+        v.sort_by(|a, b| b.created.cmp(&a.created));
+        v
+    }
+
+    fn update<T>(&self, id: &str, f: impl FnOnce(&mut Container) -> T) -> Result<T> {
+        let mut map = self.containers.lock().unwrap_or_else(|p| p.into_inner());
+        let c = map.get_mut(id).ok_or_else(|| no_such(id))?;
+        let out = f(c);
+        self.save(c)?;
+        Ok(out)
+    }
+
+    pub fn create_container(&self, ns: &str, req: CreateRequest) -> Result<Container> {
+        let CreateRequest { name, mut config, host_config } = req;
+        let image_id = self.images.resolve(ns, &config.image).map_err(|_| {
+            let shown = Reference::parse(&config.image).map(|r| r.familiar()).unwrap_or(config.image.clone());
+            Error::NotFound(format!("No such image: {shown}"))
+        })?;
+        let image = self.images.config(&self.store, &image_id)?;
+        validate_host_config(&host_config)?;
+        // The image's defaults, overridden by the request, as Docker merges them.
+        let ic = &image.config;
+        let mut env = ic.env.clone();
+        for kv in &config.env {
+            let key = kv.split('=').next().unwrap_or(kv);
+            env.retain(|e| e.split('=').next() != Some(key));
+            env.push(kv.clone());
+        }
+        config.env = env;
+        let entrypoint_given = config.entrypoint.is_some();
+        let entrypoint = match &config.entrypoint {
+            Some(e) if e.len() == 1 && e[0].is_empty() => vec![],
+            Some(e) => e.clone(),
+            None => ic.entrypoint.clone().unwrap_or_default(),
+        };
+        if config.cmd.is_empty() && !entrypoint_given {
+            config.cmd = ic.cmd.clone().unwrap_or_default();
+        }
+        config.entrypoint = if entrypoint.is_empty() { None } else { Some(entrypoint.clone()) };
+        if config.working_dir.is_empty() {
+            config.working_dir = ic.working_dir.clone();
+        }
+        if config.user.is_empty() {
+            config.user = ic.user.clone();
+        }
+        for (k, v) in &ic.exposed_ports {
+            config.exposed_ports.entry(k.clone()).or_insert(v.clone());
+        }
+        for (k, v) in &ic.labels {
+            config.labels.entry(k.clone()).or_insert(v.clone());
+        }
+        if config.stop_signal.is_none() {
+            config.stop_signal = ic.stop_signal.clone();
+        }
+        let mut argv: Vec<String> = entrypoint;
+        argv.extend(config.cmd.iter().cloned());
+        if argv.is_empty() {
+            return Err(Error::InvalidArgument("no command specified".into()));
+        }
+        if let Some(sig) = &config.stop_signal {
+            container::parse_signal(sig)?;
+        }
+        let ports = port_specs(&config, &host_config)?;
+        let _ = ports;
+
+        let mut map = self.containers.lock().unwrap_or_else(|p| p.into_inner());
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                let n = n.trim_start_matches('/').to_string();
+                container::validate_name(&n)?;
+                if let Some(other) = map.values().find(|c| c.namespace == ns && c.name == n) {
+                    return Err(Error::Conflict(format!(
+                        "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                        other.id
+                    )));
+                }
+                n
+            }
+            None => loop {
+                let n = container::random_name();
+                if !map.values().any(|c| c.namespace == ns && c.name == n) {
+                    break n;
+                }
+            },
+        };
+        let id = fsutil::random_id();
+        if config.hostname.is_empty() {
+            config.hostname = id[..12].to_string();
+        }
+        let mut volumes_src: Vec<PathBuf> = Vec::new();
+        let rec = self.images.record(&image_id)?;
+        for l in rec.layers.iter().rev() {
+            volumes_src.push(self.store.layer_dir(&l.chain_id)?);
+        }
+        let mounts = self.resolve_mounts(ns, &map, &config, &host_config, &image, &volumes_src)?;
+        let dir = dir_of(self, &id);
+        for d in ["upper", "work", "rootfs"] {
+            fs::create_dir_all(dir.join(d)).ctx(|| format!("create {}", dir.join(d).display()))?;
+        }
+        write_etc_files(&dir, &config.hostname)?;
+        let c = Container {
+            id: id.clone(),
+            namespace: ns.to_string(),
+            name: name.clone(),
+            created: Utc::now(),
+            image: image_id.clone(),
+            path: argv[0].clone(),
+            args: argv[1..].to_vec(),
+            config,
+            host_config,
+            state: State::default(),
+            mounts,
+            ports: vec![],
+            restart_count: 0,
+        };
+        self.save(&c)?;
+        map.insert(id.clone(), c.clone());
+        drop(map);
+        let image_name = c.config.image.clone();
+        self.emit(ns, "container", "create", &id, &[("name", &name), ("image", &image_name)]);
+        Ok(c)
+    }
+
+    fn resolve_mounts(
+        &self,
+        ns: &str,
+        map: &HashMap<String, Container>,
+        config: &ContainerConfig,
+        host: &HostConfig,
+        image: &crate::image::ImageConfig,
+        layers: &[PathBuf],
+    ) -> Result<Vec<MountPoint>> {
+        let mut mounts: Vec<MountPoint> = Vec::new();
+        let add = |m: MountPoint, mounts: &mut Vec<MountPoint>| {
+            mounts.retain(|x| x.destination != m.destination);
+            mounts.push(m);
+        };
+        for from in &host.volumes_from {
+            let (name, mode) = match from.rsplit_once(':') {
+                Some((n, m)) if m == "ro" || m == "rw" => (n, Some(m)),
+                _ => (from.as_str(), None),
+            };
+            let other = Self::lookup(map, ns, name)?;
+            for m in &other.mounts {
+                let mut m = m.clone();
+                if let Some(mode) = mode {
+                    m.rw = mode == "rw";
+                }
+                m.anonymous = false;
+                add(m, &mut mounts);
+            }
+        }
+        let anon: Vec<String> = config.volumes.keys().chain(image.config.volumes.keys()).cloned().collect();
+        for dest in anon {
+            if !mounts.iter().any(|m| m.destination == dest) && !host.binds.iter().any(|b| bind_dest(b) == Some(dest.as_str())) {
+                let (v, _) = self.volumes.create(ns, None, BTreeMap::new())?;
+                crate::volume::copy_up(layers, &dest, &v.mountpoint)?;
+                add(MountPoint { kind: "volume".into(), name: v.name.clone(), source: v.mountpoint.display().to_string(), destination: dest, rw: true, anonymous: true }, &mut mounts);
+            }
+        }
+        for b in &host.binds {
+            let parts: Vec<&str> = b.split(':').collect();
+            let (src, dest, mode) = match parts.as_slice() {
+                [s, d] => (*s, *d, ""),
+                [s, d, m] => (*s, *d, *m),
+                _ => return Err(Error::InvalidArgument(format!("invalid volume specification: '{b}'"))),
+            };
+            if !dest.starts_with('/') || dest == "/" {
+                return Err(Error::InvalidArgument(format!("invalid volume specification: '{b}': invalid mount config for type \"bind\": invalid specification: destination can't be '/'")));
+            }
+            let rw = !mode.split(',').any(|m| m == "ro");
+            if src.starts_with('/') {
+                // Docker creates a missing bind source directory.
+                if fs::metadata(src).is_err() {
+                    fs::create_dir_all(src).ctx(|| format!("create bind source {src}"))?;
+                }
+                add(MountPoint { kind: "bind".into(), name: String::new(), source: src.to_string(), destination: dest.to_string(), rw, anonymous: false }, &mut mounts);
+            } else {
+                let (v, created) = self.volumes.create(ns, Some(src), BTreeMap::new())?;
+                if created {
+                    crate::volume::copy_up(layers, dest, &v.mountpoint)?;
+                }
+                add(MountPoint { kind: "volume".into(), name: v.name.clone(), source: v.mountpoint.display().to_string(), destination: dest.to_string(), rw, anonymous: false }, &mut mounts);
+            }
+        }
+        Ok(mounts)
+    }
+
+    /// Starts a created or exited container. `Err(NotModified)` if it already runs.
+    pub fn start(self: &Arc<Self>, ns: &str, name: &str) -> Result<()> {
+        let c = self.container(ns, name)?;
+        match c.state.status {
+            Status::Running => return Err(Error::NotModified("container already started".into())),
+            Status::Paused => return Err(Error::Conflict("cannot start a paused container, try unpause instead".into())),
+            Status::Removing | Status::Dead => return Err(Error::Conflict(format!("container {} is marked for removal and cannot be started", c.id))),
+            _ => {}
+        }
+        self.update(&c.id, |c| {
+            c.state.stopped_by_user = false;
+        })?;
+        match self.spawn_shim(&c) {
+            Ok((pid, shim_pid, ports)) => {
+                self.update(&c.id, |c| {
+                    c.state = State { status: Status::Running, pid, shim_pid, started_at: Some(Utc::now()), ..Default::default() };
+                    c.ports = ports;
+                })?;
+                self.emit(ns, "container", "start", &c.id, &[("name", &c.name), ("image", &c.config.image)]);
+                self.monitor(c.id.clone());
+                Ok(())
+            }
+            Err(msg) => {
+                let message = format!("failed to create task for container: unable to start container process: {msg}: unknown");
+                self.update(&c.id, |c| {
+                    c.state.error = message.clone();
+                    c.state.exit_code = if msg.contains("not found") || msg.contains("no such file") { 127 } else { 128 };
+                })?;
+                // Attach clients waiting for this start get nothing more.
+                self.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.id);
+                Err(Error::Runtime(message))
+            }
+        }
+    }
+
+    fn runtime_spec(&self, c: &Container) -> Result<RuntimeSpec> {
+        let dir = dir_of(self, &c.id);
+        let rec = self.images.record(&c.image)?;
+        let mut lowerdirs = Vec::new();
+        for l in rec.layers.iter().rev() {
+            lowerdirs.push(self.store.layer_dir(&l.chain_id)?);
+        }
+        if lowerdirs.is_empty() {
+            // overlayfs needs a lower dir: an image from scratch with no layers.
+            let empty = self.root.join("layers/empty");
+            fs::create_dir_all(&empty).ctx(|| "create empty layer".into())?;
+            lowerdirs.push(empty);
+        }
+        let h = &c.host_config;
+        let nano_cpus = if h.nano_cpus > 0 { h.nano_cpus } else if h.cpu_quota > 0 { h.cpu_quota * 1_000_000_000 / h.cpu_period.max(1000) } else { 0 };
+        Ok(RuntimeSpec {
+            id: c.id.clone(),
+            rootfs: dir.join("rootfs"),
+            lowerdirs,
+            upperdir: dir.join("upper"),
+            workdir: dir.join("work"),
+            args: std::iter::once(c.path.clone()).chain(c.args.iter().cloned()).collect(),
+            env: c.config.env.clone(),
+            cwd: c.config.working_dir.clone(),
+            user: c.config.user.clone(),
+            hostname: c.config.hostname.clone(),
+            tty: c.config.tty,
+            open_stdin: c.config.open_stdin,
+            readonly_rootfs: h.readonly_rootfs,
+            mounts: c.mounts.iter().map(|m| MountSpec { source: PathBuf::from(&m.source), destination: m.destination.clone(), readonly: !m.rw }).collect(),
+            etc_files: vec![
+                (dir.join("hostname"), "/etc/hostname".into()),
+                (dir.join("hosts"), "/etc/hosts".into()),
+                (dir.join("resolv.conf"), "/etc/resolv.conf".into()),
+            ],
+            ports: port_specs(&c.config, h)?,
+            limits: Limits { memory: h.memory, nano_cpus, pids: h.pids_limit.max(0) },
+            cgroup: cgroup_name(c),
+            log_path: dir.join("container.log"),
+            exit_path: dir.join("exit.json"),
+            socket_path: shim_socket(self, &c.id),
+        })
+    }
+
+    /// Runs `berth shim DIR` and walks it through the start handshake (see `shim`).
+    fn spawn_shim(&self, c: &Container) -> std::result::Result<(i32, i32, Vec<PortSpec>), String> {
+        let spec = self.runtime_spec(c).map_err(|e| e.to_string())?;
+        let dir = dir_of(self, &c.id);
+        fsutil::write_json(&dir.join("spec.json"), &spec).map_err(|e| e.to_string())?;
+        let _ = fs::remove_file(&spec.exit_path);
+        let shim_log = fs::File::create(dir.join("shim.log")).map_err(|e| format!("shim log: {e}"))?;
+        let mut cmd = Command::new(&self.helper_exe);
+        cmd.arg("shim").arg(&dir).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(shim_log);
+        // SAFETY: setsid is async-signal-safe; it detaches the shim from our session
+        // so it outlives the server.
+        unsafe {
+            cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
+        }
+        let mut child = cmd.spawn().map_err(|e| format!("start shim {}: {e}", self.helper_exe.display()))?;
+        let mut out = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        // Reap the shim when it ends while we are alive; after a restart, init does.
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
+        let read_report = |out: &mut BufReader<std::process::ChildStdout>| -> std::result::Result<StartReport, String> {
+            let mut line = String::new();
+            out.read_line(&mut line).map_err(|e| format!("read shim: {e}"))?;
+            if line.is_empty() {
+                let log = fs::read_to_string(dir.join("shim.log")).unwrap_or_default();
+                return Err(format!("shim exited: {}", log.trim()));
+            }
+            serde_json::from_str(&line).map_err(|e| format!("bad shim report {line:?}: {e}"))
+        };
+        match read_report(&mut out)? {
+            StartReport::Ready => {}
+            StartReport::Failed { message } => return Err(message),
+            StartReport::Started { .. } => return Err("shim skipped the handshake".into()),
+        }
+        let pending = self.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.id).unwrap_or_default();
+        for p in pending {
+            if let Ok(stream) = connect_attach(&spec.socket_path, &p.request) {
+                let _ = p.reply.send(stream);
+            }
+        }
+        stdin.write_all(b"go\n").map_err(|e| format!("signal shim: {e}"))?;
+        drop(stdin);
+        match read_report(&mut out)? {
+            StartReport::Started { pid, shim_pid, ports } => Ok((pid, shim_pid, ports)),
+            StartReport::Failed { message } => Err(message),
+            StartReport::Ready => Err("shim repeated its handshake".into()),
+        }
+    }
+
+    /// Watches a running container's shim and records the exit.
+    fn monitor(self: &Arc<Self>, id: String) {
+        let engine = self.clone();
+        std::thread::spawn(move || {
+            let sock = shim_socket(&engine, &id);
+            let info = wait_shim(&sock).or_else(|| fsutil::read_json::<ExitInfo>(&dir_of(&engine, &id).join("exit.json")).ok().flatten());
+            let info = info.unwrap_or(ExitInfo { exit_code: 255, finished_at: Utc::now(), oom_killed: false });
+            engine.on_exit(&id, info);
+        });
+    }
+
+    fn on_exit(self: &Arc<Self>, id: &str, info: ExitInfo) {
+        let Ok(c) = self.update(id, |c| {
+            c.state.status = Status::Exited;
+            c.state.exit_code = info.exit_code;
+            c.state.finished_at = Some(info.finished_at);
+            c.state.oom_killed = info.oom_killed;
+            c.state.pid = 0;
+            c.state.shim_pid = 0;
+            c.ports.clear();
+            c.clone()
+        }) else {
+            return;
+        };
+        let code = info.exit_code.to_string();
+        self.emit(&c.namespace, "container", "die", id, &[("name", &c.name), ("image", &c.config.image), ("exitCode", &code)]);
+        if c.host_config.auto_remove {
+            let _ = self.remove_container(&c.namespace, id, true, true);
+            return;
+        }
+        let policy = &c.host_config.restart_policy;
+        let restart = match policy.name.as_str() {
+            "always" => !c.state.stopped_by_user,
+            "unless-stopped" => !c.state.stopped_by_user,
+            "on-failure" => info.exit_code != 0 && !c.state.stopped_by_user && (policy.maximum_retry_count == 0 || (c.restart_count as i64) < policy.maximum_retry_count),
+            _ => false,
+        };
+        if restart {
+            let delay = Duration::from_millis(100 * (1 << c.restart_count.min(6)));
+            std::thread::sleep(delay);
+            if self.update(id, |c| c.restart_count += 1).is_ok() {
+                let _ = self.start(&c.namespace, id);
+            }
+        }
+    }
+
+    /// Reloads containers after a restart: live shims are watched again, containers
+    /// whose shim ended meanwhile get their exit code from `exit.json`.
+    pub(super) fn recover(self: &Arc<Self>) -> Result<()> {
+        let rd = fs::read_dir(self.root.join("containers")).ctx(|| "read containers".into())?;
+        let mut live = Vec::new();
+        {
+            let mut map = self.containers.lock().unwrap_or_else(|p| p.into_inner());
+            for e in rd.flatten() {
+                let Some(c) = fsutil::read_json::<Container>(&e.path().join("container.json")).ok().flatten() else { continue };
+                if c.state.status.is_live() {
+                    live.push(c.id.clone());
+                }
+                map.insert(c.id.clone(), c);
+            }
+        }
+        for id in live {
+            self.monitor(id);
+        }
+        // Docker starts `always` (and `unless-stopped` not stopped by the user)
+        // containers when the daemon starts.
+        let to_start: Vec<(String, String)> = {
+            let map = self.containers.lock().unwrap_or_else(|p| p.into_inner());
+            map.values()
+                .filter(|c| !c.state.status.is_live() && c.state.started_at.is_some())
+                .filter(|c| match c.host_config.restart_policy.name.as_str() {
+                    "always" | "unless-stopped" => !c.state.stopped_by_user,
+                    _ => false,
+                })
+                .map(|c| (c.namespace.clone(), c.id.clone()))
+                .collect()
+        };
+        for (ns, id) in to_start {
+            if let Err(e) = self.start(&ns, &id) {
+                tracing::warn!(container = %id, "restart policy: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    pub fn wait(&self, ns: &str, name: &str, condition: WaitCondition) -> Result<Waiter> {
+        let (_, rx) = self.events.subscribe(None);
+        let c = self.container(ns, name)?;
+        let immediate = match condition {
+            WaitCondition::NotRunning if !c.state.status.is_live() => Some(c.state.exit_code),
+            _ => None,
+        };
+        Ok(Waiter { immediate, rx: Some(rx), id: c.id, condition })
+    }
+
+    /// Sends a signal to the container's init.
+    pub fn kill(&self, ns: &str, name: &str, signal: Option<&str>) -> Result<()> {
+        let c = self.container(ns, name)?;
+        if !c.state.status.is_live() {
+            return Err(Error::Conflict(format!("Cannot kill container: {name}: Container {} is not running", c.id)));
+        }
+        let sig = container::parse_signal(signal.unwrap_or("SIGKILL"))?;
+        let signame = (sig as i32).to_string();
+        self.emit(ns, "container", "kill", &c.id, &[("name", &c.name), ("signal", &signame)]);
+        nix::sys::signal::kill(Pid::from_raw(c.state.pid), sig).ctx(|| format!("kill {}", c.state.pid))?;
+        if c.state.status == Status::Paused && sig != Signal::SIGKILL {
+            // A frozen process cannot handle the signal; Docker leaves it paused too.
+        }
+        Ok(())
+    }
+
+    /// Stops a container: its stop signal, then SIGKILL after `timeout` seconds.
+    pub fn stop(&self, ns: &str, name: &str, timeout: Option<i64>) -> Result<()> {
+        let c = self.container(ns, name)?;
+        if !c.state.status.is_live() {
+            return Err(Error::NotModified("container already stopped".into()));
+        }
+        self.update(&c.id, |c| c.state.stopped_by_user = true)?;
+        let (_, rx) = self.events.subscribe(None);
+        let sig = container::parse_signal(c.config.stop_signal.as_deref().unwrap_or("SIGTERM"))?;
+        let _ = nix::sys::signal::kill(Pid::from_raw(c.state.pid), sig);
+        if c.state.status == Status::Paused {
+            let _ = Cgroup::new(&cgroup_name(&c)).freeze(false);
+        }
+        let t = timeout.or(c.config.stop_timeout).unwrap_or(10).max(0) as u64;
+        let died = |rx: &Receiver<crate::events::Event>, d: Duration| {
+            let end = std::time::Instant::now() + d;
+            while let Some(left) = end.checked_duration_since(std::time::Instant::now()) {
+                match rx.recv_timeout(left) {
+                    Ok(e) if e.id == c.id && e.action == "die" => return true,
+                    Ok(_) => continue,
+                    Err(_) => return false,
+                }
+            }
+            false
+        };
+        if !died(&rx, Duration::from_secs(t)) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(c.state.pid), Signal::SIGKILL);
+            if !died(&rx, Duration::from_secs(30)) {
+                return Err(Error::Runtime(format!("container {} did not stop", c.id)));
+            }
+        }
+        self.emit(ns, "container", "stop", &c.id, &[("name", &c.name)]);
+        Ok(())
+    }
+
+    pub fn restart(self: &Arc<Self>, ns: &str, name: &str, timeout: Option<i64>) -> Result<()> {
+        match self.stop(ns, name, timeout) {
+            Ok(()) | Err(Error::NotModified(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.start(ns, name)
+    }
+
+    pub fn pause(&self, ns: &str, name: &str, pause: bool) -> Result<()> {
+        let c = self.container(ns, name)?;
+        let (want, verb) = if pause { (Status::Running, "pause") } else { (Status::Paused, "unpause") };
+        if c.state.status != want {
+            return Err(Error::Conflict(if pause {
+                if c.state.status == Status::Paused { format!("Container {} is already paused", c.id) } else { format!("Container {} is not running", c.id) }
+            } else {
+                format!("Container {} is not paused", c.id)
+            }));
+        }
+        Cgroup::new(&cgroup_name(&c)).freeze(pause)?;
+        self.update(&c.id, |c| c.state.status = if pause { Status::Paused } else { Status::Running })?;
+        self.emit(ns, "container", verb, &c.id, &[("name", &c.name)]);
+        Ok(())
+    }
+
+    pub fn rename(&self, ns: &str, name: &str, new_name: &str) -> Result<()> {
+        let new_name = new_name.trim_start_matches('/');
+        container::validate_name(new_name)?;
+        let mut map = self.containers.lock().unwrap_or_else(|p| p.into_inner());
+        let id = Self::lookup(&map, ns, name)?.id.clone();
+        if let Some(other) = map.values().find(|c| c.namespace == ns && c.name == new_name) {
+            return Err(Error::Conflict(format!(
+                "Error when allocating new name: Conflict. The container name \"/{new_name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                other.id
+            )));
+        }
+        let c = map.get_mut(&id).ok_or_else(|| no_such(name))?;
+        let old = std::mem::replace(&mut c.name, new_name.to_string());
+        self.save(c)?;
+        drop(map);
+        self.emit(ns, "container", "rename", &id, &[("name", new_name), ("oldName", &format!("/{old}"))]);
+        Ok(())
+    }
+
+    /// Removes a container; `force` kills a running one, `volumes` removes its
+    /// anonymous volumes.
+    pub fn remove_container(&self, ns: &str, name: &str, force: bool, volumes: bool) -> Result<()> {
+        let c = self.container(ns, name)?;
+        if c.state.status.is_live() {
+            if !force {
+                return Err(Error::Conflict(format!(
+                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                    c.name
+                )));
+            }
+            let (_, rx) = self.events.subscribe(None);
+            if c.state.status == Status::Paused {
+                let _ = Cgroup::new(&cgroup_name(&c)).freeze(false);
+            }
+            let _ = nix::sys::signal::kill(Pid::from_raw(c.state.pid), Signal::SIGKILL);
+            let end = std::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                if self.container(ns, &c.id).map(|c| !c.state.status.is_live()).unwrap_or(true) {
+                    break;
+                }
+                match end.checked_duration_since(std::time::Instant::now()) {
+                    Some(left) => { let _ = rx.recv_timeout(left.min(Duration::from_millis(200))); }
+                    None => return Err(Error::Runtime(format!("could not kill container {}", c.id))),
+                }
+            }
+        }
+        {
+            let mut map = self.containers.lock().unwrap_or_else(|p| p.into_inner());
+            if map.remove(&c.id).is_none() {
+                // Removed meanwhile (e.g. --rm raced with `rm -f`).
+                return Ok(());
+            }
+        }
+        let dir = dir_of(self, &c.id);
+        let _ = nix::mount::umount2(&dir.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
+        let _ = fs::remove_file(shim_socket(self, &c.id));
+        fs::remove_dir_all(&dir).ctx(|| format!("remove {}", dir.display()))?;
+        if volumes {
+            for m in c.mounts.iter().filter(|m| m.anonymous) {
+                let _ = self.volumes.remove(ns, &m.name);
+            }
+        }
+        self.emit(ns, "container", "destroy", &c.id, &[("name", &c.name), ("image", &c.config.image)]);
+        Ok(())
+    }
+
+    /// Attaches to a container's streams. For a container not running yet the stream
+    /// arrives when it starts (the CLI attaches before `start`).
+    pub fn attach(&self, ns: &str, name: &str, request: ShimRequest) -> Result<Receiver<AttachStream>> {
+        let c = self.container(ns, name)?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        if c.state.status.is_live() {
+            let stream = connect_attach(&shim_socket(self, &c.id), &request)?;
+            let _ = tx.send(stream);
+        } else {
+            self.pending_attach
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(c.id.clone())
+                .or_default()
+                .push(PendingAttach { request, reply: tx });
+        }
+        self.emit(ns, "container", "attach", &c.id, &[("name", &c.name)]);
+        Ok(rx)
+    }
+
+    /// Reports that an attached client went away while the container kept running.
+    pub fn detached(&self, ns: &str, id: &str) {
+        if let Ok(c) = self.container(ns, id) {
+            if c.state.status.is_live() {
+                self.emit(ns, "container", "detach", &c.id, &[("name", &c.name)]);
+            }
+        }
+    }
+
+    pub fn resize(&self, ns: &str, name: &str, height: u16, width: u16) -> Result<()> {
+        let c = self.container(ns, name)?;
+        if !c.state.status.is_live() {
+            return Err(Error::Conflict(format!("Container {} is not running", c.id)));
+        }
+        let mut s = UnixStream::connect(shim_socket(self, &c.id)).ctx(|| "connect shim".into())?;
+        let line = serde_json::to_string(&ShimRequest::Resize { height, width }).unwrap_or_default();
+        writeln!(s, "{line}").ctx(|| "resize".into())?;
+        let mut ack = String::new();
+        let _ = BufReader::new(s).read_line(&mut ack);
+        Ok(())
+    }
+
+    pub fn log_path(&self, ns: &str, name: &str) -> Result<PathBuf> {
+        let c = self.container(ns, name)?;
+        Ok(dir_of(self, &c.id).join("container.log"))
+    }
+
+    /// Processes in the container: (pid, ppid, uid, start ticks, cpu ticks, tty, cmd).
+    pub fn top(&self, ns: &str, name: &str) -> Result<Vec<Vec<String>>> {
+        let c = self.container(ns, name)?;
+        if !c.state.status.is_live() {
+            return Err(Error::Conflict(format!("Container {} is not running", c.id)));
+        }
+        let mut rows = Vec::new();
+        for pid in Cgroup::new(&cgroup_name(&c)).pids() {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+            let f: Vec<&str> = after.split_whitespace().collect();
+            let ppid = f.get(1).copied().unwrap_or("0").to_string();
+            let ticks: u64 = f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+            let secs = ticks / 100;
+            let uid = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default().lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().next().map(str::to_string)).unwrap_or_default();
+            let user = if uid == "0" { "root".to_string() } else { uid };
+            let cmd = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).split('\0').filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ");
+            rows.push(vec![user, pid.to_string(), ppid, "0".into(), "-".into(), "?".into(), format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60), cmd]);
+        }
+        Ok(rows)
+    }
+
+    /// (memory usage, memory limit, cpu ns, pids) for `stats`.
+    pub fn stats(&self, ns: &str, name: &str) -> Result<(u64, u64, u64, u64)> {
+        let c = self.container(ns, name)?;
+        let cg = Cgroup::new(&cgroup_name(&c));
+        Ok((cg.memory_usage(), cg.memory_limit(), cg.cpu_usage_ns(), cg.pids_current()))
+    }
+
+    /// Files changed in the container layer: (path, kind) with kind 0 modified,
+    /// 1 added, 2 deleted, as `docker diff` reports them.
+    pub fn diff(&self, ns: &str, name: &str) -> Result<Vec<(String, u8)>> {
+        let c = self.container(ns, name)?;
+        let upper = dir_of(self, &c.id).join("upper");
+        let rec = self.images.record(&c.image)?;
+        let lowers: Vec<PathBuf> = rec.layers.iter().rev().filter_map(|l| self.store.layer_dir(&l.chain_id).ok()).collect();
+        let mut out = Vec::new();
+        let mut stack = vec![PathBuf::from("/")];
+        while let Some(rel) = stack.pop() {
+            let Ok(rd) = fs::read_dir(upper.join(rel.strip_prefix("/").unwrap_or(&rel))) else { continue };
+            for e in rd.flatten() {
+                let path = rel.join(e.file_name());
+                let relp = path.strip_prefix("/").unwrap_or(&path).to_path_buf();
+                let md = match e.path().symlink_metadata() { Ok(m) => m, Err(_) => continue };
+                use std::os::unix::fs::FileTypeExt;
+                let in_lower = lowers.iter().any(|l| l.join(&relp).symlink_metadata().is_ok());
+                let kind = if md.file_type().is_char_device() && md.len() == 0 { 2 } else if in_lower { 0 } else { 1 };
+                out.push((path.display().to_string(), kind));
+                if md.is_dir() {
+                    stack.push(path);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+fn connect_attach(sock: &std::path::Path, request: &ShimRequest) -> Result<UnixStream> {
+    let mut s = UnixStream::connect(sock).ctx(|| format!("connect {}", sock.display()))?;
+    let line = serde_json::to_string(request).ctx(|| "encode attach".into())?;
+    writeln!(s, "{line}").ctx(|| "send attach".into())?;
+    // Read the one-line ack byte by byte so no output after it is swallowed.
+    let mut ack = Vec::new();
+    let mut b = [0u8; 1];
+    while ack.len() < 64 {
+        use std::io::Read;
+        match s.read(&mut b) {
+            Ok(1) if b[0] == b'\n' => break,
+            Ok(1) => ack.push(b[0]),
+            _ => return Err(Error::Conflict("container exited before attach".into())),
+        }
+    }
+    if ack != b"ok" {
+        return Err(Error::Runtime(format!("attach refused: {}", String::from_utf8_lossy(&ack))));
+    }
+    Ok(s)
+}
+
+/// Blocks until the shim reports the exit; None if the shim is gone.
+fn wait_shim(sock: &std::path::Path) -> Option<ExitInfo> {
+    let mut s = UnixStream::connect(sock).ok()?;
+    writeln!(s, "{}", serde_json::to_string(&ShimRequest::Wait).ok()?).ok()?;
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).ok()?;
+    serde_json::from_str(&line).ok()
+}
+
+pub(crate) fn cgroup_name(c: &Container) -> String {
+    format!("berth/{}", c.id)
+}
+
+fn bind_dest(b: &str) -> Option<&str> {
+    b.split(':').nth(1)
+}
+
+fn validate_host_config(h: &HostConfig) -> Result<()> {
+    if h.memory < 0 {
+        return Err(Error::InvalidArgument("invalid memory limit: must be positive".into()));
+    }
+    if h.memory > 0 && h.memory < 6 * 1024 * 1024 {
+        return Err(Error::InvalidArgument("Minimum memory limit allowed is 6MB".into()));
+    }
+    if h.nano_cpus < 0 {
+        return Err(Error::InvalidArgument("invalid CPU limit: must be positive".into()));
+    }
+    let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as i64;
+    if h.nano_cpus > ncpu * 1_000_000_000 {
+        return Err(Error::InvalidArgument(format!(
+            "range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
+        )));
+    }
+    match h.restart_policy.name.as_str() {
+        "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
+        other => return Err(Error::InvalidArgument(format!("invalid restart policy '{other}'"))),
+    }
+    if h.auto_remove && !matches!(h.restart_policy.name.as_str(), "" | "no") {
+        return Err(Error::InvalidArgument("can't create 'AutoRemove' container with restart policy".into()));
+    }
+    if h.privileged || !h.cap_add.is_empty() {
+        return Err(Error::InvalidArgument("Berth does not run privileged containers or add capabilities".into()));
+    }
+    Ok(())
+}
+
+/// Host port bindings for a container: `-p` bindings, plus every exposed port on a
+/// free host port with `-P`.
+fn port_specs(config: &ContainerConfig, h: &HostConfig) -> Result<Vec<PortSpec>> {
+    let mut out = Vec::new();
+    let parse_key = |k: &str| -> Result<(u16, String)> {
+        let (p, proto) = k.split_once('/').unwrap_or((k, "tcp"));
+        let port = p.parse::<u16>().map_err(|_| Error::InvalidArgument(format!("invalid port specification: \"{k}\"")))?;
+        Ok((port, proto.to_string()))
+    };
+    for (k, bindings) in &h.port_bindings {
+        let (cport, proto) = parse_key(k)?;
+        for b in bindings {
+            let host_port = if b.host_port.is_empty() { 0 } else { b.host_port.parse::<u16>().map_err(|_| Error::InvalidArgument(format!("invalid port specification: \"{}\"", b.host_port)))? };
+            out.push(PortSpec { host_ip: b.host_ip.clone(), host_port, container_port: cport, proto: proto.clone() });
+        }
+    }
+    if h.publish_all_ports {
+        for k in config.exposed_ports.keys() {
+            let (cport, proto) = parse_key(k)?;
+            if !out.iter().any(|p| p.container_port == cport && p.proto == proto) {
+                out.push(PortSpec { host_ip: String::new(), host_port: 0, container_port: cport, proto });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn write_etc_files(dir: &std::path::Path, hostname: &str) -> Result<()> {
+    fs::write(dir.join("hostname"), format!("{hostname}\n")).ctx(|| "write hostname".into())?;
+    let hosts = format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.0.1\t{hostname}\n"
+    );
+    fs::write(dir.join("hosts"), hosts).ctx(|| "write hosts".into())?;
+    // The host's resolver, minus loopback servers the container cannot reach.
+    let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv: String = host
+        .lines()
+        .filter(|l| !(l.starts_with("nameserver") && (l.contains(" 127.") || l.contains(" ::1"))))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(dir.join("resolv.conf"), resolv).ctx(|| "write resolv.conf".into())?;
+    Ok(())
+}

@@ -1,0 +1,428 @@
+//! Image operations on a namespace: seeds, list, inspect, tag, remove, history, prune,
+//! and save/load/import (the archive formats themselves live in [`crate::archive`]).
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+
+use chrono::{DateTime, Utc};
+
+use super::Engine;
+use crate::archive::{self, Loaded, SaveItem};
+use crate::error::{Error, Result};
+use crate::image::{History, ImageConfig, Images, RemovedItem, MEDIA_TYPE_LAYER_TAR};
+use crate::reference::Reference;
+use crate::seed;
+
+/// One row of `docker images`.
+#[derive(Debug, Clone)]
+pub struct ImageSummary {
+    pub id: String,
+    pub repo_tags: Vec<String>,
+    pub repo_digests: Vec<String>,
+    pub created: Option<DateTime<Utc>>,
+    pub size: u64,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub containers: usize,
+}
+
+pub type RemovedImages = Vec<RemovedItem>;
+
+fn parse_time(s: &Option<String>) -> Option<DateTime<Utc>> {
+    s.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc))
+}
+
+impl Engine {
+    /// Makes sure `busybox:latest` and `hello-world:latest` exist in a namespace.
+    pub fn seed_images(&self, ns: &str) -> Result<()> {
+        let _g = self.image_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let idx = self.images.namespace(ns)?;
+        let want = |name: &str| Reference::parse(name).map(|r| !idx.tags.contains_key(&r.to_string()));
+        if want("busybox:latest")? {
+            let id = seed::busybox_image(&self.store, &self.images, &self.busybox)?;
+            self.images.tag(ns, &id, Some(&Reference::parse("busybox:latest")?))?;
+        }
+        if cfg!(target_arch = "x86_64") && want("hello-world:latest")? {
+            let id = seed::hello_world_image(&self.store, &self.images)?;
+            self.images.tag(ns, &id, Some(&Reference::parse("hello-world:latest")?))?;
+        }
+        Ok(())
+    }
+
+    pub fn image_config(&self, ns: &str, name: &str) -> Result<(String, ImageConfig)> {
+        let id = self.images.resolve(ns, name)?;
+        Ok((id.clone(), self.images.config(&self.store, &id)?))
+    }
+
+    pub fn image_size(&self, id: &str) -> u64 {
+        let Ok(rec) = self.images.record(id) else { return 0 };
+        rec.layers.iter().filter_map(|l| self.store.layer_info(&l.chain_id).ok().flatten()).map(|i| i.size).sum()
+    }
+
+    pub fn image_summary(&self, ns: &str, id: &str) -> Result<ImageSummary> {
+        let idx = self.images.namespace(ns)?;
+        let config = self.images.config(&self.store, id)?;
+        let rec = self.images.record(id)?;
+        Ok(ImageSummary {
+            id: id.to_string(),
+            repo_tags: Images::tags_of(&idx, id),
+            repo_digests: rec.repo_digests.clone(),
+            created: parse_time(&config.created),
+            size: self.image_size(id),
+            labels: config.config.labels.clone(),
+            containers: self.containers(ns).iter().filter(|c| c.image == id).count(),
+        })
+    }
+
+    /// `docker images`: every image of the namespace, except (without `all`) untagged
+    /// intermediate images, the parents other images were built on, as Docker hides them.
+    pub fn list_images(&self, ns: &str, all: bool) -> Result<Vec<ImageSummary>> {
+        let idx = self.images.namespace(ns)?;
+        let hidden = if all { BTreeSet::new() } else { self.parent_images(&idx) };
+        let mut out = Vec::new();
+        for id in idx.images.keys().filter(|id| !hidden.contains(*id)) {
+            out.push(self.image_summary(ns, id)?);
+        }
+        out.sort_by(|a, b| b.created.cmp(&a.created));
+        Ok(out)
+    }
+
+    /// Untagged images another image of the namespace was built on: its history and
+    /// layers are a strict prefix of the child's. (We keep no parent links, and this is
+    /// what a parent link would say.)
+    fn parent_images(&self, idx: &crate::image::NamespaceImages) -> BTreeSet<String> {
+        let facts: Vec<(String, Vec<History>, Vec<String>)> = idx
+            .images
+            .keys()
+            .filter_map(|id| {
+                let config = self.images.config(&self.store, id).ok()?;
+                let rec = self.images.record(id).ok()?;
+                Some((id.clone(), config.history, rec.layers.into_iter().map(|l| l.chain_id).collect()))
+            })
+            .collect();
+        let mut parents = BTreeSet::new();
+        for (id, history, layers) in &facts {
+            if idx.tags.values().any(|v| v == id) {
+                continue;
+            }
+            let is_parent = facts.iter().any(|(other, h, l)| {
+                other != id && h.len() > history.len() && h.starts_with(history) && l.starts_with(layers)
+            });
+            if is_parent {
+                parents.insert(id.clone());
+            }
+        }
+        parents
+    }
+
+    /// Resolves an image name, with Docker's wording when there is none
+    /// ("No such image: busybox:latest").
+    fn resolve_image(&self, ns: &str, name: &str) -> Result<String> {
+        self.images.resolve(ns, name).map_err(|e| match e {
+            Error::NotFound(_) => {
+                let hex = name.strip_prefix("sha256:").unwrap_or(name);
+                let is_id = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+                let shown = match Reference::parse(name) {
+                    Ok(r) if !is_id && !name.starts_with("sha256:") => r.familiar(),
+                    _ => name.to_string(),
+                };
+                Error::NotFound(format!("No such image: {shown}"))
+            }
+            e => e,
+        })
+    }
+
+    /// `docker image inspect`: the summary, the config, and when the image was last
+    /// tagged (or arrived) in this namespace.
+    pub fn inspect_image(&self, ns: &str, name: &str) -> Result<(ImageSummary, ImageConfig, Option<DateTime<Utc>>)> {
+        let id = self.resolve_image(ns, name)?;
+        let summary = self.image_summary(ns, &id)?;
+        let config = self.images.config(&self.store, &id)?;
+        let tagged = self.images.namespace(ns)?.images.get(&id).copied();
+        Ok((summary, config, tagged))
+    }
+
+    pub fn tag_image(&self, ns: &str, source: &str, target: &str) -> Result<()> {
+        let r = Reference::parse(target)?;
+        if r.digest.is_some() {
+            return Err(Error::InvalidArgument("refusing to create a tag with a digest reference".into()));
+        }
+        let _g = self.image_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let id = self.resolve_image(ns, source)?;
+        self.images.tag(ns, &id, Some(&r))?;
+        self.emit(ns, "image", "tag", &id, &[("name", &r.familiar())]);
+        Ok(())
+    }
+
+    /// Records an image (already in the store) in a namespace under a tag.
+    pub fn add_image(&self, ns: &str, id: &str, reference: Option<&Reference>) -> Result<()> {
+        let _g = self.image_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.images.tag(ns, id, reference)?;
+        Ok(())
+    }
+
+    /// `docker rmi`, following Docker's rules (daemon/images/image_delete.go):
+    /// - by tag: untag; when it was the last tag, delete the image too. A container
+    ///   using the image blocks removing its last tag unless forced.
+    /// - by id: refused while a running container uses it (even forced); without
+    ///   force also while a stopped one does or while several tags point at it;
+    ///   otherwise untag everything and delete.
+    ///
+    /// One difference: Docker deletes a forced image even if a *stopped* container
+    /// uses it (the container keeps its layers). Here layers are shared by reference,
+    /// so the image stays, untagged, until the container is gone; the output shows
+    /// only the "Untagged:" lines, as Docker's does for a running container.
+    pub fn remove_image(&self, ns: &str, name: &str, force: bool) -> Result<RemovedImages> {
+        let _g = self.image_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let id = self.resolve_image(ns, name)?;
+        let mut idx = self.images.namespace(ns)?;
+        let short = &id[7..19];
+        let users: Vec<_> = self.containers(ns).into_iter().filter(|c| c.image == id).collect();
+        let running = users.iter().find(|c| c.state.status.is_live());
+        let hex = name.strip_prefix("sha256:").unwrap_or(name);
+        let by_id = hex.len() >= 4 && id[7..].starts_with(hex);
+        let by_tag = if by_id { None } else { Reference::parse(name).ok().filter(|r| idx.tags.get(&r.to_string()) == Some(&id)) };
+        let tags: Vec<String> = idx.tags.iter().filter(|(_, v)| **v == id).map(|(k, _)| k.clone()).collect();
+        let mut out = Vec::new();
+        let mut untag = |idx: &mut crate::image::NamespaceImages, k: &str| {
+            idx.tags.remove(k);
+            let familiar = Reference::parse(k).map(|r| r.familiar()).unwrap_or(k.to_string());
+            self.emit(ns, "image", "untag", &id, &[("name", &familiar)]);
+            out.push(RemovedItem::Untagged(familiar));
+        };
+        match &by_tag {
+            Some(r) => {
+                if !force && tags.len() == 1 {
+                    if let Some(c) = users.first() {
+                        return Err(Error::Conflict(format!(
+                            "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {short}",
+                            &c.id[..12]
+                        )));
+                    }
+                }
+                untag(&mut idx, &r.to_string());
+                if tags.len() > 1 || !users.is_empty() {
+                    self.images.save_namespace(ns, &idx)?;
+                    return Ok(out);
+                }
+            }
+            None => {
+                if let Some(c) = running {
+                    return Err(Error::Conflict(format!(
+                        "conflict: unable to delete {short} (cannot be forced) - image is being used by running container {}",
+                        &c.id[..12]
+                    )));
+                }
+                if !force && tags.len() > 1 {
+                    return Err(Error::Conflict(format!(
+                        "conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories"
+                    )));
+                }
+                if let (false, Some(c)) = (force, users.first()) {
+                    return Err(Error::Conflict(format!(
+                        "conflict: unable to delete {short} (must be forced) - image is being used by stopped container {}",
+                        &c.id[..12]
+                    )));
+                }
+                for k in &tags {
+                    untag(&mut idx, k);
+                }
+                if !users.is_empty() {
+                    self.images.save_namespace(ns, &idx)?;
+                    return Ok(out);
+                }
+            }
+        }
+        idx.images.remove(&id);
+        self.images.save_namespace(ns, &idx)?;
+        self.emit(ns, "image", "delete", &id, &[]);
+        let deleted = self.images.collect_garbage(&self.store)?;
+        // The image first (another namespace may still hold it: for this user it is
+        // gone all the same), then the layers that went with it.
+        out.push(RemovedItem::Deleted(id.clone()));
+        out.extend(deleted.into_iter().filter(|d| *d != id).map(RemovedItem::Deleted));
+        Ok(out)
+    }
+
+    /// `docker history`: newest first, with the image id on the step that made it.
+    pub fn history(&self, ns: &str, name: &str) -> Result<Vec<(Option<String>, History, u64)>> {
+        let id = self.resolve_image(ns, name)?;
+        let config = self.images.config(&self.store, &id)?;
+        let rec = self.images.record(&id)?;
+        let mut layer_sizes = rec.layers.iter().map(|l| self.store.layer_info(&l.chain_id).ok().flatten().map_or(0, |i| i.size));
+        let mut rows: Vec<(Option<String>, History, u64)> = config
+            .history
+            .iter()
+            .map(|h| {
+                let size = if h.empty_layer { 0 } else { layer_sizes.next().unwrap_or(0) };
+                (None, h.clone(), size)
+            })
+            .collect();
+        rows.reverse();
+        if let Some(first) = rows.first_mut() {
+            first.0 = Some(id);
+        }
+        Ok(rows)
+    }
+
+    /// `docker image prune`: dangling images, or with `all` every image no container uses.
+    pub fn prune_images(&self, ns: &str, all: bool) -> Result<(RemovedImages, u64)> {
+        self.prune_images_where(ns, all, &|_| true)
+    }
+
+    /// `docker image prune` with filters: `keep` says which candidates (by summary)
+    /// the user's filters (until, label) allow to go. Returns what was removed and the
+    /// bytes of the layers actually deleted.
+    pub fn prune_images_where(&self, ns: &str, all: bool, keep: &dyn Fn(&ImageSummary) -> bool) -> Result<(RemovedImages, u64)> {
+        let used: BTreeSet<String> = self.containers(ns).into_iter().map(|c| c.image).collect();
+        let idx = self.images.namespace(ns)?;
+        // Like Docker, dangling-only pruning spares untagged parents of other images.
+        let parents = if all { BTreeSet::new() } else { self.parent_images(&idx) };
+        let mut out = Vec::new();
+        let mut layer_sizes = std::collections::BTreeMap::new();
+        for id in idx.images.keys() {
+            let tagged = idx.tags.values().any(|v| v == id);
+            if used.contains(id) || (tagged && !all) || parents.contains(id) {
+                continue;
+            }
+            if !keep(&self.image_summary(ns, id)?) {
+                continue;
+            }
+            if let Ok(rec) = self.images.record(id) {
+                for l in rec.layers {
+                    let size = self.store.layer_info(&l.chain_id).ok().flatten().map_or(0, |i| i.size);
+                    layer_sizes.insert(l.chain_id, size);
+                }
+            }
+            out.extend(self.remove_image(ns, id, true)?);
+        }
+        let reclaimed: u64 = out
+            .iter()
+            .filter_map(|r| match r {
+                RemovedItem::Deleted(d) => layer_sizes.get(d),
+                RemovedItem::Untagged(_) => None,
+            })
+            .sum();
+        self.emit(ns, "image", "prune", "", &[("reclaimed", &reclaimed.to_string())]);
+        Ok((out, reclaimed))
+    }
+
+    fn tmp_dir(&self) -> std::path::PathBuf {
+        self.root().join("tmp")
+    }
+
+    /// What `docker save NAME...` writes: like Docker, a bare repository name
+    /// (`busybox`) means every tag of it, a tag means that tag, an id means the image
+    /// without tags. Fails before anything is written when a name is unknown.
+    pub fn save_plan(&self, ns: &str, names: &[String]) -> Result<Vec<SaveItem>> {
+        if names.is_empty() {
+            return Err(Error::InvalidArgument("no image names given to save".into()));
+        }
+        let idx = self.images.namespace(ns)?;
+        let mut items: Vec<SaveItem> = Vec::new();
+        let mut add = |id: String, tag: Option<Reference>| {
+            let pos = match items.iter().position(|i| i.id == id) {
+                Some(p) => p,
+                None => {
+                    items.push(SaveItem { id, tags: vec![] });
+                    items.len() - 1
+                }
+            };
+            if let Some(t) = tag {
+                if !items[pos].tags.contains(&t) {
+                    items[pos].tags.push(t);
+                }
+            }
+        };
+        for name in names {
+            let last_slash = name.rfind('/').map_or(0, |i| i + 1);
+            let explicit = name.contains('@') || name[last_slash..].contains(':');
+            let parsed = Reference::parse(name).ok();
+            if let (Some(r), false) = (&parsed, explicit) {
+                let in_repo: Vec<(String, Reference)> = idx
+                    .tags
+                    .iter()
+                    .filter_map(|(k, v)| Reference::parse(k).ok().filter(|t| t.registry == r.registry && t.repository == r.repository).map(|t| (v.clone(), t)))
+                    .collect();
+                if !in_repo.is_empty() {
+                    for (id, t) in in_repo {
+                        add(id, Some(t));
+                    }
+                    continue;
+                }
+            }
+            let id = self.resolve_image(ns, name)?;
+            let tag = parsed.filter(|r| explicit && r.digest.is_none() && idx.tags.get(&r.to_string()) == Some(&id));
+            add(id, tag);
+        }
+        Ok(items)
+    }
+
+    /// `docker save`: writes the archive for a [`Engine::save_plan`] to `out`.
+    pub fn save_images(&self, ns: &str, items: &[SaveItem], out: impl Write) -> Result<()> {
+        archive::write_archive(&self.store, &self.images, &self.tmp_dir(), items, out)?;
+        for i in items {
+            let name = i.tags.first().map(Reference::familiar).unwrap_or_else(|| i.id.clone());
+            self.emit(ns, "image", "save", &i.id, &[("name", &name)]);
+        }
+        Ok(())
+    }
+
+    /// `docker load`: reads a docker-archive or OCI-layout tar (maybe gzipped). Nothing
+    /// changes unless every image in it is valid; then all tags move at once.
+    pub fn load_images(&self, ns: &str, r: impl Read) -> Result<Vec<Loaded>> {
+        let ex = archive::extract(r, &self.tmp_dir())?;
+        let list = ex.images()?;
+        let _g = self.image_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let ids = archive::store_images(&self.store, &self.images, &ex, &list)?;
+        let mut idx = self.images.namespace(ns)?;
+        let now = Utc::now();
+        let mut out = Vec::new();
+        for (img, id) in list.iter().zip(ids) {
+            idx.images.insert(id.clone(), now);
+            let mut replaced = Vec::new();
+            for t in &img.tags {
+                if let Some(old) = idx.tags.insert(t.to_string(), id.clone()).filter(|o| *o != id) {
+                    replaced.push((t.familiar(), old));
+                }
+            }
+            out.push(Loaded { id, tags: img.tags.iter().map(Reference::familiar).collect(), replaced });
+        }
+        self.images.save_namespace(ns, &idx)?;
+        for l in &out {
+            let name = l.tags.first().cloned().unwrap_or_else(|| l.id.clone());
+            self.emit(ns, "image", "load", &l.id, &[("name", &name)]);
+        }
+        Ok(out)
+    }
+
+    /// `docker import`: one rootfs tar (maybe gzipped) becomes a one-layer image, with
+    /// Dockerfile-style `changes` applied to its config. Returns the image id.
+    pub fn import_image(&self, ns: &str, r: impl Read, reference: Option<&str>, changes: &[String], message: &str) -> Result<String> {
+        let reference = reference.map(Reference::parse).transpose()?;
+        if reference.as_ref().is_some_and(|r| r.digest.is_some()) {
+            return Err(Error::InvalidArgument("cannot import to a digest reference; use a tag".into()));
+        }
+        let mut run = crate::image::RunConfig::default();
+        archive::apply_changes(&mut run, changes)?;
+        let layer = archive::spool_layer(r, &self.tmp_dir())?;
+        let message = if message.is_empty() { "Imported from -" } else { message };
+        let config = archive::import_config(&layer.digest, &run, message)?;
+        let _g = self.image_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let had = self.store.has_blob(&layer.digest);
+        let f = std::fs::File::open(&layer.path).map_err(|e| Error::Io { context: format!("open {}", layer.path.display()), source: e })?;
+        let (digest, size) = self.store.put_blob_from(f, Some(&layer.digest))?;
+        let id = match self.images.create(&self.store, &config, &[(digest.clone(), MEDIA_TYPE_LAYER_TAR.to_string(), size)]) {
+            Ok(id) => id,
+            Err(e) => {
+                if !had {
+                    let _ = self.store.remove_blob(&digest);
+                }
+                return Err(e);
+            }
+        };
+        self.images.tag(ns, &id, reference.as_ref())?;
+        let name = reference.as_ref().map(Reference::familiar).unwrap_or_else(|| id.clone());
+        self.emit(ns, "image", "import", &id, &[("name", &name)]);
+        Ok(id)
+    }
+}

@@ -1,0 +1,61 @@
+//! The engine's one error type. Variants follow how a Docker user sees a failure
+//! (not found, conflict, bad argument, ...) so the API layer can map each to Docker's
+//! status code without looking at the text.
+
+use std::io;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The named object does not exist (HTTP 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request clashes with the current state, e.g. a name in use (HTTP 409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The request itself is wrong, e.g. a bad flag value (HTTP 400).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// Nothing to do, e.g. starting a running container (HTTP 304).
+    #[error("{0}")]
+    NotModified(String),
+    /// The container's process could not be started (exec not found, ...).
+    #[error("{0}")]
+    Runtime(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{context}: {source}")]
+    Json {
+        context: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Adds a human context to io and json errors, like anyhow's `context` but typed.
+pub trait Context<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> Context<T> for std::result::Result<T, io::Error> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::Io { context: context(), source })
+    }
+}
+
+impl<T> Context<T> for std::result::Result<T, serde_json::Error> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::Json { context: context(), source })
+    }
+}
+
+impl<T> Context<T> for std::result::Result<T, nix::Error> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| Error::Io { context: context(), source: io::Error::from(e) })
+    }
+}

@@ -1,0 +1,63 @@
+//! Crash-safe file helpers: write to a temp file, fsync, rename.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::error::{Context, Result};
+
+/// Replaces `path` atomically with `bytes`: readers see the old or the new file, never half.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().expect("atomic write target has a parent");
+    fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("f"),
+        rand::random::<u32>()
+    ));
+    let mut f = fs::File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
+    f.write_all(bytes).ctx(|| format!("write {}", tmp.display()))?;
+    f.sync_all().ctx(|| format!("fsync {}", tmp.display()))?;
+    fs::rename(&tmp, path).ctx(|| format!("rename to {}", path.display()))?;
+    Ok(())
+}
+
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(value).ctx(|| format!("encode {}", path.display()))?;
+    write_atomic(path, &bytes)
+}
+
+/// Reads JSON, or `None` when the file does not exist.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(serde_json::from_slice(&b).ctx(|| format!("decode {}", path.display()))?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).ctx(|| format!("read {}", path.display())),
+    }
+}
+
+/// A new random 64-hex-digit id, like Docker's container ids.
+pub fn random_id() -> String {
+    let bytes: [u8; 32] = rand::random();
+    hex::encode(bytes)
+}
+
+/// Total size in bytes of the regular files under `dir` (not following symlinks).
+pub fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let Ok(md) = e.path().symlink_metadata() else { continue };
+            if md.is_dir() {
+                stack.push(e.path());
+            } else {
+                total += md.len();
+            }
+        }
+    }
+    total
+}

@@ -1,0 +1,43 @@
+//! Berth's container engine: everything a Docker daemon does, as a library.
+//!
+//! Open one [`Engine`] on a state root and call it from any thread:
+//!
+//! ```no_run
+//! use berth_engine::{Engine, EngineOptions};
+//! let engine = Engine::open(EngineOptions {
+//!     root: "/var/lib/berth".into(),
+//!     helper_exe: "/usr/local/bin/berth".into(),
+//!     busybox: "/bin/busybox".into(),
+//! })?;
+//! engine.seed_images("default")?;
+//! # Ok::<(), berth_engine::Error>(())
+//! ```
+//!
+//! Containers run under a per-container supervisor, [`shim`], started as
+//! `berth shim DIR` (the `helper_exe`), so they outlive the server. Every user-visible
+//! object lives in a namespace (a tenant): `default` for the plain Docker endpoint.
+
+pub mod archive;
+pub mod cgroup;
+pub mod container;
+pub mod detach;
+mod engine;
+pub mod error;
+pub mod events;
+pub mod fsutil;
+pub mod image;
+pub mod logs;
+pub mod reference;
+pub mod runtime;
+pub mod seed;
+pub mod shim;
+pub mod spec;
+pub mod store;
+pub mod volume;
+
+pub use engine::{
+    AttachStream, CreateRequest, Engine, EngineOptions, ExecConfig, ExecIo, ExecRecord, ImageSummary,
+    RemovedImages, WaitCondition, Waiter,
+};
+pub use engine::nsexec_main;
+pub use error::{Error, Result};

@@ -1,0 +1,433 @@
+//! The Linux container runtime: code that runs inside the freshly cloned child, in its
+//! new pid, mount, uts, ipc and network namespaces, and ends in `execve`.
+//!
+//! The child is created by the shim with `clone(2)` while the shim is still
+//! single-threaded, so allocating here is safe. Every failure is written to the error
+//! pipe (the shim turns it into the `docker start` error) and ends the child.
+
+use std::ffi::CString;
+use std::fs;
+use std::io::Write;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::CloneFlags;
+use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+use nix::unistd::{chdir, dup2, pivot_root, sethostname, setsid, Gid, Uid};
+
+use crate::spec::{MountSpec, RuntimeSpec};
+
+pub const NAMESPACES: CloneFlags = CloneFlags::CLONE_NEWPID
+    .union(CloneFlags::CLONE_NEWNS)
+    .union(CloneFlags::CLONE_NEWUTS)
+    .union(CloneFlags::CLONE_NEWIPC)
+    .union(CloneFlags::CLONE_NEWNET);
+
+/// The capabilities Docker grants by default (moby `oci/caps/defaults.go`).
+pub const DEFAULT_CAPS: &[u32] = &[
+    0,  // CHOWN
+    1,  // DAC_OVERRIDE
+    3,  // FOWNER
+    4,  // FSETID
+    5,  // KILL
+    6,  // SETGID
+    7,  // SETUID
+    8,  // SETPCAP
+    10, // NET_BIND_SERVICE
+    13, // NET_RAW
+    18, // SYS_CHROOT
+    27, // MKNOD
+    29, // AUDIT_WRITE
+    31, // SETFCAP
+];
+
+/// Paths Docker hides from containers (moby `oci/defaults.go`).
+const MASKED: &[&str] = &[
+    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+    "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+];
+const READONLY: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// How the child's stdio is wired.
+pub enum ChildStdio {
+    /// Make a pty inside the container and send its master over this socket.
+    Tty { sock: RawFd },
+    /// Pipe ends for 0, 1, 2 (stdin may be None: /dev/null).
+    Pipes { stdin: Option<RawFd>, stdout: RawFd, stderr: RawFd },
+}
+
+/// Runs in the cloned child. Never returns on success (execve); returns the exit code
+/// to use after writing the reason to `err_fd`.
+///
+/// Order: set up mounts and stdio, tell the shim (`sync_fd`, or the pty master sent over
+/// the tty socket), wait for "go" on `go_fd` (attach clients are connected by then),
+/// then switch user and exec.
+pub fn child_main(spec: &RuntimeSpec, go_fd: RawFd, err_fd: RawFd, stdio: &ChildStdio, sync_fd: Option<RawFd>) -> isize {
+    match setup_and_exec(spec, stdio, go_fd, sync_fd) {
+        Ok(never) => match never {},
+        Err(msg) => {
+            // SAFETY: err_fd is the write end of the shim's error pipe, owned by us now.
+            let mut f = unsafe { fs::File::from_raw_fd(err_fd) };
+            let _ = f.write_all(msg.as_bytes());
+            127
+        }
+    }
+}
+
+fn e<T, E: std::fmt::Display>(r: Result<T, E>, what: impl FnOnce() -> String) -> Result<T, String> {
+    r.map_err(|err| format!("{}: {err}", what()))
+}
+
+fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd: Option<RawFd>) -> Result<std::convert::Infallible, String> {
+    e(mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>), || "make / private".into())?;
+    let root = &spec.rootfs;
+    let lower = spec.lowerdirs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+    let opts = format!("lowerdir={lower},upperdir={},workdir={}", spec.upperdir.display(), spec.workdir.display());
+    e(mount(Some("overlay"), root, Some("overlay"), MsFlags::empty(), Some(opts.as_str())), || format!("mount overlay on {}", root.display()))?;
+
+    mount_special(root)?;
+    for (src, dst) in &spec.etc_files {
+        bind(src, &root.join(dst.trim_start_matches('/')), false, true)?;
+    }
+    for m in &spec.mounts {
+        bind_mount(root, m)?;
+    }
+    e(sethostname(&spec.hostname), || "set hostname".into())?;
+    loopback_up()?;
+
+    e(chdir(root), || "chdir rootfs".into())?;
+    e(pivot_root(".", "."), || "pivot_root".into())?;
+    e(umount2(".", MntFlags::MNT_DETACH), || "detach old root".into())?;
+    e(chdir("/"), || "chdir /".into())?;
+    mask_paths();
+    if spec.readonly_rootfs {
+        e(mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY, None::<&str>), || "remount / read-only".into())?;
+    }
+
+    let (uid, gid, groups, home) = resolve_user(&spec.user)?;
+    setup_stdio(stdio, uid, gid)?;
+    if let Some(fd) = sync_fd {
+        // SAFETY: fd is our end of the shim's sync socket, open for the whole setup.
+        e(nix::unistd::write(unsafe { BorrowedFd::borrow_raw(fd) }, b"s"), || "report setup".into())?;
+    }
+    let mut buf = [0u8; 1];
+    if nix::unistd::read(go_fd, &mut buf).unwrap_or(0) != 1 {
+        return Err("start cancelled".into());
+    }
+
+    let mut env = spec.env.clone();
+    if !env.iter().any(|v| v.starts_with("HOME=")) {
+        env.push(format!("HOME={home}"));
+    }
+    match become_and_exec(&spec.args, env, &spec.cwd, uid, gid, &groups)? {}
+}
+
+/// The last steps shared by a container's init and `exec`: default PATH, working
+/// directory (created if missing, as Docker does), capabilities, user, execve.
+pub fn become_and_exec(args: &[String], mut env: Vec<String>, cwd: &str, uid: u32, gid: u32, groups: &[u32]) -> Result<std::convert::Infallible, String> {
+    if !env.iter().any(|v| v.starts_with("PATH=")) {
+        env.insert(0, format!("PATH={DEFAULT_PATH}"));
+    }
+    let cwd = if cwd.is_empty() { "/" } else { cwd };
+    if fs::metadata(cwd).is_err() {
+        let _ = fs::create_dir_all(cwd);
+        let _ = nix::unistd::chown(cwd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+    }
+    e(chdir(cwd), || format!("chdir to cwd (\"{cwd}\") set in config.json failed"))?;
+
+    let program = find_program(args, &env)?;
+    drop_capabilities()?;
+    e(nix::unistd::setgroups(&groups.iter().map(|g| Gid::from_raw(*g)).collect::<Vec<_>>()), || "setgroups".into())?;
+    e(nix::unistd::setgid(Gid::from_raw(gid)), || "setgid".into())?;
+    e(nix::unistd::setuid(Uid::from_raw(uid)), || "setuid".into())?;
+
+    let c = |s: &str| CString::new(s).map_err(|_| format!("argument contains a NUL byte: {s:?}"));
+    let argv = args.iter().map(|a| c(a)).collect::<Result<Vec<_>, _>>()?;
+    let envp = env.iter().map(|a| c(a)).collect::<Result<Vec<_>, _>>()?;
+    let prog = c(&program)?;
+    let err = nix::unistd::execve(&prog, &argv, &envp).unwrap_err();
+    Err(exec_error(&args[0], &program, err))
+}
+
+fn exec_error(arg0: &str, program: &str, err: nix::Error) -> String {
+    match err {
+        nix::Error::ENOENT => format!("exec: \"{arg0}\": stat {program}: no such file or directory"),
+        nix::Error::EACCES => format!("exec: \"{arg0}\": permission denied"),
+        other => format!("exec: \"{arg0}\": {}", other.desc().to_lowercase()),
+    }
+}
+
+/// Looks `args[0]` up in the container's PATH, like Go's exec.LookPath in runc.
+fn find_program(args: &[String], env: &[String]) -> Result<String, String> {
+    let Some(arg0) = args.first() else {
+        return Err("no command specified".into());
+    };
+    if arg0.contains('/') {
+        return match fs::metadata(arg0) {
+            Ok(m) if m.is_dir() => Err(format!("exec: \"{arg0}\": is a directory")),
+            Ok(_) => Ok(arg0.clone()),
+            Err(_) => Err(format!("exec: \"{arg0}\": stat {arg0}: no such file or directory")),
+        };
+    }
+    let path = env.iter().find_map(|v| v.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
+    for dir in path.split(':') {
+        let p = Path::new(if dir.is_empty() { "." } else { dir }).join(arg0);
+        if let Ok(m) = fs::metadata(&p) {
+            if m.is_file() && m.permissions().mode() & 0o111 != 0 {
+                return Ok(p.display().to_string());
+            }
+        }
+    }
+    Err(format!("exec: \"{arg0}\": executable file not found in $PATH"))
+}
+
+fn mount_special(root: &Path) -> Result<(), String> {
+    let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let at = |p: &str| root.join(p.trim_start_matches('/'));
+    let mk = |p: &PathBuf| e(fs::create_dir_all(p), || format!("create {}", p.display()));
+    let m = |src: &str, target: &str, fstype: &str, flags: MsFlags, data: &str| -> Result<(), String> {
+        let t = at(target);
+        mk(&t)?;
+        e(mount(Some(src), &t, Some(fstype), flags, if data.is_empty() { None } else { Some(data) }), || format!("mount {fstype} on {target}"))
+    };
+    m("proc", "/proc", "proc", nosuid_nodev_noexec, "")?;
+    m("tmpfs", "/dev", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME, "mode=755,size=65536k")?;
+    m("devpts", "/dev/pts", "devpts", MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")?;
+    m("shm", "/dev/shm", "tmpfs", nosuid_nodev_noexec, "mode=1777,size=65536k")?;
+    m("mqueue", "/dev/mqueue", "mqueue", nosuid_nodev_noexec, "")?;
+    m("sysfs", "/sys", "sysfs", nosuid_nodev_noexec | MsFlags::MS_RDONLY, "")?;
+    for (name, major, minor) in [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)] {
+        let p = at("/dev").join(name);
+        e(mknod(&p, SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), makedev(major, minor)), || format!("mknod /dev/{name}"))?;
+        // mknod honours the umask; Docker's nodes are 0666.
+        let _ = fs::set_permissions(&p, fs::Permissions::from_mode(0o666));
+    }
+    for (link, target) in [("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"), ("core", "/proc/kcore")] {
+        e(symlink(target, at("/dev").join(link)), || format!("symlink /dev/{link}"))?;
+    }
+    Ok(())
+}
+
+/// Bind-mounts `src` on `dst`, creating `dst` as a file or directory like the source.
+fn bind(src: &Path, dst: &Path, readonly: bool, recursive: bool) -> Result<(), String> {
+    let is_dir = fs::metadata(src).map(|m| m.is_dir()).map_err(|err| format!("bind source path does not exist: {}: {err}", src.display()))?;
+    if is_dir {
+        e(fs::create_dir_all(dst), || format!("create mountpoint {}", dst.display()))?;
+    } else if fs::symlink_metadata(dst).is_err() {
+        if let Some(p) = dst.parent() {
+            e(fs::create_dir_all(p), || format!("create {}", p.display()))?;
+        }
+        e(fs::File::create(dst), || format!("create mountpoint {}", dst.display()))?;
+    }
+    let mut flags = MsFlags::MS_BIND;
+    if recursive {
+        flags |= MsFlags::MS_REC;
+    }
+    e(mount(Some(src), dst, None::<&str>, flags, None::<&str>), || format!("bind {} on {}", src.display(), dst.display()))?;
+    if readonly {
+        e(mount(None::<&str>, dst, None::<&str>, flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>), || format!("remount {} read-only", dst.display()))?;
+    }
+    Ok(())
+}
+
+fn bind_mount(root: &Path, m: &MountSpec) -> Result<(), String> {
+    let dst = root.join(m.destination.trim_start_matches('/'));
+    // A destination that climbs out through a symlink would mount on the host.
+    if m.destination.split('/').any(|c| c == "..") {
+        return Err(format!("invalid mount destination: {}", m.destination));
+    }
+    bind(&m.source, &dst, m.readonly, true)
+}
+
+fn mask_paths() {
+    for p in MASKED {
+        match fs::metadata(p) {
+            Ok(md) if md.is_dir() => {
+                let _ = mount(Some("tmpfs"), *p, Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>);
+            }
+            Ok(_) => {
+                let _ = mount(Some("/dev/null"), *p, None::<&str>, MsFlags::MS_BIND, None::<&str>);
+            }
+            Err(_) => {}
+        }
+    }
+    for p in READONLY {
+        if mount(Some(*p), *p, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).is_ok() {
+            let _ = mount(Some(*p), *p, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>);
+        }
+    }
+}
+
+fn loopback_up() -> Result<(), String> {
+    // SAFETY: plain socket + ioctl on a zeroed ifreq naming "lo".
+    unsafe {
+        let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if s < 0 {
+            return Err(format!("socket: {}", std::io::Error::last_os_error()));
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo\0".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        let ok = libc::ioctl(s, libc::SIOCGIFFLAGS, &mut req) == 0 && {
+            req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            libc::ioctl(s, libc::SIOCSIFFLAGS, &req) == 0
+        };
+        let err = std::io::Error::last_os_error();
+        libc::close(s);
+        if !ok {
+            return Err(format!("bring up lo: {err}"));
+        }
+    }
+    Ok(())
+}
+
+/// Finds uid, gid, supplementary groups and home for a Docker `--user` value.
+pub fn resolve_user(user: &str) -> Result<(u32, u32, Vec<u32>, String), String> {
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let group = fs::read_to_string("/etc/group").unwrap_or_default();
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let u = if u.is_empty() { "0" } else { u };
+    let entry = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| f.len() >= 7 && (f[0] == u || f[2] == u));
+    let (uid, mut gid, home, name) = match (entry, u.parse::<u32>()) {
+        (Some(f), _) => (
+            f[2].parse().map_err(|_| format!("bad uid in /etc/passwd for {u}"))?,
+            f[3].parse().unwrap_or(0),
+            f[5].to_string(),
+            f[0].to_string(),
+        ),
+        (None, Ok(n)) => (n, n, "/".to_string(), String::new()),
+        (None, Err(_)) => return Err(format!("unable to find user {u}: no matching entries in passwd file")),
+    };
+    if let Some(g) = g {
+        let ge = group.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| f.len() >= 3 && (f[0] == g || f[2] == g));
+        gid = match (ge, g.parse::<u32>()) {
+            (Some(f), _) => f[2].parse().unwrap_or(0),
+            (None, Ok(n)) => n,
+            (None, Err(_)) => return Err(format!("unable to find group {g}: no matching entries in group file")),
+        };
+    }
+    let mut groups = vec![gid];
+    if !name.is_empty() {
+        for f in group.lines().map(|l| l.split(':').collect::<Vec<_>>()) {
+            if f.len() >= 4 && f[3].split(',').any(|m| m == name) {
+                if let Ok(n) = f[2].parse() {
+                    groups.push(n);
+                }
+            }
+        }
+    }
+    Ok((uid, gid, groups, if home.is_empty() { "/".into() } else { home }))
+}
+
+fn setup_stdio(stdio: &ChildStdio, uid: u32, gid: u32) -> Result<(), String> {
+    match stdio {
+        ChildStdio::Tty { sock } => open_tty_and_send(*sock, uid, gid)?,
+        ChildStdio::Pipes { stdin, stdout, stderr } => {
+            let null;
+            let fd0 = match stdin {
+                Some(fd) => *fd,
+                None => {
+                    null = e(fs::File::open("/dev/null"), || "open /dev/null".into())?;
+                    null.as_raw_fd()
+                }
+            };
+            e(dup2(fd0, 0), || "dup2 stdin".into())?;
+            e(dup2(*stdout, 1), || "dup2 stdout".into())?;
+            e(dup2(*stderr, 2), || "dup2 stderr".into())?;
+            e(setsid(), || "setsid".into())?;
+        }
+    }
+    Ok(())
+}
+
+/// Opens a pty in the current mount namespace (the container's devpts), sends the
+/// master over `sock`, and makes the slave our controlling terminal and stdio.
+pub fn open_tty_and_send(sock: RawFd, uid: u32, gid: u32) -> Result<(), String> {
+    use nix::fcntl::OFlag;
+    let master = e(nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC), || "open /dev/ptmx".into())?;
+    e(nix::pty::grantpt(&master), || "grantpt".into())?;
+    e(nix::pty::unlockpt(&master), || "unlockpt".into())?;
+    let name = e(nix::pty::ptsname_r(&master), || "ptsname".into())?;
+    let slave = e(fs::OpenOptions::new().read(true).write(true).open(&name), || format!("open {name}"))?;
+    let _ = nix::unistd::chown(name.as_str(), Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+    let fds = [master.as_raw_fd()];
+    let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+    let iov = [std::io::IoSlice::new(b"m")];
+    e(nix::sys::socket::sendmsg::<()>(sock, &iov, &cmsg, nix::sys::socket::MsgFlags::empty(), None), || "send pty master".into())?;
+    drop(master);
+    e(setsid(), || "setsid".into())?;
+    // SAFETY: TIOCSCTTY on an open tty fd; makes it our controlling terminal.
+    if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } != 0 {
+        return Err(format!("set controlling tty: {}", std::io::Error::last_os_error()));
+    }
+    for fd in 0..3 {
+        e(dup2(slave.as_raw_fd(), fd), || "dup2 tty".into())?;
+    }
+    Ok(())
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Limits the bounding set and the process's sets to Docker's default capabilities.
+pub fn drop_capabilities() -> Result<(), String> {
+    let last = fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse::<u32>().ok()).unwrap_or(40);
+    for cap in 0..=last {
+        if !DEFAULT_CAPS.contains(&cap) {
+            // SAFETY: prctl with integer arguments only.
+            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0 {
+                return Err(format!("drop capability {cap}: {}", std::io::Error::last_os_error()));
+            }
+        }
+    }
+    let mut mask = [0u32; 2];
+    for c in DEFAULT_CAPS {
+        mask[(*c / 32) as usize] |= 1 << (c % 32);
+    }
+    let hdr = CapHeader { version: 0x2008_0522, pid: 0 };
+    let data: [CapData; 2] = [
+        CapData { effective: mask[0], permitted: mask[0], inheritable: mask[0] },
+        CapData { effective: mask[1], permitted: mask[1], inheritable: mask[1] },
+    ];
+    // SAFETY: capset with a v3 header and two data structs, as the ABI requires.
+    if unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) } != 0 {
+        return Err(format!("capset: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Receives the pty master the child sent with `ScmRights`.
+pub fn recv_fd(sock: BorrowedFd<'_>) -> std::io::Result<OwnedFd> {
+    let mut buf = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = nix::sys::socket::recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), nix::sys::socket::MsgFlags::empty())?;
+    for c in msg.cmsgs()? {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(fd) = fds.first() {
+                // SAFETY: the kernel just gave us this descriptor; we are its only owner.
+                return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
+            }
+        }
+    }
+    Err(std::io::Error::other("no pty master received"))
+}

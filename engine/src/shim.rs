@@ -1,0 +1,442 @@
+//! The per-container supervisor, `berth shim <container dir>`.
+//!
+//! The engine starts one shim per running container, detached (setsid), so the server
+//! can die and come back while containers keep running. The shim clones the container's
+//! init into new namespaces, holds its pty master or stdio pipes, writes the json-file
+//! log, serves attach/resize/wait on `shim.sock`, proxies published ports, and writes
+//! `exit.json` when init ends.
+//!
+//! Start handshake with the engine (shim stdin/stdout are pipes to it):
+//! shim → `Ready` (socket up, child set up and waiting) · engine connects the attach
+//! clients that were waiting for the start · engine → `go\n` · shim → `Started` or
+//! `Failed`, then closes stdout.
+
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitStatus};
+
+use crate::cgroup::Cgroup;
+use crate::detach::{DetachScanner, Scan};
+use crate::logs::{self, Stream};
+use crate::runtime::linux::{self, ChildStdio};
+use crate::spec::{ExitInfo, PortSpec, RuntimeSpec, ShimRequest, StartReport};
+
+struct Client {
+    id: u64,
+    out: UnixStream,
+    stdout: bool,
+    stderr: bool,
+}
+
+struct Shared {
+    tty: bool,
+    clients: Mutex<Vec<Client>>,
+    /// Where attached input goes: the pty master or the stdin pipe (None once closed).
+    stdin: Mutex<Option<fs::File>>,
+    pty_master: Option<RawFd>,
+    log: Mutex<fs::File>,
+    waiters: Mutex<Vec<UnixStream>>,
+    exit: Mutex<Option<ExitInfo>>,
+    next_id: AtomicU64,
+}
+
+impl Shared {
+    fn broadcast(&self, stream: Stream, data: &[u8]) {
+        if let Ok(mut f) = self.log.lock() {
+            let _ = logs::append(&mut f, stream, data);
+        }
+        let bytes = if self.tty { data.to_vec() } else { logs::frame(stream, data) };
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        clients.retain_mut(|c| {
+            let wanted = match stream {
+                Stream::Stdout => c.stdout,
+                Stream::Stderr => c.stderr,
+                Stream::Stdin => false,
+            };
+            !wanted || c.out.write_all(&bytes).is_ok()
+        });
+    }
+
+    fn drop_client(&self, id: u64) {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        clients.retain(|c| {
+            if c.id == id {
+                let _ = c.out.shutdown(Shutdown::Both);
+            }
+            c.id != id
+        });
+    }
+}
+
+fn report(out: &mut impl Write, r: &StartReport) {
+    if let Ok(mut line) = serde_json::to_vec(r) {
+        line.push(b'\n');
+        let _ = out.write_all(&line);
+        let _ = out.flush();
+    }
+}
+
+/// Entry point of `berth shim DIR`. Returns the process exit code.
+pub fn main(dir: &Path) -> i32 {
+    // SAFETY: fd 1 is the report pipe the engine gave us; we own it from here on.
+    let mut reporter = unsafe { fs::File::from_raw_fd(1) };
+    let spec: RuntimeSpec = match fs::read(dir.join("spec.json")).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string())) {
+        Ok(s) => s,
+        Err(e) => {
+            report(&mut reporter, &StartReport::Failed { message: format!("read spec: {e}") });
+            return 1;
+        }
+    };
+    match run(&spec, &mut reporter) {
+        Ok(code) => code,
+        Err(message) => {
+            report(&mut reporter, &StartReport::Failed { message });
+            1
+        }
+    }
+}
+
+fn bind_ports(ports: &[PortSpec]) -> Result<Vec<(PortSpec, TcpListener)>, String> {
+    let mut out = Vec::new();
+    for p in ports {
+        if p.proto != "tcp" {
+            return Err(format!("publishing {} ports is not supported yet", p.proto));
+        }
+        let ip = if p.host_ip.is_empty() { "0.0.0.0" } else { p.host_ip.as_str() };
+        let l = TcpListener::bind((ip, p.host_port)).map_err(|e| {
+            if e.kind() == io::ErrorKind::AddrInUse {
+                format!("driver failed programming external connectivity on endpoint: Bind for {ip}:{} failed: port is already allocated", p.host_port)
+            } else {
+                format!("listen on {ip}:{}: {e}", p.host_port)
+            }
+        })?;
+        let port = l.local_addr().map(|a| a.port()).unwrap_or(p.host_port);
+        out.push((PortSpec { host_port: port, host_ip: ip.to_string(), ..p.clone() }, l));
+    }
+    Ok(out)
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
+}
+
+fn run(spec: &RuntimeSpec, reporter: &mut fs::File) -> Result<i32, String> {
+    let listeners = bind_ports(&spec.ports)?;
+    let _ = fs::remove_file(&spec.socket_path);
+    let sock = UnixListener::bind(&spec.socket_path).map_err(|e| format!("listen on {}: {e}", spec.socket_path.display()))?;
+    let log = fs::OpenOptions::new().create(true).append(true).open(&spec.log_path).map_err(|e| format!("open log: {e}"))?;
+
+    let (go_r, go_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let (sync_parent, sync_child) = nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::Stream,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| format!("socketpair: {e}"))?;
+    // Pipes for a container without a TTY: (child end, our end).
+    let (stdin_pipe, out_pipe, err_pipe) = if spec.tty {
+        (None, None, None)
+    } else {
+        let si = if spec.open_stdin { let (r, w) = pipe()?; Some((r, w)) } else { None };
+        let (or, ow) = pipe()?;
+        let (er, ew) = pipe()?;
+        (si, Some((ow, or)), Some((ew, er)))
+    };
+    let stdio = if spec.tty {
+        ChildStdio::Tty { sock: sync_child.as_raw_fd() }
+    } else {
+        ChildStdio::Pipes {
+            stdin: stdin_pipe.as_ref().map(|(r, _)| r.as_raw_fd()),
+            stdout: out_pipe.as_ref().map(|(w, _)| w.as_raw_fd()).unwrap_or(-1),
+            stderr: err_pipe.as_ref().map(|(w, _)| w.as_raw_fd()).unwrap_or(-1),
+        }
+    };
+
+    let mut stack = vec![0u8; 1024 * 1024];
+    let (go_fd, err_fd, sync_fd) = (go_r.as_raw_fd(), err_w.as_raw_fd(), sync_child.as_raw_fd());
+    let tty = spec.tty;
+    let child_fn = Box::new(|| linux::child_main(spec, go_fd, err_fd, &stdio, if tty { None } else { Some(sync_fd) }));
+    // SAFETY: we are single-threaded here (no thread has been spawned yet), so the
+    // child may allocate and run ordinary Rust code until it execs.
+    let pid = unsafe { nix::sched::clone(child_fn, &mut stack, linux::NAMESPACES, Some(Signal::SIGCHLD as i32)) }
+        .map_err(|e| format!("clone: {e}"))?;
+    drop((go_r, err_w, sync_child));
+    let stdin_pipe = stdin_pipe.map(|(r, w)| { drop(r); w });
+    let out_pipe = out_pipe.map(|(w, r)| { drop(w); r });
+    let err_pipe = err_pipe.map(|(w, r)| { drop(w); r });
+
+    let kill_child = || {
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+    };
+    let cgroup = Cgroup::new(&spec.cgroup);
+    if let Err(e) = cgroup.create(&spec.limits).and_then(|_| cgroup.add(pid.as_raw())) {
+        kill_child();
+        cgroup.remove();
+        return Err(format!("cgroup: {e}"));
+    }
+    // The child sends the pty master (TTY) or one byte (pipes) when set up.
+    let child_error = |err_r: &OwnedFd| {
+        let mut msg = String::new();
+        // SAFETY: dup of our read end; the File owns the duplicate only.
+        let mut f = fs::File::from(err_r.try_clone().expect("dup error pipe"));
+        let _ = f.read_to_string(&mut msg);
+        if msg.is_empty() { "container init exited during setup".to_string() } else { msg }
+    };
+    let master = if spec.tty {
+        match linux::recv_fd(sync_parent.as_fd()) {
+            Ok(m) => Some(m),
+            Err(_) => {
+                let m = child_error(&err_r);
+                kill_child();
+                cgroup.remove();
+                return Err(m);
+            }
+        }
+    } else {
+        let mut b = [0u8; 1];
+        if nix::unistd::read(sync_parent.as_raw_fd(), &mut b).unwrap_or(0) != 1 {
+            let m = child_error(&err_r);
+            kill_child();
+            cgroup.remove();
+            return Err(m);
+        }
+        None
+    };
+
+    let stdin_writer = match (&master, stdin_pipe) {
+        (Some(m), _) => Some(fs::File::from(m.try_clone().map_err(|e| format!("dup pty: {e}"))?)),
+        (None, Some(w)) => Some(fs::File::from(w)),
+        (None, None) => None,
+    };
+    let shared = Arc::new(Shared {
+        tty: spec.tty,
+        clients: Mutex::new(Vec::new()),
+        stdin: Mutex::new(stdin_writer),
+        pty_master: master.as_ref().map(|m| m.as_raw_fd()),
+        log: Mutex::new(log),
+        waiters: Mutex::new(Vec::new()),
+        exit: Mutex::new(None),
+        next_id: AtomicU64::new(1),
+    });
+    {
+        let shared = shared.clone();
+        thread::spawn(move || {
+            for conn in sock.incoming().flatten() {
+                let shared = shared.clone();
+                thread::spawn(move || handle_client(conn, &shared));
+            }
+        });
+    }
+    report(reporter, &StartReport::Ready);
+    let mut line = String::new();
+    let _ = io::stdin().lock().read_line(&mut line);
+    if line.trim() != "go" {
+        kill_child();
+        cgroup.remove();
+        return Err("start cancelled".into());
+    }
+    let _ = nix::unistd::write(&go_w, b"g");
+    drop(go_w);
+    // Exec closes the CLOEXEC error pipe: EOF with no message means it ran.
+    let mut msg = String::new();
+    let _ = fs::File::from(err_r).read_to_string(&mut msg);
+    if !msg.is_empty() {
+        kill_child();
+        cgroup.remove();
+        return Err(msg);
+    }
+    let ports: Vec<PortSpec> = listeners.iter().map(|(p, _)| p.clone()).collect();
+    report(reporter, &StartReport::Started { pid: pid.as_raw(), shim_pid: std::process::id() as i32, ports });
+    // From here on the engine does not listen; stdout goes nowhere.
+    drop(std::mem::replace(reporter, fs::File::open("/dev/null").map_err(|e| e.to_string())?));
+
+    for (p, l) in listeners {
+        let netns = fs::File::open(format!("/proc/{}/ns/net", pid.as_raw())).map_err(|e| format!("open netns: {e}"))?;
+        thread::spawn(move || proxy_tcp(l, netns, p.container_port));
+    }
+    let mut pumps = Vec::new();
+    let pump = |fd: OwnedFd, stream: Stream, shared: Arc<Shared>| {
+        thread::spawn(move || {
+            let mut f = fs::File::from(fd);
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match f.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => shared.broadcast(stream, &buf[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    // EIO: the last holder of the pty slave closed it.
+                    Err(_) => break,
+                }
+            }
+        })
+    };
+    if let Some(m) = master {
+        pumps.push(pump(m, Stream::Stdout, shared.clone()));
+    }
+    if let Some(o) = out_pipe {
+        pumps.push(pump(o, Stream::Stdout, shared.clone()));
+    }
+    if let Some(e) = err_pipe {
+        pumps.push(pump(e, Stream::Stderr, shared.clone()));
+    }
+
+    let exit_code = loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, c)) => break c,
+            Ok(WaitStatus::Signaled(_, s, _)) => break 128 + s as i32,
+            Err(nix::Error::EINTR) | Ok(_) => continue,
+            Err(_) => break 255,
+        }
+    };
+    // Init is gone, so the kernel killed the rest of the pid namespace; the pumps see
+    // EOF soon. Wait a little for the last output, not forever.
+    for _ in 0..200 {
+        if pumps.iter().all(|p| p.is_finished()) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    let oom_killed = cgroup.oom_kills() > 0;
+    let info = ExitInfo { exit_code, finished_at: chrono::Utc::now(), oom_killed };
+    if let Ok(bytes) = serde_json::to_vec(&info) {
+        let _ = crate::fsutil::write_atomic(&spec.exit_path, &bytes);
+    }
+    *shared.exit.lock().unwrap_or_else(|p| p.into_inner()) = Some(info.clone());
+    for mut w in shared.waiters.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+        let _ = writeln!(w, "{}", serde_json::to_string(&info).unwrap_or_default());
+    }
+    for c in shared.clients.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+        let _ = c.out.shutdown(Shutdown::Both);
+    }
+    let _ = fs::remove_file(&spec.socket_path);
+    cgroup.remove();
+    Ok(0)
+}
+
+fn handle_client(conn: UnixStream, shared: &Shared) {
+    let mut reader = BufReader::new(match conn.try_clone() {
+        Ok(c) => c,
+        Err(_) => return,
+    });
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let Ok(req) = serde_json::from_str::<ShimRequest>(&line) else {
+        let _ = (&conn).write_all(b"error bad request\n");
+        return;
+    };
+    match req {
+        ShimRequest::Wait => {
+            let exit = shared.exit.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            match exit {
+                Some(info) => {
+                    let _ = writeln!(&conn, "{}", serde_json::to_string(&info).unwrap_or_default());
+                }
+                None => shared.waiters.lock().unwrap_or_else(|p| p.into_inner()).push(conn),
+            }
+        }
+        ShimRequest::Resize { height, width } => {
+            if let Some(fd) = shared.pty_master {
+                let ws = libc::winsize { ws_row: height, ws_col: width, ws_xpixel: 0, ws_ypixel: 0 };
+                // SAFETY: TIOCSWINSZ with a valid winsize on our pty master.
+                unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
+            }
+            let _ = (&conn).write_all(b"ok\n");
+        }
+        ShimRequest::Attach { stdin, stdout, stderr, detach_keys, stdin_once } => {
+            let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+            {
+                // Register and acknowledge under the lock, so no output slips between.
+                let mut clients = shared.clients.lock().unwrap_or_else(|p| p.into_inner());
+                let Ok(out) = conn.try_clone() else { return };
+                if (&conn).write_all(b"ok\n").is_err() {
+                    return;
+                }
+                if stdout || stderr {
+                    clients.push(Client { id, out, stdout, stderr });
+                }
+            }
+            if !stdin {
+                return;
+            }
+            let mut scanner = DetachScanner::new(detach_keys);
+            let mut buf = vec![0u8; 8192];
+            loop {
+                let n = match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => 0,
+                    Ok(n) => n,
+                };
+                if n == 0 {
+                    // stdin closed: with a TTY that ends this attach; without one,
+                    // `stdin_once` closes the container's stdin (cat sees EOF).
+                    if shared.tty {
+                        shared.drop_client(id);
+                    } else if stdin_once {
+                        shared.stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
+                    }
+                    return;
+                }
+                let (data, detach) = match scanner.feed(&buf[..n]) {
+                    Scan::Forward(d) => (d, false),
+                    Scan::Detach(d) => (d, true),
+                };
+                if !data.is_empty() {
+                    if let Some(w) = shared.stdin.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                        let _ = w.write_all(&data);
+                    }
+                }
+                if detach {
+                    shared.drop_client(id);
+                    let _ = conn.shutdown(Shutdown::Both);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Forwards connections on a host port to `port` on the container's loopback.
+fn proxy_tcp(listener: TcpListener, netns: fs::File, port: u16) {
+    let netns = Arc::new(netns);
+    for conn in listener.incoming().flatten() {
+        let netns = netns.clone();
+        thread::spawn(move || {
+            // setns is per thread: only this thread enters the container's network.
+            if nix::sched::setns(netns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
+                return;
+            }
+            let Ok(upstream) = TcpStream::connect(("127.0.0.1", port)) else {
+                let _ = conn.shutdown(Shutdown::Both);
+                return;
+            };
+            splice(conn, upstream);
+        });
+    }
+}
+
+fn splice(a: TcpStream, b: TcpStream) {
+    let (Ok(mut a2), Ok(mut b2)) = (a.try_clone(), b.try_clone()) else { return };
+    let t = thread::spawn(move || {
+        let mut a = a;
+        let mut b = b;
+        let _ = io::copy(&mut a, &mut b);
+        let _ = b.shutdown(Shutdown::Write);
+    });
+    let _ = io::copy(&mut b2, &mut a2);
+    let _ = a2.shutdown(Shutdown::Write);
+    let _ = t.join();
+}

@@ -1,0 +1,97 @@
+//! What the shim needs to run one container: written by the engine as
+//! `<container dir>/spec.json`, read by `berth shim`. Everything is resolved already
+//! (paths, argv, environment), so the shim never looks at images or metadata.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RuntimeSpec {
+    pub id: String,
+    /// Where the overlay is mounted (inside the container's own mount namespace).
+    pub rootfs: PathBuf,
+    /// Read-only image layers, top first (overlayfs `lowerdir` order).
+    pub lowerdirs: Vec<PathBuf>,
+    pub upperdir: PathBuf,
+    pub workdir: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    /// `user`, `uid`, `user:group` or `uid:gid`, resolved against the container's
+    /// /etc/passwd and /etc/group.
+    pub user: String,
+    pub hostname: String,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub readonly_rootfs: bool,
+    pub mounts: Vec<MountSpec>,
+    /// Files bind-mounted over /etc/hosts, /etc/hostname, /etc/resolv.conf.
+    pub etc_files: Vec<(PathBuf, String)>,
+    pub ports: Vec<PortSpec>,
+    pub limits: Limits,
+    /// Cgroup path below each controller's berth directory.
+    pub cgroup: String,
+    pub log_path: PathBuf,
+    pub exit_path: PathBuf,
+    pub socket_path: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MountSpec {
+    pub source: PathBuf,
+    /// Absolute path inside the container.
+    pub destination: String,
+    pub readonly: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PortSpec {
+    pub host_ip: String,
+    /// 0: pick a free port (`-P`, `-p 80`).
+    pub host_port: u16,
+    pub container_port: u16,
+    /// "tcp" or "udp".
+    pub proto: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Limits {
+    /// Bytes; 0 = none.
+    pub memory: i64,
+    /// Billionths of a CPU; 0 = none.
+    pub nano_cpus: i64,
+    /// 0 = none.
+    pub pids: i64,
+}
+
+/// What the shim reports once the container's process runs (or failed to).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum StartReport {
+    /// The listener for attach is up; the process waits for the engine's "go".
+    Ready,
+    Started { pid: i32, shim_pid: i32, ports: Vec<PortSpec> },
+    Failed { message: String },
+}
+
+/// Written by the shim when the container's init has exited.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExitInfo {
+    pub exit_code: i32,
+    pub finished_at: chrono::DateTime<chrono::Utc>,
+    #[serde(default)]
+    pub oom_killed: bool,
+}
+
+/// A request on the shim's socket (one JSON line), then raw bytes for `attach`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "op")]
+pub enum ShimRequest {
+    /// Output: raw bytes with a TTY, else Docker's 8-byte-header frames.
+    /// Input (when `stdin`): raw bytes to the container's stdin.
+    Attach { stdin: bool, stdout: bool, stderr: bool, detach_keys: Vec<u8>, stdin_once: bool },
+    Resize { height: u16, width: u16 },
+    /// The shim answers with one `ExitInfo` line when the container exits.
+    Wait,
+}

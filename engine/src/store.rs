@@ -1,0 +1,342 @@
+//! The content store: blobs addressed by sha256, and layers unpacked once per chain id
+//! so overlayfs can use them as read-only lower directories.
+//!
+//! ```text
+//! <root>/blobs/sha256/<hex>      bytes, verified before they become visible
+//! <root>/layers/<chain-hex>/     unpacked layer (overlay whiteouts)
+//! <root>/layers/<chain-hex>.json { diff_id, size }
+//! ```
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Context, Error, Result};
+use crate::fsutil;
+
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// The chain id of a stack of layers (OCI image spec, config.md "Layer ChainID").
+pub fn chain_id(diff_ids: &[String]) -> String {
+    let mut chain = diff_ids[0].clone();
+    for d in &diff_ids[1..] {
+        chain = sha256_digest(format!("{chain} {d}").as_bytes());
+    }
+    chain
+}
+
+fn hex_of(digest: &str) -> Result<&str> {
+    crate::reference::validate_digest(digest)?;
+    Ok(&digest[7..])
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LayerInfo {
+    pub diff_id: String,
+    /// Bytes of the unpacked files, what `docker images` adds up as SIZE.
+    pub size: u64,
+}
+
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    pub fn open(root: &Path) -> Result<Store> {
+        for d in ["blobs/sha256", "layers", "tmp"] {
+            fs::create_dir_all(root.join(d)).ctx(|| format!("create {}", root.join(d).display()))?;
+        }
+        Ok(Store { root: root.to_path_buf() })
+    }
+
+    pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
+        Ok(self.root.join("blobs/sha256").join(hex_of(digest)?))
+    }
+
+    pub fn has_blob(&self, digest: &str) -> bool {
+        self.blob_path(digest).map(|p| p.exists()).unwrap_or(false)
+    }
+
+    pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>> {
+        let p = self.blob_path(digest)?;
+        fs::read(&p).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::NotFound(format!("blob unknown: {digest}")),
+            _ => Error::Io { context: format!("read {}", p.display()), source: e },
+        })
+    }
+
+    /// Stores bytes and returns their digest.
+    pub fn put_blob(&self, bytes: &[u8]) -> Result<String> {
+        let digest = sha256_digest(bytes);
+        let path = self.blob_path(&digest)?;
+        if !path.exists() {
+            fsutil::write_atomic(&path, bytes)?;
+        }
+        Ok(digest)
+    }
+
+    /// Streams a blob in; it becomes visible only if its bytes hash to `expected`
+    /// (when given). Returns (digest, size).
+    pub fn put_blob_from(&self, mut r: impl Read, expected: Option<&str>) -> Result<(String, u64)> {
+        let tmp = self.root.join("tmp").join(fsutil::random_id());
+        let mut f = fs::File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut size = 0u64;
+        let result = (|| -> Result<String> {
+            loop {
+                let n = r.read(&mut buf).ctx(|| "read blob stream".into())?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+                f.write_all(&buf[..n]).ctx(|| format!("write {}", tmp.display()))?;
+                size += n as u64;
+            }
+            f.sync_all().ctx(|| format!("fsync {}", tmp.display()))?;
+            let digest = format!("sha256:{}", hex::encode(h.finalize_reset()));
+            if let Some(e) = expected {
+                if e != digest {
+                    return Err(Error::InvalidArgument(format!(
+                        "digest mismatch: expected {e}, got {digest}"
+                    )));
+                }
+            }
+            let path = self.blob_path(&digest)?;
+            fs::rename(&tmp, &path).ctx(|| format!("rename to {}", path.display()))?;
+            Ok(digest)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result.map(|d| (d, size))
+    }
+
+    pub fn remove_blob(&self, digest: &str) -> Result<()> {
+        match fs::remove_file(self.blob_path(digest)?) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e).ctx(|| format!("remove blob {digest}")),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn layer_dir(&self, chain_id: &str) -> Result<PathBuf> {
+        Ok(self.root.join("layers").join(hex_of(chain_id)?))
+    }
+
+    pub fn layer_info(&self, chain_id: &str) -> Result<Option<LayerInfo>> {
+        fsutil::read_json(&self.root.join("layers").join(format!("{}.json", hex_of(chain_id)?)))
+    }
+
+    /// Unpacks the layer blob `blob` (tar, maybe gzip) as the layer on top of `parents`
+    /// (their diff ids). Returns the new layer's diff id and chain id; a layer already
+    /// unpacked is not unpacked again.
+    pub fn unpack_layer(&self, blob: &str, parents: &[String]) -> Result<(String, String)> {
+        let path = self.blob_path(blob)?;
+        let raw = fs::File::open(&path).ctx(|| format!("open layer {blob}"))?;
+        let mut head = [0u8; 2];
+        let n = { (&raw).read(&mut head).ctx(|| "read layer".into())? };
+        drop(raw);
+        let file = fs::File::open(&path).ctx(|| format!("open layer {blob}"))?;
+        let gz = n == 2 && head == [0x1f, 0x8b];
+        // diff id = sha256 of the uncompressed tar; hash while unpacking.
+        let mut hashing = HashingReader { inner: decompressor(file, gz), hasher: Sha256::new() };
+        let tmp = self.root.join("tmp").join(format!("layer-{}", fsutil::random_id()));
+        fs::create_dir_all(&tmp).ctx(|| format!("create {}", tmp.display()))?;
+        let unpacked = unpack_tar(&mut hashing, &tmp).and_then(|size| {
+            // Drain what tar did not read (padding) so the hash covers the whole stream.
+            io::copy(&mut hashing, &mut io::sink()).ctx(|| "read layer".into())?;
+            Ok(size)
+        });
+        let size = match unpacked {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                return Err(e);
+            }
+        };
+        let diff_id = format!("sha256:{}", hex::encode(hashing.hasher.finalize()));
+        let mut ids = parents.to_vec();
+        ids.push(diff_id.clone());
+        let chain = chain_id(&ids);
+        let dir = self.layer_dir(&chain)?;
+        if dir.exists() {
+            let _ = fs::remove_dir_all(&tmp);
+        } else {
+            fs::rename(&tmp, &dir).ctx(|| format!("rename to {}", dir.display()))?;
+        }
+        fsutil::write_json(
+            &self.root.join("layers").join(format!("{}.json", hex_of(&chain)?)),
+            &LayerInfo { diff_id: diff_id.clone(), size },
+        )?;
+        Ok((diff_id, chain))
+    }
+
+    pub fn remove_layer(&self, chain_id: &str) -> Result<()> {
+        let dir = self.layer_dir(chain_id)?;
+        let _ = fs::remove_file(self.root.join("layers").join(format!("{}.json", hex_of(chain_id)?)));
+        match fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e).ctx(|| format!("remove {}", dir.display())),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn decompressor(f: fs::File, gz: bool) -> Box<dyn Read> {
+    let r = io::BufReader::new(f);
+    if gz {
+        Box::new(flate2::read::GzDecoder::new(r))
+    } else {
+        Box::new(r)
+    }
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Unpacks a layer tar into `dest`, turning AUFS-style whiteouts (`.wh.name`,
+/// `.wh..wh..opq`) into overlayfs ones (0/0 char device, `trusted.overlay.opaque`).
+/// Returns the bytes of regular files written.
+pub fn unpack_tar(r: impl Read, dest: &Path) -> Result<u64> {
+    let mut ar = tar::Archive::new(r);
+    ar.set_preserve_permissions(true);
+    ar.set_preserve_ownerships(true);
+    ar.set_unpack_xattrs(true);
+    ar.set_overwrite(true);
+    let mut size = 0;
+    let bad = |m: String| Error::InvalidArgument(format!("invalid layer tar: {m}"));
+    for entry in ar.entries().map_err(|e| bad(e.to_string()))? {
+        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+        let path = entry.path().map_err(|e| bad(e.to_string()))?.into_owned();
+        if path.components().any(|c| matches!(c, Component::ParentDir)) {
+            return Err(bad(format!("path escapes the layer: {}", path.display())));
+        }
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name == ".wh..wh..opq" {
+            let dir = dest.join(path.parent().unwrap_or(Path::new("")));
+            fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+            set_xattr(&dir, "trusted.overlay.opaque", b"y")?;
+            continue;
+        }
+        if let Some(hidden) = name.strip_prefix(".wh.") {
+            let parent = dest.join(path.parent().unwrap_or(Path::new("")));
+            fs::create_dir_all(&parent).ctx(|| format!("create {}", parent.display()))?;
+            let target = parent.join(hidden);
+            let _ = fs::remove_file(&target);
+            nix::sys::stat::mknod(
+                &target,
+                nix::sys::stat::SFlag::S_IFCHR,
+                nix::sys::stat::Mode::empty(),
+                0,
+            )
+            .ctx(|| format!("whiteout {}", target.display()))?;
+            continue;
+        }
+        if entry.header().entry_type().is_file() {
+            size += entry.header().size().unwrap_or(0);
+        }
+        if let Some(parent) = path.parent() {
+            // Layers may omit parent directory entries.
+            fs::create_dir_all(dest.join(parent)).ctx(|| format!("create {}", parent.display()))?;
+        }
+        entry.unpack_in(dest).map_err(|e| {
+            let cause = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
+            bad(format!("{}: {e}{cause}", path.display()))
+        })?;
+    }
+    Ok(size)
+}
+
+fn set_xattr(path: &Path, name: &str, value: &[u8]) -> Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let p = CString::new(path.as_os_str().as_bytes()).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    let n = CString::new(name).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    // SAFETY: both strings are NUL-terminated and outlive the call.
+    let rc = unsafe { libc::lsetxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error()).ctx(|| format!("setxattr {name} on {}", path.display()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn blobs_are_content_addressed_and_verified() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let d = s.put_blob(b"hello").unwrap();
+        assert_eq!(d, "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+        assert_eq!(s.read_blob(&d).unwrap(), b"hello");
+        let wrong = format!("sha256:{}", "0".repeat(64));
+        assert!(s.put_blob_from(&b"other"[..], Some(&wrong)).is_err());
+        assert!(!s.has_blob(&wrong));
+        assert_eq!(fs::read_dir(t.path().join("tmp")).unwrap().count(), 0, "no partial blob left");
+    }
+
+    #[test]
+    fn unpacks_layers_with_whiteouts() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let l1 = s.put_blob(&tar_of(&[("a/file", b"x"), ("b", b"yy")])).unwrap();
+        let (d1, c1) = s.unpack_layer(&l1, &[]).unwrap();
+        assert_eq!(d1, l1, "uncompressed: diff id is the blob digest");
+        assert_eq!(c1, d1);
+        assert_eq!(fs::read(s.layer_dir(&c1).unwrap().join("a/file")).unwrap(), b"x");
+        assert_eq!(s.layer_info(&c1).unwrap().unwrap().size, 3);
+        let l2 = s.put_blob(&tar_of(&[(".wh.b", b"")])).unwrap();
+        let (_, c2) = s.unpack_layer(&l2, &[d1.clone()]).unwrap();
+        use std::os::unix::fs::FileTypeExt;
+        let wh = fs::symlink_metadata(s.layer_dir(&c2).unwrap().join("b")).unwrap();
+        assert!(wh.file_type().is_char_device());
+    }
+
+    #[test]
+    fn refuses_escaping_paths() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        // tar::Builder refuses "..", so write the header by hand.
+        let mut h = tar::Header::new_old();
+        h.as_old_mut().name[..7].copy_from_slice(b"../evil");
+        h.set_size(0);
+        h.set_cksum();
+        let mut bytes = h.as_bytes().to_vec();
+        bytes.extend_from_slice(&[0u8; 1024]);
+        let l = s.put_blob(&bytes).unwrap();
+        let e = s.unpack_layer(&l, &[]).unwrap_err().to_string();
+        assert!(e.contains("escapes"), "{e}");
+        assert!(!t.path().join("evil").exists());
+    }
+}

@@ -1,0 +1,521 @@
+//! `/containers/...`: create, list, inspect, start, stop, kill, wait, remove, logs,
+//! attach, and the smaller verbs.
+
+use std::collections::BTreeMap;
+use std::io::{BufReader, Seek, SeekFrom};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use berth_engine::container::{Container, ContainerConfig, HostConfig, Status};
+use berth_engine::logs::{self, LogFilter};
+use berth_engine::spec::ShimRequest;
+use berth_engine::{CreateRequest, WaitCondition};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::hijack;
+use super::system::parse_filters;
+use super::{blocking, qbool, ApiError, ApiState};
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/containers/create", post(create))
+        .route("/containers/json", get(list))
+        .route("/containers/prune", post(prune))
+        .route("/containers/{id}/json", get(inspect))
+        .route("/containers/{id}/start", post(start))
+        .route("/containers/{id}/stop", post(stop))
+        .route("/containers/{id}/restart", post(restart))
+        .route("/containers/{id}/kill", post(kill))
+        .route("/containers/{id}/pause", post(pause))
+        .route("/containers/{id}/unpause", post(unpause))
+        .route("/containers/{id}/wait", post(wait))
+        .route("/containers/{id}", delete(remove))
+        .route("/containers/{id}/rename", post(rename))
+        .route("/containers/{id}/logs", get(logs))
+        .route("/containers/{id}/attach", post(attach))
+        .route("/containers/{id}/resize", post(resize))
+        .route("/containers/{id}/top", get(top))
+        .route("/containers/{id}/changes", get(changes))
+        .route("/containers/{id}/stats", get(stats))
+}
+
+type Q = Query<BTreeMap<String, String>>;
+
+fn opt(q: &BTreeMap<String, String>, k: &str) -> Option<String> {
+    q.get(k).cloned()
+}
+
+fn flag(q: &BTreeMap<String, String>, k: &str) -> bool {
+    qbool(&opt(q, k))
+}
+
+fn rfc3339(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    match t {
+        Some(t) => logs::docker_time(&t),
+        None => "0001-01-01T00:00:00Z".into(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreateBody {
+    #[serde(flatten)]
+    config: ContainerConfig,
+    #[serde(default, deserialize_with = "berth_engine::container::nullable")]
+    host_config: HostConfig,
+}
+
+async fn create(State(s): State<ApiState>, Query(q): Q, body: Bytes) -> Result<Response, ApiError> {
+    let b: CreateBody = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+    if b.config.image.is_empty() {
+        return Err(ApiError::bad_request("config cannot be empty in order to create a container"));
+    }
+    let name = opt(&q, "name");
+    let c = blocking(move || Ok(s.engine.create_container(&s.namespace, CreateRequest { name, config: b.config, host_config: b.host_config })?)).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "Id": c.id, "Warnings": [] }))).into_response())
+}
+
+fn ports_json(c: &Container) -> Vec<Value> {
+    let mut out: Vec<Value> = c
+        .ports
+        .iter()
+        .map(|p| json!({ "IP": p.host_ip, "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto }))
+        .collect();
+    // Exposed but unpublished ports show while the container runs, as in Docker.
+    if c.state.status.is_live() {
+        for k in c.config.exposed_ports.keys() {
+            let (port, proto) = k.split_once('/').unwrap_or((k, "tcp"));
+            let port: u16 = port.parse().unwrap_or(0);
+            if !c.ports.iter().any(|p| p.container_port == port && p.proto == proto) {
+                out.push(json!({ "PrivatePort": port, "Type": proto }));
+            }
+        }
+    }
+    out
+}
+
+fn mounts_json(c: &Container) -> Vec<Value> {
+    c.mounts
+        .iter()
+        .map(|m| {
+            let mut v = json!({
+                "Type": m.kind, "Source": m.source, "Destination": m.destination,
+                "Mode": if m.rw { "" } else { "ro" }, "RW": m.rw, "Propagation": if m.kind == "bind" { "rprivate" } else { "" },
+            });
+            if m.kind == "volume" {
+                v["Name"] = json!(m.name);
+                v["Driver"] = json!("local");
+                v["Mode"] = json!(if m.rw { "z" } else { "ro" });
+            }
+            v
+        })
+        .collect()
+}
+
+fn command_text(c: &Container) -> String {
+    std::iter::once(c.path.as_str()).chain(c.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ")
+}
+
+fn summary(c: &Container, now: chrono::DateTime<chrono::Utc>) -> Value {
+    json!({
+        "Id": c.id,
+        "Names": [format!("/{}", c.name)],
+        "Image": c.config.image,
+        "ImageID": c.image,
+        "Command": command_text(c),
+        "Created": c.created.timestamp(),
+        "Ports": ports_json(c),
+        "Labels": c.config.labels,
+        "State": c.state.status.as_str(),
+        "Status": c.status_text(now),
+        "HostConfig": { "NetworkMode": "none" },
+        "NetworkSettings": { "Networks": {} },
+        "Mounts": mounts_json(c),
+    })
+}
+
+fn matches_filters(c: &Container, f: &BTreeMap<String, Vec<String>>, image_ids: &dyn Fn(&str) -> Option<String>) -> bool {
+    let any = |key: &str, pred: &dyn Fn(&str) -> bool| f.get(key).is_none_or(|v| v.is_empty() || v.iter().any(|x| pred(x)));
+    any("name", &|n| c.name.contains(n.trim_start_matches('/')))
+        && any("id", &|i| c.id.starts_with(i))
+        && any("status", &|st| st == c.state.status.as_str())
+        && any("exited", &|code| c.state.status == Status::Exited && code.parse() == Ok(c.state.exit_code))
+        && any("label", &|l| match l.split_once('=') {
+            Some((k, v)) => c.config.labels.get(k).is_some_and(|x| x == v),
+            None => c.config.labels.contains_key(l),
+        })
+        && any("ancestor", &|a| c.config.image == a || image_ids(a).is_some_and(|id| id == c.image))
+}
+
+async fn list(State(s): State<ApiState>, Query(q): Q) -> Result<Json<Vec<Value>>, ApiError> {
+    let filters = parse_filters(&opt(&q, "filters"))?;
+    for k in filters.keys() {
+        if !["name", "id", "status", "exited", "label", "ancestor"].contains(&k.as_str()) {
+            return Err(ApiError::bad_request(format!("invalid filter '{k}'")));
+        }
+    }
+    let all = flag(&q, "all");
+    let limit: Option<usize> = opt(&q, "limit").and_then(|l| l.parse().ok()).filter(|l: &usize| *l > 0);
+    let engine = s.engine.clone();
+    let ns = s.namespace.clone();
+    let out = blocking(move || {
+        let now = chrono::Utc::now();
+        let resolve = |name: &str| engine.image_config(&ns, name).ok().map(|(id, _)| id);
+        let mut v: Vec<Value> = engine
+            .containers(&ns)
+            .iter()
+            .filter(|c| all || limit.is_some() || c.state.status.is_live() || filters.contains_key("status"))
+            .filter(|c| matches_filters(c, &filters, &resolve))
+            .map(|c| summary(c, now))
+            .collect();
+        if let Some(l) = limit {
+            v.truncate(l);
+        }
+        Ok(v)
+    })
+    .await?;
+    Ok(Json(out))
+}
+
+fn inspect_json(engine: &berth_engine::Engine, c: &Container) -> Value {
+    let dir = engine.root().join("containers").join(&c.id);
+    let st = &c.state;
+    let mut ports = serde_json::Map::new();
+    for k in c.config.exposed_ports.keys() {
+        ports.insert(k.clone(), Value::Null);
+    }
+    for p in &c.ports {
+        let key = format!("{}/{}", p.container_port, p.proto);
+        let entry = json!({ "HostIp": p.host_ip, "HostPort": p.host_port.to_string() });
+        match ports.get_mut(&key) {
+            Some(Value::Array(a)) => a.push(entry),
+            _ => {
+                ports.insert(key, json!([entry]));
+            }
+        }
+    }
+    let mut host_config = serde_json::to_value(&c.host_config).unwrap_or(json!({}));
+    host_config["LogConfig"] = json!({ "Type": "json-file", "Config": {} });
+    if c.host_config.network_mode.is_empty() {
+        host_config["NetworkMode"] = json!("none");
+    }
+    json!({
+        "Id": c.id,
+        "Created": logs::docker_time(&c.created),
+        "Path": c.path,
+        "Args": c.args,
+        "State": {
+            "Status": st.status.as_str(),
+            "Running": st.status.is_live(),
+            "Paused": st.status == Status::Paused,
+            "Restarting": st.status == Status::Restarting,
+            "OOMKilled": st.oom_killed,
+            "Dead": st.status == Status::Dead,
+            "Pid": st.pid,
+            "ExitCode": st.exit_code,
+            "Error": st.error,
+            "StartedAt": rfc3339(st.started_at),
+            "FinishedAt": rfc3339(st.finished_at),
+        },
+        "Image": c.image,
+        "ResolvConfPath": dir.join("resolv.conf"),
+        "HostnamePath": dir.join("hostname"),
+        "HostsPath": dir.join("hosts"),
+        "LogPath": dir.join("container.log"),
+        "Name": format!("/{}", c.name),
+        "RestartCount": c.restart_count,
+        "Driver": "overlayfs",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": Value::Null,
+        "HostConfig": host_config,
+        "GraphDriver": { "Name": "overlayfs", "Data": { "UpperDir": dir.join("upper"), "WorkDir": dir.join("work"), "MergedDir": dir.join("rootfs") } },
+        "Mounts": mounts_json(c),
+        "Config": c.config,
+        "NetworkSettings": {
+            "Bridge": "", "SandboxID": "", "SandboxKey": "", "HairpinMode": false,
+            "Ports": ports, "IPAddress": "", "IPPrefixLen": 0, "Gateway": "", "MacAddress": "",
+            "Networks": {},
+        },
+    })
+}
+
+async fn inspect(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let c = s.engine.container(&s.namespace, &id)?;
+    Ok(Json(inspect_json(&s.engine, &c)))
+}
+
+fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn start(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    blocking(move || Ok(s.engine.start(&s.namespace, &id)?)).await?;
+    Ok(no_content())
+}
+
+fn timeout(q: &BTreeMap<String, String>) -> Result<Option<i64>, ApiError> {
+    match opt(q, "t").or_else(|| opt(q, "timeout")) {
+        None => Ok(None),
+        Some(t) => t.parse().map(Some).map_err(|_| ApiError::bad_request(format!("invalid value for t: {t}"))),
+    }
+}
+
+async fn stop(State(s): State<ApiState>, Path(id): Path<String>, Query(q): Q) -> Result<Response, ApiError> {
+    let t = timeout(&q)?;
+    blocking(move || Ok(s.engine.stop(&s.namespace, &id, t)?)).await?;
+    Ok(no_content())
+}
+
+async fn restart(State(s): State<ApiState>, Path(id): Path<String>, Query(q): Q) -> Result<Response, ApiError> {
+    let t = timeout(&q)?;
+    blocking(move || Ok(s.engine.restart(&s.namespace, &id, t)?)).await?;
+    Ok(no_content())
+}
+
+async fn kill(State(s): State<ApiState>, Path(id): Path<String>, Query(q): Q) -> Result<Response, ApiError> {
+    let sig = opt(&q, "signal").filter(|x| !x.is_empty());
+    blocking(move || Ok(s.engine.kill(&s.namespace, &id, sig.as_deref())?)).await?;
+    Ok(no_content())
+}
+
+async fn pause(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    blocking(move || Ok(s.engine.pause(&s.namespace, &id, true)?)).await?;
+    Ok(no_content())
+}
+
+async fn unpause(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    blocking(move || Ok(s.engine.pause(&s.namespace, &id, false)?)).await?;
+    Ok(no_content())
+}
+
+async fn wait(State(s): State<ApiState>, Path(id): Path<String>, Query(q): Q) -> Result<Response, ApiError> {
+    let condition = match opt(&q, "condition").as_deref() {
+        None | Some("") | Some("not-running") => WaitCondition::NotRunning,
+        Some("next-exit") => WaitCondition::NextExit,
+        Some("removed") => WaitCondition::Removed,
+        Some(other) => return Err(ApiError::bad_request(format!("invalid condition: {other}"))),
+    };
+    let waiter = s.engine.wait(&s.namespace, &id, condition)?;
+    // Headers go out now; the body when the container has exited (the CLI waits on it).
+    let body = futures_util::stream::once(async move {
+        let code = tokio::task::spawn_blocking(move || waiter.wait()).await.unwrap_or(-1);
+        Ok::<_, std::io::Error>(Bytes::from(format!("{{\"StatusCode\":{code},\"Error\":null}}\n")))
+    });
+    Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response())
+}
+
+async fn remove(State(s): State<ApiState>, Path(id): Path<String>, Query(q): Q) -> Result<Response, ApiError> {
+    let (force, volumes) = (flag(&q, "force"), flag(&q, "v"));
+    blocking(move || Ok(s.engine.remove_container(&s.namespace, &id, force, volumes)?)).await?;
+    Ok(no_content())
+}
+
+async fn rename(State(s): State<ApiState>, Path(id): Path<String>, Query(q): Q) -> Result<Response, ApiError> {
+    let name = opt(&q, "name").unwrap_or_default();
+    blocking(move || Ok(s.engine.rename(&s.namespace, &id, &name)?)).await?;
+    Ok(no_content())
+}
+
+fn parse_since(v: &Option<String>) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    let Some(v) = v.as_deref().filter(|v| !v.is_empty() && *v != "0") else { return Ok(None) };
+    if let Ok(f) = v.parse::<f64>() {
+        return Ok(chrono::DateTime::from_timestamp(f.trunc() as i64, ((f - f.trunc()) * 1e9) as u32));
+    }
+    chrono::DateTime::parse_from_rfc3339(v)
+        .map(|t| Some(t.with_timezone(&chrono::Utc)))
+        .map_err(|_| ApiError::bad_request(format!("invalid time: {v}")))
+}
+
+fn render(entries: &[logs::LogEntry], tty: bool, timestamps: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in entries {
+        let mut line = Vec::new();
+        if timestamps {
+            line.extend_from_slice(logs::docker_time(&e.time).as_bytes());
+            line.push(b' ');
+        }
+        line.extend_from_slice(e.log.as_bytes());
+        if tty {
+            out.extend_from_slice(&line);
+        } else {
+            out.extend_from_slice(&logs::frame(e.stream, &line));
+        }
+    }
+    out
+}
+
+async fn logs(State(s): State<ApiState>, Path(id): Path<String>, Query(q): Q) -> Result<Response, ApiError> {
+    let c = s.engine.container(&s.namespace, &id)?;
+    let filter = LogFilter {
+        stdout: flag(&q, "stdout"),
+        stderr: flag(&q, "stderr"),
+        since: parse_since(&opt(&q, "since"))?,
+        until: parse_since(&opt(&q, "until"))?,
+        tail: match opt(&q, "tail").as_deref() {
+            None | Some("all") | Some("") => None,
+            Some(n) => Some(n.parse().map_err(|_| ApiError::bad_request(format!("invalid tail: {n}")))?),
+        },
+    };
+    if !filter.stdout && !filter.stderr {
+        return Err(ApiError::bad_request("Bad parameters: you must choose at least one stream"));
+    }
+    let (follow, ts, tty) = (flag(&q, "follow"), flag(&q, "timestamps"), c.config.tty);
+    let path = s.engine.log_path(&s.namespace, &id)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
+    let engine = s.engine.clone();
+    let ns = s.namespace.clone();
+    let cid = c.id.clone();
+    tokio::task::spawn_blocking(move || {
+        let Ok((entries, mut offset)) = logs::read(&path, &filter) else { return };
+        if tx.blocking_send(Ok(Bytes::from(render(&entries, tty, ts)))).is_err() || !follow {
+            return;
+        }
+        let follow_filter = LogFilter { tail: None, ..filter };
+        loop {
+            let running = engine.container(&ns, &cid).map(|c| c.state.status.is_live()).unwrap_or(false);
+            if let Ok(f) = std::fs::File::open(&path) {
+                let mut r = BufReader::new(f);
+                if r.seek(SeekFrom::Start(offset)).is_ok() {
+                    if let Ok((entries, n)) = logs::read_from(&mut r, &follow_filter) {
+                        offset += n;
+                        if !entries.is_empty() && tx.blocking_send(Ok(Bytes::from(render(&entries, tty, ts)))).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            if !running || tx.is_closed() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    });
+    let ct = if tty { hijack::RAW_STREAM } else { hijack::MULTIPLEXED_STREAM };
+    Ok(([(header::CONTENT_TYPE, ct)], Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))).into_response())
+}
+
+async fn attach(State(s): State<ApiState>, Path(id): Path<String>, Query(q): Q, mut req: Request) -> Result<Response, ApiError> {
+    let c = s.engine.container(&s.namespace, &id)?;
+    let keys = opt(&q, "detachKeys").filter(|k| !k.is_empty()).unwrap_or_else(|| berth_engine::detach::DEFAULT_DETACH_KEYS.to_string());
+    let detach_keys = berth_engine::detach::parse_detach_keys(&keys)?;
+    let on = hijack::take_upgrade(&mut req)?;
+    let request = ShimRequest::Attach {
+        stdin: flag(&q, "stdin") && c.config.open_stdin,
+        stdout: flag(&q, "stdout"),
+        stderr: flag(&q, "stderr"),
+        detach_keys,
+        stdin_once: c.config.stdin_once,
+    };
+    let rx = s.engine.attach(&s.namespace, &c.id, request)?;
+    let tty = c.config.tty;
+    tokio::spawn(async move {
+        let Some(client) = hijack::upgraded(on).await else { return };
+        let Ok(Ok(stream)) = tokio::task::spawn_blocking(move || rx.recv()).await else { return };
+        if stream.set_nonblocking(true).is_err() {
+            return;
+        }
+        let Ok(stream) = tokio::net::UnixStream::from_std(stream) else { return };
+        let client_left = hijack::relay(client, stream).await;
+        if client_left || tty {
+            let engine = s.engine.clone();
+            let _ = tokio::task::spawn_blocking(move || engine.detached(&s.namespace, &c.id)).await;
+        }
+    });
+    Ok(hijack::upgraded_response(tty))
+}
+
+fn dims(q: &BTreeMap<String, String>) -> Result<(u16, u16), ApiError> {
+    let get = |k: &str| opt(q, k).unwrap_or_default().parse::<u16>().map_err(|_| ApiError::bad_request(format!("invalid {k}")));
+    Ok((get("h")?, get("w")?))
+}
+
+async fn resize(State(s): State<ApiState>, Path(id): Path<String>, Query(q): Q) -> Result<Response, ApiError> {
+    let (h, w) = dims(&q)?;
+    blocking(move || Ok(s.engine.resize(&s.namespace, &id, h, w)?)).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn top(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let rows = blocking(move || Ok(s.engine.top(&s.namespace, &id)?)).await?;
+    Ok(Json(json!({ "Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], "Processes": rows })))
+}
+
+async fn changes(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let rows = blocking(move || Ok(s.engine.diff(&s.namespace, &id)?)).await?;
+    Ok(Json(Value::Array(rows.into_iter().map(|(p, k)| json!({ "Path": p, "Kind": k })).collect())))
+}
+
+async fn stats(State(s): State<ApiState>, Path(id): Path<String>, Query(q): Q) -> Result<Response, ApiError> {
+    let c = s.engine.container(&s.namespace, &id)?;
+    let stream = opt(&q, "stream").is_none_or(|v| qbool(&Some(v)));
+    let one = |pre: Option<(u64, u64)>| -> Value {
+        let (mem, limit, cpu, pids) = s.engine.stats(&s.namespace, &c.id).unwrap_or((0, 0, 0, 0));
+        let system = system_cpu_ns();
+        let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let host_mem = if limit == 0 || limit > 1 << 60 { total_memory() } else { limit };
+        let (pre_cpu, pre_sys) = pre.unwrap_or((0, 0));
+        json!({
+            "read": logs::docker_time(&chrono::Utc::now()),
+            "preread": "0001-01-01T00:00:00Z",
+            "id": c.id, "name": format!("/{}", c.name),
+            "pids_stats": { "current": pids },
+            "cpu_stats": { "cpu_usage": { "total_usage": cpu, "usage_in_kernelmode": 0, "usage_in_usermode": 0 }, "system_cpu_usage": system, "online_cpus": ncpu, "throttling_data": {} },
+            "precpu_stats": { "cpu_usage": { "total_usage": pre_cpu }, "system_cpu_usage": pre_sys, "online_cpus": ncpu, "throttling_data": {} },
+            "memory_stats": { "usage": mem, "limit": host_mem, "stats": {} },
+            "blkio_stats": {}, "networks": {},
+        })
+    };
+    if !stream {
+        return Ok(Json(one(None)).into_response());
+    }
+    let first = one(None);
+    let pre = (first["cpu_stats"]["cpu_usage"]["total_usage"].as_u64().unwrap_or(0), first["cpu_stats"]["system_cpu_usage"].as_u64().unwrap_or(0));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let second = one(Some(pre));
+    let body = format!("{first}\n{second}\n");
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+fn system_cpu_ns() -> u64 {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: u64 = s.lines().next().map(|l| l.split_whitespace().skip(1).filter_map(|x| x.parse::<u64>().ok()).sum()).unwrap_or(0);
+    ticks * 10_000_000
+}
+
+fn total_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().unwrap_or(0) * 1024)))
+        .unwrap_or(0)
+}
+
+async fn prune(State(s): State<ApiState>, Query(q): Q) -> Result<Json<Value>, ApiError> {
+    let filters = parse_filters(&opt(&q, "filters"))?;
+    let out = blocking(move || {
+        let mut deleted = Vec::new();
+        let mut space = 0u64;
+        let until = filters.get("until").and_then(|v| v.first()).and_then(|u| parse_since(&Some(u.clone())).ok().flatten());
+        for c in s.engine.containers(&s.namespace) {
+            if c.state.status.is_live() || until.is_some_and(|u| c.created > u) {
+                continue;
+            }
+            let upper = s.engine.root().join("containers").join(&c.id).join("upper");
+            let size = berth_engine::fsutil::dir_size(&upper);
+            if s.engine.remove_container(&s.namespace, &c.id, false, false).is_ok() {
+                space += size;
+                deleted.push(c.id);
+            }
+        }
+        Ok(json!({ "ContainersDeleted": deleted, "SpaceReclaimed": space }))
+    })
+    .await?;
+    Ok(Json(out))
+}

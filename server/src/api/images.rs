@@ -1,0 +1,555 @@
+//! `/images/...`: list, inspect, tag, remove, history, save (`get`), load, import
+//! (`create?fromSrc=`), prune.
+//!
+//! Image names may contain slashes (`localhost:5000/a/b:tag`), so everything below
+//! `/images/` that is not one of the fixed endpoints goes through one catch-all route
+//! per method and is dispatched on its last path segment (`json`, `history`, `get`,
+//! `tag`), the way Docker's own router reads `{name:.*}/json`.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use berth_engine::archive::{Loaded, SaveItem};
+use berth_engine::image::RemovedItem;
+use berth_engine::reference::Reference;
+use berth_engine::ImageSummary;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::system::parse_filters;
+use super::{blocking, qbool, ApiError, ApiState};
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/images/json", get(list))
+        .route("/images/get", get(save_many))
+        .route("/images/load", post(load))
+        .route("/images/create", post(create))
+        .route("/images/prune", post(prune))
+        .route("/images/{*rest}", get(get_named).post(post_named).delete(remove))
+}
+
+/// Query strings as pairs: `names`, `changes` may repeat.
+type Pairs = Query<Vec<(String, String)>>;
+
+fn first(q: &[(String, String)], k: &str) -> Option<String> {
+    q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+}
+
+fn all_of(q: &[(String, String)], k: &str) -> Vec<String> {
+    q.iter().filter(|(n, _)| n == k).map(|(_, v)| v.clone()).collect()
+}
+
+fn nonempty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.is_empty())
+}
+
+/// Splits `NAME/suffix` (the catch-all) into the image name and the verb.
+fn split_verb(rest: &str) -> (&str, &str) {
+    let rest = rest.trim_start_matches('/');
+    match rest.rsplit_once('/') {
+        Some((name, verb)) => (name, verb),
+        None => (rest, ""),
+    }
+}
+
+fn page_not_found(method: &str, rest: &str) -> ApiError {
+    ApiError::not_found(format!("page not found: {method} /images/{}", rest.trim_start_matches('/')))
+}
+
+async fn get_named(s: State<ApiState>, Path(rest): Path<String>) -> Result<Response, ApiError> {
+    match split_verb(&rest) {
+        (name, "json") if !name.is_empty() => inspect(s, name.to_string()).await,
+        (name, "history") if !name.is_empty() => history(s, name.to_string()).await,
+        (name, "get") if !name.is_empty() => save(s, vec![name.to_string()]).await,
+        _ => Err(page_not_found("GET", &rest)),
+    }
+}
+
+async fn post_named(s: State<ApiState>, Path(rest): Path<String>, Query(q): Pairs) -> Result<Response, ApiError> {
+    match split_verb(&rest) {
+        (name, "tag") if !name.is_empty() => tag(s, name.to_string(), q).await,
+        (name, "push") if !name.is_empty() => Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!("cannot push {name}: this Berth server does not talk to registries yet"),
+        )),
+        _ => Err(page_not_found("POST", &rest)),
+    }
+}
+
+fn ts(t: Option<DateTime<Utc>>) -> i64 {
+    t.map_or(0, |t| t.timestamp())
+}
+
+fn summary_json(s: &ImageSummary, tags: &[String]) -> Value {
+    json!({
+        "Id": s.id,
+        "ParentId": "",
+        "RepoTags": tags,
+        "RepoDigests": s.repo_digests,
+        "Created": ts(s.created),
+        "Size": s.size,
+        "SharedSize": -1,
+        "Labels": if s.labels.is_empty() { Value::Null } else { json!(s.labels) },
+        "Containers": s.containers,
+    })
+}
+
+/// Go's `path.Match`, which Docker's `reference=` filter uses: `*` and `?` never
+/// match `/`; `[...]` classes with ranges and `^`/`!` negation.
+fn glob(pattern: &str, s: &str) -> bool {
+    fn class(p: &[char], c: char) -> Option<(bool, usize)> {
+        // Returns (matched, length of the class in p) or None when malformed.
+        let mut i = 1;
+        let negate = matches!(p.get(1), Some('^') | Some('!'));
+        if negate {
+            i += 1;
+        }
+        let mut matched = false;
+        let mut first = true;
+        while i < p.len() && (p[i] != ']' || first) {
+            first = false;
+            let lo = p[i];
+            if p.get(i + 1) == Some(&'-') && p.get(i + 2).is_some_and(|h| *h != ']') {
+                matched |= lo <= c && c <= p[i + 2];
+                i += 3;
+            } else {
+                matched |= lo == c;
+                i += 1;
+            }
+        }
+        (i < p.len()).then_some((matched != negate, i + 1))
+    }
+    fn go(p: &[char], s: &[char]) -> bool {
+        match p.first() {
+            None => s.is_empty(),
+            Some('*') => (0..=s.len()).take_while(|&i| i == 0 || s[i - 1] != '/').any(|i| go(&p[1..], &s[i..])),
+            Some('?') => s.first().is_some_and(|c| *c != '/') && go(&p[1..], &s[1..]),
+            Some('[') => match (s.first(), class(p, s.first().copied().unwrap_or('\0'))) {
+                (Some(c), Some((true, n))) if *c != '/' => go(&p[n..], &s[1..]),
+                _ => false,
+            },
+            Some('\\') if p.len() > 1 => s.first() == Some(&p[1]) && go(&p[2..], &s[1..]),
+            Some(c) => s.first() == Some(c) && go(&p[1..], &s[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let s: Vec<char> = s.chars().collect();
+    go(&p, &s)
+}
+
+/// Docker's `reference.FamiliarMatch`: the pattern against `name:tag` or `name`.
+fn reference_matches(pattern: &str, familiar_tag: &str) -> bool {
+    let name = Reference::parse(familiar_tag).map(|r| r.familiar_name()).unwrap_or_default();
+    glob(pattern, familiar_tag) || glob(pattern, &name)
+}
+
+fn labels_match(labels: &BTreeMap<String, String>, want: &[String], negate: bool) -> bool {
+    want.iter().all(|l| {
+        let has = match l.split_once('=') {
+            Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+            None => labels.contains_key(l),
+        };
+        has != negate
+    })
+}
+
+fn bool_filter(f: &BTreeMap<String, Vec<String>>, key: &str) -> Result<Option<bool>, ApiError> {
+    let Some(values) = f.get(key) else { return Ok(None) };
+    let mut out = None;
+    for v in values {
+        let b = match v.as_str() {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            _ => return Err(ApiError::bad_request(format!("Invalid filter '{key}={v}'"))),
+        };
+        out = Some(b);
+    }
+    Ok(out)
+}
+
+/// `until` values as Docker takes them: a duration before now (`24h`, `90m`), a Unix
+/// timestamp, or an RFC 3339 date or time.
+fn parse_until(v: &str) -> Result<DateTime<Utc>, ApiError> {
+    let bad = || ApiError::bad_request(format!("invalid filter 'until={v}': use a duration (24h), a Unix timestamp or an RFC 3339 time"));
+    let now = Utc::now();
+    if let Some((num, unit)) = v.find(|c: char| c.is_ascii_alphabetic()).map(|i| v.split_at(i)) {
+        if let Ok(n) = num.parse::<f64>() {
+            let secs = match unit {
+                "h" => n * 3600.0,
+                "m" => n * 60.0,
+                "s" => n,
+                "ms" => n / 1000.0,
+                _ => return Err(bad()),
+            };
+            return Ok(now - chrono::Duration::milliseconds((secs * 1000.0) as i64));
+        }
+    }
+    if let Ok(secs) = v.parse::<f64>() {
+        return DateTime::from_timestamp(secs as i64, 0).ok_or_else(bad);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).ok_or_else(bad);
+    }
+    Err(bad())
+}
+
+async fn list(State(s): State<ApiState>, Query(q): Pairs) -> Result<Json<Vec<Value>>, ApiError> {
+    let filters = parse_filters(&first(&q, "filters"))?;
+    for k in filters.keys() {
+        if !["dangling", "label", "label!", "before", "since", "reference", "until"].contains(&k.as_str()) {
+            return Err(ApiError::bad_request(format!("invalid filter '{k}'")));
+        }
+    }
+    let dangling = bool_filter(&filters, "dangling")?;
+    let until = filters.get("until").and_then(|v| v.last()).map(|v| parse_until(v)).transpose()?;
+    let all = qbool(&first(&q, "all"));
+    let out = blocking(move || {
+        let e = &s.engine;
+        let created_of = |key: &str| -> Result<Option<DateTime<Utc>>, ApiError> {
+            match filters.get(key).and_then(|v| v.last()) {
+                Some(name) => Ok(e.inspect_image(&s.namespace, name)?.0.created),
+                None => Ok(None),
+            }
+        };
+        let (before, since) = (created_of("before")?, created_of("since")?);
+        let patterns = filters.get("reference").cloned().unwrap_or_default();
+        let mut out = Vec::new();
+        for img in e.list_images(&s.namespace, all)? {
+            let is_dangling = img.repo_tags.is_empty();
+            if dangling.is_some_and(|d| d != is_dangling)
+                || !labels_match(&img.labels, filters.get("label").map_or(&[][..], |v| v), false)
+                || !labels_match(&img.labels, filters.get("label!").map_or(&[][..], |v| v), true)
+                || before.is_some_and(|b| img.created.is_none_or(|c| c >= b))
+                || since.is_some_and(|b| img.created.is_none_or(|c| c <= b))
+                || until.is_some_and(|u| img.created.is_none_or(|c| c >= u))
+            {
+                continue;
+            }
+            // Like Docker, a reference filter also narrows the tags shown.
+            let tags: Vec<String> = if patterns.is_empty() {
+                img.repo_tags.clone()
+            } else {
+                img.repo_tags.iter().filter(|t| patterns.iter().any(|p| reference_matches(p, t))).cloned().collect()
+            };
+            if !patterns.is_empty() && tags.is_empty() {
+                continue;
+            }
+            out.push(summary_json(&img, &tags));
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(Json(out))
+}
+
+async fn inspect(State(s): State<ApiState>, name: String) -> Result<Response, ApiError> {
+    let (img, config, tagged) = blocking(move || Ok(s.engine.inspect_image(&s.namespace, &name)?)).await?;
+    let extra = |k: &str| config.extra.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let mut v = json!({
+        "Id": img.id,
+        "RepoTags": img.repo_tags,
+        "RepoDigests": img.repo_digests,
+        "Parent": "",
+        "Comment": extra("comment"),
+        "Created": config.created.clone().unwrap_or_default(),
+        "DockerVersion": extra("docker_version"),
+        "Author": config.author.clone().unwrap_or_default(),
+        "Config": config.config,
+        "Architecture": config.architecture,
+        "Os": config.os,
+        "Size": img.size,
+        "GraphDriver": { "Name": "overlayfs", "Data": {} },
+        "RootFS": { "Type": config.rootfs.kind, "Layers": config.rootfs.diff_ids },
+        "Metadata": {
+            "LastTagTime": tagged.map_or("0001-01-01T00:00:00Z".to_string(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)),
+        },
+    });
+    if let Some(variant) = config.extra.get("variant") {
+        v["Variant"] = variant.clone();
+    }
+    Ok(Json(v).into_response())
+}
+
+async fn history(State(s): State<ApiState>, name: String) -> Result<Response, ApiError> {
+    let out = blocking(move || {
+        let rows = s.engine.history(&s.namespace, &name)?;
+        let mut out = Vec::new();
+        for (id, h, size) in rows {
+            let tags = match &id {
+                Some(id) => json!(s.engine.image_summary(&s.namespace, id)?.repo_tags),
+                None => Value::Null,
+            };
+            let created = h.created.as_deref().and_then(|c| DateTime::parse_from_rfc3339(c).ok()).map_or(0, |t| t.timestamp());
+            out.push(json!({
+                "Id": id.unwrap_or_else(|| "<missing>".into()),
+                "Created": created,
+                "CreatedBy": h.created_by.unwrap_or_default(),
+                "Tags": tags,
+                "Size": size,
+                "Comment": h.comment.unwrap_or_default(),
+            }));
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(Json(out).into_response())
+}
+
+async fn tag(State(s): State<ApiState>, name: String, q: Vec<(String, String)>) -> Result<Response, ApiError> {
+    let repo = nonempty(first(&q, "repo")).ok_or_else(|| ApiError::bad_request("repository name must have at least one component"))?;
+    let target = match nonempty(first(&q, "tag")) {
+        Some(t) => format!("{repo}:{t}"),
+        None => repo,
+    };
+    blocking(move || Ok(s.engine.tag_image(&s.namespace, &name, &target)?)).await?;
+    Ok(StatusCode::CREATED.into_response())
+}
+
+async fn remove(State(s): State<ApiState>, Path(rest): Path<String>, Query(q): Pairs) -> Result<Json<Vec<Value>>, ApiError> {
+    let name = rest.trim_start_matches('/').to_string();
+    if name.is_empty() {
+        return Err(page_not_found("DELETE", &rest));
+    }
+    let force = qbool(&first(&q, "force"));
+    let removed = blocking(move || Ok(s.engine.remove_image(&s.namespace, &name, force)?)).await?;
+    Ok(Json(removed_json(&removed)))
+}
+
+fn removed_json(items: &[RemovedItem]) -> Vec<Value> {
+    items
+        .iter()
+        .map(|r| match r {
+            RemovedItem::Untagged(t) => json!({ "Untagged": t }),
+            RemovedItem::Deleted(d) => json!({ "Deleted": d }),
+        })
+        .collect()
+}
+
+async fn prune(State(s): State<ApiState>, Query(q): Pairs) -> Result<Json<Value>, ApiError> {
+    let filters = parse_filters(&first(&q, "filters"))?;
+    for k in filters.keys() {
+        if !["dangling", "until", "label", "label!"].contains(&k.as_str()) {
+            return Err(ApiError::bad_request(format!("invalid filter '{k}'")));
+        }
+    }
+    // Docker prunes only dangling images unless told `dangling=false` (`prune -a`).
+    let all = bool_filter(&filters, "dangling")? == Some(false);
+    let until = filters.get("until").and_then(|v| v.last()).map(|v| parse_until(v)).transpose()?;
+    let (removed, reclaimed) = blocking(move || {
+        let keep = |img: &ImageSummary| {
+            until.is_none_or(|u| img.created.is_some_and(|c| c < u))
+                && labels_match(&img.labels, filters.get("label").map_or(&[][..], |v| v), false)
+                && labels_match(&img.labels, filters.get("label!").map_or(&[][..], |v| v), true)
+        };
+        Ok(s.engine.prune_images_where(&s.namespace, all, &keep)?)
+    })
+    .await?;
+    let deleted = if removed.is_empty() { Value::Null } else { json!(removed_json(&removed)) };
+    Ok(Json(json!({ "ImagesDeleted": deleted, "SpaceReclaimed": reclaimed })))
+}
+
+/// A request body as a blocking `Read`, for engine code running in `spawn_blocking`:
+/// a task forwards the body's chunks through a small channel, so a large upload
+/// streams to disk instead of sitting in memory.
+struct BodyReader {
+    rx: mpsc::Receiver<Result<Bytes, io::Error>>,
+    cur: Bytes,
+}
+
+impl BodyReader {
+    fn new(body: Body) -> BodyReader {
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            let mut stream = body.into_data_stream();
+            while let Some(chunk) = stream.next().await {
+                let item = chunk.map_err(io::Error::other);
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        BodyReader { rx, cur: Bytes::new() }
+    }
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur.split_to(n));
+        Ok(n)
+    }
+}
+
+/// A blocking `Write` feeding a streamed response body in 64 KiB chunks. A client
+/// that goes away shows up as a broken pipe, which stops the writer.
+struct ChannelWriter {
+    tx: mpsc::Sender<Result<Bytes, io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buf));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 64 * 1024 {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+async fn save_many(s: State<ApiState>, Query(q): Pairs) -> Result<Response, ApiError> {
+    save(s, all_of(&q, "names")).await
+}
+
+/// `docker save`: names are checked first, so an unknown one is a proper 404; then
+/// the tar streams. A failure mid-stream aborts the body, so the client sees an
+/// error instead of a silently truncated archive.
+async fn save(State(s): State<ApiState>, names: Vec<String>) -> Result<Response, ApiError> {
+    let (engine, ns) = (s.engine.clone(), s.namespace.clone());
+    let plan: Vec<SaveItem> = blocking(move || Ok(engine.save_plan(&ns, &names)?)).await?;
+    let (tx, rx) = mpsc::channel(8);
+    tokio::task::spawn_blocking(move || {
+        let mut w = ChannelWriter { tx: tx.clone(), buf: Vec::with_capacity(64 * 1024) };
+        if let Err(e) = s.engine.save_images(&s.namespace, &plan, &mut w) {
+            tracing::warn!("docker save failed: {e}");
+            let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
+        }
+    });
+    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    Ok(([(header::CONTENT_TYPE, "application/x-tar")], body).into_response())
+}
+
+fn json_lines(lines: impl IntoIterator<Item = Value>) -> Response {
+    let mut out = String::new();
+    for l in lines {
+        out.push_str(&l.to_string());
+        out.push('\n');
+    }
+    ([(header::CONTENT_TYPE, "application/json")], out).into_response()
+}
+
+fn loaded_lines(loaded: &[Loaded]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for l in loaded {
+        for (tag, old) in &l.replaced {
+            out.push(json!({ "stream": format!("The image {tag} already exists, renaming the old one with ID {old} to empty string\n") }));
+        }
+        if l.tags.is_empty() {
+            out.push(json!({ "stream": format!("Loaded image ID: {}\n", l.id) }));
+        }
+        for t in &l.tags {
+            out.push(json!({ "stream": format!("Loaded image: {t}\n") }));
+        }
+    }
+    out
+}
+
+/// `docker load`. `quiet` only hides progress bars in Docker, and we draw none.
+async fn load(State(s): State<ApiState>, body: Body) -> Result<Response, ApiError> {
+    let reader = BodyReader::new(body);
+    let loaded = blocking(move || Ok(s.engine.load_images(&s.namespace, reader)?)).await?;
+    Ok(json_lines(loaded_lines(&loaded)))
+}
+
+/// `POST /images/create`: `docker import` (fromSrc) here; pulls (fromImage) need the
+/// registry client, which Berth does not have yet, so they fail with a message that
+/// says what to do instead.
+async fn create(State(s): State<ApiState>, Query(q): Pairs, body: Body) -> Result<Response, ApiError> {
+    if let Some(image) = nonempty(first(&q, "fromImage")) {
+        let name = Reference::parse(&image).map(|r| r.familiar_name()).unwrap_or(image);
+        return Err(ApiError::not_found(format!(
+            "pull access denied for {name}: this Berth server cannot pull from registries yet; use a local image (see 'docker images') or bring one in with 'docker load'"
+        )));
+    }
+    let src = nonempty(first(&q, "fromSrc")).ok_or_else(|| ApiError::bad_request("either fromImage or fromSrc is required"))?;
+    if src != "-" {
+        return Err(ApiError::bad_request(format!(
+            "importing from a URL ({src}) is not supported: download the file and run 'docker import FILE'"
+        )));
+    }
+    let reference = nonempty(first(&q, "repo")).map(|repo| match nonempty(first(&q, "tag")) {
+        Some(t) => format!("{repo}:{t}"),
+        None => repo,
+    });
+    let changes = all_of(&q, "changes");
+    let message = first(&q, "message").unwrap_or_default();
+    let reader = BodyReader::new(body);
+    let id = blocking(move || Ok(s.engine.import_image(&s.namespace, reader, reference.as_deref(), &changes, &message)?)).await?;
+    Ok(json_lines([json!({ "status": id })]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_is_go_path_match() {
+        assert!(glob("busy*", "busybox"));
+        assert!(glob("busybox", "busybox"));
+        assert!(!glob("busy*", "x/busybox"));
+        assert!(!glob("*", "a/b"));
+        assert!(glob("*/*", "a/b"));
+        assert!(glob("b?sybox:[l]atest", "busybox:latest"));
+        assert!(glob("[!a]usybox", "busybox"));
+        assert!(!glob("[a-c]x", "dx"));
+    }
+
+    #[test]
+    fn reference_filter_matches_name_or_name_and_tag() {
+        assert!(reference_matches("busybox", "busybox:latest"));
+        assert!(reference_matches("busybox:latest", "busybox:latest"));
+        assert!(!reference_matches("busybox:1", "busybox:latest"));
+        assert!(reference_matches("localhost:5000/*", "localhost:5000/app:v1"));
+    }
+
+    #[test]
+    fn verbs_split_off_names_with_slashes() {
+        assert_eq!(split_verb("localhost:5000/a/b:tag/json"), ("localhost:5000/a/b:tag", "json"));
+        assert_eq!(split_verb("/busybox/history"), ("busybox", "history"));
+        assert_eq!(split_verb("json"), ("json", ""));
+    }
+
+    #[test]
+    fn until_accepts_durations_timestamps_and_dates() {
+        let now = Utc::now();
+        assert_eq!((now - parse_until("24h").unwrap()).num_minutes(), 24 * 60 - 1, "24h before a moment after `now`");
+        assert_eq!(parse_until("1700000000").unwrap().timestamp(), 1_700_000_000);
+        assert!(parse_until("2024-01-02T03:04:05Z").is_ok());
+        assert!(parse_until("2024-01-02").is_ok());
+        assert!(parse_until("soon").is_err());
+    }
+}

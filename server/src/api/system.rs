@@ -1,0 +1,231 @@
+//! `/_ping`, `/version`, `/info`, `/events`.
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use berth_engine::container::Status;
+use berth_engine::events::Event;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{ApiError, ApiState, API_VERSION, MIN_API_VERSION};
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/_ping", get(ping).head(ping))
+        .route("/version", get(version))
+        .route("/info", get(info))
+        .route("/events", get(events))
+}
+
+async fn ping() -> Response {
+    let mut h = HeaderMap::new();
+    h.insert("API-Version", HeaderValue::from_static(API_VERSION));
+    // "1": the classic builder (BuildKit is not offered).
+    h.insert("Builder-Version", HeaderValue::from_static("1"));
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert("OSType", HeaderValue::from_static("linux"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    (h, "OK").into_response()
+}
+
+fn kernel_version() -> String {
+    nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+fn arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+async fn version() -> Json<Value> {
+    let v = env!("CARGO_PKG_VERSION");
+    Json(json!({
+        "Platform": { "Name": "Berth" },
+        "Components": [{ "Name": "Engine", "Version": v, "Details": {
+            "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Os": "linux",
+            "Arch": arch(), "KernelVersion": kernel_version(), "GitCommit": "", "GoVersion": "",
+        }}],
+        "Version": v,
+        "ApiVersion": API_VERSION,
+        "MinAPIVersion": MIN_API_VERSION,
+        "GitCommit": "",
+        "GoVersion": "rust",
+        "Os": "linux",
+        "Arch": arch(),
+        "KernelVersion": kernel_version(),
+        "BuildTime": "",
+    }))
+}
+
+async fn info(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    let engine = s.engine.clone();
+    let ns = s.namespace.clone();
+    let (containers, images) = super::blocking(move || {
+        let c = engine.containers(&ns);
+        let i = engine.list_images(&ns, true)?;
+        Ok((c, i.len()))
+    })
+    .await?;
+    let count = |st: &[Status]| containers.iter().filter(|c| st.contains(&c.state.status)).count();
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().unwrap_or(0) * 1024)))
+        .unwrap_or(0);
+    let hostname = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+    let cgroup_v = if berth_engine::cgroup::is_v2() { "2" } else { "1" };
+    Ok(Json(json!({
+        "ID": "berth",
+        "Containers": containers.len(),
+        "ContainersRunning": count(&[Status::Running]),
+        "ContainersPaused": count(&[Status::Paused]),
+        "ContainersStopped": count(&[Status::Exited, Status::Created, Status::Dead]),
+        "Images": images,
+        "Driver": "overlayfs",
+        "DriverStatus": [["Backing Filesystem", "overlayfs"]],
+        "DockerRootDir": s.engine.root().display().to_string(),
+        "Plugins": { "Volume": ["local"], "Network": ["null"], "Authorization": null, "Log": ["json-file"] },
+        "MemoryLimit": true, "SwapLimit": false, "CpuCfsPeriod": true, "CpuCfsQuota": true,
+        "PidsLimit": true, "IPv4Forwarding": false, "Debug": false,
+        "NFd": 0, "NGoroutines": 0, "SystemTime": chrono::Utc::now().to_rfc3339(),
+        "LoggingDriver": "json-file", "CgroupDriver": "cgroupfs", "CgroupVersion": cgroup_v,
+        "NEventsListener": 0, "KernelVersion": kernel_version(),
+        "OperatingSystem": "Berth", "OSVersion": "", "OSType": "linux", "Architecture": std::env::consts::ARCH,
+        "IndexServerAddress": "https://index.docker.io/v1/",
+        "RegistryConfig": { "AllowNondistributableArtifactsCIDRs": null, "AllowNondistributableArtifactsHostnames": null,
+            "InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {}, "Mirrors": null },
+        "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "MemTotal": mem, "Name": hostname, "Labels": [], "ExperimentalBuild": false,
+        "ServerVersion": env!("CARGO_PKG_VERSION"),
+        "Runtimes": { "berth": { "path": "berth" } }, "DefaultRuntime": "berth",
+        "Swarm": { "NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null },
+        "LiveRestoreEnabled": true, "Isolation": "", "InitBinary": "",
+        "SecurityOptions": ["name=cgroupns"], "Warnings": [],
+    })))
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    since: Option<String>,
+    until: Option<String>,
+    filters: Option<String>,
+}
+
+/// Docker's `since`/`until`: unix seconds (maybe fractional) or RFC 3339.
+fn parse_when(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    if let Ok(f) = s.parse::<f64>() {
+        let secs = f.trunc() as i64;
+        let nanos = ((f - f.trunc()) * 1e9) as u32;
+        return chrono::DateTime::from_timestamp(secs, nanos);
+    }
+    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// Docker's `filters` query: `{"type":["container"]}` or the old `{"type":{"container":true}}`.
+pub fn parse_filters(raw: &Option<String>) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
+    let Some(raw) = raw.as_deref().filter(|r| !r.is_empty()) else { return Ok(BTreeMap::new()) };
+    let v: Value = serde_json::from_str(raw).map_err(|e| ApiError::bad_request(format!("invalid filter: {e}")))?;
+    let mut out = BTreeMap::new();
+    if let Value::Object(m) = v {
+        for (k, vals) in m {
+            let list = match vals {
+                Value::Array(a) => a.into_iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+                Value::Object(o) => o.into_iter().filter(|(_, b)| b.as_bool() == Some(true)).map(|(k, _)| k).collect(),
+                _ => return Err(ApiError::bad_request(format!("invalid filter '{k}'"))),
+            };
+            out.insert(k, list);
+        }
+    } else {
+        return Err(ApiError::bad_request("invalid filter: not an object"));
+    }
+    Ok(out)
+}
+
+fn event_matches(e: &Event, f: &BTreeMap<String, Vec<String>>) -> bool {
+    let any = |key: &str, pred: &dyn Fn(&str) -> bool| f.get(key).is_none_or(|v| v.is_empty() || v.iter().any(|x| pred(x)));
+    let action_base = e.action.split(':').next().unwrap_or(&e.action);
+    any("type", &|t| t == e.kind)
+        && any("event", &|t| t == e.action || t == action_base)
+        && any("container", &|t| e.kind != "container" || e.id.starts_with(t) || e.attributes.get("name").is_some_and(|n| n == t))
+        && any("image", &|t| e.attributes.get("image").is_some_and(|i| i == t) || e.id == t)
+        && any("volume", &|t| e.kind != "volume" || e.id == t)
+        && any("label", &|t| {
+            let (k, v) = t.split_once('=').unwrap_or((t, ""));
+            e.attributes.get(k).is_some_and(|x| v.is_empty() || x == v)
+        })
+}
+
+pub fn event_json(e: &Event) -> Value {
+    let nanos = e.time.timestamp_nanos_opt().unwrap_or(0);
+    let mut v = json!({
+        "Type": e.kind,
+        "Action": e.action,
+        "Actor": { "ID": e.id, "Attributes": e.attributes },
+        "scope": "local",
+        "time": e.time.timestamp(),
+        "timeNano": nanos,
+    });
+    if e.kind == "container" {
+        v["status"] = json!(e.action);
+        v["id"] = json!(e.id);
+        if let Some(i) = e.attributes.get("image") {
+            v["from"] = json!(i);
+        }
+    }
+    v
+}
+
+async fn events(State(s): State<ApiState>, q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>) -> Result<Response, ApiError> {
+    let Query(q) = q?;
+    let filters = parse_filters(&q.filters)?;
+    let since = q.since.as_deref().and_then(parse_when);
+    let until = q.until.as_deref().and_then(parse_when);
+    let (past, rx) = s.engine.events().subscribe(since.or(Some(chrono::Utc::now())).filter(|_| since.is_some()));
+    let (tx, out) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(64);
+    let ns = s.namespace.clone();
+    tokio::task::spawn_blocking(move || {
+        let send = |e: &Event| -> bool {
+            if e.namespace != ns || !event_matches(e, &filters) {
+                return true;
+            }
+            let mut line = serde_json::to_vec(&event_json(e)).unwrap_or_default();
+            line.push(b'\n');
+            tx.blocking_send(Ok(bytes::Bytes::from(line))).is_ok()
+        };
+        for e in past.iter().filter(|e| until.is_none_or(|u| e.time <= u)) {
+            if !send(e) {
+                return;
+            }
+        }
+        loop {
+            if until.is_some_and(|u| chrono::Utc::now() > u) {
+                return;
+            }
+            match rx.recv_timeout(std::time::Duration::from_millis(500)) {
+                Ok(e) => {
+                    if until.is_some_and(|u| e.time > u) || !send(&e) {
+                        return;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if tx.is_closed() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    });
+    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(out));
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}

@@ -1,0 +1,53 @@
+//! `berth`: the lab server (`berth serve`) and the helpers it re-executes itself as
+//! (`berth shim DIR`, `berth nsexec`). The helpers must run before any thread starts:
+//! they clone and setns, which want a single-threaded process.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "berth", version, about = "A self-hostable Docker classroom")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the Docker Engine API (and, later, the playground).
+    Serve(berth_server::serve::ServeOptions),
+    /// Supervise one container (started by the engine; not for people).
+    #[command(hide = true)]
+    Shim { dir: PathBuf },
+    /// Run an exec process inside a container (started by the engine).
+    #[command(hide = true)]
+    Nsexec,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Shim { dir } => ExitCode::from(berth_engine::shim::main(&dir).clamp(0, 255) as u8),
+        Command::Nsexec => ExitCode::from(berth_engine::nsexec_main().clamp(0, 255) as u8),
+        Command::Serve(opts) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| "info".into()))
+                .with_writer(std::io::stderr)
+                .init();
+            let run = || -> anyhow::Result<()> {
+                let rt = tokio::runtime::Runtime::new().context("start the async runtime")?;
+                rt.block_on(berth_server::serve::serve(opts))
+            };
+            match run() {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("berth: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! `berth serve`: open the engine, seed images, listen on every `--docker-host`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use axum::ServiceExt;
+use berth_engine::{Engine, EngineOptions};
+use tower::Layer;
+
+use crate::api::{self, ApiState};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeOptions {
+    /// State directory: images, containers, volumes.
+    #[arg(long, default_value = "/var/lib/berth")]
+    pub root: PathBuf,
+    /// Where the Docker Engine API listens: unix:///PATH or tcp://127.0.0.1:PORT.
+    /// Repeatable; each serves the `default` namespace.
+    #[arg(long = "docker-host", default_value = "unix:///var/run/berth.sock")]
+    pub docker_hosts: Vec<String>,
+    /// Web listener for the playground (HOST:PORT).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// The static busybox the seed image is made from.
+    #[arg(long, default_value = berth_engine::seed::BUSYBOX_PATH)]
+    pub busybox: PathBuf,
+}
+
+pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
+    let helper_exe = std::env::current_exe().context("find the berth binary")?;
+    let engine = {
+        let o = EngineOptions { root: opts.root.clone(), helper_exe, busybox: opts.busybox.clone() };
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Arc<Engine>> {
+            let e = Engine::open(o).context("open the engine")?;
+            e.seed_images("default").context("seed images")?;
+            Ok(e)
+        })
+        .await??
+    };
+    if opts.listen.is_some() {
+        bail!("--listen (the playground) is not available yet: it comes with the lab sessions");
+    }
+    let state = ApiState { engine, namespace: "default".into() };
+    let mut tasks = tokio::task::JoinSet::new();
+    for host in &opts.docker_hosts {
+        let svc = tower::util::MapRequestLayer::new(api::strip_version).layer(api::app(state.clone()));
+        if let Some(path) = host.strip_prefix("unix://") {
+            let _ = std::fs::remove_file(path);
+            if let Some(dir) = std::path::Path::new(path).parent() {
+                std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+            }
+            let l = tokio::net::UnixListener::bind(path).with_context(|| format!("listen on {host}"))?;
+            tracing::info!("Docker API on {host}");
+            tasks.spawn(async move { axum::serve(l, svc.into_make_service()).await });
+        } else if let Some(addr) = host.strip_prefix("tcp://") {
+            let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listen on {host}"))?;
+            tracing::info!("Docker API on {host}");
+            tasks.spawn(async move { axum::serve(l, svc.into_make_service()).await });
+        } else {
+            bail!("unsupported --docker-host {host}: use unix:///PATH or tcp://HOST:PORT");
+        }
+    }
+    tokio::select! {
+        r = tasks.join_next() => {
+            match r {
+                Some(Ok(Err(e))) => Err(e).context("API server failed"),
+                _ => Ok(()),
+            }
+        }
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down; containers keep running under their shims");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

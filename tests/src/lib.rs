@@ -1,0 +1,285 @@
+//! Helpers for the end-to-end tests: a `berth serve` on a temp root and socket, the
+//! real docker CLI pointed at it, and a pty to drive `-it` sessions like a person.
+//!
+//! Everything a test starts is torn down in `Drop` (server, shims, containers,
+//! mounts, cgroups, the temp root), even when the test fails.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `berth` binary next to the test executable (target/debug/berth), or $BERTH_BIN.
+pub fn berth_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("BERTH_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test exe path");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("berth");
+    assert!(bin.exists(), "{} is missing: build it first with `cargo build -p berth-server` (tests/run does)", bin.display());
+    bin
+}
+
+/// Fails the test with an install hint when a prerequisite is missing.
+pub fn require(cmd: &str, hint: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(cmd).exists()))
+        .unwrap_or(false);
+    assert!(found || Path::new(cmd).exists(), "`{cmd}` is required for this test: {hint}");
+}
+
+pub struct Berth {
+    pub root: PathBuf,
+    pub sock: PathBuf,
+    pub config_dir: PathBuf,
+    server: Option<Child>,
+    _tmp: tempfile::TempDir,
+}
+
+impl Berth {
+    pub fn start() -> Berth {
+        require("docker", "the docker CLI 28 must be on PATH");
+        require("/bin/busybox", "apt-get install busybox-static");
+        let tmp = tempfile::Builder::new().prefix("berth-test-").tempdir().expect("temp dir");
+        let root = tmp.path().join("root");
+        let config_dir = tmp.path().join("docker-config");
+        fs::create_dir_all(&config_dir).expect("config dir");
+        let sock = tmp.path().join("docker.sock");
+        let mut b = Berth { root, sock, config_dir, server: None, _tmp: tmp };
+        b.start_server();
+        b
+    }
+
+    /// Starts (or restarts) `berth serve` and waits until it answers.
+    pub fn start_server(&mut self) {
+        let log = fs::OpenOptions::new().create(true).append(true).open(self.root.with_file_name("server.log")).expect("server log");
+        let child = Command::new(berth_bin())
+            .arg("serve")
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--docker-host")
+            .arg(format!("unix://{}", self.sock.display()))
+            .env("BERTH_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start berth serve");
+        self.server = Some(child);
+        let end = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < end {
+            if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&self.sock) {
+                let _ = s.write_all(b"GET /_ping HTTP/1.0\r\n\r\n");
+                let mut r = String::new();
+                let _ = s.read_to_string(&mut r);
+                if r.contains("OK") {
+                    return;
+                }
+            }
+            if let Some(Ok(Some(st))) = self.server.as_mut().map(|c| c.try_wait()) {
+                panic!("berth serve exited ({st}): {}", self.server_log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("berth serve did not answer /_ping: {}", self.server_log());
+    }
+
+    pub fn server_log(&self) -> String {
+        fs::read_to_string(self.root.with_file_name("server.log")).unwrap_or_default()
+    }
+
+    /// kill -9 the server (containers keep running under their shims).
+    pub fn kill_server(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("docker");
+        c.args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
+            .env("DOCKER_CONFIG", &self.config_dir)
+            .env_remove("DOCKER_CONTEXT")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs docker with `args`; returns the output whatever the exit status.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run docker")
+    }
+
+    /// Runs docker and expects success; returns trimmed stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.docker(args);
+        assert!(
+            o.status.success(),
+            "docker {args:?} failed ({}):\nstdout: {}\nstderr: {}\nserver log tail: {}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            tail(&self.server_log(), 30)
+        );
+        String::from_utf8_lossy(&o.stdout).trim_end().to_string()
+    }
+
+    /// Runs docker and expects failure; returns (exit code, stderr).
+    pub fn fails(&self, args: &[&str]) -> (i32, String) {
+        let o = self.docker(args);
+        assert!(!o.status.success(), "docker {args:?} should fail but printed {}", String::from_utf8_lossy(&o.stdout));
+        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).to_string())
+    }
+
+    /// `docker inspect -f TEMPLATE NAME`.
+    pub fn inspect(&self, name: &str, template: &str) -> String {
+        self.ok(&["inspect", "-f", template, name])
+    }
+
+    /// Polls until `f` holds (for state that settles asynchronously).
+    pub fn eventually(&self, what: &str, mut f: impl FnMut() -> bool) {
+        let end = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < end {
+            if f() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("timed out waiting for: {what}\nserver log tail: {}", tail(&self.server_log(), 30));
+    }
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        self.kill_server();
+        cleanup_root(&self.root);
+    }
+}
+
+/// Kills every container and shim of a state root, unmounts what is left under it and
+/// removes its cgroups, so the next run starts clean.
+pub fn cleanup_root(root: &Path) {
+    let Ok(rd) = fs::read_dir(root.join("containers")) else { return };
+    for e in rd.flatten() {
+        let id = e.file_name().to_string_lossy().to_string();
+        if let Some(v) = fs::read(e.path().join("container.json")).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()) {
+            for key in ["pid", "shim_pid"] {
+                if let Some(pid) = v["state"][key].as_i64().filter(|p| *p > 0) {
+                    // SAFETY: kill(2) with a pid we recorded; at worst ESRCH.
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                }
+            }
+        }
+        // Shims are children of init after a server kill; give them a moment to go.
+        let sock = root.join("run").join(format!("{}.sock", &id[..16.min(id.len())]));
+        let end = Instant::now() + Duration::from_secs(5);
+        while sock.exists() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/freezer", "/sys/fs/cgroup/cpuacct"] {
+            let _ = fs::remove_dir(Path::new(base).join("berth").join(&id));
+        }
+    }
+    let root_s = root.display().to_string();
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut points: Vec<&str> = mounts.lines().filter_map(|l| l.split(' ').nth(4)).filter(|p| p.starts_with(&root_s)).collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// A command running on a pseudo-terminal, driven like a person at a keyboard.
+pub struct Pty {
+    master: fs::File,
+    pub child: Child,
+    seen: Vec<u8>,
+}
+
+impl Pty {
+    pub fn spawn(mut cmd: Command) -> Pty {
+        let pty = nix::pty::openpty(None, None).expect("openpty");
+        let slave: OwnedFd = pty.slave;
+        let fd = slave.as_raw_fd();
+        cmd.stdin(Stdio::from(slave.try_clone().expect("dup")))
+            .stdout(Stdio::from(slave.try_clone().expect("dup")))
+            .stderr(Stdio::from(slave));
+        // SAFETY: setsid + TIOCSCTTY in the child before exec: async-signal-safe calls.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::unistd::setsid().map_err(std::io::Error::from)?;
+                if libc::ioctl(fd, libc::TIOCSCTTY, 0) != 0 {
+                    // stdin (fd 0) is the same terminal; try it if fd was closed.
+                    libc::ioctl(0, libc::TIOCSCTTY, 0);
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawn on pty");
+        let master = fs::File::from(pty.master);
+        nix::fcntl::fcntl(master.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).expect("nonblock");
+        Pty { master, child, seen: Vec::new() }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.master.write_all(bytes).expect("write to pty");
+    }
+
+    /// Reads until `needle` has appeared (after what earlier expects consumed).
+    pub fn expect(&mut self, needle: &str) -> String {
+        let end = Instant::now() + Duration::from_secs(20);
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(i) = find(&self.seen, needle.as_bytes()) {
+                let out = String::from_utf8_lossy(&self.seen[..i + needle.len()]).to_string();
+                self.seen.drain(..i + needle.len());
+                return out;
+            }
+            assert!(Instant::now() < end, "timed out waiting for {needle:?}; screen so far: {:?}", String::from_utf8_lossy(&self.seen));
+            match self.master.read(&mut buf) {
+                Ok(0) => std::thread::sleep(Duration::from_millis(20)),
+                Ok(n) => self.seen.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(20)),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+
+    /// Waits for the command to end; returns its exit code.
+    pub fn wait(&mut self) -> i32 {
+        let end = Instant::now() + Duration::from_secs(20);
+        let mut buf = [0u8; 4096];
+        loop {
+            // Keep draining so the child never blocks on a full terminal.
+            if let Ok(n) = self.master.read(&mut buf) {
+                self.seen.extend_from_slice(&buf[..n]);
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < end, "command did not exit; screen: {:?}", String::from_utf8_lossy(&self.seen));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Pty {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}

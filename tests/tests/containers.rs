@@ -1,0 +1,223 @@
+//! Container lifecycle through the real CLI, following seeds 000 and 001 with busybox.
+
+use berth_tests::Berth;
+
+#[test]
+fn version_info_and_seed_images() {
+    let b = Berth::start();
+    let v = b.ok(&["version", "--format", "{{.Server.APIVersion}}"]);
+    assert_eq!(v, "1.50");
+    let info = b.ok(&["info", "--format", "{{.Images}} {{.LoggingDriver}}"]);
+    assert_eq!(info, "2 json-file");
+    let images = b.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let mut names: Vec<&str> = images.lines().collect();
+    names.sort();
+    assert_eq!(names, ["busybox:latest", "hello-world:latest"]);
+    let hello = b.ok(&["run", "--rm", "hello-world"]);
+    assert!(hello.contains("Hello from Berth!"), "{hello}");
+}
+
+#[test]
+fn run_output_exit_codes_and_errors() {
+    let b = Berth::start();
+    assert_eq!(b.ok(&["run", "--rm", "busybox", "echo", "hi"]), "hi");
+    let o = b.docker(&["run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "err\n");
+    let (code, err) = b.fails(&["run", "busybox", "no-such-command"]);
+    assert_eq!(code, 127, "{err}");
+    assert!(err.contains("executable file not found in $PATH"), "{err}");
+    let (code, err) = b.fails(&["run", "no-such-image-here"]);
+    assert_eq!(code, 125, "{err}");
+    b.ok(&["create", "--name", "twice", "busybox"]);
+    let (_, err) = b.fails(&["create", "--name", "twice", "busybox"]);
+    assert!(err.contains("The container name \"/twice\" is already in use"), "{err}");
+    let (_, err) = b.fails(&["rm", "nothing-like-this"]);
+    assert!(err.contains("No such container: nothing-like-this"), "{err}");
+    let (_, err) = b.fails(&["run", "--memory", "1k", "busybox", "true"]);
+    assert!(err.contains("Minimum memory limit allowed is 6MB"), "{err}");
+}
+
+#[test]
+fn environment_workdir_user_hostname_entrypoint() {
+    let b = Berth::start();
+    let env_file = b.root.with_file_name("env.list");
+    std::fs::write(&env_file, "FROM_FILE=yes\n").unwrap();
+    let out = b.ok(&[
+        "run", "--rm", "-e", "A=1", "--env-file", env_file.to_str().unwrap(), "-w", "/made/here", "-u", "daemon",
+        "--hostname", "box1", "busybox", "sh", "-c", "echo $A $FROM_FILE $(pwd) $(id -u) $(hostname) $(cat /etc/hostname)",
+    ]);
+    assert_eq!(out, "1 yes /made/here 1 box1 box1");
+    let out = b.ok(&["run", "--rm", "--entrypoint", "echo", "busybox", "via", "entrypoint"]);
+    assert_eq!(out, "via entrypoint");
+}
+
+#[test]
+fn isolation_pid_mounts_caps_and_masked_paths() {
+    let b = Berth::start();
+    let out = b.ok(&["run", "--rm", "busybox", "sh", "-c", "echo $$; ls /proc | grep -c '^[0-9]'"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1", "the container's process is pid 1");
+    assert!(lines[1].parse::<u32>().unwrap() <= 3, "only the container's processes are visible: {out}");
+    for dev in ["null", "zero", "full", "random", "urandom", "tty"] {
+        b.ok(&["run", "--rm", "busybox", "test", "-c", &format!("/dev/{dev}")]);
+    }
+    b.ok(&["run", "--rm", "busybox", "test", "-d", "/dev/pts"]);
+    b.ok(&["run", "--rm", "busybox", "test", "-d", "/dev/shm"]);
+    let (_, err) = b.fails(&["run", "--rm", "busybox", "touch", "/sys/x"]);
+    assert!(err.contains("Read-only file system"), "{err}");
+    // Masked as in Docker: files read empty, directories are empty (where the host has them).
+    let masked = b.ok(&["run", "--rm", "busybox", "sh", "-c", "for f in /proc/keys /proc/timer_list; do [ -e $f ] && wc -c < $f; done; ls -A /proc/acpi 2>/dev/null | wc -l"]);
+    assert!(masked.lines().all(|l| l.trim() == "0"), "masked paths: {masked}");
+    let (_, err) = b.fails(&["run", "--rm", "busybox", "sh", "-c", "echo 1 > /proc/sys/kernel/panic"]);
+    assert!(err.contains("Read-only file system"), "{err}");
+    let caps = b.ok(&["run", "--rm", "busybox", "sh", "-c", "grep CapBnd /proc/self/status"]);
+    assert_eq!(caps.split_whitespace().last(), Some("00000000a80425fb"), "Docker's default capability set");
+    let (_, err) = b.fails(&["run", "--rm", "busybox", "hostname", "other"]);
+    assert!(!err.is_empty(), "setting the hostname needs CAP_SYS_ADMIN, which is dropped");
+    let net = b.ok(&["run", "--rm", "busybox", "sh", "-c", "ls /sys/class/net"]);
+    assert_eq!(net, "lo", "a network namespace of its own");
+    // The container layer is private to the container and gone with it.
+    b.ok(&["run", "--name", "writer", "busybox", "sh", "-c", "echo data > /file"]);
+    let diff = b.ok(&["diff", "writer"]);
+    assert!(diff.lines().any(|l| l == "A /file"), "{diff}");
+    b.fails(&["run", "--rm", "busybox", "cat", "/file"]);
+    b.ok(&["rm", "writer"]);
+    assert!(!b.root.join("containers").read_dir().unwrap().any(|_| true), "rm removes the container's directory");
+}
+
+#[test]
+fn detached_lifecycle_ps_logs_stop_start_rm() {
+    let b = Berth::start();
+    let id = b.ok(&["run", "-d", "--name", "ticker", "busybox", "sh", "-c", "i=0; while true; do echo tick $i; echo oops >&2; i=$((i+1)); sleep 0.2; done"]);
+    assert_eq!(id.len(), 64);
+    let ps = b.ok(&["ps"]);
+    let header = ps.lines().next().unwrap();
+    for col in ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"] {
+        assert!(header.contains(col), "{header}");
+    }
+    assert!(ps.contains(&id[..12]) && ps.contains("ticker") && ps.contains("Up "), "{ps}");
+    assert_eq!(b.ok(&["ps", "-q"]), id[..12]);
+    assert_eq!(b.ok(&["ps", "-q", "--no-trunc"]), id);
+    b.eventually("two log lines", || b.ok(&["logs", "ticker"]).lines().count() >= 2);
+    // Each loop writes one stdout and one stderr line: the last two entries are one each.
+    let o = b.docker(&["logs", "--tail", "2", "ticker"]);
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(out.lines().count() + err.lines().count(), 2, "{out}{err}");
+    assert!(out.lines().all(|l| l.starts_with("tick")) && err.lines().all(|l| l == "oops"), "stdout and stderr kept apart: {out} / {err}");
+    let ts = b.ok(&["logs", "-t", "--tail", "2", "ticker"]);
+    assert!(ts.starts_with("20") && ts.contains("Z tick"), "{ts}");
+    assert_eq!(b.inspect("ticker", "{{.State.Running}}"), "true");
+    assert_eq!(b.ok(&["ps", "--filter", "name=tick", "--format", "{{.Names}}"]), "ticker");
+    assert_eq!(b.ok(&["ps", "--filter", "status=running", "-q"]), id[..12]);
+    assert_eq!(b.ok(&["ps", "--filter", "ancestor=busybox", "-q"]), id[..12]);
+    let (_, err) = b.fails(&["rm", "ticker"]);
+    assert!(err.contains("container is running: stop the container before removing or force remove"), "{err}");
+    b.ok(&["stop", "-t", "1", "ticker"]);
+    assert_eq!(b.inspect("ticker", "{{.State.Running}} {{.State.ExitCode}}"), "false 137");
+    let ps = b.ok(&["ps", "-a", "--format", "{{.Status}}"]);
+    assert!(ps.starts_with("Exited (137) "), "{ps}");
+    assert_eq!(b.ok(&["ps", "-q"]), "");
+    b.ok(&["start", "ticker"]);
+    assert_eq!(b.inspect("ticker", "{{.State.Status}}"), "running");
+    b.ok(&["kill", "ticker"]);
+    b.eventually("killed", || b.inspect("ticker", "{{.State.Status}}") == "exited");
+    b.ok(&["rename", "ticker", "tocker"]);
+    b.ok(&["rm", "tocker"]);
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn stop_uses_sigterm_then_the_exit_code() {
+    let b = Berth::start();
+    // A process that handles SIGTERM exits by itself, quickly, with its own code.
+    b.ok(&["run", "-d", "--name", "polite", "busybox", "sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.1; done"]);
+    b.ok(&["stop", "polite"]);
+    assert_eq!(b.inspect("polite", "{{.State.ExitCode}}"), "7");
+    b.ok(&["run", "-d", "--name", "sig", "busybox", "sh", "-c", "trap 'exit 3' USR1; while true; do sleep 0.1; done"]);
+    b.ok(&["kill", "-s", "USR1", "sig"]);
+    b.eventually("USR1 handled", || b.inspect("sig", "{{.State.ExitCode}}") == "3");
+}
+
+#[test]
+fn published_port_answers_and_taken_port_is_refused() {
+    let b = Berth::start();
+    b.ok(&["run", "-d", "--name", "web", "-p", "127.0.0.1:18181:80", "busybox", "sh", "-c", "echo hello-web > /www; httpd -f -p 80 -h /"]);
+    b.eventually("web answers", || {
+        std::process::Command::new("busybox").args(["wget", "-qO-", "http://127.0.0.1:18181/www"]).output().map(|o| String::from_utf8_lossy(&o.stdout).contains("hello-web")).unwrap_or(false)
+    });
+    assert_eq!(b.ok(&["port", "web"]), "80/tcp -> 127.0.0.1:18181");
+    let ps = b.ok(&["ps", "--format", "{{.Ports}}"]);
+    assert_eq!(ps, "127.0.0.1:18181->80/tcp");
+    let (_, err) = b.fails(&["run", "-d", "-p", "127.0.0.1:18181:80", "busybox", "sleep", "5"]);
+    assert!(err.contains("port is already allocated"), "{err}");
+    let (_, err) = b.fails(&["run", "-p", "abc", "busybox", "true"]);
+    assert!(err.contains("invalid"), "{err}");
+}
+
+#[test]
+fn wait_pause_top_stats_and_prune() {
+    let b = Berth::start();
+    b.ok(&["run", "-d", "--name", "w", "busybox", "sh", "-c", "sleep 0.5; exit 4"]);
+    assert_eq!(b.ok(&["wait", "w"]), "4");
+    b.ok(&["run", "-d", "--name", "p", "busybox", "sleep", "60"]);
+    b.ok(&["pause", "p"]);
+    assert_eq!(b.inspect("p", "{{.State.Status}}"), "paused");
+    assert!(b.ok(&["ps", "--format", "{{.Status}}"]).ends_with("(Paused)"));
+    b.ok(&["unpause", "p"]);
+    let top = b.ok(&["top", "p"]);
+    assert!(top.contains("sleep 60"), "{top}");
+    let stats = b.ok(&["stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "p"]);
+    assert_eq!(stats, "p 1");
+    b.ok(&["rm", "-f", "p"]);
+    b.ok(&["create", "--name", "c1", "busybox"]);
+    let pruned = b.ok(&["container", "prune", "-f"]);
+    assert!(pruned.contains("Deleted Containers:") && pruned.contains("Total reclaimed space"), "{pruned}");
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn restart_policy_and_rm_flag() {
+    let b = Berth::start();
+    b.ok(&["run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh", "-c", "exit 1"]);
+    b.eventually("two restarts then stop", || {
+        b.inspect("flaky", "{{.RestartCount}} {{.State.Status}}") == "2 exited"
+    });
+    b.ok(&["run", "-d", "--rm", "--name", "gone", "busybox", "true"]);
+    b.eventually("--rm removes it", || b.docker(&["inspect", "gone"]).status.code() == Some(1));
+}
+
+#[test]
+fn server_kill_9_keeps_containers_running() {
+    let mut b = Berth::start();
+    b.ok(&["run", "-d", "--name", "survivor", "busybox", "sh", "-c", "while true; do echo alive; sleep 0.2; done"]);
+    b.ok(&["run", "-d", "--name", "shortlived", "busybox", "sh", "-c", "sleep 1; exit 5"]);
+    let pid = b.inspect("survivor", "{{.State.Pid}}");
+    b.kill_server();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    b.start_server();
+    assert_eq!(b.inspect("survivor", "{{.State.Status}} {{.State.Pid}}"), format!("running {pid}"));
+    b.eventually("the exit that happened while the server was down", || b.inspect("shortlived", "{{.State.Status}} {{.State.ExitCode}}") == "exited 5");
+    assert!(b.ok(&["logs", "survivor"]).contains("alive"));
+    assert_eq!(b.ok(&["exec", "survivor", "echo", "in"]), "in");
+    b.ok(&["stop", "-t", "1", "survivor"]);
+    assert_eq!(b.inspect("survivor", "{{.State.Status}}"), "exited");
+}
+
+#[test]
+fn exec_runs_in_the_container() {
+    let b = Berth::start();
+    b.ok(&["run", "-d", "--name", "box", "--hostname", "inside", "busybox", "sleep", "60"]);
+    assert_eq!(b.ok(&["exec", "box", "hostname"]), "inside");
+    assert_eq!(b.ok(&["exec", "-e", "X=2", "-w", "/tmp", "box", "sh", "-c", "echo $X $(pwd) $(id -u)"]), "2 /tmp 0");
+    assert_eq!(b.ok(&["exec", "-u", "nobody", "box", "id", "-u"]), "65534");
+    let o = b.docker(&["exec", "box", "sh", "-c", "exit 9"]);
+    assert_eq!(o.status.code(), Some(9));
+    b.ok(&["exec", "-d", "box", "sh", "-c", "echo later > /tmp/x"]);
+    b.eventually("detached exec ran", || b.docker(&["exec", "box", "cat", "/tmp/x"]).stdout == b"later\n");
+    let (code, err) = b.fails(&["exec", "box", "nope"]);
+    assert_eq!(code, 127, "{err}");
+    let ps = b.ok(&["exec", "box", "ps"]);
+    assert!(ps.contains("sleep 60"), "exec shares the pid namespace: {ps}");
+}
