@@ -13,7 +13,7 @@
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -106,22 +106,39 @@ pub fn main(dir: &Path) -> i32 {
     }
 }
 
-fn bind_ports(ports: &[PortSpec]) -> Result<Vec<(PortSpec, TcpListener)>, String> {
+/// A host socket bound for one published port.
+enum HostSocket {
+    Tcp(TcpListener),
+    Udp(UdpSocket),
+}
+
+/// Binds every published port on the host before the container starts, so a taken
+/// port fails the start with Docker's message.
+fn bind_ports(ports: &[PortSpec]) -> Result<Vec<(PortSpec, HostSocket)>, String> {
     let mut out = Vec::new();
     for p in ports {
-        if p.proto != "tcp" {
-            return Err(format!("publishing {} ports is not supported yet", p.proto));
-        }
         let ip = if p.host_ip.is_empty() { "0.0.0.0" } else { p.host_ip.as_str() };
-        let l = TcpListener::bind((ip, p.host_port)).map_err(|e| {
+        let taken = |e: io::Error| {
             if e.kind() == io::ErrorKind::AddrInUse {
                 format!("driver failed programming external connectivity on endpoint: Bind for {ip}:{} failed: port is already allocated", p.host_port)
             } else {
-                format!("listen on {ip}:{}: {e}", p.host_port)
+                format!("listen on {ip}:{}/{}: {e}", p.host_port, p.proto)
             }
-        })?;
-        let port = l.local_addr().map(|a| a.port()).unwrap_or(p.host_port);
-        out.push((PortSpec { host_port: port, host_ip: ip.to_string(), ..p.clone() }, l));
+        };
+        let (sock, port) = match p.proto.as_str() {
+            "tcp" => {
+                let l = TcpListener::bind((ip, p.host_port)).map_err(taken)?;
+                let port = l.local_addr().map(|a| a.port()).unwrap_or(p.host_port);
+                (HostSocket::Tcp(l), port)
+            }
+            "udp" => {
+                let u = UdpSocket::bind((ip, p.host_port)).map_err(taken)?;
+                let port = u.local_addr().map(|a| a.port()).unwrap_or(p.host_port);
+                (HostSocket::Udp(u), port)
+            }
+            other => return Err(format!("invalid proto: {other}")),
+        };
+        out.push((PortSpec { host_port: port, host_ip: ip.to_string(), ..p.clone() }, sock));
     }
     Ok(out)
 }
@@ -263,9 +280,12 @@ fn run(spec: &RuntimeSpec, reporter: &mut fs::File) -> Result<i32, String> {
     // From here on the engine does not listen; stdout goes nowhere.
     drop(std::mem::replace(reporter, fs::File::open("/dev/null").map_err(|e| e.to_string())?));
 
-    for (p, l) in listeners {
+    for (p, sock) in listeners {
         let netns = fs::File::open(format!("/proc/{}/ns/net", pid.as_raw())).map_err(|e| format!("open netns: {e}"))?;
-        thread::spawn(move || proxy_tcp(l, netns, p.container_port));
+        match sock {
+            HostSocket::Tcp(l) => thread::spawn(move || proxy_tcp(l, netns, p.container_port)),
+            HostSocket::Udp(u) => thread::spawn(move || proxy_udp(u, netns, p.container_port)),
+        };
     }
     let mut pumps = Vec::new();
     let pump = |fd: OwnedFd, stream: Stream, shared: Arc<Shared>| {
@@ -425,6 +445,42 @@ fn proxy_tcp(listener: TcpListener, netns: fs::File, port: u16) {
             };
             splice(conn, upstream);
         });
+    }
+}
+
+/// Forwards datagrams between host clients and `port` on the container's loopback:
+/// one socket inside the container per client address, so replies find their way.
+fn proxy_udp(host: UdpSocket, netns: fs::File, port: u16) {
+    // Sockets made by this thread from now on live in the container's network.
+    if nix::sched::setns(netns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
+        return;
+    }
+    let host = Arc::new(host);
+    let mut inner: std::collections::HashMap<std::net::SocketAddr, UdpSocket> = std::collections::HashMap::new();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let Ok((n, client)) = host.recv_from(&mut buf) else { return };
+        if !inner.contains_key(&client) {
+            let Ok(s) = UdpSocket::bind(("127.0.0.1", 0)) else { continue };
+            if s.connect(("127.0.0.1", port)).is_err() {
+                continue;
+            }
+            let (Ok(reader), host) = (s.try_clone(), host.clone()) else { continue };
+            thread::spawn(move || {
+                let mut buf = vec![0u8; 65536];
+                // Idle clients are forgotten after a while, as conntrack would.
+                let _ = reader.set_read_timeout(Some(Duration::from_secs(120)));
+                while let Ok(n) = reader.recv(&mut buf) {
+                    if host.send_to(&buf[..n], client).is_err() {
+                        break;
+                    }
+                }
+            });
+            inner.insert(client, s);
+        }
+        if let Some(s) = inner.get(&client) {
+            let _ = s.send(&buf[..n]);
+        }
     }
 }
 

@@ -32,6 +32,25 @@ pub fn require(cmd: &str, hint: &str) {
     assert!(found || Path::new(cmd).exists(), "`{cmd}` is required for this test: {hint}");
 }
 
+/// Compiles `tests/fixtures/NAME.c` into a static binary (once per test run) for
+/// tests that need a program busybox does not have.
+pub fn static_fixture(name: &str) -> PathBuf {
+    require("gcc", "apt-get install gcc libc6-dev");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(format!("{name}.c"));
+    // In the build directory (target/debug/tmp/fixtures), not in /tmp: nothing to clean.
+    let exe = std::env::current_exe().expect("test exe path");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir").join("tmp").join("fixtures");
+    fs::create_dir_all(&dir).expect("fixture dir");
+    let out = dir.join(name);
+    if !out.exists() {
+        let tmp = dir.join(format!("{name}.tmp{:?}", std::thread::current().id()).replace(['(', ')'], ""));
+        let st = Command::new("gcc").arg("-static").arg("-O2").arg("-o").arg(&tmp).arg(&src).status().expect("run gcc");
+        assert!(st.success(), "gcc -static {} failed: apt-get install gcc libc6-dev", src.display());
+        fs::rename(&tmp, &out).expect("place fixture");
+    }
+    out
+}
+
 pub struct Berth {
     pub root: PathBuf,
     pub sock: PathBuf,

@@ -154,6 +154,25 @@ fn published_port_answers_and_taken_port_is_refused() {
     assert!(err.contains("port is already allocated"), "{err}");
     let (_, err) = b.fails(&["run", "-p", "abc", "busybox", "true"]);
     assert!(err.contains("invalid"), "{err}");
+    // -P publishes every exposed port on a free host port.
+    b.ok(&["run", "-d", "--name", "auto", "--expose", "81", "-P", "busybox", "sh", "-c", "echo auto > /www; httpd -f -p 81 -h /"]);
+    let mapping = b.ok(&["port", "auto", "81"]);
+    let port = mapping.rsplit(':').next().unwrap().to_string();
+    assert!(mapping.starts_with("0.0.0.0:") && port.parse::<u16>().unwrap() > 0, "{mapping}");
+    b.eventually("-P port answers", || {
+        std::process::Command::new("busybox").args(["wget", "-qO-", &format!("http://127.0.0.1:{port}/www")]).output().map(|o| o.stdout == b"auto\n").unwrap_or(false)
+    });
+    // UDP both ways, with a static echo server (busybox has no UDP server).
+    let echo = berth_tests::static_fixture("udpecho");
+    let mount = format!("{}:/udpecho:ro", echo.display());
+    b.ok(&["run", "-d", "--name", "udp", "-v", &mount, "-p", "127.0.0.1:18182:9000/udp", "busybox", "/udpecho", "9000"]);
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_millis(300))).unwrap();
+    let mut buf = [0u8; 64];
+    b.eventually("udp echo answers", || {
+        sock.send_to(b"ping", "127.0.0.1:18182").unwrap();
+        matches!(sock.recv(&mut buf), Ok(n) if &buf[..n] == b"echo: ping")
+    });
 }
 
 #[test]
@@ -184,6 +203,11 @@ fn restart_policy_and_rm_flag() {
     b.eventually("two restarts then stop", || {
         b.inspect("flaky", "{{.RestartCount}} {{.State.Status}}") == "2 exited"
     });
+    b.ok(&["run", "-d", "--name", "phoenix", "--restart", "always", "busybox", "sh", "-c", "sleep 0.2; exit 0"]);
+    b.eventually("always restarts even after success", || b.inspect("phoenix", "{{.RestartCount}}").parse::<u32>().unwrap_or(0) >= 2);
+    b.ok(&["stop", "-t", "1", "phoenix"]);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert_eq!(b.inspect("phoenix", "{{.State.Status}}"), "exited", "a user's stop is final");
     b.ok(&["run", "-d", "--rm", "--name", "gone", "busybox", "true"]);
     b.eventually("--rm removes it", || b.docker(&["inspect", "gone"]).status.code() == Some(1));
 }

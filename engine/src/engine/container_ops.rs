@@ -280,7 +280,7 @@ impl Engine {
         let anon: Vec<String> = config.volumes.keys().chain(image.config.volumes.keys()).cloned().collect();
         for dest in anon {
             if !mounts.iter().any(|m| m.destination == dest) && !host.binds.iter().any(|b| bind_dest(b) == Some(dest.as_str())) {
-                let (v, _) = self.volumes.create(ns, None, BTreeMap::new())?;
+                let v = self.create_volume(ns, None, BTreeMap::new())?;
                 crate::volume::copy_up(layers, &dest, &v.mountpoint)?;
                 add(MountPoint { kind: "volume".into(), name: v.name.clone(), source: v.mountpoint.display().to_string(), destination: dest, rw: true, anonymous: true }, &mut mounts);
             }
@@ -303,10 +303,10 @@ impl Engine {
                 }
                 add(MountPoint { kind: "bind".into(), name: String::new(), source: src.to_string(), destination: dest.to_string(), rw, anonymous: false }, &mut mounts);
             } else {
-                let (v, created) = self.volumes.create(ns, Some(src), BTreeMap::new())?;
-                if created {
-                    crate::volume::copy_up(layers, dest, &v.mountpoint)?;
-                }
+                let v = self.create_volume(ns, Some(src), BTreeMap::new())?;
+                // Docker fills an empty volume from the image at its first mount;
+                // copy_up leaves a volume that has content alone.
+                crate::volume::copy_up(layers, dest, &v.mountpoint)?;
                 add(MountPoint { kind: "volume".into(), name: v.name.clone(), source: v.mountpoint.display().to_string(), destination: dest.to_string(), rw, anonymous: false }, &mut mounts);
             }
         }
@@ -479,11 +479,21 @@ impl Engine {
             "on-failure" => info.exit_code != 0 && !c.state.stopped_by_user && (policy.maximum_retry_count == 0 || (c.restart_count as i64) < policy.maximum_retry_count),
             _ => false,
         };
-        if restart {
-            let delay = Duration::from_millis(100 * (1 << c.restart_count.min(6)));
-            std::thread::sleep(delay);
-            if self.update(id, |c| c.restart_count += 1).is_ok() {
-                let _ = self.start(&c.namespace, id);
+        if restart && self.update(id, |c| c.state.status = Status::Restarting).is_ok() {
+            std::thread::sleep(Duration::from_millis(100 * (1 << c.restart_count.min(6))));
+            // A `docker stop` or `rm` during the back-off wins over the policy.
+            let still = self.update(id, |c| {
+                let go = c.state.status == Status::Restarting && !c.state.stopped_by_user;
+                if go {
+                    c.restart_count += 1;
+                }
+                go
+            });
+            if let Ok(true) = still {
+                if let Err(e) = self.start(&c.namespace, id) {
+                    tracing::warn!(container = %id, "restart policy: {e}");
+                    let _ = self.update(id, |c| c.state.status = Status::Exited);
+                }
             }
         }
     }
@@ -556,6 +566,14 @@ impl Engine {
     /// Stops a container: its stop signal, then SIGKILL after `timeout` seconds.
     pub fn stop(&self, ns: &str, name: &str, timeout: Option<i64>) -> Result<()> {
         let c = self.container(ns, name)?;
+        if c.state.status == Status::Restarting {
+            // Waiting to be restarted by its policy: stopping cancels that.
+            self.update(&c.id, |c| {
+                c.state.stopped_by_user = true;
+                c.state.status = Status::Exited;
+            })?;
+            return Ok(());
+        }
         if !c.state.status.is_live() {
             return Err(Error::NotModified("container already stopped".into()));
         }
