@@ -287,9 +287,12 @@ fn run(spec: &RuntimeSpec, reporter: &mut fs::File) -> Result<i32, String> {
             HostSocket::Udp(u) => thread::spawn(move || proxy_udp(u, netns, p.container_port)),
         };
     }
-    let mut pumps = Vec::new();
+    let mut pumps = 0;
+    let (pump_done, pumps_done) = std::sync::mpsc::channel::<()>();
     let pump = |fd: OwnedFd, stream: Stream, shared: Arc<Shared>| {
+        let done = pump_done.clone();
         thread::spawn(move || {
+            let _done = DropSignal(done);
             let mut f = fs::File::from(fd);
             let mut buf = vec![0u8; 32 * 1024];
             loop {
@@ -304,13 +307,16 @@ fn run(spec: &RuntimeSpec, reporter: &mut fs::File) -> Result<i32, String> {
         })
     };
     if let Some(m) = master {
-        pumps.push(pump(m, Stream::Stdout, shared.clone()));
+        pump(m, Stream::Stdout, shared.clone());
+        pumps += 1;
     }
     if let Some(o) = out_pipe {
-        pumps.push(pump(o, Stream::Stdout, shared.clone()));
+        pump(o, Stream::Stdout, shared.clone());
+        pumps += 1;
     }
     if let Some(e) = err_pipe {
-        pumps.push(pump(e, Stream::Stderr, shared.clone()));
+        pump(e, Stream::Stderr, shared.clone());
+        pumps += 1;
     }
 
     let exit_code = loop {
@@ -322,12 +328,13 @@ fn run(spec: &RuntimeSpec, reporter: &mut fs::File) -> Result<i32, String> {
         }
     };
     // Init is gone, so the kernel killed the rest of the pid namespace; the pumps see
-    // EOF soon. Wait a little for the last output, not forever.
-    for _ in 0..200 {
-        if pumps.iter().all(|p| p.is_finished()) {
+    // EOF soon. Wait for the last output, but not forever.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    for _ in 0..pumps {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if pumps_done.recv_timeout(left).is_err() {
             break;
         }
-        thread::sleep(Duration::from_millis(10));
     }
     let oom_killed = cgroup.oom_kills() > 0;
     let info = ExitInfo { exit_code, finished_at: chrono::Utc::now(), oom_killed };
@@ -344,6 +351,15 @@ fn run(spec: &RuntimeSpec, reporter: &mut fs::File) -> Result<i32, String> {
     let _ = fs::remove_file(&spec.socket_path);
     cgroup.remove();
     Ok(0)
+}
+
+/// Sends on a channel when dropped: a pump thread's "I am done", even on panic.
+struct DropSignal(std::sync::mpsc::Sender<()>);
+
+impl Drop for DropSignal {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
 }
 
 fn handle_client(conn: UnixStream, shared: &Shared) {

@@ -245,3 +245,24 @@ fn exec_runs_in_the_container() {
     let ps = b.ok(&["exec", "box", "ps"]);
     assert!(ps.contains("sleep 60"), "exec shares the pid namespace: {ps}");
 }
+
+#[test]
+fn logs_follow_and_start_attach() {
+    let b = Berth::start();
+    b.ok(&["run", "-d", "--name", "count", "busybox", "sh", "-c", "for i in 1 2 3; do echo n$i; sleep 0.3; done"]);
+    // -f streams until the container exits, then returns.
+    let out = b.ok(&["logs", "-f", "count"]);
+    assert_eq!(out, "n1\nn2\nn3");
+    // start -a streams the output of the new run and returns its exit code.
+    b.ok(&["create", "--name", "once", "busybox", "sh", "-c", "echo again; exit 6"]);
+    let o = b.docker(&["start", "-a", "once"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "again\n");
+    assert_eq!(o.status.code(), Some(6));
+    let o = b.docker(&["start", "-a", "once"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "again\n");
+    assert_eq!(b.ok(&["logs", "once"]), "again\nagain", "logs keep every run");
+    let since = b.ok(&["logs", "--since", "2000-01-01T00:00:00Z", "once"]);
+    assert_eq!(since.lines().count(), 2);
+    let future = b.ok(&["logs", "--since", "2999-01-01T00:00:00Z", "once"]);
+    assert_eq!(future, "");
+}

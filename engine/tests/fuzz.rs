@@ -1,0 +1,72 @@
+//! Property tests: the parsers that read user input never panic, and round-trip
+//! where they should. (Bad input must give a clear error, never a crash.)
+
+use berth_engine::detach::{parse_detach_keys, DetachScanner, Scan};
+use berth_engine::logs::{self, LogFilter, Stream};
+use berth_engine::reference::Reference;
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn reference_parse_never_panics(s in "\\PC{0,80}") {
+        let _ = Reference::parse(&s);
+    }
+
+    #[test]
+    fn reference_round_trips(
+        host in prop::option::of("(localhost|[a-z]{1,8}\\.[a-z]{2,3})(:[0-9]{1,5})?"),
+        path in "[a-z0-9]{1,8}(/[a-z0-9]{1,8}){0,2}",
+        tag in "[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}",
+    ) {
+        let s = match &host { Some(h) => format!("{h}/{path}:{tag}"), None => format!("{path}:{tag}") };
+        let r = Reference::parse(&s).expect("valid reference");
+        let again = Reference::parse(&r.to_string()).expect("normalised form parses");
+        prop_assert_eq!(&again, &r);
+        prop_assert_eq!(Reference::parse(&r.familiar()).expect("familiar form parses"), r);
+    }
+
+    #[test]
+    fn detach_keys_parse_never_panics(s in "\\PC{0,30}") {
+        let _ = parse_detach_keys(&s);
+    }
+
+    #[test]
+    fn detach_scanner_forwards_everything_but_the_keys(input in prop::collection::vec(any::<u8>(), 0..200), split in 0usize..200) {
+        // Input without ctrl-P passes through unchanged, however it is chunked.
+        let input: Vec<u8> = input.into_iter().filter(|b| *b != 16).collect();
+        let mut s = DetachScanner::new(vec![16, 17]);
+        let cut = split.min(input.len());
+        let mut out = Vec::new();
+        for chunk in [&input[..cut], &input[cut..]] {
+            match s.feed(chunk) {
+                Scan::Forward(d) => out.extend(d),
+                Scan::Detach(_) => prop_assert!(false, "no detach without the keys"),
+            }
+        }
+        prop_assert_eq!(out, input);
+    }
+
+    #[test]
+    fn log_reader_survives_garbage(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        let all = LogFilter { stdout: true, stderr: true, ..Default::default() };
+        let _ = logs::read_from(&mut &bytes[..], &all);
+    }
+
+    #[test]
+    fn log_lines_round_trip(text in "[^\\n]{0,40}(\\n[^\\n]{0,40}){0,3}") {
+        let t = chrono::Utc::now();
+        let enc = logs::encode(Stream::Stdout, text.as_bytes(), t);
+        let all = LogFilter { stdout: true, stderr: true, ..Default::default() };
+        let (entries, _) = logs::read_from(&mut &enc[..], &all).unwrap();
+        let joined: String = entries.iter().map(|e| e.log.as_str()).collect();
+        prop_assert_eq!(joined, text);
+    }
+
+    #[test]
+    fn layer_unpack_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+        let t = tempfile::tempdir().unwrap();
+        let _ = berth_engine::store::unpack_tar(&bytes[..], t.path());
+    }
+}
