@@ -836,6 +836,27 @@ mod tests {
     }
 
     #[test]
+    fn saves_gzipped_layers_uncompressed() {
+        let (t, s, i) = setup();
+        let layer = tar_of(&[("z.txt", b"zipped\n")]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&layer).unwrap();
+        let gz = gz.finish().unwrap();
+        let blob = s.put_blob(&gz).unwrap();
+        let diff_id = crate::store::sha256_digest(&layer);
+        let config = import_config(&diff_id, &RunConfig::default(), "").unwrap();
+        let id = i.create(&s, &config, &[(blob, MEDIA_TYPE_LAYER_GZIP.into(), gz.len() as u64)]).unwrap();
+        let mut out = Vec::new();
+        write_archive(&s, &i, &t.path().join("tmp"), &[SaveItem { id: id.clone(), tags: vec![] }], &mut out).unwrap();
+        let (t2, s2, i2) = setup();
+        let ex = extract(&out[..], &t2.path().join("tmp")).unwrap();
+        assert_eq!(fs::read(ex.file(&format!("blobs/sha256/{}", &diff_id[7..])).unwrap()).unwrap(), layer);
+        let imgs = ex.images().unwrap();
+        assert!(imgs[0].tags.is_empty());
+        assert_eq!(store_images(&s2, &i2, &ex, &imgs).unwrap(), vec![id]);
+    }
+
+    #[test]
     fn loads_an_oci_layout_and_gzip() {
         let (t, s, i) = setup();
         let id = sample_image(&s, &i);

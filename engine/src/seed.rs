@@ -150,12 +150,16 @@ pub fn busybox_image(store: &Store, images: &Images, busybox: &Path) -> Result<S
         &format!("/bin/sh -c #(nop) ADD file:busybox-static {version} in / "), false)
 }
 
+/// A fixed creation time (2026-11-22, when the image was first made), so the image id
+/// is the same on every machine and `docker images` shows a sensible age.
+const HELLO_CREATED: u64 = 1_795_305_600;
+
 /// Builds hello-world: one static x86_64 program that writes the greeting.
 pub fn hello_world_image(store: &Store, images: &Images) -> Result<String> {
-    let mut t = TarWriter { b: tar::Builder::new(Vec::new()), mtime: 0 };
+    let mut t = TarWriter { b: tar::Builder::new(Vec::new()), mtime: HELLO_CREATED };
     t.file("hello", 0o755, &hello_elf(HELLO_TEXT.as_bytes()))?;
     let layer = t.finish()?;
-    store_image(store, images, &layer, &rfc3339(0), &["/hello"], "/bin/sh -c #(nop) COPY file:hello in / ", false)
+    store_image(store, images, &layer, &rfc3339(HELLO_CREATED), &["/hello"], "/bin/sh -c #(nop) COPY file:hello in / ", false)
 }
 
 /// True when the ELF has no PT_INTERP program header (no dynamic loader needed).

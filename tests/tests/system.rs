@@ -46,7 +46,8 @@ fn events_stream_with_filters() {
     let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 1;
     b.ok(&["run", "--name", "ev", "busybox", "true"]);
     b.ok(&["rm", "ev"]);
-    let until = start + 30;
+    // `--until` in the past-or-now ends the stream once history is replayed.
+    let until = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 1;
     let out = b.ok(&[
         "events", "--since", &start.to_string(), "--until", &until.to_string(),
         "--filter", "container=ev", "--format", "{{.Type}} {{.Action}}",

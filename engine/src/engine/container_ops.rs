@@ -719,7 +719,10 @@ impl Engine {
     /// Reports that an attached client went away while the container kept running.
     pub fn detached(&self, ns: &str, id: &str) {
         if let Ok(c) = self.container(ns, id) {
-            if c.state.status.is_live() {
+            // The shim writes exit.json before it closes attach streams, so a stream
+            // that ended because the container exited is never taken for a detach.
+            let exited = dir_of(self, &c.id).join("exit.json").exists();
+            if c.state.status.is_live() && !exited {
                 self.emit(ns, "container", "detach", &c.id, &[("name", &c.name)]);
             }
         }

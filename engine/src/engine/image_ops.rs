@@ -82,7 +82,7 @@ impl Engine {
         for id in idx.images.keys().filter(|id| !hidden.contains(*id)) {
             out.push(self.image_summary(ns, id)?);
         }
-        out.sort_by(|a, b| b.created.cmp(&a.created));
+        out.sort_by_key(|s| std::cmp::Reverse(s.created));
         Ok(out)
     }
 

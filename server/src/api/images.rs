@@ -369,19 +369,28 @@ struct BodyReader {
 }
 
 impl BodyReader {
-    fn new(body: Body) -> BodyReader {
+    /// Returns the reader and the task pumping the body. Once the reader is dropped
+    /// (the engine is done, or gave up early on bad input) the task reads the rest
+    /// of the body and discards it: answering before the upload is over would make
+    /// the client see "broken pipe" instead of our error message. Await the task
+    /// before answering.
+    fn new(body: Body) -> (BodyReader, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(async move {
+        let pump = tokio::spawn(async move {
             let mut stream = body.into_data_stream();
+            let mut forwarding = true;
             while let Some(chunk) = stream.next().await {
                 let item = chunk.map_err(io::Error::other);
                 let failed = item.is_err();
-                if tx.send(item).await.is_err() || failed {
+                if forwarding && tx.send(item).await.is_err() {
+                    forwarding = false;
+                }
+                if failed {
                     break;
                 }
             }
         });
-        BodyReader { rx, cur: Bytes::new() }
+        (BodyReader { rx, cur: Bytes::new() }, pump)
     }
 }
 
@@ -480,9 +489,10 @@ fn loaded_lines(loaded: &[Loaded]) -> Vec<Value> {
 
 /// `docker load`. `quiet` only hides progress bars in Docker, and we draw none.
 async fn load(State(s): State<ApiState>, body: Body) -> Result<Response, ApiError> {
-    let reader = BodyReader::new(body);
-    let loaded = blocking(move || Ok(s.engine.load_images(&s.namespace, reader)?)).await?;
-    Ok(json_lines(loaded_lines(&loaded)))
+    let (reader, pump) = BodyReader::new(body);
+    let loaded = blocking(move || Ok(s.engine.load_images(&s.namespace, reader)?)).await;
+    let _ = pump.await;
+    Ok(json_lines(loaded_lines(&loaded?)))
 }
 
 /// `POST /images/create`: `docker import` (fromSrc) here; pulls (fromImage) need the
@@ -507,9 +517,10 @@ async fn create(State(s): State<ApiState>, Query(q): Pairs, body: Body) -> Resul
     });
     let changes = all_of(&q, "changes");
     let message = first(&q, "message").unwrap_or_default();
-    let reader = BodyReader::new(body);
-    let id = blocking(move || Ok(s.engine.import_image(&s.namespace, reader, reference.as_deref(), &changes, &message)?)).await?;
-    Ok(json_lines([json!({ "status": id })]))
+    let (reader, pump) = BodyReader::new(body);
+    let id = blocking(move || Ok(s.engine.import_image(&s.namespace, reader, reference.as_deref(), &changes, &message)?)).await;
+    let _ = pump.await;
+    Ok(json_lines([json!({ "status": id? })]))
 }
 
 #[cfg(test)]
