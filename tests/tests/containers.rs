@@ -135,6 +135,29 @@ fn stop_uses_sigterm_then_the_exit_code() {
     b.ok(&["run", "-d", "--name", "polite", "busybox", "sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.1; done"]);
     b.ok(&["stop", "polite"]);
     assert_eq!(b.inspect("polite", "{{.State.ExitCode}}"), "7");
+    // The image's STOPSIGNAL replaces SIGTERM.
+    let rootfs = b.root.with_file_name("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sleep")).unwrap();
+    let tar = std::process::Command::new("tar").arg("-C").arg(&rootfs).args(["-cf", "-", "."]).output().unwrap().stdout;
+    let mut import = b.cmd(&["import", "-c", "STOPSIGNAL SIGUSR1", "-", "usr1:latest"]);
+    import.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+    let mut child = import.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &tar).unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    b.ok(&["run", "-d", "--name", "usr1", "usr1", "sh", "-c", "trap 'exit 5' USR1; while true; do sleep 0.1; done"]);
+    b.ok(&["stop", "usr1"]);
+    assert_eq!(b.inspect("usr1", "{{.State.ExitCode}}"), "5");
+    // restart = stop + start: a new process, the same container.
+    let pid = b.inspect("polite", "{{.State.Pid}}");
+    b.ok(&["start", "polite"]);
+    let first = b.inspect("polite", "{{.State.Pid}}");
+    b.ok(&["restart", "-t", "1", "polite"]);
+    assert_ne!(b.inspect("polite", "{{.State.Pid}}"), first);
+    assert_eq!(pid, "0");
+    assert_eq!(b.inspect("polite", "{{.State.Running}}"), "true");
     b.ok(&["run", "-d", "--name", "sig", "busybox", "sh", "-c", "trap 'exit 3' USR1; while true; do sleep 0.1; done"]);
     b.ok(&["kill", "-s", "USR1", "sig"]);
     b.eventually("USR1 handled", || b.inspect("sig", "{{.State.ExitCode}}") == "3");
@@ -217,6 +240,7 @@ fn server_kill_9_keeps_containers_running() {
     let mut b = Berth::start();
     b.ok(&["run", "-d", "--name", "survivor", "busybox", "sh", "-c", "while true; do echo alive; sleep 0.2; done"]);
     b.ok(&["run", "-d", "--name", "shortlived", "busybox", "sh", "-c", "sleep 1; exit 5"]);
+    b.ok(&["run", "-dit", "--name", "shell", "busybox", "sh"]);
     let pid = b.inspect("survivor", "{{.State.Pid}}");
     b.kill_server();
     std::thread::sleep(std::time::Duration::from_millis(1500));
@@ -227,6 +251,22 @@ fn server_kill_9_keeps_containers_running() {
     assert_eq!(b.ok(&["exec", "survivor", "echo", "in"]), "in");
     b.ok(&["stop", "-t", "1", "survivor"]);
     assert_eq!(b.inspect("survivor", "{{.State.Status}}"), "exited");
+    // attach still reaches the shell that ran through the restart.
+    let mut t = berth_tests::Pty::spawn(b.cmd(&["attach", "shell"]));
+    t.send(b"echo still-$((1+1))\r");
+    t.expect("still-2");
+    t.send(b"exit\r");
+    assert_eq!(t.wait(), 0);
+    // A shim killed outright takes its container with it, and the exit is recorded.
+    b.ok(&["run", "-d", "--name", "orphan", "busybox", "sleep", "60"]);
+    let orphan_pid: i32 = b.inspect("orphan", "{{.State.Pid}}").parse().unwrap();
+    let shim_pid = std::fs::read_to_string(format!("/proc/{orphan_pid}/stat")).unwrap().rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().parse::<i32>().unwrap();
+    // SAFETY: kill(2) of the shim we just found as the container's parent.
+    unsafe { libc::kill(shim_pid, libc::SIGKILL) };
+    b.eventually("the container died with its shim", || b.inspect("orphan", "{{.State.Status}}") == "exited");
+    b.eventually("no unsupervised container left (gone, or a zombie awaiting init)", || {
+        std::fs::read_to_string(format!("/proc/{orphan_pid}/stat")).map_or(true, |st| st.rsplit(')').next().unwrap().trim_start().starts_with('Z'))
+    });
 }
 
 #[test]

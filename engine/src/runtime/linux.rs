@@ -84,6 +84,12 @@ fn e<T, E: std::fmt::Display>(r: Result<T, E>, what: impl FnOnce() -> String) ->
 }
 
 fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd: Option<RawFd>) -> Result<std::convert::Infallible, String> {
+    // If the shim dies (kill -9), the container dies with it instead of running on
+    // unsupervised: nobody would log it, attach to it or record its exit.
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) } != 0 {
+        return Err(format!("set parent death signal: {}", std::io::Error::last_os_error()));
+    }
     e(mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>), || "make / private".into())?;
     let root = &spec.rootfs;
     let lower = spec.lowerdirs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
