@@ -55,12 +55,19 @@ pub struct Berth {
     pub root: PathBuf,
     pub sock: PathBuf,
     pub config_dir: PathBuf,
+    /// Extra `berth serve` arguments, kept for restarts.
+    extra_args: Vec<String>,
     server: Option<Child>,
     _tmp: tempfile::TempDir,
 }
 
 impl Berth {
     pub fn start() -> Berth {
+        Berth::start_with(&[])
+    }
+
+    /// Starts `berth serve` with extra arguments (e.g. registry options).
+    pub fn start_with(extra_args: &[&str]) -> Berth {
         require("docker", "the docker CLI 28 must be on PATH");
         require("/bin/busybox", "apt-get install busybox-static");
         let tmp = tempfile::Builder::new().prefix("berth-test-").tempdir().expect("temp dir");
@@ -68,7 +75,8 @@ impl Berth {
         let config_dir = tmp.path().join("docker-config");
         fs::create_dir_all(&config_dir).expect("config dir");
         let sock = tmp.path().join("docker.sock");
-        let mut b = Berth { root, sock, config_dir, server: None, _tmp: tmp };
+        let extra_args = extra_args.iter().map(|a| a.to_string()).collect();
+        let mut b = Berth { root, sock, config_dir, extra_args, server: None, _tmp: tmp };
         b.start_server();
         b
     }
@@ -82,6 +90,7 @@ impl Berth {
             .arg(&self.root)
             .arg("--docker-host")
             .arg(format!("unix://{}", self.sock.display()))
+            .args(&self.extra_args)
             .env("BERTH_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))

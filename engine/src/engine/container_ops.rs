@@ -187,8 +187,8 @@ impl Engine {
         if let Some(sig) = &config.stop_signal {
             container::parse_signal(sig)?;
         }
-        let ports = port_specs(&config, &host_config)?;
-        let _ = ports;
+        // Port bindings are checked now so a bad one fails `create`, not `start`.
+        port_specs(&config, &host_config)?;
 
         let mut map = self.containers.lock().unwrap_or_else(|p| p.into_inner());
         let name = match name.filter(|n| !n.is_empty()) {
@@ -557,9 +557,6 @@ impl Engine {
         let signame = (sig as i32).to_string();
         self.emit(ns, "container", "kill", &c.id, &[("name", &c.name), ("signal", &signame)]);
         nix::sys::signal::kill(Pid::from_raw(c.state.pid), sig).ctx(|| format!("kill {}", c.state.pid))?;
-        if c.state.status == Status::Paused && sig != Signal::SIGKILL {
-            // A frozen process cannot handle the signal; Docker leaves it paused too.
-        }
         Ok(())
     }
 
@@ -678,6 +675,7 @@ impl Engine {
         }
         {
             let mut map = self.containers.lock().unwrap_or_else(|p| p.into_inner());
+            self.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.id);
             if map.remove(&c.id).is_none() {
                 // Removed meanwhile (e.g. --rm raced with `rm -f`).
                 return Ok(());
