@@ -8,6 +8,7 @@
 //!     root: "/var/lib/berth".into(),
 //!     helper_exe: "/usr/local/bin/berth".into(),
 //!     busybox: "/bin/busybox".into(),
+//!     insecure_registries: vec![],
 //! })?;
 //! engine.seed_images("default")?;
 //! # Ok::<(), berth_engine::Error>(())
@@ -18,9 +19,11 @@
 //! object lives in a namespace (a tenant): `default` for the plain Docker endpoint.
 
 pub mod archive;
+pub mod build;
 pub mod cgroup;
 pub mod container;
 pub mod detach;
+pub mod distribution;
 mod engine;
 pub mod error;
 pub mod events;
@@ -28,6 +31,7 @@ pub mod fsutil;
 pub mod image;
 pub mod logs;
 pub mod reference;
+pub mod registry;
 pub mod runtime;
 pub mod seed;
 pub mod shim;
@@ -36,7 +40,7 @@ pub mod store;
 pub mod volume;
 
 pub use engine::{
-    AttachStream, CreateRequest, Engine, EngineOptions, ExecConfig, ExecIo, ExecRecord, ImageSummary,
+    AttachStream, CommitOptions, CreateRequest, Engine, EngineOptions, ExecConfig, ExecIo, ExecRecord, ImageSummary,
     RemovedImages, WaitCondition, Waiter,
 };
 pub use engine::nsexec_main;

@@ -19,6 +19,9 @@ struct Cli {
 enum Command {
     /// Serve the Docker Engine API (and, later, the playground).
     Serve(berth_server::serve::ServeOptions),
+    /// Manage the users of Berth's registry (`berth serve --registry-users FILE`).
+    #[command(subcommand)]
+    RegistryUser(RegistryUserCommand),
     /// Supervise one container (started by the engine; not for people).
     #[command(hide = true)]
     Shim { dir: PathBuf },
@@ -27,11 +30,42 @@ enum Command {
     Nsexec,
 }
 
+#[derive(Subcommand)]
+enum RegistryUserCommand {
+    /// Add a user, or change its password; the password is read from stdin.
+    Add {
+        /// The htpasswd file (created when missing).
+        #[arg(long)]
+        file: PathBuf,
+        name: String,
+    },
+}
+
+fn registry_user(cmd: RegistryUserCommand) -> anyhow::Result<()> {
+    match cmd {
+        RegistryUserCommand::Add { file, name } => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).context("read the password from stdin")?;
+            let password = line.trim_end_matches(['\n', '\r']);
+            berth_server::registry::auth::add_user(&file, &name, password)?;
+            eprintln!("user {name} saved in {}", file.display());
+            Ok(())
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Shim { dir } => ExitCode::from(berth_engine::shim::main(&dir).clamp(0, 255) as u8),
         Command::Nsexec => ExitCode::from(berth_engine::nsexec_main().clamp(0, 255) as u8),
+        Command::RegistryUser(cmd) => match registry_user(cmd) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("berth: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve(opts) => {
             tracing_subscriber::fmt()
                 .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| "info".into()))

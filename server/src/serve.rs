@@ -25,12 +25,18 @@ pub struct ServeOptions {
     /// The static busybox the seed image is made from.
     #[arg(long, default_value = berth_engine::seed::BUSYBOX_PATH)]
     pub busybox: PathBuf,
+    /// A registry (HOST[:PORT]) to reach over plain HTTP; loopback ones always are. Repeatable.
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+    /// Berth's own registry (`--registry-listen`, `--registry-users`, `--mirror`).
+    #[command(flatten)]
+    pub registry: crate::registry::RegistryOptions,
 }
 
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let helper_exe = std::env::current_exe().context("find the berth binary")?;
     let engine = {
-        let o = EngineOptions { root: opts.root.clone(), helper_exe, busybox: opts.busybox.clone() };
+        let o = EngineOptions { root: opts.root.clone(), helper_exe, busybox: opts.busybox.clone(), insecure_registries: opts.insecure_registries.clone() };
         tokio::task::spawn_blocking(move || -> anyhow::Result<Arc<Engine>> {
             let e = Engine::open(o).context("open the engine")?;
             e.seed_images("default").context("seed images")?;
@@ -43,6 +49,8 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     }
     let state = ApiState { engine, namespace: "default".into() };
     let mut tasks = tokio::task::JoinSet::new();
+    // Bound before the Docker API, so once that answers the registry's address is known.
+    crate::registry::start(&opts.registry, &opts.root, &mut tasks).await?;
     for host in &opts.docker_hosts {
         let svc = tower::util::MapRequestLayer::new(api::strip_version).layer(api::app(state.clone()));
         if let Some(path) = host.strip_prefix("unix://") {

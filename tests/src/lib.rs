@@ -75,7 +75,12 @@ impl Berth {
         let config_dir = tmp.path().join("docker-config");
         fs::create_dir_all(&config_dir).expect("config dir");
         let sock = tmp.path().join("docker.sock");
-        let extra_args = extra_args.iter().map(|a| a.to_string()).collect();
+        let mut extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        // Tests run in parallel, each with its own server: its registry takes a free
+        // port (see `registry_addr`) unless the test asks for one.
+        if !extra_args.iter().any(|a| a.starts_with("--registry-listen")) {
+            extra_args.extend(["--registry-listen".to_string(), "127.0.0.1:0".to_string()]);
+        }
         let mut b = Berth { root, sock, config_dir, extra_args, server: None, _tmp: tmp };
         b.start_server();
         b
@@ -114,6 +119,12 @@ impl Berth {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("berth serve did not answer /_ping: {}", self.server_log());
+    }
+
+    /// HOST:PORT of this server's registry (written by `berth serve` once it listens).
+    pub fn registry_addr(&self) -> String {
+        let f = self.root.join("registry").join("listen-address");
+        fs::read_to_string(&f).unwrap_or_else(|e| panic!("{}: {e}; server log: {}", f.display(), self.server_log())).trim().to_string()
     }
 
     pub fn server_log(&self) -> String {

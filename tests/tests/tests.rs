@@ -7,3 +7,7 @@ mod copy;
 mod volumes;
 mod images;
 mod system;
+mod registry_client;
+mod registry_server;
+mod build;
+mod registry_flow;

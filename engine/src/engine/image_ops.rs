@@ -11,6 +11,8 @@ use crate::archive::{self, Loaded, SaveItem};
 use crate::error::{Error, Result};
 use crate::image::{History, ImageConfig, Images, RemovedItem, MEDIA_TYPE_LAYER_TAR};
 use crate::reference::Reference;
+use crate::registry::search::{self, SearchResult};
+use crate::registry::{self, pull, push, BlobSources, Client, Credentials, LayerState, Progress, ProgressFn, RegistryError, Transfer};
 use crate::seed;
 
 /// One row of `docker images`.
@@ -424,5 +426,144 @@ impl Engine {
         let name = reference.as_ref().map(Reference::familiar).unwrap_or_else(|| id.clone());
         self.emit(ns, "image", "import", &id, &[("name", &name)]);
         Ok(id)
+    }
+
+    /// Adds `name@digest` to an image's RepoDigests (one per repository: a newer
+    /// digest for the same repository replaces the old one). The caller holds the
+    /// image lock.
+    // The record file's path mirrors `Images::record_path`; an `Images` method for
+    // this would be the better home.
+    fn add_repo_digest(&self, id: &str, repo_digest: &str) -> Result<()> {
+        let mut rec = self.images.record(id)?;
+        let name = repo_digest.split('@').next().unwrap_or(repo_digest);
+        rec.repo_digests.retain(|d| d.split('@').next() != Some(name));
+        rec.repo_digests.push(repo_digest.to_string());
+        rec.repo_digests.sort();
+        let path = self.root().join("images").join(format!("{}.json", id.trim_start_matches("sha256:")));
+        crate::fsutil::write_json(&path, &rec)
+    }
+
+    /// `docker pull NAME`: fetches the image from its registry, records it and moves
+    /// the tag, reporting progress as Docker does. Returns the image id.
+    pub fn pull_image(&self, ns: &str, name: &str, creds: Option<&Credentials>, progress: &ProgressFn) -> Result<String, RegistryError> {
+        let r = Reference::parse(name)?;
+        let shown = r.familiar();
+        let before = self.images.namespace(ns)?.tags.get(&r.to_string()).cloned();
+        let scope = format!("repository:{}:pull", r.repository);
+        let client = Client::connect(&r.registry, &self.insecure_registries, creds, &scope)?;
+        let fetched = pull::fetch(&client, &self.store, &r, &archive::host_arch(), progress)?;
+        let fresh: Vec<&(String, String, u64)> = fetched.layers.iter().filter(|l| fetched.new_blobs.contains(&l.0)).collect();
+        for (digest, _, size) in &fresh {
+            progress(Progress::Bytes { id: registry::short_id(digest), action: Transfer::Extracting, current: *size, total: *size });
+        }
+        let recorded = {
+            let _g = self.image_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let result = (|| -> Result<String> {
+                let id = crate::store::sha256_digest(&fetched.config);
+                // An image we already have with all its layers is not unpacked again.
+                let complete = self.images.record(&id).ok().is_some_and(|rec| {
+                    rec.layers.iter().all(|l| self.store.has_blob(&l.digest) && self.store.layer_dir(&l.chain_id).is_ok_and(|d| d.exists()))
+                });
+                if !complete {
+                    self.images.create(&self.store, &fetched.config, &fetched.layers)?;
+                }
+                self.add_repo_digest(&id, &format!("{}@{}", r.familiar_name(), fetched.digest))?;
+                let tag = if r.digest.is_some() { None } else { Some(&r) };
+                self.images.tag(ns, &id, tag)?;
+                Ok(id)
+            })();
+            if result.is_err() {
+                // Nothing records these blobs: drop them so a failed pull leaves nothing.
+                let used: BTreeSet<String> =
+                    self.images.all_records().into_iter().flat_map(|rec| std::iter::once(rec.id).chain(rec.layers.into_iter().map(|l| l.digest))).collect();
+                for b in fetched.new_blobs.iter().filter(|b| !used.contains(*b)) {
+                    let _ = self.store.remove_blob(b);
+                }
+            }
+            result?
+        };
+        for (digest, _, _) in &fresh {
+            progress(Progress::Layer { id: registry::short_id(digest), state: LayerState::PullComplete });
+        }
+        let mut blobs = fetched.remote_layers.clone();
+        blobs.push(recorded.clone());
+        BlobSources::add(self.root(), &r.registry, &r.repository, &blobs);
+        progress(Progress::Status { id: None, text: format!("Digest: {}", fetched.digest) });
+        let status = if before.as_deref() == Some(recorded.as_str()) {
+            format!("Status: Image is up to date for {shown}")
+        } else {
+            format!("Status: Downloaded newer image for {shown}")
+        };
+        progress(Progress::Status { id: None, text: status });
+        self.emit(ns, "image", "pull", &recorded, &[("name", &shown)]);
+        Ok(recorded)
+    }
+
+    /// `docker push NAME[:TAG]`: pushes the tag, or with no tag every tag of the
+    /// repository in this namespace (`docker push --all-tags`), and records the
+    /// digest in each image's RepoDigests.
+    pub fn push_image(&self, ns: &str, name: &str, tag: Option<&str>, creds: Option<&Credentials>, progress: &ProgressFn) -> Result<(), RegistryError> {
+        let base = Reference::parse(name)?;
+        let last_slash = name.rfind('/').map_or(0, |i| i + 1);
+        let explicit = name[last_slash..].contains(':');
+        let targets: Vec<Reference> = match (tag.filter(|t| !t.is_empty()), explicit) {
+            (Some(t), _) => vec![base.with_tag(t)],
+            (None, true) => vec![base.clone()],
+            (None, false) => self
+                .images
+                .namespace(ns)?
+                .tags
+                .keys()
+                .filter_map(|k| Reference::parse(k).ok())
+                .filter(|t| t.registry == base.registry && t.repository == base.repository)
+                .collect(),
+        };
+        if base.digest.is_some() {
+            return Err(Error::InvalidArgument("cannot push a digest reference".into()).into());
+        }
+        let first = targets.first().ok_or_else(|| Error::NotFound(format!("An image does not exist locally with the tag: {}", base.familiar_name())))?;
+        // Fail before any output when a tag is missing.
+        let mut plan = Vec::new();
+        for t in &targets {
+            let id = self.resolve_image(ns, &t.familiar())?;
+            plan.push((t.clone(), id));
+        }
+        progress(Progress::Status { id: None, text: format!("The push refers to repository [{}/{}]", first.registry, first.repository) });
+        let scope = format!("repository:{}:pull,push", base.repository);
+        let client = Client::connect(&base.registry, &self.insecure_registries, creds, &scope)?;
+        for (t, id) in plan {
+            let rec = self.images.record(&id)?;
+            let config = self.store.read_blob(&id)?;
+            let img = push::PushImage { config: &config, config_digest: &id, layers: &rec.layers };
+            let (digest, _) = push::push(&client, &self.store, self.root(), &t, &img, progress)?;
+            {
+                let _g = self.image_lock.lock().unwrap_or_else(|p| p.into_inner());
+                self.add_repo_digest(&id, &format!("{}@{digest}", t.familiar_name()))?;
+            }
+            self.emit(ns, "image", "push", &id, &[("name", &t.familiar())]);
+        }
+        Ok(())
+    }
+
+    /// `docker login`: checks the credentials against their registry (`/v2/` ping,
+    /// then a token or Basic auth). Returns the registry name on success.
+    pub fn registry_login(&self, creds: &Credentials) -> Result<String, RegistryError> {
+        let registry = registry::registry_of_server_address(&creds.serveraddress);
+        Client::connect(&registry, &self.insecure_registries, Some(creds), "")?;
+        Ok(registry)
+    }
+
+    /// `docker search TERM`: Docker Hub, or the registry the term names.
+    pub fn search_images(&self, term: &str, limit: usize) -> Result<Vec<SearchResult>, RegistryError> {
+        let (registry, term) = search::split_term(term);
+        if term.is_empty() {
+            return Err(Error::InvalidArgument("a search term is required".into()).into());
+        }
+        match registry {
+            // No registry named: Berth's own registry stands in for Docker Hub, so the
+            // search lessons work in an offline classroom.
+            None => self.search_local_registry(&term, limit).map_err(|e| Error::Runtime(e.to_string()).into()),
+            Some(r) => search::search(Some(&r), &term, limit, &self.insecure_registries),
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! in async code use `spawn_blocking`).
 
 mod archive_ops;
+mod commit;
 mod container_ops;
 mod exec;
 mod image_ops;
@@ -12,6 +13,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+pub use commit::CommitOptions;
 pub use container_ops::{AttachStream, CreateRequest, WaitCondition, Waiter};
 pub use exec::{nsexec_main, ExecConfig, ExecIo, ExecRecord};
 pub use image_ops::{ImageSummary, RemovedImages};
@@ -29,12 +31,15 @@ pub struct EngineOptions {
     pub helper_exe: PathBuf,
     /// The static busybox for the seed image.
     pub busybox: PathBuf,
+    /// Registries (`HOST[:PORT]`) reached over plain HTTP besides loopback ones.
+    pub insecure_registries: Vec<String>,
 }
 
 pub struct Engine {
     root: PathBuf,
     helper_exe: PathBuf,
     busybox: PathBuf,
+    pub(crate) insecure_registries: Vec<String>,
     pub(crate) store: Store,
     pub(crate) images: Images,
     pub(crate) volumes: Volumes,
@@ -71,6 +76,7 @@ impl Engine {
             image_lock: Mutex::new(()),
             helper_exe: opts.helper_exe,
             busybox: opts.busybox,
+            insecure_registries: opts.insecure_registries,
             root,
         });
         engine.recover()?;
@@ -108,6 +114,7 @@ mod tests {
             root: dir.to_path_buf(),
             helper_exe: PathBuf::from("/nonexistent/berth"),
             busybox: PathBuf::from(crate::seed::BUSYBOX_PATH),
+            insecure_registries: vec![],
         })
         .expect("open engine")
     }

@@ -1,5 +1,7 @@
 //! `/images/...`: list, inspect, tag, remove, history, save (`get`), load, import
-//! (`create?fromSrc=`), prune.
+//! (`create?fromSrc=`), prune; and the registry side: pull (`create?fromImage=`),
+//! push, search, and `/auth` (`docker login`). Pull and push stream Docker's JSON
+//! progress lines, rendered from the engine's typed [`Progress`] events.
 //!
 //! Image names may contain slashes (`localhost:5000/a/b:tag`), so everything below
 //! `/images/` that is not one of the fixed endpoints goes through one catch-all route
@@ -11,13 +13,14 @@ use std::io::{self, Read, Write};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use berth_engine::archive::{Loaded, SaveItem};
 use berth_engine::image::RemovedItem;
 use berth_engine::reference::Reference;
+use berth_engine::registry::{Credentials, Progress, ProgressFn, RegistryError};
 use berth_engine::ImageSummary;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -34,6 +37,8 @@ pub fn routes() -> Router<ApiState> {
         .route("/images/load", post(load))
         .route("/images/create", post(create))
         .route("/images/prune", post(prune))
+        .route("/images/search", get(search))
+        .route("/auth", post(auth))
         .route("/images/{*rest}", get(get_named).post(post_named).delete(remove))
 }
 
@@ -74,13 +79,10 @@ async fn get_named(s: State<ApiState>, Path(rest): Path<String>) -> Result<Respo
     }
 }
 
-async fn post_named(s: State<ApiState>, Path(rest): Path<String>, Query(q): Pairs) -> Result<Response, ApiError> {
+async fn post_named(s: State<ApiState>, Path(rest): Path<String>, Query(q): Pairs, headers: HeaderMap) -> Result<Response, ApiError> {
     match split_verb(&rest) {
         (name, "tag") if !name.is_empty() => tag(s, name.to_string(), q).await,
-        (name, "push") if !name.is_empty() => Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            format!("cannot push {name}: this Berth server does not talk to registries yet"),
-        )),
+        (name, "push") if !name.is_empty() => push(s, name.to_string(), q, &headers).await,
         _ => Err(page_not_found("POST", &rest)),
     }
 }
@@ -495,15 +497,18 @@ async fn load(State(s): State<ApiState>, body: Body) -> Result<Response, ApiErro
     Ok(json_lines(loaded_lines(&loaded?)))
 }
 
-/// `POST /images/create`: `docker import` (fromSrc) here; pulls (fromImage) need the
-/// registry client, which Berth does not have yet, so they fail with a message that
-/// says what to do instead.
-async fn create(State(s): State<ApiState>, Query(q): Pairs, body: Body) -> Result<Response, ApiError> {
+/// `POST /images/create`: a pull (`fromImage`, streaming progress) or `docker import`
+/// (`fromSrc`).
+async fn create(State(s): State<ApiState>, Query(q): Pairs, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     if let Some(image) = nonempty(first(&q, "fromImage")) {
-        let name = Reference::parse(&image).map(|r| r.familiar_name()).unwrap_or(image);
-        return Err(ApiError::not_found(format!(
-            "pull access denied for {name}: this Berth server cannot pull from registries yet; use a local image (see 'docker images') or bring one in with 'docker load'"
-        )));
+        // The CLI sends the tag (or a digest) separately; `fromImage` may carry one too.
+        let name = match nonempty(first(&q, "tag")) {
+            Some(t) if t.starts_with("sha256:") => format!("{image}@{t}"),
+            Some(t) => format!("{image}:{t}"),
+            None => image,
+        };
+        let creds = registry_auth(&headers);
+        return progress_stream(move |progress| s.engine.pull_image(&s.namespace, &name, creds.as_ref(), progress).map(|_| ())).await;
     }
     let src = nonempty(first(&q, "fromSrc")).ok_or_else(|| ApiError::bad_request("either fromImage or fromSrc is required"))?;
     if src != "-" {
@@ -521,6 +526,166 @@ async fn create(State(s): State<ApiState>, Query(q): Pairs, body: Body) -> Resul
     let id = blocking(move || Ok(s.engine.import_image(&s.namespace, reader, reference.as_deref(), &changes, &message)?)).await;
     let _ = pump.await;
     Ok(json_lines([json!({ "status": id? })]))
+}
+
+/// `docker push`: `tag` empty means every tag of the repository (`--all-tags`).
+async fn push(State(s): State<ApiState>, name: String, q: Vec<(String, String)>, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let tag = nonempty(first(&q, "tag"));
+    let creds = registry_auth(headers);
+    progress_stream(move |progress| s.engine.push_image(&s.namespace, &name, tag.as_deref(), creds.as_ref(), progress)).await
+}
+
+/// The credentials the CLI sends for the registry involved (after `docker login`).
+fn registry_auth(headers: &HeaderMap) -> Option<Credentials> {
+    headers.get("x-registry-auth").and_then(|v| v.to_str().ok()).and_then(Credentials::from_header)
+}
+
+/// A registry error as Docker's status codes. Only `/auth` answers bad credentials
+/// with 401 (`docker login` reports them as such); for pull and push the CLI would
+/// take a 401 as a cue to retry with other credentials, over and over, so there the
+/// same error is a 403 and its message says to log in.
+fn registry_error(e: RegistryError) -> ApiError {
+    let status = match &e {
+        RegistryError::Unauthorized(_) => StatusCode::FORBIDDEN,
+        RegistryError::Denied(_) => StatusCode::FORBIDDEN,
+        RegistryError::NotFound(_) => StatusCode::NOT_FOUND,
+        RegistryError::Unsupported(_) => StatusCode::BAD_REQUEST,
+        RegistryError::Engine(_) => return ApiError::from(berth_engine::Error::from(e)),
+        RegistryError::DigestMismatch { .. } | RegistryError::Protocol(_) | RegistryError::Transport(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(status, e.to_string())
+}
+
+/// One of Docker's JSON progress lines (moby's `jsonmessage.JSONMessage`).
+fn progress_json(p: &Progress) -> Value {
+    match p {
+        Progress::Status { id: Some(id), text } => json!({ "status": text, "id": id }),
+        Progress::Status { id: None, text } => json!({ "status": text }),
+        Progress::Layer { id, state } => json!({ "status": state.text(), "progressDetail": {}, "id": id }),
+        Progress::Bytes { id, action, current, total } => json!({
+            "status": action.text(),
+            "progressDetail": { "current": current, "total": total },
+            "progress": progress_bar(*current, *total),
+            "id": id,
+        }),
+        Progress::Pushed { tag, digest, size } => json!({ "progressDetail": {}, "aux": { "Tag": tag, "Digest": digest, "Size": size } }),
+    }
+}
+
+/// The text bar Docker sends alongside the numbers (`[==>   ]  1.2MB/3.4MB`), for
+/// clients that print it rather than draw their own.
+fn progress_bar(current: u64, total: u64) -> String {
+    fn human(n: u64) -> String {
+        let n = n as f64;
+        match n {
+            n if n >= 1e9 => format!("{:.3}GB", n / 1e9),
+            n if n >= 1e6 => format!("{:.3}MB", n / 1e6),
+            n if n >= 1e3 => format!("{:.3}kB", n / 1e3),
+            n => format!("{n}B"),
+        }
+    }
+    if total == 0 {
+        return human(current);
+    }
+    let width = 50u64;
+    let filled = (current.min(total) * width / total) as usize;
+    let arrow = if filled < width as usize { ">" } else { "" };
+    let bar = format!("{}{arrow}", "=".repeat(filled));
+    format!("[{bar:<50}] {:>9}/{}", human(current), human(total))
+}
+
+enum StreamMsg {
+    Line(Value),
+    Done(Option<RegistryError>),
+}
+
+/// Runs a registry operation in a blocking task and streams its progress as JSON
+/// lines. An error before the first line is a plain HTTP error (the CLI prints
+/// "Error response from daemon: …"); a later one is an `errorDetail` line, which the
+/// CLI prints before exiting 1.
+async fn progress_stream(op: impl FnOnce(&ProgressFn) -> Result<(), RegistryError> + Send + 'static) -> Result<Response, ApiError> {
+    let (tx, mut rx) = mpsc::channel::<StreamMsg>(256);
+    tokio::task::spawn_blocking(move || {
+        let lines = tx.clone();
+        // A client that went away only stops the output; the pull or push finishes,
+        // as with Docker.
+        let report = move |p: Progress| {
+            let _ = lines.blocking_send(StreamMsg::Line(progress_json(&p)));
+        };
+        let result = op(&report);
+        if let Err(e) = &result {
+            tracing::info!("registry operation failed: {e}");
+        }
+        let _ = tx.blocking_send(StreamMsg::Done(result.err()));
+    });
+    let first = match rx.recv().await {
+        Some(StreamMsg::Done(Some(e))) => return Err(registry_error(e)),
+        Some(m) => m,
+        None => return Err(ApiError::internal("the registry operation stopped without an answer")),
+    };
+    let stream = futures_util::stream::unfold((Some(first), rx), |(pending, mut rx)| async move {
+        let msg = match pending {
+            Some(m) => m,
+            None => rx.recv().await?,
+        };
+        let line = match msg {
+            StreamMsg::Line(v) => v,
+            StreamMsg::Done(None) => return None,
+            StreamMsg::Done(Some(e)) => {
+                let m = e.to_string();
+                json!({ "errorDetail": { "message": m }, "error": m })
+            }
+        };
+        let mut bytes = line.to_string().into_bytes();
+        bytes.push(b'\n');
+        Some((Ok::<_, io::Error>(Bytes::from(bytes)), (None, rx)))
+    });
+    Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(stream)).into_response())
+}
+
+/// `docker login`: 200 when the registry accepts the credentials, 401 with the
+/// reason when it does not.
+async fn auth(State(s): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
+    let creds: Credentials = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid credentials: {e}")))?;
+    tokio::task::spawn_blocking(move || s.engine.registry_login(&creds))
+        .await
+        .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
+        .map_err(|e| match e {
+            RegistryError::Unauthorized(m) => ApiError::new(StatusCode::UNAUTHORIZED, m),
+            e => registry_error(e),
+        })?;
+    Ok(Json(json!({ "Status": "Login Succeeded", "IdentityToken": "" })).into_response())
+}
+
+/// `docker search TERM`, with the `is-official`, `is-automated` and `stars` filters.
+async fn search(State(s): State<ApiState>, Query(q): Pairs) -> Result<Response, ApiError> {
+    let term = nonempty(first(&q, "term")).ok_or_else(|| ApiError::bad_request("a search term is required"))?;
+    let limit = match nonempty(first(&q, "limit")) {
+        Some(l) => l.parse::<usize>().ok().filter(|l| (1..=100).contains(l)).ok_or_else(|| ApiError::bad_request("limit must be between 1 and 100"))?,
+        None => 25,
+    };
+    let filters = parse_filters(&first(&q, "filters"))?;
+    for k in filters.keys() {
+        if !["is-official", "is-automated", "stars"].contains(&k.as_str()) {
+            return Err(ApiError::bad_request(format!("invalid filter '{k}'")));
+        }
+    }
+    let official = bool_filter(&filters, "is-official")?;
+    let automated = bool_filter(&filters, "is-automated")?;
+    let stars = match filters.get("stars").and_then(|v| v.last()) {
+        Some(v) => v.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid filter 'stars={v}'")))?,
+        None => 0,
+    };
+    let results = tokio::task::spawn_blocking(move || s.engine.search_images(&term, limit))
+        .await
+        .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
+        .map_err(registry_error)?;
+    let out: Vec<Value> = results
+        .into_iter()
+        .filter(|r| official.is_none_or(|o| o == r.is_official) && automated.is_none_or(|a| a == r.is_automated) && r.star_count >= stars)
+        .map(|r| json!(r))
+        .collect();
+    Ok(Json(out).into_response())
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! calls and the engine's answers into Docker's JSON shapes; no engine logic here.
 
 mod archive;
+mod build;
 mod containers;
 mod error;
 mod exec;
@@ -44,6 +45,7 @@ pub fn app(state: ApiState) -> Router {
         .merge(images::routes())
         .merge(volumes::routes())
         .merge(archive::routes())
+        .merge(build::routes())
         .merge(networks::routes())
         .fallback(|req: Request| async move {
             ApiError::not_found(format!("page not found: {} {}", req.method(), req.uri().path()))

@@ -1,0 +1,275 @@
+//! `docker commit`, and the image-making primitives the builder shares with it:
+//! a container's upper dir becomes a layer blob, and a child image is recorded on top
+//! of its parent's layers without unpacking those again.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::Engine;
+use crate::error::{Context, Error, Result};
+use crate::fsutil;
+use crate::image::{History, ImageConfig, ImageRecord, LayerRef, MEDIA_TYPE_LAYER_TAR};
+use crate::reference::Reference;
+
+/// Files the runtime bind-mounts over the rootfs: their stand-ins in the upper dir
+/// are not the container's changes, and Docker leaves them out of commits too.
+const MOUNT_STANDINS: &[&str] = &["etc/hostname", "etc/hosts", "etc/resolv.conf"];
+
+/// What `docker commit` asks for besides the container.
+#[derive(Debug, Default, Clone)]
+pub struct CommitOptions {
+    /// `repo[:tag]`, or none for a dangling image.
+    pub reference: Option<String>,
+    pub comment: String,
+    pub author: String,
+    /// Dockerfile instructions applied to the config (`--change`).
+    pub changes: Vec<String>,
+}
+
+fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let p = CString::new(path.as_os_str().as_bytes()).ok()?;
+    let n = CString::new(name).ok()?;
+    let mut buf = [0u8; 16];
+    // SAFETY: both strings are NUL-terminated; buf is valid for its length.
+    let rc = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (rc >= 0).then(|| buf[..rc as usize].to_vec())
+}
+
+/// Writes an overlayfs upper dir as a layer tar: whiteouts (0/0 char devices) become
+/// `.wh.NAME` files and opaque directories get a `.wh..wh..opq` entry, the AUFS
+/// convention image layers use.
+pub(crate) fn tar_upper<W: Write>(upper: &Path, out: W) -> Result<W> {
+    let mut b = tar::Builder::new(out);
+    b.follow_symlinks(false);
+    let io_err = |e: io::Error| Error::Io { context: format!("tar {}", upper.display()), source: e };
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = upper.join(&rel);
+        let mut entries: Vec<_> = fs::read_dir(&dir).ctx(|| format!("read {}", dir.display()))?.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        // Reverse so the stack pops in name order.
+        let mut subdirs = Vec::new();
+        for e in entries {
+            let relp = rel.join(e.file_name());
+            let abs = e.path();
+            let md = abs.symlink_metadata().ctx(|| format!("stat {}", abs.display()))?;
+            let rel_s = relp.to_string_lossy().to_string();
+            if md.file_type().is_char_device() && md.rdev() == 0 {
+                let wh = rel.join(format!(".wh.{}", e.file_name().to_string_lossy()));
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(0);
+                h.set_mode(0o600);
+                h.set_mtime(md.mtime().max(0) as u64);
+                b.append_data(&mut h, &wh, io::empty()).map_err(io_err)?;
+                continue;
+            }
+            if md.is_file() && md.len() == 0 && MOUNT_STANDINS.contains(&rel_s.as_str()) {
+                continue;
+            }
+            if md.is_dir() {
+                b.append_dir(&relp, &abs).map_err(io_err)?;
+                if get_xattr(&abs, "trusted.overlay.opaque").as_deref() == Some(b"y") {
+                    let mut h = tar::Header::new_gnu();
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_size(0);
+                    h.set_mode(0o600);
+                    b.append_data(&mut h, relp.join(".wh..wh..opq"), io::empty()).map_err(io_err)?;
+                }
+                subdirs.push(relp);
+            } else {
+                b.append_path_with_name(&abs, &relp).map_err(io_err)?;
+            }
+        }
+        subdirs.reverse();
+        stack.extend(subdirs);
+    }
+    b.into_inner().map_err(io_err)
+}
+
+impl Engine {
+    /// The directory of a container's changes.
+    pub(crate) fn container_upper(&self, id: &str) -> PathBuf {
+        self.root().join("containers").join(id).join("upper")
+    }
+
+    /// A container's changes as a layer blob: (digest, size).
+    pub(crate) fn container_layer(&self, id: &str) -> Result<(String, u64)> {
+        let upper = self.container_upper(id);
+        self.store_layer(|f| tar_upper(&upper, f).map(|_| ()))
+    }
+
+    /// The unpacked layer dirs of an image, top first (what overlayfs stacks).
+    pub(crate) fn image_layer_dirs(&self, id: &str) -> Result<Vec<PathBuf>> {
+        let rec = self.images.record(id)?;
+        rec.layers.iter().rev().map(|l| self.store.layer_dir(&l.chain_id)).collect()
+    }
+
+    /// Stores an uncompressed layer tar written by `write` as a blob: (digest, size).
+    /// The digest is also the diff id, since the tar is not compressed. The tar goes
+    /// through a pipe straight into the store (hashed on the way), never through an
+    /// extra temp file.
+    pub(crate) fn store_layer(&self, write: impl FnOnce(&mut dyn Write) -> Result<()> + Send) -> Result<(String, u64)> {
+        let (reader, mut writer) = io::pipe().ctx(|| "create pipe".into())?;
+        std::thread::scope(|s| {
+            let w = s.spawn(move || {
+                let r = write(&mut writer);
+                // Closing the pipe is the end of the tar for the reader.
+                drop(writer);
+                r
+            });
+            let stored = self.store.put_blob_from(reader, None);
+            let wrote = w.join().unwrap_or_else(|_| Err(Error::Runtime("the layer writer panicked".into())));
+            // A writer that failed half-way may have left a truncated blob behind:
+            // unreferenced, so garbage, but never part of an image.
+            wrote?;
+            stored
+        })
+    }
+
+    /// Records an image made of `parent`'s layers (none for scratch) plus an optional
+    /// new layer blob, with `config` (whose diff ids must already list that layer).
+    /// Only the new layer is unpacked. Returns the image id.
+    pub(crate) fn create_child_image(&self, parent: Option<&str>, config: &ImageConfig, layer: Option<(String, u64)>) -> Result<String> {
+        let mut layers: Vec<LayerRef> = match parent {
+            Some(p) => self.images.record(p)?.layers,
+            None => vec![],
+        };
+        if let Some((digest, size)) = layer {
+            let parents: Vec<String> = layers.iter().map(|l| l.diff_id.clone()).collect();
+            let (diff_id, chain_id) = self.store.unpack_layer(&digest, &parents)?;
+            layers.push(LayerRef { digest, media_type: MEDIA_TYPE_LAYER_TAR.to_string(), size, diff_id, chain_id });
+        }
+        let diff_ids: Vec<&String> = layers.iter().map(|l| &l.diff_id).collect();
+        if config.rootfs.diff_ids.iter().collect::<Vec<_>>() != diff_ids {
+            return Err(Error::InvalidArgument("image config does not list the image's layers".into()));
+        }
+        let bytes = serde_json::to_vec(config).ctx(|| "encode image config".into())?;
+        let id = self.store.put_blob(&bytes)?;
+        let old = self.images.record(&id).ok();
+        let record = ImageRecord { id: id.clone(), layers, repo_digests: old.map(|o| o.repo_digests).unwrap_or_default() };
+        // The record's path mirrors `Images::record_path`; an `Images` method taking
+        // a parent record would be the better home (see the image_ops note too).
+        fsutil::write_json(&self.root().join("images").join(format!("{}.json", id.trim_start_matches("sha256:"))), &record)?;
+        Ok(id)
+    }
+
+    /// Makes an image visible in a namespace while a build step runs a container on
+    /// it. Returns whether it was added (and so must be released afterwards).
+    pub(crate) fn hold_image(&self, ns: &str, id: &str) -> Result<bool> {
+        let _g = self.image_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idx = self.images.namespace(ns)?;
+        if idx.images.contains_key(id) {
+            return Ok(false);
+        }
+        idx.images.insert(id.to_string(), chrono::Utc::now());
+        self.images.save_namespace(ns, &idx)?;
+        Ok(true)
+    }
+
+    /// Undoes [`Engine::hold_image`], unless a tag points at the image meanwhile.
+    pub(crate) fn release_image(&self, ns: &str, id: &str) -> Result<()> {
+        let _g = self.image_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idx = self.images.namespace(ns)?;
+        if !idx.tags.values().any(|v| v == id) {
+            idx.images.remove(id);
+            self.images.save_namespace(ns, &idx)?;
+        }
+        Ok(())
+    }
+
+    /// Points tags at a built or committed image in a namespace (none: dangling).
+    pub(crate) fn tag_built(&self, ns: &str, id: &str, tags: &[Reference]) -> Result<()> {
+        let _g = self.image_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.images.tag(ns, id, None)?;
+        for r in tags {
+            self.images.tag(ns, id, Some(r))?;
+            self.emit(ns, "image", "tag", id, &[("name", &r.familiar())]);
+        }
+        Ok(())
+    }
+
+    /// `docker commit`: the container's changes become a layer on top of its image,
+    /// with `--change` instructions applied to the config. Returns the image id.
+    pub fn commit(self: &Arc<Self>, ns: &str, container: &str, opts: &CommitOptions) -> Result<String> {
+        let reference = opts.reference.as_deref().filter(|r| !r.is_empty()).map(Reference::parse).transpose()?;
+        if reference.as_ref().is_some_and(|r| r.digest.is_some()) {
+            return Err(Error::InvalidArgument("refusing to create a tag with a digest reference".into()));
+        }
+        let c = self.container(ns, container)?;
+        let mut config = self.images.config(&self.store, &c.image)?;
+        // The container's own settings become the image's defaults, as in Docker.
+        let run = &mut config.config;
+        run.env = c.config.env.clone();
+        run.cmd = Some(c.config.cmd.clone()).filter(|v| !v.is_empty());
+        run.entrypoint = c.config.entrypoint.clone();
+        run.working_dir = c.config.working_dir.clone();
+        run.user = c.config.user.clone();
+        run.labels = c.config.labels.clone();
+        run.exposed_ports = c.config.exposed_ports.clone();
+        crate::archive::apply_changes(run, &opts.changes)?;
+        let (digest, size) = self.container_layer(&c.id)?;
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        config.created = Some(now.clone());
+        config.author = Some(opts.author.clone()).filter(|a| !a.is_empty());
+        config.rootfs.diff_ids.push(digest.clone());
+        config.history.push(History {
+            created: Some(now),
+            created_by: Some(format!("{} {}", c.path, c.args.join(" ")).trim().to_string()),
+            author: config.author.clone(),
+            comment: Some(opts.comment.clone()).filter(|m| !m.is_empty()),
+            empty_layer: false,
+        });
+        if !opts.comment.is_empty() {
+            config.extra.insert("comment".into(), serde_json::json!(opts.comment));
+        }
+        let id = self.create_child_image(Some(&c.image), &config, Some((digest, size)))?;
+        self.tag_built(ns, &id, reference.as_slice())?;
+        let name = reference.as_ref().map(Reference::familiar).unwrap_or_default();
+        self.emit(ns, "container", "commit", &c.id, &[("name", &c.name), ("imageName", &name)]);
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Overlay whiteouts and opaque dirs in an upper dir come out as AUFS-style
+    /// `.wh.` entries, which `store::unpack_tar` turns back into overlay ones.
+    #[test]
+    fn upper_dir_whiteouts_become_wh_files() {
+        let t = tempfile::tempdir().unwrap();
+        let upper = t.path().join("upper");
+        fs::create_dir_all(upper.join("etc")).unwrap();
+        fs::create_dir_all(upper.join("opaque")).unwrap();
+        fs::write(upper.join("etc/new"), b"x").unwrap();
+        fs::write(upper.join("etc/hostname"), b"").unwrap();
+        nix::sys::stat::mknod(&upper.join("etc/gone"), nix::sys::stat::SFlag::S_IFCHR, nix::sys::stat::Mode::empty(), 0).expect("mknod (needs root)");
+        let opaque_ok = {
+            use std::os::unix::ffi::OsStrExt;
+            let p = std::ffi::CString::new(upper.join("opaque").as_os_str().as_bytes()).unwrap();
+            let n = std::ffi::CString::new("trusted.overlay.opaque").unwrap();
+            // SAFETY: NUL-terminated strings, a one-byte value.
+            unsafe { libc::lsetxattr(p.as_ptr(), n.as_ptr(), b"y".as_ptr().cast(), 1, 0) == 0 }
+        };
+        let bytes = tar_upper(&upper, Vec::new()).unwrap();
+        let mut ar = tar::Archive::new(&bytes[..]);
+        let names: Vec<String> = ar.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
+        assert!(names.contains(&"etc/.wh.gone".to_string()), "{names:?}");
+        assert!(names.contains(&"etc/new".to_string()), "{names:?}");
+        assert!(!names.iter().any(|n| n == "etc/hostname"), "mount stand-ins are left out: {names:?}");
+        if opaque_ok {
+            assert!(names.contains(&"opaque/.wh..wh..opq".to_string()), "{names:?}");
+        }
+        let back = t.path().join("back");
+        fs::create_dir_all(&back).unwrap();
+        crate::store::unpack_tar(&bytes[..], &back).unwrap();
+        assert!(fs::symlink_metadata(back.join("etc/gone")).unwrap().file_type().is_char_device());
+    }
+}
