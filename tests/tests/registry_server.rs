@@ -306,6 +306,23 @@ fn users_need_a_login_and_wrong_passwords_get_401() {
     assert_eq!(r.status, 401);
     let r = curl(&["-u", "teacher:correct horse", &format!("http://{reg}/v2/private/tags/list")]);
     assert_eq!(r.status, 200);
+
+    // `docker login` against it through Berth's Engine API, then a push.
+    let login = |password: &str| {
+        let mut c = b.cmd(&["login", &reg, "-u", "teacher", "--password-stdin"]);
+        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = c.spawn().expect("docker login");
+        std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), password.as_bytes()).expect("password");
+        drop(child.stdin.take());
+        child.wait_with_output().expect("wait")
+    };
+    let o = login("wrong\n");
+    assert!(!o.status.success(), "a wrong password must not log in");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("incorrect username or password"), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = login("correct horse\n");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Login Succeeded"), "{}", String::from_utf8_lossy(&o.stderr));
+    b.ok(&["tag", "busybox", &format!("{reg}/private:v2")]);
+    b.ok(&["push", &format!("{reg}/private:v2")]);
 }
 
 /// A free loopback port (bound then released: a small race we accept in tests).
@@ -519,7 +536,9 @@ fn debian_dockerd_pulls_from_berths_registry_and_runs_it() {
     require_skopeo();
     let b = Berth::start();
     let reg = b.registry_addr();
-    push_busybox(&b, &format!("{reg}/class/busybox:1"), None);
+    // Berth's own client pushes it (the issue: "an image Berth pushed").
+    b.ok(&["tag", "busybox", &format!("{reg}/class/busybox:1")]);
+    b.ok(&["push", &format!("{reg}/class/busybox:1")]);
     let dockerd = Dockerd::start(&reg);
     let image = format!("{reg}/class/busybox:1");
     let pull = dockerd.docker(&["pull", &image]);

@@ -290,7 +290,9 @@ impl Builder<'_> {
                 Err(Error::NotFound(_)) => {
                     let shown = Reference::parse(&base).map(|r| r.familiar()).unwrap_or(base.clone());
                     self.say(&format!("{}: Pulling from {}\n", Reference::parse(&base).ok().and_then(|r| r.tag).unwrap_or("latest".into()), shown));
-                    engine.pull_image(self.ns, &base, None, &|_| {}).map_err(|e| Error::NotFound(format!("pull access denied for {shown}: {e}")))?
+                    // The registry's own error says best why (no such repository,
+                    // no network, denied).
+                    engine.pull_image(self.ns, &base, None, &|_| {}).map_err(Error::from)?
                 }
                 Err(e) => return Err(e),
             }
@@ -867,6 +869,9 @@ mod tests {
         for (path, content) in files {
             let mut h = tar::Header::new_gnu();
             h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
             if let Some(target) = content.strip_prefix("->") {
                 h.set_entry_type(tar::EntryType::Symlink);
                 h.set_size(0);
