@@ -200,7 +200,15 @@ impl Images {
         let mut refs = Vec::new();
         let mut diff_ids = Vec::new();
         for ((digest, media_type, size), expected) in layers.iter().zip(&parsed.rootfs.diff_ids) {
-            let (diff_id, chain_id) = store.unpack_layer(digest, &diff_ids)?;
+            // A layer already unpacked on the same parents (same chain id) is not
+            // unpacked again: pulls and loads of images sharing layers stay cheap.
+            let mut with_this = diff_ids.clone();
+            with_this.push(expected.clone());
+            let known = crate::store::chain_id(&with_this);
+            let (diff_id, chain_id) = match store.layer_info(&known)? {
+                Some(info) if info.diff_id == *expected && store.layer_dir(&known)?.is_dir() => (info.diff_id, known),
+                _ => store.unpack_layer(digest, &diff_ids)?,
+            };
             if &diff_id != expected {
                 return Err(Error::InvalidArgument(format!(
                     "layer {digest} has diff id {diff_id}, the config says {expected}"
