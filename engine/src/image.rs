@@ -225,6 +225,17 @@ impl Images {
         Ok(id)
     }
 
+    /// Records that `id` is known in a registry as `name@sha256:…` (one digest per
+    /// repository name: a newer push or pull replaces the older).
+    pub fn add_repo_digest(&self, id: &str, repo_digest: &str) -> Result<()> {
+        let mut rec = self.record(id)?;
+        let name = repo_digest.split('@').next().unwrap_or(repo_digest);
+        rec.repo_digests.retain(|d| d.split('@').next() != Some(name));
+        rec.repo_digests.push(repo_digest.to_string());
+        rec.repo_digests.sort();
+        fsutil::write_json(&self.record_path(id), &rec)
+    }
+
     /// Adds `id` to a namespace and points `reference` (if any) at it. Returns the id
     /// the tag pointed at before, if it moved.
     pub fn tag(&self, ns: &str, id: &str, reference: Option<&Reference>) -> Result<Option<String>> {

@@ -434,13 +434,7 @@ impl Engine {
     // The record file's path mirrors `Images::record_path`; an `Images` method for
     // this would be the better home.
     fn add_repo_digest(&self, id: &str, repo_digest: &str) -> Result<()> {
-        let mut rec = self.images.record(id)?;
-        let name = repo_digest.split('@').next().unwrap_or(repo_digest);
-        rec.repo_digests.retain(|d| d.split('@').next() != Some(name));
-        rec.repo_digests.push(repo_digest.to_string());
-        rec.repo_digests.sort();
-        let path = self.root().join("images").join(format!("{}.json", id.trim_start_matches("sha256:")));
-        crate::fsutil::write_json(&path, &rec)
+        self.images.add_repo_digest(id, repo_digest)
     }
 
     /// `docker pull NAME`: fetches the image from its registry, records it and moves
