@@ -10,8 +10,7 @@ use std::sync::Arc;
 
 use super::Engine;
 use crate::error::{Context, Error, Result};
-use crate::fsutil;
-use crate::image::{History, ImageConfig, ImageRecord, LayerRef, MEDIA_TYPE_LAYER_TAR};
+use crate::image::{History, ImageConfig, MEDIA_TYPE_LAYER_TAR};
 use crate::reference::Reference;
 
 /// Files the runtime bind-mounts over the rootfs: their stand-ins in the upper dir
@@ -134,29 +133,18 @@ impl Engine {
 
     /// Records an image made of `parent`'s layers (none for scratch) plus an optional
     /// new layer blob, with `config` (whose diff ids must already list that layer).
-    /// Only the new layer is unpacked. Returns the image id.
+    /// `Images::create` unpacks only the new layer: the parent's are on disk already.
+    /// Returns the image id.
     pub(crate) fn create_child_image(&self, parent: Option<&str>, config: &ImageConfig, layer: Option<(String, u64)>) -> Result<String> {
-        let mut layers: Vec<LayerRef> = match parent {
-            Some(p) => self.images.record(p)?.layers,
+        let mut layers: Vec<(String, String, u64)> = match parent {
+            Some(p) => self.images.record(p)?.layers.into_iter().map(|l| (l.digest, l.media_type, l.size)).collect(),
             None => vec![],
         };
         if let Some((digest, size)) = layer {
-            let parents: Vec<String> = layers.iter().map(|l| l.diff_id.clone()).collect();
-            let (diff_id, chain_id) = self.store.unpack_layer(&digest, &parents)?;
-            layers.push(LayerRef { digest, media_type: MEDIA_TYPE_LAYER_TAR.to_string(), size, diff_id, chain_id });
-        }
-        let diff_ids: Vec<&String> = layers.iter().map(|l| &l.diff_id).collect();
-        if config.rootfs.diff_ids.iter().collect::<Vec<_>>() != diff_ids {
-            return Err(Error::InvalidArgument("image config does not list the image's layers".into()));
+            layers.push((digest, MEDIA_TYPE_LAYER_TAR.to_string(), size));
         }
         let bytes = serde_json::to_vec(config).ctx(|| "encode image config".into())?;
-        let id = self.store.put_blob(&bytes)?;
-        let old = self.images.record(&id).ok();
-        let record = ImageRecord { id: id.clone(), layers, repo_digests: old.map(|o| o.repo_digests).unwrap_or_default() };
-        // The record's path mirrors `Images::record_path`; an `Images` method taking
-        // a parent record would be the better home (see the image_ops note too).
-        fsutil::write_json(&self.root().join("images").join(format!("{}.json", id.trim_start_matches("sha256:"))), &record)?;
-        Ok(id)
+        self.images.create(&self.store, &bytes, &layers)
     }
 
     /// Makes an image visible in a namespace while a build step runs a container on
