@@ -1,0 +1,228 @@
+# Shared parts of the benchmark scripts in scripts/bench/. Source it; do not run it.
+#
+#   . "$(dirname "$0")/lib.sh"
+#
+# Sourcing it sets strict mode, changes to the repository root and defines:
+#   say / die                  messages on stderr with a [bench] prefix
+#   require_root
+#   install_missing PKG...     apt-get install the listed Debian packages that are absent
+#   ensure_berth_bin [FLAG]    build target/release/berth if missing (or if its
+#                              `serve --help` lacks FLAG) and make BERTH_BIN absolute
+#   setup_work                 temp dir WORK with BROOT, DDIR, sockets, DOCKER_CONFIG,
+#                              and the EXIT trap that stops and removes everything
+#   start_berth [ARGS...]      private `berth serve` (BERTH_PID), waits for /_ping
+#   stop_berth
+#   start_dockerd [ARGS...]    private dockerd (DOCKERD_PID), waits for /_ping
+#   free_port                  a TCP port nobody listens on (loopback)
+#   make_busybox_rootfs DIR    the busybox rootfs of Berth's seed image
+#   median FILE / minmax FILE  statistics of a file with one number per line
+#   stop_pid PID SECONDS, pids_mentioning STRING, wait_for_ping SOCKET PID LOG NAME
+# Processes a script starts on its own (a registry, say) go in EXTRA_PIDS (space
+# separated); cleanup stops them too.
+
+set -euo pipefail
+export LC_ALL=C          # EPOCHREALTIME and printf use '.' as decimal point
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+BERTH_BIN=${BERTH_BIN:-${CARGO_TARGET_DIR:-target}/release/berth}
+DOCKER=${DOCKER:-docker}   # the CLI found first on PATH (28.2 here)
+
+say() { printf '[bench] %s\n' "$*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+
+require_root() {
+    [ "$(id -u)" = 0 ] || die "run as root (dockerd, mounts, namespaces)"
+}
+
+# ---------------------------------------------------------------- packages
+pkg_present() {
+    case $1 in
+        docker.io)       command -v dockerd >/dev/null 2>&1 ;;
+        busybox-static)  dpkg -s busybox-static >/dev/null 2>&1 && [ -x /bin/busybox ] ;;
+        docker-registry) command -v docker-registry >/dev/null 2>&1 ;;
+        *)               dpkg -s "$1" >/dev/null 2>&1 ;;
+    esac
+}
+
+install_missing() {
+    local p
+    local -a need=()
+    for p in "$@"; do pkg_present "$p" || need+=("$p"); done
+    if [ ${#need[@]} -gt 0 ]; then
+        say "installing ${need[*]} with apt"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    fi
+    command -v "$DOCKER" >/dev/null 2>&1 || die "no docker CLI ($DOCKER) on PATH"
+}
+
+# ---------------------------------------------------------------- berth binary
+berth_has_flag() { [ -z "${1-}" ] || "$BERTH_BIN" serve --help 2>/dev/null | grep -q -- "$1"; }
+
+ensure_berth_bin() {
+    local flag=${1-}
+    if [ ! -x "$BERTH_BIN" ] || ! berth_has_flag "$flag"; then
+        if [ -x "$BERTH_BIN" ]; then
+            say "$BERTH_BIN has no serve $flag (stale build): cargo build --release -p berth-server"
+        else
+            say "$BERTH_BIN missing: cargo build --release -p berth-server"
+        fi
+        cargo build --release -p berth-server || die "cargo build --release -p berth-server failed"
+        [ -x "$BERTH_BIN" ] || die "$BERTH_BIN still missing after the build"
+        berth_has_flag "$flag" || die "$BERTH_BIN serve still has no $flag after the build"
+    fi
+    BERTH_BIN=$(realpath "$BERTH_BIN")
+}
+
+# ---------------------------------------------------------------- temp state
+setup_work() {
+    # Keep the path short: Berth puts shim sockets at ROOT/containers/<64 hex>/shim.sock
+    # and a unix socket path must stay under 108 bytes.
+    WORK=$(mktemp -d /tmp/bench.XXXXXX)
+    BROOT=$WORK/b                    # berth --root
+    DDIR=$WORK/d                     # dockerd data-root, exec-root, pidfile, socket
+    BERTH_SOCK=$WORK/berth.sock
+    DOCKERD_SOCK=$DDIR/dockerd.sock
+    export DOCKER_CONFIG=$WORK/cfg
+    mkdir -p "$DDIR/data" "$DDIR/exec" "$DOCKER_CONFIG"
+    echo '{}' > "$DOCKER_CONFIG/config.json"
+    echo '{}' > "$DDIR/daemon.json"  # so /etc/docker/daemon.json is not read
+    BERTH_PID=""
+    DOCKERD_PID=""
+    EXTRA_PIDS=""
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+# PIDs of processes (other than this script) whose command line mentions $1.
+pids_mentioning() {
+    local f pid args
+    for f in /proc/[0-9]*/cmdline; do
+        pid=${f#/proc/}; pid=${pid%/cmdline}
+        [ "$pid" = "$$" ] || [ "$pid" = "$BASHPID" ] && continue
+        args=$(tr "\0" " " 2>/dev/null <"$f") || continue
+        case "$args" in *"$1"*) echo "$pid" ;; esac
+    done
+}
+
+# Berth shims (`berth shim $WORK/.../containers/ID`) of this run, by PID.
+berth_shim_pids() {
+    local f pid
+    local -a argv
+    for f in /proc/[0-9]*/cmdline; do
+        pid=${f#/proc/}; pid=${pid%/cmdline}
+        mapfile -d "" argv 2>/dev/null <"$f" || continue
+        [ "${argv[1]-}" = shim ] && [[ "${argv[2]-}" == "$WORK"/* ]] && echo "$pid"
+    done
+    return 0
+}
+
+stop_pid() {            # stop_pid PID SECONDS: TERM, wait, then KILL
+    local pid=$1 t=$(( $2 * 10 ))
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    while [ $t -gt 0 ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; t=$((t - 1)); done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+unmount_under() {       # deepest first; lazy so a busy mount cannot block cleanup
+    local m
+    awk -v p="$1/" 'index($5, p) == 1 { print length($5), $5 }' /proc/self/mountinfo |
+        sort -rn | cut -d' ' -f2- | while read -r m; do
+            umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || say "could not unmount $m"
+        done
+}
+
+cleanup() {
+    local rc=$? p
+    set +e
+    if [ -n "$BERTH_PID" ]; then stop_pid "$BERTH_PID" 5; fi
+    for p in $(berth_shim_pids); do kill -KILL "$p" 2>/dev/null; done
+    if [ -n "$DOCKERD_PID" ]; then stop_pid "$DOCKERD_PID" 20; fi
+    for p in $EXTRA_PIDS; do stop_pid "$p" 5; done
+    # dockerd's own containerd and containerd-shims name paths under $DDIR.
+    for p in $(pids_mentioning "$DDIR"); do kill -KILL "$p" 2>/dev/null; done
+    sleep 0.2
+    unmount_under "$WORK"
+    rm -rf "$WORK" 2>/dev/null || say "could not remove all of $WORK"
+    exit "$rc"
+}
+
+wait_for_ping() {       # wait_for_ping SOCKET PID LOG NAME
+    local i
+    for i in $(seq 1 300); do
+        if curl -sf --unix-socket "$1" http://localhost/_ping >/dev/null 2>&1; then return 0; fi
+        if ! kill -0 "$2" 2>/dev/null; then
+            say "$4 exited before answering /_ping; last lines of $3:"
+            tail -n 20 "$3" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+    say "$4 did not answer /_ping within 30 s; last lines of $3:"
+    tail -n 20 "$3" >&2
+    return 1
+}
+
+# ---------------------------------------------------------------- daemons
+start_berth() {         # start_berth [EXTRA SERVE ARGS...]
+    say "berth: $BERTH_BIN serve --root $BROOT $*"
+    "$BERTH_BIN" serve --root "$BROOT" --docker-host "unix://$BERTH_SOCK" "$@" >"$WORK/berth.log" 2>&1 &
+    BERTH_PID=$!
+    wait_for_ping "$BERTH_SOCK" "$BERTH_PID" "$WORK/berth.log" "berth serve"
+}
+
+stop_berth() {
+    if [ -n "$BERTH_PID" ]; then stop_pid "$BERTH_PID" 5; fi
+    BERTH_PID=""
+}
+
+start_dockerd() {       # start_dockerd [EXTRA DOCKERD ARGS...]
+    say "dockerd: $(dockerd --version) $*"
+    dockerd --config-file "$DDIR/daemon.json" \
+        --data-root "$DDIR/data" --exec-root "$DDIR/exec" --pidfile "$DDIR/dockerd.pid" \
+        -H "unix://$DOCKERD_SOCK" --bridge=none --iptables=false --ip6tables=false "$@" \
+        >"$DDIR/dockerd.log" 2>&1 &
+    DOCKERD_PID=$!
+    wait_for_ping "$DOCKERD_SOCK" "$DOCKERD_PID" "$DDIR/dockerd.log" dockerd
+}
+
+# A loopback TCP port with no listener (IPv4 or IPv6), from 20000-31999, below
+# Linux's default ephemeral range so outgoing connections do not take it meanwhile.
+free_port() {
+    local used="" p i
+    for p in $(awk 'NR > 1 && $4 == "0A" { n = split($2, a, ":"); print a[n] }' \
+        /proc/net/tcp /proc/net/tcp6 2>/dev/null); do
+        used+=" $((16#$p)) "
+    done
+    for i in $(seq 1 100); do
+        p=$(( 20000 + RANDOM % 12000 ))
+        [[ "$used" == *" $p "* ]] || { echo "$p"; return 0; }
+    done
+    die "no free port found"
+}
+
+# ---------------------------------------------------------------- busybox rootfs
+# Same recipe as Berth's seed image (ARCHITECTURE.md "Images without the internet").
+make_busybox_rootfs() {
+    local r=$1 a
+    mkdir -p "$r/bin" "$r/tmp" "$r/etc" "$r/root" "$r/proc" "$r/sys" "$r/dev"
+    cp /bin/busybox "$r/bin/busybox"
+    for a in $(/bin/busybox --list); do
+        [ "$a" = busybox ] || ln -sf busybox "$r/bin/$a"
+    done
+    chmod 1777 "$r/tmp"
+    echo 'root:x:0:0:root:/root:/bin/sh' > "$r/etc/passwd"
+    echo 'root:x:0:' > "$r/etc/group"
+}
+
+# ---------------------------------------------------------------- statistics
+median() {
+    sort -n "$1" | awk '{ v[NR] = $1 }
+        END { if (NR == 0) exit 1
+              if (NR % 2) m = v[(NR + 1) / 2]; else m = (v[NR / 2] + v[NR / 2 + 1]) / 2
+              printf "%.3f\n", m }'
+}
+minmax() { sort -n "$1" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "min %.3f max %.3f", lo, hi }'; }
