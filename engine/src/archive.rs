@@ -531,46 +531,9 @@ pub fn import_config(diff_id: &str, run: &RunConfig, message: &str) -> Result<Ve
     serde_json::to_vec(&v).ctx(|| "encode image config".into())
 }
 
-/// Splits words like a Dockerfile does: whitespace separates, quotes group, a
-/// backslash escapes the next character.
+/// Changes are Dockerfile instructions: split them with the Dockerfile's rules.
 fn words(s: &str) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut quote: Option<char> = None;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some('"'), '\\') | (None, '\\') => {
-                if let Some(n) = chars.next() {
-                    cur.push(n);
-                }
-            }
-            (Some(_), c) => cur.push(c),
-            (None, '"') | (None, '\'') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            (None, c) => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if quote.is_some() {
-        return Err(Error::InvalidArgument(format!("unmatched quote in {s:?}")));
-    }
-    if in_word {
-        out.push(cur);
-    }
-    Ok(out)
+    crate::build::dockerfile::words(s, '\\')
 }
 
 /// `["a", "b"]` (exec form) when it parses as a JSON string array, else None.
@@ -579,24 +542,7 @@ fn json_form(rest: &str) -> Option<Vec<String>> {
 }
 
 fn key_values(keyword: &str, rest: &str) -> Result<Vec<(String, String)>> {
-    let ws = words(rest)?;
-    if ws.is_empty() {
-        return Err(Error::InvalidArgument(format!("{keyword} requires at least one argument")));
-    }
-    if !ws[0].contains('=') {
-        // Legacy form: `ENV KEY value with spaces`.
-        let (k, v) = rest.trim().split_once(char::is_whitespace).ok_or_else(|| {
-            Error::InvalidArgument(format!("{keyword} must have two arguments"))
-        })?;
-        let v = words(v)?.join(" ");
-        return Ok(vec![(k.to_string(), v)]);
-    }
-    ws.into_iter()
-        .map(|w| match w.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => Err(Error::InvalidArgument(format!("{keyword} names can not be blank: {w:?}"))),
-        })
-        .collect()
+    crate::build::dockerfile::key_values(keyword, rest, '\\')
 }
 
 /// Applies `docker import -c` / `docker commit -c` changes: the Dockerfile

@@ -5,5 +5,6 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod chunks;
 pub mod registry;
 pub mod serve;

@@ -3,7 +3,7 @@
 //! stat as base64 JSON in `X-Docker-Container-Path-Stat`.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read};
+use std::io;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -81,27 +81,6 @@ async fn get_archive(State(s): State<ApiState>, Path(id): Path<String>, Query(q)
     Ok((headers, body).into_response())
 }
 
-/// The request body as a blocking `Read` for the engine's extraction thread.
-struct BodyReader {
-    rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
-    buf: Bytes,
-}
-
-impl Read for BodyReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.buf.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.buf = b,
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.buf.len());
-        out[..n].copy_from_slice(&self.buf.split_to(n));
-        Ok(n)
-    }
-}
-
 async fn put_archive(State(s): State<ApiState>, Path(id): Path<String>, Query(q): Q, body: Body) -> Result<Response, ApiError> {
     let path = path_param(&q)?;
     let no_overwrite = qbool(&q.get("noOverwriteDirNonDir").cloned());
@@ -117,7 +96,7 @@ async fn put_archive(State(s): State<ApiState>, Path(id): Path<String>, Query(q)
             }
         }
     });
-    let reader = BodyReader { rx, buf: Bytes::new() };
+    let reader = crate::chunks::ChunkReader::new(rx);
     blocking(move || Ok(s.engine.extract_to_container(&s.namespace, &id, &path, no_overwrite, copy_uid_gid, Box::new(reader))?)).await?;
     Ok(StatusCode::OK.into_response())
 }

@@ -9,7 +9,7 @@
 //! `tag`), the way Docker's own router reads `{name:.*}/json`.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -28,6 +28,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::system::parse_filters;
+use crate::chunks::ChunkReader;
 use super::{blocking, qbool, ApiError, ApiState};
 
 pub fn routes() -> Router<ApiState> {
@@ -362,53 +363,29 @@ async fn prune(State(s): State<ApiState>, Query(q): Pairs) -> Result<Json<Value>
     Ok(Json(json!({ "ImagesDeleted": deleted, "SpaceReclaimed": reclaimed })))
 }
 
-/// A request body as a blocking `Read`, for engine code running in `spawn_blocking`:
-/// a task forwards the body's chunks through a small channel, so a large upload
-/// streams to disk instead of sitting in memory.
-struct BodyReader {
-    rx: mpsc::Receiver<Result<Bytes, io::Error>>,
-    cur: Bytes,
-}
-
-impl BodyReader {
-    /// Returns the reader and the task pumping the body. Once the reader is dropped
-    /// (the engine is done, or gave up early on bad input) the task reads the rest
-    /// of the body and discards it: answering before the upload is over would make
-    /// the client see "broken pipe" instead of our error message. Await the task
-    /// before answering.
-    fn new(body: Body) -> (BodyReader, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(16);
-        let pump = tokio::spawn(async move {
-            let mut stream = body.into_data_stream();
-            let mut forwarding = true;
-            while let Some(chunk) = stream.next().await {
-                let item = chunk.map_err(io::Error::other);
-                let failed = item.is_err();
-                if forwarding && tx.send(item).await.is_err() {
-                    forwarding = false;
-                }
-                if failed {
-                    break;
-                }
+/// A request body as a blocking `Read` for engine code in `spawn_blocking`.
+/// Returns the reader and the task pumping the body. Once the reader is dropped
+/// (the engine is done, or gave up early on bad input) the task reads the rest
+/// of the body and discards it: answering before the upload is over would make
+/// the client see "broken pipe" instead of our error message. Await the task
+/// before answering.
+fn body_reader(body: Body) -> (ChunkReader, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(16);
+    let pump = tokio::spawn(async move {
+        let mut stream = body.into_data_stream();
+        let mut forwarding = true;
+        while let Some(chunk) = stream.next().await {
+            let item = chunk.map_err(io::Error::other);
+            let failed = item.is_err();
+            if forwarding && tx.send(item).await.is_err() {
+                forwarding = false;
             }
-        });
-        (BodyReader { rx, cur: Bytes::new() }, pump)
-    }
-}
-
-impl Read for BodyReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.cur = b,
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
+            if failed {
+                break;
             }
         }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur.split_to(n));
-        Ok(n)
-    }
+    });
+    (ChunkReader::new(rx), pump)
 }
 
 /// A blocking `Write` feeding a streamed response body in 64 KiB chunks. A client
@@ -491,7 +468,7 @@ fn loaded_lines(loaded: &[Loaded]) -> Vec<Value> {
 
 /// `docker load`. `quiet` only hides progress bars in Docker, and we draw none.
 async fn load(State(s): State<ApiState>, body: Body) -> Result<Response, ApiError> {
-    let (reader, pump) = BodyReader::new(body);
+    let (reader, pump) = body_reader(body);
     let loaded = blocking(move || Ok(s.engine.load_images(&s.namespace, reader)?)).await;
     let _ = pump.await;
     Ok(json_lines(loaded_lines(&loaded?)))
@@ -522,7 +499,7 @@ async fn create(State(s): State<ApiState>, Query(q): Pairs, headers: HeaderMap, 
     });
     let changes = all_of(&q, "changes");
     let message = first(&q, "message").unwrap_or_default();
-    let (reader, pump) = BodyReader::new(body);
+    let (reader, pump) = body_reader(body);
     let id = blocking(move || Ok(s.engine.import_image(&s.namespace, reader, reference.as_deref(), &changes, &message)?)).await;
     let _ = pump.await;
     Ok(json_lines([json!({ "status": id? })]))

@@ -10,7 +10,7 @@
 pub mod auth;
 pub mod mirror;
 
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,6 +22,7 @@ use axum::routing::{any, get};
 use axum::Router;
 use anyhow::Context;
 use berth_engine::distribution::{open_range, DistError, Registry};
+use crate::chunks::ChunkReader;
 use futures_util::StreamExt;
 use serde::Deserialize;
 
@@ -158,39 +159,16 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, DistError> + 
     tokio::task::spawn_blocking(f).await.map_err(|e| RegError::internal(format!("task failed: {e}")))?.map_err(RegError::from)
 }
 
-/// A blocking `Read` over chunks sent from async code: request bodies and upstream
-/// downloads stream into the engine's synchronous, hashing writers.
-struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
-    buf: Bytes,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.buf.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.buf = b,
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.buf.len());
-        out[..n].copy_from_slice(&self.buf[..n]);
-        let _ = self.buf.split_to(n);
-        Ok(n)
-    }
-}
-
 /// Feeds `stream` to `f` (run on a blocking thread) as a `Read`. A stream that breaks
 /// off reaches `f` as a read error, so nothing half-received becomes visible.
-async fn feed<T, S, E>(mut stream: S, f: impl FnOnce(ChannelReader) -> Result<T, DistError> + Send + 'static) -> RResult<T>
+async fn feed<T, S, E>(mut stream: S, f: impl FnOnce(ChunkReader) -> Result<T, DistError> + Send + 'static) -> RResult<T>
 where
     T: Send + 'static,
     S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
     let (tx, rx) = tokio::sync::mpsc::channel(8);
-    let work = tokio::task::spawn_blocking(move || f(ChannelReader { rx, buf: Bytes::new() }));
+    let work = tokio::task::spawn_blocking(move || f(ChunkReader::new(rx)));
     while let Some(chunk) = stream.next().await {
         let item = chunk.map_err(|e| io::Error::new(io::ErrorKind::ConnectionAborted, e.to_string()));
         let stop = item.is_err();
