@@ -32,10 +32,7 @@ use crate::image::{Images, RunConfig, MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TA
 use crate::reference::{self, Reference};
 use crate::store::Store;
 
-const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const MEDIA_TYPE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const MEDIA_TYPE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+use crate::manifest::{Descriptor, Manifest, DOCKER_LIST as DOCKER_MANIFEST_LIST, OCI_CONFIG as MEDIA_TYPE_CONFIG, OCI_INDEX as MEDIA_TYPE_INDEX, OCI_MANIFEST as MEDIA_TYPE_MANIFEST};
 /// Metadata files (manifests, configs) are read into memory; nothing legitimate is
 /// this big, and the cap keeps a hostile archive from exhausting memory.
 const MAX_METADATA: u64 = 16 << 20;
@@ -183,38 +180,6 @@ struct ManifestEntry {
     layers: Vec<String>,
 }
 
-#[derive(Deserialize, Clone)]
-#[serde(rename_all = "camelCase")]
-struct Descriptor {
-    #[serde(default)]
-    media_type: String,
-    digest: String,
-    #[serde(default)]
-    annotations: BTreeMap<String, String>,
-    #[serde(default)]
-    platform: Option<Platform>,
-}
-
-#[derive(Deserialize, Clone)]
-struct Platform {
-    #[serde(default)]
-    architecture: String,
-    #[serde(default)]
-    os: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct OciManifest {
-    #[serde(default)]
-    media_type: String,
-    config: Option<Descriptor>,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-    #[serde(default)]
-    manifests: Vec<Descriptor>,
-}
-
 impl Extracted {
     /// The spooled file behind an archive path, following links.
     pub fn file(&self, path: &str) -> Result<&Path> {
@@ -304,7 +269,7 @@ impl Extracted {
     }
 
     fn oci_images(&self) -> Result<Vec<ArchiveImage>> {
-        let index: OciManifest =
+        let index: Manifest =
             serde_json::from_slice(&self.read("index.json")?).map_err(|e| invalid(format!("index.json: {e}")))?;
         let mut out = Vec::new();
         for desc in &index.manifests {
@@ -333,11 +298,11 @@ impl Extracted {
     }
 
     /// Follows an index (multi-platform image) down to this machine's manifest.
-    fn resolve_manifest(&self, desc: &Descriptor, depth: usize) -> Result<OciManifest> {
+    fn resolve_manifest(&self, desc: &Descriptor, depth: usize) -> Result<Manifest> {
         if depth > 4 {
             return Err(invalid("indexes nested too deeply"));
         }
-        let m: OciManifest = serde_json::from_slice(&self.read_blob(&desc.digest)?)
+        let m: Manifest = serde_json::from_slice(&self.read_blob(&desc.digest)?)
             .map_err(|e| invalid(format!("manifest {}: {e}", desc.digest)))?;
         let is_index = [MEDIA_TYPE_INDEX, DOCKER_MANIFEST_LIST].contains(&desc.media_type.as_str())
             || [MEDIA_TYPE_INDEX, DOCKER_MANIFEST_LIST].contains(&m.media_type.as_str())

@@ -33,10 +33,10 @@ use crate::store::Store;
 /// Largest manifest accepted, as distribution does (4 MiB): manifests are read whole.
 pub const MAX_MANIFEST_SIZE: usize = 4 << 20;
 
-pub const MEDIA_TYPE_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const MEDIA_TYPE_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const MEDIA_TYPE_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const MEDIA_TYPE_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub use crate::manifest::{
+    DOCKER_LIST as MEDIA_TYPE_DOCKER_LIST, DOCKER_MANIFEST as MEDIA_TYPE_DOCKER_MANIFEST, OCI_INDEX as MEDIA_TYPE_OCI_INDEX,
+    OCI_MANIFEST as MEDIA_TYPE_OCI_MANIFEST,
+};
 
 /// The distribution spec's error codes; the HTTP layer maps each to its status.
 #[derive(Debug, thiserror::Error)]

@@ -30,6 +30,7 @@ pub mod events;
 pub mod fsutil;
 pub mod image;
 pub mod logs;
+pub mod manifest;
 pub mod reference;
 pub mod registry;
 pub mod runtime;

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::Method;
-use serde::Deserialize;
 
 use super::client::Client;
 use super::{short_id, LayerState, Progress, ProgressFn, RResult, RegistryError, Transfer};
@@ -18,49 +17,14 @@ use crate::image::{ImageConfig, MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR};
 use crate::reference::{self, Reference};
 use crate::store::Store;
 
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub use crate::manifest::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1";
 /// Manifests are small JSON; the cap keeps a hostile registry from exhausting memory.
 const MAX_MANIFEST: u64 = 4 << 20;
 /// Docker's default `max-concurrent-downloads`.
 const CONCURRENT_DOWNLOADS: usize = 3;
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    #[serde(default)]
-    pub media_type: String,
-    pub digest: String,
-    #[serde(default)]
-    pub size: u64,
-    #[serde(default)]
-    pub platform: Option<Platform>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Platform {
-    #[serde(default)]
-    pub architecture: String,
-    #[serde(default)]
-    pub os: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Manifest {
-    #[serde(default)]
-    schema_version: u32,
-    #[serde(default)]
-    media_type: String,
-    config: Option<Descriptor>,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-    #[serde(default)]
-    manifests: Vec<Descriptor>,
-}
+pub use crate::manifest::{Descriptor, Manifest, Platform};
 
 /// An image whose blobs are all in the store, ready to be recorded.
 #[derive(Debug)]

@@ -15,14 +15,14 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use super::client::{error_from, Client};
-use super::pull::OCI_MANIFEST;
+use crate::manifest::OCI_MANIFEST;
 use super::{short_id, BlobSources, LayerState, Progress, ProgressFn, RResult, RegistryError, Transfer};
 use crate::error::Error;
 use crate::image::LayerRef;
 use crate::reference::Reference;
 use crate::store::Store;
 
-const MEDIA_TYPE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+use crate::manifest::OCI_CONFIG as MEDIA_TYPE_CONFIG;
 /// Docker's default `max-concurrent-uploads`.
 const CONCURRENT_UPLOADS: usize = 5;
 /// Blobs up to this size go in one PUT; larger ones in PATCH chunks of this size, so
