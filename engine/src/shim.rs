@@ -207,9 +207,10 @@ fn run(spec: &RuntimeSpec, reporter: &mut fs::File) -> Result<i32, String> {
     // The child sends the pty master (TTY) or one byte (pipes) when set up.
     let child_error = |err_r: &OwnedFd| {
         let mut msg = String::new();
-        // SAFETY: dup of our read end; the File owns the duplicate only.
-        let mut f = fs::File::from(err_r.try_clone().expect("dup error pipe"));
-        let _ = f.read_to_string(&mut msg);
+        // Read through a duplicate: the pipe itself is read again after "go".
+        if let Ok(dup) = err_r.try_clone() {
+            let _ = fs::File::from(dup).read_to_string(&mut msg);
+        }
         if msg.is_empty() { "container init exited during setup".to_string() } else { msg }
     };
     let master = if spec.tty {
