@@ -26,3 +26,47 @@ fn seed_flow_push_search_rmi_run_history() {
     let history = b.ok(&["history", "--format", "{{.CreatedBy}}", "localhost:5000/student/hello:v1"]);
     assert!(history.lines().count() >= 3, "one row per step: {history}");
 }
+
+/// A multi-platform index: the pull picks the linux/amd64 manifest.
+#[test]
+fn pull_picks_linux_amd64_from_an_index() {
+    let b = Berth::start();
+    let reg = b.registry_addr();
+    b.ok(&["tag", "busybox", &format!("{reg}/multi:single")]);
+    let push = b.ok(&["push", &format!("{reg}/multi:single")]);
+    // "single: digest: sha256:… size: N"
+    let line = push.lines().find(|l| l.starts_with("single: digest:")).expect("digest line");
+    let digest = line.split_whitespace().nth(2).unwrap().to_string();
+    let size: u64 = line.split_whitespace().nth(4).unwrap().parse().unwrap();
+    // hello-world goes in as the other platform's image: if the pull picked it, the
+    // `echo` below would not exist.
+    b.ok(&["tag", "hello-world", &format!("{reg}/multi:other")]);
+    let push = b.ok(&["push", &format!("{reg}/multi:other")]);
+    let line = push.lines().find(|l| l.starts_with("other: digest:")).expect("digest line");
+    let other_digest = line.split_whitespace().nth(2).unwrap().to_string();
+    let other_size: u64 = line.split_whitespace().nth(4).unwrap().parse().unwrap();
+    let host_arch = if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" };
+    let other_arch = if host_arch == "amd64" { "arm64" } else { "amd64" };
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            { "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": other_digest, "size": other_size,
+              "platform": { "architecture": other_arch, "os": "linux" } },
+            { "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": size,
+              "platform": { "architecture": host_arch, "os": "linux" } },
+        ],
+    });
+    let put = std::process::Command::new("curl")
+        .args(["-sf", "-X", "PUT", "-H", "Content-Type: application/vnd.oci.image.index.v1+json", "--data-binary"])
+        .arg(index.to_string())
+        .arg(format!("http://{reg}/v2/multi/manifests/both"))
+        .status()
+        .expect("curl (apt-get install curl)");
+    assert!(put.success(), "PUT index");
+    b.ok(&["rmi", &format!("{reg}/multi:other")]);
+    b.ok(&["rmi", &format!("{reg}/multi:single")]);
+    let pull = b.ok(&["pull", &format!("{reg}/multi:both")]);
+    assert!(pull.contains("Status: Downloaded newer image"), "{pull}");
+    assert_eq!(b.ok(&["run", "--rm", &format!("{reg}/multi:both"), "echo", "picked"]), "picked");
+}
