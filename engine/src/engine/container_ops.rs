@@ -325,14 +325,26 @@ impl Engine {
         self.update(&c.id, |c| {
             c.state.stopped_by_user = false;
         })?;
-        match self.spawn_shim(&c) {
+        self.launch(&c)
+    }
+
+    /// Runs a container's process under a new shim and records it as running.
+    fn launch(self: &Arc<Self>, c: &Container) -> Result<()> {
+        let ns = c.namespace.as_str();
+        match self.spawn_shim(c) {
             Ok((pid, shim_pid, ports)) => {
-                self.update(&c.id, |c| {
-                    c.state = State { status: Status::Running, pid, shim_pid, started_at: Some(Utc::now()), ..Default::default() };
+                let stopped = self.update(&c.id, |c| {
+                    let stopped_by_user = c.state.stopped_by_user;
+                    c.state = State { status: Status::Running, pid, shim_pid, started_at: Some(Utc::now()), stopped_by_user, ..Default::default() };
                     c.ports = ports;
+                    stopped_by_user
                 })?;
                 self.emit(ns, "container", "start", &c.id, &[("name", &c.name), ("image", &c.config.image)]);
                 self.monitor(c.id.clone());
+                if stopped {
+                    // A `docker stop` came while a policy restart was starting it.
+                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+                }
                 Ok(())
             }
             Err(msg) => {
@@ -340,6 +352,9 @@ impl Engine {
                 self.update(&c.id, |c| {
                     c.state.error = message.clone();
                     c.state.exit_code = if msg.contains("not found") || msg.contains("no such file") { 127 } else { 128 };
+                    if c.state.status == Status::Restarting {
+                        c.state.status = Status::Exited;
+                    }
                 })?;
                 // Attach clients waiting for this start get nothing more.
                 self.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.id);
@@ -454,15 +469,25 @@ impl Engine {
     }
 
     fn on_exit(self: &Arc<Self>, id: &str, info: ExitInfo) {
-        let Ok(c) = self.update(id, |c| {
-            c.state.status = Status::Exited;
+        // The exit and the restart decision are one update: a `docker stop` sees
+        // either a running container or one already marked Restarting, never a gap.
+        let Ok((c, restart)) = self.update(id, |c| {
+            let policy = &c.host_config.restart_policy;
+            let restart = !c.host_config.auto_remove
+                && !c.state.stopped_by_user
+                && match policy.name.as_str() {
+                    "always" | "unless-stopped" => true,
+                    "on-failure" => info.exit_code != 0 && (policy.maximum_retry_count == 0 || (c.restart_count as i64) < policy.maximum_retry_count),
+                    _ => false,
+                };
+            c.state.status = if restart { Status::Restarting } else { Status::Exited };
             c.state.exit_code = info.exit_code;
             c.state.finished_at = Some(info.finished_at);
             c.state.oom_killed = info.oom_killed;
             c.state.pid = 0;
             c.state.shim_pid = 0;
             c.ports.clear();
-            c.clone()
+            (c.clone(), restart)
         }) else {
             return;
         };
@@ -472,28 +497,23 @@ impl Engine {
             let _ = self.remove_container(&c.namespace, id, true, true);
             return;
         }
-        let policy = &c.host_config.restart_policy;
-        let restart = match policy.name.as_str() {
-            "always" => !c.state.stopped_by_user,
-            "unless-stopped" => !c.state.stopped_by_user,
-            "on-failure" => info.exit_code != 0 && !c.state.stopped_by_user && (policy.maximum_retry_count == 0 || (c.restart_count as i64) < policy.maximum_retry_count),
-            _ => false,
-        };
-        if restart && self.update(id, |c| c.state.status = Status::Restarting).is_ok() {
-            std::thread::sleep(Duration::from_millis(100 * (1 << c.restart_count.min(6))));
-            // A `docker stop` or `rm` during the back-off wins over the policy.
-            let still = self.update(id, |c| {
-                let go = c.state.status == Status::Restarting && !c.state.stopped_by_user;
-                if go {
-                    c.restart_count += 1;
-                }
-                go
-            });
-            if let Ok(true) = still {
-                if let Err(e) = self.start(&c.namespace, id) {
-                    tracing::warn!(container = %id, "restart policy: {e}");
-                    let _ = self.update(id, |c| c.state.status = Status::Exited);
-                }
+        if !restart {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100 * (1 << c.restart_count.min(6))));
+        // A `docker stop` or `rm` during the back-off wins over the policy.
+        let go = self.update(id, |c| {
+            let go = c.state.status == Status::Restarting && !c.state.stopped_by_user;
+            if go {
+                c.restart_count += 1;
+            } else if c.state.status == Status::Restarting {
+                c.state.status = Status::Exited;
+            }
+            go
+        });
+        if let Ok(true) = go {
+            if let Err(e) = self.launch(&c) {
+                tracing::warn!(container = %id, "restart policy: {e}");
             }
         }
     }
@@ -522,10 +542,9 @@ impl Engine {
             let map = self.containers.lock().unwrap_or_else(|p| p.into_inner());
             map.values()
                 .filter(|c| !c.state.status.is_live() && c.state.started_at.is_some())
-                .filter(|c| match c.host_config.restart_policy.name.as_str() {
-                    "always" | "unless-stopped" => !c.state.stopped_by_user,
-                    _ => false,
-                })
+                .filter(|c| !c.state.stopped_by_user)
+                // A restart the policy had scheduled when the server went down, too.
+                .filter(|c| c.state.status == Status::Restarting || matches!(c.host_config.restart_policy.name.as_str(), "always" | "unless-stopped"))
                 .map(|c| (c.namespace.clone(), c.id.clone()))
                 .collect()
         };
@@ -562,20 +581,27 @@ impl Engine {
 
     /// Stops a container: its stop signal, then SIGKILL after `timeout` seconds.
     pub fn stop(&self, ns: &str, name: &str, timeout: Option<i64>) -> Result<()> {
-        let c = self.container(ns, name)?;
-        if c.state.status == Status::Restarting {
-            // Waiting to be restarted by its policy: stopping cancels that.
-            self.update(&c.id, |c| {
+        // Subscribe first: the exit may come right after the state is read.
+        let (_, rx) = self.events.subscribe(None);
+        let found = self.container(ns, name)?;
+        // Mark and read in one update, so an exit racing with us cannot slip between:
+        // a container waiting for its policy restart just stays stopped.
+        let (c, was_restarting) = self.update(&found.id, |c| {
+            let was_restarting = c.state.status == Status::Restarting;
+            if c.state.status.is_live() || was_restarting {
                 c.state.stopped_by_user = true;
+            }
+            if was_restarting {
                 c.state.status = Status::Exited;
-            })?;
+            }
+            (c.clone(), was_restarting)
+        })?;
+        if was_restarting {
             return Ok(());
         }
         if !c.state.status.is_live() {
             return Err(Error::NotModified("container already stopped".into()));
         }
-        self.update(&c.id, |c| c.state.stopped_by_user = true)?;
-        let (_, rx) = self.events.subscribe(None);
         let sig = container::parse_signal(c.config.stop_signal.as_deref().unwrap_or("SIGTERM"))?;
         let _ = nix::sys::signal::kill(Pid::from_raw(c.state.pid), sig);
         if c.state.status == Status::Paused {
