@@ -395,8 +395,11 @@ fn walk(req: &CopyRequest, _real: &Path, rel: &Path, dest: &Path, out: &mut Vec<
 }
 
 /// A hash of what the entries would put in the layer (paths, modes, owners,
-/// contents; not mtimes), the cache key part of a COPY/ADD.
-pub fn content_hash(entries: &[Entry]) -> Result<String> {
+/// contents; not mtimes), the cache key part of a COPY/ADD. A file's content counts
+/// through its own SHA-256: taken from `known` (the build context's files, hashed
+/// while they were unpacked) when it is there, so those are not read again, and
+/// computed from the file otherwise (another stage's or an image's files).
+pub fn content_hash(entries: &[Entry], known: &super::context::Digests) -> Result<String> {
     let mut h = Sha256::new();
     for e in entries {
         h.update(format!("{}\0{:o}\0{}\0{}\0", e.dest, e.mode, e.uid, e.gid).as_bytes());
@@ -409,8 +412,15 @@ pub fn content_hash(entries: &[Entry]) -> Result<String> {
             }
             Kind::File(p) | Kind::Archive(p) => {
                 h.update(b"f");
-                let mut f = fs::File::open(p).ctx(|| format!("open {}", p.display()))?;
-                io::copy(&mut f, &mut h).ctx(|| format!("read {}", p.display()))?;
+                match known.get(p) {
+                    Some(d) => h.update(d),
+                    None => {
+                        let mut fh = Sha256::new();
+                        let mut f = fs::File::open(p).ctx(|| format!("open {}", p.display()))?;
+                        io::copy(&mut f, &mut fh).ctx(|| format!("read {}", p.display()))?;
+                        h.update(fh.finalize());
+                    }
+                }
             }
         }
         h.update(b"\n");

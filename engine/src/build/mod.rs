@@ -13,6 +13,7 @@
 //! ```
 
 pub mod cache;
+pub mod context;
 pub mod copy;
 pub mod dockerfile;
 
@@ -119,6 +120,8 @@ struct Builder<'a> {
     out: &'a mut dyn FnMut(&str),
     cache: Cache,
     context: Tree,
+    /// SHA-256 of the context's files, taken while unpacking (COPY's cache key).
+    digests: context::Digests,
     ignore: Ignore,
     escape: char,
     global_args: BTreeMap<String, Option<String>>,
@@ -135,6 +138,14 @@ struct Builder<'a> {
 /// build's text output (`Step 1/3 : …`, RUN output). Returns the image id. On error nothing is
 /// tagged; the error says which step failed and why.
 pub fn build(engine: &Arc<Engine>, ns: &str, context: impl Read, opts: &BuildOptions, out: &mut dyn FnMut(&str)) -> Result<String> {
+    build_keeping_scratch(engine, ns, context, opts, out).map(|(id, _scratch)| id)
+}
+
+/// [`build`], but a successful build hands back its scratch dir (the unpacked
+/// context) for the caller to drop, so a server can finish its answer first:
+/// removing a large context takes a noticeable time. A failed build removes it
+/// before returning, as [`build`] does.
+pub fn build_keeping_scratch(engine: &Arc<Engine>, ns: &str, context: impl Read, opts: &BuildOptions, out: &mut dyn FnMut(&str)) -> Result<(String, TempDir)> {
     let tags: Vec<Reference> = opts.tags.iter().map(|t| Reference::parse(t)).collect::<Result<_>>()?;
     if tags.iter().any(|r| r.digest.is_some()) {
         return Err(Error::InvalidArgument("refusing to create a tag with a digest reference".into()));
@@ -142,7 +153,9 @@ pub fn build(engine: &Arc<Engine>, ns: &str, context: impl Read, opts: &BuildOpt
     let dir = TempDir::new(&engine.root().join("tmp"), "build")?;
     let ctx_dir = dir.path().join("context");
     std::fs::create_dir_all(&ctx_dir).ctx(|| format!("create {}", ctx_dir.display()))?;
-    crate::store::unpack_tar(Padded { inner: crate::archive::decompress(context)?, read: 0, tail: None }, &ctx_dir)
+    // The reader is dropped once the tar ends, so a caller streaming the body into it
+    // sees at once that the rest is not wanted.
+    let digests = context::unpack(Padded { inner: crate::archive::decompress(context)?, read: 0, tail: None }, &ctx_dir)
         .map_err(|e| Error::InvalidArgument(format!("invalid build context: {e}")))?;
     let df_rel = copy::clean(&opts.dockerfile)
         .ok_or_else(|| Error::InvalidArgument(format!("forbidden path outside the build context: {}", opts.dockerfile)))?;
@@ -160,6 +173,7 @@ pub fn build(engine: &Arc<Engine>, ns: &str, context: impl Read, opts: &BuildOpt
         out,
         cache: Cache::new(engine.root()),
         context: context_tree,
+        digests,
         ignore,
         escape: df.escape,
         global_args: BTreeMap::new(),
@@ -173,7 +187,7 @@ pub fn build(engine: &Arc<Engine>, ns: &str, context: impl Read, opts: &BuildOpt
     engine.tag_built(ns, &id, &tags)?;
     let names = tags.iter().map(Reference::familiar).collect::<Vec<_>>().join(",");
     engine.emit(ns, "image", "build", &id, &[("name", &names)]);
-    Ok(id)
+    Ok((id, dir))
 }
 
 impl Builder<'_> {
@@ -601,7 +615,7 @@ impl Builder<'_> {
             let req = CopyRequest { sources: &sources, dest: &dest, from, ignore, image: &image_tree, owner, unpack_archives: kw == "ADD", keyword: kw };
             entries.splice(0..0, copy::plan(&req)?);
         }
-        let hash = copy::content_hash(&entries)?;
+        let hash = copy::content_hash(&entries, &self.digests)?;
         let what = if entries.iter().filter(|e| !matches!(e.kind, copy::Kind::Dir)).count() == 1 { "file" } else { "dir" };
         let by = format!("/bin/sh -c #(nop) {kw} {what}:{} in {dest} ", &hash[7..]);
         let mut probe = Stage { name: None, image: st.image.clone(), config: st.config.clone(), args: BTreeMap::new() };

@@ -13,12 +13,10 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use berth_engine::archive::TempDir;
 use berth_engine::build::{self, BuildOptions};
 use berth_engine::CommitOptions;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::{blocking, qbool, ApiError, ApiState};
@@ -67,25 +65,51 @@ fn line(v: Value) -> Result<Bytes, io::Error> {
     Ok(Bytes::from(b))
 }
 
-/// Spools the context to a file under the engine's tmp dir (the body may be large
-/// and the build reads it from a blocking thread). The file is removed when the
-/// returned guard drops.
-async fn spool(s: &ApiState, body: Body) -> Result<(TempDir, std::path::PathBuf), ApiError> {
-    let dir = TempDir::new(&s.engine.root().join("tmp"), "context")?;
-    let path = dir.path().join("context.tar");
-    let mut f = tokio::fs::File::create(&path).await.map_err(|e| ApiError::internal(format!("create context file: {e}")))?;
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("read build context: {e}")))?;
-        f.write_all(&chunk).await.map_err(|e| ApiError::internal(format!("write context file: {e}")))?;
+/// What the handler passes to the build thread: the context body, piece by piece.
+enum Piece {
+    Data(Bytes),
+    /// The body ended normally; without it a closed channel means the upload broke
+    /// off, which must not pass for a short (and so different) context.
+    End,
+    Failed(String),
+}
+
+/// The request body as a blocking reader for the build thread: the context is
+/// unpacked (and its files hashed) as it arrives, with no spool file in between.
+struct BodyReader {
+    rx: mpsc::Receiver<Piece>,
+    cur: Bytes,
+    ended: bool,
+}
+
+impl io::Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        while self.cur.is_empty() {
+            if self.ended {
+                return Ok(0);
+            }
+            match self.rx.blocking_recv() {
+                Some(Piece::Data(b)) => self.cur = b,
+                Some(Piece::End) => self.ended = true,
+                Some(Piece::Failed(m)) => return Err(io::Error::other(format!("read build context: {m}"))),
+                None => return Err(io::Error::other("read build context: the upload was cut off")),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur.split_to(n));
+        Ok(n)
     }
-    f.flush().await.map_err(|e| ApiError::internal(format!("write context file: {e}")))?;
-    Ok((dir, path))
 }
 
 async fn build_image(State(s): State<ApiState>, Query(q): Pairs, body: Body) -> Result<Response, ApiError> {
     let opts = options(&q)?;
-    let (ctx, ctx_path) = spool(&s, body).await?;
+    // A few chunks in flight let receiving and unpacking overlap without buffering
+    // much of a large context in memory.
+    let (body_tx, body_rx) = mpsc::channel::<Piece>(16);
+    let reader = BodyReader { rx: body_rx, cur: Bytes::new(), ended: false };
     let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(256);
     tokio::task::spawn_blocking(move || {
         let quiet = opts.quiet;
@@ -97,11 +121,9 @@ async fn build_image(State(s): State<ApiState>, Query(q): Pairs, body: Body) -> 
                 let _ = text_tx.blocking_send(line(json!({ "stream": text })));
             }
         };
-        let result = std::fs::File::open(&ctx_path)
-            .map_err(|e| berth_engine::Error::Io { context: "open build context".into(), source: e })
-            .and_then(|f| build::build(&s.engine, &s.namespace, f, &opts, &mut out));
-        match result {
-            Ok(id) => {
+        let result = build::build_keeping_scratch(&s.engine, &s.namespace, reader, &opts, &mut out);
+        let scratch = match result {
+            Ok((id, scratch)) => {
                 let _ = tx.blocking_send(line(json!({ "aux": { "ID": id } })));
                 if quiet {
                     // With -q the CLI prints the stream text it got: just the id.
@@ -114,15 +136,60 @@ async fn build_image(State(s): State<ApiState>, Query(q): Pairs, body: Body) -> 
                         let _ = tx.blocking_send(line(json!({ "stream": format!("Successfully tagged {shown}\n") })));
                     }
                 }
+                Some(scratch)
             }
             Err(e) => {
                 tracing::info!("build failed: {e}");
                 let m = e.to_string();
                 let _ = tx.blocking_send(line(json!({ "errorDetail": { "message": m }, "error": m })));
+                None
+            }
+        };
+        // The answer ends when the last sender is gone; the unpacked context is
+        // removed only after that, so the client does not wait for it.
+        drop(text_tx);
+        drop(tx);
+        drop(scratch);
+    });
+    // The whole body is read before the answer starts, as when it was spooled: the
+    // client sends it before it reads the answer.
+    let mut stream = body.into_data_stream();
+    let mut wanted = true;
+    // The body comes in pieces of ~16 KiB; passing each one over would wake the build
+    // thread thousands of times for a large context, so they go over in batches.
+    const BATCH: usize = 256 * 1024;
+    // Room for a batch and the piece that completes it, so it is not grown on the way.
+    let fresh = || Vec::with_capacity(BATCH + 64 * 1024);
+    let mut pending: Vec<u8> = fresh();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(c) if wanted => {
+                let piece = if pending.is_empty() && c.len() >= BATCH {
+                    c
+                } else {
+                    pending.extend_from_slice(&c);
+                    if pending.len() < BATCH {
+                        continue;
+                    }
+                    Bytes::from(std::mem::replace(&mut pending, fresh()))
+                };
+                // The build stops reading where the tar ends, or at the first error;
+                // the rest is read and dropped so the client gets to the answer.
+                if body_tx.send(Piece::Data(piece)).await.is_err() {
+                    wanted = false;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let _ = body_tx.send(Piece::Failed(e.to_string())).await;
+                return Err(ApiError::bad_request(format!("read build context: {e}")));
             }
         }
-        drop(ctx);
-    });
+    }
+    if wanted && !pending.is_empty() {
+        let _ = body_tx.send(Piece::Data(Bytes::from(pending))).await;
+    }
+    let _ = body_tx.send(Piece::End).await;
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
