@@ -70,3 +70,24 @@ fn pull_picks_linux_amd64_from_an_index() {
     assert!(pull.contains("Status: Downloaded newer image"), "{pull}");
     assert_eq!(b.ok(&["run", "--rm", &format!("{reg}/multi:both"), "echo", "picked"]), "picked");
 }
+
+/// `docker build --pull` takes the base image from its registry even when a local
+/// image has the same name.
+#[test]
+fn build_pull_fetches_the_base_image() {
+    let b = Berth::start();
+    let reg = b.registry_addr();
+    let base = format!("{reg}/base:1");
+    b.ok(&["tag", "busybox", &base]);
+    b.ok(&["push", &base]);
+    // Locally the name now means hello-world, which has no shell.
+    b.ok(&["rmi", &base]);
+    b.ok(&["tag", "hello-world", &base]);
+    let ctx = b.root.with_file_name("pull-ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), format!("FROM {base}\nRUN echo built-on-busybox\n")).unwrap();
+    let ctx = ctx.to_str().unwrap();
+    b.fails(&["build", "-t", "without-pull", ctx]);
+    let out = b.ok(&["build", "--pull", "-t", "with-pull", ctx]);
+    assert!(out.contains("built-on-busybox"), "{out}");
+}

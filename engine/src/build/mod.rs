@@ -53,6 +53,8 @@ pub struct BuildOptions {
     pub force_rm: bool,
     /// `-q`: the caller prints only the id; RUN output is not sent.
     pub quiet: bool,
+    /// `--pull`: fetch every base image from its registry even when we have it.
+    pub pull: bool,
 }
 
 impl Default for BuildOptions {
@@ -67,6 +69,7 @@ impl Default for BuildOptions {
             rm: true,
             force_rm: false,
             quiet: false,
+            pull: false,
         }
     }
 }
@@ -299,7 +302,8 @@ impl Builder<'_> {
             };
             engine.create_child_image(None, &config, None)?
         } else {
-            match engine.image_config(self.ns, &base) {
+            let local = if self.opts.pull { Err(Error::NotFound(base.clone())) } else { engine.image_config(self.ns, &base) };
+            match local {
                 Ok((id, _)) => id,
                 Err(Error::NotFound(_)) => {
                     let shown = Reference::parse(&base).map(|r| r.familiar()).unwrap_or(base.clone());

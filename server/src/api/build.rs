@@ -56,6 +56,7 @@ fn options(q: &[(String, String)]) -> Result<BuildOptions, ApiError> {
         rm: rm.is_none() || qbool(&rm),
         force_rm: qbool(&first(q, "forcerm")),
         quiet: qbool(&first(q, "q")),
+        pull: qbool(&first(q, "pull")),
     })
 }
 
