@@ -212,7 +212,26 @@ impl<R: Read> Read for HashingReader<R> {
 /// `.wh..wh..opq`) into overlayfs ones (0/0 char device, `trusted.overlay.opaque`).
 /// Returns the bytes of regular files written.
 pub fn unpack_tar(r: impl Read, dest: &Path) -> Result<u64> {
-    let mut ar = tar::Archive::new(r);
+    unpack_entries(&mut tar::Archive::new(r), dest, &mut NoObserver)
+}
+
+/// Told about each entry [`unpack_entries`] writes, for callers that learn something
+/// per file on the way (the build context hashes its files).
+pub(crate) trait UnpackObserver {
+    /// Something new is at `on_disk` (or a whiteout hid what was there).
+    fn replaced(&mut self, _on_disk: &Path) {}
+    /// A regular file of `size` bytes is about to be read and written at `on_disk`.
+    fn file_starts(&mut self, _on_disk: &Path, _size: u64) {}
+    /// That file is done; `written` is false if the tar reader skipped it.
+    fn file_done(&mut self, _on_disk: &Path, _size: u64, _written: bool) {}
+}
+
+struct NoObserver;
+impl UnpackObserver for NoObserver {}
+
+/// The body of [`unpack_tar`], on an archive the caller made (e.g. over a reader
+/// that watches the bytes).
+pub(crate) fn unpack_entries<R: Read>(ar: &mut tar::Archive<R>, dest: &Path, obs: &mut dyn UnpackObserver) -> Result<u64> {
     ar.set_preserve_permissions(true);
     ar.set_preserve_ownerships(true);
     ar.set_unpack_xattrs(true);
@@ -225,6 +244,9 @@ pub fn unpack_tar(r: impl Read, dest: &Path) -> Result<u64> {
         if path.components().any(|c| matches!(c, Component::ParentDir)) {
             return Err(bad(format!("path escapes the layer: {}", path.display())));
         }
+        // Where the tar crate puts it: the normal components under dest.
+        let on_disk = path.components().filter(|c| matches!(c, Component::Normal(_))).fold(dest.to_path_buf(), |p, c| p.join(c));
+        obs.replaced(&on_disk);
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if name == ".wh..wh..opq" {
             let dir = dest.join(path.parent().unwrap_or(Path::new("")));
@@ -244,16 +266,27 @@ pub fn unpack_tar(r: impl Read, dest: &Path) -> Result<u64> {
                 0,
             )
             .ctx(|| format!("whiteout {}", target.display()))?;
+            obs.replaced(&target);
             continue;
         }
-        if entry.header().entry_type().is_file() {
+        let kind = entry.header().entry_type();
+        if kind.is_file() {
             size += entry.header().size().unwrap_or(0);
         }
         if let Some(parent) = path.parent() {
             // Layers may omit parent directory entries.
             fs::create_dir_all(dest.join(parent)).ctx(|| format!("create {}", parent.display()))?;
         }
-        entry.unpack_in(dest).map_err(|e| {
+        // Only plain files are read in one piece (a sparse entry's data is not).
+        let file_size = entry.header().size().ok().filter(|_| matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous));
+        if let Some(sz) = file_size {
+            obs.file_starts(&on_disk, sz);
+        }
+        let unpacked = entry.unpack_in(dest);
+        if let Some(sz) = file_size {
+            obs.file_done(&on_disk, sz, matches!(unpacked, Ok(true)));
+        }
+        unpacked.map_err(|e| {
             let cause = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
             bad(format!("{}: {e}{cause}", path.display()))
         })?;

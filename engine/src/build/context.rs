@@ -8,14 +8,14 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::fs;
 use std::io::{self, Read};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use sha2::{Digest, Sha256};
 
-use crate::error::{Context, Error, Result};
+use crate::error::Result;
+use crate::store::{unpack_entries, UnpackObserver};
 
 /// SHA-256 of the content of each regular file the context unpacked, by its path
 /// on disk (`<context dir>/<relative path>`, as [`super::copy::Tree::lookup`] gives it).
@@ -51,81 +51,40 @@ impl<R: Read> Read for Tap<R> {
     }
 }
 
-/// Unpacks the context tar `r` into `dest` and returns the digests of its regular
-/// files. Errors read like [`crate::store::unpack_tar`]'s.
-pub fn unpack(r: impl Read, dest: &Path) -> Result<Digests> {
-    let state = Rc::new(RefCell::new(None));
-    let mut ar = tar::Archive::new(Tap { inner: r, state: state.clone() });
-    ar.set_preserve_permissions(true);
-    ar.set_preserve_ownerships(true);
-    ar.set_unpack_xattrs(true);
-    ar.set_overwrite(true);
-    let mut digests = Digests::new();
-    let bad = |m: String| Error::InvalidArgument(format!("invalid layer tar: {m}"));
-    for entry in ar.entries().map_err(|e| bad(e.to_string()))? {
-        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
-        let path = entry.path().map_err(|e| bad(e.to_string()))?.into_owned();
-        if path.components().any(|c| matches!(c, Component::ParentDir)) {
-            return Err(bad(format!("path escapes the layer: {}", path.display())));
-        }
-        // Where the tar crate puts it: the normal components under dest.
-        let on_disk = path.components().filter(|c| matches!(c, Component::Normal(_))).fold(dest.to_path_buf(), |p, c| p.join(c));
-        // Whatever this entry makes at that path replaces an earlier file's digest.
-        digests.remove(&on_disk);
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name == ".wh..wh..opq" {
-            let dir = dest.join(path.parent().unwrap_or(Path::new("")));
-            fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
-            set_opaque(&dir)?;
-            continue;
-        }
-        if let Some(hidden) = name.strip_prefix(".wh.") {
-            let parent = dest.join(path.parent().unwrap_or(Path::new("")));
-            fs::create_dir_all(&parent).ctx(|| format!("create {}", parent.display()))?;
-            let target = parent.join(hidden);
-            let _ = fs::remove_file(&target);
-            nix::sys::stat::mknod(&target, nix::sys::stat::SFlag::S_IFCHR, nix::sys::stat::Mode::empty(), 0)
-                .ctx(|| format!("whiteout {}", target.display()))?;
-            digests.remove(&target);
-            continue;
-        }
-        if let Some(parent) = path.parent() {
-            // Layers may omit parent directory entries.
-            fs::create_dir_all(dest.join(parent)).ctx(|| format!("create {}", parent.display()))?;
-        }
-        // Only plain files: their data is read in one piece (a sparse entry's is not).
-        let kind = entry.header().entry_type();
-        let size = entry.header().size().ok().filter(|_| matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous));
-        if let Some(size) = size {
-            *state.borrow_mut() = Some(Tapping { hasher: Sha256::new(), left: size, seen: 0 });
-        }
-        let unpacked = entry.unpack_in(dest);
-        let tapped = state.borrow_mut().take();
-        let unpacked = unpacked.map_err(|e| {
-            let cause = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
-            bad(format!("{}: {e}{cause}", path.display()))
-        })?;
-        if let (true, Some(size), Some(t)) = (unpacked, size, tapped) {
+/// Collects each file's digest from the bytes [`Tap`] saw while it was unpacked.
+struct Hashes {
+    state: Rc<RefCell<Option<Tapping>>>,
+    digests: Digests,
+}
+
+impl UnpackObserver for Hashes {
+    fn replaced(&mut self, on_disk: &Path) {
+        // Whatever an entry makes at a path replaces an earlier file's digest.
+        self.digests.remove(on_disk);
+    }
+
+    fn file_starts(&mut self, _on_disk: &Path, size: u64) {
+        *self.state.borrow_mut() = Some(Tapping { hasher: Sha256::new(), left: size, seen: 0 });
+    }
+
+    fn file_done(&mut self, on_disk: &Path, size: u64, written: bool) {
+        let tapped = self.state.borrow_mut().take();
+        if let (true, Some(t)) = (written, tapped) {
             if t.seen == size {
-                digests.insert(on_disk, t.hasher.finalize().into());
+                self.digests.insert(on_disk.to_path_buf(), t.hasher.finalize().into());
             }
         }
     }
-    Ok(digests)
 }
 
-/// Marks `dir` opaque as overlayfs does (`trusted.overlay.opaque=y`).
-fn set_opaque(dir: &Path) -> Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let p = CString::new(dir.as_os_str().as_bytes()).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-    let n = CString::new("trusted.overlay.opaque").map_err(|e| Error::InvalidArgument(e.to_string()))?;
-    // SAFETY: both strings are NUL-terminated and outlive the call; the value is 1 byte.
-    let rc = unsafe { libc::lsetxattr(p.as_ptr(), n.as_ptr(), b"y".as_ptr().cast(), 1, 0) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error()).ctx(|| format!("setxattr trusted.overlay.opaque on {}", dir.display()));
-    }
-    Ok(())
+/// Unpacks the context tar `r` into `dest` and returns the digests of its regular
+/// files. Errors read like [`crate::store::unpack_tar`]'s: it is the same unpacking.
+pub fn unpack(r: impl Read, dest: &Path) -> Result<Digests> {
+    let state = Rc::new(RefCell::new(None));
+    let mut ar = tar::Archive::new(Tap { inner: r, state: state.clone() });
+    let mut hashes = Hashes { state, digests: Digests::new() };
+    unpack_entries(&mut ar, dest, &mut hashes)?;
+    Ok(hashes.digests)
 }
 
 #[cfg(test)]
@@ -165,7 +124,7 @@ mod tests {
         assert_eq!(d.len(), 3);
         for (p, want) in [("Dockerfile", &b"FROM busybox\n"[..]), ("dir/big", b"again"), ("empty", b"")] {
             let path = t.path().join(p);
-            assert_eq!(fs::read(&path).unwrap(), want);
+            assert_eq!(std::fs::read(&path).unwrap(), want);
             assert_eq!(d[&path], <[u8; 32]>::from(Sha256::digest(want)), "{p}");
         }
         // A truncated archive is an error.
