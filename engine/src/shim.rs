@@ -473,29 +473,33 @@ fn proxy_udp(host: UdpSocket, netns: fs::File, port: u16) {
         return;
     }
     let host = Arc::new(host);
-    let mut inner: std::collections::HashMap<std::net::SocketAddr, UdpSocket> = std::collections::HashMap::new();
+    // Client address → its socket inside the container. An entry goes when its reply
+    // thread ends (idle for a while, as conntrack would forget it), so a client that
+    // comes back gets a fresh socket and a fresh reply thread.
+    let inner: Arc<Mutex<std::collections::HashMap<std::net::SocketAddr, UdpSocket>>> = Arc::default();
     let mut buf = vec![0u8; 65536];
     loop {
         let Ok((n, client)) = host.recv_from(&mut buf) else { return };
-        if !inner.contains_key(&client) {
+        let mut map = inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let std::collections::hash_map::Entry::Vacant(slot) = map.entry(client) {
             let Ok(s) = UdpSocket::bind(("127.0.0.1", 0)) else { continue };
             if s.connect(("127.0.0.1", port)).is_err() {
                 continue;
             }
-            let (Ok(reader), host) = (s.try_clone(), host.clone()) else { continue };
+            let (Ok(reader), host, inner) = (s.try_clone(), host.clone(), inner.clone()) else { continue };
             thread::spawn(move || {
                 let mut buf = vec![0u8; 65536];
-                // Idle clients are forgotten after a while, as conntrack would.
                 let _ = reader.set_read_timeout(Some(Duration::from_secs(120)));
                 while let Ok(n) = reader.recv(&mut buf) {
                     if host.send_to(&buf[..n], client).is_err() {
                         break;
                     }
                 }
+                inner.lock().unwrap_or_else(|p| p.into_inner()).remove(&client);
             });
-            inner.insert(client, s);
+            slot.insert(s);
         }
-        if let Some(s) = inner.get(&client) {
+        if let Some(s) = map.get(&client) {
             let _ = s.send(&buf[..n]);
         }
     }

@@ -125,7 +125,7 @@ impl Engine {
     pub fn containers(&self, ns: &str) -> Vec<Container> {
         let map = self.containers.lock().unwrap_or_else(|p| p.into_inner());
         let mut v: Vec<Container> = map.values().filter(|c| c.namespace == ns).cloned().collect();
-        v.sort_by(|a, b| b.created.cmp(&a.created));
+        v.sort_by_key(|c| std::cmp::Reverse(c.created));
         v
     }
 
