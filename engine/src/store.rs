@@ -308,10 +308,12 @@ fn set_xattr(path: &Path, name: &str, value: &[u8]) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    /// A tar of regular files (path, content), owned by root, mtime 0: the test
+    /// input of the layer and build-context unpacking tests.
+    pub(crate) fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
         for (name, data) in files {
             let mut h = tar::Header::new_gnu();

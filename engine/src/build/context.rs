@@ -90,20 +90,7 @@ pub fn unpack(r: impl Read, dest: &Path) -> Result<Digests> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (path, content) in files {
-            let mut h = tar::Header::new_gnu();
-            h.set_mode(0o644);
-            h.set_uid(0);
-            h.set_gid(0);
-            h.set_mtime(0);
-            h.set_size(content.len() as u64);
-            b.append_data(&mut h, path, *content).unwrap();
-        }
-        b.into_inner().unwrap()
-    }
+    use crate::store::tests::tar_of;
 
     #[test]
     fn digests_match_the_unpacked_files() {
