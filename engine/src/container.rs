@@ -94,6 +94,16 @@ pub struct HostConfig {
     pub cap_add: Vec<String>,
     #[serde(deserialize_with = "nullable")]
     pub network_mode: String,
+    #[serde(deserialize_with = "nullable")]
+    pub pid_mode: String,
+    #[serde(deserialize_with = "nullable")]
+    pub ipc_mode: String,
+    /// `--device`: never honoured; kept so a lab policy can refuse it by name.
+    #[serde(deserialize_with = "nullable")]
+    pub devices: Vec<serde_json::Value>,
+    /// `--link NAME:ALIAS`.
+    #[serde(deserialize_with = "nullable")]
+    pub links: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -178,6 +188,9 @@ pub struct Container {
     pub ports: Vec<PortSpec>,
     #[serde(default)]
     pub restart_count: u32,
+    /// A kept network namespace the container runs in instead of a new one.
+    #[serde(default)]
+    pub join_network: Option<std::path::PathBuf>,
 }
 
 impl Container {
@@ -295,7 +308,7 @@ mod tests {
             id: "x".into(), namespace: "default".into(), name: "n".into(), created: now,
             image: String::new(), config: Default::default(), host_config: Default::default(),
             state: Default::default(), path: String::new(), args: vec![], mounts: vec![],
-            ports: vec![], restart_count: 0,
+            ports: vec![], restart_count: 0, join_network: None,
         };
         assert_eq!(c.status_text(now), "Created");
         c.state.status = Status::Running;

@@ -31,6 +31,8 @@ pub mod fsutil;
 pub mod image;
 pub mod logs;
 pub mod manifest;
+pub mod netns;
+pub mod policy;
 pub mod reference;
 pub mod registry;
 pub mod runtime;

@@ -148,6 +148,12 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
 }
 
 fn run(spec: &RuntimeSpec, reporter: &mut fs::File) -> Result<i32, String> {
+    if let Some(net) = &spec.network {
+        // Still single-threaded: the whole shim moves, so its listeners and the
+        // container it clones (when it shares the network) are there.
+        let f = fs::File::open(net).map_err(|e| format!("open network {}: {e}", net.display()))?;
+        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| format!("enter network {}: {e}", net.display()))?;
+    }
     let listeners = bind_ports(&spec.ports)?;
     let _ = fs::remove_file(&spec.socket_path);
     let sock = UnixListener::bind(&spec.socket_path).map_err(|e| format!("listen on {}: {e}", spec.socket_path.display()))?;
@@ -184,10 +190,11 @@ fn run(spec: &RuntimeSpec, reporter: &mut fs::File) -> Result<i32, String> {
     let mut stack = vec![0u8; 1024 * 1024];
     let (go_fd, err_fd, sync_fd) = (go_r.as_raw_fd(), err_w.as_raw_fd(), sync_child.as_raw_fd());
     let tty = spec.tty;
+    let namespaces = if spec.new_network { linux::NAMESPACES } else { linux::NAMESPACES.difference(nix::sched::CloneFlags::CLONE_NEWNET) };
     let child_fn = Box::new(|| linux::child_main(spec, go_fd, err_fd, &stdio, if tty { None } else { Some(sync_fd) }));
     // SAFETY: we are single-threaded here (no thread has been spawned yet), so the
     // child may allocate and run ordinary Rust code until it execs.
-    let pid = unsafe { nix::sched::clone(child_fn, &mut stack, linux::NAMESPACES, Some(Signal::SIGCHLD as i32)) }
+    let pid = unsafe { nix::sched::clone(child_fn, &mut stack, namespaces, Some(Signal::SIGCHLD as i32)) }
         .map_err(|e| format!("clone: {e}"))?;
     drop((go_r, err_w, sync_child));
     let stdin_pipe = stdin_pipe.map(|(r, w)| { drop(r); w });

@@ -32,9 +32,20 @@ pub struct RuntimeSpec {
     pub limits: Limits,
     /// Cgroup path below each controller's berth directory.
     pub cgroup: String,
+    /// The shim enters this network namespace first, so published ports bind there
+    /// (a lab session's network) rather than on the host.
+    #[serde(default)]
+    pub network: Option<PathBuf>,
+    /// The container gets a network namespace of its own (else it stays in `network`).
+    #[serde(default = "yes")]
+    pub new_network: bool,
     pub log_path: PathBuf,
     pub exit_path: PathBuf,
     pub socket_path: PathBuf,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -686,7 +686,7 @@ impl Builder<'_> {
                 env,
                 ..Default::default()
             },
-            host_config: Default::default(),
+            ..Default::default()
         })?;
         self.say(&format!(" ---> Running in {}\n", &c.id[..12]));
         let outcome = self.run_container(&c.id);

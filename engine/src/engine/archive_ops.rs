@@ -590,7 +590,7 @@ impl Engine {
             })
             .ctx(|| "spawn copy thread".into())?;
         let stat = stat_rx.recv().unwrap_or_else(|_| Err(Error::Runtime("copy thread ended early".into())))?;
-        self.emit(ns, "container", "archive-path", &c.id, &[("name", &c.name)]);
+        self.emit_container(&c, "archive-path", &[]);
         Ok((stat, ArchiveReader { rx, buf: Vec::new(), pos: 0 }))
     }
 
@@ -632,7 +632,7 @@ impl Engine {
             let chown = user.as_deref().map(lookup_user).transpose()?;
             extract(&Extract { dest, no_overwrite_dir_non_dir, chown }, content)
         })?;
-        self.emit(ns, "container", "extract-to-dir", &c.id, &[("name", &c.name)]);
+        self.emit_container(&c, "extract-to-dir", &[]);
         Ok(())
     }
 }

@@ -219,7 +219,7 @@ impl Engine {
         let id = self.create_child_image(Some(&c.image), &config, Some((digest, size)))?;
         self.tag_built(ns, &id, reference.as_slice())?;
         let name = reference.as_ref().map(Reference::familiar).unwrap_or_default();
-        self.emit(ns, "container", "commit", &c.id, &[("name", &c.name), ("imageName", &name)]);
+        self.emit_container(&c, "commit", &[("imageName", &name)]);
         Ok(id)
     }
 }

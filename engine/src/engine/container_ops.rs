@@ -24,10 +24,16 @@ use crate::fsutil;
 use crate::reference::Reference;
 use crate::spec::{ExitInfo, Limits, MountSpec, PortSpec, RuntimeSpec, ShimRequest, StartReport};
 
+#[derive(Default)]
 pub struct CreateRequest {
     pub name: Option<String>,
     pub config: ContainerConfig,
     pub host_config: HostConfig,
+    /// Made by Berth itself for the namespace (a lab workstation), not by its user:
+    /// the namespace's policy does not apply.
+    pub system: bool,
+    /// Run in this kept network namespace (see `netns`) instead of a new one.
+    pub join_network: Option<PathBuf>,
 }
 
 /// A connection to the shim carrying one attach: raw or framed output, raw input.
@@ -138,13 +144,19 @@ impl Engine {
     }
 
     pub fn create_container(&self, ns: &str, req: CreateRequest) -> Result<Container> {
-        let CreateRequest { name, mut config, host_config } = req;
+        let CreateRequest { name, mut config, mut host_config, system, join_network } = req;
         let image_id = self.images.resolve(ns, &config.image).map_err(|_| {
             let shown = Reference::parse(&config.image).map(|r| r.familiar()).unwrap_or(config.image.clone());
             Error::NotFound(format!("No such image: {shown}"))
         })?;
         let image = self.images.config(&self.store, &image_id)?;
         validate_host_config(&host_config)?;
+        if !system {
+            if let Some(policy) = self.policy(ns) {
+                let count = self.containers.lock().unwrap_or_else(|p| p.into_inner()).values().filter(|c| c.namespace == ns).count();
+                policy.apply(&mut host_config, count)?;
+            }
+        }
         // The image's defaults, overridden by the request, as Docker merges them.
         let ic = &image.config;
         let mut env = ic.env.clone();
@@ -239,12 +251,14 @@ impl Engine {
             mounts,
             ports: vec![],
             restart_count: 0,
+            join_network,
         };
         self.save(&c)?;
         map.insert(id.clone(), c.clone());
         drop(map);
-        let image_name = c.config.image.clone();
-        self.emit(ns, "container", "create", &id, &[("name", &name), ("image", &image_name)]);
+        let extra = create_attributes(&c);
+        let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.emit_container(&c, "create", &extra);
         Ok(c)
     }
 
@@ -330,7 +344,6 @@ impl Engine {
 
     /// Runs a container's process under a new shim and records it as running.
     fn launch(self: &Arc<Self>, c: &Container) -> Result<()> {
-        let ns = c.namespace.as_str();
         match self.spawn_shim(c) {
             Ok((pid, shim_pid, ports)) => {
                 let stopped = self.update(&c.id, |c| {
@@ -339,7 +352,7 @@ impl Engine {
                     c.ports = ports;
                     stopped_by_user
                 })?;
-                self.emit(ns, "container", "start", &c.id, &[("name", &c.name), ("image", &c.config.image)]);
+                self.emit_container(&c, "start", &[]);
                 self.monitor(c.id.clone());
                 if stopped {
                     // A `docker stop` came while a policy restart was starting it.
@@ -401,6 +414,8 @@ impl Engine {
             ports: port_specs(&c.config, h)?,
             limits: Limits { memory: h.memory, nano_cpus, pids: h.pids_limit.max(0) },
             cgroup: cgroup_name(c),
+            network: c.join_network.clone().or_else(|| self.policy(&c.namespace).and_then(|p| p.network)),
+            new_network: c.join_network.is_none(),
             log_path: dir.join("container.log"),
             exit_path: dir.join("exit.json"),
             socket_path: shim_socket(self, &c.id),
@@ -492,7 +507,7 @@ impl Engine {
             return;
         };
         let code = info.exit_code.to_string();
-        self.emit(&c.namespace, "container", "die", id, &[("name", &c.name), ("image", &c.config.image), ("exitCode", &code)]);
+        self.emit_container(&c, "die", &[("exitCode", &code)]);
         if c.host_config.auto_remove {
             let _ = self.remove_container(&c.namespace, id, true, true);
             return;
@@ -574,7 +589,7 @@ impl Engine {
         }
         let sig = container::parse_signal(signal.unwrap_or("SIGKILL"))?;
         let signame = (sig as i32).to_string();
-        self.emit(ns, "container", "kill", &c.id, &[("name", &c.name), ("signal", &signame)]);
+        self.emit_container(&c, "kill", &[("signal", &signame)]);
         nix::sys::signal::kill(Pid::from_raw(c.state.pid), sig).ctx(|| format!("kill {}", c.state.pid))?;
         Ok(())
     }
@@ -625,7 +640,7 @@ impl Engine {
                 return Err(Error::Runtime(format!("container {} did not stop", c.id)));
             }
         }
-        self.emit(ns, "container", "stop", &c.id, &[("name", &c.name)]);
+        self.emit_container(&c, "stop", &[]);
         Ok(())
     }
 
@@ -649,7 +664,7 @@ impl Engine {
         }
         Cgroup::new(&cgroup_name(&c)).freeze(pause)?;
         self.update(&c.id, |c| c.state.status = if pause { Status::Paused } else { Status::Running })?;
-        self.emit(ns, "container", verb, &c.id, &[("name", &c.name)]);
+        self.emit_container(&c, verb, &[]);
         Ok(())
     }
 
@@ -667,8 +682,9 @@ impl Engine {
         let c = map.get_mut(&id).ok_or_else(|| no_such(name))?;
         let old = std::mem::replace(&mut c.name, new_name.to_string());
         self.save(c)?;
+        let c = c.clone();
         drop(map);
-        self.emit(ns, "container", "rename", &id, &[("name", new_name), ("oldName", &format!("/{old}"))]);
+        self.emit_container(&c, "rename", &[("oldName", &format!("/{old}"))]);
         Ok(())
     }
 
@@ -716,7 +732,7 @@ impl Engine {
                 let _ = self.volumes.remove(ns, &m.name);
             }
         }
-        self.emit(ns, "container", "destroy", &c.id, &[("name", &c.name), ("image", &c.config.image)]);
+        self.emit_container(&c, "destroy", &[]);
         Ok(())
     }
 
@@ -736,7 +752,7 @@ impl Engine {
                 .or_default()
                 .push(PendingAttach { request, reply: tx });
         }
-        self.emit(ns, "container", "attach", &c.id, &[("name", &c.name)]);
+        self.emit_container(&c, "attach", &[]);
         Ok(rx)
     }
 
@@ -747,7 +763,7 @@ impl Engine {
             // that ended because the container exited is never taken for a detach.
             let exited = dir_of(self, &c.id).join("exit.json").exists();
             if c.state.status.is_live() && !exited {
-                self.emit(ns, "container", "detach", &c.id, &[("name", &c.name)]);
+                self.emit_container(&c, "detach", &[]);
             }
         }
     }
@@ -861,6 +877,26 @@ fn wait_shim(sock: &std::path::Path) -> Option<ExitInfo> {
 
 pub(crate) fn cgroup_name(c: &Container) -> String {
     format!("berth/{}", c.id)
+}
+
+/// What a `create` event tells beyond name and image (Berth's additions, for lesson
+/// checks): whether it has a TTY, its port bindings, network, links and mounts.
+fn create_attributes(c: &Container) -> Vec<(&'static str, String)> {
+    let h = &c.host_config;
+    let mut ports: Vec<String> = Vec::new();
+    for (k, bindings) in &h.port_bindings {
+        for b in bindings {
+            ports.push(format!("{}:{k}", b.host_port));
+        }
+    }
+    let volumes: Vec<String> = c.mounts.iter().map(|m| format!("{}:{}", if m.kind == "volume" { &m.name } else { &m.source }, m.destination)).collect();
+    vec![
+        ("tty", c.config.tty.to_string()),
+        ("ports", ports.join(",")),
+        ("network", h.network_mode.clone()),
+        ("links", h.links.join(",")),
+        ("volumes", volumes.join(",")),
+    ]
 }
 
 fn bind_dest(b: &str) -> Option<&str> {

@@ -92,7 +92,7 @@ impl Engine {
             id.clone(),
             ExecRecord { id: id.clone(), namespace: ns.into(), container_id: c.id.clone(), config, running: false, exit_code: None, pid: 0 },
         );
-        self.emit(ns, "container", &format!("exec_create: {cmd}"), &c.id, &[("name", &c.name), ("execID", &id)]);
+        self.emit_container(&c, &format!("exec_create: {cmd}"), &[("execID", &id)]);
         Ok(id)
     }
 
@@ -178,7 +178,7 @@ impl Engine {
             r.pid = pid;
         }
         let cmdline = rec.config.cmd.join(" ");
-        self.emit(ns, "container", &format!("exec_start: {cmdline}"), &c.id, &[("name", &c.name), ("execID", exec_id)]);
+        self.emit_container(&c, &format!("exec_start: {cmdline}"), &[("execID", exec_id)]);
         Ok((child, io))
     }
 
@@ -192,7 +192,10 @@ impl Engine {
             r.clone()
         };
         let code = code.to_string();
-        self.emit(ns, "container", "exec_die", &rec.container_id, &[("execID", exec_id), ("exitCode", &code)]);
+        match self.container(ns, &rec.container_id) {
+            Ok(c) => self.emit_container(&c, "exec_die", &[("execID", exec_id), ("exitCode", &code)]),
+            Err(_) => self.emit(ns, "container", "exec_die", &rec.container_id, &[("execID", exec_id), ("exitCode", &code)]),
+        }
     }
 
     pub fn exec_resize(&self, ns: &str, exec_id: &str, height: u16, width: u16) -> Result<()> {

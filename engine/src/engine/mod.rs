@@ -19,6 +19,8 @@ pub use exec::{nsexec_main, ExecConfig, ExecIo, ExecRecord};
 pub use image_ops::{ImageSummary, RemovedImages};
 
 use crate::container::Container;
+use crate::fsutil;
+use crate::policy::Policy;
 use crate::error::{Context, Result};
 use crate::events::{Event, Events};
 use crate::image::Images;
@@ -54,6 +56,8 @@ pub struct Engine {
     exec_ttys: Mutex<HashMap<String, Arc<std::os::fd::OwnedFd>>>,
     /// Serialises image metadata changes (tags, namespace indexes).
     image_lock: Mutex<()>,
+    /// Namespace policies read from `namespaces/<ns>/policy.json`, by namespace.
+    policies: Mutex<HashMap<String, Option<Policy>>>,
 }
 
 impl Engine {
@@ -74,6 +78,7 @@ impl Engine {
             execs: Mutex::new(HashMap::new()),
             exec_ttys: Mutex::new(HashMap::new()),
             image_lock: Mutex::new(()),
+            policies: Mutex::new(HashMap::new()),
             helper_exe: opts.helper_exe,
             busybox: opts.busybox,
             insecure_registries: opts.insecure_registries,
@@ -89,6 +94,70 @@ impl Engine {
 
     pub fn events(&self) -> &Events {
         &self.events
+    }
+
+    fn policy_path(&self, ns: &str) -> PathBuf {
+        self.root.join("namespaces").join(ns).join("policy.json")
+    }
+
+    /// The namespace's policy (a lab session's limits), if it has one.
+    pub fn policy(&self, ns: &str) -> Option<Policy> {
+        let mut cache = self.policies.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = cache.get(ns) {
+            return p.clone();
+        }
+        let p: Option<Policy> = fsutil::read_json(&self.policy_path(ns)).ok().flatten();
+        cache.insert(ns.to_string(), p.clone());
+        p
+    }
+
+    /// Sets (or with None, lifts) a namespace's policy; it is kept on disk, so
+    /// containers restarted before the lab server is back are still held to it.
+    pub fn set_policy(&self, ns: &str, policy: Option<Policy>) -> Result<()> {
+        let path = self.policy_path(ns);
+        match &policy {
+            Some(p) => fsutil::write_json(&path, p)?,
+            None => {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        self.policies.lock().unwrap_or_else(|p| p.into_inner()).insert(ns.to_string(), policy);
+        Ok(())
+    }
+
+    /// Removes everything a namespace holds: containers (killed), volumes, tags and its
+    /// policy. Shared blobs and layers stay for other namespaces (and image GC).
+    pub fn remove_namespace(&self, ns: &str) -> Result<()> {
+        for c in self.containers(ns) {
+            self.remove_container(ns, &c.id, true, true)?;
+        }
+        for v in self.list_volumes(ns) {
+            self.remove_volume(ns, &v.name, true)?;
+        }
+        for i in self.list_images(ns, true)? {
+            for t in i.repo_tags.iter().filter(|t| !t.ends_with("<none>:<none>")) {
+                let _ = self.remove_image(ns, t, true);
+            }
+            let _ = self.remove_image(ns, &i.id, true);
+        }
+        self.set_policy(ns, None)?;
+        let _ = std::fs::remove_dir_all(self.root.join("namespaces").join(ns));
+        self.policies.lock().unwrap_or_else(|p| p.into_inner()).remove(ns);
+        Ok(())
+    }
+
+    /// A container event, with the `name` and `image` attributes Docker puts on each.
+    pub(crate) fn emit_container(&self, c: &Container, action: &str, extra: &[(&str, &str)]) {
+        let mut attrs: Vec<(&str, &str)> = vec![("name", &c.name), ("image", &c.config.image)];
+        attrs.extend_from_slice(extra);
+        self.emit(&c.namespace, "container", action, &c.id, &attrs);
+    }
+
+    /// Records a read-only request (`ps`, `logs`, `search`, ...) as a Berth-only
+    /// `request` event: Docker has no events for them, but lesson checks need them.
+    /// `/events` leaves these out.
+    pub fn note_request(&self, ns: &str, action: &str, attrs: &[(&str, &str)]) {
+        self.emit(ns, "request", action, "", attrs);
     }
 
     pub(crate) fn emit(&self, ns: &str, kind: &str, action: &str, id: &str, attrs: &[(&str, &str)]) {
@@ -131,7 +200,7 @@ mod tests {
         let req = |name: &str| CreateRequest {
             name: Some(name.into()),
             config: ContainerConfig { image: "busybox".into(), ..Default::default() },
-            host_config: Default::default(),
+            ..Default::default()
         };
         let c = e.create_container("a", req("web")).unwrap();
         assert!(e.containers("b").is_empty());
@@ -150,6 +219,34 @@ mod tests {
     }
 
     #[test]
+    fn a_namespace_policy_is_kept_and_removed_with_the_namespace() {
+        let t = tempfile::tempdir().unwrap();
+        let req = |name: &str| CreateRequest {
+            name: Some(name.into()),
+            config: ContainerConfig { image: "busybox".into(), ..Default::default() },
+            ..Default::default()
+        };
+        {
+            let e = engine(t.path());
+            e.seed_images("lab").unwrap();
+            e.set_policy("lab", Some(Policy { max_containers: 1, pids: 64, ..Default::default() })).unwrap();
+            let c = e.create_container("lab", req("one")).unwrap();
+            assert_eq!(c.host_config.pids_limit, 64);
+        }
+        // A reopened engine (a restarted server) still holds the namespace to it.
+        let e = engine(t.path());
+        assert!(matches!(e.create_container("lab", req("two")), Err(Error::Conflict(_))));
+        // Berth's own containers (a workstation) are not counted against it.
+        e.create_container("lab", CreateRequest { system: true, ..req("ws") }).unwrap();
+        e.create_volume("lab", Some("home"), Default::default()).unwrap();
+        e.remove_namespace("lab").unwrap();
+        assert!(e.containers("lab").is_empty());
+        assert!(e.list_volumes("lab").is_empty());
+        assert!(e.list_images("lab", true).unwrap().is_empty());
+        assert!(e.policy("lab").is_none());
+    }
+
+    #[test]
     fn metadata_survives_reopening() {
         let t = tempfile::tempdir().unwrap();
         let id = {
@@ -159,7 +256,7 @@ mod tests {
                 .create_container("default", CreateRequest {
                     name: Some("keep".into()),
                     config: ContainerConfig { image: "busybox".into(), cmd: vec!["true".into()], ..Default::default() },
-                    host_config: Default::default(),
+                    ..Default::default()
                 })
                 .unwrap();
             c.id

@@ -269,7 +269,7 @@ fn mask_paths() {
     }
 }
 
-fn loopback_up() -> Result<(), String> {
+pub(crate) fn loopback_up() -> Result<(), String> {
     // SAFETY: plain socket + ioctl on a zeroed ifreq naming "lo".
     unsafe {
         let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);

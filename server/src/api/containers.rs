@@ -76,7 +76,7 @@ async fn create(State(s): State<ApiState>, Query(q): Q, body: Bytes) -> Result<R
         return Err(ApiError::bad_request("config cannot be empty in order to create a container"));
     }
     let name = opt(&q, "name");
-    let c = blocking(move || Ok(s.engine.create_container(&s.namespace, CreateRequest { name, config: b.config, host_config: b.host_config })?)).await?;
+    let c = blocking(move || Ok(s.engine.create_container(&s.namespace, CreateRequest { name, config: b.config, host_config: b.host_config, ..Default::default() })?)).await?;
     Ok((StatusCode::CREATED, Json(json!({ "Id": c.id, "Warnings": [] }))).into_response())
 }
 
@@ -153,6 +153,7 @@ fn matches_filters(c: &Container, f: &BTreeMap<String, Vec<String>>, image_ids: 
 }
 
 async fn list(State(s): State<ApiState>, Query(q): Q) -> Result<Json<Vec<Value>>, ApiError> {
+    s.engine.note_request(&s.namespace, "ps", &[("all", &flag(&q, "all").to_string())]);
     let filters = parse_filters(&opt(&q, "filters"))?;
     for k in filters.keys() {
         if !["name", "id", "status", "exited", "label", "ancestor"].contains(&k.as_str()) {
@@ -249,6 +250,7 @@ fn inspect_json(engine: &berth_engine::Engine, c: &Container) -> Value {
 
 async fn inspect(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let c = s.engine.container(&s.namespace, &id)?;
+    s.engine.note_request(&s.namespace, "inspect", &[("target", &c.name), ("type", "container")]);
     Ok(Json(inspect_json(&s.engine, &c)))
 }
 
@@ -354,6 +356,7 @@ fn render(entries: &[logs::LogEntry], tty: bool, timestamps: bool) -> Vec<u8> {
 
 async fn logs(State(s): State<ApiState>, Path(id): Path<String>, Query(q): Q) -> Result<Response, ApiError> {
     let c = s.engine.container(&s.namespace, &id)?;
+    s.engine.note_request(&s.namespace, "logs", &[("container", &c.name), ("follow", &flag(&q, "follow").to_string())]);
     let filter = LogFilter {
         stdout: flag(&q, "stdout"),
         stderr: flag(&q, "stderr"),

@@ -209,6 +209,7 @@ fn parse_until(v: &str) -> Result<DateTime<Utc>, ApiError> {
 }
 
 async fn list(State(s): State<ApiState>, Query(q): Pairs) -> Result<Json<Vec<Value>>, ApiError> {
+    s.engine.note_request(&s.namespace, "images", &[]);
     let filters = parse_filters(&first(&q, "filters"))?;
     for k in filters.keys() {
         if !["dangling", "label", "label!", "before", "since", "reference", "until"].contains(&k.as_str()) {
@@ -258,6 +259,7 @@ async fn list(State(s): State<ApiState>, Query(q): Pairs) -> Result<Json<Vec<Val
 }
 
 async fn inspect(State(s): State<ApiState>, name: String) -> Result<Response, ApiError> {
+    s.engine.note_request(&s.namespace, "inspect", &[("target", &name), ("type", "image")]);
     let (img, config, tagged) = blocking(move || Ok(s.engine.inspect_image(&s.namespace, &name)?)).await?;
     let extra = |k: &str| config.extra.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let mut v = json!({
@@ -286,6 +288,7 @@ async fn inspect(State(s): State<ApiState>, name: String) -> Result<Response, Ap
 }
 
 async fn history(State(s): State<ApiState>, name: String) -> Result<Response, ApiError> {
+    s.engine.note_request(&s.namespace, "history", &[("image", &name)]);
     let out = blocking(move || {
         let rows = s.engine.history(&s.namespace, &name)?;
         let mut out = Vec::new();
@@ -624,6 +627,7 @@ async fn progress_stream(op: impl FnOnce(&ProgressFn) -> Result<(), RegistryErro
 /// reason when it does not.
 async fn auth(State(s): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
     let creds: Credentials = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid credentials: {e}")))?;
+    s.engine.note_request(&s.namespace, "login", &[("registry", &creds.serveraddress)]);
     tokio::task::spawn_blocking(move || s.engine.registry_login(&creds))
         .await
         .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
@@ -637,6 +641,7 @@ async fn auth(State(s): State<ApiState>, body: Bytes) -> Result<Response, ApiErr
 /// `docker search TERM`, with the `is-official`, `is-automated` and `stars` filters.
 async fn search(State(s): State<ApiState>, Query(q): Pairs) -> Result<Response, ApiError> {
     let term = nonempty(first(&q, "term")).ok_or_else(|| ApiError::bad_request("a search term is required"))?;
+    s.engine.note_request(&s.namespace, "search", &[("term", &term)]);
     let limit = match nonempty(first(&q, "limit")) {
         Some(l) => l.parse::<usize>().ok().filter(|l| (1..=100).contains(l)).ok_or_else(|| ApiError::bad_request("limit must be between 1 and 100"))?,
         None => 25,

@@ -195,7 +195,8 @@ async fn events(State(s): State<ApiState>, q: Result<Query<EventsQuery>, axum::e
     let ns = s.namespace.clone();
     tokio::task::spawn_blocking(move || {
         let send = |e: &Event| -> bool {
-            if e.namespace != ns || !event_matches(e, &filters) {
+            // `request` events are Berth's own (lesson checks), not Docker's.
+            if e.namespace != ns || e.kind == "request" || !event_matches(e, &filters) {
                 return true;
             }
             let mut line = serde_json::to_vec(&event_json(e)).unwrap_or_default();

@@ -72,6 +72,7 @@ async fn list(State(s): State<ApiState>, Query(q): Q) -> Result<Json<Value>, Api
 }
 
 async fn inspect(State(s): State<ApiState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    s.engine.note_request(&s.namespace, "inspect", &[("target", &name), ("type", "volume")]);
     let v = blocking(move || Ok(s.engine.volume(&s.namespace, &name)?)).await?;
     Ok(Json(volume_json(&v)))
 }

@@ -1,0 +1,192 @@
+//! What a namespace's user may do. The plain `docker` endpoint has no policy; a lab
+//! session's namespace has one: its own network, a home that is the only place bind
+//! mounts may come from, resource limits and refused flags. The engine enforces it on
+//! every container it creates for that namespace, whoever asks (API, builder).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::container::HostConfig;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    /// The network namespace (a kept nsfs file, see [`crate::netns`]) where the
+    /// namespace's containers publish their ports instead of the host's.
+    pub network: Option<PathBuf>,
+    /// The only place bind mounts may come from.
+    pub home: Option<Home>,
+    /// Per container: the default and the most a user may ask for. 0 = no limit.
+    pub memory: i64,
+    pub nano_cpus: i64,
+    pub pids: i64,
+    /// Containers the namespace may hold at once. 0 = no limit.
+    pub max_containers: usize,
+}
+
+/// A user's home: the path they see in their workstation, and where it is on the host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Home {
+    pub user_path: String,
+    pub host_path: PathBuf,
+}
+
+fn refuse(what: &str) -> Error {
+    Error::InvalidArgument(format!("{what} is not allowed in a lab session"))
+}
+
+impl Policy {
+    /// Checks a container's host config against the policy and fills in its limits;
+    /// bind sources are rewritten from the user's home to where it is on the host.
+    pub fn apply(&self, h: &mut HostConfig, containers: usize) -> Result<()> {
+        if h.privileged {
+            return Err(refuse("--privileged"));
+        }
+        if !h.cap_add.is_empty() {
+            return Err(refuse("--cap-add"));
+        }
+        if !h.devices.is_empty() {
+            return Err(refuse("--device"));
+        }
+        if h.network_mode == "host" {
+            return Err(refuse("--network host"));
+        }
+        if h.pid_mode == "host" {
+            return Err(refuse("--pid host"));
+        }
+        if h.ipc_mode == "host" {
+            return Err(refuse("--ipc host"));
+        }
+        if self.max_containers > 0 && containers >= self.max_containers {
+            return Err(Error::Conflict(format!(
+                "this lab session already has {containers} containers, its limit: remove some (docker container prune) first"
+            )));
+        }
+        limit(&mut h.memory, self.memory, "--memory", |v| format!("{}m", v / (1024 * 1024)))?;
+        limit(&mut h.nano_cpus, self.nano_cpus, "--cpus", |v| format!("{:.2}", v as f64 / 1e9))?;
+        limit(&mut h.pids_limit, self.pids, "--pids-limit", |v| v.to_string())?;
+        if h.cpu_quota > 0 && self.nano_cpus > 0 {
+            h.cpu_quota = 0;
+            h.cpu_period = 0;
+        }
+        let mut binds = Vec::with_capacity(h.binds.len());
+        for b in &h.binds {
+            binds.push(self.map_bind(b)?);
+        }
+        h.binds = binds;
+        Ok(())
+    }
+
+    /// `SRC:DEST[:MODE]` with SRC a path in the user's home: the same bind with SRC on
+    /// the host. Named volumes pass unchanged.
+    fn map_bind(&self, bind: &str) -> Result<String> {
+        let (src, rest) = bind.split_once(':').unwrap_or((bind, ""));
+        if !src.starts_with('/') {
+            return Ok(bind.to_string());
+        }
+        let Some(home) = &self.home else { return Err(refuse("a bind mount")) };
+        let inside = normalize(src).ok_or_else(|| refuse(&format!("bind mount {src}")))?;
+        let under = if inside == home.user_path {
+            Some("")
+        } else {
+            inside.strip_prefix(&home.user_path).and_then(|r| r.strip_prefix('/'))
+        };
+        let Some(rel) = under else {
+            return Err(Error::InvalidArgument(format!(
+                "bind mount {src}: only paths in your home ({}) can be mounted in a lab session",
+                home.user_path
+            )));
+        };
+        let host = if rel.is_empty() { home.host_path.clone() } else { home.host_path.join(rel) };
+        Ok(format!("{}:{rest}", host.display()))
+    }
+
+    /// The policy's network, if it has one.
+    pub fn network(&self) -> Option<&Path> {
+        self.network.as_deref()
+    }
+}
+
+/// Applies a policy limit: the default when the user gave none, refused above it.
+fn limit(asked: &mut i64, max: i64, flag: &str, show: impl Fn(i64) -> String) -> Result<()> {
+    if max <= 0 {
+        return Ok(());
+    }
+    if *asked <= 0 {
+        *asked = max;
+    } else if *asked > max {
+        return Err(Error::InvalidArgument(format!("{flag} {} is above this lab session's limit of {}", show(*asked), show(max))));
+    }
+    Ok(())
+}
+
+/// An absolute path with `.` and `..` resolved lexically; None if it climbs above `/`.
+fn normalize(p: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            c => parts.push(c),
+        }
+    }
+    Some(format!("/{}", parts.join("/")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lab() -> Policy {
+        Policy {
+            network: None,
+            home: Some(Home { user_path: "/root".into(), host_path: "/srv/home".into() }),
+            memory: 256 << 20,
+            nano_cpus: 1_000_000_000,
+            pids: 256,
+            max_containers: 2,
+        }
+    }
+
+    #[test]
+    fn binds_map_into_the_home_only() {
+        let p = lab();
+        assert_eq!(p.map_bind("/root/site:/www:ro").unwrap(), "/srv/home/site:/www:ro");
+        assert_eq!(p.map_bind("/root:/data").unwrap(), "/srv/home:/data");
+        assert_eq!(p.map_bind("data:/data").unwrap(), "data:/data");
+        for bad in ["/etc:/x", "/root/../etc:/x", "/rootx:/x", "/:/x", "/root/../../..:/x"] {
+            let e = p.map_bind(bad).unwrap_err().to_string();
+            assert!(e.contains("lab session"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn limits_default_and_cap() {
+        let p = lab();
+        let mut h = HostConfig::default();
+        p.apply(&mut h, 0).unwrap();
+        assert_eq!((h.memory, h.nano_cpus, h.pids_limit), (256 << 20, 1_000_000_000, 256));
+        let mut h = HostConfig { memory: 1 << 30, ..Default::default() };
+        assert!(p.apply(&mut h, 0).unwrap_err().to_string().contains("--memory 1024m is above"));
+        let mut h = HostConfig::default();
+        assert!(matches!(p.apply(&mut h, 2), Err(Error::Conflict(_))));
+    }
+
+    #[test]
+    fn refused_flags() {
+        let p = lab();
+        let cases: Vec<(HostConfig, &str)> = vec![
+            (HostConfig { privileged: true, ..Default::default() }, "--privileged"),
+            (HostConfig { cap_add: vec!["NET_ADMIN".into()], ..Default::default() }, "--cap-add"),
+            (HostConfig { network_mode: "host".into(), ..Default::default() }, "--network host"),
+            (HostConfig { pid_mode: "host".into(), ..Default::default() }, "--pid host"),
+        ];
+        for (mut h, flag) in cases {
+            let e = p.apply(&mut h, 0).unwrap_err().to_string();
+            assert!(e.contains(flag), "{e}");
+        }
+    }
+}
