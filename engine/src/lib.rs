@@ -9,6 +9,7 @@
 //!     helper_exe: "/usr/local/bin/berth".into(),
 //!     busybox: "/bin/busybox".into(),
 //!     insecure_registries: vec![],
+//!     registry_mirrors: vec![],
 //! })?;
 //! engine.seed_images("default")?;
 //! # Ok::<(), berth_engine::Error>(())

@@ -6,5 +6,7 @@
 
 pub mod api;
 pub mod chunks;
+pub mod lab;
 pub mod registry;
 pub mod serve;
+pub mod web;

@@ -19,9 +19,11 @@ pub struct ServeOptions {
     /// Repeatable; each serves the `default` namespace.
     #[arg(long = "docker-host", default_value = "unix:///var/run/berth.sock")]
     pub docker_hosts: Vec<String>,
-    /// Web listener for the playground (HOST:PORT).
+    /// Web listener for the playground and its lab sessions (HOST:PORT).
     #[arg(long)]
     pub listen: Option<String>,
+    #[command(flatten)]
+    pub lab: crate::lab::LabOptions,
     /// The static busybox the seed image is made from.
     #[arg(long, default_value = berth_engine::seed::BUSYBOX_PATH)]
     pub busybox: PathBuf,
@@ -36,7 +38,7 @@ pub struct ServeOptions {
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let helper_exe = std::env::current_exe().context("find the berth binary")?;
     let engine = {
-        let o = EngineOptions { root: opts.root.clone(), helper_exe, busybox: opts.busybox.clone(), insecure_registries: opts.insecure_registries.clone() };
+        let o = EngineOptions { root: opts.root.clone(), helper_exe, busybox: opts.busybox.clone(), insecure_registries: opts.insecure_registries.clone(), registry_mirrors: opts.registry.engine_mirrors()? };
         tokio::task::spawn_blocking(move || -> anyhow::Result<Arc<Engine>> {
             let e = Engine::open(o).context("open the engine")?;
             e.seed_images("default").context("seed images")?;
@@ -44,13 +46,21 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         })
         .await??
     };
-    if opts.listen.is_some() {
-        bail!("--listen (the playground) is not available yet: it comes with the lab sessions");
-    }
     let state = ApiState { engine, namespace: "default".into() };
     let mut tasks = tokio::task::JoinSet::new();
     // Bound before the Docker API, so once that answers the registry's address is known.
-    crate::registry::start(&opts.registry, &opts.root, &mut tasks).await?;
+    let registry_addr = crate::registry::start(&opts.registry, &opts.root, &mut tasks).await?;
+    crate::registry::use_as_mirror(&state.engine, &opts.registry, registry_addr).await;
+    if let Some(addr) = &opts.listen {
+        if !crate::web::embedded() {
+            tracing::warn!("this binary has no playground built in: run scripts/build-playground playground-web/dist, then rebuild");
+        }
+        let lab = crate::lab::Lab::open(state.engine.clone(), opts.lab.clone()).await.context("open the lab")?;
+        let app = crate::web::routes().merge(crate::lab::routes(lab));
+        let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listen on {addr}"))?;
+        tracing::info!("playground on http://{addr}/");
+        tasks.spawn(async move { axum::serve(l, app).await });
+    }
     for host in &opts.docker_hosts {
         let svc = tower::util::MapRequestLayer::new(api::strip_version).layer(api::app(state.clone()));
         if let Some(path) = host.strip_prefix("unix://") {

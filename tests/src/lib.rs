@@ -4,6 +4,8 @@
 //! Everything a test starts is torn down in `Drop` (server, shims, containers,
 //! mounts, cgroups, the temp root), even when the test fails.
 
+pub mod lab;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};

@@ -8,14 +8,16 @@ fn seed_flow_push_search_rmi_run_history() {
     // The only test on the seeds' literal port 5000.
     let b = Berth::start_with(&["--registry-listen", "127.0.0.1:5000"]);
     b.ok(&["run", "--name", "maker", "busybox", "sh", "-c", "echo made-by-student > /hello.txt"]);
-    b.ok(&["commit", "-c", "LABEL org.opencontainers.image.description=greeting", "maker", "student/hello:v1"]).len();
+    b.ok(&["commit", "-c", "LABEL org.opencontainers.image.description=greeting", "maker", "student/hello:v1"]);
     b.ok(&["tag", "student/hello:v1", "localhost:5000/student/hello:v1"]);
     let push = b.ok(&["push", "localhost:5000/student/hello:v1"]);
     assert!(push.contains("The push refers to repository [localhost:5000/student/hello]"), "{push}");
     assert!(push.contains("v1: digest: sha256:"), "{push}");
     // `docker search` with no registry named searches Berth's own, offline.
+    // The seed hello-world is in the registry too (it is the default registry mirror).
     let found = b.ok(&["search", "--format", "{{.Name}}|{{.Description}}", "hello"]);
-    assert_eq!(found, "student/hello|greeting");
+    let want = if cfg!(target_arch = "x86_64") { "hello-world|\nstudent/hello|greeting" } else { "student/hello|greeting" };
+    assert_eq!(found, want);
     b.ok(&["rmi", "localhost:5000/student/hello:v1", "student/hello:v1"]);
     b.ok(&["rm", "maker"]);
     let o = b.docker(&["run", "--rm", "localhost:5000/student/hello:v1", "cat", "/hello.txt"]);
@@ -90,4 +92,95 @@ fn build_pull_fetches_the_base_image() {
     b.fails(&["build", "-t", "without-pull", ctx]);
     let out = b.ok(&["build", "--pull", "-t", "with-pull", ctx]);
     assert!(out.contains("built-on-busybox"), "{out}");
+}
+
+/// What the docker CLI prints when a pull cannot reach Docker Hub (the tests have no
+/// internet) or, with one, when Hub has no such repository.
+fn hub_unreachable_or_unknown(err: &str, name: &str) -> bool {
+    err.contains("Error response from daemon")
+        && (err.contains("Get \"https://registry-1.docker.io/v2/\"") || err.contains(&format!("pull access denied for {name}")))
+}
+
+/// Berth's own registry is the default `registry-mirrors` entry and holds the seed
+/// images, so the lessons' `rmi` then `pull` works offline, with Docker's output.
+#[test]
+fn offline_pull_of_a_seed_image_comes_from_the_mirror() {
+    let b = Berth::start();
+    let id = b.inspect("busybox", "{{.Id}}");
+    b.ok(&["rmi", "busybox"]);
+    let pull = b.ok(&["pull", "busybox"]);
+    for want in [
+        "Using default tag: latest",
+        "latest: Pulling from library/busybox",
+        "Pull complete",
+        "Digest: sha256:",
+        "Status: Downloaded newer image for busybox:latest",
+        "docker.io/library/busybox:latest",
+    ] {
+        assert!(pull.contains(want), "{want:?} in {pull}");
+    }
+    // The same image as the seed, recorded under its Docker Hub name.
+    assert_eq!(b.inspect("busybox", "{{.Id}}"), id);
+    let digests = b.inspect("busybox", "{{json .RepoDigests}}");
+    assert!(digests.starts_with("[\"busybox@sha256:"), "{digests}");
+    assert_eq!(b.ok(&["run", "--rm", "busybox", "echo", "back"]), "back");
+    assert!(b.ok(&["pull", "busybox"]).contains("Status: Image is up to date for busybox:latest"));
+    // `run` of a removed seed pulls it back the same way.
+    if cfg!(target_arch = "x86_64") {
+        b.ok(&["rmi", "hello-world"]);
+        let o = b.docker(&["run", "--rm", "hello-world"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{err}");
+        assert!(err.contains("Unable to find image 'hello-world:latest' locally"), "{err}");
+        assert!(err.contains("latest: Pulling from library/hello-world"), "{err}");
+        assert!(String::from_utf8_lossy(&o.stdout).contains("Hello from Berth!"));
+    }
+    let found = b.ok(&["search", "--format", "{{.Name}}", "busybox"]);
+    assert_eq!(found, "busybox");
+    // A push of a Docker Hub name never goes to the mirror.
+    b.ok(&["tag", "busybox", "student/mine:1"]);
+    let (_, err) = b.fails(&["push", "student/mine:1"]);
+    assert!(err.contains("docker.io"), "{err}");
+    let repos = std::fs::read_dir(b.root.join("registry/repos/student")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(repos, 0, "nothing pushed to Berth's registry");
+}
+
+/// A name the mirror does not have goes on to Docker Hub, whose error is reported.
+#[test]
+fn pull_of_an_unknown_image_falls_through_to_docker_hub() {
+    let b = Berth::start();
+    let (code, err) = b.fails(&["pull", "nosuchimage"]);
+    assert_eq!(code, 1);
+    assert!(hub_unreachable_or_unknown(&err, "nosuchimage"), "{err}");
+    // Likewise a tag the mirror lacks.
+    let (_, err) = b.fails(&["pull", "busybox:1.0-not-there"]);
+    assert!(hub_unreachable_or_unknown(&err, "busybox"), "{err}");
+    assert!(b.ok(&["images", "-q", "nosuchimage"]).is_empty());
+}
+
+/// `--registry-mirror none`: pulls go to Docker Hub only, so offline a removed seed
+/// stays removed (the registry still has it for `docker search`).
+#[test]
+fn without_a_mirror_a_removed_seed_does_not_come_back() {
+    let b = Berth::start_with(&["--registry-mirror", "none"]);
+    b.ok(&["rmi", "busybox"]);
+    let (_, err) = b.fails(&["pull", "busybox"]);
+    assert!(hub_unreachable_or_unknown(&err, "busybox"), "{err}");
+    assert_eq!(b.ok(&["search", "--format", "{{.Name}}", "busybox"]), "busybox");
+}
+
+/// Explicit mirrors are tried in order: one that refuses connections is skipped, the
+/// next (another Berth's registry) serves the image.
+#[test]
+fn explicit_mirrors_are_tried_in_turn() {
+    let a = Berth::start();
+    let mirror = format!("http://{}", a.registry_addr());
+    // A port nothing listens on: bind one, then free it.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = format!("http://{dead}");
+    let b = Berth::start_with(&["--registry-listen", "none", "--registry-mirror", &dead, "--registry-mirror", &mirror]);
+    b.ok(&["rmi", "busybox"]);
+    let pull = b.ok(&["pull", "busybox"]);
+    assert!(pull.contains("Status: Downloaded newer image for busybox:latest"), "{pull}");
+    assert_eq!(b.ok(&["run", "--rm", "busybox", "echo", "via", "a"]), "via a");
 }

@@ -11,3 +11,5 @@ mod registry_client;
 mod registry_server;
 mod build;
 mod registry_flow;
+mod lab;
+mod browser;

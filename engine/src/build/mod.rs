@@ -875,6 +875,7 @@ mod tests {
             helper_exe: "/nonexistent/berth".into(),
             busybox: crate::seed::BUSYBOX_PATH.into(),
             insecure_registries: vec![],
+            registry_mirrors: vec![],
         })
         .expect("open engine");
         e.seed_images("default").expect("seed (needs busybox-static)");

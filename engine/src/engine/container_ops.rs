@@ -352,7 +352,12 @@ impl Engine {
                     c.ports = ports;
                     stopped_by_user
                 })?;
-                self.emit_container(&c, "start", &[]);
+                // Docker reports each volume a starting container mounts.
+                for m in c.mounts.iter().filter(|m| m.kind == "volume") {
+                    let rw = m.rw.to_string();
+                    self.emit(&c.namespace, "volume", "mount", &m.name, &[("container", &c.id), ("destination", &m.destination), ("driver", "local"), ("read/write", &rw)]);
+                }
+                self.emit_container(c, "start", &[]);
                 self.monitor(c.id.clone());
                 if stopped {
                     // A `docker stop` came while a policy restart was starting it.

@@ -437,15 +437,99 @@ impl Engine {
         self.images.add_repo_digest(id, repo_digest)
     }
 
+    /// The registry mirrors (base URLs) a pull of a `docker.io` image tries first.
+    pub fn registry_mirrors(&self) -> Vec<String> {
+        self.registry_mirrors.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the registry mirrors (`berth serve` sets its own registry once it
+    /// listens, since the address is only known then).
+    pub fn set_registry_mirrors(&self, mirrors: Vec<String>) {
+        *self.registry_mirrors.write().unwrap_or_else(|p| p.into_inner()) = mirrors;
+    }
+
+    /// Fetches `r` for a pull. A Docker Hub image is asked of each registry mirror in
+    /// turn, then of Docker Hub itself, exactly as Docker's daemon does with
+    /// `registry-mirrors`: a mirror that lacks the image or cannot be reached is
+    /// skipped, and the image is still recorded under its Docker Hub name. Pushes never
+    /// go to a mirror.
+    fn fetch_for_pull(&self, r: &Reference, creds: Option<&Credentials>, progress: &ProgressFn) -> Result<pull::Fetched, RegistryError> {
+        let scope = format!("repository:{}:pull", r.repository);
+        let arch = archive::host_arch();
+        if r.registry == crate::reference::DEFAULT_REGISTRY {
+            for mirror in self.registry_mirrors() {
+                match Client::connect_url(&mirror, creds, &scope).and_then(|c| pull::fetch(&c, &self.store, r, &arch, progress)) {
+                    Ok(f) => {
+                        tracing::debug!("pulled {} from the mirror {mirror}", r.familiar());
+                        return Ok(f);
+                    }
+                    Err(e) if registry::mirror_falls_back(&e) => {
+                        tracing::debug!("pull {} from the mirror {mirror} failed ({e}); trying the next endpoint", r.familiar());
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let client = Client::connect(&r.registry, &self.insecure_registries, creds, &scope)?;
+        pull::fetch(&client, &self.store, r, &arch, progress)
+    }
+
+    /// Publishes the seed images into Berth's own registry as `library/busybox:latest`
+    /// and `library/hello-world:latest`, so that with the registry as a mirror,
+    /// `docker pull busybox` works offline. A repository with a `latest` tag already is
+    /// left alone (a pushed image wins), so after the first start this costs two small
+    /// reads; the first time the blobs are hashed once into the registry. Returns the
+    /// repositories published now.
+    pub fn publish_seed_images(&self) -> Result<Vec<String>> {
+        use crate::distribution::{DistError, Registry};
+        let dist = |e: DistError| match e {
+            DistError::Engine(e) => e,
+            e => Error::Runtime(format!("publish the seed images: {e}")),
+        };
+        let reg = Registry::open(self.root()).map_err(dist)?;
+        let mut seeds: Vec<&str> = vec!["library/busybox"];
+        if cfg!(target_arch = "x86_64") {
+            seeds.push("library/hello-world");
+        }
+        let mut published = Vec::new();
+        for repo in seeds {
+            if reg.manifest(repo, "latest", false).is_ok() {
+                continue;
+            }
+            let id = {
+                let _g = self.image_lock.lock().unwrap_or_else(|p| p.into_inner());
+                match repo {
+                    "library/busybox" => seed::busybox_image(&self.store, &self.images, &self.busybox)?,
+                    _ => seed::hello_world_image(&self.store, &self.images)?,
+                }
+            };
+            let rec = self.images.record(&id)?;
+            let config = self.store.read_blob(&id)?;
+            for l in &rec.layers {
+                if reg.blob(repo, &l.digest).is_err() {
+                    let path = self.store.blob_path(&l.digest)?;
+                    let f = std::fs::File::open(&path).map_err(|e| Error::Io { context: format!("open {}", path.display()), source: e })?;
+                    reg.ingest_blob(repo, &l.digest, f).map_err(dist)?;
+                }
+            }
+            if reg.blob(repo, &id).is_err() {
+                reg.ingest_blob(repo, &id, &config[..]).map_err(dist)?;
+            }
+            let img = push::PushImage { config: &config, config_digest: &id, layers: &rec.layers };
+            let manifest = push::image_manifest(&self.store, &img).map_err(Error::from)?;
+            reg.put_manifest(repo, "latest", Some(crate::manifest::OCI_MANIFEST), &manifest, true).map_err(dist)?;
+            published.push(repo.to_string());
+        }
+        Ok(published)
+    }
+
     /// `docker pull NAME`: fetches the image from its registry, records it and moves
     /// the tag, reporting progress as Docker does. Returns the image id.
     pub fn pull_image(&self, ns: &str, name: &str, creds: Option<&Credentials>, progress: &ProgressFn) -> Result<String, RegistryError> {
         let r = Reference::parse(name)?;
         let shown = r.familiar();
         let before = self.images.namespace(ns)?.tags.get(&r.to_string()).cloned();
-        let scope = format!("repository:{}:pull", r.repository);
-        let client = Client::connect(&r.registry, &self.insecure_registries, creds, &scope)?;
-        let fetched = pull::fetch(&client, &self.store, &r, &archive::host_arch(), progress)?;
+        let fetched = self.fetch_for_pull(&r, creds, progress)?;
         let fresh: Vec<&(String, String, u64)> = fetched.layers.iter().filter(|l| fetched.new_blobs.contains(&l.0)).collect();
         for (digest, _, size) in &fresh {
             progress(Progress::Bytes { id: registry::short_id(digest), action: Transfer::Extracting, current: *size, total: *size });
@@ -558,6 +642,51 @@ impl Engine {
             // search lessons work in an offline classroom.
             None => self.search_local_registry(&term, limit).map_err(|e| Error::Runtime(e.to_string()).into()),
             Some(r) => search::search(Some(&r), &term, limit, &self.insecure_registries),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::distribution::Registry;
+    use crate::EngineOptions;
+
+    #[test]
+    fn seed_images_are_published_once_and_a_pushed_tag_wins() {
+        let t = tempfile::tempdir().unwrap();
+        let e = Engine::open(EngineOptions {
+            root: t.path().to_path_buf(),
+            helper_exe: "/nonexistent/berth".into(),
+            busybox: seed::BUSYBOX_PATH.into(),
+            insecure_registries: vec![],
+            registry_mirrors: vec!["http://127.0.0.1:5000".into()],
+        })
+        .unwrap();
+        assert_eq!(e.registry_mirrors(), ["http://127.0.0.1:5000"]);
+        e.seed_images("default").expect("seed (needs busybox-static)");
+        let published = e.publish_seed_images().unwrap();
+        assert!(published.contains(&"library/busybox".to_string()), "{published:?}");
+        let reg = Registry::open(t.path()).unwrap();
+        let m = reg.manifest("library/busybox", "latest", false).unwrap();
+        let parsed: crate::manifest::Manifest = serde_json::from_slice(&m.bytes).unwrap();
+        // The seed itself: its config is the image id in the namespace.
+        let (id, _) = e.image_config("default", "busybox").unwrap();
+        assert_eq!(parsed.config.as_ref().unwrap().digest, id);
+        for l in &parsed.layers {
+            assert!(reg.blob("library/busybox", &l.digest).is_ok(), "{}", l.digest);
+        }
+        assert!(e.publish_seed_images().unwrap().is_empty(), "nothing to do the second time");
+        // A `latest` pushed by someone else is left alone.
+        reg.put_manifest("library/busybox", "mine", None, &m.bytes, true).unwrap();
+        reg.delete_manifest("library/busybox", "latest").unwrap();
+        let hw = e.image_config("default", "hello-world").ok();
+        if let Some((hw_id, _)) = hw {
+            let hw_m = reg.manifest("library/hello-world", "latest", false).unwrap();
+            reg.put_manifest("library/busybox", "latest", None, &hw_m.bytes, false).unwrap();
+            assert!(e.publish_seed_images().unwrap().is_empty());
+            let now: crate::manifest::Manifest = serde_json::from_slice(&reg.manifest("library/busybox", "latest", false).unwrap().bytes).unwrap();
+            assert_eq!(now.config.unwrap().digest, hw_id);
         }
     }
 }

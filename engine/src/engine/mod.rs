@@ -35,6 +35,9 @@ pub struct EngineOptions {
     pub busybox: PathBuf,
     /// Registries (`HOST[:PORT]`) reached over plain HTTP besides loopback ones.
     pub insecure_registries: Vec<String>,
+    /// Docker's `registry-mirrors`: base URLs (`http://127.0.0.1:5000`) tried in turn
+    /// before Docker Hub when pulling a `docker.io` image.
+    pub registry_mirrors: Vec<String>,
 }
 
 pub struct Engine {
@@ -42,6 +45,8 @@ pub struct Engine {
     helper_exe: PathBuf,
     busybox: PathBuf,
     pub(crate) insecure_registries: Vec<String>,
+    /// `EngineOptions::registry_mirrors`; `berth serve` sets it once its registry listens.
+    registry_mirrors: std::sync::RwLock<Vec<String>>,
     pub(crate) store: Store,
     pub(crate) images: Images,
     pub(crate) volumes: Volumes,
@@ -82,6 +87,7 @@ impl Engine {
             helper_exe: opts.helper_exe,
             busybox: opts.busybox,
             insecure_registries: opts.insecure_registries,
+            registry_mirrors: std::sync::RwLock::new(opts.registry_mirrors),
             root,
         });
         engine.recover()?;
@@ -184,6 +190,7 @@ mod tests {
             helper_exe: PathBuf::from("/nonexistent/berth"),
             busybox: PathBuf::from(crate::seed::BUSYBOX_PATH),
             insecure_registries: vec![],
+            registry_mirrors: vec![],
         })
         .expect("open engine")
     }

@@ -84,6 +84,37 @@ fn transport(registry: &str, e: reqwest::Error) -> RegistryError {
     RegistryError::Transport(msg)
 }
 
+/// A failed `/v2/` ping as Docker words it: `Get "https://registry-1.docker.io/v2/":
+/// dial tcp: lookup registry-1.docker.io: …` or `…: connect: connection refused`.
+fn ping_error(e: reqwest::Error) -> RegistryError {
+    let url = e.url().map(|u| u.to_string()).unwrap_or_default();
+    let host = e.url().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+    let mut causes = Vec::new();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        causes.push(s.to_string());
+        src = s.source();
+    }
+    // The innermost cause, without Rust's " (os error N)", in Go's lower case.
+    let inner = causes.last().cloned().unwrap_or_else(|| e.to_string());
+    let inner = match inner.rfind(" (os error ") {
+        Some(i) => inner[..i].to_string(),
+        None => inner,
+    };
+    let mut chars = inner.chars();
+    let inner: String = chars.next().map(|c| c.to_lowercase().chain(chars).collect()).unwrap_or_default();
+    let detail = if causes.iter().any(|c| c.contains("dns error")) {
+        format!("dial tcp: lookup {host}: {inner}")
+    } else if e.is_connect() {
+        format!("dial tcp {}: connect: {inner}", e.url().map(|u| format!("{host}:{}", u.port_or_known_default().unwrap_or(0))).unwrap_or_default())
+    } else if e.is_timeout() {
+        format!("net/http: request canceled while waiting for connection: {inner}")
+    } else {
+        inner
+    };
+    RegistryError::Transport(format!("Get \"{url}\": {detail}"))
+}
+
 fn basic(user: &str, password: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
 }
@@ -134,6 +165,32 @@ impl Client {
     /// when HTTPS cannot connect, as Docker does.
     pub fn connect(registry: &str, insecure: &[String], creds: Option<&Credentials>, scope: &str) -> RResult<Client> {
         let host = endpoint_host(registry);
+        let mut client = Client::new(registry, format!("https://{host}"))?;
+        let ping = match client.http.get(format!("{}/v2/", client.base)).send() {
+            Ok(r) => r,
+            Err(e) if allows_http(host, insecure) => {
+                tracing::debug!("https to {host} failed ({e}), trying plain http");
+                client.base = format!("http://{host}");
+                client.http.get(format!("{}/v2/", client.base)).send().map_err(ping_error)?
+            }
+            Err(e) => return Err(ping_error(e)),
+        };
+        client.authenticate(ping, creds, scope)?;
+        Ok(client)
+    }
+
+    /// Connects to a registry mirror given by its base URL (`http://127.0.0.1:5000`),
+    /// with the scheme it names, and settles auth for `scope` as [`Client::connect`].
+    pub fn connect_url(base: &str, creds: Option<&Credentials>, scope: &str) -> RResult<Client> {
+        let base = base.trim_end_matches('/');
+        let host = base.split_once("://").map_or(base, |(_, h)| h);
+        let mut client = Client::new(host, base.to_string())?;
+        let ping = client.http.get(format!("{base}/v2/")).send().map_err(ping_error)?;
+        client.authenticate(ping, creds, scope)?;
+        Ok(client)
+    }
+
+    fn new(registry: &str, base: String) -> RResult<Client> {
         let http = reqwest::blocking::Client::builder()
             .connect_timeout(Duration::from_secs(15))
             // No overall timeout: layers can take minutes. A dead peer still ends
@@ -143,18 +200,7 @@ impl Client {
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| transport(registry, e))?;
-        let mut client = Client { http, base: format!("https://{host}"), registry: registry.to_string(), auth: None };
-        let ping = match client.http.get(format!("{}/v2/", client.base)).send() {
-            Ok(r) => r,
-            Err(e) if allows_http(host, insecure) => {
-                tracing::debug!("https to {host} failed ({e}), trying plain http");
-                client.base = format!("http://{host}");
-                client.http.get(format!("{}/v2/", client.base)).send().map_err(|e| transport(registry, e))?
-            }
-            Err(e) => return Err(transport(registry, e)),
-        };
-        client.authenticate(ping, creds, scope)?;
-        Ok(client)
+        Ok(Client { http, base, registry: registry.to_string(), auth: None })
     }
 
     /// Answers the ping's challenge, if any.

@@ -239,6 +239,26 @@ pub fn allows_http(host: &str, insecure: &[String]) -> bool {
     is_loopback(host) || insecure.iter().any(|i| i == host || i == strip_port(host))
 }
 
+/// Checks a `registry-mirrors` entry and returns it as the base URL to use:
+/// `http://HOST[:PORT]` or `https://HOST[:PORT]`, no path, no trailing slash.
+pub fn normalize_mirror(url: &str) -> Result<String, String> {
+    let u = url.trim().trim_end_matches('/');
+    let host = u.strip_prefix("http://").or_else(|| u.strip_prefix("https://"));
+    match host {
+        Some(h) if !h.is_empty() && !h.contains('/') && !h.contains('?') && !h.contains('@') => Ok(u.to_string()),
+        Some(_) => Err(format!("invalid registry mirror {url}: a mirror is http(s)://HOST[:PORT], without a path")),
+        None => Err(format!("invalid registry mirror {url}: it must start with http:// or https://")),
+    }
+}
+
+/// Whether a pull that failed at a mirror goes on to the next endpoint (the next
+/// mirror, then Docker Hub itself), as Docker's daemon does for `registry-mirrors`:
+/// whatever the mirror answered (not found, denied, a bad blob) or could not answer
+/// (refused connection). Only a local failure (the store, the disk) ends the pull.
+pub fn mirror_falls_back(e: &RegistryError) -> bool {
+    !matches!(e, RegistryError::Engine(_))
+}
+
 /// Which repositories each blob is known to be in, per registry, so a push can ask
 /// the registry to mount a blob from a repository that has it instead of uploading
 /// it again. Kept in `<root>/registry/sources.json`; losing it only costs uploads.
@@ -302,6 +322,27 @@ mod tests {
         assert!(allows_http("registry.example:5000", &["registry.example".into()]));
         assert!(allows_http("10.0.0.2:5000", &["10.0.0.2:5000".into()]));
         assert!(!allows_http("10.0.0.2:5001", &["10.0.0.2:5000".into()]));
+    }
+
+    #[test]
+    fn mirrors_are_base_urls_and_fall_back_on_misses() {
+        assert_eq!(normalize_mirror("http://127.0.0.1:5000/").unwrap(), "http://127.0.0.1:5000");
+        assert_eq!(normalize_mirror("https://mirror.example").unwrap(), "https://mirror.example");
+        assert!(normalize_mirror("127.0.0.1:5000").is_err());
+        assert!(normalize_mirror("http://mirror.example/v2/").is_err());
+        assert!(normalize_mirror("http://").is_err());
+        for e in [
+            RegistryError::NotFound("manifest for busybox:latest not found: manifest unknown".into()),
+            RegistryError::NotFound("name unknown: repository name not known to registry".into()),
+            RegistryError::Transport("Get \"http://127.0.0.1:5000/v2/\": dial tcp 127.0.0.1:5000: connect: connection refused".into()),
+            RegistryError::Unauthorized("pull access denied".into()),
+            RegistryError::Denied("denied".into()),
+            RegistryError::Protocol("500 Internal Server Error".into()),
+            RegistryError::DigestMismatch { what: "blob".into(), expected: "a".into(), got: "b".into() },
+        ] {
+            assert!(mirror_falls_back(&e), "{e}");
+        }
+        assert!(!mirror_falls_back(&RegistryError::Engine(Error::Runtime("disk full".into()))));
     }
 
     #[test]

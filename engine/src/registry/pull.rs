@@ -85,6 +85,11 @@ fn get_manifest(client: &Client, r: &Reference, reference: &str) -> RResult<(Vec
         let e = super::client::error_from(&format!("{what} not found"), resp);
         return Err(RegistryError::NotFound(e.to_string()));
     }
+    if resp.status() == reqwest::StatusCode::UNAUTHORIZED || resp.status() == reqwest::StatusCode::FORBIDDEN {
+        // Docker Hub answers so for a repository that does not exist, too.
+        let what = format!("pull access denied for {}, repository does not exist or may require 'docker login'", r.familiar_name());
+        return Err(super::client::error_from(&what, resp));
+    }
     if !resp.status().is_success() {
         return Err(super::client::error_from(&what, resp));
     }

@@ -164,6 +164,23 @@ fn put_blob(client: &Client, store: &Store, root: &Path, target: &Reference, dig
     Ok(LayerState::Pushed)
 }
 
+/// The OCI image manifest of `img` as pushed (and as Berth publishes its seed images
+/// into its own registry).
+pub fn image_manifest(store: &Store, img: &PushImage) -> RResult<Vec<u8>> {
+    let mut layers = Vec::new();
+    for l in img.layers {
+        let size = std::fs::metadata(store.blob_path(&l.digest)?).map(|m| m.len()).unwrap_or(l.size);
+        layers.push(json!({ "mediaType": l.media_type, "digest": l.digest, "size": size }));
+    }
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": { "mediaType": MEDIA_TYPE_CONFIG, "digest": img.config_digest, "size": img.config.len() },
+        "layers": layers,
+    });
+    Ok(serde_json::to_vec(&manifest).map_err(|e| Error::Json { context: "encode manifest".into(), source: e })?)
+}
+
 /// Pushes `img` as `target` (which carries the tag). Returns the manifest's digest
 /// and size.
 pub fn push(client: &Client, store: &Store, root: &Path, target: &Reference, img: &PushImage, progress: &ProgressFn) -> RResult<(String, usize)> {
@@ -207,18 +224,7 @@ pub fn push(client: &Client, store: &Store, root: &Path, target: &Reference, img
         return Err(e);
     }
     put_blob(client, store, root, target, img.config_digest, None, progress)?;
-    let mut layers = Vec::new();
-    for l in img.layers {
-        let size = std::fs::metadata(store.blob_path(&l.digest)?).map(|m| m.len()).unwrap_or(l.size);
-        layers.push(json!({ "mediaType": l.media_type, "digest": l.digest, "size": size }));
-    }
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": { "mediaType": MEDIA_TYPE_CONFIG, "digest": img.config_digest, "size": img.config.len() },
-        "layers": layers,
-    });
-    let bytes = serde_json::to_vec(&manifest).map_err(|e| Error::Json { context: "encode manifest".into(), source: e })?;
+    let bytes = image_manifest(store, img)?;
     let digest = crate::store::sha256_digest(&bytes);
     let size = bytes.len();
     let req = client.request(Method::PUT, &format!("/v2/{}/manifests/{tag}", target.repository)).header(CONTENT_TYPE, OCI_MANIFEST).body(bytes);

@@ -42,6 +42,48 @@ pub struct RegistryOptions {
     /// Make the registry a pull-through cache of this upstream (e.g. https://registry-1.docker.io).
     #[arg(long)]
     pub mirror: Option<String>,
+    /// Docker's `registry-mirrors`: a registry (http://HOST:PORT) to try before Docker
+    /// Hub when pulling its images. Repeatable; `none` turns it off. [default: Berth's
+    /// own registry, when it is on]
+    #[arg(long = "registry-mirror")]
+    pub registry_mirrors: Vec<String>,
+}
+
+impl RegistryOptions {
+    /// The `--registry-mirror` URLs given, checked (empty for `none`, and when none
+    /// were given: [`use_as_mirror`] then sets Berth's own registry once it listens).
+    pub fn engine_mirrors(&self) -> anyhow::Result<Vec<String>> {
+        if self.registry_mirrors.iter().any(|m| m == "none") {
+            if self.registry_mirrors.len() > 1 {
+                anyhow::bail!("--registry-mirror none cannot be combined with other mirrors");
+            }
+            return Ok(Vec::new());
+        }
+        self.registry_mirrors.iter().map(|m| berth_engine::registry::normalize_mirror(m).map_err(anyhow::Error::msg)).collect()
+    }
+}
+
+/// Once the registry listens on `bound`: publishes the seed images into it
+/// (`library/busybox`, `library/hello-world`) and, unless `--registry-mirror` said
+/// otherwise, makes it the engine's registry mirror, so `docker pull busybox` works
+/// offline. A pull-through cache (`--mirror`) gets no seeds: it serves its upstream's
+/// images. A failure only warns: the Docker API is served regardless.
+pub async fn use_as_mirror(engine: &Arc<berth_engine::Engine>, opts: &RegistryOptions, bound: Option<std::net::SocketAddr>) {
+    let Some(bound) = bound else { return };
+    if opts.mirror.is_none() {
+        let e = engine.clone();
+        match tokio::task::spawn_blocking(move || e.publish_seed_images()).await {
+            Ok(Ok(repos)) if !repos.is_empty() => tracing::info!("registry: published the seed images {}", repos.join(", ")),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("registry: could not publish the seed images: {e}"),
+            Err(e) => tracing::warn!("registry: publishing the seed images failed: {e}"),
+        }
+    }
+    if opts.registry_mirrors.is_empty() {
+        let url = format!("http://{bound}");
+        tracing::info!("registry mirror for Docker Hub images: {url}");
+        engine.set_registry_mirrors(vec![url]);
+    }
 }
 
 /// The file `berth serve` writes the registry's bound address to (HOST:PORT), for
@@ -52,15 +94,16 @@ pub fn address_file(root: &Path) -> PathBuf {
 
 /// Opens the registry on the engine root and serves it on its listener. A taken
 /// default port only warns (Berth still serves the Docker API); an explicit one fails.
+/// Returns the address it listens on, `None` when it is off.
 pub async fn start(
     opts: &RegistryOptions,
     root: &Path,
     tasks: &mut tokio::task::JoinSet<std::io::Result<()>>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<std::net::SocketAddr>> {
     let explicit = opts.registry_listen.is_some();
     let addr = opts.registry_listen.clone().unwrap_or_else(|| "127.0.0.1:5000".into());
     if addr == "none" {
-        return Ok(());
+        return Ok(None);
     }
     let auth = match &opts.registry_users {
         Some(f) => Some(Arc::new(Auth::new(f)?)),
@@ -76,7 +119,7 @@ pub async fn start(
         Ok(l) => l,
         Err(e) if !explicit => {
             tracing::warn!("registry not started: cannot listen on {addr}: {e} (choose one with --registry-listen)");
-            return Ok(());
+            return Ok(None);
         }
         Err(e) => return Err(e).with_context(|| format!("registry: listen on {addr}")),
     };
@@ -92,7 +135,7 @@ pub async fn start(
     );
     let app = app(RegistryState { registry: Arc::new(registry), auth, mirror });
     tasks.spawn(async move { axum::serve(listener, app.into_make_service()).await });
-    Ok(())
+    Ok(Some(bound))
 }
 
 #[derive(Clone)]

@@ -1,0 +1,399 @@
+//! Lab sessions: the playground's server side. A student's page creates a session,
+//! talks to its shell over a WebSocket, polls its status, and opens its published
+//! ports through a path proxy; the engine's events move the lesson steps along.
+
+mod db;
+mod progress;
+mod proxy;
+mod session;
+mod status;
+mod terminal;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use berth_engine::Engine;
+use berth_lessons::api::{LessonProgress, SelectLesson, SessionInfo, SessionStatus, TerminalControl};
+use berth_lessons::Lesson;
+use chrono::Utc;
+use futures_util::{SinkExt, StreamExt};
+
+pub use db::Db;
+use progress::Tracker;
+pub use session::Session;
+
+/// Limits and lifetimes of lab sessions (`berth serve --lab-…`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LabOptions {
+    /// Memory per container of a session (default and most), e.g. 256m, 1g.
+    #[arg(long = "lab-memory", default_value = "256m", value_parser = parse_size)]
+    pub memory: i64,
+    /// CPUs per container of a session.
+    #[arg(long = "lab-cpus", default_value_t = 1.0)]
+    pub cpus: f64,
+    /// Processes per container of a session.
+    #[arg(long = "lab-pids", default_value_t = 256)]
+    pub pids: i64,
+    /// Containers a session may hold at once.
+    #[arg(long = "lab-containers", default_value_t = 20)]
+    pub containers: usize,
+    /// A session unused this long is removed (e.g. 90m, 2h).
+    #[arg(long = "lab-idle", default_value = "2h", value_parser = parse_duration)]
+    pub idle: Duration,
+    /// A session is removed this long after it was made, used or not.
+    #[arg(long = "lab-lifetime", default_value = "12h", value_parser = parse_duration)]
+    pub lifetime: Duration,
+    /// The docker CLI mounted (read-only) in every workstation; default: `docker` on PATH.
+    #[arg(long = "lab-docker-cli")]
+    pub docker_cli: Option<PathBuf>,
+}
+
+impl LabOptions {
+    pub fn nano_cpus(&self) -> i64 {
+        (self.cpus * 1e9) as i64
+    }
+
+    pub fn docker_cli(&self) -> anyhow::Result<PathBuf> {
+        if let Some(p) = &self.docker_cli {
+            return Ok(p.clone());
+        }
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .map(|d| d.join("docker"))
+            .find(|p| p.is_file())
+            .context("no docker CLI on PATH for the lab workstations: install it or pass --lab-docker-cli")
+    }
+}
+
+fn parse_size(s: &str) -> Result<i64, String> {
+    let s = s.trim().to_ascii_lowercase();
+    let (num, mult) = match s.chars().last() {
+        Some('k') => (&s[..s.len() - 1], 1i64 << 10),
+        Some('m') => (&s[..s.len() - 1], 1 << 20),
+        Some('g') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s.as_str(), 1),
+    };
+    num.parse::<i64>().map(|n| n * mult).map_err(|_| format!("invalid size {s:?}: use e.g. 512m or 1g"))
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}: use e.g. 30s, 90m or 2h"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(format!("invalid duration {s:?}: use e.g. 30s, 90m or 2h")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+pub struct Lab {
+    engine: Arc<Engine>,
+    db: Db,
+    opts: LabOptions,
+    dir: PathBuf,
+    lessons: Arc<Vec<Lesson>>,
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+}
+
+type LabState = Arc<Lab>;
+
+#[derive(Debug)]
+struct LabError(StatusCode, String);
+
+impl IntoResponse for LabError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "message": self.1 }))).into_response()
+    }
+}
+
+impl From<anyhow::Error> for LabError {
+    fn from(e: anyhow::Error) -> Self {
+        LabError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
+    }
+}
+
+impl Lab {
+    /// Opens the lab on the engine's root, reopening the sessions of an earlier run.
+    pub async fn open(engine: Arc<Engine>, opts: LabOptions) -> anyhow::Result<Arc<Lab>> {
+        let lessons = berth_lessons::all().context("load the lessons")?;
+        let dir = engine.root().join("lab");
+        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        let db = Db::open(&engine.root().join("lab.db")).await?;
+        opts.docker_cli()?;
+        let lab = Arc::new(Lab { engine, db, opts, dir, lessons: Arc::new(lessons), sessions: Mutex::new(HashMap::new()) });
+        for row in lab.db.sessions().await? {
+            let done = lab.db.progress(&row.id).await?;
+            match Session::open(lab.engine.clone(), &lab.opts, &lab.dir, &row.id, row.created, Tracker::new(row.lesson.clone(), done)).await {
+                Ok(s) => {
+                    *s.last_seen.lock().unwrap_or_else(|p| p.into_inner()) = row.last_seen;
+                    lab.sessions_lock().insert(row.id.clone(), Arc::new(s));
+                }
+                Err(e) => tracing::warn!(session = %row.id, "cannot reopen lab session: {e:#}"),
+            }
+        }
+        lab.clone().follow_events();
+        lab.clone().reap_periodically();
+        Ok(lab)
+    }
+
+    fn sessions_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Session>>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn session(&self, id: &str) -> Result<Arc<Session>, LabError> {
+        let s = self.sessions_lock().get(id).cloned().ok_or_else(|| LabError(StatusCode::NOT_FOUND, format!("no such lab session: {id}")))?;
+        s.touch();
+        Ok(s)
+    }
+
+    pub async fn create_session(self: &Arc<Self>) -> anyhow::Result<Arc<Session>> {
+        let id = berth_engine::fsutil::random_id()[..32].to_string();
+        let now = Utc::now();
+        self.db.insert_session(&db::SessionRow { id: id.clone(), created: now, last_seen: now, lesson: None }).await?;
+        let s = match Session::open(self.engine.clone(), &self.opts, &self.dir, &id, now, Tracker::default()).await {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                let _ = self.db.delete_session(&id).await;
+                return Err(e);
+            }
+        };
+        self.sessions_lock().insert(id, s.clone());
+        Ok(s)
+    }
+
+    pub async fn remove_session(&self, id: &str) -> anyhow::Result<()> {
+        let Some(s) = self.sessions_lock().remove(id) else { return Ok(()) };
+        let engine = self.engine.clone();
+        let s2 = s.clone();
+        tokio::task::spawn_blocking(move || s2.destroy(&engine)).await??;
+        self.db.delete_session(id).await?;
+        Ok(())
+    }
+
+    /// Routes engine events of session namespaces to their trackers and stores the
+    /// steps they complete.
+    fn follow_events(self: Arc<Self>) {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (_, events) = self.engine.events().subscribe(None);
+        std::thread::Builder::new()
+            .name("lab-events".into())
+            .spawn(move || {
+                for e in events {
+                    if e.namespace.starts_with("lab-") && !e.namespace.ends_with("-ws") && tx.send(e).is_err() {
+                        return;
+                    }
+                }
+            })
+            .expect("spawn the lab events thread");
+        tokio::spawn(async move {
+            while let Some(e) = rx.recv().await {
+                let session = self.sessions_lock().values().find(|s| s.namespace == e.namespace).cloned();
+                if let Some(s) = session {
+                    s.tracker.lock().unwrap_or_else(|p| p.into_inner()).record(progress::event(&e));
+                    if let Err(e) = self.advance(&s).await {
+                        tracing::warn!("lab progress: {e:#}");
+                    }
+                }
+            }
+        });
+    }
+
+    /// Checks the session's current step (and the ones after it) against what the
+    /// engine saw and holds now.
+    async fn advance(&self, s: &Arc<Session>) -> anyhow::Result<()> {
+        let state = {
+            let (engine, ns, id) = (self.engine.clone(), s.namespace.clone(), s.id.clone());
+            tokio::task::spawn_blocking(move || status::state(&engine, &ns, &id)).await?
+        };
+        let newly = s.tracker.lock().unwrap_or_else(|p| p.into_inner()).advance(&self.lessons, &state);
+        for (lesson, step) in newly {
+            tracing::info!(session = %s.id, %lesson, %step, "step done");
+            self.db.mark_done(&s.id, &lesson, &step).await?;
+        }
+        Ok(())
+    }
+
+    fn reap_periodically(self: Arc<Self>) {
+        let weak = Arc::downgrade(&self);
+        drop(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                let Some(lab) = weak.upgrade() else { return };
+                let now = Utc::now();
+                let expired: Vec<String> = lab
+                    .sessions_lock()
+                    .values()
+                    .filter(|s| {
+                        let idle = (now - s.last_seen()).to_std().unwrap_or_default();
+                        let age = (now - s.created).to_std().unwrap_or_default();
+                        idle > lab.opts.idle || age > lab.opts.lifetime
+                    })
+                    .map(|s| s.id.clone())
+                    .collect();
+                for id in expired {
+                    tracing::info!(session = %id, "removing an expired lab session");
+                    if let Err(e) = lab.remove_session(&id).await {
+                        tracing::warn!(session = %id, "remove lab session: {e:#}");
+                    }
+                }
+            }
+        });
+    }
+
+    fn info(&self, s: &Session) -> SessionInfo {
+        let expires = (s.last_seen() + chrono::Duration::from_std(self.opts.idle).unwrap_or_default())
+            .min(s.created + chrono::Duration::from_std(self.opts.lifetime).unwrap_or_default());
+        SessionInfo { id: s.id.clone(), created: s.created.to_rfc3339(), expires: expires.to_rfc3339() }
+    }
+}
+
+/// The lab's HTTP routes (under the web listener).
+pub fn routes(lab: Arc<Lab>) -> Router {
+    Router::new()
+        .route("/api/lessons", get(lessons))
+        .route("/api/sessions", post(create_session))
+        .route("/api/sessions/{id}", get(session_status).delete(delete_session))
+        .route("/api/sessions/{id}/lesson", post(select_lesson))
+        .route("/api/sessions/{id}/terminal", get(terminal))
+        .route("/lab/{id}/ports/{port}", any(port_root))
+        .route("/lab/{id}/ports/{port}/", any(port_proxy_root))
+        .route("/lab/{id}/ports/{port}/{*rest}", any(port_proxy))
+        .with_state(lab)
+}
+
+async fn lessons(State(lab): State<LabState>) -> Json<Vec<Lesson>> {
+    Json(lab.lessons.as_ref().clone())
+}
+
+async fn create_session(State(lab): State<LabState>) -> Result<Response, LabError> {
+    let s = lab.create_session().await?;
+    Ok((StatusCode::CREATED, Json(lab.info(&s))).into_response())
+}
+
+async fn delete_session(State(lab): State<LabState>, Path(id): Path<String>) -> Result<StatusCode, LabError> {
+    lab.session(&id)?;
+    lab.remove_session(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn session_status(State(lab): State<LabState>, Path(id): Path<String>) -> Result<Json<SessionStatus>, LabError> {
+    let s = lab.session(&id)?;
+    let (containers, images) = {
+        let (engine, ns, id) = (lab.engine.clone(), s.namespace.clone(), s.id.clone());
+        tokio::task::spawn_blocking(move || (status::containers(&engine, &ns, &id), status::images(&engine, &ns)))
+            .await
+            .map_err(|e| LabError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    };
+    let t = s.tracker.lock().unwrap_or_else(|p| p.into_inner());
+    let progress = t.done.iter().map(|(lesson, done)| LessonProgress { lesson: lesson.clone(), done: done.clone() }).collect();
+    Ok(Json(SessionStatus { id: s.id.clone(), containers, images, lesson: t.lesson.clone(), progress }))
+}
+
+async fn select_lesson(State(lab): State<LabState>, Path(id): Path<String>, body: axum::body::Bytes) -> Result<StatusCode, LabError> {
+    let s = lab.session(&id)?;
+    let req: SelectLesson = serde_json::from_slice(&body).map_err(|e| LabError(StatusCode::BAD_REQUEST, format!("invalid request: {e}")))?;
+    if !lab.lessons.iter().any(|l| l.id == req.lesson) {
+        return Err(LabError(StatusCode::NOT_FOUND, format!("no such lesson: {}", req.lesson)));
+    }
+    s.tracker.lock().unwrap_or_else(|p| p.into_inner()).select(&req.lesson);
+    lab.db.set_lesson(&s.id, &req.lesson).await.map_err(anyhow::Error::from)?;
+    lab.advance(&s).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn terminal(State(lab): State<LabState>, Path(id): Path<String>, ws: WebSocketUpgrade) -> Result<Response, LabError> {
+    let s = lab.session(&id)?;
+    Ok(ws.on_upgrade(move |socket| serve_terminal(s, socket)))
+}
+
+/// One page's connection to the session's shell: the scrollback first, then live output;
+/// binary frames from the page are keystrokes, text frames are `TerminalControl`.
+async fn serve_terminal(s: Arc<Session>, socket: WebSocket) {
+    let (replay, mut output) = s.terminal.connect();
+    let (mut sink, mut input) = socket.split();
+    if sink.send(Message::Binary(replay.into())).await.is_err() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            out = output.recv() => match out {
+                Ok(bytes) => {
+                    if sink.send(Message::Binary(bytes)).await.is_err() {
+                        return;
+                    }
+                }
+                // Too slow a page: it reconnects and gets the scrollback again.
+                Err(_) => {
+                    let _ = sink.send(Message::Close(None)).await;
+                    return;
+                }
+            },
+            msg = input.next() => match msg {
+                Some(Ok(Message::Binary(b))) => {
+                    s.touch();
+                    s.terminal.write(&b);
+                }
+                Some(Ok(Message::Text(t))) => {
+                    if let Ok(TerminalControl::Resize { cols, rows }) = serde_json::from_str::<TerminalControl>(&t) {
+                        let term = s.terminal.clone();
+                        let _ = tokio::task::spawn_blocking(move || term.resize(cols, rows)).await;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+async fn port_root(Path((id, port)): Path<(String, u16)>) -> Redirect {
+    // Relative links in the student's page must resolve below the port's path.
+    Redirect::permanent(&format!("/lab/{id}/ports/{port}/"))
+}
+
+async fn port_proxy_root(State(lab): State<LabState>, Path((id, port)): Path<(String, u16)>, req: Request) -> Result<Response, LabError> {
+    open_port(lab, id, port, String::new(), req).await
+}
+
+async fn port_proxy(State(lab): State<LabState>, Path((id, port, rest)): Path<(String, u16, String)>, req: Request) -> Result<Response, LabError> {
+    open_port(lab, id, port, rest, req).await
+}
+
+async fn open_port(lab: LabState, id: String, port: u16, rest: String, req: Request) -> Result<Response, LabError> {
+    let s = lab.session(&id)?;
+    lab.engine.note_request(&s.namespace, "port-open", &[("port", &port.to_string())]);
+    let mut resp = proxy::forward(s.network(), port, &rest, req).await;
+    // The student's page must not be able to script the playground's origin.
+    resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static("sandbox allow-forms allow-scripts allow-popups"));
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("256m").unwrap(), 256 << 20);
+        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
+        assert!(parse_size("lots").is_err());
+        assert_eq!(parse_duration("90m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert!(parse_duration("2 weeks").is_err());
+    }
+}

@@ -1,0 +1,176 @@
+//! One lab session: a namespace for the student's containers, a workstation (busybox
+//! tools + the docker CLI) in a namespace of its own that the student cannot see or
+//! stop, a network namespace both live in, the student's home, and a Docker API socket
+//! that serves the student's namespace only.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use berth_engine::container::{ContainerConfig, HostConfig};
+use berth_engine::policy::{Home, Policy};
+use berth_engine::{netns, CreateRequest, Engine};
+use chrono::{DateTime, Utc};
+use tower::Layer;
+
+use super::progress::Tracker;
+use super::terminal::Terminal;
+use super::LabOptions;
+use crate::api::{self, ApiState};
+
+/// The workstation's container name (in the session's workstation namespace).
+pub const WORKSTATION: &str = "workstation";
+/// Where the student's home is inside the workstation.
+pub const HOME: &str = "/root";
+/// Where the workstation finds the session's Docker API socket.
+const API_DIR: &str = "/run/berth";
+
+pub struct Session {
+    pub id: String,
+    /// The student's namespace: what their docker CLI sees.
+    pub namespace: String,
+    /// The workstation's own namespace, out of the student's sight.
+    pub ws_namespace: String,
+    pub created: DateTime<Utc>,
+    pub dir: PathBuf,
+    pub terminal: Arc<Terminal>,
+    pub last_seen: Mutex<DateTime<Utc>>,
+    pub tracker: Mutex<Tracker>,
+    api: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.api.abort();
+        self.terminal.close();
+    }
+}
+
+pub fn namespaces(id: &str) -> (String, String) {
+    let ns = format!("lab-{}", &id[..12.min(id.len())]);
+    (ns.clone(), format!("{ns}-ws"))
+}
+
+fn network_path(dir: &Path) -> PathBuf {
+    dir.join("net")
+}
+
+impl Session {
+    /// Makes (or, after a restart, finds again) everything a session needs and opens
+    /// its terminal and API socket. Blocking engine work runs off the async threads.
+    pub async fn open(engine: Arc<Engine>, opts: &LabOptions, lab_dir: &Path, id: &str, created: DateTime<Utc>, tracker: Tracker) -> anyhow::Result<Session> {
+        let (ns, ws_ns) = namespaces(id);
+        let dir = lab_dir.join(id);
+        let api_dir = dir.join("api");
+        std::fs::create_dir_all(&api_dir).with_context(|| format!("create {}", api_dir.display()))?;
+        {
+            let (engine, opts, dir, ns, ws_ns) = (engine.clone(), opts.clone(), dir.clone(), ns.clone(), ws_ns.clone());
+            tokio::task::spawn_blocking(move || prepare(&engine, &opts, &dir, &ns, &ws_ns)).await??;
+        }
+        let socket = api_dir.join("docker.sock");
+        let _ = std::fs::remove_file(&socket);
+        let listener = tokio::net::UnixListener::bind(&socket).with_context(|| format!("listen on {}", socket.display()))?;
+        let svc = tower::util::MapRequestLayer::new(api::strip_version).layer(api::app(ApiState { engine: engine.clone(), namespace: ns.clone() }));
+        let api = tokio::spawn(async move {
+            use axum::ServiceExt;
+            if let Err(e) = axum::serve(listener, svc.into_make_service()).await {
+                tracing::warn!("lab API socket: {e}");
+            }
+        });
+        let terminal = Terminal::open(engine, &ws_ns, WORKSTATION);
+        Ok(Session {
+            id: id.to_string(),
+            namespace: ns,
+            ws_namespace: ws_ns,
+            created,
+            dir,
+            terminal,
+            last_seen: Mutex::new(Utc::now()),
+            tracker: Mutex::new(tracker),
+            api,
+        })
+    }
+
+    pub fn touch(&self) {
+        *self.last_seen.lock().unwrap_or_else(|p| p.into_inner()) = Utc::now();
+    }
+
+    pub fn last_seen(&self) -> DateTime<Utc> {
+        *self.last_seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn network(&self) -> PathBuf {
+        network_path(&self.dir)
+    }
+
+    /// Removes everything of the session from the engine and the disk.
+    pub fn destroy(&self, engine: &Engine) -> anyhow::Result<()> {
+        self.terminal.close();
+        self.api.abort();
+        engine.remove_namespace(&self.ws_namespace)?;
+        engine.remove_namespace(&self.namespace)?;
+        netns::remove(&self.network())?;
+        let _ = std::fs::remove_dir_all(&self.dir);
+        Ok(())
+    }
+}
+
+/// The blocking part of opening a session: network, images, home, policy, workstation.
+fn prepare(engine: &Engine, opts: &LabOptions, dir: &Path, ns: &str, ws_ns: &str) -> anyhow::Result<()> {
+    let network = network_path(dir);
+    netns::ensure(&network).context("make the session's network")?;
+    engine.seed_images(ns).context("seed the session's images")?;
+    engine.seed_images(ws_ns).context("seed the workstation's images")?;
+    let home = match engine.volume(ws_ns, "home") {
+        Ok(v) => v,
+        Err(_) => engine.create_volume(ws_ns, Some("home"), Default::default())?,
+    };
+    engine.set_policy(
+        ns,
+        Some(Policy {
+            network: Some(network.clone()),
+            home: Some(Home { user_path: HOME.into(), host_path: home.mountpoint.clone() }),
+            memory: opts.memory,
+            nano_cpus: opts.nano_cpus(),
+            pids: opts.pids,
+            max_containers: opts.containers,
+        }),
+    )?;
+    if engine.container(ws_ns, WORKSTATION).is_err() {
+        let docker = opts.docker_cli()?;
+        let config = ContainerConfig {
+            image: "busybox".into(),
+            cmd: vec!["sh".into()],
+            tty: true,
+            open_stdin: true,
+            attach_stdin: true,
+            attach_stdout: true,
+            attach_stderr: true,
+            hostname: "lab".into(),
+            working_dir: HOME.into(),
+            env: vec![
+                format!("DOCKER_HOST=unix://{API_DIR}/docker.sock"),
+                format!("HOME={HOME}"),
+                "TERM=xterm-256color".into(),
+                r"PS1=\w $ ".into(),
+            ],
+            ..Default::default()
+        };
+        let host_config = HostConfig {
+            binds: vec![
+                format!("{}:/usr/local/bin/docker:ro", docker.display()),
+                format!("{}:{API_DIR}:ro", dir.join("api").display()),
+                format!("home:{HOME}"),
+            ],
+            // No restart policy: the terminal starts a new shell when one ends.
+            memory: opts.memory,
+            pids_limit: opts.pids,
+            ..Default::default()
+        };
+        engine.create_container(
+            ws_ns,
+            CreateRequest { name: Some(WORKSTATION.into()), config, host_config, system: true, join_network: Some(network) },
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! Helpers for lab tests: a `berth serve --listen` with its web API, sessions, and a
+//! WebSocket terminal driven like the playground's.
+
+use std::net::TcpStream;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tungstenite::{Message, WebSocket};
+
+use crate::{require, Berth};
+
+pub struct Lab {
+    pub berth: Berth,
+    /// HOST:PORT of the web listener.
+    pub addr: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+impl Lab {
+    pub fn start() -> Lab {
+        Lab::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Lab {
+        require("curl", "apt-get install curl");
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut args = vec!["--listen", addr.as_str()];
+        args.extend_from_slice(extra);
+        let berth = Berth::start_with(&args);
+        let lab = Lab { berth, addr };
+        let end = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(&lab.addr).is_err() {
+            assert!(Instant::now() < end, "the web listener did not open: {}", lab.berth.server_log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        lab
+    }
+
+    /// `curl` against the web listener: (status, body).
+    pub fn http(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        let mut c = Command::new("curl");
+        c.args(["-s", "-X", method, "-w", "\n%{http_code}", "-H", "Content-Type: application/json"]);
+        if let Some(b) = body {
+            c.args(["--data-binary", b]);
+        }
+        let out = c.arg(format!("http://{}{path}", self.addr)).stdin(Stdio::null()).output().expect("run curl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    pub fn json(&self, method: &str, path: &str, body: Option<&str>) -> Value {
+        let (code, text) = self.http(method, path, body);
+        assert!((200..300).contains(&code), "{method} {path}: {code} {text}\nserver log: {}", self.berth.server_log());
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    pub fn create_session(&self) -> String {
+        let v = self.json("POST", "/api/sessions", None);
+        v["id"].as_str().expect("session id").to_string()
+    }
+
+    pub fn status(&self, id: &str) -> Value {
+        self.json("GET", &format!("/api/sessions/{id}"), None)
+    }
+
+    pub fn select(&self, id: &str, lesson: &str) {
+        let (code, body) = self.http("POST", &format!("/api/sessions/{id}/lesson"), Some(&format!("{{\"lesson\":\"{lesson}\"}}")));
+        assert_eq!(code, 204, "select lesson {lesson}: {body}");
+    }
+
+    /// Steps done in `lesson`, in order.
+    pub fn done(&self, id: &str, lesson: &str) -> Vec<String> {
+        let s = self.status(id);
+        s["progress"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["lesson"] == lesson)
+            .flat_map(|p| p["done"].as_array().cloned().unwrap_or_default())
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// The session's Docker API socket: what its workstation's CLI talks to.
+    pub fn session_socket(&self, id: &str) -> std::path::PathBuf {
+        self.berth.root.join("lab").join(id).join("api").join("docker.sock")
+    }
+
+    /// The docker CLI on the host, pointed at a session's socket.
+    pub fn session_docker(&self, id: &str, args: &[&str]) -> Output {
+        Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.session_socket(id).display()))
+            .env("DOCKER_CONFIG", &self.berth.config_dir)
+            .env_remove("DOCKER_CONTEXT")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run docker")
+    }
+
+    pub fn terminal(&self, id: &str) -> Term {
+        let url = format!("ws://{}/api/sessions/{id}/terminal", self.addr);
+        let stream = TcpStream::connect(&self.addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+        let (ws, _) = tungstenite::client(url.as_str(), stream).expect("websocket handshake");
+        Term { ws, seen: Vec::new(), mark: 0 }
+    }
+
+    /// Polls until `f` holds, failing with the server's log.
+    pub fn eventually(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if f() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let log = self.berth.server_log();
+        let lines: Vec<&str> = log.lines().collect();
+        panic!("timed out waiting for: {what}\nserver log tail:\n{}", lines[lines.len().saturating_sub(40)..].join("\n"));
+    }
+}
+
+/// The playground's terminal, as a test drives it.
+pub struct Term {
+    ws: WebSocket<TcpStream>,
+    /// Everything received, the scrollback replay first.
+    pub seen: Vec<u8>,
+    /// Where the next `expect` starts looking.
+    mark: usize,
+}
+
+impl Term {
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.ws.send(Message::Binary(bytes.to_vec().into())).expect("send keys");
+    }
+
+    /// Types a command line and Enter.
+    pub fn line(&mut self, s: &str) {
+        self.send(format!("{s}\r").as_bytes());
+    }
+
+    pub fn resize(&mut self, cols: u16, rows: u16) {
+        self.ws.send(Message::Text(format!("{{\"type\":\"resize\",\"cols\":{cols},\"rows\":{rows}}}").into())).expect("send resize");
+    }
+
+    /// Reads what arrives for a while.
+    pub fn pump(&mut self, d: Duration) {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            self.read_once();
+        }
+    }
+
+    fn read_once(&mut self) {
+        match self.ws.read() {
+            Ok(Message::Binary(b)) => self.seen.extend_from_slice(&b),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e)) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) => panic!("terminal closed: {e}\nseen: {}", self.text()),
+        }
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.seen).to_string()
+    }
+
+    /// Waits until `needle` appears after the previous match; returns the text between.
+    pub fn expect(&mut self, needle: &str) -> String {
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let hay = String::from_utf8_lossy(&self.seen[self.mark..]).to_string();
+            if let Some(i) = hay.find(needle) {
+                self.mark += hay[..i + needle.len()].len();
+                return hay[..i].to_string();
+            }
+            assert!(Instant::now() < end, "terminal never showed {needle:?}; it showed:\n{}", String::from_utf8_lossy(&self.seen));
+            self.read_once();
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Lab sessions: the workstation's shell over the WebSocket terminal, ports published
+//! inside a session and opened through the path proxy, isolation between sessions and
+//! from the host, and what survives a restart of the server.
+
+use std::time::Duration;
+
+use berth_tests::lab::Lab;
+
+#[test]
+fn the_terminal_runs_the_docker_cli_and_keeps_its_scrollback() {
+    let lab = Lab::start();
+    let id = lab.create_session();
+    let mut t = lab.terminal(&id);
+    t.resize(100, 30);
+    t.expect("$ ");
+    t.line("docker run -it --name box busybox sh");
+    t.expect("/ # ");
+    t.line("echo inside-$((40+2))");
+    t.expect("inside-42");
+    // ctrl-P ctrl-Q reach the container's attach, not the workstation's shell.
+    t.send(&[0x10, 0x11]);
+    t.expect("$ ");
+    t.line("docker ps --format '{{.Names}} {{.Status}}'");
+    t.expect("box Up");
+    // The terminal has the size the page asked for.
+    t.line("stty size");
+    t.expect("30 100");
+    drop(t);
+    // A reload: the same shell, with what it showed.
+    let mut again = lab.terminal(&id);
+    again.expect("inside-42");
+    again.line("echo still-$((1+1))");
+    again.expect("still-2");
+    // `exit` ends the shell: a new one starts, the session goes on.
+    again.line("exit");
+    again.expect("a new one");
+    again.expect("$ ");
+    again.line("echo new-$((2+3))");
+    again.expect("new-5");
+}
+
+#[test]
+fn ports_publish_inside_the_session_and_open_through_the_proxy() {
+    let lab = Lab::start();
+    let a = lab.create_session();
+    let b = lab.create_session();
+    // Both sessions publish port 8080: no clash, each sees its own server.
+    for (id, word) in [(&a, "alpha"), (&b, "beta")] {
+        let mut t = lab.terminal(id);
+        t.expect("$ ");
+        t.line(&format!("mkdir -p site && echo {word}-page > site/index.html && docker run -d -p 8080:80 -v /root/site:/www --name web busybox httpd -f -p 80 -h /www && echo started"));
+        t.expect("started");
+        t.line("wget -qO- http://localhost:8080/");
+        t.expect(&format!("{word}-page"));
+    }
+    let s = lab.status(&a);
+    let url = s["containers"][0]["ports"][0]["url"].as_str().expect("a port link").to_string();
+    assert_eq!(url, format!("/lab/{a}/ports/8080/"));
+    let (code, body) = lab.http("GET", &url, None);
+    assert_eq!((code, body.trim()), (200, "alpha-page"));
+    let (code, body) = lab.http("GET", &format!("/lab/{b}/ports/8080/index.html"), None);
+    assert_eq!((code, body.trim()), (200, "beta-page"));
+    // Without the trailing slash: redirected, so the page's relative links work.
+    let (code, _) = lab.http("GET", &format!("/lab/{a}/ports/8080"), None);
+    assert_eq!(code, 308);
+    // A port nothing listens on, and a session that does not exist.
+    let (code, body) = lab.http("GET", &format!("/lab/{a}/ports/9999/"), None);
+    assert_eq!(code, 502, "{body}");
+    assert!(body.contains("nothing answers on port 9999"), "{body}");
+    let (code, _) = lab.http("GET", "/lab/0123456789abcdef0123456789abcdef/ports/8080/", None);
+    assert_eq!(code, 404);
+    // The published port is not on the host.
+    let o = std::process::Command::new("ss").args(["-ltnH", "sport = :8080"]).output().expect("ss");
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("berth"), "port 8080 is bound on the host");
+}
+
+#[test]
+fn sessions_cannot_reach_each_other_or_the_host() {
+    let lab = Lab::start();
+    let a = lab.create_session();
+    let b = lab.create_session();
+    let ok = |id: &str, args: &[&str]| {
+        let o = lab.session_docker(id, args);
+        assert!(o.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let fails = |id: &str, args: &[&str]| {
+        let o = lab.session_docker(id, args);
+        assert!(!o.status.success(), "docker {args:?} should fail: {}", String::from_utf8_lossy(&o.stdout));
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    ok(&a, &["run", "-d", "--name", "secret", "-v", "stash:/stash", "busybox", "sleep", "300"]);
+    lab.berth.ok(&["run", "-d", "--name", "hostbox", "busybox", "sleep", "300"]);
+    // B sees nothing of A, nor of the host's default namespace.
+    assert!(!ok(&b, &["ps", "-a"]).contains("secret"));
+    assert!(!ok(&b, &["ps", "-a"]).contains("hostbox"));
+    assert!(!ok(&b, &["volume", "ls"]).contains("stash"));
+    assert!(fails(&b, &["stop", "secret"]).contains("No such container: secret"));
+    assert!(fails(&b, &["exec", "secret", "true"]).contains("No such container: secret"));
+    assert!(fails(&b, &["rm", "hostbox"]).contains("No such container: hostbox"));
+    assert!(fails(&b, &["run", "--rm", "--volumes-from", "secret", "busybox", "true"]).contains("No such container: secret"));
+    // The workstations are no one's to see or stop.
+    assert!(!ok(&a, &["ps", "-a"]).contains("workstation"));
+    assert!(fails(&a, &["stop", "workstation"]).contains("No such container"));
+    // Refused flags, with a clear error.
+    for (args, needle) in [
+        (vec!["run", "--rm", "--privileged", "busybox", "true"], "privileged"),
+        (vec!["run", "--rm", "--cap-add", "NET_ADMIN", "busybox", "true"], "capabilities"),
+        (vec!["run", "--rm", "--network", "host", "busybox", "true"], "--network host is not allowed in a lab session"),
+        (vec!["run", "--rm", "--pid", "host", "busybox", "true"], "--pid host is not allowed in a lab session"),
+        (vec!["run", "--rm", "--device", "/dev/sda", "busybox", "true"], "--device is not allowed in a lab session"),
+        (vec!["run", "--rm", "-v", "/etc:/host-etc", "busybox", "true"], "only paths in your home (/root)"),
+        (vec!["run", "--rm", "-v", "/root/../etc:/x", "busybox", "true"], "only paths in your home (/root)"),
+        (vec!["run", "--rm", "-m", "4g", "busybox", "true"], "above this lab session's limit"),
+    ] {
+        let err = fails(&a, &args);
+        assert!(err.contains(needle), "docker {args:?}: {err}");
+    }
+    // Containers get the session's limits by default.
+    ok(&a, &["create", "--name", "limited", "busybox", "true"]);
+    assert_eq!(ok(&a, &["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}", "limited"]).trim(), format!("{} 256", 256 << 20));
+    // From the workstation: no way to the host's ports (the web listener) nor to B's.
+    let port = lab.addr.rsplit(':').next().unwrap().to_string();
+    let mut t = lab.terminal(&a);
+    t.expect("$ ");
+    t.line(&format!("wget -T 3 -qO- http://127.0.0.1:{port}/api/lessons >/dev/null 2>&1; echo host-rc=$?"));
+    t.expect("host-rc=1");
+    // A home bind mount is the workstation's home.
+    t.line("echo from-home > note.txt && docker run --rm -v /root:/h busybox cat /h/note.txt");
+    t.expect("from-home");
+}
+
+#[test]
+fn sessions_survive_a_server_restart() {
+    let mut lab = Lab::start();
+    let id = lab.create_session();
+    lab.select(&id, "lifecycle");
+    let mut t = lab.terminal(&id);
+    t.expect("$ ");
+    t.line("docker search busybox >/dev/null; echo kept > keep.txt; docker run -d -p 8080:80 --name web busybox sh -c 'mkdir /www; echo up > /www/index.html; httpd -f -p 80 -h /www' && echo ran");
+    t.expect("ran");
+    lab.eventually("the search step", Duration::from_secs(20), || lab.done(&id, "lifecycle").contains(&"search".to_string()));
+    drop(t);
+    lab.berth.kill_server();
+    lab.berth.start_server();
+    // The session, its progress, home, containers, ports and shell are all there.
+    assert_eq!(lab.status(&id)["lesson"], "lifecycle");
+    assert!(lab.done(&id, "lifecycle").contains(&"search".to_string()));
+    let mut t = lab.terminal(&id);
+    t.line("cat keep.txt; docker ps -a --format '{{.Names}} {{.Status}}'");
+    t.expect("kept");
+    t.expect("web Up");
+    let (code, body) = lab.http("GET", &format!("/lab/{id}/ports/8080/"), None);
+    assert_eq!((code, body.trim()), (200, "up"));
+    // Removing the session removes its containers and network.
+    let (code, _) = lab.http("DELETE", &format!("/api/sessions/{id}"), None);
+    assert_eq!(code, 204);
+    assert_eq!(lab.http("GET", &format!("/api/sessions/{id}"), None).0, 404);
+    assert!(!lab.berth.root.join("lab").join(&id).exists());
+}
+
+#[test]
+fn the_playground_is_served() {
+    let lab = Lab::start();
+    let (code, page) = lab.http("GET", "/", None);
+    assert_eq!(code, 200, "the playground is not embedded: run scripts/build-playground playground-web/dist before building berth (tests/run does)");
+    assert!(page.contains("/assets/app.js"), "{page}");
+    for f in ["app.js", "app_bg.wasm", "xterm.js", "xterm.css", "style.css", "addon-fit.js"] {
+        assert_eq!(lab.http("GET", &format!("/assets/{f}"), None).0, 200, "{f}");
+    }
+    let lessons = lab.json("GET", "/api/lessons", None);
+    assert_eq!(lessons.as_array().map(Vec::len), Some(8));
+    assert_eq!(lab.http("GET", "/api/sessions/nope", None).0, 404);
+    let (code, body) = lab.http("POST", &format!("/api/sessions/{}/lesson", lab.create_session()), Some("{\"lesson\":\"nope\"}"));
+    assert_eq!(code, 404, "{body}");
+}
