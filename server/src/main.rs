@@ -68,7 +68,12 @@ fn main() -> ExitCode {
         },
         Command::Serve(opts) => {
             tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| "info".into()))
+                .with_env_filter({
+                    // BERTH_LOG=debug is about Berth: the libraries' own chatter stays at warn.
+                    let level = std::env::var("BERTH_LOG").unwrap_or_else(|_| "info".into());
+                    let filter = if level.contains('=') { level } else { format!("{level},sqlx=warn,hyper_util=warn,reqwest=warn,tungstenite=warn") };
+                    tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into())
+                })
                 .with_writer(std::io::stderr)
                 .init();
             let run = || -> anyhow::Result<()> {

@@ -149,6 +149,21 @@ impl Term {
         self.ws.send(Message::Text(format!("{{\"type\":\"resize\",\"cols\":{cols},\"rows\":{rows}}}").into())).expect("send resize");
     }
 
+    /// Reads until the terminal has been quiet for a moment (a command finished or
+    /// waits for input), or `max` passed.
+    pub fn settle(&mut self, max: Duration) {
+        let end = Instant::now() + max;
+        let mut last = (self.seen.len(), Instant::now());
+        while Instant::now() < end {
+            self.read_once();
+            if self.seen.len() != last.0 {
+                last = (self.seen.len(), Instant::now());
+            } else if last.1.elapsed() > Duration::from_millis(800) {
+                return;
+            }
+        }
+    }
+
     /// Reads what arrives for a while.
     pub fn pump(&mut self, d: Duration) {
         let end = Instant::now() + d;
@@ -168,6 +183,11 @@ impl Term {
 
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.seen).to_string()
+    }
+
+    /// Forgets what was shown so far: the next `expect` looks only at new output.
+    pub fn skip(&mut self) {
+        self.mark = self.seen.len();
     }
 
     /// Waits until `needle` appears after the previous match; returns the text between.

@@ -53,6 +53,14 @@ pub fn static_fixture(name: &str) -> PathBuf {
     out
 }
 
+/// Held by every test whose server takes the seeds' literal registry port 5000.
+pub static PORT_5000: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes [`PORT_5000`], whatever an earlier test that panicked holding it left.
+pub fn port_5000() -> std::sync::MutexGuard<'static, ()> {
+    PORT_5000.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 pub struct Berth {
     pub root: PathBuf,
     pub sock: PathBuf,

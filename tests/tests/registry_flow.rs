@@ -5,7 +5,7 @@ use berth_tests::Berth;
 
 #[test]
 fn seed_flow_push_search_rmi_run_history() {
-    // The only test on the seeds' literal port 5000.
+    let _port = berth_tests::port_5000();
     let b = Berth::start_with(&["--registry-listen", "127.0.0.1:5000"]);
     b.ok(&["run", "--name", "maker", "busybox", "sh", "-c", "echo made-by-student > /hello.txt"]);
     b.ok(&["commit", "-c", "LABEL org.opencontainers.image.description=greeting", "maker", "student/hello:v1"]);

@@ -13,3 +13,4 @@ mod build;
 mod registry_flow;
 mod lab;
 mod browser;
+mod lessons;

@@ -1,0 +1,122 @@
+//! Every lesson played through a real workstation terminal: each step's solution,
+//! typed as the page's "type it" button types it, makes that step's check pass, in
+//! order; and a wrong action leaves a step undone.
+
+use std::time::Duration;
+
+use berth_lessons::{Input, Lesson};
+use berth_tests::lab::{Lab, Term};
+
+fn lesson(id: &str) -> Lesson {
+    berth_lessons::all().expect("the shipped lessons load").into_iter().find(|l| l.id == id).unwrap_or_else(|| panic!("no lesson {id}"))
+}
+
+fn type_inputs(t: &mut Term, inputs: &[Input]) {
+    for input in inputs {
+        t.send(&input.bytes());
+        t.settle(Duration::from_secs(20));
+    }
+}
+
+/// Plays `lesson`'s steps up to (not including) `until`, checking each turns done.
+fn play(lab: &Lab, session: &str, t: &mut Term, lesson: &Lesson, until: Option<&str>) {
+    for step in &lesson.steps {
+        if Some(step.id.as_str()) == until {
+            return;
+        }
+        type_inputs(t, &step.commands);
+        lab.eventually(&format!("step {}/{} to pass; terminal:\n{}", lesson.id, step.id, tail(&t.text())), Duration::from_secs(30), || {
+            lab.done(session, &lesson.id).contains(&step.id)
+        });
+    }
+    assert_eq!(lab.done(session, &lesson.id), lesson.steps.iter().map(|s| s.id.clone()).collect::<Vec<_>>());
+}
+
+fn tail(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(25)..].join("\n")
+}
+
+fn play_all(id: &str, lab: &Lab) {
+    let l = lesson(id);
+    let session = lab.create_session();
+    lab.select(&session, &l.id);
+    let mut t = lab.terminal(&session);
+    t.resize(120, 40);
+    t.expect("$ ");
+    play(lab, &session, &mut t, &l, None);
+}
+
+#[test]
+fn lesson_1_lifecycle() {
+    play_all("lifecycle", &Lab::start());
+}
+
+#[test]
+fn lesson_2_step_by_step() {
+    play_all("step-by-step", &Lab::start());
+}
+
+#[test]
+fn lesson_3_images_and_containers() {
+    play_all("images-containers", &Lab::start());
+}
+
+#[test]
+fn lesson_4_debugging() {
+    play_all("debugging", &Lab::start());
+}
+
+#[test]
+fn lesson_5_volumes() {
+    play_all("volumes", &Lab::start());
+}
+
+#[test]
+fn lesson_6_dockerfile() {
+    play_all("dockerfile", &Lab::start());
+}
+
+#[test]
+fn lesson_7_registry() {
+    // The lesson's private registry is on the seeds' port 5000.
+    let _port = berth_tests::port_5000();
+    play_all("registry", &Lab::start_with(&["--registry-listen", "127.0.0.1:5000"]));
+}
+
+#[test]
+fn exit_instead_of_detach_leaves_the_detach_step_undone() {
+    let lab = Lab::start();
+    let l = lesson("lifecycle");
+    let session = lab.create_session();
+    lab.select(&session, &l.id);
+    let mut t = lab.terminal(&session);
+    t.expect("$ ");
+    play(&lab, &session, &mut t, &l, Some("detach"));
+    // The student types `exit`: the container stops, which is not a detach.
+    t.line("exit");
+    t.settle(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!lab.done(&session, &l.id).contains(&"detach".to_string()), "exit counted as a detach");
+    // Starting it again and detaching properly does pass.
+    t.skip();
+    t.line("docker start -ai mybox");
+    t.expect("/ # ");
+    t.send(&[0x10, 0x11]);
+    lab.eventually("detach after start -ai", Duration::from_secs(20), || lab.done(&session, &l.id).contains(&"detach".to_string()));
+}
+
+#[test]
+fn a_wrong_port_leaves_the_web_step_undone() {
+    let lab = Lab::start();
+    let l = lesson("step-by-step");
+    let session = lab.create_session();
+    lab.select(&session, &l.id);
+    let mut t = lab.terminal(&session);
+    t.expect("$ ");
+    play(&lab, &session, &mut t, &l, Some("run-web"));
+    t.line("docker run -d -p 9090:80 --name web busybox httpd -f -p 80 -h /");
+    t.settle(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!lab.done(&session, &l.id).contains(&"run-web".to_string()), "port 9090 counted as 8080");
+}
