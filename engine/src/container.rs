@@ -191,6 +191,24 @@ pub struct Container {
     /// A kept network namespace the container runs in instead of a new one.
     #[serde(default)]
     pub join_network: Option<std::path::PathBuf>,
+    /// The networks it is on (the first has the default route), with its address on each.
+    #[serde(default)]
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// A container's place on one network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub network_id: String,
+    /// The network's name (networks cannot be renamed).
+    pub network: String,
+    pub endpoint_id: String,
+    pub ip: String,
+    pub prefix: u8,
+    pub gateway: String,
+    pub mac: String,
+    /// Names it answers to in the network's DNS (its own name first on user networks).
+    pub aliases: Vec<String>,
 }
 
 impl Container {
@@ -308,7 +326,7 @@ mod tests {
             id: "x".into(), namespace: "default".into(), name: "n".into(), created: now,
             image: String::new(), config: Default::default(), host_config: Default::default(),
             state: Default::default(), path: String::new(), args: vec![], mounts: vec![],
-            ports: vec![], restart_count: 0, join_network: None,
+            ports: vec![], restart_count: 0, join_network: None, endpoints: vec![],
         };
         assert_eq!(c.status_text(now), "Created");
         c.state.status = Status::Running;

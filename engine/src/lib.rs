@@ -25,6 +25,7 @@ pub mod cgroup;
 pub mod container;
 pub mod detach;
 pub mod distribution;
+pub mod dns;
 mod engine;
 pub mod error;
 pub mod events;
@@ -33,6 +34,7 @@ pub mod image;
 pub mod logs;
 pub mod manifest;
 pub mod netns;
+pub mod network;
 pub mod policy;
 pub mod reference;
 pub mod registry;
@@ -44,7 +46,7 @@ pub mod store;
 pub mod volume;
 
 pub use engine::{
-    AttachStream, CommitOptions, CreateRequest, Engine, EngineOptions, ExecConfig, ExecIo, ExecRecord, ImageSummary,
+    AttachStream, CommitOptions, CreateRequest, EndpointRequest, Engine, EngineOptions, NetworkCreate, ExecConfig, ExecIo, ExecRecord, ImageSummary,
     RemovedImages, WaitCondition, Waiter,
 };
 pub use engine::nsexec_main;

@@ -265,7 +265,14 @@ fn run(spec: &RuntimeSpec, reporter: &mut fs::File) -> Result<i32, String> {
             }
         });
     }
-    report(reporter, &StartReport::Ready);
+    if let Some(names) = &spec.dns {
+        if let Err(e) = start_dns(pid.as_raw(), names) {
+            kill_child();
+            cgroup.remove();
+            return Err(e);
+        }
+    }
+    report(reporter, &StartReport::Ready { pid: pid.as_raw() });
     let mut line = String::new();
     let _ = io::stdin().lock().read_line(&mut line);
     if line.trim() != "go" {
@@ -454,6 +461,26 @@ fn handle_client(conn: UnixStream, shared: &Shared) {
 }
 
 /// Forwards connections on a host port to `port` on the container's loopback.
+/// Docker's embedded DNS for the container: sockets bound at 127.0.0.11:53 inside its
+/// network namespace, served from the shim's own, so forwarded queries leave through
+/// the shim's network rather than the container's.
+fn start_dns(pid: i32, names: &std::path::Path) -> Result<(), String> {
+    let netns = fs::File::open(format!("/proc/{pid}/ns/net")).map_err(|e| format!("open netns: {e}"))?;
+    let (udp, tcp) = thread::spawn(move || -> Result<(UdpSocket, TcpListener), String> {
+        nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| format!("enter netns: {e}"))?;
+        let udp = UdpSocket::bind("127.0.0.11:53").map_err(|e| format!("embedded DNS: {e}"))?;
+        let tcp = TcpListener::bind("127.0.0.11:53").map_err(|e| format!("embedded DNS: {e}"))?;
+        Ok((udp, tcp))
+    })
+    .join()
+    .map_err(|_| "embedded DNS thread panicked".to_string())??;
+    let source = crate::dns::NameSource::new(names);
+    let tcp_source = source.clone();
+    thread::spawn(move || crate::dns::serve_udp(udp, source));
+    thread::spawn(move || crate::dns::serve_tcp(tcp, tcp_source));
+    Ok(())
+}
+
 fn proxy_tcp(listener: TcpListener, netns: fs::File, port: u16) {
     let netns = Arc::new(netns);
     for conn in listener.incoming().flatten() {

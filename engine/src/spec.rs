@@ -39,6 +39,10 @@ pub struct RuntimeSpec {
     /// The container gets a network namespace of its own (else it stays in `network`).
     #[serde(default = "yes")]
     pub new_network: bool,
+    /// The embedded DNS's names file: the shim answers at 127.0.0.11:53 inside the
+    /// container when set (see `dns`).
+    #[serde(default)]
+    pub dns: Option<PathBuf>,
     pub log_path: PathBuf,
     pub exit_path: PathBuf,
     pub socket_path: PathBuf,
@@ -81,7 +85,7 @@ pub struct Limits {
 #[serde(rename_all = "snake_case", tag = "status")]
 pub enum StartReport {
     /// The listener for attach is up; the process waits for the engine's "go".
-    Ready,
+    Ready { pid: i32 },
     Started { pid: i32, shim_pid: i32, ports: Vec<PortSpec> },
     Failed { message: String },
 }

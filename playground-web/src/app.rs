@@ -59,6 +59,8 @@ pub fn app() -> Html {
     let lessons = use_state(|| Loaded::<Rc<Vec<Lesson>>>::Loading);
     let strip = use_reducer(Strip::default);
     let selected = use_state(|| None::<String>);
+    // The full lesson list instead of the open lesson (its "Lessons" button).
+    let browsing = use_state(|| false);
     let term = use_memo((), |_| TermHandle::default());
 
     {
@@ -197,7 +199,9 @@ pub fn app() -> Html {
     let on_select = {
         let selected = selected.clone();
         let session = session.clone();
+        let browsing = browsing.clone();
         Callback::from(move |id: String| {
+            browsing.set(false);
             selected.set(Some(id.clone()));
             if let Some(sid) = session.id.clone() {
                 spawn_local(async move {
@@ -205,6 +209,11 @@ pub fn app() -> Html {
                 });
             }
         })
+    };
+
+    let on_browse = {
+        let browsing = browsing.clone();
+        Callback::from(move |_: ()| browsing.set(true))
     };
 
     let toggle_lang = {
@@ -235,19 +244,22 @@ pub fn app() -> Html {
                 .and_then(|c| progress.iter().find(|p| p.lesson == c.id))
                 .map(|p| p.done.clone())
                 .unwrap_or_default();
-            html! {
-                <>
-                    <LessonList lang={l} lessons={list.clone()} progress={progress.clone()}
-                        selected={lesson_id.clone()} on_select={on_select} />
-                    {
-                        match current {
-                            Some(lesson) => html! {
-                                <LessonPane lang={l} lesson={lesson} done={done} term={(*term).clone()} />
-                            },
-                            None => html! { <p class="muted pad">{ tr(l, T::PickLesson) }</p> },
+            match current {
+                // An open lesson: a compact header (title, progress, the way back to the
+                // list) over its steps.
+                Some(lesson) if !*browsing => html! {
+                    <LessonPane key={lesson.id.clone()} lang={l} lesson={lesson.clone()} done={done}
+                        term={(*term).clone()} on_browse={on_browse} />
+                },
+                _ => html! {
+                    <>
+                        <LessonList lang={l} lessons={list.clone()} progress={progress.clone()}
+                            selected={lesson_id.clone()} on_select={on_select} />
+                        if lesson_id.is_none() {
+                            <p class="muted pad">{ tr(l, T::PickLesson) }</p>
                         }
-                    }
-                </>
+                    </>
+                },
             }
         }
     };

@@ -58,7 +58,9 @@ pub fn lesson_list(props: &ListProps) -> Html {
                                 (total > 0 && done == total).then_some("complete"))}
                             title={lesson.summary.get(l).to_string()} {onclick}>
                             <span class="lesson-order">{ lesson.order }</span>
-                            <span class="lesson-title">{ lesson.title.get(l).to_string() }</span>
+                            <span class="lesson-title" title={lesson.title.get(l).to_string()}>
+                                { lesson.title.get(l).to_string() }
+                            </span>
                             <span class="lesson-progress" title={tr(l, T::StepsDone)}>
                                 { format!("{done}/{total}") }
                             </span>
@@ -79,6 +81,45 @@ pub struct PaneProps {
     /// Ids of the steps whose check passed.
     pub done: Vec<String>,
     pub term: TermHandle,
+    /// The header's "Lessons" button: back to the full list.
+    pub on_browse: Callback<()>,
+}
+
+/// Scrolls the lesson pane's scroll box (its parent, `.left`) so that the current step
+/// (or the closing note) is in view below the sticky header: at once when the lesson
+/// opens, smoothly when a step completes. Nothing moves if it is in view already.
+fn scroll_to_current(pane: &web_sys::Element, smooth: bool) {
+    let Some(scroller) = pane.parent_element() else {
+        return;
+    };
+    let target = pane
+        .query_selector(".step.current")
+        .ok()
+        .flatten()
+        .or_else(|| pane.query_selector(".lesson-complete").ok().flatten());
+    let Some(target) = target else { return };
+    let bar = pane
+        .query_selector(".lesson-bar")
+        .ok()
+        .flatten()
+        .map(|b| b.get_bounding_client_rect().height())
+        .unwrap_or(0.0);
+    let sr = scroller.get_bounding_client_rect();
+    let tr = target.get_bounding_client_rect();
+    let top = sr.top() + bar;
+    if tr.top() >= top && tr.bottom() <= sr.bottom() {
+        return;
+    }
+    // Its top just under the header, with a glimpse of the step before it.
+    let y = f64::from(scroller.scroll_top()) + (tr.top() - top) - 12.0;
+    let opts = web_sys::ScrollToOptions::new();
+    opts.set_top(y.max(0.0));
+    opts.set_behavior(if smooth {
+        web_sys::ScrollBehavior::Smooth
+    } else {
+        web_sys::ScrollBehavior::Instant
+    });
+    scroller.scroll_to_with_scroll_to_options(&opts);
 }
 
 #[function_component(LessonPane)]
@@ -89,9 +130,49 @@ pub fn lesson_pane(props: &PaneProps) -> Html {
         .steps
         .iter()
         .position(|s| !props.done.contains(&s.id));
+    let node = use_node_ref();
+    // The step shown last: None until the first scroll (on opening the lesson).
+    let shown = use_mut_ref(|| None::<Option<usize>>);
+    {
+        let node = node.clone();
+        use_effect_with(current, move |current| {
+            if let Some(pane) = node.cast::<web_sys::Element>() {
+                let first = shown.borrow().is_none();
+                if first {
+                    if let Some(scroller) = pane.parent_element() {
+                        scroller.set_scroll_top(0);
+                    }
+                }
+                if first || *shown.borrow() != Some(*current) {
+                    scroll_to_current(&pane, !first);
+                }
+                *shown.borrow_mut() = Some(*current);
+            }
+        });
+    }
+    let total = lesson.steps.len();
+    let done_n = lesson
+        .steps
+        .iter()
+        .filter(|s| props.done.contains(&s.id))
+        .count();
+    let pct = (done_n * 100).checked_div(total).unwrap_or(0);
+    let title = lesson.title.get(l).to_string();
+    let browse = props.on_browse.reform(|_: MouseEvent| ());
     html! {
-        <section class="lesson-pane" data-current-lesson={lesson.id.clone()}>
-            <h2 class="lesson-heading">{ lesson.title.get(l).to_string() }</h2>
+        <section class="lesson-pane" data-current-lesson={lesson.id.clone()} ref={node}>
+            <div class="lesson-bar">
+                <button class="lessons-button" title={tr(l, T::LessonListTitle)} onclick={browse}>
+                    { "☰ " }{ tr(l, T::LessonListButton) }
+                </button>
+                <span class="lesson-bar-order">{ lesson.order }</span>
+                <h2 class="lesson-heading" title={title.clone()}>{ title }</h2>
+                <span class={classes!("lesson-progress", (total > 0 && done_n == total).then_some("complete"))}
+                    title={tr(l, T::StepsDone)}>
+                    { format!("{done_n}/{total}") }
+                </span>
+                <span class="bar"><span class="fill" style={format!("width:{pct}%")}></span></span>
+            </div>
             <p class="lesson-summary">{ lesson.summary.get(l).to_string() }</p>
             <ol class="steps">
             { for lesson.steps.iter().enumerate().map(|(i, step)| html! {

@@ -140,11 +140,12 @@ pub fn status_strip(props: &StripProps) -> Html {
     let chips = strip.tracks.iter().enumerate().map(|(row, t)| {
         let lane = lane_of(t);
         let c = &t.container;
-        let state = if t.gone_since.is_some() { "removed".to_string() } else { c.state.clone() };
-        let style = format!(
-            "left:calc({lane} * 20% + 4px);top:{}px;",
-            row * ROW_PX
-        );
+        let state = if t.gone_since.is_some() {
+            "removed".to_string()
+        } else {
+            c.state.clone()
+        };
+        let style = format!("left:calc({lane} * 20% + 3px);top:{}px;", row * ROW_PX);
         let ports: Vec<Html> = c
             .ports
             .iter()
@@ -163,7 +164,10 @@ pub fn status_strip(props: &StripProps) -> Html {
             <div key={c.name.clone()} class={classes!("chip", format!("lane-{}", LANES[lane].0))}
                 data-container={c.name.clone()} data-state={state} data-lane={LANES[lane].0}
                 title={format!("{} ({}) — {}", c.name, c.image, c.status)} style={style}>
-                <div class="chip-line"><b>{ c.name.clone() }</b><span class="chip-image">{ c.image.clone() }</span></div>
+                <div class="chip-line chip-head">
+                    <b class="chip-name">{ c.name.clone() }</b>
+                    <span class="chip-image">{ c.image.clone() }</span>
+                </div>
                 <div class="chip-line small">
                     if ports.is_empty() { { c.status.clone() } } else { { for ports } }
                 </div>
@@ -205,9 +209,18 @@ struct ImagesProps {
     images: Vec<ImageSummary>,
 }
 
-/// Tallest stack, in px.
-const STACK_PX: f64 = 96.0;
-const MIN_LAYER_PX: f64 = 5.0;
+/// "3 layers" / "레이어 3개".
+fn layer_count(l: Lang, n: usize) -> String {
+    match (l, n) {
+        (Lang::Ko, n) => format!("레이어 {n}개"),
+        (Lang::En, 1) => "1 layer".to_string(),
+        (Lang::En, n) => format!("{n} layers"),
+    }
+}
+
+/// Tallest stack, in px (the strip stays compact: the terminal gets the room).
+const STACK_PX: f64 = 52.0;
+const MIN_LAYER_PX: f64 = 4.0;
 const EMPTY_LAYER_PX: f64 = 2.0;
 
 #[function_component(ImagesView)]
@@ -231,9 +244,10 @@ fn images_view(props: &ImagesProps) -> Html {
                 let name = img.tags.first().cloned().unwrap_or_else(|| tr(l, T::Dangling).to_string());
                 let short = img.id.trim_start_matches("sha256:").chars().take(12).collect::<String>();
                 let n = img.layers.len();
+                let tags = if img.tags.is_empty() { name.clone() } else { img.tags.join(", ") };
                 html! {
                     <div class="image" key={img.id.clone()} data-image={img.id.clone()}
-                        title={format!("{}\n{}\n{}", img.tags.join(", "), short, human_size(img.size))}>
+                        title={format!("{}\n{}\n{}", tags, short, human_size(img.size))}>
                         <div class="stack">
                         { for img.layers.iter().enumerate().map(|(i, layer)| {
                             let h = if layer.empty {
@@ -253,8 +267,10 @@ fn images_view(props: &ImagesProps) -> Html {
                             }
                         }) }
                         </div>
-                        <div class="image-name">{ name }</div>
-                        <div class="image-size small muted">{ format!("{} · {}", human_size(img.size), n) }</div>
+                        <div class="image-text">
+                            <div class="image-name">{ name }</div>
+                            <div class="image-size small muted">{ format!("{} · {}", human_size(img.size), layer_count(l, n)) }</div>
+                        </div>
                     </div>
                 }
             }) }

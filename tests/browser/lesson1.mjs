@@ -169,7 +169,7 @@ try {
     await page.keyboard.press('Control+Q');
     await waitStepDone(page, 'detach');
     // Back at the workstation: its prompt follows the container's.
-    await waitScreen(page, /inside-42[\s\S]*\/ #[\s\S]*\$ ?$/, 'the workstation prompt after the detach');
+    await waitScreen(page, /inside-42[\s\S]*\/ #[\s\S]*\$ ?$/m, 'the workstation prompt after the detach');
     const ctrlP = await page.evaluate(() => window.__ctrlP);
     if (ctrlP.length !== 1 || ctrlP[0] !== true) {
         throw new Error(`ctrl-P's keydown was not kept from the browser (defaultPrevented: ${JSON.stringify(ctrlP)}): it would open the print dialog`);

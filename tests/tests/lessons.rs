@@ -120,3 +120,8 @@ fn a_wrong_port_leaves_the_web_step_undone() {
     std::thread::sleep(Duration::from_secs(2));
     assert!(!lab.done(&session, &l.id).contains(&"run-web".to_string()), "port 9090 counted as 8080");
 }
+
+#[test]
+fn lesson_8_two_containers() {
+    play_all("two-containers", &Lab::start());
+}

@@ -14,3 +14,4 @@ mod registry_flow;
 mod lab;
 mod browser;
 mod lessons;
+mod networks;

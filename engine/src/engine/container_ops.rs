@@ -22,6 +22,7 @@ use crate::container::{self, Container, ContainerConfig, HostConfig, MountPoint,
 use crate::error::{Context, Error, Result};
 use crate::fsutil;
 use crate::reference::Reference;
+use super::network_ops::{EndpointRequest, Mode};
 use crate::spec::{ExitInfo, Limits, MountSpec, PortSpec, RuntimeSpec, ShimRequest, StartReport};
 
 #[derive(Default)]
@@ -34,6 +35,8 @@ pub struct CreateRequest {
     pub system: bool,
     /// Run in this kept network namespace (see `netns`) instead of a new one.
     pub join_network: Option<PathBuf>,
+    /// Per network: aliases and a fixed address (`NetworkingConfig.EndpointsConfig`).
+    pub endpoints_config: BTreeMap<String, EndpointRequest>,
 }
 
 /// A connection to the shim carrying one attach: raw or framed output, raw input.
@@ -98,12 +101,12 @@ fn no_such(name: &str) -> Error {
 }
 
 impl Engine {
-    fn save(&self, c: &Container) -> Result<()> {
+    pub(super) fn save(&self, c: &Container) -> Result<()> {
         fsutil::write_json(&dir_of(self, &c.id).join("container.json"), c)
     }
 
     /// Finds a container by full id, name, or unique id prefix, in one namespace.
-    fn lookup<'a>(map: &'a HashMap<String, Container>, ns: &str, name: &str) -> Result<&'a Container> {
+    pub(super) fn lookup<'a>(map: &'a HashMap<String, Container>, ns: &str, name: &str) -> Result<&'a Container> {
         let name = name.trim_start_matches('/');
         if name.is_empty() {
             return Err(no_such(name));
@@ -144,7 +147,7 @@ impl Engine {
     }
 
     pub fn create_container(&self, ns: &str, req: CreateRequest) -> Result<Container> {
-        let CreateRequest { name, mut config, mut host_config, system, join_network } = req;
+        let CreateRequest { name, mut config, mut host_config, system, join_network, endpoints_config } = req;
         let image_id = self.images.resolve(ns, &config.image).map_err(|_| {
             let shown = Reference::parse(&config.image).map(|r| r.familiar()).unwrap_or(config.image.clone());
             Error::NotFound(format!("No such image: {shown}"))
@@ -232,6 +235,20 @@ impl Engine {
             volumes_src.push(self.store.layer_dir(&l.chain_id)?);
         }
         let mounts = self.resolve_mounts(ns, &map, &config, &host_config, &image, &volumes_src)?;
+        // A 404 from create makes the CLI try to pull the image: these are 400s.
+        let not_found_is_bad = |e: Error| match e {
+            Error::NotFound(m) => Error::InvalidArgument(m),
+            e => e,
+        };
+        host_config.links = Self::check_links(&map, ns, &host_config.links).map_err(not_found_is_bad)?;
+        let mode = self.network_mode(ns, &host_config).map_err(not_found_is_bad)?;
+        let endpoints = match (&join_network, mode) {
+            (Some(_), _) | (None, Mode::None | Mode::Host) => vec![],
+            (None, Mode::Network(net)) => {
+                let req = endpoints_config.get(&net.name).or_else(|| endpoints_config.get(&host_config.network_mode)).cloned().unwrap_or_default();
+                vec![self.new_endpoint(&map, ns, &net, &name, &req)?]
+            }
+        };
         let dir = dir_of(self, &id);
         for d in ["upper", "work", "rootfs"] {
             fs::create_dir_all(dir.join(d)).ctx(|| format!("create {}", dir.join(d).display()))?;
@@ -252,6 +269,7 @@ impl Engine {
             ports: vec![],
             restart_count: 0,
             join_network,
+            endpoints,
         };
         self.save(&c)?;
         map.insert(id.clone(), c.clone());
@@ -336,6 +354,14 @@ impl Engine {
             Status::Removing | Status::Dead => return Err(Error::Conflict(format!("container {} is marked for removal and cannot be started", c.id))),
             _ => {}
         }
+        if let Err(e) = self.links_ready(&c) {
+            // `run --rm` waits for the removal: Docker removes it when it cannot start.
+            if c.host_config.auto_remove {
+                self.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.id);
+                let _ = self.remove_container(ns, &c.id, true, true);
+            }
+            return Err(e);
+        }
         self.update(&c.id, |c| {
             c.state.stopped_by_user = false;
         })?;
@@ -376,6 +402,10 @@ impl Engine {
                 })?;
                 // Attach clients waiting for this start get nothing more.
                 self.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.id);
+                // `run --rm` waits for the removal: Docker removes it when it cannot start.
+                if c.host_config.auto_remove {
+                    let _ = self.remove_container(&c.namespace, &c.id, true, true);
+                }
                 Err(Error::Runtime(message))
             }
         }
@@ -420,7 +450,10 @@ impl Engine {
             limits: Limits { memory: h.memory, nano_cpus, pids: h.pids_limit.max(0) },
             cgroup: cgroup_name(c),
             network: c.join_network.clone().or_else(|| self.policy(&c.namespace).and_then(|p| p.network)),
-            new_network: c.join_network.is_none(),
+            // `--network host`: the namespace's host network (a lab session's own network
+            // is refused by its policy before it gets here).
+            new_network: c.join_network.is_none() && h.network_mode != "host",
+            dns: (!c.endpoints.is_empty()).then(|| dir.join("dns.json")),
             log_path: dir.join("container.log"),
             exit_path: dir.join("exit.json"),
             socket_path: shim_socket(self, &c.id),
@@ -458,7 +491,8 @@ impl Engine {
             serde_json::from_str(&line).map_err(|e| format!("bad shim report {line:?}: {e}"))
         };
         match read_report(&mut out)? {
-            StartReport::Ready => {}
+            // Plugged into its networks while its init waits, so it starts connected.
+            StartReport::Ready { pid } => self.plumb(c, pid).map_err(|e| e.to_string())?,
             StartReport::Failed { message } => return Err(message),
             StartReport::Started { .. } => return Err("shim skipped the handshake".into()),
         }
@@ -473,7 +507,7 @@ impl Engine {
         match read_report(&mut out)? {
             StartReport::Started { pid, shim_pid, ports } => Ok((pid, shim_pid, ports)),
             StartReport::Failed { message } => Err(message),
-            StartReport::Ready => Err("shim repeated its handshake".into()),
+            StartReport::Ready { .. } => Err("shim repeated its handshake".into()),
         }
     }
 
@@ -513,6 +547,7 @@ impl Engine {
         };
         let code = info.exit_code.to_string();
         self.emit_container(&c, "die", &[("exitCode", &code)]);
+        self.refresh_names(&c.namespace);
         if c.host_config.auto_remove {
             let _ = self.remove_container(&c.namespace, id, true, true);
             return;
@@ -690,6 +725,7 @@ impl Engine {
         let c = c.clone();
         drop(map);
         self.emit_container(&c, "rename", &[("oldName", &format!("/{old}"))]);
+        self.refresh_names(ns);
         Ok(())
     }
 

@@ -7,6 +7,7 @@ mod commit;
 mod container_ops;
 mod exec;
 mod image_ops;
+mod network_ops;
 mod volume_ops;
 
 use std::collections::HashMap;
@@ -17,6 +18,7 @@ pub use commit::CommitOptions;
 pub use container_ops::{AttachStream, CreateRequest, WaitCondition, Waiter};
 pub use exec::{nsexec_main, ExecConfig, ExecIo, ExecRecord};
 pub use image_ops::{ImageSummary, RemovedImages};
+pub use network_ops::{EndpointRequest, NetworkCreate};
 
 use crate::container::Container;
 use crate::fsutil;
@@ -50,6 +52,7 @@ pub struct Engine {
     pub(crate) store: Store,
     pub(crate) images: Images,
     pub(crate) volumes: Volumes,
+    pub(crate) networks: crate::network::Networks,
     events: Events,
     /// Every container of every namespace, by id. The lock also serialises changes to
     /// names and tags, so checks and writes cannot interleave.
@@ -77,6 +80,7 @@ impl Engine {
             store: Store::open(&root)?,
             images: Images::open(&root)?,
             volumes: Volumes::open(&root),
+            networks: crate::network::Networks::open(&root),
             events: Events::default(),
             containers: Mutex::new(HashMap::new()),
             pending_attach: Mutex::new(HashMap::new()),

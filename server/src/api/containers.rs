@@ -68,6 +68,15 @@ struct CreateBody {
     config: ContainerConfig,
     #[serde(default, deserialize_with = "berth_engine::container::nullable")]
     host_config: HostConfig,
+    #[serde(default, deserialize_with = "berth_engine::container::nullable")]
+    networking_config: NetworkingConfig,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct NetworkingConfig {
+    #[serde(deserialize_with = "berth_engine::container::nullable")]
+    endpoints_config: BTreeMap<String, super::networks::EndpointSettings>,
 }
 
 async fn create(State(s): State<ApiState>, Query(q): Q, body: Bytes) -> Result<Response, ApiError> {
@@ -76,7 +85,9 @@ async fn create(State(s): State<ApiState>, Query(q): Q, body: Bytes) -> Result<R
         return Err(ApiError::bad_request("config cannot be empty in order to create a container"));
     }
     let name = opt(&q, "name");
-    let c = blocking(move || Ok(s.engine.create_container(&s.namespace, CreateRequest { name, config: b.config, host_config: b.host_config, ..Default::default() })?)).await?;
+    let endpoints_config = b.networking_config.endpoints_config.into_iter().map(|(k, v)| (k, v.into())).collect();
+    let req = CreateRequest { name, config: b.config, host_config: b.host_config, endpoints_config, ..Default::default() };
+    let c = blocking(move || Ok(s.engine.create_container(&s.namespace, req)?)).await?;
     Ok((StatusCode::CREATED, Json(json!({ "Id": c.id, "Warnings": [] }))).into_response())
 }
 
@@ -134,8 +145,49 @@ fn summary(c: &Container, now: chrono::DateTime<chrono::Utc>) -> Value {
         "State": c.state.status.as_str(),
         "Status": c.status_text(now),
         "HostConfig": { "NetworkMode": "none" },
-        "NetworkSettings": { "Networks": {} },
+        "NetworkSettings": { "Networks": networks_json(c) },
         "Mounts": mounts_json(c),
+    })
+}
+
+/// `NetworkSettings.Networks`: one entry per network the container is on; addresses
+/// only while it runs, as Docker shows them.
+fn networks_json(c: &Container) -> serde_json::Map<String, Value> {
+    let live = c.state.status.is_live();
+    let mut out = serde_json::Map::new();
+    for e in &c.endpoints {
+        let (ip, prefix, gw, mac, eid) = if live { (e.ip.as_str(), e.prefix, e.gateway.as_str(), e.mac.as_str(), e.endpoint_id.as_str()) } else { ("", 0, "", "", "") };
+        out.insert(
+            e.network.clone(),
+            json!({
+                "IPAMConfig": null, "Links": null, "Aliases": if e.aliases.is_empty() { Value::Null } else { json!(e.aliases) },
+                "MacAddress": mac, "DriverOpts": null, "GwPriority": 0, "NetworkID": e.network_id, "EndpointID": eid,
+                "Gateway": gw, "IPAddress": ip, "IPPrefixLen": prefix, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0, "DNSNames": if e.aliases.is_empty() { Value::Null } else { json!(e.aliases) },
+            }),
+        );
+    }
+    match c.host_config.network_mode.as_str() {
+        "host" | "none" => {
+            let mode = c.host_config.network_mode.clone();
+            out.insert(mode, json!({ "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "" }));
+        }
+        _ => {}
+    }
+    out
+}
+
+fn network_settings(c: &Container, ports: Value) -> Value {
+    // The top-level fields describe the default bridge only (Docker's legacy shape).
+    let bridge = c.endpoints.iter().find(|e| e.network == "bridge").filter(|_| c.state.status.is_live());
+    json!({
+        "Bridge": "", "SandboxID": "", "SandboxKey": "", "HairpinMode": false,
+        "Ports": ports,
+        "IPAddress": bridge.map_or("", |e| e.ip.as_str()),
+        "IPPrefixLen": bridge.map_or(0, |e| e.prefix),
+        "Gateway": bridge.map_or("", |e| e.gateway.as_str()),
+        "MacAddress": bridge.map_or("", |e| e.mac.as_str()),
+        "Networks": networks_json(c),
     })
 }
 
@@ -240,11 +292,7 @@ fn inspect_json(engine: &berth_engine::Engine, c: &Container) -> Value {
         "GraphDriver": { "Name": "overlayfs", "Data": { "UpperDir": dir.join("upper"), "WorkDir": dir.join("work"), "MergedDir": dir.join("rootfs") } },
         "Mounts": mounts_json(c),
         "Config": c.config,
-        "NetworkSettings": {
-            "Bridge": "", "SandboxID": "", "SandboxKey": "", "HairpinMode": false,
-            "Ports": ports, "IPAddress": "", "IPPrefixLen": 0, "Gateway": "", "MacAddress": "",
-            "Networks": {},
-        },
+        "NetworkSettings": network_settings(c, Value::Object(ports)),
     })
 }
 

@@ -8,7 +8,7 @@ mod error;
 mod exec;
 mod hijack;
 mod images;
-mod networks;
+pub(crate) mod networks;
 mod system;
 mod volumes;
 

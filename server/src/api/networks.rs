@@ -1,24 +1,213 @@
-//! `/networks/...`, and the build-cache prune that `docker system prune` calls next.
-//! Containers have no user-defined networks yet, and the classic builder keeps no
-//! separate build cache, so both prunes find nothing to delete; they exist because
-//! the CLI's `system prune` fails on a missing endpoint.
+//! `/networks/...`: Docker's network endpoints over the engine's networks, and the
+//! build-cache prune that `docker system prune` calls next to the network prune.
 
-use axum::routing::post;
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use berth_engine::network::Network;
+use berth_engine::{EndpointRequest, NetworkCreate};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::ApiState;
+use super::system::parse_filters;
+use super::{blocking, ApiError, ApiState};
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
-        .route("/networks/prune", post(prune_networks))
+        .route("/networks", get(list))
+        .route("/networks/create", post(create))
+        .route("/networks/prune", post(prune))
+        .route("/networks/{id}", get(inspect).delete(remove))
+        .route("/networks/{id}/connect", post(connect))
+        .route("/networks/{id}/disconnect", post(disconnect))
         // Move to the build module once it exists: the CLI calls it even against a
         // builder-version-1 daemon (checked with CLI 28.2).
         .route("/build/prune", post(prune_build_cache))
 }
 
-async fn prune_networks() -> Json<Value> {
-    Json(json!({ "NetworksDeleted": [] }))
+/// The `EndpointsConfig` entry of a container create or a connect.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointSettings {
+    #[serde(deserialize_with = "berth_engine::container::nullable")]
+    pub aliases: Vec<String>,
+    #[serde(rename = "IPAMConfig", deserialize_with = "berth_engine::container::nullable")]
+    pub ipam_config: IpamConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IpamConfig {
+    #[serde(rename = "IPv4Address", deserialize_with = "berth_engine::container::nullable")]
+    pub ipv4_address: String,
+}
+
+impl From<EndpointSettings> for EndpointRequest {
+    fn from(e: EndpointSettings) -> Self {
+        EndpointRequest { aliases: e.aliases, ipv4_address: Some(e.ipam_config.ipv4_address).filter(|a| !a.is_empty()) }
+    }
+}
+
+fn network_json(s: &ApiState, n: &Network, verbose: bool) -> Value {
+    let containers: serde_json::Map<String, Value> = if verbose {
+        s.engine
+            .network_endpoints(&s.namespace, n)
+            .into_iter()
+            .filter(|(c, _)| c.state.status.is_live())
+            .map(|(c, e)| {
+                (c.id.clone(), json!({ "Name": c.name, "EndpointID": e.endpoint_id, "MacAddress": e.mac, "IPv4Address": format!("{}/{}", e.ip, e.prefix), "IPv6Address": "" }))
+            })
+            .collect()
+    } else {
+        Default::default()
+    };
+    let config: Vec<Value> = if n.subnet.is_empty() { vec![] } else { vec![json!({ "Subnet": n.subnet, "Gateway": n.gateway })] };
+    json!({
+        "Name": n.name,
+        "Id": n.id,
+        "Created": n.created.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        "Scope": "local",
+        "Driver": n.driver,
+        "EnableIPv4": true,
+        "EnableIPv6": false,
+        "IPAM": { "Driver": "default", "Options": {}, "Config": config },
+        "Internal": n.internal,
+        "Attachable": n.attachable,
+        "Ingress": false,
+        "ConfigFrom": { "Network": "" },
+        "ConfigOnly": false,
+        "Containers": containers,
+        "Options": n.options,
+        "Labels": n.labels,
+    })
+}
+
+async fn list(State(s): State<ApiState>, Query(q): Query<BTreeMap<String, String>>) -> Result<Json<Vec<Value>>, ApiError> {
+    let filters = parse_filters(&q.get("filters").cloned())?;
+    for k in filters.keys() {
+        if !["name", "id", "driver", "label", "type", "dangling"].contains(&k.as_str()) {
+            return Err(ApiError::bad_request(format!("invalid filter '{k}'")));
+        }
+    }
+    let s2 = s.clone();
+    let nets = blocking(move || Ok(s2.engine.list_networks(&s2.namespace)?)).await?;
+    let any = |key: &str, pred: &dyn Fn(&str) -> bool| filters.get(key).is_none_or(|v| v.is_empty() || v.iter().any(|x| pred(x)));
+    let out = nets
+        .iter()
+        .filter(|n| {
+            any("name", &|x| n.name.contains(x))
+                && any("id", &|x| n.id.starts_with(x))
+                && any("driver", &|x| n.driver == x)
+                && any("type", &|x| (x == "builtin") == n.is_predefined())
+                && any("label", &|l| match l.split_once('=') {
+                    Some((k, v)) => n.labels.get(k).is_some_and(|x| x == v),
+                    None => n.labels.contains_key(l),
+                })
+        })
+        .map(|n| network_json(&s, n, false))
+        .collect();
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreateBody {
+    name: String,
+    #[serde(default)]
+    driver: String,
+    #[serde(default)]
+    internal: bool,
+    #[serde(default)]
+    attachable: bool,
+    #[serde(default, deserialize_with = "berth_engine::container::nullable")]
+    labels: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "berth_engine::container::nullable")]
+    options: BTreeMap<String, String>,
+    #[serde(default, rename = "IPAM", deserialize_with = "berth_engine::container::nullable")]
+    ipam: Ipam,
+    #[serde(default, rename = "EnableIPv6", deserialize_with = "berth_engine::container::nullable")]
+    enable_ipv6: bool,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct Ipam {
+    #[serde(deserialize_with = "berth_engine::container::nullable")]
+    config: Vec<IpamPool>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct IpamPool {
+    subnet: String,
+    gateway: String,
+}
+
+async fn create(State(s): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
+    let b: CreateBody = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+    if b.enable_ipv6 {
+        return Err(ApiError::bad_request("IPv6 networks are not supported by Berth"));
+    }
+    if b.ipam.config.len() > 1 {
+        return Err(ApiError::bad_request("Berth networks have one IPv4 subnet"));
+    }
+    let pool = b.ipam.config.into_iter().next().unwrap_or_default();
+    let req = NetworkCreate {
+        name: b.name,
+        driver: b.driver,
+        subnet: Some(pool.subnet).filter(|x| !x.is_empty()),
+        gateway: Some(pool.gateway).filter(|x| !x.is_empty()),
+        internal: b.internal,
+        attachable: b.attachable,
+        labels: b.labels,
+        options: b.options,
+    };
+    let n = blocking(move || Ok(s.engine.create_network(&s.namespace, req)?)).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "Id": n.id, "Warning": "" }))).into_response())
+}
+
+async fn inspect(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    s.engine.note_request(&s.namespace, "inspect", &[("target", &id), ("type", "network")]);
+    let s2 = s.clone();
+    let n = blocking(move || Ok(s2.engine.network(&s2.namespace, &id)?)).await?;
+    Ok(Json(network_json(&s, &n, true)))
+}
+
+async fn remove(State(s): State<ApiState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    blocking(move || Ok(s.engine.remove_network(&s.namespace, &id)?)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn prune(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    let removed = blocking(move || Ok(s.engine.prune_networks(&s.namespace)?)).await?;
+    Ok(Json(json!({ "NetworksDeleted": removed })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ConnectBody {
+    container: String,
+    #[serde(default, deserialize_with = "berth_engine::container::nullable")]
+    endpoint_config: EndpointSettings,
+    #[serde(default)]
+    force: bool,
+}
+
+async fn connect(State(s): State<ApiState>, Path(id): Path<String>, body: Bytes) -> Result<StatusCode, ApiError> {
+    let b: ConnectBody = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+    blocking(move || Ok(s.engine.connect_network(&s.namespace, &id, &b.container, b.endpoint_config.into())?)).await?;
+    Ok(StatusCode::OK)
+}
+
+async fn disconnect(State(s): State<ApiState>, Path(id): Path<String>, body: Bytes) -> Result<StatusCode, ApiError> {
+    let b: ConnectBody = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+    blocking(move || Ok(s.engine.disconnect_network(&s.namespace, &id, &b.container, b.force)?)).await?;
+    Ok(StatusCode::OK)
 }
 
 async fn prune_build_cache() -> Json<Value> {

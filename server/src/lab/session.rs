@@ -169,7 +169,7 @@ fn prepare(engine: &Engine, opts: &LabOptions, dir: &Path, ns: &str, ws_ns: &str
         };
         engine.create_container(
             ws_ns,
-            CreateRequest { name: Some(WORKSTATION.into()), config, host_config, system: true, join_network: Some(network) },
+            CreateRequest { name: Some(WORKSTATION.into()), config, host_config, system: true, join_network: Some(network), ..Default::default() },
         )?;
     }
     Ok(())

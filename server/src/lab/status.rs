@@ -52,6 +52,6 @@ pub fn state(engine: &Engine, ns: &str, session: &str) -> State {
         containers: containers(engine, ns, session),
         images: images(engine, ns),
         volumes: engine.list_volumes(ns).into_iter().map(|v| v.name).collect(),
-        networks: vec![],
+        networks: engine.list_networks(ns).unwrap_or_default().into_iter().map(|n| n.name).collect(),
     }
 }

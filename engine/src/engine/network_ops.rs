@@ -1,0 +1,435 @@
+//! Networks: create, list, remove, connect, disconnect, and what a starting container
+//! needs from them (its interfaces, /etc/hosts with links, the embedded DNS's names).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use super::Engine;
+use crate::container::{Container, Endpoint, HostConfig, Status};
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::network::{self, link, Network, Subnet};
+
+/// `docker network create`'s options.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkCreate {
+    pub name: String,
+    pub driver: String,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    pub internal: bool,
+    pub attachable: bool,
+    pub labels: BTreeMap<String, String>,
+    pub options: BTreeMap<String, String>,
+}
+
+/// A container's wish for one network (`--network-alias`, `--ip`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EndpointRequest {
+    pub aliases: Vec<String>,
+    pub ipv4_address: Option<String>,
+}
+
+/// What the embedded DNS of a container answers (see `dns`).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct DnsNames {
+    names: BTreeMap<String, Vec<String>>,
+    upstream: Vec<String>,
+}
+
+/// Where a container's network mode puts it.
+pub(crate) enum Mode {
+    /// Its own network namespace with no interface but loopback.
+    None,
+    /// The namespace's host network (no namespace of its own).
+    Host,
+    /// Its own namespace, on one network.
+    Network(Network),
+}
+
+impl Engine {
+    /// The network namespace where a namespace's bridges live: a lab session's own
+    /// network, else one kept for the namespace.
+    pub fn network_home(&self, ns: &str) -> Result<PathBuf> {
+        let path = match self.policy(ns).and_then(|p| p.network) {
+            Some(p) => p,
+            None => self.root.join("netns").join(ns),
+        };
+        crate::netns::ensure(&path)?;
+        Ok(path)
+    }
+
+    pub fn list_networks(&self, ns: &str) -> Result<Vec<Network>> {
+        self.networks.list(ns)
+    }
+
+    pub fn network(&self, ns: &str, name: &str) -> Result<Network> {
+        self.networks.find(ns, name)
+    }
+
+    /// The containers attached to a network, with their endpoint on it.
+    pub fn network_endpoints(&self, ns: &str, net: &Network) -> Vec<(Container, Endpoint)> {
+        let map = self.containers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<(Container, Endpoint)> = map
+            .values()
+            .filter(|c| c.namespace == ns)
+            .filter_map(|c| c.endpoints.iter().find(|e| e.network_id == net.id).map(|e| (c.clone(), e.clone())))
+            .collect();
+        out.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        out
+    }
+
+    pub fn create_network(&self, ns: &str, req: NetworkCreate) -> Result<Network> {
+        let _g = self.image_lock.lock().unwrap_or_else(|p| p.into_inner());
+        crate::container::validate_name(&req.name).map_err(|_| Error::InvalidArgument(format!("invalid network name {:?}", req.name)))?;
+        let mut nets = self.networks.list(ns)?;
+        if nets.iter().any(|n| n.name == req.name) {
+            return Err(Error::Conflict(format!("network with name {} already exists", req.name)));
+        }
+        match req.driver.as_str() {
+            "" | "bridge" => {}
+            "host" | "null" => return Err(Error::InvalidArgument(format!("only one instance of \"{}\" network is allowed", if req.driver == "null" { "none" } else { "host" }))),
+            d => return Err(Error::NotFound(format!("plugin \"{d}\" not found"))),
+        }
+        let used: Vec<Subnet> = nets.iter().filter_map(Network::subnet).collect();
+        let subnet = match &req.subnet {
+            Some(s) => {
+                let s: Subnet = s.parse()?;
+                if used.iter().any(|u| u.overlaps(&s)) {
+                    return Err(Error::InvalidArgument("invalid pool request: Pool overlaps with other one on this address space".into()));
+                }
+                s
+            }
+            None => network::free_subnet(&used)?,
+        };
+        let gateway = match &req.gateway {
+            Some(g) => {
+                let ip: Ipv4Addr = g.parse().map_err(|_| Error::InvalidArgument(format!("invalid gateway address {g}")))?;
+                if !subnet.contains(ip) {
+                    return Err(Error::InvalidArgument(format!("Invalid address {g}: It does not belong to any of this network's subnets")));
+                }
+                ip
+            }
+            None => subnet.first(),
+        };
+        let net = Network {
+            id: fsutil::random_id(),
+            name: req.name.clone(),
+            driver: "bridge".into(),
+            created: Utc::now(),
+            subnet: subnet.to_string(),
+            gateway: gateway.to_string(),
+            internal: req.internal,
+            attachable: req.attachable,
+            labels: req.labels,
+            options: req.options,
+        };
+        nets.push(net.clone());
+        self.networks.save(ns, &nets)?;
+        self.emit(ns, "network", "create", &net.id, &[("name", &net.name), ("type", "bridge")]);
+        Ok(net)
+    }
+
+    pub fn remove_network(&self, ns: &str, name: &str) -> Result<()> {
+        let net = self.networks.find(ns, name)?;
+        if net.is_predefined() {
+            return Err(Error::Conflict(format!("{} is a pre-defined network and cannot be removed", net.name)));
+        }
+        let users = self.network_endpoints(ns, &net);
+        if !users.is_empty() {
+            let list: Vec<String> = users.iter().map(|(c, e)| format!("name:\"{}\" id:\"{}\"", c.name, &e.endpoint_id[..12])).collect();
+            return Err(Error::Conflict(format!(
+                "error while removing network: network {} id {} has active endpoints ({})",
+                net.name,
+                net.id,
+                list.join(", ")
+            )));
+        }
+        let _g = self.image_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut nets = self.networks.list(ns)?;
+        nets.retain(|n| n.id != net.id);
+        self.networks.save(ns, &nets)?;
+        if let Ok(home) = self.network_home(ns) {
+            let _ = link::remove_bridge(&home, &net.bridge());
+        }
+        self.emit(ns, "network", "destroy", &net.id, &[("name", &net.name), ("type", "bridge")]);
+        Ok(())
+    }
+
+    /// `docker network prune`: user-defined networks no container uses.
+    pub fn prune_networks(&self, ns: &str) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for net in self.networks.list(ns)?.into_iter().filter(|n| !n.is_predefined()) {
+            if self.network_endpoints(ns, &net).is_empty() && self.remove_network(ns, &net.id).is_ok() {
+                removed.push(net.name);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Where a container's network mode (`HostConfig.NetworkMode`) puts it.
+    pub(crate) fn network_mode(&self, ns: &str, h: &HostConfig) -> Result<Mode> {
+        match h.network_mode.as_str() {
+            "" | "default" => Ok(Mode::Network(self.networks.find(ns, network::DEFAULT)?)),
+            "none" => Ok(Mode::None),
+            "host" => Ok(Mode::Host),
+            m if m.starts_with("container:") => Err(Error::InvalidArgument("--network container:NAME is not supported by Berth".into())),
+            name => {
+                let net = self.networks.find(ns, name)?;
+                Ok(match net.driver.as_str() {
+                    "host" => Mode::Host,
+                    "null" => Mode::None,
+                    _ => Mode::Network(net),
+                })
+            }
+        }
+    }
+
+    /// The endpoint a new container gets on `net`, checked against the others'.
+    pub(crate) fn new_endpoint(
+        &self,
+        map: &HashMap<String, Container>,
+        ns: &str,
+        net: &Network,
+        container_name: &str,
+        req: &EndpointRequest,
+    ) -> Result<Endpoint> {
+        let subnet = net.subnet().ok_or_else(|| Error::InvalidArgument(format!("network {} has no subnet", net.name)))?;
+        if !net.has_dns() && !req.aliases.is_empty() {
+            return Err(Error::InvalidArgument("network-scoped alias is supported only for containers in user defined networks".into()));
+        }
+        let used: Vec<String> = map.values().filter(|c| c.namespace == ns).flat_map(|c| c.endpoints.iter()).filter(|e| e.network_id == net.id).map(|e| e.ip.clone()).collect();
+        let ip = match &req.ipv4_address {
+            Some(a) if !a.is_empty() => {
+                if !net.has_dns() {
+                    return Err(Error::InvalidArgument("user specified IP address is supported on user defined networks only".into()));
+                }
+                let ip: Ipv4Addr = a.parse().map_err(|_| Error::InvalidArgument(format!("invalid IPv4 address: {a}")))?;
+                if !subnet.contains(ip) || Some(ip) == net.gateway_ip() {
+                    return Err(Error::InvalidArgument(format!("Invalid address {a}: It does not belong to any of this network's subnets")));
+                }
+                if used.contains(&ip.to_string()) {
+                    return Err(Error::Conflict(format!("Address already in use: {a}")));
+                }
+                ip
+            }
+            _ => subnet
+                .hosts()
+                .find(|ip| Some(*ip) != net.gateway_ip() && !used.contains(&ip.to_string()))
+                .ok_or_else(|| Error::Conflict(format!("no available IPv4 addresses on this network's address pools: {} ({})", net.name, net.id)))?,
+        };
+        let mut aliases = req.aliases.clone();
+        if net.has_dns() && !aliases.iter().any(|a| a == container_name) {
+            aliases.insert(0, container_name.to_string());
+        }
+        Ok(Endpoint {
+            network_id: net.id.clone(),
+            network: net.name.clone(),
+            endpoint_id: fsutil::random_id(),
+            ip: ip.to_string(),
+            prefix: subnet.prefix,
+            gateway: net.gateway.clone(),
+            mac: network::mac_string(&network::mac_for(ip)),
+            aliases,
+        })
+    }
+
+    /// The links a new container asks for, as `name:alias`; every target must exist.
+    pub(crate) fn check_links(map: &HashMap<String, Container>, ns: &str, links: &[String]) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for l in links {
+            let (name, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
+            let name = name.trim_start_matches('/');
+            let alias = alias.rsplit('/').next().unwrap_or(alias);
+            Self::lookup(map, ns, name).map_err(|_| Error::NotFound(format!("Could not get container for {name}")))?;
+            out.push(format!("{name}:{alias}"));
+        }
+        Ok(out)
+    }
+
+    /// `docker network connect`.
+    pub fn connect_network(&self, ns: &str, network: &str, container: &str, req: EndpointRequest) -> Result<()> {
+        let net = self.networks.find(ns, network)?;
+        if net.driver != "bridge" {
+            return Err(Error::InvalidArgument(format!("container cannot be disconnected from host network or connected to host network")));
+        }
+        let c = {
+            let mut map = self.containers.lock().unwrap_or_else(|p| p.into_inner());
+            let c = Self::lookup(&map, ns, container)?.clone();
+            if c.endpoints.iter().any(|e| e.network_id == net.id) {
+                return Err(Error::Conflict(format!("endpoint with name {} already exists in network {}", c.name, net.name)));
+            }
+            if matches!(c.host_config.network_mode.as_str(), "host" | "none") {
+                return Err(Error::InvalidArgument(format!("container sharing network namespace with another container or host cannot be connected to any other network")));
+            }
+            let ep = self.new_endpoint(&map, ns, &net, &c.name, &req)?;
+            let entry = map.get_mut(&c.id).ok_or_else(|| Error::NotFound(format!("No such container: {container}")))?;
+            entry.endpoints.push(ep);
+            let c = entry.clone();
+            self.save(&c)?;
+            c
+        };
+        if c.state.status.is_live() {
+            let index = c.endpoints.len() - 1;
+            self.plumb_endpoint(&c, c.state.pid, index)?;
+            self.refresh_names(ns);
+        }
+        self.emit(ns, "network", "connect", &net.id, &[("container", &c.id), ("name", &net.name), ("type", "bridge")]);
+        Ok(())
+    }
+
+    /// `docker network disconnect`.
+    pub fn disconnect_network(&self, ns: &str, network: &str, container: &str, _force: bool) -> Result<()> {
+        let net = self.networks.find(ns, network)?;
+        let (c, ep) = {
+            let mut map = self.containers.lock().unwrap_or_else(|p| p.into_inner());
+            let id = Self::lookup(&map, ns, container)?.id.clone();
+            let entry = map.get_mut(&id).ok_or_else(|| Error::NotFound(format!("No such container: {container}")))?;
+            let Some(pos) = entry.endpoints.iter().position(|e| e.network_id == net.id) else {
+                return Err(Error::Conflict(format!("container {} is not connected to network {}", entry.id, net.name)));
+            };
+            let ep = entry.endpoints.remove(pos);
+            let c = entry.clone();
+            self.save(&c)?;
+            (c, ep)
+        };
+        if c.state.status.is_live() {
+            let home = self.network_home(ns)?;
+            link::detach(&home, &host_name(&c, &ep))?;
+            self.refresh_names(ns);
+        }
+        self.emit(ns, "network", "disconnect", &net.id, &[("container", &c.id), ("name", &net.name), ("type", "bridge")]);
+        Ok(())
+    }
+
+    /// Gives a started container (its init waits, not yet exec'd) its interfaces,
+    /// /etc/hosts (own address, links) and resolver, before it runs.
+    pub(crate) fn plumb(&self, c: &Container, pid: i32) -> Result<()> {
+        for i in 0..c.endpoints.len() {
+            self.plumb_endpoint(c, pid, i)?;
+        }
+        self.write_hosts(c)?;
+        if c.endpoints.iter().any(|e| self.networks.find(&c.namespace, &e.network_id).is_ok_and(|n| n.has_dns())) {
+            std::fs::write(self.root.join("containers").join(&c.id).join("resolv.conf"), "nameserver 127.0.0.11\noptions ndots:0\n")
+                .map_err(|e| Error::Runtime(format!("write resolv.conf: {e}")))?;
+        }
+        self.refresh_names_with(&c.namespace, Some(&c.id));
+        Ok(())
+    }
+
+    fn plumb_endpoint(&self, c: &Container, pid: i32, index: usize) -> Result<()> {
+        let ep = &c.endpoints[index];
+        let net = self.networks.find(&c.namespace, &ep.network_id)?;
+        let (Some(subnet), Some(gw)) = (net.subnet(), net.gateway_ip()) else { return Ok(()) };
+        let home = self.network_home(&c.namespace)?;
+        link::ensure_bridge(&home, &net.bridge(), gw, subnet.prefix)?;
+        let ip: Ipv4Addr = ep.ip.parse().map_err(|_| Error::Runtime(format!("bad address {}", ep.ip)))?;
+        // The first network carries the default route, as in Docker.
+        let gateway = (index == 0 && !net.internal).then_some(gw);
+        link::attach(
+            &home,
+            &link::netns_of(pid),
+            &link::Interface {
+                host_name: host_name(c, ep),
+                name: format!("eth{index}"),
+                bridge: net.bridge(),
+                ip,
+                prefix: subnet.prefix,
+                mac: network::mac_for(ip),
+                gateway,
+            },
+        )
+    }
+
+    /// Every link target runs and shares a network with `c` (checked before a start, so
+    /// the error is Docker's own and not a failed task).
+    pub(crate) fn links_ready(&self, c: &Container) -> Result<()> {
+        self.link_lines(c).map(|_| ())
+    }
+
+    fn link_lines(&self, c: &Container) -> Result<String> {
+        let mut lines = String::new();
+        for l in &c.host_config.links {
+            let (name, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
+            let target = self.container(&c.namespace, name).map_err(|_| Error::InvalidArgument(format!("Could not get container for {name}")))?;
+            if target.state.status != Status::Running {
+                return Err(Error::Conflict(format!("Cannot link to a non running container: /{} AS /{}/{alias}", target.name, c.name)));
+            }
+            let shared = target.endpoints.iter().find(|t| c.endpoints.iter().any(|e| e.network_id == t.network_id));
+            let Some(ep) = shared else {
+                return Err(Error::Conflict(format!("Cannot link to /{}, as it does not belong to the default network", target.name)));
+            };
+            let names = if alias == target.name { alias.to_string() } else { format!("{alias} {}", target.name) };
+            lines.push_str(&format!("{}\t{names} {}\n", ep.ip, &target.id[..12]));
+        }
+        Ok(lines)
+    }
+
+    /// /etc/hosts: localhost, the container's own address, and its links.
+    fn write_hosts(&self, c: &Container) -> Result<()> {
+        let mut hosts = String::from(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+        );
+        let own = c.endpoints.first().map(|e| e.ip.clone()).unwrap_or_else(|| "127.0.0.1".into());
+        hosts.push_str(&self.link_lines(c)?);
+        hosts.push_str(&format!("{own}\t{}\n", c.config.hostname));
+        std::fs::write(self.root.join("containers").join(&c.id).join("hosts"), hosts).map_err(|e| Error::Runtime(format!("write hosts: {e}")))
+    }
+
+    /// Rewrites the embedded DNS's names for every running container of `ns`.
+    pub(crate) fn refresh_names(&self, ns: &str) {
+        self.refresh_names_with(ns, None)
+    }
+
+    /// As [`Self::refresh_names`], counting `starting` as running already.
+    fn refresh_names_with(&self, ns: &str, starting: Option<&str>) {
+        let containers: Vec<Container> = self.containers(ns);
+        let running = |c: &Container| c.state.status == Status::Running || Some(c.id.as_str()) == starting;
+        let dns_nets: Vec<String> = self.networks.list(ns).unwrap_or_default().into_iter().filter(Network::has_dns).map(|n| n.id).collect();
+        let upstream = host_nameservers();
+        for c in containers.iter().filter(|c| running(c)) {
+            let mine: Vec<&Endpoint> = c.endpoints.iter().filter(|e| dns_nets.contains(&e.network_id)).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for other in containers.iter().filter(|o| running(o)) {
+                for e in other.endpoints.iter().filter(|e| mine.iter().any(|m| m.network_id == e.network_id)) {
+                    let mut keys: Vec<String> = e.aliases.clone();
+                    keys.push(other.name.clone());
+                    keys.push(other.id[..12].to_string());
+                    keys.push(format!("{}.{}", other.name, e.network));
+                    for k in keys {
+                        let v = names.entry(k.to_ascii_lowercase()).or_default();
+                        if !v.contains(&e.ip) {
+                            v.push(e.ip.clone());
+                        }
+                    }
+                }
+            }
+            let file = DnsNames { names, upstream: upstream.clone() };
+            let _ = fsutil::write_json(&self.root.join("containers").join(&c.id).join("dns.json"), &file);
+        }
+    }
+}
+
+/// The host-side veth name of an endpoint: unique per container and network.
+fn host_name(c: &Container, ep: &Endpoint) -> String {
+    format!("vb{}{}", &c.id[..6], &ep.network_id[..5])
+}
+
+/// The host's DNS servers the embedded DNS forwards to (loopback ones are unreachable).
+fn host_nameservers() -> Vec<String> {
+    std::fs::read_to_string("/etc/resolv.conf")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix("nameserver"))
+        .map(str::trim)
+        .filter(|ip| ip.parse::<Ipv4Addr>().is_ok_and(|ip| !ip.is_loopback()))
+        .map(|ip| format!("{ip}:53"))
+        .collect()
+}
