@@ -77,7 +77,7 @@ fn isolation_pid_mounts_caps_and_masked_paths() {
     let (_, err) = b.fails(&["run", "--rm", "busybox", "hostname", "other"]);
     assert!(!err.is_empty(), "setting the hostname needs CAP_SYS_ADMIN, which is dropped");
     let net = b.ok(&["run", "--rm", "busybox", "sh", "-c", "ls /sys/class/net"]);
-    assert_eq!(net, "lo", "a network namespace of its own");
+    assert_eq!(net, "eth0\nlo", "a network namespace of its own: loopback and its veth on the bridge");
     // The container layer is private to the container and gone with it.
     b.ok(&["run", "--name", "writer", "busybox", "sh", "-c", "echo data > /file"]);
     let diff = b.ok(&["diff", "writer"]);

@@ -48,8 +48,9 @@ fn ports_publish_inside_the_session_and_open_through_the_proxy() {
     for (id, word) in [(&a, "alpha"), (&b, "beta")] {
         let mut t = lab.terminal(id);
         t.expect("$ ");
-        t.line(&format!("mkdir -p site && echo {word}-page > site/index.html && docker run -d -p 8080:80 -v /root/site:/www --name web busybox httpd -f -p 80 -h /www && echo started"));
-        t.expect("started");
+        t.line(&format!("mkdir -p site && echo {word}-page > site/index.html && docker run -d -p 8080:80 -v /root/site:/www --name web busybox httpd -f -p 80 -h /www && echo started-$((1+1))"));
+        // Output the command line itself does not contain: its echo must not match.
+        t.expect("started-2");
         t.line("wget -qO- http://localhost:8080/");
         t.expect(&format!("{word}-page"));
     }
@@ -126,8 +127,8 @@ fn sessions_cannot_reach_each_other_or_the_host() {
     t.line(&format!("wget -T 3 -qO- http://127.0.0.1:{port}/api/lessons >/dev/null 2>&1; echo host-rc=$?"));
     t.expect("host-rc=1");
     // A home bind mount is the workstation's home.
-    t.line("echo from-home > note.txt && docker run --rm -v /root:/h busybox cat /h/note.txt");
-    t.expect("from-home");
+    t.line("echo home-$((6*7)) > note.txt && docker run --rm -v /root:/h busybox cat /h/note.txt");
+    t.expect("home-42");
 }
 
 #[test]
@@ -137,8 +138,8 @@ fn sessions_survive_a_server_restart() {
     lab.select(&id, "lifecycle");
     let mut t = lab.terminal(&id);
     t.expect("$ ");
-    t.line("docker search busybox >/dev/null; echo kept > keep.txt; docker run -d -p 8080:80 --name web busybox sh -c 'mkdir /www; echo up > /www/index.html; httpd -f -p 80 -h /www' && echo ran");
-    t.expect("ran");
+    t.line("docker search busybox >/dev/null; echo kept > keep.txt; docker run -d -p 8080:80 --name web busybox sh -c 'mkdir /www; echo up > /www/index.html; httpd -f -p 80 -h /www' && echo ran-$((1+1))");
+    t.expect("ran-2");
     lab.eventually("the search step", Duration::from_secs(20), || lab.done(&id, "lifecycle").contains(&"search".to_string()));
     drop(t);
     lab.berth.kill_server();

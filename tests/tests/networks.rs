@@ -16,7 +16,7 @@ fn db(b: &Berth, name: &str, extra: &[&str], reply: &str) {
 #[test]
 fn link_on_the_default_bridge() {
     let b = Berth::start();
-    db(&b, "db", &[], "db-ok");
+    db(&b, "db", &["--expose", "5432", "-e", "POSTGRES_PASSWORD=secret"], "db-ok");
     let ip = b.inspect("db", "{{.NetworkSettings.IPAddress}}");
     assert!(ip.starts_with("172.17.0."), "{ip}");
     assert_eq!(b.inspect("db", "{{.NetworkSettings.Networks.bridge.IPAddress}}"), ip);
@@ -25,6 +25,17 @@ fn link_on_the_default_bridge() {
     let out = b.ok(&["run", "--rm", "--link", "db:database", "busybox", "sh", "-c", "grep database /etc/hosts; nc database 5432; nc db 5432"]);
     assert!(out.contains(&format!("{ip}\tdatabase db")), "{out}");
     assert_eq!(out.matches("db-ok").count(), 2, "{out}");
+    // Docker's link variables, as the seed's wordpress reads its database's.
+    let env = b.ok(&["run", "--rm", "--name", "web", "--link", "db:database", "busybox", "env"]);
+    for v in [
+        "DATABASE_NAME=/web/database".to_string(),
+        format!("DATABASE_PORT=tcp://{ip}:5432"),
+        format!("DATABASE_PORT_5432_TCP_ADDR={ip}"),
+        "DATABASE_PORT_5432_TCP_PORT=5432".to_string(),
+        "DATABASE_ENV_POSTGRES_PASSWORD=secret".to_string(),
+    ] {
+        assert!(env.lines().any(|l| l == v), "{v} missing from:\n{env}");
+    }
     // Its own address is in its /etc/hosts, and eth0 has it.
     let out = b.ok(&["run", "--rm", "--hostname", "me", "busybox", "sh", "-c", "grep me /etc/hosts; ip -o -4 addr show eth0"]);
     assert!(out.contains("172.17.0.") && out.contains("eth0"), "{out}");

@@ -433,7 +433,12 @@ impl Engine {
             upperdir: dir.join("upper"),
             workdir: dir.join("work"),
             args: std::iter::once(c.path.clone()).chain(c.args.iter().cloned()).collect(),
-            env: c.config.env.clone(),
+            env: {
+                // Link variables first: the container's own settings win.
+                let mut env = self.link_env(c);
+                env.extend(c.config.env.iter().cloned());
+                env
+            },
             cwd: c.config.working_dir.clone(),
             user: c.config.user.clone(),
             hostname: c.config.hostname.clone(),

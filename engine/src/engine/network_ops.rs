@@ -369,6 +369,47 @@ impl Engine {
         Ok(lines)
     }
 
+    /// Docker's legacy link variables: `ALIAS_NAME`, `ALIAS_PORT…` for each exposed port
+    /// of the target, `ALIAS_ENV_…` for its environment.
+    pub(crate) fn link_env(&self, c: &Container) -> Vec<String> {
+        let mut env = Vec::new();
+        for l in &c.host_config.links {
+            let (name, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
+            let Ok(target) = self.container(&c.namespace, name) else { continue };
+            let Some(ep) = target.endpoints.iter().find(|t| c.endpoints.iter().any(|e| e.network_id == t.network_id)) else { continue };
+            let prefix: String = alias.chars().map(|ch| if ch.is_ascii_alphanumeric() { ch.to_ascii_uppercase() } else { '_' }).collect();
+            env.push(format!("{prefix}_NAME=/{}/{alias}", c.name));
+            let mut ports: Vec<(u16, String)> = target
+                .config
+                .exposed_ports
+                .keys()
+                .filter_map(|k| {
+                    let (p, proto) = k.split_once('/').unwrap_or((k, "tcp"));
+                    p.parse().ok().map(|p| (p, proto.to_string()))
+                })
+                .collect();
+            ports.sort();
+            if let Some((p, proto)) = ports.first() {
+                env.push(format!("{prefix}_PORT={proto}://{}:{p}", ep.ip));
+            }
+            for (p, proto) in &ports {
+                let base = format!("{prefix}_PORT_{p}_{}", proto.to_ascii_uppercase());
+                env.push(format!("{base}={proto}://{}:{p}", ep.ip));
+                env.push(format!("{base}_ADDR={}", ep.ip));
+                env.push(format!("{base}_PORT={p}"));
+                env.push(format!("{base}_PROTO={proto}"));
+            }
+            for kv in &target.config.env {
+                if let Some((k, v)) = kv.split_once('=') {
+                    if !matches!(k, "PATH" | "HOME" | "HOSTNAME") {
+                        env.push(format!("{prefix}_ENV_{k}={v}"));
+                    }
+                }
+            }
+        }
+        env
+    }
+
     /// /etc/hosts: localhost, the container's own address, and its links.
     fn write_hosts(&self, c: &Container) -> Result<()> {
         let mut hosts = String::from(
