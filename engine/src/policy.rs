@@ -23,6 +23,10 @@ pub struct Policy {
     pub pids: i64,
     /// Containers the namespace may hold at once. 0 = no limit.
     pub max_containers: usize,
+    /// Bytes of disk the namespace's images, volumes and container layers may take,
+    /// checked before anything that adds to them. 0 = no limit.
+    #[serde(default)]
+    pub disk: u64,
 }
 
 /// A user's home: the path they see in their workstation, and where it is on the host.
@@ -148,6 +152,7 @@ mod tests {
             nano_cpus: 1_000_000_000,
             pids: 256,
             max_containers: 2,
+            disk: 0,
         }
     }
 

@@ -132,6 +132,27 @@ fn sessions_cannot_reach_each_other_or_the_host() {
 }
 
 #[test]
+fn a_session_at_its_disk_limit_cannot_add_more() {
+    let lab = Lab::start_with(&["--lab-disk", "12m"]);
+    let id = lab.create_session();
+    let docker = |args: &[&str]| {
+        let o = lab.session_docker(&id, args);
+        (o.status.success(), String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr))
+    };
+    // busybox and hello-world take ~2 MB; 12 MB more in a volume reach the limit.
+    let (ok, out) = docker(&["run", "--rm", "-v", "big:/data", "busybox", "dd", "if=/dev/zero", "of=/data/fill", "bs=1M", "count=12"]);
+    assert!(ok, "{out}");
+    for args in [vec!["run", "--rm", "busybox", "true"], vec!["volume", "create", "more"], vec!["pull", "busybox"]] {
+        let (ok, out) = docker(&args);
+        assert!(!ok && out.contains("this lab session uses") && out.contains("its limit is 12.6MB"), "docker {args:?}: {out}");
+    }
+    // Freeing space lets the student go on.
+    assert!(docker(&["volume", "rm", "big"]).0);
+    let (ok, out) = docker(&["run", "--rm", "busybox", "echo", "room-again"]);
+    assert!(ok && out.contains("room-again"), "{out}");
+}
+
+#[test]
 fn sessions_survive_a_server_restart() {
     let mut lab = Lab::start();
     let id = lab.create_session();

@@ -185,6 +185,7 @@ impl Engine {
     /// `docker commit`: the container's changes become a layer on top of its image,
     /// with `--change` instructions applied to the config. Returns the image id.
     pub fn commit(self: &Arc<Self>, ns: &str, container: &str, opts: &CommitOptions) -> Result<String> {
+        self.check_disk(ns)?;
         let reference = opts.reference.as_deref().filter(|r| !r.is_empty()).map(Reference::parse).transpose()?;
         if reference.as_ref().is_some_and(|r| r.digest.is_some()) {
             return Err(Error::InvalidArgument("refusing to create a tag with a digest reference".into()));

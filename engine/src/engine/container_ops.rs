@@ -155,6 +155,7 @@ impl Engine {
         let image = self.images.config(&self.store, &image_id)?;
         validate_host_config(&host_config)?;
         if !system {
+            self.check_disk(ns)?;
             if let Some(policy) = self.policy(ns) {
                 let count = self.containers.lock().unwrap_or_else(|p| p.into_inner()).values().filter(|c| c.namespace == ns).count();
                 policy.apply(&mut host_config, count)?;

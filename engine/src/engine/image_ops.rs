@@ -372,6 +372,7 @@ impl Engine {
     /// `docker load`: reads a docker-archive or OCI-layout tar (maybe gzipped). Nothing
     /// changes unless every image in it is valid; then all tags move at once.
     pub fn load_images(&self, ns: &str, r: impl Read) -> Result<Vec<Loaded>> {
+        self.check_disk(ns)?;
         let ex = archive::extract(r, &self.tmp_dir())?;
         let list = ex.images()?;
         let _g = self.image_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -400,6 +401,7 @@ impl Engine {
     /// `docker import`: one rootfs tar (maybe gzipped) becomes a one-layer image, with
     /// Dockerfile-style `changes` applied to its config. Returns the image id.
     pub fn import_image(&self, ns: &str, r: impl Read, reference: Option<&str>, changes: &[String], message: &str) -> Result<String> {
+        self.check_disk(ns)?;
         let reference = reference.map(Reference::parse).transpose()?;
         if reference.as_ref().is_some_and(|r| r.digest.is_some()) {
             return Err(Error::InvalidArgument("cannot import to a digest reference; use a tag".into()));
@@ -526,6 +528,7 @@ impl Engine {
     /// `docker pull NAME`: fetches the image from its registry, records it and moves
     /// the tag, reporting progress as Docker does. Returns the image id.
     pub fn pull_image(&self, ns: &str, name: &str, creds: Option<&Credentials>, progress: &ProgressFn) -> Result<String, RegistryError> {
+        self.check_disk(ns)?;
         let r = Reference::parse(name)?;
         let shown = r.familiar();
         let before = self.images.namespace(ns)?.tags.get(&r.to_string()).cloned();

@@ -156,6 +156,35 @@ impl Engine {
         Ok(())
     }
 
+    /// Bytes a namespace takes on disk: its volumes, its containers' writable layers,
+    /// and the layers of the images it has tags for (shared layers count in full for
+    /// each namespace: that is what a student would take alone).
+    pub fn disk_usage(&self, ns: &str) -> u64 {
+        let mut total: u64 = self.list_volumes(ns).iter().map(|v| fsutil::dir_size(&v.mountpoint)).sum();
+        total += self.containers(ns).iter().map(|c| fsutil::dir_size(&self.root.join("containers").join(&c.id).join("upper"))).sum::<u64>();
+        total += self.list_images(ns, true).map(|imgs| imgs.iter().map(|i| i.size).sum::<u64>()).unwrap_or(0);
+        // A lab session's home lives outside the namespace (with its workstation).
+        if let Some(home) = self.policy(ns).and_then(|p| p.home) {
+            total += fsutil::dir_size(&home.host_path);
+        }
+        total
+    }
+
+    /// Refuses to add to a namespace that is at its disk limit (a lab session's).
+    pub(crate) fn check_disk(&self, ns: &str) -> Result<()> {
+        let Some(limit) = self.policy(ns).map(|p| p.disk).filter(|d| *d > 0) else { return Ok(()) };
+        let used = self.disk_usage(ns);
+        if used >= limit {
+            let mb = |b: u64| format!("{:.1}MB", b as f64 / 1e6);
+            return Err(crate::error::Error::Conflict(format!(
+                "this lab session uses {} of disk, its limit is {}: remove images (docker image prune -a), volumes (docker volume prune -a) or containers (docker container prune) first",
+                mb(used),
+                mb(limit)
+            )));
+        }
+        Ok(())
+    }
+
     /// A container event, with the `name` and `image` attributes Docker puts on each.
     pub(crate) fn emit_container(&self, c: &Container, action: &str, extra: &[(&str, &str)]) {
         let mut attrs: Vec<(&str, &str)> = vec![("name", &c.name), ("image", &c.config.image)];

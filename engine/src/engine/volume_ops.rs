@@ -43,12 +43,28 @@ fn bool_filter(filters: &Filters, key: &str) -> Result<Option<bool>> {
 
 impl Engine {
     /// Creates (or returns the existing) local volume `name`, anonymous if `None`.
+    /// (Called with the containers lock held while a container is created: it must not
+    /// take that lock, hence no disk check here; `create_container` made it.)
     pub fn create_volume(&self, ns: &str, name: Option<&str>, labels: BTreeMap<String, String>) -> Result<Volume> {
-        self.create_volume_with_driver(ns, name, "local", &BTreeMap::new(), labels)
+        self.make_volume(ns, name, "local", &BTreeMap::new(), labels)
     }
 
     /// `docker volume create`: only the `local` driver, without mount options.
     pub fn create_volume_with_driver(
+        &self,
+        ns: &str,
+        name: Option<&str>,
+        driver: &str,
+        options: &BTreeMap<String, String>,
+        labels: BTreeMap<String, String>,
+    ) -> Result<Volume> {
+        if name.is_none_or(|n| self.volume(ns, n).is_err()) {
+            self.check_disk(ns)?;
+        }
+        self.make_volume(ns, name, driver, options, labels)
+    }
+
+    fn make_volume(
         &self,
         ns: &str,
         name: Option<&str>,

@@ -52,6 +52,9 @@ pub struct LabOptions {
     /// A session is removed this long after it was made, used or not.
     #[arg(long = "lab-lifetime", default_value = "12h", value_parser = parse_duration)]
     pub lifetime: Duration,
+    /// Disk a session's images, volumes and container layers may take, e.g. 2g.
+    #[arg(long = "lab-disk", default_value = "2g", value_parser = parse_size)]
+    pub disk: i64,
     /// The docker CLI mounted (read-only) in every workstation; default: `docker` on PATH.
     #[arg(long = "lab-docker-cli")]
     pub docker_cli: Option<PathBuf>,

@@ -134,6 +134,7 @@ fn prepare(engine: &Engine, opts: &LabOptions, dir: &Path, ns: &str, ws_ns: &str
             nano_cpus: opts.nano_cpus(),
             pids: opts.pids,
             max_containers: opts.containers,
+            disk: opts.disk.max(0) as u64,
         }),
     )?;
     if engine.container(ws_ns, WORKSTATION).is_err() {
