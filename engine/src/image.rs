@@ -240,12 +240,24 @@ impl Images {
     /// the tag pointed at before, if it moved.
     pub fn tag(&self, ns: &str, id: &str, reference: Option<&Reference>) -> Result<Option<String>> {
         let mut idx = self.namespace(ns)?;
-        idx.images.entry(id.to_string()).or_insert_with(chrono::Utc::now);
+        let mut changed = false;
+        idx.images.entry(id.to_string()).or_insert_with(|| {
+            changed = true;
+            chrono::Utc::now()
+        });
         let old = match reference {
-            Some(r) => idx.tags.insert(r.to_string(), id.to_string()).filter(|o| o != id),
+            Some(r) => {
+                let prev = idx.tags.insert(r.to_string(), id.to_string());
+                changed |= prev.as_deref() != Some(id);
+                prev.filter(|o| o != id)
+            }
             None => None,
         };
-        self.save_namespace(ns, &idx)?;
+        // A rebuild that ends at the same image (all cached) rewrites nothing: the
+        // index is fsynced, which is most of a cached build's time otherwise.
+        if changed {
+            self.save_namespace(ns, &idx)?;
+        }
         Ok(old)
     }
 

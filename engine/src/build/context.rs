@@ -11,31 +11,49 @@ use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::mpsc::{sync_channel, SyncSender};
 
 use sha2::{Digest, Sha256};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::{unpack_entries, UnpackObserver};
 
 /// SHA-256 of the content of each regular file the context unpacked, by its path
 /// on disk (`<context dir>/<relative path>`, as [`super::copy::Tree::lookup`] gives it).
 pub type Digests = HashMap<PathBuf, [u8; 32]>;
 
-/// The hash of the entry being unpacked: the bytes still expected, and how many came.
+/// What the unpacking thread tells the hashing thread. Hashing runs beside the
+/// writing of the files (SHA-256 of a 50 MB context takes as long as writing it),
+/// so a cached build waits for the slower of the two, not for both.
+enum Work {
+    Start,
+    Bytes(Vec<u8>),
+    /// The file's bytes are all sent: keep its digest under this path.
+    Done(PathBuf),
+    /// The file was not written whole: drop what was hashed.
+    Drop,
+    /// An entry replaced whatever was at this path.
+    Forget(PathBuf),
+}
+
+/// Chunks in flight before the unpacking waits for the hasher (bounded memory).
+const IN_FLIGHT: usize = 512;
+
+/// The entry being unpacked: the bytes still expected, and how many came.
 struct Tapping {
-    hasher: Sha256,
     left: u64,
     seen: u64,
 }
 
-/// Passes the archive's bytes through, hashing them while `state` is set. The tar
-/// reader reads an entry's data straight from here (it has no buffer of its own) and
-/// only that entry's data while it unpacks the entry, so what passes during
-/// `unpack_in` is exactly the file's content. `seen == size` afterwards is checked,
-/// and a file whose count does not match gets no digest (COPY then reads it).
+/// Passes the archive's bytes through, sending them to the hasher while `state` is
+/// set. The tar reader reads an entry's data straight from here (it has no buffer of
+/// its own) and only that entry's data while it unpacks the entry, so what passes
+/// during `unpack_in` is exactly the file's content. `seen == size` afterwards is
+/// checked, and a file whose count does not match gets no digest (COPY then reads it).
 struct Tap<R> {
     inner: R,
     state: Rc<RefCell<Option<Tapping>>>,
+    work: SyncSender<Work>,
 }
 
 impl<R: Read> Read for Tap<R> {
@@ -43,7 +61,11 @@ impl<R: Read> Read for Tap<R> {
         let n = self.inner.read(buf)?;
         if let Some(t) = self.state.borrow_mut().as_mut() {
             let k = (n as u64).min(t.left) as usize;
-            t.hasher.update(&buf[..k]);
+            if k > 0 {
+                // A closed channel means the hasher died: the digests are then missing,
+                // which only costs COPY a re-read.
+                let _ = self.work.send(Work::Bytes(buf[..k].to_vec()));
+            }
             t.left -= k as u64;
             t.seen += k as u64;
         }
@@ -51,40 +73,67 @@ impl<R: Read> Read for Tap<R> {
     }
 }
 
-/// Collects each file's digest from the bytes [`Tap`] saw while it was unpacked.
+/// Tells the hasher where each file starts and ends.
 struct Hashes {
     state: Rc<RefCell<Option<Tapping>>>,
-    digests: Digests,
+    work: SyncSender<Work>,
 }
 
 impl UnpackObserver for Hashes {
     fn replaced(&mut self, on_disk: &Path) {
         // Whatever an entry makes at a path replaces an earlier file's digest.
-        self.digests.remove(on_disk);
+        let _ = self.work.send(Work::Forget(on_disk.to_path_buf()));
     }
 
     fn file_starts(&mut self, _on_disk: &Path, size: u64) {
-        *self.state.borrow_mut() = Some(Tapping { hasher: Sha256::new(), left: size, seen: 0 });
+        *self.state.borrow_mut() = Some(Tapping { left: size, seen: 0 });
+        let _ = self.work.send(Work::Start);
     }
 
     fn file_done(&mut self, on_disk: &Path, size: u64, written: bool) {
         let tapped = self.state.borrow_mut().take();
-        if let (true, Some(t)) = (written, tapped) {
-            if t.seen == size {
-                self.digests.insert(on_disk.to_path_buf(), t.hasher.finalize().into());
+        let whole = written && tapped.is_some_and(|t| t.seen == size);
+        let _ = self.work.send(if whole { Work::Done(on_disk.to_path_buf()) } else { Work::Drop });
+    }
+}
+
+fn hasher(work: std::sync::mpsc::Receiver<Work>) -> Digests {
+    let mut digests = Digests::new();
+    let mut current = Sha256::new();
+    for w in work {
+        match w {
+            Work::Start => current = Sha256::new(),
+            Work::Bytes(b) => current.update(&b),
+            Work::Done(path) => {
+                digests.insert(path, std::mem::take(&mut current).finalize().into());
+            }
+            Work::Drop => current = Sha256::new(),
+            Work::Forget(path) => {
+                digests.remove(&path);
             }
         }
     }
+    digests
 }
 
 /// Unpacks the context tar `r` into `dest` and returns the digests of its regular
 /// files. Errors read like [`crate::store::unpack_tar`]'s: it is the same unpacking.
 pub fn unpack(r: impl Read, dest: &Path) -> Result<Digests> {
+    let (tx, rx) = sync_channel(IN_FLIGHT);
+    let hashing = std::thread::Builder::new()
+        .name("context-hash".into())
+        .spawn(move || hasher(rx))
+        .map_err(|e| Error::Runtime(format!("start hashing the context: {e}")))?;
     let state = Rc::new(RefCell::new(None));
-    let mut ar = tar::Archive::new(Tap { inner: r, state: state.clone() });
-    let mut hashes = Hashes { state, digests: Digests::new() };
-    unpack_entries(&mut ar, dest, &mut hashes)?;
-    Ok(hashes.digests)
+    let unpacked = {
+        let mut ar = tar::Archive::new(Tap { inner: r, state: state.clone(), work: tx.clone() });
+        let mut hashes = Hashes { state, work: tx };
+        unpack_entries(&mut ar, dest, &mut hashes)
+        // Both senders drop here: the hasher finishes what is queued and returns.
+    };
+    let digests = hashing.join().map_err(|_| Error::Runtime("hashing the context failed".into()))?;
+    unpacked?;
+    Ok(digests)
 }
 
 #[cfg(test)]
