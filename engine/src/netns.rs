@@ -19,7 +19,7 @@ const NSFS_MAGIC: i64 = 0x6e73_6673;
 
 /// Whether `path` holds a live network namespace.
 pub fn is_live(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path).map(|s| s.filesystem_type().0 as i64 == NSFS_MAGIC).unwrap_or(false)
+    nix::sys::statfs::statfs(path).map(|s| s.filesystem_type() == nix::sys::statfs::FsType(NSFS_MAGIC as _)).unwrap_or(false)
 }
 
 /// Makes `path` a live network namespace with loopback up, unless it already is one.

@@ -352,7 +352,7 @@ pub(crate) mod tests {
         assert_eq!(fs::read(s.layer_dir(&c1).unwrap().join("a/file")).unwrap(), b"x");
         assert_eq!(s.layer_info(&c1).unwrap().unwrap().size, 3);
         let l2 = s.put_blob(&tar_of(&[(".wh.b", b"")])).unwrap();
-        let (_, c2) = s.unpack_layer(&l2, &[d1.clone()]).unwrap();
+        let (_, c2) = s.unpack_layer(&l2, std::slice::from_ref(&d1)).unwrap();
         use std::os::unix::fs::FileTypeExt;
         let wh = fs::symlink_metadata(s.layer_dir(&c2).unwrap().join("b")).unwrap();
         assert!(wh.file_type().is_char_device());

@@ -17,8 +17,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the Docker Engine API (and, later, the playground).
-    Serve(berth_server::serve::ServeOptions),
+    /// Serve the Docker Engine API, the registry and the playground.
+    Serve(Box<berth_server::serve::ServeOptions>),
     /// Manage the users of Berth's registry (`berth serve --registry-users FILE`).
     #[command(subcommand)]
     RegistryUser(RegistryUserCommand),
@@ -78,7 +78,7 @@ fn main() -> ExitCode {
                 .init();
             let run = || -> anyhow::Result<()> {
                 let rt = tokio::runtime::Runtime::new().context("start the async runtime")?;
-                rt.block_on(berth_server::serve::serve(opts))
+                rt.block_on(berth_server::serve::serve(*opts))
             };
             match run() {
                 Ok(()) => ExitCode::SUCCESS,

@@ -132,6 +132,21 @@ fn sessions_cannot_reach_each_other_or_the_host() {
 }
 
 #[test]
+fn an_idle_session_is_removed_with_all_it_made() {
+    let lab = Lab::start_with(&["--lab-idle", "4s"]);
+    let id = lab.create_session();
+    let o = lab.session_docker(&id, &["run", "-d", "--name", "left", "busybox", "sleep", "600"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dir = lab.berth.root.join("lab").join(&id);
+    assert!(dir.exists());
+    // Nobody uses it (the status API would count as use): it goes, with its container.
+    lab.eventually("the idle session to be removed", std::time::Duration::from_secs(30), || !dir.exists());
+    assert_eq!(lab.http("GET", &format!("/api/sessions/{id}"), None).0, 404);
+    let left = std::fs::read_dir(lab.berth.root.join("containers")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "the session's containers (and workstation) are removed");
+}
+
+#[test]
 fn a_session_at_its_disk_limit_cannot_add_more() {
     let lab = Lab::start_with(&["--lab-disk", "12m"]);
     let id = lab.create_session();

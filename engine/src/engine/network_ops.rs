@@ -255,7 +255,7 @@ impl Engine {
     pub fn connect_network(&self, ns: &str, network: &str, container: &str, req: EndpointRequest) -> Result<()> {
         let net = self.networks.find(ns, network)?;
         if net.driver != "bridge" {
-            return Err(Error::InvalidArgument(format!("container cannot be disconnected from host network or connected to host network")));
+            return Err(Error::InvalidArgument("container cannot be disconnected from host network or connected to host network".into()));
         }
         let c = {
             let mut map = self.containers.lock().unwrap_or_else(|p| p.into_inner());
@@ -264,7 +264,7 @@ impl Engine {
                 return Err(Error::Conflict(format!("endpoint with name {} already exists in network {}", c.name, net.name)));
             }
             if matches!(c.host_config.network_mode.as_str(), "host" | "none") {
-                return Err(Error::InvalidArgument(format!("container sharing network namespace with another container or host cannot be connected to any other network")));
+                return Err(Error::InvalidArgument("container sharing network namespace with another container or host cannot be connected to any other network".into()));
             }
             let ep = self.new_endpoint(&map, ns, &net, &c.name, &req)?;
             let entry = map.get_mut(&c.id).ok_or_else(|| Error::NotFound(format!("No such container: {container}")))?;

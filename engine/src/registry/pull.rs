@@ -236,7 +236,10 @@ pub fn fetch(client: &Client, store: &Store, r: &Reference, arch: &str, progress
     }
 }
 
-fn fetch_blobs(client: &Client, store: &Store, r: &Reference, m: &Manifest, progress: &ProgressFn, new_blobs: &mut Vec<String>) -> RResult<(Vec<u8>, Vec<(String, String, u64)>)> {
+/// A layer as fetched: (digest, media type, size).
+type LayerBlob = (String, String, u64);
+
+fn fetch_blobs(client: &Client, store: &Store, r: &Reference, m: &Manifest, progress: &ProgressFn, new_blobs: &mut Vec<String>) -> RResult<(Vec<u8>, Vec<LayerBlob>)> {
     let repo = &r.repository;
     let cfg = m.config.as_ref().ok_or_else(|| RegistryError::Protocol(format!("{}: manifest without a config", r.familiar_name())))?;
     for d in std::iter::once(cfg).chain(&m.layers) {

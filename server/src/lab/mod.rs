@@ -231,9 +231,11 @@ impl Lab {
 
     fn reap_periodically(self: Arc<Self>) {
         let weak = Arc::downgrade(&self);
+        // Often enough that a session outlives its limit by a third of it at most.
+        let every = (self.opts.idle.min(self.opts.lifetime) / 3).clamp(Duration::from_secs(1), Duration::from_secs(30));
         drop(self);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
                 let Some(lab) = weak.upgrade() else { return };
