@@ -1006,11 +1006,14 @@ fn port_specs(config: &ContainerConfig, h: &HostConfig) -> Result<Vec<PortSpec>>
     Ok(out)
 }
 
+/// The lines every container's /etc/hosts starts with (Docker's).
+pub(super) const HOSTS_HEADER: &str =
+    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+
 fn write_etc_files(dir: &std::path::Path, hostname: &str) -> Result<()> {
     fs::write(dir.join("hostname"), format!("{hostname}\n")).ctx(|| "write hostname".into())?;
-    let hosts = format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.0.1\t{hostname}\n"
-    );
+    // Until a start gives it its addresses (see `network_ops::write_hosts`).
+    let hosts = format!("{HOSTS_HEADER}127.0.0.1\t{hostname}\n");
     fs::write(dir.join("hosts"), hosts).ctx(|| "write hosts".into())?;
     // The host's resolver, minus loopback servers the container cannot reach.
     let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();

@@ -412,9 +412,7 @@ impl Engine {
 
     /// /etc/hosts: localhost, the container's own address, and its links.
     fn write_hosts(&self, c: &Container) -> Result<()> {
-        let mut hosts = String::from(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
-        );
+        let mut hosts = String::from(super::container_ops::HOSTS_HEADER);
         let own = c.endpoints.first().map(|e| e.ip.clone()).unwrap_or_else(|| "127.0.0.1".into());
         hosts.push_str(&self.link_lines(c)?);
         hosts.push_str(&format!("{own}\t{}\n", c.config.hostname));
