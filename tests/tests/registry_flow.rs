@@ -106,6 +106,9 @@ fn hub_unreachable_or_unknown(err: &str, name: &str) -> bool {
 #[test]
 fn offline_pull_of_a_seed_image_comes_from_the_mirror() {
     let b = Berth::start();
+    // `docker info` lists the mirror, as Docker lists its registry-mirrors.
+    let mirrors = b.ok(&["info", "-f", "{{json .RegistryConfig.Mirrors}}"]);
+    assert_eq!(mirrors, format!("[\"http://{}/\"]", b.registry_addr()));
     let id = b.inspect("busybox", "{{.Id}}");
     b.ok(&["rmi", "busybox"]);
     let pull = b.ok(&["pull", "busybox"]);

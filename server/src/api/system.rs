@@ -78,6 +78,7 @@ async fn info(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
     })
     .await?;
     let count = |st: &[Status]| containers.iter().filter(|c| st.contains(&c.state.status)).count();
+    let mirrors = s.engine.registry_mirrors();
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().unwrap_or(0) * 1024)))
@@ -103,7 +104,8 @@ async fn info(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
         "OperatingSystem": "Berth", "OSVersion": "", "OSType": "linux", "Architecture": std::env::consts::ARCH,
         "IndexServerAddress": "https://index.docker.io/v1/",
         "RegistryConfig": { "AllowNondistributableArtifactsCIDRs": null, "AllowNondistributableArtifactsHostnames": null,
-            "InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {}, "Mirrors": null },
+            "InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {},
+            "Mirrors": mirrors.iter().map(|m| format!("{}/", m.trim_end_matches('/'))).collect::<Vec<_>>() },
         "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "MemTotal": mem, "Name": hostname, "Labels": [], "ExperimentalBuild": false,
         "ServerVersion": env!("CARGO_PKG_VERSION"),
