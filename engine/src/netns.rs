@@ -37,6 +37,10 @@ pub fn ensure(path: &Path) -> Result<()> {
     std::thread::spawn(move || -> Result<()> {
         unshare(CloneFlags::CLONE_NEWNET).map_err(|e| Error::Runtime(format!("new network namespace: {e}")))?;
         crate::runtime::linux::loopback_up().map_err(Error::Runtime)?;
+        // A new namespace may inherit the host's forwarding: a kept one routes nothing
+        // unless it is given an uplink (see `network::uplink`). This thread is in it,
+        // so /proc/sys/net is its own.
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "0").map_err(|e| Error::Runtime(format!("turn off forwarding: {e}")))?;
         let tid = nix::unistd::gettid();
         let own = format!("/proc/self/task/{tid}/ns/net");
         mount(Some(own.as_str()), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)

@@ -165,3 +165,61 @@ fn lab_sessions_have_networks_of_their_own() {
     let (ok, out) = run(&a, &["run", "--rm", "--network", "host", "busybox", "true"]);
     assert!(!ok && out.contains("--network host is not allowed in a lab session"), "{out}");
 }
+
+/// A host "outside" on a veth of its own (a network namespace made for the test),
+/// removed again when dropped.
+struct Outside {
+    ns: String,
+    link: String,
+    server: Option<std::process::Child>,
+}
+
+impl Outside {
+    fn start(tag: u32, port: u16) -> Outside {
+        let ns = format!("berth-out-{tag}");
+        let link = format!("bto{tag}");
+        let sh = |cmd: &str| {
+            let st = std::process::Command::new("sh").arg("-c").arg(cmd).status().expect("sh");
+            assert!(st.success(), "{cmd} failed (needs iproute2)");
+        };
+        let mut out = Outside { ns: ns.clone(), link: link.clone(), server: None };
+        sh(&format!("ip netns add {ns} && ip link add {link} type veth peer name {link}p && ip link set {link}p netns {ns}"));
+        sh(&format!("ip addr add 10.250.{}.1/24 dev {link} && ip link set {link} up", tag % 250));
+        sh(&format!("ip -n {ns} addr add 10.250.{}.2/24 dev {link}p && ip -n {ns} link set {link}p up && ip -n {ns} link set lo up", tag % 250));
+        let bin = berth_tests::static_fixture("peerecho");
+        out.server = Some(std::process::Command::new("ip").args(["netns", "exec", &ns]).arg(bin).arg(port.to_string()).spawn().expect("start peerecho"));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        out
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.server.take() {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.ns]).status();
+        let _ = std::process::Command::new("ip").args(["link", "del", &self.link]).status();
+    }
+}
+
+#[test]
+fn outbound_traffic_is_masqueraded_through_the_host() {
+    let b = Berth::start();
+    let tag = std::process::id() % 200 + 20;
+    let _outside = Outside::start(tag, 7000);
+    let host_side = format!("10.250.{}.1", tag % 250);
+    // From the default bridge and from a user network: the outside host sees the host.
+    b.ok(&["network", "create", "outnet"]);
+    for net in ["bridge", "outnet"] {
+        let out = b.ok(&["run", "--rm", "--network", net, "busybox", "nc", "-w", "3", &format!("10.250.{}.2", tag % 250), "7000"]);
+        assert_eq!(out.trim(), format!("peer={host_side}"), "from {net}");
+    }
+    // A lab session stays offline.
+    drop(b);
+    let lab = berth_tests::lab::Lab::start();
+    let id = lab.create_session();
+    let o = lab.session_docker(&id, &["run", "--rm", "busybox", "nc", "-w", "2", &format!("10.250.{}.2", tag % 250), "7000"]);
+    assert!(!o.status.success() && !String::from_utf8_lossy(&o.stdout).contains("peer="), "a lab container reached outside");
+}

@@ -64,6 +64,8 @@ pub struct Engine {
     exec_ttys: Mutex<HashMap<String, Arc<std::os::fd::OwnedFd>>>,
     /// Serialises image metadata changes (tags, namespace indexes).
     image_lock: Mutex<()>,
+    /// Network homes whose uplink was checked in this run (see `network::uplink`).
+    uplinks: Mutex<std::collections::HashSet<PathBuf>>,
     /// Namespace policies read from `namespaces/<ns>/policy.json`, by namespace.
     policies: Mutex<HashMap<String, Option<Policy>>>,
 }
@@ -88,6 +90,7 @@ impl Engine {
             exec_ttys: Mutex::new(HashMap::new()),
             image_lock: Mutex::new(()),
             policies: Mutex::new(HashMap::new()),
+            uplinks: Mutex::new(Default::default()),
             helper_exe: opts.helper_exe,
             busybox: opts.busybox,
             insecure_registries: opts.insecure_registries,

@@ -54,13 +54,25 @@ pub(crate) enum Mode {
 impl Engine {
     /// The network namespace where a namespace's bridges live: a lab session's own
     /// network, else one kept for the namespace.
+    /// Outside lab sessions (which stay offline) the home has an uplink to the host's
+    /// networks, made once per run of the server.
     pub fn network_home(&self, ns: &str) -> Result<PathBuf> {
-        let path = match self.policy(ns).and_then(|p| p.network) {
-            Some(p) => p,
-            None => self.root.join("netns").join(ns),
-        };
-        crate::netns::ensure(&path)?;
-        Ok(path)
+        match self.policy(ns).and_then(|p| p.network) {
+            Some(p) => {
+                crate::netns::ensure(&p)?;
+                Ok(p)
+            }
+            None => {
+                let path = self.root.join("netns").join(ns);
+                crate::netns::ensure(&path)?;
+                let mut done = self.uplinks.lock().unwrap_or_else(|p| p.into_inner());
+                if !done.contains(&path) {
+                    network::uplink::ensure(&path)?;
+                    done.insert(path.clone());
+                }
+                Ok(path)
+            }
+        }
     }
 
     pub fn list_networks(&self, ns: &str) -> Result<Vec<Network>> {

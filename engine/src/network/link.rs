@@ -17,7 +17,7 @@ fn err(what: impl std::fmt::Display) -> Error {
 }
 
 /// Runs `f` with a netlink handle inside the network namespace at `netns`.
-fn in_netns<T, F, Fut>(netns: &Path, f: F) -> Result<T>
+pub(super) fn in_netns<T, F, Fut>(netns: &Path, f: F) -> Result<T>
 where
     T: Send + 'static,
     F: FnOnce(Handle) -> Fut + Send + 'static,
@@ -37,7 +37,7 @@ where
     .map_err(|_| err("netlink thread panicked"))?
 }
 
-async fn index_of(h: &Handle, name: &str) -> std::result::Result<Option<u32>, rtnetlink::Error> {
+pub(super) async fn index_of(h: &Handle, name: &str) -> std::result::Result<Option<u32>, rtnetlink::Error> {
     let mut links = h.link().get().match_name(name.to_string()).execute();
     match links.try_next().await {
         Ok(Some(l)) => Ok(Some(l.header.index)),
@@ -52,12 +52,8 @@ async fn index_of(h: &Handle, name: &str) -> std::result::Result<Option<u32>, rt
 pub fn ensure_bridge(home: &Path, name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<()> {
     let name = name.to_string();
     in_netns(home, move |h| async move {
-        // No routing between the bridges of a home: two networks stay apart. (A new
-        // network namespace may inherit forwarding from the host's.) This thread is in
-        // the home, so /proc/sys/net is the home's.
-        if let Err(e) = std::fs::write("/proc/sys/net/ipv4/ip_forward", "0") {
-            tracing::warn!("turn off forwarding between networks: {e}");
-        }
+        // Forwarding between the bridges of a home is refused by its FORWARD rules
+        // (see `uplink`), and a home without an uplink forwards nothing at all.
         let index = match index_of(&h, &name).await? {
             Some(i) => i,
             None => {

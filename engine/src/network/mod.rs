@@ -8,6 +8,7 @@
 //! network (address, aliases) is part of the container's record.
 
 pub mod link;
+pub mod uplink;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
