@@ -6,7 +6,6 @@
 //! Addresses and routes go over netlink; the NAT and forwarding rules through the
 //! `iptables` crate (netfilter has no kept netlink crate for them here).
 
-use std::hash::{Hash, Hasher};
 use std::net::Ipv4Addr;
 use std::path::Path;
 
@@ -25,14 +24,15 @@ fn err(what: impl std::fmt::Display) -> Error {
     Error::Runtime(format!("network uplink: {what}"))
 }
 
-/// (host-side name, host address, home address) for a home.
+/// (host-side name, host address, home address) for a home: the same in every run of
+/// any build (a SHA-256 of its path), so a restarted server finds its uplink again.
 fn plan(home: &Path) -> (String, Ipv4Addr, Ipv4Addr) {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    home.hash(&mut h);
-    let v = h.finish();
-    let block = (v % 16384) as u32;
-    let base = u32::from(Ipv4Addr::new(10, 199, 0, 0)) + block * 4;
-    (format!("bu{:08x}", v as u32), Ipv4Addr::from(base + 1), Ipv4Addr::from(base + 2))
+    use sha2::{Digest, Sha256};
+    use std::os::unix::ffi::OsStrExt;
+    let d = Sha256::digest(home.as_os_str().as_bytes());
+    let v = u32::from_be_bytes([d[0], d[1], d[2], d[3]]);
+    let base = u32::from(Ipv4Addr::new(10, 199, 0, 0)) + (v % 16384) * 4;
+    (format!("bu{v:08x}"), Ipv4Addr::from(base + 1), Ipv4Addr::from(base + 2))
 }
 
 fn iptables() -> Result<iptables::IPTables> {
@@ -61,9 +61,8 @@ pub fn ensure(home: &Path) -> Result<()> {
         let (host_name, target) = (host_name.clone(), target.try_clone().map_err(err)?);
         in_netns(Path::new("/proc/self/ns/net"), move |h| async move {
             use std::os::fd::AsRawFd;
-            if let Some(i) = index_of(&h, &host_name).await? {
-                // Both ends exist only while the home does: a left-over is whole.
-                let _ = i;
+            // Both ends live as long as the home does: one found is a whole uplink.
+            if index_of(&h, &host_name).await?.is_some() {
                 return Ok(true);
             }
             let peer = format!("{host_name}p");
