@@ -2,11 +2,10 @@
 //! needs from them (its interfaces, /etc/hosts with links, the embedded DNS's names).
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
 
 use super::Engine;
 use crate::container::{Container, Endpoint, HostConfig, Status};
@@ -32,13 +31,6 @@ pub struct NetworkCreate {
 pub struct EndpointRequest {
     pub aliases: Vec<String>,
     pub ipv4_address: Option<String>,
-}
-
-/// What the embedded DNS of a container answers (see `dns`).
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct DnsNames {
-    names: BTreeMap<String, Vec<String>>,
-    upstream: Vec<String>,
 }
 
 /// Where a container's network mode puts it.
@@ -447,23 +439,30 @@ impl Engine {
             if mine.is_empty() {
                 continue;
             }
-            let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            // In order: an address answers a PTR query with the first name listing it,
+            // Docker's `name.network`.
+            let mut names: Vec<(String, Vec<IpAddr>)> = Vec::new();
             for other in containers.iter().filter(|o| running(o)) {
                 for e in other.endpoints.iter().filter(|e| mine.iter().any(|m| m.network_id == e.network_id)) {
-                    let mut keys: Vec<String> = e.aliases.clone();
-                    keys.push(other.name.clone());
+                    let Ok(ip) = e.ip.parse::<IpAddr>() else { continue };
+                    let mut keys = vec![format!("{}.{}", other.name, e.network), other.name.clone()];
+                    keys.extend(e.aliases.iter().cloned());
                     keys.push(other.id[..12].to_string());
-                    keys.push(format!("{}.{}", other.name, e.network));
-                    for k in keys {
-                        let v = names.entry(k.to_ascii_lowercase()).or_default();
-                        if !v.contains(&e.ip) {
-                            v.push(e.ip.clone());
+                    for k in keys.into_iter().map(|k| k.to_ascii_lowercase()) {
+                        match names.iter_mut().find(|(n, _)| *n == k) {
+                            Some((_, ips)) if !ips.contains(&ip) => ips.push(ip),
+                            Some(_) => {}
+                            None => names.push((k, vec![ip])),
                         }
                     }
                 }
             }
-            let file = DnsNames { names, upstream: upstream.clone() };
-            let _ = fsutil::write_json(&self.root.join("containers").join(&c.id).join("dns.json"), &file);
+            // Rewritten on every start and exit in the namespace: atomic, not fsynced
+            // (the next change or start writes it again).
+            let path = self.root.join("containers").join(&c.id).join("dns.json");
+            if let Err(e) = crate::dns::write_names_file(&path, &names, &upstream) {
+                tracing::warn!(container = %c.id, "write the DNS names: {e}");
+            }
         }
     }
 }
@@ -474,13 +473,13 @@ fn host_name(c: &Container, ep: &Endpoint) -> String {
 }
 
 /// The host's DNS servers the embedded DNS forwards to (loopback ones are unreachable).
-fn host_nameservers() -> Vec<String> {
+fn host_nameservers() -> Vec<std::net::SocketAddr> {
     std::fs::read_to_string("/etc/resolv.conf")
         .unwrap_or_default()
         .lines()
         .filter_map(|l| l.strip_prefix("nameserver"))
         .map(str::trim)
         .filter(|ip| ip.parse::<Ipv4Addr>().is_ok_and(|ip| !ip.is_loopback()))
-        .map(|ip| format!("{ip}:53"))
+        .filter_map(|ip| format!("{ip}:53").parse().ok())
         .collect()
 }
