@@ -104,6 +104,10 @@ pub struct HostConfig {
     /// `--link NAME:ALIAS`.
     #[serde(deserialize_with = "nullable")]
     pub links: Vec<String>,
+    /// `--runtime`: after create, the runtime chosen (`runtime::RUNC` or
+    /// `runtime::WASMTIME`).
+    #[serde(deserialize_with = "nullable")]
+    pub runtime: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -114,6 +114,9 @@ pub struct ImageRecord {
     /// Digests the image is known by in registries (`name@sha256:…`).
     #[serde(default)]
     pub repo_digests: Vec<String>,
+    /// The manifest's annotations when it was pulled (`module.wasm.image/variant`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -217,12 +220,23 @@ impl Images {
             diff_ids.push(diff_id.clone());
             refs.push(LayerRef { digest: digest.clone(), media_type: media_type.clone(), size: *size, diff_id, chain_id });
         }
-        let mut record = ImageRecord { id: id.clone(), layers: refs, repo_digests: vec![] };
+        let mut record = ImageRecord { id: id.clone(), layers: refs, repo_digests: vec![], annotations: BTreeMap::new() };
         if let Ok(old) = self.record(&id) {
             record.repo_digests = old.repo_digests;
+            record.annotations = old.annotations;
         }
         fsutil::write_json(&self.record_path(&id), &record)?;
         Ok(id)
+    }
+
+    /// Keeps the annotations of the manifest `id` was pulled with.
+    pub fn set_annotations(&self, id: &str, annotations: &BTreeMap<String, String>) -> Result<()> {
+        let mut rec = self.record(id)?;
+        if rec.annotations == *annotations {
+            return Ok(());
+        }
+        rec.annotations = annotations.clone();
+        fsutil::write_json(&self.record_path(id), &rec)
     }
 
     /// Records that `id` is known in a registry as `name@sha256:…` (one digest per

@@ -49,4 +49,7 @@ pub struct Manifest {
     pub layers: Vec<Descriptor>,
     #[serde(default)]
     pub manifests: Vec<Descriptor>,
+    /// `module.wasm.image/variant=compat` marks a wasm image here.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
 }

@@ -1,5 +1,6 @@
 //! The images a new Berth has without any internet: `busybox` made from Debian's
-//! busybox-static, and `hello-world`, one tiny static program that prints a greeting.
+//! busybox-static, `hello-world`, one tiny static program that prints a greeting, and
+//! `hello-wasm`, a WebAssembly module (wasm/guests, built with Berth) that greets too.
 
 use std::io::Write;
 use std::path::Path;
@@ -10,6 +11,9 @@ use crate::store::Store;
 
 /// Where busybox-static installs its binary on Debian.
 pub const BUSYBOX_PATH: &str = "/bin/busybox";
+
+/// The `hello-wasm` seed's module (wasm/guests, wasm32-wasip1), built by engine/build.rs.
+pub const HELLO_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hello-wasm.wasm"));
 
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\nnobody:x:65534:65534:nobody:/home:/bin/false\n";
 const GROUP: &str = "root:x:0:\ndaemon:x:1:\ntty:x:5:\nnogroup:x:65534:\n";
@@ -160,6 +164,30 @@ pub fn hello_world_image(store: &Store, images: &Images) -> Result<String> {
     t.file("hello", 0o755, &hello_elf(HELLO_TEXT.as_bytes()))?;
     let layer = t.finish()?;
     store_image(store, images, &layer, &rfc3339(HELLO_CREATED), &["/hello"], "/bin/sh -c #(nop) COPY file:hello in / ", false)
+}
+
+/// Builds hello-wasm: the greeting module at `/hello.wasm`, its entrypoint, with the
+/// platform a wasm image has (`wasip1/wasm`), so `docker run hello-wasm` picks the
+/// wasm runtime by itself.
+pub fn hello_wasm_image(store: &Store, images: &Images) -> Result<String> {
+    let mut t = TarWriter { b: tar::Builder::new(Vec::new()), mtime: HELLO_CREATED };
+    t.file("hello.wasm", 0o755, HELLO_WASM)?;
+    let layer = t.finish()?;
+    let digest = store.put_blob(&layer)?;
+    let created = rfc3339(HELLO_CREATED);
+    let config = serde_json::json!({
+        "architecture": "wasm",
+        "os": "wasip1",
+        "created": created,
+        "config": { "Entrypoint": ["/hello.wasm"] },
+        "rootfs": { "type": "layers", "diff_ids": [digest] },
+        "history": [
+            { "created": created, "created_by": "COPY hello.wasm / # buildkit" },
+            { "created": created, "created_by": "ENTRYPOINT [\"/hello.wasm\"]", "empty_layer": true },
+        ],
+    });
+    let config = serde_json::to_vec(&config).map_err(|e| Error::InvalidArgument(format!("hello-wasm config: {e}")))?;
+    images.create(store, &config, &[(digest, MEDIA_TYPE_LAYER_TAR.to_string(), layer.len() as u64)])
 }
 
 /// True when the ELF has no PT_INTERP program header (no dynamic loader needed).

@@ -29,6 +29,7 @@ use crate::cgroup::Cgroup;
 use crate::detach::{DetachScanner, Scan};
 use crate::logs::{self, Stream};
 use crate::runtime::linux::{self, ChildStdio};
+use crate::runtime::wasm;
 use crate::spec::{ExitInfo, PortSpec, RuntimeSpec, ShimRequest, StartReport};
 
 struct Client {
@@ -97,7 +98,7 @@ pub fn main(dir: &Path) -> i32 {
             return 1;
         }
     };
-    match run(&spec, &mut reporter) {
+    match run(&spec, dir, &mut reporter) {
         Ok(code) => code,
         Err(message) => {
             report(&mut reporter, &StartReport::Failed { message });
@@ -147,7 +148,7 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
 }
 
-fn run(spec: &RuntimeSpec, reporter: &mut fs::File) -> Result<i32, String> {
+fn run(spec: &RuntimeSpec, dir: &Path, reporter: &mut fs::File) -> Result<i32, String> {
     if let Some(net) = &spec.network {
         // Still single-threaded: the whole shim moves, so its listeners and the
         // container it clones (when it shares the network) are there.
@@ -190,8 +191,21 @@ fn run(spec: &RuntimeSpec, reporter: &mut fs::File) -> Result<i32, String> {
     let mut stack = vec![0u8; 1024 * 1024];
     let (go_fd, err_fd, sync_fd) = (go_r.as_raw_fd(), err_w.as_raw_fd(), sync_child.as_raw_fd());
     let tty = spec.tty;
-    let namespaces = if spec.new_network { linux::NAMESPACES } else { linux::NAMESPACES.difference(nix::sched::CloneFlags::CLONE_NEWNET) };
-    let child_fn = Box::new(|| linux::child_main(spec, go_fd, err_fd, &stdio, if tty { None } else { Some(sync_fd) }));
+    let sync = if tty { None } else { Some(sync_fd) };
+    let (namespaces, child_fn): (_, Box<dyn FnMut() -> isize>) = match &spec.wasm {
+        None => (
+            if spec.new_network { linux::NAMESPACES } else { linux::NAMESPACES.difference(nix::sched::CloneFlags::CLONE_NEWNET) },
+            Box::new(|| linux::child_main(spec, go_fd, err_fd, &stdio, sync)),
+        ),
+        Some(w) => (
+            if w.isolated { wasm::namespaces(spec.new_network) } else { nix::sched::CloneFlags::empty() },
+            Box::new(|| wasm::child_main(spec, w, dir, go_fd, err_fd, &stdio, sync)),
+        ),
+    };
+    // A wasm guest on a host without namespaces shares the shim's: no network of its
+    // own to serve DNS in, and cgroups may be out of reach too.
+    let own_network = spec.new_network && spec.wasm.as_ref().is_none_or(|w| w.isolated);
+    let need_cgroup = spec.wasm.as_ref().is_none_or(|w| w.isolated);
     // SAFETY: we are single-threaded here (no thread has been spawned yet), so the
     // child may allocate and run ordinary Rust code until it execs.
     let pid = unsafe { nix::sched::clone(child_fn, &mut stack, namespaces, Some(Signal::SIGCHLD as i32)) }
@@ -207,9 +221,11 @@ fn run(spec: &RuntimeSpec, reporter: &mut fs::File) -> Result<i32, String> {
     };
     let cgroup = Cgroup::new(&spec.cgroup);
     if let Err(e) = cgroup.create(&spec.limits).and_then(|_| cgroup.add(pid.as_raw())) {
-        kill_child();
         cgroup.remove();
-        return Err(format!("cgroup: {e}"));
+        if need_cgroup {
+            kill_child();
+            return Err(format!("cgroup: {e}"));
+        }
     }
     // The child sends the pty master (TTY) or one byte (pipes) when set up.
     let child_error = |err_r: &OwnedFd| {
@@ -265,7 +281,7 @@ fn run(spec: &RuntimeSpec, reporter: &mut fs::File) -> Result<i32, String> {
             }
         });
     }
-    if let Some(names) = &spec.dns {
+    if let Some(names) = spec.dns.as_ref().filter(|_| own_network) {
         if let Err(e) = start_dns(pid.as_raw(), names) {
             kill_child();
             cgroup.remove();

@@ -46,6 +46,24 @@ pub struct RuntimeSpec {
     pub log_path: PathBuf,
     pub exit_path: PathBuf,
     pub socket_path: PathBuf,
+    /// Set for a WebAssembly container: `args[0]` is the module's path in the root,
+    /// run under wasmtime instead of exec'd (see `runtime::wasm`).
+    #[serde(default)]
+    pub wasm: Option<WasmSpec>,
+}
+
+/// How the wasm runtime runs a container's module.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WasmSpec {
+    /// The export to call: `_start`, or the `func` of an entrypoint `module.wasm#func`.
+    pub func: String,
+    /// Cap on the guest's linear memory in bytes (`--memory`); 0: none.
+    pub memory: i64,
+    /// Compiled modules, shared by all containers (keyed by the module's SHA-256).
+    pub cache_dir: PathBuf,
+    /// The guest gets namespaces and an overlay root like a Linux container. False on
+    /// a host without them: it then runs beside the shim, on a copy of the image root.
+    pub isolated: bool,
 }
 
 fn yes() -> bool {

@@ -232,9 +232,12 @@ impl UnpackObserver for NoObserver {}
 /// The body of [`unpack_tar`], on an archive the caller made (e.g. over a reader
 /// that watches the bytes).
 pub(crate) fn unpack_entries<R: Read>(ar: &mut tar::Archive<R>, dest: &Path, obs: &mut dyn UnpackObserver) -> Result<u64> {
+    // Only root can give files away or set trusted xattrs. A server that is not root
+    // runs wasm images only (see `runtime::probe_linux`), whose files it then owns.
+    let root = nix::unistd::geteuid().is_root();
     ar.set_preserve_permissions(true);
-    ar.set_preserve_ownerships(true);
-    ar.set_unpack_xattrs(true);
+    ar.set_preserve_ownerships(root);
+    ar.set_unpack_xattrs(root);
     ar.set_overwrite(true);
     let mut size = 0;
     let bad = |m: String| Error::InvalidArgument(format!("invalid layer tar: {m}"));

@@ -140,6 +140,12 @@ pub fn copy_up(layers: &[PathBuf], path: &str, dest: &Path) -> Result<()> {
     copy_merged(&layers[first..end], rel, dest)
 }
 
+/// Copies an image's whole merged root (`layers` top first) into `dest`: a container
+/// root for a host without overlayfs mounts (see `runtime::wasm`).
+pub fn copy_root(layers: &[PathBuf], dest: &Path) -> Result<()> {
+    copy_merged(layers, Path::new(""), dest)
+}
+
 /// The layers (a range, top first) that show something at `rel` in the merged view:
 /// the first is the topmost layer holding `rel`; the range ends where a whiteout, a
 /// non-directory or an opaque directory (at `rel` or an ancestor) hides lower layers.

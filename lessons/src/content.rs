@@ -40,6 +40,10 @@ pub const LESSON_FILES: &[(&str, &str)] = &[
         "08-two-containers",
         include_str!("../content/08-two-containers/lesson.toml"),
     ),
+    (
+        "09-beyond-linux",
+        include_str!("../content/09-beyond-linux/lesson.toml"),
+    ),
 ];
 
 /// Every shipped lesson, parsed, validated and rendered, in order.

@@ -28,6 +28,9 @@ enum Command {
     /// Run an exec process inside a container (started by the engine).
     #[command(hide = true)]
     Nsexec,
+    /// Run a wasm container's module (exec'd by its shim's child; not for people).
+    #[command(hide = true)]
+    WasmGuest { dir: PathBuf, err_fd: i32 },
 }
 
 #[derive(Subcommand)]
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Shim { dir } => ExitCode::from(berth_engine::shim::main(&dir).clamp(0, 255) as u8),
         Command::Nsexec => ExitCode::from(berth_engine::nsexec_main().clamp(0, 255) as u8),
+        Command::WasmGuest { dir, err_fd } => ExitCode::from(berth_engine::runtime::wasm::guest_main(&dir, err_fd).clamp(0, 255) as u8),
         Command::RegistryUser(cmd) => match registry_user(cmd) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

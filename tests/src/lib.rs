@@ -5,6 +5,7 @@
 //! mounts, cgroups, the temp root), even when the test fails.
 
 pub mod lab;
+pub mod wasm;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -67,6 +68,9 @@ pub struct Berth {
     pub config_dir: PathBuf,
     /// Extra `berth serve` arguments, kept for restarts.
     extra_args: Vec<String>,
+    /// Run the server as this user instead of root (see `start_unprivileged`), from
+    /// this copy of the binary (the build's own may sit where the user cannot read).
+    unprivileged: Option<(u32, PathBuf)>,
     server: Option<Child>,
     _tmp: tempfile::TempDir,
 }
@@ -91,7 +95,33 @@ impl Berth {
         if !extra_args.iter().any(|a| a.starts_with("--registry-listen")) {
             extra_args.extend(["--registry-listen".to_string(), "127.0.0.1:0".to_string()]);
         }
-        let mut b = Berth { root, sock, config_dir, extra_args, server: None, _tmp: tmp };
+        let mut b = Berth { root, sock, config_dir, extra_args, unprivileged: None, server: None, _tmp: tmp };
+        b.start_server();
+        b
+    }
+
+    /// Starts `berth serve` as `nobody`: a host where the Linux runtime cannot work
+    /// (no root, so no namespaces, mounts or cgroups), which runs wasm images only.
+    pub fn start_unprivileged() -> Berth {
+        require("docker", "the docker CLI 28 must be on PATH");
+        require("/bin/busybox", "apt-get install busybox-static");
+        const NOBODY: u32 = 65534;
+        let tmp = tempfile::Builder::new().prefix("berth-test-").tempdir().expect("temp dir");
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).expect("chmod temp dir");
+        let root = tmp.path().join("root");
+        let run = tmp.path().join("run");
+        for d in [&root, &run] {
+            fs::create_dir_all(d).expect("create dir");
+            std::os::unix::fs::chown(d, Some(NOBODY), Some(NOBODY)).expect("chown to nobody");
+        }
+        let bin = tmp.path().join("berth");
+        fs::copy(berth_bin(), &bin).expect("copy berth");
+        let config_dir = tmp.path().join("docker-config");
+        fs::create_dir_all(&config_dir).expect("config dir");
+        let sock = run.join("docker.sock");
+        let extra_args = vec!["--registry-listen".to_string(), "127.0.0.1:0".to_string()];
+        let mut b = Berth { root, sock, config_dir, extra_args, unprivileged: Some((NOBODY, bin)), server: None, _tmp: tmp };
         b.start_server();
         b
     }
@@ -99,7 +129,16 @@ impl Berth {
     /// Starts (or restarts) `berth serve` and waits until it answers.
     pub fn start_server(&mut self) {
         let log = fs::OpenOptions::new().create(true).append(true).open(self.root.with_file_name("server.log")).expect("server log");
-        let child = Command::new(berth_bin())
+        let mut cmd = match &self.unprivileged {
+            Some((uid, bin)) => {
+                let mut c = Command::new(bin);
+                // std drops root's supplementary groups itself when uid is set.
+                c.uid(*uid).gid(*uid);
+                c
+            }
+            None => Command::new(berth_bin()),
+        };
+        let child = cmd
             .arg("serve")
             .arg("--root")
             .arg(&self.root)

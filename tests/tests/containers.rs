@@ -8,11 +8,11 @@ fn version_info_and_seed_images() {
     let v = b.ok(&["version", "--format", "{{.Server.APIVersion}}"]);
     assert_eq!(v, "1.50");
     let info = b.ok(&["info", "--format", "{{.Images}} {{.LoggingDriver}}"]);
-    assert_eq!(info, "2 json-file");
+    assert_eq!(info, "3 json-file");
     let images = b.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     let mut names: Vec<&str> = images.lines().collect();
     names.sort();
-    assert_eq!(names, ["busybox:latest", "hello-world:latest"]);
+    assert_eq!(names, ["busybox:latest", "hello-wasm:latest", "hello-world:latest"]);
     let hello = b.ok(&["run", "--rm", "hello-world"]);
     assert!(hello.contains("Hello from Berth!"), "{hello}");
 }

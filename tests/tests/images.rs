@@ -59,7 +59,7 @@ fn images_list_columns_quiet_format_and_filters() {
     assert!(bb.trim_end().ends_with("MB") || bb.trim_end().ends_with("kB"), "SIZE: {bb}");
 
     let q = b.ok(&["images", "-q"]);
-    assert_eq!(q.lines().count(), 2, "{q}");
+    assert_eq!(q.lines().count(), 3, "busybox, hello-wasm, hello-world: {q}");
     assert!(q.lines().all(|l| l.len() == 12 && l.bytes().all(|c| c.is_ascii_hexdigit())), "{q}");
 
     b.ok(&["tag", "busybox", "localhost:5000/team/app:v1"]);
@@ -151,6 +151,7 @@ fn tag_and_rmi_follow_dockers_rules() {
     assert_eq!(out[0], "Untagged: busybox:latest");
     assert_eq!(out[1], format!("Deleted: {id}"));
     assert!(out.len() >= 3 && out[2].starts_with("Deleted: sha256:"), "the layer is deleted too: {out:?}");
+    b.ok(&["rmi", "hello-wasm"]);
     assert_eq!(b.ok(&["images", "-q"]), "");
     // No image: run pulls it first, from Berth's own registry (the default mirror).
     let o = b.docker(&["run", "--rm", "busybox", "true"]);

@@ -125,3 +125,37 @@ fn a_wrong_port_leaves_the_web_step_undone() {
 fn lesson_8_two_containers() {
     play_all("two-containers", &Lab::start());
 }
+
+#[test]
+fn lesson_9_beyond_linux() {
+    let lab = Lab::start();
+    let l = lesson("beyond-linux");
+    let session = lab.create_session();
+    lab.select(&session, &l.id);
+    let mut t = lab.terminal(&session);
+    t.resize(120, 40);
+    t.expect("$ ");
+    // A Linux container is not the wasm hello: the first step stays undone.
+    t.line("docker run --name linuxbox busybox echo hello");
+    t.settle(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!lab.done(&session, &l.id).contains(&"hello-wasm".to_string()), "a busybox run counted as the wasm hello");
+    t.skip();
+    play(&lab, &session, &mut t, &l, None);
+    // What the steps' texts promise shows in the terminal. None of these strings is
+    // in a typed command line, so the echo cannot fake them.
+    let shown = t.text();
+    for want in ["wasip1/wasm", "linux/", "Hello from WebAssembly", "io.containerd.wasmtime.v1", "args: 안녕 Berth"] {
+        assert!(shown.contains(want), "the terminal never showed {want:?}:\n{}", tail(&shown));
+    }
+    // `time` (busybox's applet) printed its report, once per timed run.
+    assert!(shown.matches("real\t").count() >= 2 || shown.matches("real ").count() >= 2, "no `time` report:\n{}", tail(&shown));
+    // The runtimes the last step talks about.
+    let runtime = |name: &str| {
+        let out = lab.session_docker(&session, &["inspect", "-f", "{{.HostConfig.Runtime}}", name]);
+        assert!(out.status.success(), "inspect {name}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(runtime("greeter"), "io.containerd.wasmtime.v1");
+    assert_eq!(runtime("linuxbox"), "runc");
+}

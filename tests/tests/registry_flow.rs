@@ -14,9 +14,10 @@ fn seed_flow_push_search_rmi_run_history() {
     assert!(push.contains("The push refers to repository [localhost:5000/student/hello]"), "{push}");
     assert!(push.contains("v1: digest: sha256:"), "{push}");
     // `docker search` with no registry named searches Berth's own, offline.
-    // The seed hello-world is in the registry too (it is the default registry mirror).
+    // The seeds hello-wasm and hello-world are in the registry too (it is the default
+    // registry mirror).
     let found = b.ok(&["search", "--format", "{{.Name}}|{{.Description}}", "hello"]);
-    let want = if cfg!(target_arch = "x86_64") { "hello-world|\nstudent/hello|greeting" } else { "student/hello|greeting" };
+    let want = if cfg!(target_arch = "x86_64") { "hello-wasm|\nhello-world|\nstudent/hello|greeting" } else { "hello-wasm|\nstudent/hello|greeting" };
     assert_eq!(found, want);
     b.ok(&["rmi", "localhost:5000/student/hello:v1", "student/hello:v1"]);
     b.ok(&["rm", "maker"]);

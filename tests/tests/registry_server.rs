@@ -157,9 +157,9 @@ fn skopeo_copies_in_and_out_with_unchanged_digests() {
     let cat = curl(&[&format!("http://{reg}/v2/_catalog")]);
     // Berth publishes its seed images in its own registry (hello-world on x86_64 only).
     let expected = if cfg!(target_arch = "x86_64") {
-        r#"{"repositories":["library/busybox","library/hello-world","team/tools"]}"#
+        r#"{"repositories":["library/busybox","library/hello-wasm","library/hello-world","team/tools"]}"#
     } else {
-        r#"{"repositories":["library/busybox","team/tools"]}"#
+        r#"{"repositories":["library/busybox","library/hello-wasm","team/tools"]}"#
     };
     assert_eq!(cat.body.trim(), expected);
     let page = curl(&[&format!("http://{reg}/v2/_catalog?n=1")]);

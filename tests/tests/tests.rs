@@ -15,3 +15,4 @@ mod lab;
 mod browser;
 mod lessons;
 mod networks;
+mod wasm;

@@ -55,6 +55,9 @@ pub struct BuildOptions {
     pub quiet: bool,
     /// `--pull`: fetch every base image from its registry even when we have it.
     pub pull: bool,
+    /// `--platform os/arch`: what `FROM scratch` records (`wasi/wasm` for a wasm
+    /// image); a `FROM --platform=` of its own wins.
+    pub platform: Option<String>,
 }
 
 impl Default for BuildOptions {
@@ -67,6 +70,7 @@ impl Default for BuildOptions {
             target: None,
             no_cache: false,
             rm: true,
+            platform: None,
             force_rm: false,
             quiet: false,
             pull: false,
@@ -295,9 +299,10 @@ impl Builder<'_> {
         let image = if let Some(id) = stage_image {
             id
         } else if base.eq_ignore_ascii_case("scratch") {
+            let (os, architecture) = scratch_platform(ins.flag("platform").or(self.opts.platform.as_deref()))?;
             let config = ImageConfig {
-                architecture: host_arch(),
-                os: "linux".into(),
+                architecture,
+                os,
                 rootfs: RootFs { kind: "layers".into(), diff_ids: vec![] },
                 ..Default::default()
             };
@@ -764,6 +769,20 @@ impl<R: Read> Read for Padded<R> {
         buf[..n].fill(0);
         self.tail = Some(left - n as u64);
         Ok(n)
+    }
+}
+
+/// The os and architecture `FROM scratch` records. Only two platforms run here: the
+/// host's Linux one, and WebAssembly (`wasi/wasm`, `wasip1/wasm`), which any host runs.
+fn scratch_platform(platform: Option<&str>) -> Result<(String, String)> {
+    let host = || Ok(("linux".to_string(), host_arch()));
+    let Some(p) = platform.filter(|p| !p.is_empty()) else { return host() };
+    let mut parts = p.split('/');
+    let (os, arch) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    match (os, arch) {
+        ("wasi" | "wasip1" | "wasip2", "wasm" | "") => Ok((os.into(), "wasm".into())),
+        ("linux", a) if a.is_empty() || a == host_arch() => host(),
+        _ => Err(Error::InvalidArgument(format!("\"{p}\": this Berth builds for linux/{} and wasi/wasm only", host_arch()))),
     }
 }
 

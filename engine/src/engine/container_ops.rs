@@ -22,8 +22,9 @@ use crate::container::{self, Container, ContainerConfig, HostConfig, MountPoint,
 use crate::error::{Context, Error, Result};
 use crate::fsutil;
 use crate::reference::Reference;
+use crate::runtime::{self, NO_LINUX};
 use super::network_ops::{EndpointRequest, Mode};
-use crate::spec::{ExitInfo, Limits, MountSpec, PortSpec, RuntimeSpec, ShimRequest, StartReport};
+use crate::spec::{ExitInfo, Limits, MountSpec, PortSpec, RuntimeSpec, ShimRequest, StartReport, WasmSpec};
 
 #[derive(Default)]
 pub struct CreateRequest {
@@ -37,6 +38,8 @@ pub struct CreateRequest {
     pub join_network: Option<PathBuf>,
     /// Per network: aliases and a fixed address (`NetworkingConfig.EndpointsConfig`).
     pub endpoints_config: BTreeMap<String, EndpointRequest>,
+    /// `--platform` (`os/arch`): `wasi/wasm` picks the wasm runtime.
+    pub platform: Option<String>,
 }
 
 /// A connection to the shim carrying one attach: raw or framed output, raw input.
@@ -147,13 +150,30 @@ impl Engine {
     }
 
     pub fn create_container(&self, ns: &str, req: CreateRequest) -> Result<Container> {
-        let CreateRequest { name, mut config, mut host_config, system, join_network, endpoints_config } = req;
+        let CreateRequest { name, mut config, mut host_config, system, join_network, endpoints_config, platform } = req;
         let image_id = self.images.resolve(ns, &config.image).map_err(|_| {
             let shown = Reference::parse(&config.image).map(|r| r.familiar()).unwrap_or(config.image.clone());
             Error::NotFound(format!("No such image: {shown}"))
         })?;
         let image = self.images.config(&self.store, &image_id)?;
         validate_host_config(&host_config)?;
+        let annotations = self.images.record(&image_id)?.annotations;
+        host_config.runtime = runtime::select(&host_config.runtime, platform.as_deref(), runtime::is_wasm_image(&image, &annotations))?.to_string();
+        if !self.linux_runtime {
+            let why = self.linux_missing().unwrap_or("no namespaces");
+            if host_config.runtime == runtime::RUNC {
+                return Err(Error::InvalidArgument(format!("{NO_LINUX} ({why}): run WebAssembly images (os wasip1, architecture wasm) or use --runtime {}", runtime::WASMTIME)));
+            }
+            // Networks and published ports are made of network namespaces: a guest
+            // here gets none (WASI preview 1 has no sockets of its own anyway).
+            match host_config.network_mode.as_str() {
+                "" | "default" | "bridge" | "none" => host_config.network_mode = "none".into(),
+                other => return Err(Error::InvalidArgument(format!("network {other}: {NO_LINUX} ({why}), so it has no networks"))),
+            }
+            if !host_config.port_bindings.is_empty() || host_config.publish_all_ports {
+                return Err(Error::InvalidArgument(format!("publishing ports: {NO_LINUX} ({why}), so it has no networks")));
+            }
+        }
         if !system {
             self.check_disk(ns)?;
             if let Some(policy) = self.policy(ns) {
@@ -427,13 +447,27 @@ impl Engine {
         }
         let h = &c.host_config;
         let nano_cpus = if h.nano_cpus > 0 { h.nano_cpus } else if h.cpu_quota > 0 { h.cpu_quota * 1_000_000_000 / h.cpu_period.max(1000) } else { 0 };
+        let wasm = (h.runtime == runtime::WASMTIME).then(|| {
+            let (_, func) = runtime::wasm::split_entry(&c.path);
+            WasmSpec { func: func.to_string(), memory: h.memory, cache_dir: self.root.join("wasm-cache"), isolated: self.linux_runtime }
+        });
+        if wasm.is_none() && !self.linux_runtime {
+            return Err(Error::InvalidArgument(format!("{NO_LINUX}: {}", self.linux_missing().unwrap_or("no namespaces"))));
+        }
+        let module = runtime::wasm::split_entry(&c.path).0;
+        let memory = match &wasm {
+            // `--memory` caps the guest's linear memory exactly; the process around it
+            // (wasmtime, its code) gets an allowance on top in the cgroup.
+            Some(_) if h.memory > 0 => h.memory + runtime::wasm::RUNTIME_ALLOWANCE,
+            _ => h.memory,
+        };
         Ok(RuntimeSpec {
             id: c.id.clone(),
             rootfs: dir.join("rootfs"),
             lowerdirs,
             upperdir: dir.join("upper"),
             workdir: dir.join("work"),
-            args: std::iter::once(c.path.clone()).chain(c.args.iter().cloned()).collect(),
+            args: std::iter::once(if wasm.is_some() { module.to_string() } else { c.path.clone() }).chain(c.args.iter().cloned()).collect(),
             env: {
                 // Link variables first: the container's own settings win.
                 let mut env = self.link_env(c);
@@ -453,7 +487,7 @@ impl Engine {
                 (dir.join("resolv.conf"), "/etc/resolv.conf".into()),
             ],
             ports: port_specs(&c.config, h)?,
-            limits: Limits { memory: h.memory, nano_cpus, pids: h.pids_limit.max(0) },
+            limits: Limits { memory, nano_cpus, pids: h.pids_limit.max(0) },
             cgroup: cgroup_name(c),
             network: c.join_network.clone().or_else(|| self.policy(&c.namespace).and_then(|p| p.network)),
             // `--network host`: the namespace's host network (a lab session's own network
@@ -463,6 +497,7 @@ impl Engine {
             log_path: dir.join("container.log"),
             exit_path: dir.join("exit.json"),
             socket_path: shim_socket(self, &c.id),
+            wasm,
         })
     }
 

@@ -86,6 +86,11 @@ impl Engine {
         if config.privileged {
             return Err(Error::InvalidArgument("Berth does not run privileged exec sessions".into()));
         }
+        if c.host_config.runtime == crate::runtime::WASMTIME {
+            // A wasm container has no Linux root to run a program in (its mount
+            // namespace still shows the host's): nothing may be exec'd there.
+            return Err(Error::Conflict(format!("container {} runs a WebAssembly module: exec needs a Linux container", c.id)));
+        }
         let id = fsutil::random_id();
         let cmd = config.cmd.join(" ");
         self.execs.lock().unwrap_or_else(|p| p.into_inner()).insert(

@@ -34,7 +34,8 @@ fn parse_time(s: &Option<String>) -> Option<DateTime<Utc>> {
 }
 
 impl Engine {
-    /// Makes sure `busybox:latest` and `hello-world:latest` exist in a namespace.
+    /// Makes sure `busybox:latest`, `hello-world:latest` and `hello-wasm:latest` exist
+    /// in a namespace.
     pub fn seed_images(&self, ns: &str) -> Result<()> {
         let _g = self.image_lock.lock().unwrap_or_else(|p| p.into_inner());
         let idx = self.images.namespace(ns)?;
@@ -46,6 +47,10 @@ impl Engine {
         if cfg!(target_arch = "x86_64") && want("hello-world:latest")? {
             let id = seed::hello_world_image(&self.store, &self.images)?;
             self.images.tag(ns, &id, Some(&Reference::parse("hello-world:latest")?))?;
+        }
+        if want("hello-wasm:latest")? {
+            let id = seed::hello_wasm_image(&self.store, &self.images)?;
+            self.images.tag(ns, &id, Some(&Reference::parse("hello-wasm:latest")?))?;
         }
         Ok(())
     }
@@ -489,7 +494,7 @@ impl Engine {
             e => Error::Runtime(format!("publish the seed images: {e}")),
         };
         let reg = Registry::open(self.root()).map_err(dist)?;
-        let mut seeds: Vec<&str> = vec!["library/busybox"];
+        let mut seeds: Vec<&str> = vec!["library/busybox", "library/hello-wasm"];
         if cfg!(target_arch = "x86_64") {
             seeds.push("library/hello-world");
         }
@@ -502,6 +507,7 @@ impl Engine {
                 let _g = self.image_lock.lock().unwrap_or_else(|p| p.into_inner());
                 match repo {
                     "library/busybox" => seed::busybox_image(&self.store, &self.images, &self.busybox)?,
+                    "library/hello-wasm" => seed::hello_wasm_image(&self.store, &self.images)?,
                     _ => seed::hello_world_image(&self.store, &self.images)?,
                 }
             };
@@ -547,6 +553,9 @@ impl Engine {
                 });
                 if !complete {
                     self.images.create(&self.store, &fetched.config, &fetched.layers)?;
+                }
+                if !fetched.annotations.is_empty() {
+                    self.images.set_annotations(&id, &fetched.annotations)?;
                 }
                 self.add_repo_digest(&id, &format!("{}@{}", r.familiar_name(), fetched.digest))?;
                 let tag = if r.digest.is_some() { None } else { Some(&r) };

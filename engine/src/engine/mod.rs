@@ -68,6 +68,11 @@ pub struct Engine {
     uplinks: Mutex<std::collections::HashSet<PathBuf>>,
     /// Namespace policies read from `namespaces/<ns>/policy.json`, by namespace.
     policies: Mutex<HashMap<String, Option<Policy>>>,
+    /// Whether Linux containers can run here (see `runtime::probe_linux`); without
+    /// them only wasm images run, in the shim's own namespaces.
+    pub(crate) linux_runtime: bool,
+    /// Why Linux containers cannot run here, when they cannot.
+    linux_missing: Option<String>,
 }
 
 impl Engine {
@@ -75,6 +80,10 @@ impl Engine {
     /// restart, and seeds the default namespace's images.
     pub fn open(opts: EngineOptions) -> Result<Arc<Engine>> {
         let root = opts.root;
+        let linux_missing = crate::runtime::probe_linux().err();
+        if let Some(why) = &linux_missing {
+            tracing::warn!("{}: {why}; only WebAssembly images will run", crate::runtime::NO_LINUX);
+        }
         for d in ["containers", "run"] {
             std::fs::create_dir_all(root.join(d)).ctx(|| format!("create {}", root.join(d).display()))?;
         }
@@ -95,6 +104,8 @@ impl Engine {
             busybox: opts.busybox,
             insecure_registries: opts.insecure_registries,
             registry_mirrors: std::sync::RwLock::new(opts.registry_mirrors),
+            linux_runtime: linux_missing.is_none(),
+            linux_missing,
             root,
         });
         engine.recover()?;
@@ -103,6 +114,11 @@ impl Engine {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Why this host cannot run Linux containers (None: it can).
+    pub fn linux_missing(&self) -> Option<&str> {
+        self.linux_missing.as_deref()
     }
 
     pub fn events(&self) -> &Events {

@@ -21,6 +21,7 @@ pub mod client;
 pub mod pull;
 pub mod push;
 pub mod search;
+pub mod wasm_artifact;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

@@ -11,6 +11,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::Method;
 
 use super::client::Client;
+use super::wasm_artifact;
 use super::{short_id, LayerState, Progress, ProgressFn, RResult, RegistryError, Transfer};
 use crate::error::Error;
 use crate::image::{ImageConfig, MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR};
@@ -38,6 +39,8 @@ pub struct Fetched {
     pub new_blobs: Vec<String>,
     /// Layer digests as the registry has them (for cross-repository mounts).
     pub remote_layers: Vec<String>,
+    /// The image manifest's annotations (see `runtime::is_wasm_image`).
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 /// A layer's kind from its media type.
@@ -131,6 +134,9 @@ fn resolve(client: &Client, r: &Reference, arch: &str) -> RResult<(Manifest, Str
             .manifests
             .iter()
             .find(|d| d.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == arch))
+            // Wasm runs on any host: an index with no entry for this one may still
+            // have a wasm image.
+            .or_else(|| m.manifests.iter().find(|d| d.platform.as_ref().is_some_and(|p| p.architecture == "wasm")))
             .cloned()
             .ok_or_else(|| {
                 let have: Vec<String> = m.manifests.iter().filter_map(|d| d.platform.as_ref()).filter(|p| p.os != "unknown").map(|p| format!("{}/{}", p.os, p.architecture)).collect();
@@ -223,9 +229,14 @@ pub fn fetch(client: &Client, store: &Store, r: &Reference, arch: &str, progress
     let mut new_blobs = Vec::new();
     let result = fetch_blobs(client, store, r, &manifest, progress, &mut new_blobs);
     match result {
-        Ok((config, layers)) => {
-            Ok(Fetched { config, layers, digest, new_blobs, remote_layers: manifest.layers.iter().map(|l| l.digest.clone()).collect() })
-        }
+        Ok((config, layers)) => Ok(Fetched {
+            config,
+            layers,
+            digest,
+            new_blobs,
+            remote_layers: manifest.layers.iter().map(|l| l.digest.clone()).collect(),
+            annotations: manifest.annotations.clone(),
+        }),
         Err(e) => {
             // Complete blobs this pull added are dropped too: nothing uses them yet.
             for b in &new_blobs {
@@ -253,6 +264,9 @@ fn fetch_blobs(client: &Client, store: &Store, r: &Reference, m: &Manifest, prog
         new_blobs.push(cfg.digest.clone());
     }
     let config = store.read_blob(&cfg.digest)?;
+    if wasm_artifact::is_artifact(m) {
+        return fetch_wasm_artifact(client, store, repo, m, &config, progress, new_blobs);
+    }
     let diff_ids = ImageConfig::parse(&config)?.rootfs.diff_ids;
     if diff_ids.len() != m.layers.len() {
         return Err(RegistryError::Protocol(format!("the image config lists {} layers, the manifest {}", diff_ids.len(), m.layers.len())));
@@ -332,6 +346,25 @@ fn fetch_blobs(client: &Client, store: &Store, r: &Reference, m: &Manifest, prog
         layers.push((stored.clone(), media_type.to_string(), size));
     }
     Ok((config, layers))
+}
+
+/// Downloads a wasm artifact's modules and turns it into an image (see
+/// `wasm_artifact`). Modules are small: one at a time.
+fn fetch_wasm_artifact(client: &Client, store: &Store, repo: &str, m: &Manifest, config: &[u8], progress: &ProgressFn, new_blobs: &mut Vec<String>) -> RResult<(Vec<u8>, Vec<LayerBlob>)> {
+    for d in &m.layers {
+        let id = short_id(&d.digest);
+        if store.has_blob(&d.digest) {
+            progress(Progress::Layer { id, state: LayerState::AlreadyExists });
+            continue;
+        }
+        progress(Progress::Layer { id: id.clone(), state: LayerState::PullingFsLayer });
+        download(client, store, repo, d, &id, progress)?;
+        new_blobs.push(d.digest.clone());
+        progress(Progress::Layer { id, state: LayerState::DownloadComplete });
+    }
+    let converted = wasm_artifact::convert(store, config, &m.layers)?;
+    new_blobs.extend(converted.added);
+    Ok((converted.config, converted.layers))
 }
 
 #[cfg(test)]

@@ -91,10 +91,8 @@ fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd:
         return Err(format!("set parent death signal: {}", std::io::Error::last_os_error()));
     }
     e(mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>), || "make / private".into())?;
+    mount_rootfs(spec)?;
     let root = &spec.rootfs;
-    let lower = spec.lowerdirs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
-    let opts = format!("lowerdir={lower},upperdir={},workdir={}", spec.upperdir.display(), spec.workdir.display());
-    e(mount(Some("overlay"), root, Some("overlay"), MsFlags::empty(), Some(opts.as_str())), || format!("mount overlay on {}", root.display()))?;
 
     mount_special(root)?;
     for (src, dst) in &spec.etc_files {
@@ -131,6 +129,15 @@ fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd:
         env.push(format!("HOME={home}"));
     }
     match become_and_exec(&spec.args, env, &spec.cwd, uid, gid, &groups)? {}
+}
+
+/// Mounts the container's overlay (image layers below, its own upper dir on top) at
+/// `spec.rootfs`, in the caller's mount namespace.
+pub(crate) fn mount_rootfs(spec: &RuntimeSpec) -> Result<(), String> {
+    let root = &spec.rootfs;
+    let lower = spec.lowerdirs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+    let opts = format!("lowerdir={lower},upperdir={},workdir={}", spec.upperdir.display(), spec.workdir.display());
+    e(mount(Some("overlay"), root, Some("overlay"), MsFlags::empty(), Some(opts.as_str())), || format!("mount overlay on {}", root.display()))
 }
 
 /// The last steps shared by a container's init and `exec`: default PATH, working
@@ -334,7 +341,7 @@ pub fn resolve_user(user: &str) -> Result<(u32, u32, Vec<u32>, String), String> 
     Ok((uid, gid, groups, if home.is_empty() { "/".into() } else { home }))
 }
 
-fn setup_stdio(stdio: &ChildStdio, uid: u32, gid: u32) -> Result<(), String> {
+pub(crate) fn setup_stdio(stdio: &ChildStdio, uid: u32, gid: u32) -> Result<(), String> {
     match stdio {
         ChildStdio::Tty { sock } => open_tty_and_send(*sock, uid, gid)?,
         ChildStdio::Pipes { stdin, stdout, stderr } => {

@@ -5,7 +5,7 @@ use proptest::prelude::*;
 #[test]
 fn shipped_lessons_parse_and_validate() {
     let lessons = all().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(lessons.len(), 8);
+    assert_eq!(lessons.len(), 9);
     let ids: Vec<&str> = lessons.iter().map(|l| l.id.as_str()).collect();
     assert_eq!(
         ids,
@@ -17,7 +17,8 @@ fn shipped_lessons_parse_and_validate() {
             "volumes",
             "dockerfile",
             "registry",
-            "two-containers"
+            "two-containers",
+            "beyond-linux"
         ]
     );
     for (i, l) in lessons.iter().enumerate() {

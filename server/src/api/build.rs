@@ -57,6 +57,7 @@ fn options(q: &[(String, String)]) -> Result<BuildOptions, ApiError> {
         force_rm: qbool(&first(q, "forcerm")),
         quiet: qbool(&first(q, "q")),
         pull: qbool(&first(q, "pull")),
+        platform: first(q, "platform").filter(|p| !p.is_empty()),
     })
 }
 

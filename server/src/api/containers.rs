@@ -86,7 +86,8 @@ async fn create(State(s): State<ApiState>, Query(q): Q, body: Bytes) -> Result<R
     }
     let name = opt(&q, "name");
     let endpoints_config = b.networking_config.endpoints_config.into_iter().map(|(k, v)| (k, v.into())).collect();
-    let req = CreateRequest { name, config: b.config, host_config: b.host_config, endpoints_config, ..Default::default() };
+    let platform = opt(&q, "platform");
+    let req = CreateRequest { name, config: b.config, host_config: b.host_config, endpoints_config, platform, ..Default::default() };
     let c = blocking(move || Ok(s.engine.create_container(&s.namespace, req)?)).await?;
     Ok((StatusCode::CREATED, Json(json!({ "Id": c.id, "Warnings": [] }))).into_response())
 }

@@ -79,6 +79,12 @@ async fn info(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
     .await?;
     let count = |st: &[Status]| containers.iter().filter(|c| st.contains(&c.state.status)).count();
     let mirrors = s.engine.registry_mirrors();
+    let runtimes: serde_json::Map<String, Value> =
+        berth_engine::runtime::NAMES.iter().map(|n| (n.to_string(), json!({ "path": n }))).collect();
+    // `docker info` prints these under WARNING: the one that matters on a host
+    // without namespaces is that Linux images will not run.
+    let warnings: Vec<String> =
+        s.engine.linux_missing().map(|why| format!("WARNING: {}: {why}; only WebAssembly images run here", berth_engine::runtime::NO_LINUX)).into_iter().collect();
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().unwrap_or(0) * 1024)))
@@ -109,10 +115,10 @@ async fn info(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
         "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "MemTotal": mem, "Name": hostname, "Labels": [], "ExperimentalBuild": false,
         "ServerVersion": env!("CARGO_PKG_VERSION"),
-        "Runtimes": { "berth": { "path": "berth" } }, "DefaultRuntime": "berth",
+        "Runtimes": runtimes, "DefaultRuntime": berth_engine::runtime::RUNC,
         "Swarm": { "NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null },
         "LiveRestoreEnabled": true, "Isolation": "", "InitBinary": "",
-        "SecurityOptions": ["name=cgroupns"], "Warnings": [],
+        "SecurityOptions": ["name=cgroupns"], "Warnings": warnings,
     })))
 }
 
