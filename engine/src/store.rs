@@ -224,6 +224,18 @@ pub(crate) trait UnpackObserver {
     fn file_starts(&mut self, _on_disk: &Path, _size: u64) {}
     /// That file is done; `written` is false if the tar reader skipped it.
     fn file_done(&mut self, _on_disk: &Path, _size: u64, _written: bool) {}
+    /// Whether to keep this regular file's content in memory rather than write it:
+    /// the file is then made at its full size with no data (a hole), and
+    /// `kept_chunk` gets the content, in order, a piece at a time as it is read.
+    fn keep(&mut self, _on_disk: &Path, _size: u64) -> bool {
+        false
+    }
+    /// A buffer of `len` bytes to read the next piece of a kept file into.
+    fn kept_buffer(&mut self, len: usize) -> Vec<u8> {
+        vec![0; len]
+    }
+    /// The next piece of the content of the file `keep` chose last.
+    fn kept_chunk(&mut self, _chunk: Vec<u8>) {}
 }
 
 struct NoObserver;
@@ -282,6 +294,10 @@ pub(crate) fn unpack_entries<R: Read>(ar: &mut tar::Archive<R>, dest: &Path, obs
         }
         // Only plain files are read in one piece (a sparse entry's data is not).
         let file_size = entry.header().size().ok().filter(|_| matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous));
+        if let Some(sz) = file_size.filter(|sz| obs.keep(&on_disk, *sz)) {
+            place_kept_file(&mut entry, dest, &on_disk, sz, obs).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+            continue;
+        }
         if let Some(sz) = file_size {
             obs.file_starts(&on_disk, sz);
         }
@@ -295,6 +311,51 @@ pub(crate) fn unpack_entries<R: Read>(ar: &mut tar::Archive<R>, dest: &Path, obs
         })?;
     }
     Ok(size)
+}
+
+/// The size of the pieces a kept file's content is read in (the last may be shorter).
+pub(crate) const KEPT_PIECE: usize = 1 << 20;
+
+/// Makes a regular file whose content the observer keeps: the entry's metadata
+/// (mode, mtime, owner when root) and size, but a hole for data. Checks what
+/// `unpack_in` checks: the file lands inside `dest` even through symlinks, and
+/// replaces anything but a directory.
+fn place_kept_file<R: Read>(entry: &mut tar::Entry<R>, dest: &Path, on_disk: &Path, size: u64, obs: &mut dyn UnpackObserver) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let parent = on_disk.parent().ok_or_else(|| io::Error::other("no parent directory"))?;
+    if !fs::canonicalize(parent)?.starts_with(fs::canonicalize(dest)?) {
+        return Err(io::Error::other("the path escapes the archive's root through a symlink"));
+    }
+    match fs::symlink_metadata(on_disk) {
+        Ok(m) if m.is_dir() => return Err(io::Error::other("a directory is in the way")),
+        Ok(_) => fs::remove_file(on_disk)?,
+        Err(_) => {}
+    }
+    let header = entry.header();
+    let mode = header.mode()? & 0o7777;
+    let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(header.mtime().unwrap_or(0));
+    let owner = (header.uid()?, header.gid()?);
+    // In pieces, so whoever keeps them can work on each (hash it) while the next one
+    // is still arriving.
+    let mut read = 0;
+    while read < size {
+        let want = (KEPT_PIECE as u64).min(size - read);
+        let mut piece = obs.kept_buffer(want as usize);
+        entry.read_exact(&mut piece).map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => io::Error::other(format!("the archive ended inside the file (at {read} of {size} bytes)")),
+            _ => e,
+        })?;
+        read += want;
+        obs.kept_chunk(piece);
+    }
+    let f = fs::OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_NOFOLLOW).open(on_disk)?;
+    f.set_len(size)?;
+    if nix::unistd::geteuid().is_root() {
+        std::os::unix::fs::fchown(&f, Some(owner.0 as u32), Some(owner.1 as u32))?;
+    }
+    // After the chown, which clears set-id bits.
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+    f.set_modified(mtime)
 }
 
 fn set_xattr(path: &Path, name: &str, value: &[u8]) -> Result<()> {

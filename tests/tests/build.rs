@@ -275,3 +275,36 @@ fn bad_input_fails_clearly_and_moves_no_tag() {
     build_fails(&b, &["--force-rm"], &ctx);
     assert_eq!(b.ok(&["ps", "-aq"]).lines().count(), 1, "--force-rm removes the failed step's container");
 }
+
+#[test]
+fn large_context_files_arrive_whole() {
+    // Files of a megabyte and more stay in memory while the cache is checked (see
+    // engine::build::context): the image must still get every byte, with COPY, with
+    // ADD of a tar, after a cached rebuild and after an edit.
+    let b = Berth::start();
+    let ctx = context(&b, "large", &[("Dockerfile", "FROM busybox\nCOPY big.bin /data/\nADD pack.tar /unpacked/\nCMD [\"sh\"]\n")]);
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    fs::write(ctx.join("big.bin"), &big).unwrap();
+    let inner = ctx.with_file_name("large-inner");
+    fs::create_dir_all(&inner).unwrap();
+    fs::write(inner.join("inside.bin"), &big[..1_500_000]).unwrap();
+    let st = std::process::Command::new("tar").arg("-C").arg(&inner).arg("-cf").arg(ctx.join("pack.tar")).arg("inside.bin").status().unwrap();
+    assert!(st.success());
+    let sum = |data: &[u8]| -> String {
+        let f = ctx.with_file_name("sum-input");
+        fs::write(&f, data).unwrap();
+        let o = std::process::Command::new("md5sum").arg(&f).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap().to_string()
+    };
+    let in_image = || b.ok(&["run", "--rm", "big:1", "sh", "-c", "md5sum /data/big.bin /unpacked/inside.bin | cut -d' ' -f1"]);
+    build_ok(&b, &["-t", "big:1"], &ctx);
+    assert_eq!(in_image(), format!("{}\n{}", sum(&big), sum(&big[..1_500_000])));
+    let again = build_ok(&b, &["-t", "big:1"], &ctx);
+    assert_eq!(again.matches("Using cache").count(), 3, "{again}");
+    let mut edited = big.clone();
+    edited[2_999_999] ^= 0xff;
+    fs::write(ctx.join("big.bin"), &edited).unwrap();
+    let out = build_ok(&b, &["-t", "big:1"], &ctx);
+    assert_eq!(out.matches("Using cache").count(), 0, "the edit misses the COPY and all after it: {out}");
+    assert_eq!(in_image(), format!("{}\n{}", sum(&edited), sum(&big[..1_500_000])));
+}

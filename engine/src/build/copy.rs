@@ -396,7 +396,7 @@ fn walk(req: &CopyRequest, _real: &Path, rel: &Path, dest: &Path, out: &mut Vec<
 
 /// A hash of what the entries would put in the layer (paths, modes, owners,
 /// contents; not mtimes), the cache key part of a COPY/ADD. A file's content counts
-/// through its own SHA-256: taken from `known` (the build context's files, hashed
+/// through its own digest (`context::FileHasher`): taken from `known` (the build context's files, hashed
 /// while they were unpacked) when it is there, so those are not read again, and
 /// computed from the file otherwise (another stage's or an image's files).
 pub fn content_hash(entries: &[Entry], known: &super::context::Digests) -> Result<String> {
@@ -415,10 +415,10 @@ pub fn content_hash(entries: &[Entry], known: &super::context::Digests) -> Resul
                 match known.get(p) {
                     Some(d) => h.update(d),
                     None => {
-                        let mut fh = Sha256::new();
+                        let mut fh = super::context::FileHasher::new();
                         let mut f = fs::File::open(p).ctx(|| format!("open {}", p.display()))?;
                         io::copy(&mut f, &mut fh).ctx(|| format!("read {}", p.display()))?;
-                        h.update(fh.finalize());
+                        h.update(fh.finalize().as_bytes());
                     }
                 }
             }

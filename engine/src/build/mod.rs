@@ -129,6 +129,8 @@ struct Builder<'a> {
     context: Tree,
     /// SHA-256 of the context's files, taken while unpacking (COPY's cache key).
     digests: context::Digests,
+    /// The context's large files, in memory until a step needs them on disk.
+    kept: context::Kept,
     ignore: Ignore,
     escape: char,
     global_args: BTreeMap<String, Option<String>>,
@@ -163,11 +165,17 @@ pub fn build_keeping_scratch(engine: &Arc<Engine>, ns: &str, context: impl Read,
     std::fs::create_dir_all(&ctx_dir).ctx(|| format!("create {}", ctx_dir.display()))?;
     // The reader is dropped once the tar ends, so a caller streaming the body into it
     // sees at once that the rest is not wanted.
-    let digests = context::unpack(Padded { inner: crate::archive::decompress(context)?, read: 0, tail: None }, &ctx_dir)
+    let (digests, mut kept) = context::unpack(Padded { inner: crate::archive::decompress(context)?, read: 0, tail: None }, &ctx_dir)
         .map_err(|e| Error::InvalidArgument(format!("invalid build context: {e}")))?;
     let df_rel = copy::clean(&opts.dockerfile)
         .ok_or_else(|| Error::InvalidArgument(format!("forbidden path outside the build context: {}", opts.dockerfile)))?;
     let context_tree = Tree { layers: vec![ctx_dir.clone()] };
+    // The two files read before any step: written first if they were kept (large).
+    for rel in [df_rel.as_path(), std::path::Path::new(".dockerignore")] {
+        if let Some(p) = context_tree.lookup(rel) {
+            kept.write(&p)?;
+        }
+    }
     let text = copy::read_context_file(&context_tree, &df_rel)?
         .ok_or_else(|| Error::InvalidArgument(format!("Cannot locate specified Dockerfile: {}", opts.dockerfile)))?;
     let text = String::from_utf8(text).map_err(|_| Error::InvalidArgument(format!("the Dockerfile {} is not UTF-8 text", opts.dockerfile)))?;
@@ -182,6 +190,7 @@ pub fn build_keeping_scratch(engine: &Arc<Engine>, ns: &str, context: impl Read,
         cache: Cache::new(engine.root()),
         context: context_tree,
         digests,
+        kept,
         ignore,
         escape: df.escape,
         global_args: BTreeMap::new(),
@@ -621,6 +630,11 @@ impl Builder<'_> {
             let (uid, gid) = owner.unwrap_or((0, 0));
             entries.push(copy::Entry { dest: copy::clean(&target).unwrap_or_default().to_string_lossy().into_owned(), kind: copy::Kind::Bytes(content.into_bytes()), mode: 0o644, uid, gid, mtime: 0 });
         }
+        let from_context = ins.flag("from").is_none();
+        if from_context && kw == "ADD" {
+            // ADD looks into its sources (is it a tar?) before the cache is checked.
+            self.kept.write_all()?;
+        }
         if !sources.is_empty() {
             let req = CopyRequest { sources: &sources, dest: &dest, from, ignore, image: &image_tree, owner, unpack_archives: kw == "ADD", keyword: kw };
             entries.splice(0..0, copy::plan(&req)?);
@@ -633,6 +647,9 @@ impl Builder<'_> {
             st.image = probe.image;
             st.config = probe.config;
             return Ok(());
+        }
+        if from_context {
+            self.kept.write_all()?;
         }
         let layer = self.engine.store_layer(|f| copy::write_layer(&entries, f).map(|_| ()))?;
         self.commit_layer(st, &by, &hash, layer)

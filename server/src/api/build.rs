@@ -69,7 +69,8 @@ fn line(v: Value) -> Result<Bytes, io::Error> {
 
 /// What the handler passes to the build thread: the context body, piece by piece.
 enum Piece {
-    Data(Bytes),
+    /// Chunks as hyper read them, several at once (not copied together).
+    Data(Vec<Bytes>),
     /// The body ended normally; without it a closed channel means the upload broke
     /// off, which must not pass for a short (and so different) context.
     End,
@@ -80,7 +81,8 @@ enum Piece {
 /// unpacked (and its files hashed) as it arrives, with no spool file in between.
 struct BodyReader {
     rx: mpsc::Receiver<Piece>,
-    cur: Bytes,
+    /// The chunks received and not yet read, the first partly read maybe.
+    cur: std::collections::VecDeque<Bytes>,
     ended: bool,
 }
 
@@ -89,19 +91,23 @@ impl io::Read for BodyReader {
         if buf.is_empty() {
             return Ok(0);
         }
-        while self.cur.is_empty() {
+        while self.cur.front().is_none_or(Bytes::is_empty) {
+            if self.cur.pop_front().is_some() {
+                continue;
+            }
             if self.ended {
                 return Ok(0);
             }
             match self.rx.blocking_recv() {
-                Some(Piece::Data(b)) => self.cur = b,
+                Some(Piece::Data(b)) => self.cur.extend(b),
                 Some(Piece::End) => self.ended = true,
                 Some(Piece::Failed(m)) => return Err(io::Error::other(format!("read build context: {m}"))),
                 None => return Err(io::Error::other("read build context: the upload was cut off")),
             }
         }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur.split_to(n));
+        let Some(first) = self.cur.front_mut() else { return Ok(0) };
+        let n = buf.len().min(first.len());
+        buf[..n].copy_from_slice(&first.split_to(n));
         Ok(n)
     }
 }
@@ -111,7 +117,7 @@ async fn build_image(State(s): State<ApiState>, Query(q): Pairs, body: Body) -> 
     // A few chunks in flight let receiving and unpacking overlap without buffering
     // much of a large context in memory.
     let (body_tx, body_rx) = mpsc::channel::<Piece>(16);
-    let reader = BodyReader { rx: body_rx, cur: Bytes::new(), ended: false };
+    let reader = BodyReader { rx: body_rx, cur: Default::default(), ended: false };
     let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(256);
     tokio::task::spawn_blocking(move || {
         let quiet = opts.quiet;
@@ -158,26 +164,23 @@ async fn build_image(State(s): State<ApiState>, Query(q): Pairs, body: Body) -> 
     let mut stream = body.into_data_stream();
     let mut wanted = true;
     // The body comes in pieces of ~16 KiB; passing each one over would wake the build
-    // thread thousands of times for a large context, so they go over in batches.
+    // thread thousands of times for a large context, so they go over in batches (of
+    // the chunks themselves: copying them into one buffer costs a pass over the data).
     const BATCH: usize = 256 * 1024;
-    // Room for a batch and the piece that completes it, so it is not grown on the way.
-    let fresh = || Vec::with_capacity(BATCH + 64 * 1024);
-    let mut pending: Vec<u8> = fresh();
+    let mut pending: Vec<Bytes> = Vec::new();
+    let mut pending_len = 0;
     while let Some(chunk) = stream.next().await {
         match chunk {
             Ok(c) if wanted => {
-                let piece = if pending.is_empty() && c.len() >= BATCH {
-                    c
-                } else {
-                    pending.extend_from_slice(&c);
-                    if pending.len() < BATCH {
-                        continue;
-                    }
-                    Bytes::from(std::mem::replace(&mut pending, fresh()))
-                };
+                pending_len += c.len();
+                pending.push(c);
+                if pending_len < BATCH {
+                    continue;
+                }
+                pending_len = 0;
                 // The build stops reading where the tar ends, or at the first error;
                 // the rest is read and dropped so the client gets to the answer.
-                if body_tx.send(Piece::Data(piece)).await.is_err() {
+                if body_tx.send(Piece::Data(std::mem::take(&mut pending))).await.is_err() {
                     wanted = false;
                 }
             }
@@ -189,7 +192,7 @@ async fn build_image(State(s): State<ApiState>, Query(q): Pairs, body: Body) -> 
         }
     }
     if wanted && !pending.is_empty() {
-        let _ = body_tx.send(Piece::Data(Bytes::from(pending))).await;
+        let _ = body_tx.send(Piece::Data(pending)).await;
     }
     let _ = body_tx.send(Piece::End).await;
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
