@@ -1,5 +1,6 @@
 // Shared by engine/build.rs (the hello-wasm seed) and tests/build.rs (the test guest)
-// through `include!`: builds one binary of wasm/guests for wasm32-wasip1.
+// through `include!`: builds one binary of wasm/guests for a WASI target
+// (wasm32-wasip1: a core module; wasm32-wasip2: a component).
 //
 // The guests are a workspace of their own, built by a nested cargo with its own
 // target directory: the outer build holds the lock on its target directory, so
@@ -23,9 +24,10 @@ fn keep_cargo_var(name: &str) -> bool {
 }
 
 /// Builds `bin` of wasm/guests (found from `manifest_dir`, a crate of this workspace)
-/// into `$OUT_DIR/wasm-guests`, prints the rerun rules, and returns the module's path.
-/// Panics (a build script's way to fail) with what to install when it cannot.
-fn build_guest(manifest_dir: &std::path::Path, bin: &str) -> std::path::PathBuf {
+/// for `target` into `$OUT_DIR/wasm-guests`, prints the rerun rules, and returns the
+/// module's path. Panics (a build script's way to fail) with what to install when it
+/// cannot.
+fn build_guest(manifest_dir: &std::path::Path, bin: &str, target: &str) -> std::path::PathBuf {
     let out_dir = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let cargo = std::env::var_os("CARGO").expect("cargo sets CARGO");
     let guests = manifest_dir.join("..").join("wasm").join("guests");
@@ -35,7 +37,7 @@ fn build_guest(manifest_dir: &std::path::Path, bin: &str) -> std::path::PathBuf 
     }
     let target_dir = out_dir.join("wasm-guests");
     let mut cmd = std::process::Command::new(&cargo);
-    cmd.args(["build", "--release", "--target", "wasm32-wasip1", "--bin", bin, "--manifest-path"])
+    cmd.args(["build", "--release", "--target", target, "--bin", bin, "--manifest-path"])
         .arg(guests.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&target_dir)
@@ -50,14 +52,14 @@ fn build_guest(manifest_dir: &std::path::Path, bin: &str) -> std::path::PathBuf 
     let out = cmd.output().unwrap_or_else(|e| panic!("building {bin} (wasm/guests): cannot run {}: {e}", std::path::Path::new(&cargo).display()));
     if !out.status.success() {
         panic!(
-            "building {bin} (wasm/guests) needs the wasm32-wasip1 target: rustup target add wasm32-wasip1\n\
-             `cargo build --target wasm32-wasip1` in {} failed ({}):\n{}",
+            "building {bin} (wasm/guests) needs the {target} target: rustup target add {target}\n\
+             `cargo build --target {target}` in {} failed ({}):\n{}",
             guests.display(),
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let built = target_dir.join("wasm32-wasip1").join("release").join(format!("{bin}.wasm"));
+    let built = target_dir.join(target).join("release").join(format!("{bin}.wasm"));
     assert!(built.exists(), "cargo built wasm/guests but {} is missing", built.display());
     built
 }

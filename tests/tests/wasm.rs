@@ -6,7 +6,7 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use berth_tests::wasm::test_guest;
+use berth_tests::wasm::{test_component, test_guest};
 use berth_tests::{Berth, Pty};
 
 // The guest's `args` mode prints every argument after argv[0], its own name first.
@@ -294,4 +294,32 @@ fn a_host_without_namespaces_runs_wasm_images_only() {
     b.ok(&["stop", "spin"]);
     assert_eq!(b.inspect("spin", "{{.State.ExitCode}}"), "143");
     assert!(b.fails(&["run", "--rm", "-p", "8080:80", "guest:1", "args"]).1.contains("publishing ports"));
+}
+
+#[test]
+fn wasip2_components_run_as_commands() {
+    // The same test program built for wasm32-wasip2 is a component: it runs through
+    // wasi:cli/run with the same args, env, files, exit codes and stop.
+    let b = Berth::start();
+    let ctx = b.root.with_file_name("ctx-component");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::copy(test_component(), ctx.join("app.wasm")).unwrap();
+    fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY app.wasm /\nENTRYPOINT [\"/app.wasm\"]\n").unwrap();
+    b.ok(&["build", "--platform", "wasip2/wasm", "-q", "-t", "comp:1", ctx.to_str().unwrap()]);
+    assert_eq!(b.ok(&["image", "inspect", "-f", "{{.Os}}/{{.Architecture}}", "comp:1"]), "wasip2/wasm");
+    assert_eq!(b.ok(&["run", "--rm", "comp:1", "args", "p2"]), "args\np2");
+    // WASI 0.2's wasi:cli/exit carries success or failure, not a number.
+    assert_eq!(b.docker(&["run", "--rm", "comp:1", "exit", "9"]).status.code(), Some(1));
+    let env = b.ok(&["run", "--rm", "-e", "WHO=component", "comp:1", "env"]);
+    assert!(env.lines().any(|l| l == "WHO=component"), "{env}");
+    assert_eq!(b.ok(&["run", "--rm", "-v", "p2data:/data", "comp:1", "write", "/data/f", "from-p2"]), "wrote /data/f");
+    assert_eq!(b.ok(&["run", "--rm", "-v", "p2data:/data", "busybox", "cat", "/data/f"]), "from-p2");
+    let o = b.docker(&["run", "--rm", "comp:1", "trap"]);
+    assert_eq!(o.status.code(), Some(134), "{}", String::from_utf8_lossy(&o.stderr));
+    b.ok(&["run", "-d", "--name", "spin2", "comp:1", "loop"]);
+    b.eventually("the component spins", || b.ok(&["logs", "spin2"]).contains("looping"));
+    b.ok(&["stop", "spin2"]);
+    assert_eq!(b.inspect("spin2", "{{.State.ExitCode}}"), "143");
+    let (_, err) = b.fails(&["run", "--rm", "--entrypoint", "/app.wasm#greet", "comp:1"]);
+    assert!(err.contains("a component runs its wasi:cli/run export"), "{err}");
 }

@@ -1,5 +1,7 @@
 //! The WebAssembly runtime: a container whose image is a wasm module runs it under
-//! wasmtime with WASI preview 1, instead of exec'ing a Linux program.
+//! wasmtime instead of exec'ing a Linux program: a core module with WASI preview 1
+//! (its `_start`, or another export), a component with WASI preview 2 (its
+//! `wasi:cli/run`).
 //!
 //! It reuses the Linux runtime's supervision whole: the shim clones a child as for any
 //! container (stdio, pty, the start handshake, logs, attach, ports and cgroups work the
@@ -25,7 +27,7 @@ use std::fs;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::os::fd::{BorrowedFd, FromRawFd, RawFd};
-use std::path::{Component, Path, PathBuf};
+use std::path::{self, Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
@@ -33,9 +35,10 @@ use nix::mount::{mount, MsFlags};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, Signal};
 use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, ResourceTable};
 use wasmtime::{Config, Engine, Linker, Module, Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::linux::{self, ChildStdio};
 use crate::spec::{RuntimeSpec, WasmSpec};
@@ -133,11 +136,28 @@ fn copy_root_once(spec: &RuntimeSpec, dir: &Path) -> Result<(), String> {
     e(fs::write(&done, b""), || format!("write {}", done.display()))
 }
 
-/// What the guest process keeps in its wasmtime store.
+/// What a core module's (WASI preview 1) store holds.
 struct Guest {
     wasi: WasiP1Ctx,
     limits: StoreLimits,
 }
+
+/// What a component's (WASI preview 2, `wasi:cli/command`) store holds.
+struct ComponentGuest {
+    ctx: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+}
+
+impl WasiView for ComponentGuest {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.ctx, table: &mut self.table }
+    }
+}
+
+/// The guest, instantiated: calling it runs it to the end (its exit code when it
+/// returns; an error for `proc_exit`, an interruption or a trap).
+type Run = Box<dyn FnOnce() -> wasmtime::Result<i32>>;
 
 /// The signal that interrupted the guest (0: none yet).
 static INTERRUPTED_BY: AtomicI32 = AtomicI32::new(0);
@@ -170,7 +190,7 @@ pub fn guest_main(dir: &Path, err_fd: RawFd) -> i32 {
         confine(&spec)?;
         Ok(p)
     });
-    let (mut store, instance_start) = match prepared {
+    let (engine, run) = match prepared {
         Ok(p) => p,
         Err(msg) => {
             let _ = err_pipe.write_all(msg.as_bytes());
@@ -180,7 +200,6 @@ pub fn guest_main(dir: &Path, err_fd: RawFd) -> i32 {
     // EOF on the pipe: the shim reports the container started.
     drop(err_pipe);
 
-    let engine = store.engine().clone();
     std::thread::spawn(move || {
         if let Ok(sig) = stops.wait() {
             INTERRUPTED_BY.store(sig as i32, Ordering::SeqCst);
@@ -189,10 +208,10 @@ pub fn guest_main(dir: &Path, err_fd: RawFd) -> i32 {
             std::process::exit(128 + sig as i32);
         }
     });
-    let result = instance_start.call(&mut store, ());
+    let result = run();
     let _ = std::io::stdout().flush();
     match result {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(err) => {
             if let Some(exit) = err.downcast_ref::<I32Exit>() {
                 return exit.0;
@@ -231,9 +250,9 @@ fn read_spec(dir: &Path) -> Result<RuntimeSpec, String> {
     e(serde_json::from_slice(&bytes), || "parse spec".into())
 }
 
-/// Loads the module (from the cache when it was compiled before), links WASI and
-/// instantiates it: everything that can fail before the guest runs.
-fn prepare(spec: &RuntimeSpec) -> Result<(Store<Guest>, wasmtime::TypedFunc<(), ()>), String> {
+/// Loads the module or component (from the cache when it was compiled before), links
+/// WASI and instantiates it: everything that can fail before the guest runs.
+fn prepare(spec: &RuntimeSpec) -> Result<(Engine, Run), String> {
     let wasm = spec.wasm.as_ref().ok_or("not a wasm container")?;
     let module_path = spec.args.first().ok_or("no entrypoint")?;
     let host_path = resolve_in_root(&spec.rootfs, &spec.cwd, module_path)?;
@@ -241,15 +260,12 @@ fn prepare(spec: &RuntimeSpec) -> Result<(Store<Guest>, wasmtime::TypedFunc<(), 
         std::io::ErrorKind::NotFound => format!("exec: \"{module_path}\": stat {module_path}: no such file or directory"),
         _ => format!("read {module_path}: {err}"),
     })?;
-    check_header(module_path, &bytes)?;
+    let kind = check_header(module_path, &bytes)?;
 
     let mut config = Config::new();
     config.epoch_interruption(true);
     let engine = e(Engine::new(&config), || "start wasmtime".into())?;
-    let module = load_module(&engine, &bytes, &wasm.cache_dir, module_path)?;
-
-    let mut linker: Linker<Guest> = Linker::new(&engine);
-    e(wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |g: &mut Guest| &mut g.wasi), || "link WASI".into())?;
+    let code = load_code(&engine, &bytes, kind, &wasm.cache_dir, module_path)?;
 
     let mut builder = WasiCtxBuilder::new();
     builder.inherit_stdio().allow_blocking_current_thread(true).arg(module_path).args(&spec.args[1..]);
@@ -270,26 +286,52 @@ fn prepare(spec: &RuntimeSpec) -> Result<(Store<Guest>, wasmtime::TypedFunc<(), 
         e(fs::create_dir_all(&host_cwd), || format!("create the working directory {cwd}"))?;
         e(builder.preopened_dir(&host_cwd, ".", perms(spec.readonly_rootfs)), || format!("open the working directory {cwd}"))?;
         builder.env("PWD", cwd);
+        builder.initial_cwd(cwd);
     }
 
     let mut limits = StoreLimitsBuilder::new();
     if wasm.memory > 0 {
         limits = limits.memory_size(wasm.memory as usize);
     }
-    let mut store = Store::new(&engine, Guest { wasi: builder.build_p1(), limits: limits.build() });
-    store.limiter(|g| &mut g.limits);
-    // Any epoch increment (a stop signal) traps the guest at its next check.
+    let limits = limits.build();
+    let run: Run = match code {
+        Code::Module(module) => {
+            let mut linker: Linker<Guest> = Linker::new(&engine);
+            e(wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |g: &mut Guest| &mut g.wasi), || "link WASI".into())?;
+            let mut store = Store::new(&engine, Guest { wasi: builder.build_p1(), limits });
+            store.limiter(|g| &mut g.limits);
+            interrupt_on_epoch(&mut store);
+            let instance = linker.instantiate(&mut store, &module).map_err(|err| format!("instantiate {module_path}: {err:#}"))?;
+            let func = instance
+                .get_func(&mut store, &wasm.func)
+                .ok_or_else(|| format!("exec: \"{module_path}#{}\": the module exports no function \"{}\"", wasm.func, wasm.func))?;
+            let typed = func
+                .typed::<(), ()>(&store)
+                .map_err(|_| format!("exec: \"{module_path}#{}\": the export takes or returns values; an entry point takes none", wasm.func))?;
+            Box::new(move || typed.call(&mut store, ()).map(|()| 0))
+        }
+        Code::Component(component) => {
+            if wasm.func != START {
+                return Err(format!("exec: \"{module_path}#{}\": a component runs its wasi:cli/run export; `#func` picks a function of a core module", wasm.func));
+            }
+            let mut linker = wasmtime::component::Linker::<ComponentGuest>::new(&engine);
+            e(wasmtime_wasi::p2::add_to_linker_sync(&mut linker), || "link WASI".into())?;
+            let mut store = Store::new(&engine, ComponentGuest { ctx: builder.build(), table: ResourceTable::new(), limits });
+            store.limiter(|g| &mut g.limits);
+            interrupt_on_epoch(&mut store);
+            let command = wasmtime_wasi::p2::bindings::sync::Command::instantiate(&mut store, &component, &linker)
+                .map_err(|err| format!("exec: \"{module_path}\": not a WASI command component: {}", root_cause(&err)))?;
+            // `run` returning its error case is how a command says "exit 1".
+            Box::new(move || command.wasi_cli_run().call_run(&mut store).map(|r| if r.is_ok() { 0 } else { 1 }))
+        }
+    };
+    Ok((engine, run))
+}
+
+/// Any epoch increment (a stop signal) traps the guest at its next check.
+fn interrupt_on_epoch<T>(store: &mut Store<T>) {
     store.set_epoch_deadline(1);
     store.epoch_deadline_trap();
-
-    let instance = linker.instantiate(&mut store, &module).map_err(|err| format!("instantiate {module_path}: {err:#}"))?;
-    let func = instance
-        .get_func(&mut store, &wasm.func)
-        .ok_or_else(|| format!("exec: \"{module_path}#{}\": the module exports no function \"{}\"", wasm.func, wasm.func))?;
-    let typed = func
-        .typed::<(), ()>(&store)
-        .map_err(|_| format!("exec: \"{module_path}#{}\": the export takes or returns values; an entry point takes none", wasm.func))?;
-    Ok((store, typed))
 }
 
 /// The host path of `path` (absolute, or relative to `cwd`) inside `root`, lexically:
@@ -300,8 +342,8 @@ fn resolve_in_root(root: &Path, cwd: &str, path: &str) -> Result<PathBuf, String
     let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
     for c in joined.components() {
         match c {
-            Component::Normal(p) => parts.push(p),
-            Component::ParentDir => {
+            path::Component::Normal(p) => parts.push(p),
+            path::Component::ParentDir => {
                 parts.pop();
             }
             _ => {}
@@ -317,39 +359,70 @@ fn resolve_in_root(root: &Path, cwd: &str, path: &str) -> Result<PathBuf, String
     Ok(out)
 }
 
-/// A file that is not a core wasm module fails like a Linux binary of the wrong kind.
-fn check_header(path: &str, bytes: &[u8]) -> Result<(), String> {
+/// What a `.wasm` file holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    /// A core module (WASI preview 1).
+    Module,
+    /// A component (WASI preview 2).
+    Component,
+}
+
+/// A file that is not wasm fails like a Linux binary of the wrong kind.
+fn check_header(path: &str, bytes: &[u8]) -> Result<Kind, String> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         return Err(format!("exec: \"{path}\": exec format error: not a WebAssembly module"));
     }
-    // Version 1 is a core module; a component (wasip2) has layer 1 in bytes 6..8.
-    if bytes[6..8] == [1, 0] {
-        return Err(format!("exec: \"{path}\": a WebAssembly component (wasip2): Berth runs core modules (wasip1) only"));
-    }
-    Ok(())
+    // Bytes 6..8 are the layer: 0 for a core module, 1 for a component.
+    Ok(if bytes[6..8] == [1, 0] { Kind::Component } else { Kind::Module })
+}
+
+/// Compiled code of either kind.
+enum Code {
+    Module(Module),
+    Component(Component),
 }
 
 /// Compiles `bytes`, or loads what an earlier run compiled. Entries are keyed by the
-/// module's SHA-256 and wasmtime's compatibility hash (its version and settings).
-fn load_module(engine: &Engine, bytes: &[u8], cache_dir: &Path, name: &str) -> Result<Module, String> {
+/// file's SHA-256 and wasmtime's compatibility hash (its version and settings).
+fn load_code(engine: &Engine, bytes: &[u8], kind: Kind, cache_dir: &Path, name: &str) -> Result<Code, String> {
     let mut compat = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut compat);
     let key = format!("{}-{:016x}", hex::encode(Sha256::digest(bytes)), compat.finish());
     let cached = cache_dir.join(format!("{key}.cwasm"));
     if cached.exists() {
         // SAFETY: the file is one this function serialized with this wasmtime (the key
-        // includes its compatibility hash), in a directory only the engine writes.
-        if let Ok(m) = unsafe { Module::deserialize_file(engine, &cached) } {
-            return Ok(m);
+        // includes its compatibility hash and the file's own), in a directory only the
+        // engine writes.
+        let loaded = unsafe {
+            match kind {
+                Kind::Module => Module::deserialize_file(engine, &cached).map(Code::Module),
+                Kind::Component => Component::deserialize_file(engine, &cached).map(Code::Component),
+            }
+        };
+        if let Ok(code) = loaded {
+            return Ok(code);
         }
     }
-    let module = Module::new(engine, bytes).map_err(|err| format!("exec: \"{name}\": invalid WebAssembly module: {}", root_cause(&err)))?;
+    let invalid = |err: wasmtime::Error| format!("exec: \"{name}\": invalid WebAssembly module: {}", root_cause(&err));
+    let (code, serialized) = match kind {
+        Kind::Module => {
+            let m = Module::new(engine, bytes).map_err(invalid)?;
+            let ser = m.serialize();
+            (Code::Module(m), ser)
+        }
+        Kind::Component => {
+            let c = Component::new(engine, bytes).map_err(invalid)?;
+            let ser = c.serialize();
+            (Code::Component(c), ser)
+        }
+    };
     // A failed cache write only costs the next run a compile.
-    if let Ok(ser) = module.serialize() {
+    if let Ok(ser) = serialized {
         let _ = fs::create_dir_all(cache_dir);
         let _ = crate::fsutil::write_atomic(&cached, &ser);
     }
-    Ok(module)
+    Ok(code)
 }
 
 fn root_cause(err: &wasmtime::Error) -> String {
@@ -378,7 +451,7 @@ mod tests {
     #[test]
     fn headers() {
         assert!(check_header("/a", b"\x7fELF\x02\x01\x01\x00").unwrap_err().contains("exec format error"));
-        assert!(check_header("/a", b"\0asm\x0d\x00\x01\x00").unwrap_err().contains("component"));
-        assert!(check_header("/a", b"\0asm\x01\x00\x00\x00").is_ok());
+        assert_eq!(check_header("/a", b"\0asm\x0d\x00\x01\x00").unwrap(), Kind::Component);
+        assert_eq!(check_header("/a", b"\0asm\x01\x00\x00\x00").unwrap(), Kind::Module);
     }
 }
