@@ -55,6 +55,9 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         if !crate::web::embedded() {
             tracing::warn!("this binary has no playground built in: run scripts/build-playground playground-web/dist, then rebuild");
         }
+        if let Some(why) = state.engine.linux_missing() {
+            tracing::warn!("lab sessions cannot start here: their workstations are Linux containers ({why})");
+        }
         let lab = crate::lab::Lab::open(state.engine.clone(), opts.lab.clone()).await.context("open the lab")?;
         let app = crate::web::routes().merge(crate::lab::routes(lab));
         let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listen on {addr}"))?;

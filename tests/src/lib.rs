@@ -102,7 +102,7 @@ impl Berth {
 
     /// Starts `berth serve` as `nobody`: a host where the Linux runtime cannot work
     /// (no root, so no namespaces, mounts or cgroups), which runs wasm images only.
-    pub fn start_unprivileged() -> Berth {
+    pub fn start_unprivileged(extra_args: &[&str]) -> Berth {
         require("docker", "the docker CLI 28 must be on PATH");
         require("/bin/busybox", "apt-get install busybox-static");
         const NOBODY: u32 = 65534;
@@ -120,7 +120,8 @@ impl Berth {
         let config_dir = tmp.path().join("docker-config");
         fs::create_dir_all(&config_dir).expect("config dir");
         let sock = run.join("docker.sock");
-        let extra_args = vec!["--registry-listen".to_string(), "127.0.0.1:0".to_string()];
+        let mut extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        extra_args.extend(["--registry-listen".to_string(), "127.0.0.1:0".to_string()]);
         let mut b = Berth { root, sock, config_dir, extra_args, unprivileged: Some((NOBODY, bin)), server: None, _tmp: tmp };
         b.start_server();
         b

@@ -274,7 +274,8 @@ fn pull_accepts_wasm_artifacts_and_the_compat_annotation() {
 fn a_host_without_namespaces_runs_wasm_images_only() {
     // As nobody, the server can make no namespaces, mounts or cgroups: it starts all
     // the same, says why Linux images cannot run, and runs wasm images beside its shims.
-    let b = Berth::start_unprivileged();
+    let web = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let b = Berth::start_unprivileged(&["--listen", &web]);
     let warnings = b.ok(&["info", "-f", "{{json .Warnings}}"]);
     assert!(warnings.contains("this Berth host cannot run Linux containers"), "{warnings}");
     assert!(b.server_log().contains("only WebAssembly images will run"), "{}", b.server_log());
@@ -294,6 +295,13 @@ fn a_host_without_namespaces_runs_wasm_images_only() {
     b.ok(&["stop", "spin"]);
     assert_eq!(b.inspect("spin", "{{.State.ExitCode}}"), "143");
     assert!(b.fails(&["run", "--rm", "-p", "8080:80", "guest:1", "args"]).1.contains("publishing ports"));
+    // The playground is served, but a lab session (its workstation is a Linux
+    // container) is refused with the reason.
+    berth_tests::require("curl", "apt-get install curl");
+    let o = std::process::Command::new("curl").args(["-s", "-w", "\n%{http_code}", "-X", "POST", &format!("http://{web}/api/sessions")]).output().unwrap();
+    let answer = String::from_utf8_lossy(&o.stdout);
+    assert!(answer.ends_with("\n503") && answer.contains("lab sessions need Linux containers"), "{answer}");
+    assert!(b.server_log().contains("lab sessions cannot start here"), "{}", b.server_log());
 }
 
 #[test]

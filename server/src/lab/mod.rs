@@ -286,6 +286,14 @@ async fn lessons(State(lab): State<LabState>) -> Json<Vec<Lesson>> {
 }
 
 async fn create_session(State(lab): State<LabState>) -> Result<Response, LabError> {
+    // A session's workstation is a Linux container: on a host that cannot run them
+    // (see `runtime::probe_linux`) there is nothing to offer but the reason.
+    if let Some(why) = lab.engine.linux_missing() {
+        return Err(LabError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("lab sessions need Linux containers, and {} ({why})", berth_engine::runtime::NO_LINUX),
+        ));
+    }
     let s = lab.create_session().await?;
     Ok((StatusCode::CREATED, Json(lab.info(&s))).into_response())
 }
