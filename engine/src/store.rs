@@ -380,16 +380,21 @@ pub(crate) mod tests {
     pub(crate) fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
         for (name, data) in files {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_uid(0);
-            h.set_gid(0);
-            h.set_mtime(0);
-            b.append_data(&mut h, name, *data).unwrap();
+            b.append_data(&mut header(tar::EntryType::Regular, data.len() as u64, 0o644, 0), name, *data).unwrap();
         }
         b.into_inner().unwrap()
+    }
+
+    /// A root-owned tar header, for tests that need another kind, mode or mtime.
+    pub(crate) fn header(kind: tar::EntryType, size: u64, mode: u32, mtime: u64) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(mtime);
+        h
     }
 
     #[test]

@@ -327,7 +327,7 @@ pub fn unpack(r: impl Read, dest: &Path) -> Result<(Digests, Kept)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::tar_of;
+    use crate::store::tests::{header, tar_of};
 
     #[test]
     fn large_files_are_kept_until_written() {
@@ -337,14 +337,7 @@ mod tests {
         let other = vec![1u8; KEEP_FROM as usize];
         let mut b = tar::Builder::new(Vec::new());
         for (name, data, mode, mtime) in [("app/big.bin", &big, 0o755, 1_700_000_000u64), ("gone", &other, 0o644, 0), ("gone", &b"small now"[..].to_vec(), 0o644, 0)] {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(mode);
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_uid(0);
-            h.set_gid(0);
-            h.set_mtime(mtime);
-            b.append_data(&mut h, name, &data[..]).unwrap();
+            b.append_data(&mut header(tar::EntryType::Regular, data.len() as u64, mode, mtime), name, &data[..]).unwrap();
         }
         let ar = b.into_inner().unwrap();
         let (d, mut kept) = unpack(&ar[..], t.path()).unwrap();
@@ -367,23 +360,9 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
         let mut b = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Symlink);
-        h.set_size(0);
-        h.set_mode(0o777);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        b.append_link(&mut h, "out", outside.path()).unwrap();
+        b.append_link(&mut header(tar::EntryType::Symlink, 0, 0o777, 0), "out", outside.path()).unwrap();
         let big = vec![9u8; KEEP_FROM as usize];
-        let mut h = tar::Header::new_gnu();
-        h.set_size(big.len() as u64);
-        h.set_mode(0o644);
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        b.append_data(&mut h, "out/planted", &big[..]).unwrap();
+        b.append_data(&mut header(tar::EntryType::Regular, big.len() as u64, 0o644, 0), "out/planted", &big[..]).unwrap();
         let ar = b.into_inner().unwrap();
         let err = unpack(&ar[..], t.path()).err().expect("must fail");
         assert!(err.to_string().contains("escapes"), "{err}");

@@ -447,14 +447,12 @@ impl Engine {
         }
         let h = &c.host_config;
         let nano_cpus = if h.nano_cpus > 0 { h.nano_cpus } else if h.cpu_quota > 0 { h.cpu_quota * 1_000_000_000 / h.cpu_period.max(1000) } else { 0 };
-        let wasm = (h.runtime == runtime::WASMTIME).then(|| {
-            let (_, func) = runtime::wasm::split_entry(&c.path);
-            WasmSpec { func: func.to_string(), memory: h.memory, cache_dir: self.root.join("wasm-cache"), isolated: self.linux_runtime }
-        });
+        let (module, func) = runtime::wasm::split_entry(&c.path);
+        let wasm = (h.runtime == runtime::WASMTIME)
+            .then(|| WasmSpec { func: func.to_string(), memory: h.memory, cache_dir: self.root.join("wasm-cache"), isolated: self.linux_runtime });
         if wasm.is_none() && !self.linux_runtime {
             return Err(Error::InvalidArgument(format!("{NO_LINUX}: {}", self.linux_missing().unwrap_or("no namespaces"))));
         }
-        let module = runtime::wasm::split_entry(&c.path).0;
         let memory = match &wasm {
             // `--memory` caps the guest's linear memory exactly; the process around it
             // (wasmtime, its code) gets an allowance on top in the cgroup.
