@@ -92,6 +92,22 @@ pub struct HostConfig {
     pub privileged: bool,
     #[serde(deserialize_with = "nullable")]
     pub cap_add: Vec<String>,
+    /// `--cap-drop` (`ALL` drops every capability; `--cap-add` then adds back).
+    #[serde(deserialize_with = "nullable")]
+    pub cap_drop: Vec<String>,
+    /// `--security-opt`: seccomp, no-new-privileges (see `security`).
+    #[serde(deserialize_with = "nullable")]
+    pub security_opt: Vec<String>,
+    /// `--cgroup-parent`, `--userns`, and the API's MaskedPaths/ReadonlyPaths: not
+    /// implemented, kept so `security::validate` refuses them instead of ignoring them.
+    #[serde(deserialize_with = "nullable")]
+    pub cgroup_parent: String,
+    #[serde(deserialize_with = "nullable")]
+    pub userns_mode: String,
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    pub masked_paths: Vec<String>,
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    pub readonly_paths: Vec<String>,
     #[serde(deserialize_with = "nullable")]
     pub network_mode: String,
     #[serde(deserialize_with = "nullable")]

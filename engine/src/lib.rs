@@ -21,6 +21,7 @@
 
 pub mod archive;
 pub mod build;
+pub mod capabilities;
 pub mod cgroup;
 pub mod container;
 pub mod detach;
@@ -39,6 +40,8 @@ pub mod policy;
 pub mod reference;
 pub mod registry;
 pub mod runtime;
+pub mod seccomp;
+pub mod security;
 pub mod seed;
 pub mod shim;
 pub mod spec;

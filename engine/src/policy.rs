@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::container::HostConfig;
 use crate::error::{Error, Result};
+use crate::security::{Seccomp, SecurityOpts};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
@@ -61,6 +62,16 @@ impl Policy {
         }
         if h.ipc_mode == "host" {
             return Err(refuse("--ipc host"));
+        }
+        // Tightening settings (--cap-drop, no-new-privileges) are the student's to
+        // choose; a way out of Docker's default seccomp profile is not.
+        match SecurityOpts::parse(&h.security_opt)?.seccomp {
+            Seccomp::Default => {}
+            Seccomp::Unconfined => return Err(refuse("--security-opt seccomp=unconfined")),
+            Seccomp::Profile(_) => return Err(refuse("a seccomp profile of your own (--security-opt seccomp=FILE)")),
+        }
+        if !h.userns_mode.is_empty() {
+            return Err(refuse(&format!("--userns {}", h.userns_mode)));
         }
         if self.max_containers > 0 && containers >= self.max_containers {
             return Err(Error::Conflict(format!(
@@ -188,10 +199,15 @@ mod tests {
             (HostConfig { cap_add: vec!["NET_ADMIN".into()], ..Default::default() }, "--cap-add"),
             (HostConfig { network_mode: "host".into(), ..Default::default() }, "--network host"),
             (HostConfig { pid_mode: "host".into(), ..Default::default() }, "--pid host"),
+            (HostConfig { security_opt: vec!["seccomp=unconfined".into()], ..Default::default() }, "seccomp=unconfined is not allowed"),
+            (HostConfig { security_opt: vec![r#"seccomp={"defaultAction":"SCMP_ACT_ALLOW"}"#.into()], ..Default::default() }, "seccomp profile of your own"),
+            (HostConfig { userns_mode: "host".into(), ..Default::default() }, "--userns host"),
         ];
         for (mut h, flag) in cases {
             let e = p.apply(&mut h, 0).unwrap_err().to_string();
             assert!(e.contains(flag), "{e}");
         }
+        let mut tighter = HostConfig { cap_drop: vec!["ALL".into()], security_opt: vec!["no-new-privileges".into()], ..Default::default() };
+        p.apply(&mut tighter, 0).unwrap();
     }
 }

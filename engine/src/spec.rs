@@ -46,6 +46,9 @@ pub struct RuntimeSpec {
     pub log_path: PathBuf,
     pub exit_path: PathBuf,
     pub socket_path: PathBuf,
+    /// Capabilities, seccomp and no_new_privs for every process of the container.
+    #[serde(default)]
+    pub security: Security,
     /// Set for a WebAssembly container: `args[0]` is the module's path in the root,
     /// run under wasmtime instead of exec'd (see `runtime::wasm`).
     #[serde(default)]
@@ -64,6 +67,26 @@ pub struct WasmSpec {
     /// The guest gets namespaces and an overlay root like a Linux container. False on
     /// a host without them: it then runs beside the shim, on a copy of the image root.
     pub isolated: bool,
+}
+
+/// What the runtime applies to a container's processes (init, `exec`) just before
+/// they exec (see `security` for where it comes from).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Security {
+    /// Capabilities kept (canonical names, `CAP_CHOWN`); all others are dropped from
+    /// every set, the inheritable and ambient sets are empty.
+    pub capabilities: Vec<String>,
+    /// The compiled seccomp program (a file of `struct sock_filter`); None: unconfined.
+    pub seccomp: Option<PathBuf>,
+    pub no_new_privileges: bool,
+}
+
+impl Default for Security {
+    /// Docker's default capabilities, no filter: what a spec written before these
+    /// settings existed ran with.
+    fn default() -> Self {
+        Security { capabilities: crate::capabilities::DEFAULT.iter().map(|c| c.to_string()).collect(), seccomp: None, no_new_privileges: false }
+    }
 }
 
 fn yes() -> bool {

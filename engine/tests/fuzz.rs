@@ -70,3 +70,45 @@ proptest! {
         let _ = berth_engine::store::unpack_tar(&bytes[..], t.path());
     }
 }
+
+/// A seccomp profile's rules drawn from the fields Docker's format has.
+fn seccomp_rule() -> impl Strategy<Value = String> {
+    let name = prop::sample::select(vec!["read", "mkdir", "keyctl", "clone", "no_such_call", "personality", "socket"]);
+    let action = prop::sample::select(vec!["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_LOG", "SCMP_ACT_TRAP", "SCMP_ACT_BOGUS"]);
+    let op = prop::sample::select(vec!["SCMP_CMP_EQ", "SCMP_CMP_NE", "SCMP_CMP_MASKED_EQ", "SCMP_CMP_GT", "SCMP_CMP_BOGUS"]);
+    let arg = (0u32..8, any::<u64>(), op).prop_map(|(i, v, op)| format!(r#"{{"index":{i},"value":{v},"op":"{op}"}}"#));
+    let caps = prop::sample::select(vec!["", r#","includes":{"caps":["CAP_SYS_ADMIN"]}"#, r#","excludes":{"arches":["amd64"],"minKernel":"4.8"}"#, r#","includes":null"#]);
+    (prop::collection::vec(name, 1..3), action, prop::collection::vec(arg, 0..3), caps, prop::option::of(0u32..200)).prop_map(|(names, action, args, caps, errno)| {
+        let errno = errno.map(|e| format!(r#","errnoRet":{e}"#)).unwrap_or_default();
+        format!(r#"{{"names":{names:?},"action":"{action}","args":[{}]{caps}{errno}}}"#, args.join(","))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn seccomp_profile_loader_never_panics(s in "\\PC{0,120}") {
+        let _ = berth_engine::seccomp::Profile::from_json(s.as_bytes());
+    }
+
+    #[test]
+    fn seccomp_profiles_load_and_compile_or_say_why(
+        default in prop::sample::select(vec!["SCMP_ACT_ERRNO", "SCMP_ACT_ALLOW", "SCMP_ACT_KILL_PROCESS"]),
+        rules in prop::collection::vec(seccomp_rule(), 0..6),
+    ) {
+        let json = format!(r#"{{"defaultAction":"{default}","syscalls":[{}]}}"#, rules.join(","));
+        match berth_engine::seccomp::Profile::from_json(json.as_bytes()) {
+            Ok(p) => {
+                // What loads round-trips through Docker's format, and compiles or
+                // fails with a message (never a panic).
+                let again = berth_engine::seccomp::Profile::from_json(&serde_json::to_vec(&p).unwrap()).unwrap();
+                prop_assert_eq!(&again, &p);
+                if let Err(e) = p.compile(&["CAP_CHOWN".to_string()]) {
+                    prop_assert!(!e.to_string().is_empty());
+                }
+            }
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+        }
+    }
+}

@@ -106,7 +106,7 @@ fn sessions_cannot_reach_each_other_or_the_host() {
     // Refused flags, with a clear error.
     for (args, needle) in [
         (vec!["run", "--rm", "--privileged", "busybox", "true"], "privileged"),
-        (vec!["run", "--rm", "--cap-add", "NET_ADMIN", "busybox", "true"], "capabilities"),
+        (vec!["run", "--rm", "--cap-add", "NET_ADMIN", "busybox", "true"], "--cap-add is not allowed in a lab session"),
         (vec!["run", "--rm", "--network", "host", "busybox", "true"], "--network host is not allowed in a lab session"),
         (vec!["run", "--rm", "--pid", "host", "busybox", "true"], "--pid host is not allowed in a lab session"),
         (vec!["run", "--rm", "--device", "/dev/sda", "busybox", "true"], "--device is not allowed in a lab session"),

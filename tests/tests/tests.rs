@@ -16,3 +16,4 @@ mod browser;
 mod lessons;
 mod networks;
 mod wasm;
+mod security;

@@ -23,6 +23,7 @@ use crate::error::{Context, Error, Result};
 use crate::fsutil;
 use crate::reference::Reference;
 use crate::runtime::{self, NO_LINUX};
+use crate::security::{Seccomp, SecurityOpts};
 use super::network_ops::{EndpointRequest, Mode};
 use crate::spec::{ExitInfo, Limits, MountSpec, PortSpec, RuntimeSpec, ShimRequest, StartReport, WasmSpec};
 
@@ -495,8 +496,24 @@ impl Engine {
             log_path: dir.join("container.log"),
             exit_path: dir.join("exit.json"),
             socket_path: shim_socket(self, &c.id),
+            security: self.container_security(c)?,
             wasm,
         })
+    }
+
+    /// What the runtime applies to the container's processes: its capabilities and
+    /// its seccomp program (compiled for those capabilities), from its host config.
+    pub(super) fn container_security(&self, c: &Container) -> Result<crate::spec::Security> {
+        let h = &c.host_config;
+        let opts = SecurityOpts::parse(&h.security_opt)?;
+        let capabilities = crate::capabilities::container_set(&h.cap_add, &h.cap_drop)?;
+        let seccomp = match &opts.seccomp {
+            Seccomp::Unconfined => None,
+            Seccomp::Default => Some(self.seccomp.program(None, &capabilities)),
+            Seccomp::Profile(json) => Some(self.seccomp.program(Some(json), &capabilities)),
+        };
+        let seccomp = seccomp.transpose().map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        Ok(crate::spec::Security { capabilities, seccomp, no_new_privileges: opts.no_new_privileges })
     }
 
     /// Runs `berth shim DIR` and walks it through the start handshake (see `shim`).
@@ -1006,10 +1023,7 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
     if h.auto_remove && !matches!(h.restart_policy.name.as_str(), "" | "no") {
         return Err(Error::InvalidArgument("can't create 'AutoRemove' container with restart policy".into()));
     }
-    if h.privileged || !h.cap_add.is_empty() {
-        return Err(Error::InvalidArgument("Berth does not run privileged containers or add capabilities".into()));
-    }
-    Ok(())
+    crate::security::validate(h)
 }
 
 /// Host port bindings for a container: `-p` bindings, plus every exposed port on a

@@ -60,6 +60,8 @@ struct NsExecSpec {
     user: String,
     cwd: String,
     tty: bool,
+    /// The container's own: an exec'd process is confined like its init.
+    security: crate::spec::Security,
 }
 
 /// The running exec's streams.
@@ -136,6 +138,7 @@ impl Engine {
             user: if rec.config.user.is_empty() { c.config.user.clone() } else { rec.config.user.clone() },
             cwd: if rec.config.working_dir.is_empty() { c.config.working_dir.clone() } else { rec.config.working_dir.clone() },
             tty: rec.config.tty,
+            security: self.container_security(&c).map_err(|e| Error::Runtime(format!("OCI runtime exec failed: {e}")))?,
         };
         let json = serde_json::to_string(&spec).map_err(|e| Error::Runtime(e.to_string()))?;
         let mut cmd = Command::new(&self.helper_exe);
@@ -243,6 +246,8 @@ fn nsexec(spec: &NsExecSpec) -> std::result::Result<i32, String> {
     let open = |ns: &str| fs::File::open(format!("/proc/{}/ns/{ns}", spec.pid)).map_err(|e| format!("open {ns} namespace: {e}"));
     let nss = [("ipc", CloneFlags::CLONE_NEWIPC), ("uts", CloneFlags::CLONE_NEWUTS), ("net", CloneFlags::CLONE_NEWNET), ("pid", CloneFlags::CLONE_NEWPID), ("mnt", CloneFlags::CLONE_NEWNS)];
     let files = nss.iter().map(|(n, f)| open(n).map(|file| (file, *f))).collect::<std::result::Result<Vec<_>, _>>()?;
+    // Read on the host's side, before joining the container's mounts.
+    let seccomp = linux::read_seccomp(&spec.security)?;
     crate::cgroup::Cgroup::new(&spec.cgroup).add(std::process::id() as i32).map_err(|e| e.to_string())?;
     for (f, flag) in &files {
         nix::sched::setns(f, *flag).map_err(|e| format!("setns: {e}"))?;
@@ -251,7 +256,7 @@ fn nsexec(spec: &NsExecSpec) -> std::result::Result<i32, String> {
     // SAFETY: single-threaded process; the child only runs setup code and execs.
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
         nix::unistd::ForkResult::Child => {
-            let err = exec_child(spec);
+            let err = exec_child(spec, seccomp.as_deref());
             eprintln!("{err}");
             std::process::exit(if err.contains("not found") || err.contains("no such file") { 127 } else { 126 });
         }
@@ -270,7 +275,7 @@ fn nsexec(spec: &NsExecSpec) -> std::result::Result<i32, String> {
     }
 }
 
-fn exec_child(spec: &NsExecSpec) -> String {
+fn exec_child(spec: &NsExecSpec, seccomp: Option<&[u8]>) -> String {
     let run = || -> std::result::Result<std::convert::Infallible, String> {
         let _ = nix::unistd::chdir("/");
         let (uid, gid, groups, home) = linux::resolve_user(&spec.user)?;
@@ -283,7 +288,7 @@ fn exec_child(spec: &NsExecSpec) -> String {
         if !env.iter().any(|v| v.starts_with("HOME=")) {
             env.push(format!("HOME={home}"));
         }
-        linux::become_and_exec(&spec.args, env, &spec.cwd, uid, gid, &groups)
+        linux::become_and_exec(&spec.args, env, &spec.cwd, (uid, gid, &groups), &spec.security, seccomp)
     };
     match run() {
         Ok(never) => match never {},

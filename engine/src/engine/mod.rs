@@ -73,6 +73,8 @@ pub struct Engine {
     pub(crate) linux_runtime: bool,
     /// Why Linux containers cannot run here, when they cannot.
     linux_missing: Option<String>,
+    /// Compiled seccomp programs (`<root>/seccomp/`).
+    pub(crate) seccomp: crate::seccomp::Compiler,
 }
 
 impl Engine {
@@ -106,6 +108,7 @@ impl Engine {
             registry_mirrors: std::sync::RwLock::new(opts.registry_mirrors),
             linux_runtime: linux_missing.is_none(),
             linux_missing,
+            seccomp: crate::seccomp::Compiler::new(root.join("seccomp")),
             root,
         });
         engine.recover()?;

@@ -17,31 +17,13 @@ use nix::sched::CloneFlags;
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use nix::unistd::{chdir, dup2, pivot_root, sethostname, setsid, Gid, Uid};
 
-use crate::spec::{MountSpec, RuntimeSpec};
+use crate::spec::{MountSpec, RuntimeSpec, Security};
 
 pub const NAMESPACES: CloneFlags = CloneFlags::CLONE_NEWPID
     .union(CloneFlags::CLONE_NEWNS)
     .union(CloneFlags::CLONE_NEWUTS)
     .union(CloneFlags::CLONE_NEWIPC)
     .union(CloneFlags::CLONE_NEWNET);
-
-/// The capabilities Docker grants by default (moby `oci/caps/defaults.go`).
-pub const DEFAULT_CAPS: &[u32] = &[
-    0,  // CHOWN
-    1,  // DAC_OVERRIDE
-    3,  // FOWNER
-    4,  // FSETID
-    5,  // KILL
-    6,  // SETGID
-    7,  // SETUID
-    8,  // SETPCAP
-    10, // NET_BIND_SERVICE
-    13, // NET_RAW
-    18, // SYS_CHROOT
-    27, // MKNOD
-    29, // AUDIT_WRITE
-    31, // SETFCAP
-];
 
 /// Paths Docker hides from containers (moby `oci/defaults.go`).
 const MASKED: &[&str] = &[
@@ -90,6 +72,8 @@ fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd:
     if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) } != 0 {
         return Err(format!("set parent death signal: {}", std::io::Error::last_os_error()));
     }
+    // Read while the host's paths are still in view (before pivot_root).
+    let seccomp = read_seccomp(&spec.security)?;
     e(mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>), || "make / private".into())?;
     mount_rootfs(spec)?;
     let root = &spec.rootfs;
@@ -128,7 +112,34 @@ fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd:
     if !env.iter().any(|v| v.starts_with("HOME=")) {
         env.push(format!("HOME={home}"));
     }
-    match become_and_exec(&spec.args, env, &spec.cwd, uid, gid, &groups)? {}
+    match become_and_exec(&spec.args, env, &spec.cwd, (uid, gid, &groups), &spec.security, seccomp.as_deref())? {}
+}
+
+/// The container's compiled seccomp program, if it has one.
+pub fn read_seccomp(security: &Security) -> Result<Option<Vec<u8>>, String> {
+    security.seccomp.as_ref().map(|p| e(fs::read(p), || format!("read seccomp program {}", p.display()))).transpose()
+}
+
+/// The last steps before a container's process runs its program: no_new_privs, the
+/// seccomp filter (loaded while the process still has CAP_SYS_ADMIN, which installing
+/// one without no_new_privs needs; the default profile allows every call made after
+/// it), the bounding set, then the user, then the process's own capability sets.
+fn confine(security: &Security, seccomp: Option<&[u8]>, user: (u32, u32, &[u32])) -> Result<(), String> {
+    if security.no_new_privileges {
+        // SAFETY: prctl with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            return Err(format!("set no_new_privs: {}", std::io::Error::last_os_error()));
+        }
+    }
+    if let Some(program) = seccomp {
+        crate::seccomp::install(program)?;
+    }
+    crate::capabilities::limit_bounding(&security.capabilities)?;
+    let (uid, gid, groups) = user;
+    e(nix::unistd::setgroups(&groups.iter().map(|g| Gid::from_raw(*g)).collect::<Vec<_>>()), || "setgroups".into())?;
+    e(nix::unistd::setgid(Gid::from_raw(gid)), || "setgid".into())?;
+    e(nix::unistd::setuid(Uid::from_raw(uid)), || "setuid".into())?;
+    crate::capabilities::set_process(&security.capabilities, uid == 0)
 }
 
 /// Mounts the container's overlay (image layers below, its own upper dir on top) at
@@ -141,8 +152,16 @@ pub(crate) fn mount_rootfs(spec: &RuntimeSpec) -> Result<(), String> {
 }
 
 /// The last steps shared by a container's init and `exec`: default PATH, working
-/// directory (created if missing, as Docker does), capabilities, user, execve.
-pub fn become_and_exec(args: &[String], mut env: Vec<String>, cwd: &str, uid: u32, gid: u32, groups: &[u32]) -> Result<std::convert::Infallible, String> {
+/// directory (created if missing, as Docker does), seccomp, capabilities, user, execve.
+pub fn become_and_exec(
+    args: &[String],
+    mut env: Vec<String>,
+    cwd: &str,
+    user: (u32, u32, &[u32]),
+    security: &Security,
+    seccomp: Option<&[u8]>,
+) -> Result<std::convert::Infallible, String> {
+    let (uid, gid, _) = user;
     if !env.iter().any(|v| v.starts_with("PATH=")) {
         env.insert(0, format!("PATH={DEFAULT_PATH}"));
     }
@@ -154,10 +173,7 @@ pub fn become_and_exec(args: &[String], mut env: Vec<String>, cwd: &str, uid: u3
     e(chdir(cwd), || format!("chdir to cwd (\"{cwd}\") set in config.json failed"))?;
 
     let program = find_program(args, &env)?;
-    drop_capabilities()?;
-    e(nix::unistd::setgroups(&groups.iter().map(|g| Gid::from_raw(*g)).collect::<Vec<_>>()), || "setgroups".into())?;
-    e(nix::unistd::setgid(Gid::from_raw(gid)), || "setgid".into())?;
-    e(nix::unistd::setuid(Uid::from_raw(uid)), || "setuid".into())?;
+    confine(security, seccomp, user)?;
 
     let c = |s: &str| CString::new(s).map_err(|_| format!("argument contains a NUL byte: {s:?}"));
     let argv = args.iter().map(|a| c(a)).collect::<Result<Vec<_>, _>>()?;
@@ -384,46 +400,6 @@ pub fn open_tty_and_send(sock: RawFd, uid: u32, gid: u32) -> Result<(), String> 
     }
     for fd in 0..3 {
         e(dup2(slave.as_raw_fd(), fd), || "dup2 tty".into())?;
-    }
-    Ok(())
-}
-
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-/// Limits the bounding set and the process's sets to Docker's default capabilities.
-pub fn drop_capabilities() -> Result<(), String> {
-    let last = fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse::<u32>().ok()).unwrap_or(40);
-    for cap in 0..=last {
-        if !DEFAULT_CAPS.contains(&cap) {
-            // SAFETY: prctl with integer arguments only.
-            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0 {
-                return Err(format!("drop capability {cap}: {}", std::io::Error::last_os_error()));
-            }
-        }
-    }
-    let mut mask = [0u32; 2];
-    for c in DEFAULT_CAPS {
-        mask[(*c / 32) as usize] |= 1 << (c % 32);
-    }
-    let hdr = CapHeader { version: 0x2008_0522, pid: 0 };
-    let data: [CapData; 2] = [
-        CapData { effective: mask[0], permitted: mask[0], inheritable: mask[0] },
-        CapData { effective: mask[1], permitted: mask[1], inheritable: mask[1] },
-    ];
-    // SAFETY: capset with a v3 header and two data structs, as the ABI requires.
-    if unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) } != 0 {
-        return Err(format!("capset: {}", std::io::Error::last_os_error()));
     }
     Ok(())
 }

@@ -235,14 +235,21 @@ fn confine(spec: &RuntimeSpec) -> Result<(), String> {
     if !spec.wasm.as_ref().is_some_and(|w| w.isolated) {
         return Ok(());
     }
-    // Capabilities first: it reads /proc, which the new root does not have.
-    linux::drop_capabilities()?;
+    let seccomp = linux::read_seccomp(&spec.security)?;
+    // The bounding set first: it reads /proc, which the new root does not have.
+    crate::capabilities::limit_bounding(&spec.security.capabilities)?;
     // SAFETY: prctl with integer arguments only.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return Err(format!("set no_new_privs: {}", std::io::Error::last_os_error()));
     }
     e(nix::unistd::chroot(&spec.rootfs), || "chroot into the container root".into())?;
-    e(nix::unistd::chdir("/"), || "chdir /".into())
+    e(nix::unistd::chdir("/"), || "chdir /".into())?;
+    crate::capabilities::set_process(&spec.security.capabilities, true)?;
+    // Last: wasmtime's own calls (memory, signals, threads) are all in Docker's profile.
+    if let Some(program) = seccomp {
+        crate::seccomp::install(&program)?;
+    }
+    Ok(())
 }
 
 fn read_spec(dir: &Path) -> Result<RuntimeSpec, String> {

@@ -118,7 +118,7 @@ async fn info(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
         "Runtimes": runtimes, "DefaultRuntime": berth_engine::runtime::RUNC,
         "Swarm": { "NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null },
         "LiveRestoreEnabled": true, "Isolation": "", "InitBinary": "",
-        "SecurityOptions": ["name=cgroupns"], "Warnings": warnings,
+        "SecurityOptions": security_options(), "Warnings": warnings,
     })))
 }
 
@@ -237,4 +237,10 @@ async fn events(State(s): State<ApiState>, q: Result<Query<EventsQuery>, axum::e
     });
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(out));
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// What every Linux container runs under, in Docker's `name=...,key=value` form. (No
+/// `name=cgroupns`: containers share the host's cgroup namespace.)
+fn security_options() -> Vec<String> {
+    vec!["name=seccomp,profile=builtin".to_string()]
 }
