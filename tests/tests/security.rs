@@ -166,6 +166,31 @@ fn capabilities_and_no_new_privileges_reach_every_process() {
     assert_eq!(status_field(&s, "CapInh"), "0000000000000000", "{s}");
 }
 
+/// A shell line that makes a device node (a copy of /dev/zero, which opens for anyone)
+/// in each of the container's writable places and says whether it opens.
+const MKNOD_EVERYWHERE: &str = "for d in / /dev /tmp /vol; do mknod $d/z2 c 1 5 || echo $d:no-mknod; head -c 1 $d/z2 >/dev/null 2>&1 && echo $d:opened || echo $d:refused; done; head -c 3 /dev/zero | wc -c; echo x > /dev/null && echo null-works";
+
+fn assert_nodes_open_nothing(out: &str) {
+    for d in ["/", "/dev", "/tmp", "/vol"] {
+        assert!(out.contains(&format!("{d}:refused")), "a node made in {d} opened: {out}");
+    }
+    // The standard devices still work.
+    assert!(out.contains("3\n") && out.contains("null-works"), "{out}");
+}
+
+#[test]
+fn device_nodes_a_container_makes_open_nothing() {
+    let b = Berth::start();
+    // CAP_MKNOD is a default capability (as in Docker); what it makes must not open:
+    // else `mknod /disk b 8 0` reads the host's disk. A bind of the host's /dev too.
+    let out = b.ok(&["run", "--rm", "-v", "devs:/vol", "busybox", "sh", "-c", MKNOD_EVERYWHERE]);
+    assert_nodes_open_nothing(&out);
+    let dir = tempfile::tempdir().unwrap();
+    let out = b.ok(&["run", "--rm", "-v", &format!("{}:/vol", dir.path().display()), "-v", "/dev:/hostdev", "busybox", "sh", "-c", &format!("{MKNOD_EVERYWHERE}; head -c 1 /hostdev/zero >/dev/null 2>&1 && echo hostdev:opened || echo hostdev:refused")]);
+    assert_nodes_open_nothing(&out);
+    assert!(out.contains("hostdev:refused"), "{out}");
+}
+
 #[test]
 fn lab_sessions_run_under_the_default_profile_and_cannot_leave_it() {
     let lab = Lab::start();
@@ -187,6 +212,8 @@ fn lab_sessions_run_under_the_default_profile_and_cannot_leave_it() {
         let err = String::from_utf8_lossy(&o.stderr).to_string();
         assert!(!o.status.success() && err.contains(needle), "{args:?}: {err}");
     }
+    let o = docker(&["run", "--rm", "-v", "/root:/vol", "busybox", "sh", "-c", MKNOD_EVERYWHERE]);
+    assert_nodes_open_nothing(&String::from_utf8_lossy(&o.stdout));
     // The workstation itself: a filter, no inheritable capabilities.
     let mut t = lab.terminal(&id);
     t.expect("$ ");

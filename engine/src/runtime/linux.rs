@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::CloneFlags;
-use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use nix::unistd::{chdir, dup2, pivot_root, sethostname, setsid, Gid, Uid};
 
 use crate::spec::{MountSpec, RuntimeSpec, Security};
@@ -148,7 +147,9 @@ pub(crate) fn mount_rootfs(spec: &RuntimeSpec) -> Result<(), String> {
     let root = &spec.rootfs;
     let lower = spec.lowerdirs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
     let opts = format!("lowerdir={lower},upperdir={},workdir={}", spec.upperdir.display(), spec.workdir.display());
-    e(mount(Some("overlay"), root, Some("overlay"), MsFlags::empty(), Some(opts.as_str())), || format!("mount overlay on {}", root.display()))
+    // nodev: a device node the container makes (CAP_MKNOD is a default capability)
+    // cannot be opened, so `mknod /disk b 8 0` cannot reach the host's disk.
+    e(mount(Some("overlay"), root, Some("overlay"), MsFlags::MS_NODEV, Some(opts.as_str())), || format!("mount overlay on {}", root.display()))
 }
 
 /// The last steps shared by a container's init and `exec`: default PATH, working
@@ -225,16 +226,18 @@ fn mount_special(root: &Path) -> Result<(), String> {
         e(mount(Some(src), &t, Some(fstype), flags, if data.is_empty() { None } else { Some(data) }), || format!("mount {fstype} on {target}"))
     };
     m("proc", "/proc", "proc", nosuid_nodev_noexec, "")?;
-    m("tmpfs", "/dev", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME, "mode=755,size=65536k")?;
+    // /dev is nodev like every other filesystem the container can write to; its
+    // standard devices are bind mounts of the host's nodes, which keep working.
+    m("tmpfs", "/dev", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME, "mode=755,size=65536k")?;
     m("devpts", "/dev/pts", "devpts", MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")?;
     m("shm", "/dev/shm", "tmpfs", nosuid_nodev_noexec, "mode=1777,size=65536k")?;
     m("mqueue", "/dev/mqueue", "mqueue", nosuid_nodev_noexec, "")?;
     m("sysfs", "/sys", "sysfs", nosuid_nodev_noexec | MsFlags::MS_RDONLY, "")?;
-    for (name, major, minor) in [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)] {
+    for name in ["null", "zero", "full", "random", "urandom", "tty"] {
         let p = at("/dev").join(name);
-        e(mknod(&p, SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), makedev(major, minor)), || format!("mknod /dev/{name}"))?;
-        // mknod honours the umask; Docker's nodes are 0666.
-        let _ = fs::set_permissions(&p, fs::Permissions::from_mode(0o666));
+        e(fs::File::create(&p), || format!("create /dev/{name}"))?;
+        let host = Path::new("/dev").join(name);
+        e(mount(Some(&host), &p, None::<&str>, MsFlags::MS_BIND, None::<&str>), || format!("bind /dev/{name}"))?;
     }
     for (link, target) in [("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"), ("core", "/proc/kcore")] {
         e(symlink(target, at("/dev").join(link)), || format!("symlink /dev/{link}"))?;
@@ -258,10 +261,32 @@ fn bind(src: &Path, dst: &Path, readonly: bool, recursive: bool) -> Result<(), S
         flags |= MsFlags::MS_REC;
     }
     e(mount(Some(src), dst, None::<&str>, flags, None::<&str>), || format!("bind {} on {}", src.display(), dst.display()))?;
+    // nodev as on the root: a bind of the host's /dev, or a device node made in a
+    // volume, opens nothing.
+    let mut again = flags | MsFlags::MS_REMOUNT | MsFlags::MS_NODEV | kept_flags(dst);
     if readonly {
-        e(mount(None::<&str>, dst, None::<&str>, flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>), || format!("remount {} read-only", dst.display()))?;
+        again |= MsFlags::MS_RDONLY;
     }
+    e(mount(None::<&str>, dst, None::<&str>, again, None::<&str>), || format!("remount {} nodev{}", dst.display(), if readonly { ", read-only" } else { "" }))?;
     Ok(())
+}
+
+/// The flags of the mount at `path` that a bind remount must repeat, or it would
+/// clear them (nosuid, noexec and the atime settings of the source).
+fn kept_flags(path: &Path) -> MsFlags {
+    use nix::sys::statvfs::FsFlags;
+    let Ok(v) = nix::sys::statvfs::statvfs(path) else { return MsFlags::empty() };
+    let f = v.flags();
+    [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ]
+    .into_iter()
+    .filter(|(st, _)| f.contains(*st))
+    .fold(MsFlags::empty(), |acc, (_, ms)| acc | ms)
 }
 
 fn bind_mount(root: &Path, m: &MountSpec) -> Result<(), String> {
