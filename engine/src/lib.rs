@@ -25,6 +25,7 @@ pub mod capabilities;
 pub mod cgroup;
 pub mod container;
 pub mod detach;
+pub mod disk;
 pub mod distribution;
 pub mod dns;
 mod engine;

@@ -154,9 +154,12 @@ fn a_session_at_its_disk_limit_cannot_add_more() {
         let o = lab.session_docker(&id, args);
         (o.status.success(), String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr))
     };
-    // busybox and hello-world take ~2 MB; 12 MB more in a volume reach the limit.
+    // The session's disk is 12 MB: writing 12 MB into a volume runs out of space on
+    // the way (its file system takes some), like a full disk.
     let (ok, out) = docker(&["run", "--rm", "-v", "big:/data", "busybox", "dd", "if=/dev/zero", "of=/data/fill", "bs=1M", "count=12"]);
-    assert!(ok, "{out}");
+    assert!(!ok && out.contains("No space left on device"), "{out}");
+    // What it holds now (and busybox and hello-world, ~2 MB) is at the limit: the
+    // engine refuses to add more before trying.
     for args in [vec!["run", "--rm", "busybox", "true"], vec!["volume", "create", "more"], vec!["pull", "busybox"]] {
         let (ok, out) = docker(&args);
         assert!(!ok && out.contains("this lab session uses") && out.contains("its limit is 12.6MB"), "docker {args:?}: {out}");
@@ -165,6 +168,48 @@ fn a_session_at_its_disk_limit_cannot_add_more() {
     assert!(docker(&["volume", "rm", "big"]).0);
     let (ok, out) = docker(&["run", "--rm", "busybox", "echo", "room-again"]);
     assert!(ok && out.contains("room-again"), "{out}");
+}
+
+#[test]
+fn a_session_cannot_write_past_its_disk_while_running() {
+    let lab = Lab::start_with(&["--lab-disk", "64m"]);
+    let a = lab.create_session();
+    let b = lab.create_session();
+    let docker = |id: &str, args: &[&str]| {
+        let o = lab.session_docker(id, args);
+        (o.status.success(), String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr))
+    };
+    let host_free = || nix::sys::statvfs::statvfs(&lab.berth.root).map(|v| v.blocks_available() as u64 * v.fragment_size() as u64).unwrap();
+    let before = host_free();
+    // A container's own layer: the write fails inside it with ENOSPC; the session's
+    // disk holds no more than its size.
+    let (ok, out) = docker(&a, &["run", "--name", "filler", "busybox", "sh", "-c", "dd if=/dev/zero of=/big bs=1M count=100; echo dd-said-$?"]);
+    assert!(ok && out.contains("No space left on device") && out.contains("dd-said-1"), "{out}");
+    let disk = lab.berth.root.join("lab").join(&a).join("disk.img");
+    let used = std::fs::metadata(&disk).map(|m| std::os::unix::fs::MetadataExt::blocks(&m) * 512).unwrap();
+    assert!(used <= 64 << 20, "the disk image holds {used} bytes");
+    // The server's disk lost at most the session's size (plus noise from elsewhere).
+    assert!(before.saturating_sub(host_free()) < 80 << 20, "host free {before} -> {}", host_free());
+    // The home, from the workstation's shell: the same disk, the same wall.
+    let mut t = lab.terminal(&a);
+    t.expect("$ ");
+    t.line("dd if=/dev/zero of=/root/big bs=1M count=100 2>&1 | grep -q 'No space left' && echo home-$((2+3))-full");
+    t.expect("home-5-full");
+    // The other session does not notice.
+    let (ok, out) = docker(&b, &["run", "--rm", "busybox", "sh", "-c", "dd if=/dev/zero of=/f bs=1M count=20 2>/dev/null && echo b-wrote"]);
+    assert!(ok && out.contains("b-wrote"), "{out}");
+    // Removing what filled it gives the space back.
+    t.line("rm -f /root/big; echo cleaned-$((3+4))");
+    t.expect("cleaned-7");
+    assert!(docker(&a, &["rm", "filler"]).0);
+    let (ok, out) = docker(&a, &["run", "--rm", "busybox", "sh", "-c", "dd if=/dev/zero of=/f bs=1M count=20 2>/dev/null && echo a-wrote"]);
+    assert!(ok && out.contains("a-wrote"), "{out}");
+    // Deleting the session unmounts and removes its disk.
+    let (code, _) = lab.http("DELETE", &format!("/api/sessions/{a}"), None);
+    assert!(code < 300, "delete: {code}");
+    assert!(!disk.exists(), "the disk image is gone");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&format!("lab/{a}/disk")), "still mounted");
 }
 
 #[test]

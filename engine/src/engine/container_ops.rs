@@ -272,6 +272,12 @@ impl Engine {
             }
         };
         let dir = dir_of(self, &id);
+        if let Some(disk) = self.disk(ns) {
+            // On the namespace's own disk, reached through the usual path.
+            let real = disk.mountpoint.join("containers").join(&id);
+            fs::create_dir_all(&real).ctx(|| format!("create {}", real.display()))?;
+            std::os::unix::fs::symlink(&real, &dir).ctx(|| format!("link {}", dir.display()))?;
+        }
         for d in ["upper", "work", "rootfs"] {
             fs::create_dir_all(dir.join(d)).ctx(|| format!("create {}", dir.join(d).display()))?;
         }
@@ -823,7 +829,13 @@ impl Engine {
         let dir = dir_of(self, &c.id);
         let _ = nix::mount::umount2(&dir.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
         let _ = fs::remove_file(shim_socket(self, &c.id));
-        fs::remove_dir_all(&dir).ctx(|| format!("remove {}", dir.display()))?;
+        if let Ok(real) = fs::read_link(&dir) {
+            // On the namespace's disk: the directory there, then the link.
+            fs::remove_dir_all(&real).ctx(|| format!("remove {}", real.display()))?;
+            fs::remove_file(&dir).ctx(|| format!("remove {}", dir.display()))?;
+        } else {
+            fs::remove_dir_all(&dir).ctx(|| format!("remove {}", dir.display()))?;
+        }
         if volumes {
             for m in c.mounts.iter().filter(|m| m.anonymous) {
                 let _ = self.volumes.remove(ns, &m.name);

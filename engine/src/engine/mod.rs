@@ -23,7 +23,7 @@ pub use network_ops::{EndpointRequest, NetworkCreate};
 use crate::container::Container;
 use crate::fsutil;
 use crate::policy::Policy;
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
 use crate::events::{Event, Events};
 use crate::image::Images;
 use crate::store::Store;
@@ -68,6 +68,8 @@ pub struct Engine {
     uplinks: Mutex<std::collections::HashSet<PathBuf>>,
     /// Namespace policies read from `namespaces/<ns>/policy.json`, by namespace.
     policies: Mutex<HashMap<String, Option<Policy>>>,
+    /// Namespace disks read from `namespaces/<ns>/disk.json`, by namespace.
+    disks: Mutex<HashMap<String, Option<crate::disk::Disk>>>,
     /// Whether Linux containers can run here (see `runtime::probe_linux`); without
     /// them only wasm images run, in the shim's own namespaces.
     pub(crate) linux_runtime: bool,
@@ -101,6 +103,7 @@ impl Engine {
             exec_ttys: Mutex::new(HashMap::new()),
             image_lock: Mutex::new(()),
             policies: Mutex::new(HashMap::new()),
+            disks: Mutex::new(HashMap::new()),
             uplinks: Mutex::new(Default::default()),
             helper_exe: opts.helper_exe,
             busybox: opts.busybox,
@@ -111,6 +114,8 @@ impl Engine {
             seccomp: crate::seccomp::Compiler::new(root.join("seccomp")),
             root,
         });
+        // Disks first: recovered containers (and restarts) write to them.
+        engine.mount_disks();
         engine.recover()?;
         Ok(engine)
     }
@@ -157,6 +162,51 @@ impl Engine {
         Ok(())
     }
 
+    fn disk_path(&self, ns: &str) -> PathBuf {
+        self.root.join("namespaces").join(ns).join("disk.json")
+    }
+
+    /// The namespace's own disk (a lab session's), if it has one.
+    pub fn disk(&self, ns: &str) -> Option<crate::disk::Disk> {
+        let mut cache = self.disks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(d) = cache.get(ns) {
+            return d.clone();
+        }
+        let d: Option<crate::disk::Disk> = fsutil::read_json(&self.disk_path(ns)).ok().flatten();
+        cache.insert(ns.to_string(), d.clone());
+        d
+    }
+
+    /// Gives a namespace a disk of its own (made and mounted now): its containers'
+    /// writable layers and logs and its volumes go there from now on. Volumes made
+    /// before stay where they are.
+    pub fn set_disk(&self, ns: &str, disk: &crate::disk::Disk) -> Result<()> {
+        disk.ensure().map_err(|e| Error::Runtime(format!("the disk of {ns}: {e}")))?;
+        let volumes = self.root.join("volumes").join(ns);
+        let real = disk.mountpoint.join("volumes").join(ns);
+        std::fs::create_dir_all(&real).ctx(|| format!("create {}", real.display()))?;
+        if std::fs::symlink_metadata(&volumes).is_err() {
+            std::fs::create_dir_all(self.root.join("volumes")).ctx(|| "create volumes".into())?;
+            std::os::unix::fs::symlink(&real, &volumes).ctx(|| format!("link {}", volumes.display()))?;
+        }
+        fsutil::write_json(&self.disk_path(ns), disk)?;
+        self.disks.lock().unwrap_or_else(|p| p.into_inner()).insert(ns.to_string(), Some(disk.clone()));
+        Ok(())
+    }
+
+    /// Mounts the namespaces' disks again after a reboot (a no-op when they are).
+    fn mount_disks(&self) {
+        let Ok(entries) = std::fs::read_dir(self.root.join("namespaces")) else { return };
+        for e in entries.flatten() {
+            let ns = e.file_name().to_string_lossy().to_string();
+            if let Some(d) = self.disk(&ns) {
+                if let Err(err) = d.ensure() {
+                    tracing::warn!("the disk of namespace {ns} cannot be mounted: {err}");
+                }
+            }
+        }
+    }
+
     /// Removes everything a namespace holds: containers (killed), volumes, tags and its
     /// policy. Shared blobs and layers stay for other namespaces (and image GC).
     pub fn remove_namespace(&self, ns: &str) -> Result<()> {
@@ -173,8 +223,14 @@ impl Engine {
             let _ = self.remove_image(ns, &i.id, true);
         }
         self.set_policy(ns, None)?;
+        // A link to the namespace's disk, if it had one (the disk is its owner's to
+        // release: a lab session's two namespaces share it).
+        if std::fs::read_link(self.root.join("volumes").join(ns)).is_ok() {
+            let _ = std::fs::remove_file(self.root.join("volumes").join(ns));
+        }
         let _ = std::fs::remove_dir_all(self.root.join("namespaces").join(ns));
         self.policies.lock().unwrap_or_else(|p| p.into_inner()).remove(ns);
+        self.disks.lock().unwrap_or_else(|p| p.into_inner()).remove(ns);
         Ok(())
     }
 
@@ -182,9 +238,15 @@ impl Engine {
     /// and the layers of the images it has tags for (shared layers count in full for
     /// each namespace: that is what a student would take alone).
     pub fn disk_usage(&self, ns: &str) -> u64 {
+        let images = self.list_images(ns, true).map(|imgs| imgs.iter().map(|i| i.size).sum::<u64>()).unwrap_or(0);
+        // With a disk of its own, what is on it (the home and the workstation's share
+        // included) is what the file system says.
+        if let Some(used) = self.disk(ns).and_then(|d| d.used()) {
+            return used + images;
+        }
         let mut total: u64 = self.list_volumes(ns).iter().map(|v| fsutil::dir_size(&v.mountpoint)).sum();
         total += self.containers(ns).iter().map(|c| fsutil::dir_size(&self.root.join("containers").join(&c.id).join("upper"))).sum::<u64>();
-        total += self.list_images(ns, true).map(|imgs| imgs.iter().map(|i| i.size).sum::<u64>()).unwrap_or(0);
+        total += images;
         // A lab session's home lives outside the namespace (with its workstation).
         if let Some(home) = self.policy(ns).and_then(|p| p.home) {
             total += fsutil::dir_size(&home.host_path);

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use berth_engine::container::{ContainerConfig, HostConfig};
 use berth_engine::policy::{Home, Policy};
+use berth_engine::disk::Disk;
 use berth_engine::{netns, CreateRequest, Engine};
 use chrono::{DateTime, Utc};
 use tower::Layer;
@@ -53,6 +54,11 @@ pub fn namespaces(id: &str) -> (String, String) {
 
 fn network_path(dir: &Path) -> PathBuf {
     dir.join("net")
+}
+
+/// The session's disk (none when `--lab-disk 0`: no limit).
+fn disk(dir: &Path, opts: &LabOptions) -> Option<Disk> {
+    (opts.disk > 0).then(|| Disk { image: dir.join("disk.img"), mountpoint: dir.join("disk"), size: opts.disk as u64 })
 }
 
 impl Session {
@@ -107,8 +113,12 @@ impl Session {
     pub fn destroy(&self, engine: &Engine) -> anyhow::Result<()> {
         self.terminal.close();
         self.api.abort();
+        let disk = engine.disk(&self.namespace);
         engine.remove_namespace(&self.ws_namespace)?;
         engine.remove_namespace(&self.namespace)?;
+        if let Some(d) = disk {
+            d.release()?;
+        }
         netns::remove(&self.network())?;
         let _ = std::fs::remove_dir_all(&self.dir);
         Ok(())
@@ -121,6 +131,12 @@ fn prepare(engine: &Engine, opts: &LabOptions, dir: &Path, ns: &str, ws_ns: &str
     netns::ensure(&network).context("make the session's network")?;
     engine.seed_images(ns).context("seed the session's images")?;
     engine.seed_images(ws_ns).context("seed the workstation's images")?;
+    // One disk for the session's two namespaces (the home is the workstation's), so
+    // `--lab-disk` bounds all a student writes, while it is written.
+    if let Some(disk) = disk(dir, opts) {
+        engine.set_disk(ns, &disk)?;
+        engine.set_disk(ws_ns, &disk)?;
+    }
     let home = match engine.volume(ws_ns, "home") {
         Ok(v) => v,
         Err(_) => engine.create_volume(ws_ns, Some("home"), Default::default())?,
