@@ -108,13 +108,30 @@ pub struct HostConfig {
     pub masked_paths: Vec<String>,
     #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub readonly_paths: Vec<String>,
+    /// Settings Berth has no mechanism for yet (`--uts`, `--cgroupns`, `--cgroup`,
+    /// `--mount`, `--tmpfs`, `--sysctl`, `--device-cgroup-rule`): kept so
+    /// `security::validate` refuses them by name instead of ignoring them.
+    #[serde(rename = "UTSMode", deserialize_with = "nullable")]
+    pub uts_mode: String,
+    #[serde(deserialize_with = "nullable")]
+    pub cgroupns_mode: String,
+    #[serde(deserialize_with = "nullable")]
+    pub cgroup: String,
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<serde_json::Value>,
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "BTreeMap::is_empty")]
+    pub tmpfs: BTreeMap<String, String>,
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+    #[serde(deserialize_with = "nullable")]
+    pub device_cgroup_rules: Vec<String>,
     #[serde(deserialize_with = "nullable")]
     pub network_mode: String,
     #[serde(deserialize_with = "nullable")]
     pub pid_mode: String,
     #[serde(deserialize_with = "nullable")]
     pub ipc_mode: String,
-    /// `--device`: never honoured; kept so a lab policy can refuse it by name.
+    /// `--device`: not implemented; kept so it is refused by name.
     #[serde(deserialize_with = "nullable")]
     pub devices: Vec<serde_json::Value>,
     /// `--link NAME:ALIAS`.

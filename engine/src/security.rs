@@ -97,6 +97,30 @@ pub fn validate(h: &HostConfig) -> Result<()> {
     if !h.masked_paths.is_empty() || !h.readonly_paths.is_empty() {
         return Err(unsupported("MaskedPaths and ReadonlyPaths"));
     }
+    // Namespaces: every container gets private pid, ipc and uts namespaces; a request
+    // to share one (with the host or another container) would be quietly wrong.
+    for (flag, value, fine) in [
+        ("--pid", &h.pid_mode, &["", "private"][..]),
+        ("--ipc", &h.ipc_mode, &["", "private"][..]),
+        ("--uts", &h.uts_mode, &[""][..]),
+        // Containers share the host's cgroup namespace (what Docker does on cgroup v1).
+        ("--cgroupns", &h.cgroupns_mode, &["", "host"][..]),
+    ] {
+        if !fine.contains(&value.as_str()) {
+            return Err(unsupported(&format!("{flag} {value}")));
+        }
+    }
+    let set = [
+        (!h.devices.is_empty(), "--device"),
+        (!h.device_cgroup_rules.is_empty(), "--device-cgroup-rule"),
+        (!h.cgroup.is_empty(), "--cgroup"),
+        (!h.mounts.is_empty(), "--mount (use -v)"),
+        (!h.tmpfs.is_empty(), "--tmpfs"),
+        (!h.sysctls.is_empty(), "--sysctl"),
+    ];
+    if let Some((_, flag)) = set.iter().find(|(on, _)| *on) {
+        return Err(unsupported(flag));
+    }
     Ok(())
 }
 
@@ -138,5 +162,10 @@ mod tests {
         assert!(validate(&h).unwrap_err().to_string().contains("--cgroup-parent"));
         let h = HostConfig { userns_mode: "private".into(), ..Default::default() };
         assert!(validate(&h).is_err());
+        let h = HostConfig { pid_mode: "container:abc".into(), ..Default::default() };
+        assert!(validate(&h).unwrap_err().to_string().contains("--pid container:abc is not supported by Berth"));
+        let h = HostConfig { mounts: vec![serde_json::json!({"Type": "bind"})], ..Default::default() };
+        assert!(validate(&h).unwrap_err().to_string().contains("--mount"));
+        validate(&HostConfig { ipc_mode: "private".into(), cgroupns_mode: "host".into(), ..Default::default() }).unwrap();
     }
 }

@@ -214,6 +214,30 @@ fn lab_sessions_run_under_the_default_profile_and_cannot_leave_it() {
     }
     let o = docker(&["run", "--rm", "-v", "/root:/vol", "busybox", "sh", "-c", MKNOD_EVERYWHERE]);
     assert_nodes_open_nothing(&String::from_utf8_lossy(&o.stdout));
+    // The kernel's knobs are read-only: /proc/sys and /sys.
+    let o = docker(&["run", "--rm", "busybox", "sh", "-c", "echo 1 > /proc/sys/kernel/sysrq || echo proc-sys-refused; echo 1 > /sys/kernel/profiling || echo sys-refused"]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    assert!(out.contains("proc-sys-refused") && out.contains("sys-refused") && out.contains("Read-only file system"), "{out}");
+    // Ways to another session's container (or the host) are refused by name.
+    let other = lab.create_session();
+    let o = lab.session_docker(&other, &["run", "-d", "--name", "theirs", "busybox", "sleep", "300"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let theirs = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    for (flags, needle) in [
+        (vec!["--pid".to_string(), format!("container:{theirs}")], "--pid container:"),
+        (vec!["--network".to_string(), format!("container:{theirs}")], "--network container:NAME is not supported"),
+        (vec!["--ipc".to_string(), format!("container:{theirs}")], "--ipc container:"),
+        (vec!["--volumes-from".to_string(), theirs.clone()], "No such container"),
+        (vec!["--mount".to_string(), "type=bind,src=/etc,dst=/hostetc".to_string()], "--mount (use -v) is not supported by Berth"),
+        (vec!["-v".to_string(), "/:/host".to_string()], "only paths in your home"),
+    ] {
+        let mut args: Vec<&str> = vec!["run", "--rm"];
+        args.extend(flags.iter().map(String::as_str));
+        args.extend(["busybox", "true"]);
+        let o = docker(&args);
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(!o.status.success() && err.contains(needle), "{args:?}: {err}");
+    }
     // The workstation itself: a filter, no inheritable capabilities.
     let mut t = lab.terminal(&id);
     t.expect("$ ");

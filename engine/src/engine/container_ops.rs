@@ -157,7 +157,6 @@ impl Engine {
             Error::NotFound(format!("No such image: {shown}"))
         })?;
         let image = self.images.config(&self.store, &image_id)?;
-        validate_host_config(&host_config)?;
         let annotations = self.images.record(&image_id)?.annotations;
         host_config.runtime = runtime::select(&host_config.runtime, platform.as_deref(), runtime::is_wasm_image(&image, &annotations))?.to_string();
         if !self.linux_runtime {
@@ -182,6 +181,8 @@ impl Engine {
                 policy.apply(&mut host_config, count)?;
             }
         }
+        // After the policy: a lab session's refusal says it is the session's rule.
+        validate_host_config(&host_config)?;
         // The image's defaults, overridden by the request, as Docker merges them.
         let ic = &image.config;
         let mut env = ic.env.clone();
