@@ -86,6 +86,9 @@ pub struct HostConfig {
     pub cpu_period: i64,
     #[serde(deserialize_with = "nullable")]
     pub pids_limit: i64,
+    /// `--log-driver`, `--log-opt`.
+    #[serde(deserialize_with = "nullable")]
+    pub log_config: crate::log_config::LogConfig,
     pub readonly_rootfs: bool,
     #[serde(deserialize_with = "nullable")]
     pub volumes_from: Vec<String>,

@@ -31,6 +31,7 @@ pub mod error;
 pub mod events;
 pub mod fsutil;
 pub mod image;
+pub mod log_config;
 pub mod logs;
 pub mod manifest;
 pub mod netns;

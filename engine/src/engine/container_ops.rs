@@ -157,6 +157,7 @@ impl Engine {
         })?;
         let image = self.images.config(&self.store, &image_id)?;
         validate_host_config(&host_config)?;
+        host_config.log_config.validate()?;
         let annotations = self.images.record(&image_id)?.annotations;
         host_config.runtime = runtime::select(&host_config.runtime, platform.as_deref(), runtime::is_wasm_image(&image, &annotations))?.to_string();
         if !self.linux_runtime {
@@ -493,6 +494,7 @@ impl Engine {
             new_network: c.join_network.is_none() && h.network_mode != "host",
             dns: (!c.endpoints.is_empty()).then(|| dir.join("dns.json")),
             log_path: dir.join("container.log"),
+            log_mode: h.log_config.mode()?,
             exit_path: dir.join("exit.json"),
             socket_path: shim_socket(self, &c.id),
             wasm,
@@ -861,9 +863,20 @@ impl Engine {
         Ok(())
     }
 
-    pub fn log_path(&self, ns: &str, name: &str) -> Result<PathBuf> {
+    /// Where a container's json-file log is (rotated files beside it); None for a
+    /// driver that keeps no file (`none`).
+    pub fn log_path(&self, ns: &str, name: &str) -> Result<Option<PathBuf>> {
         let c = self.container(ns, name)?;
-        Ok(dir_of(self, &c.id).join("container.log"))
+        Ok((c.host_config.log_config.driver() == crate::log_config::JSON_FILE).then(|| dir_of(self, &c.id).join("container.log")))
+    }
+
+    /// `docker logs`: the entries that pass the filter, across rotated files, and a
+    /// follower for `-f`. Docker's error for a driver that cannot be read.
+    pub fn logs(&self, ns: &str, name: &str, filter: &crate::logs::LogFilter) -> Result<(Vec<crate::logs::LogEntry>, crate::logs::Follower)> {
+        let Some(path) = self.log_path(ns, name)? else {
+            return Err(Error::NotImplemented("configured logging driver does not support reading".into()));
+        };
+        crate::logs::read(&path, filter)
     }
 
     /// Processes in the container: (pid, ppid, uid, start ticks, cpu ticks, tty, cmd).
