@@ -86,6 +86,10 @@ pub struct HostConfig {
     pub cpu_period: i64,
     #[serde(deserialize_with = "nullable")]
     pub pids_limit: i64,
+    /// `--cgroup-parent`: the container's cgroup is `<parent>/<id>` (a lab session's
+    /// envelope, see `envelope`); empty: `berth/<id>`.
+    #[serde(deserialize_with = "nullable")]
+    pub cgroup_parent: String,
     /// `--log-driver`, `--log-opt`.
     #[serde(deserialize_with = "nullable")]
     pub log_config: crate::log_config::LogConfig,

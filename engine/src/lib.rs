@@ -27,6 +27,7 @@ pub mod detach;
 pub mod distribution;
 pub mod dns;
 mod engine;
+pub mod envelope;
 pub mod error;
 pub mod events;
 pub mod fsutil;

@@ -460,6 +460,7 @@ impl Engine {
             Some(_) if h.memory > 0 => h.memory + runtime::wasm::RUNTIME_ALLOWANCE,
             _ => h.memory,
         };
+        self.ensure_envelope(c)?;
         Ok(RuntimeSpec {
             id: c.id.clone(),
             rootfs: dir.join("rootfs"),
@@ -879,6 +880,17 @@ impl Engine {
         crate::logs::read(&path, filter)
     }
 
+    /// Makes the envelope of the container's namespace when it is missing (after a
+    /// reboot of the host, before the lab opens the session again): a container must
+    /// never start in a parent without the session's limits.
+    fn ensure_envelope(&self, c: &Container) -> Result<()> {
+        let Some(env) = self.policy(&c.namespace).and_then(|p| p.envelope) else { return Ok(()) };
+        if env.cgroup == c.host_config.cgroup_parent.trim_matches('/') && !env.exists() {
+            env.ensure()?;
+        }
+        Ok(())
+    }
+
     /// Processes in the container: (pid, ppid, uid, start ticks, cpu ticks, tty, cmd).
     pub fn top(&self, ns: &str, name: &str) -> Result<Vec<Vec<String>>> {
         let c = self.container(ns, name)?;
@@ -969,7 +981,7 @@ fn wait_shim(sock: &std::path::Path) -> Option<ExitInfo> {
 }
 
 pub(crate) fn cgroup_name(c: &Container) -> String {
-    format!("berth/{}", c.id)
+    crate::cgroup::container_name(&c.host_config.cgroup_parent, &c.id)
 }
 
 /// What a `create` event tells beyond name and image (Berth's additions, for lesson
@@ -1018,6 +1030,9 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
     }
     if h.auto_remove && !matches!(h.restart_policy.name.as_str(), "" | "no") {
         return Err(Error::InvalidArgument("can't create 'AutoRemove' container with restart policy".into()));
+    }
+    if !h.cgroup_parent.is_empty() {
+        crate::cgroup::validate_parent(&h.cgroup_parent)?;
     }
     if h.privileged || !h.cap_add.is_empty() {
         return Err(Error::InvalidArgument("Berth does not run privileged containers or add capabilities".into()));
