@@ -285,6 +285,13 @@ fn a_session_runs_in_one_envelope_that_bounds_it() {
     assert_eq!(cgroup_of(&pid), format!("{envelope}/{idle}"));
     assert!(ok(&a, &["exec", "idle", "cat", "/proc/self/cgroup"]).contains(&format!("{envelope}/{idle}")));
     assert_eq!(ok(&a, &["inspect", "-f", "{{.HostConfig.CgroupParent}} {{.HostConfig.PidsLimit}}", "idle"]), format!("{} 256", &envelope[1..]));
+    // A build step runs in the envelope too.
+    let ctx = lab.berth.root.with_file_name("envelope-build");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN cat /proc/self/cgroup\n").unwrap();
+    let o = lab.session_docker(&a, &["build", "--no-cache", ctx.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && out.contains(&format!("{envelope}/")), "{out}");
     let o = lab.session_docker(&a, &["run", "--rm", "--cgroup-parent", "elsewhere", "busybox", "true"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("--cgroup-parent is not allowed in a lab session"));
     // Two fork bombs (processes that stay; failed forks retried at once) in two
