@@ -1,5 +1,10 @@
-//! Cgroups for one container, v1 (one hierarchy per controller) or v2 (unified),
-//! chosen by what the host mounts at /sys/fs/cgroup.
+//! Cgroups for one container (or one lab session's envelope, see [`crate::envelope`]),
+//! v1 (one hierarchy per controller) or v2 (unified), chosen by what the host mounts
+//! at /sys/fs/cgroup.
+//!
+//! Layout: a container's cgroup is `<parent>/<id>` below each controller's root, with
+//! `parent` [`DEFAULT_PARENT`] or the container's `CgroupParent` (a lab session's
+//! envelope, e.g. `berth/lab-0123456789ab`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -9,6 +14,34 @@ use crate::spec::Limits;
 
 const ROOT: &str = "/sys/fs/cgroup";
 const V1_CONTROLLERS: &[&str] = &["memory", "cpu", "pids", "freezer", "cpuacct"];
+/// Where containers without a `CgroupParent` go (Docker's is `docker`).
+pub const DEFAULT_PARENT: &str = "berth";
+
+/// The cgroup name of container `id` below `parent` (empty: [`DEFAULT_PARENT`]).
+pub fn container_name(parent: &str, id: &str) -> String {
+    let parent = parent.trim_matches('/');
+    format!("{}/{id}", if parent.is_empty() { DEFAULT_PARENT } else { parent })
+}
+
+/// Checks a cgroup parent given by a user (`--cgroup-parent`): a path below the
+/// cgroup root that cannot climb out of it.
+pub fn validate_parent(parent: &str) -> Result<()> {
+    let bad = parent.split('/').any(|c| c == ".." || c == ".");
+    if bad || parent.contains('\0') {
+        return Err(crate::error::Error::InvalidArgument(format!("invalid cgroup parent {parent:?}: a path below the cgroup root, without . or ..")));
+    }
+    Ok(())
+}
+
+/// The directories of cgroup `name`: one on v2; on v1 one per controller mounted.
+fn dirs_for(root: &Path, v2: bool, name: &str, mounted: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
+    let name = name.trim_matches('/');
+    if v2 {
+        vec![root.join(name)]
+    } else {
+        V1_CONTROLLERS.iter().map(|c| root.join(c)).filter(|d| mounted(d)).map(|d| d.join(name)).collect()
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Cgroup {
@@ -24,16 +57,13 @@ pub fn is_v2() -> bool {
 impl Cgroup {
     /// The cgroup named `name` (e.g. `berth/<id>`), not created yet.
     pub fn new(name: &str) -> Cgroup {
-        if is_v2() {
-            Cgroup { dirs: vec![Path::new(ROOT).join(name)], v2: true }
-        } else {
-            let dirs = V1_CONTROLLERS
-                .iter()
-                .map(|c| Path::new(ROOT).join(c).join(name))
-                .filter(|d| d.parent().and_then(|p| p.parent()).is_some_and(Path::exists))
-                .collect();
-            Cgroup { dirs, v2: false }
-        }
+        let v2 = is_v2();
+        Cgroup { dirs: dirs_for(Path::new(ROOT), v2, name, Path::exists), v2 }
+    }
+
+    /// Whether the cgroup's directories are all there.
+    pub fn exists(&self) -> bool {
+        !self.dirs.is_empty() && self.dirs.iter().all(|d| d.is_dir())
     }
 
     pub fn create(&self, limits: &Limits) -> Result<()> {
@@ -61,6 +91,13 @@ impl Cgroup {
             if self.v2 {
                 self.write_v("cpu.max", "cpu", "", &format!("{quota} 100000"))?;
             } else {
+                // v1 refuses a quota above the parent's (v2 takes it and applies the
+                // parent's anyway): the parent's is what the child gets either way.
+                let parent = self.dir_for("cpu").and_then(|d| d.parent()).and_then(|p| fs::read_to_string(p.join("cpu.cfs_quota_us")).ok());
+                let quota = match parent.and_then(|q| q.trim().parse::<i64>().ok()) {
+                    Some(p) if p > 0 => quota.min(p),
+                    _ => quota,
+                };
                 self.write_v("", "cpu", "cpu.cfs_period_us", "100000")?;
                 self.write_v("", "cpu", "cpu.cfs_quota_us", &quota.to_string())?;
             }
@@ -69,6 +106,34 @@ impl Cgroup {
             self.write_v("pids.max", "pids", "pids.max", &limits.pids.to_string())?;
         }
         Ok(())
+    }
+
+    /// Gives the cgroup the kernel's default CPU weight (v1 `cpu.shares` 1024, v2
+    /// `cpu.weight` 100), written rather than inherited: siblings share the CPU by
+    /// weight, so a lab session counts as one, however many containers it runs.
+    pub fn set_default_cpu_weight(&self) -> Result<()> {
+        if self.v2 {
+            self.write_v("cpu.weight", "cpu", "", "100")
+        } else {
+            self.write_v("", "cpu", "cpu.shares", "1024")
+        }
+    }
+
+    /// On v1, asks for hierarchical memory accounting (limits of this cgroup then
+    /// cover its children); returns whether it is on. Kernels since 5.16 only have it
+    /// on; older ones default to off unless the init system turned it on. Must run
+    /// before the cgroup has children. Always true on v2.
+    pub fn memory_hierarchy(&self) -> bool {
+        if self.v2 {
+            return true;
+        }
+        let Some(d) = self.dir_for("memory") else { return false };
+        let file = d.join("memory.use_hierarchy");
+        if fs::read_to_string(&file).is_ok_and(|s| s.trim() == "1") {
+            return true;
+        }
+        let _ = fs::write(&file, "1");
+        fs::read_to_string(&file).is_ok_and(|s| s.trim() == "1")
     }
 
     fn dir_for(&self, controller: &str) -> Option<&PathBuf> {
@@ -166,6 +231,81 @@ impl Cgroup {
     pub fn remove(&self) {
         for d in &self.dirs {
             let _ = fs::remove_dir(d);
+        }
+    }
+
+    /// Removes the cgroup with every cgroup below it, killing what still runs there
+    /// (a lab session's envelope when the session goes: nothing in it may outlive
+    /// it). Gives up after a few seconds and says what is left.
+    pub fn remove_tree(&self) -> Result<()> {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let mut left = Vec::new();
+            for d in &self.dirs {
+                remove_dir_tree(d, &mut left);
+            }
+            if left.is_empty() {
+                return Ok(());
+            }
+            if std::time::Instant::now() > end {
+                let left: Vec<String> = left.iter().map(|p| p.display().to_string()).collect();
+                return Err(crate::error::Error::Conflict(format!("cgroups still busy: {}", left.join(", "))));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+/// Depth first: kills the processes of each cgroup and removes it; what could not be
+/// removed yet (processes still dying) goes to `left`.
+fn remove_dir_tree(dir: &Path, left: &mut Vec<PathBuf>) {
+    if !dir.is_dir() {
+        return;
+    }
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_dir_tree(&e.path(), left);
+            }
+        }
+    }
+    for pid in fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default().lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
+    if fs::remove_dir(dir).is_err() && dir.is_dir() {
+        left.push(dir.to_path_buf());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn containers_go_below_their_parent() {
+        assert_eq!(container_name("", "abc"), "berth/abc");
+        assert_eq!(container_name("berth/lab-0123456789ab", "abc"), "berth/lab-0123456789ab/abc");
+        assert_eq!(container_name("/custom/", "abc"), "custom/abc");
+    }
+
+    #[test]
+    fn v1_has_one_directory_per_mounted_controller() {
+        let root = Path::new("/sys/fs/cgroup");
+        let name = container_name("berth/lab-x", "id");
+        let v1 = dirs_for(root, false, &name, |d| !d.ends_with("freezer"));
+        let shown: Vec<String> = v1.iter().map(|d| d.display().to_string()).collect();
+        assert_eq!(
+            shown,
+            ["/sys/fs/cgroup/memory/berth/lab-x/id", "/sys/fs/cgroup/cpu/berth/lab-x/id", "/sys/fs/cgroup/pids/berth/lab-x/id", "/sys/fs/cgroup/cpuacct/berth/lab-x/id"]
+        );
+        assert_eq!(dirs_for(root, true, &name, |_| false), [PathBuf::from("/sys/fs/cgroup/berth/lab-x/id")]);
+    }
+
+    #[test]
+    fn parents_stay_below_the_root() {
+        assert!(validate_parent("berth/lab-x").is_ok());
+        for bad in ["../x", "berth/../../x", "a/./b"] {
+            assert!(validate_parent(bad).is_err(), "{bad}");
         }
     }
 }

@@ -86,6 +86,13 @@ pub struct HostConfig {
     pub cpu_period: i64,
     #[serde(deserialize_with = "nullable")]
     pub pids_limit: i64,
+    /// `--cgroup-parent`: the container's cgroup is `<parent>/<id>` (a lab session's
+    /// envelope, see `envelope`); empty: `berth/<id>`.
+    #[serde(deserialize_with = "nullable")]
+    pub cgroup_parent: String,
+    /// `--log-driver`, `--log-opt`.
+    #[serde(deserialize_with = "nullable")]
+    pub log_config: crate::log_config::LogConfig,
     pub readonly_rootfs: bool,
     #[serde(deserialize_with = "nullable")]
     pub volumes_from: Vec<String>,
@@ -98,10 +105,8 @@ pub struct HostConfig {
     /// `--security-opt`: seccomp, no-new-privileges (see `security`).
     #[serde(deserialize_with = "nullable")]
     pub security_opt: Vec<String>,
-    /// `--cgroup-parent`, `--userns`, and the API's MaskedPaths/ReadonlyPaths: not
-    /// implemented, kept so `security::validate` refuses them instead of ignoring them.
-    #[serde(deserialize_with = "nullable")]
-    pub cgroup_parent: String,
+    /// `--userns` and the API's MaskedPaths/ReadonlyPaths: not implemented, kept so
+    /// `security::validate` refuses them instead of ignoring them.
     #[serde(deserialize_with = "nullable")]
     pub userns_mode: String,
     #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]

@@ -18,6 +18,10 @@ pub enum Error {
     /// Nothing to do, e.g. starting a running container (HTTP 304).
     #[error("{0}")]
     NotModified(String),
+    /// Berth (or the configured driver) cannot do this, e.g. read logs of a container
+    /// with `--log-driver none` (HTTP 501).
+    #[error("{0}")]
+    NotImplemented(String),
     /// The container's process could not be started (exec not found, ...).
     #[error("{0}")]
     Runtime(String),

@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::container::HostConfig;
+use crate::envelope::Envelope;
 use crate::error::{Error, Result};
 use crate::security::{Seccomp, SecurityOpts};
+use crate::log_config::{self, LogMode, Rotation};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
@@ -28,6 +30,14 @@ pub struct Policy {
     /// checked before anything that adds to them. 0 = no limit.
     #[serde(default)]
     pub disk: u64,
+    /// The cgroup every container of the namespace runs in, with limits for all of
+    /// them together (a lab session's; its workstation joins it too).
+    #[serde(default)]
+    pub envelope: Option<Envelope>,
+    /// json-file rotation: the default and the most a user may ask for, so the logs of
+    /// a namespace stay bounded. `--log-driver none` is allowed (it keeps nothing).
+    #[serde(default)]
+    pub log: Option<Rotation>,
 }
 
 /// A user's home: the path they see in their workstation, and where it is on the host.
@@ -85,6 +95,15 @@ impl Policy {
             h.cpu_quota = 0;
             h.cpu_period = 0;
         }
+        if let Some(env) = &self.envelope {
+            if !h.cgroup_parent.is_empty() && h.cgroup_parent.trim_matches('/') != env.cgroup {
+                return Err(refuse("--cgroup-parent"));
+            }
+            h.cgroup_parent = env.cgroup.clone();
+        }
+        if let Some(max) = self.log {
+            self.limit_log(h, max)?;
+        }
         let mut binds = Vec::with_capacity(h.binds.len());
         for b in &h.binds {
             binds.push(self.map_bind(b)?);
@@ -115,6 +134,45 @@ impl Policy {
         };
         let host = if rel.is_empty() { home.host_path.clone() } else { home.host_path.join(rel) };
         Ok(format!("{}:{rest}", host.display()))
+    }
+
+    /// Fills in the log rotation and refuses more than `max` (the host config was
+    /// validated already: its options parse).
+    fn limit_log(&self, h: &mut HostConfig, max: Rotation) -> Result<()> {
+        let over = |opt: &str, asked: String, limit: String| {
+            Error::InvalidArgument(format!("--log-opt {opt}={asked} is above this lab session's limit of {limit}"))
+        };
+        match h.log_config.mode()? {
+            LogMode::Discard => return Ok(()),
+            LogMode::Unbounded => {
+                if let Some(f) = h.log_config.config.get("max-file") {
+                    // max-file alone is allowed by Docker (and means nothing): checked
+                    // against the limit all the same.
+                    let n: u32 = f.parse().unwrap_or(u32::MAX);
+                    if n > max.max_file {
+                        return Err(over("max-file", f.clone(), max.max_file.to_string()));
+                    }
+                    h.log_config.config.insert("max-size".into(), log_config::show_size(max.max_size));
+                } else {
+                    max.set_in(&mut h.log_config.config);
+                }
+            }
+            LogMode::Rotated(r) => {
+                if r.max_size > max.max_size {
+                    return Err(over("max-size", h.log_config.config["max-size"].clone(), log_config::show_size(max.max_size)));
+                }
+                if r.max_file > max.max_file {
+                    return Err(over("max-file", r.max_file.to_string(), max.max_file.to_string()));
+                }
+                if !h.log_config.config.contains_key("max-file") {
+                    // Docker's default of one file is within any limit; the lab's
+                    // default is kept instead, so a student's max-size alone does not
+                    // lose the history the instructor allows.
+                    h.log_config.config.insert("max-file".into(), max.max_file.to_string());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The policy's network, if it has one.
@@ -164,6 +222,8 @@ mod tests {
             pids: 256,
             max_containers: 2,
             disk: 0,
+            envelope: Some(Envelope::for_namespace("lab-0123456789ab", 1 << 30, 1_000_000_000, 512)),
+            log: Some(Rotation { max_size: 10_000_000, max_file: 2 }),
         }
     }
 
@@ -189,6 +249,49 @@ mod tests {
         assert!(p.apply(&mut h, 0).unwrap_err().to_string().contains("--memory 1024m is above"));
         let mut h = HostConfig::default();
         assert!(matches!(p.apply(&mut h, 2), Err(Error::Conflict(_))));
+    }
+
+    #[test]
+    fn containers_go_in_the_envelope() {
+        let p = lab();
+        let mut h = HostConfig::default();
+        p.apply(&mut h, 0).unwrap();
+        assert_eq!(h.cgroup_parent, "berth/lab-0123456789ab");
+        assert_eq!(crate::cgroup::container_name(&h.cgroup_parent, "c1"), "berth/lab-0123456789ab/c1");
+        let mut h = HostConfig { cgroup_parent: "/berth/lab-0123456789ab".into(), ..Default::default() };
+        p.apply(&mut h, 0).unwrap();
+        let mut h = HostConfig { cgroup_parent: "elsewhere".into(), ..Default::default() };
+        assert!(p.apply(&mut h, 0).unwrap_err().to_string().contains("--cgroup-parent is not allowed"));
+    }
+
+    #[test]
+    fn logs_default_and_cap() {
+        let p = lab();
+        let opts = |h: &HostConfig| h.log_config.config.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+        let with = |pairs: &[(&str, &str)]| {
+            let mut h = HostConfig::default();
+            h.log_config.config = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            h
+        };
+        let mut h = HostConfig::default();
+        p.apply(&mut h, 0).unwrap();
+        assert_eq!(opts(&h), "max-file=2,max-size=10m");
+        let mut h = with(&[("max-size", "1k")]);
+        p.apply(&mut h, 0).unwrap();
+        assert_eq!(opts(&h), "max-file=2,max-size=1k");
+        let mut h = with(&[("max-size", "1k"), ("max-file", "1")]);
+        p.apply(&mut h, 0).unwrap();
+        assert_eq!(opts(&h), "max-file=1,max-size=1k");
+        let mut h = with(&[("max-size", "20m")]);
+        assert_eq!(p.apply(&mut h, 0).unwrap_err().to_string(), "--log-opt max-size=20m is above this lab session's limit of 10m");
+        let mut h = with(&[("max-size", "1m"), ("max-file", "5")]);
+        assert_eq!(p.apply(&mut h, 0).unwrap_err().to_string(), "--log-opt max-file=5 is above this lab session's limit of 2");
+        let mut h = with(&[("max-file", "9")]);
+        assert!(p.apply(&mut h, 0).is_err());
+        let mut h = HostConfig::default();
+        h.log_config.r#type = "none".into();
+        p.apply(&mut h, 0).unwrap();
+        assert!(h.log_config.config.is_empty());
     }
 
     #[test]

@@ -88,9 +88,6 @@ pub fn validate(h: &HostConfig) -> Result<()> {
     if h.privileged {
         return Err(unsupported("--privileged"));
     }
-    if !h.cgroup_parent.is_empty() {
-        return Err(unsupported("--cgroup-parent"));
-    }
     if !matches!(h.userns_mode.as_str(), "" | "host") {
         return Err(unsupported(&format!("--userns {}", h.userns_mode)));
     }
@@ -158,8 +155,6 @@ mod tests {
             let e = p(&[opt]).unwrap_err().to_string();
             assert!(e.contains(want), "{opt}: {e}");
         }
-        let h = HostConfig { cgroup_parent: "/mine".into(), ..Default::default() };
-        assert!(validate(&h).unwrap_err().to_string().contains("--cgroup-parent"));
         let h = HostConfig { userns_mode: "private".into(), ..Default::default() };
         assert!(validate(&h).is_err());
         let h = HostConfig { pid_mode: "container:abc".into(), ..Default::default() };

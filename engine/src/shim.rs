@@ -45,7 +45,7 @@ struct Shared {
     /// Where attached input goes: the pty master or the stdin pipe (None once closed).
     stdin: Mutex<Option<fs::File>>,
     pty_master: Option<RawFd>,
-    log: Mutex<fs::File>,
+    log: Mutex<logs::LogWriter>,
     waiters: Mutex<Vec<UnixStream>>,
     exit: Mutex<Option<ExitInfo>>,
     next_id: AtomicU64,
@@ -53,8 +53,8 @@ struct Shared {
 
 impl Shared {
     fn broadcast(&self, stream: Stream, data: &[u8]) {
-        if let Ok(mut f) = self.log.lock() {
-            let _ = logs::append(&mut f, stream, data);
+        if let Ok(mut w) = self.log.lock() {
+            let _ = w.append(stream, data);
         }
         let bytes = if self.tty { data.to_vec() } else { logs::frame(stream, data) };
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
@@ -158,7 +158,7 @@ fn run(spec: &RuntimeSpec, dir: &Path, reporter: &mut fs::File) -> Result<i32, S
     let listeners = bind_ports(&spec.ports)?;
     let _ = fs::remove_file(&spec.socket_path);
     let sock = UnixListener::bind(&spec.socket_path).map_err(|e| format!("listen on {}: {e}", spec.socket_path.display()))?;
-    let log = fs::OpenOptions::new().create(true).append(true).open(&spec.log_path).map_err(|e| format!("open log: {e}"))?;
+    let log = logs::LogWriter::open(&spec.log_path, spec.log_mode).map_err(|e| format!("open log: {e}"))?;
 
     let (go_r, go_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
@@ -367,6 +367,8 @@ fn run(spec: &RuntimeSpec, dir: &Path, reporter: &mut fs::File) -> Result<i32, S
             break;
         }
     }
+    // The last line may have had no newline: it is logged before the exit is known.
+    let _ = shared.log.lock().unwrap_or_else(|p| p.into_inner()).flush();
     let oom_killed = cgroup.oom_kills() > 0;
     let info = ExitInfo { exit_code, finished_at: chrono::Utc::now(), oom_killed };
     if let Ok(bytes) = serde_json::to_vec(&info) {

@@ -30,7 +30,7 @@ pub struct RuntimeSpec {
     pub etc_files: Vec<(PathBuf, String)>,
     pub ports: Vec<PortSpec>,
     pub limits: Limits,
-    /// Cgroup path below each controller's berth directory.
+    /// Cgroup path below each controller's root (see [`crate::cgroup`] for the layout).
     pub cgroup: String,
     /// The shim enters this network namespace first, so published ports bind there
     /// (a lab session's network) rather than on the host.
@@ -44,6 +44,9 @@ pub struct RuntimeSpec {
     #[serde(default)]
     pub dns: Option<PathBuf>,
     pub log_path: PathBuf,
+    /// How the log is kept (rotated, or not at all); see [`crate::log_config`].
+    #[serde(default)]
+    pub log_mode: crate::log_config::LogMode,
     pub exit_path: PathBuf,
     pub socket_path: PathBuf,
     /// Capabilities, seccomp and no_new_privs for every process of the container.

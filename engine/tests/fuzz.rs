@@ -51,7 +51,7 @@ proptest! {
     #[test]
     fn log_reader_survives_garbage(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
         let all = LogFilter { stdout: true, stderr: true, ..Default::default() };
-        let _ = logs::read_from(&mut &bytes[..], &all);
+        let _ = logs::read_from(&mut std::io::Cursor::new(&bytes[..]), &all);
     }
 
     #[test]
@@ -59,9 +59,19 @@ proptest! {
         let t = chrono::Utc::now();
         let enc = logs::encode(Stream::Stdout, text.as_bytes(), t);
         let all = LogFilter { stdout: true, stderr: true, ..Default::default() };
-        let (entries, _) = logs::read_from(&mut &enc[..], &all).unwrap();
+        let (entries, _) = logs::read_from(&mut std::io::Cursor::new(&enc[..]), &all).unwrap();
         let joined: String = entries.iter().map(|e| e.log.as_str()).collect();
         prop_assert_eq!(joined, text);
+    }
+
+    #[test]
+    fn log_sizes_parse_or_are_refused(s in "[0-9.]{0,6} ?[kKmMgGtTpPx]?[iI]?[bB]?") {
+        let _ = berth_engine::log_config::parse_size(&s);
+    }
+
+    #[test]
+    fn log_sizes_read_back_as_shown(n in 0u64..1_000_000_000_000_000) {
+        prop_assert_eq!(berth_engine::log_config::parse_size(&berth_engine::log_config::show_size(n)).unwrap(), n);
     }
 
     #[test]

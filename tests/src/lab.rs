@@ -91,6 +91,19 @@ impl Lab {
         self.berth.root.join("lab").join(id).join("api").join("docker.sock")
     }
 
+    /// A session's envelope cgroup for `controller` (`pids`, `cpu`, `memory`): on
+    /// cgroup v1 below that controller's root, on v2 the one directory.
+    pub fn session_cgroup(&self, id: &str, controller: &str) -> std::path::PathBuf {
+        let name = format!("berth/lab-{}", &id[..12]);
+        let root = std::path::Path::new("/sys/fs/cgroup");
+        if root.join("cgroup.controllers").exists() { root.join(name) } else { root.join(controller).join(name) }
+    }
+
+    /// A file of a session's envelope cgroup, trimmed (empty when it is not there).
+    pub fn session_cgroup_file(&self, id: &str, controller: &str, file: &str) -> String {
+        std::fs::read_to_string(self.session_cgroup(id, controller).join(file)).unwrap_or_default().trim().to_string()
+    }
+
     /// The docker CLI on the host, pointed at a session's socket.
     pub fn session_docker(&self, id: &str, args: &[&str]) -> Output {
         Command::new("docker")

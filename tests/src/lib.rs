@@ -275,8 +275,28 @@ pub fn cleanup_root(root: &Path) {
         while sock.exists() && Instant::now() < end {
             std::thread::sleep(Duration::from_millis(20));
         }
-        for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/freezer", "/sys/fs/cgroup/cpuacct"] {
-            let _ = fs::remove_dir(Path::new(base).join("berth").join(&id));
+        let parent = fs::read(e.path().join("container.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["host_config"]["CgroupParent"].as_str().map(str::to_string))
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "berth".into());
+        for base in CGROUP_BASES {
+            let _ = fs::remove_dir(Path::new(base).join(parent.trim_matches('/')).join(&id));
+        }
+    }
+    // Lab sessions' envelopes (the cgroups their containers were in), with whatever a
+    // failed test left running in them.
+    if let Ok(rd) = fs::read_dir(root.join("namespaces")) {
+        for e in rd.flatten() {
+            let policy = fs::read(e.path().join("policy.json")).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+            let Some(cgroup) = policy.as_ref().and_then(|p| p["envelope"]["cgroup"].as_str()) else { continue };
+            if cgroup.split('/').any(|c| c == ".." || c.is_empty()) {
+                continue;
+            }
+            for base in CGROUP_BASES {
+                remove_cgroup_tree(&Path::new(base).join(cgroup));
+            }
         }
     }
     let root_s = root.display().to_string();
@@ -285,6 +305,34 @@ pub fn cleanup_root(root: &Path) {
     points.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for p in points {
         let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// Where cgroups of Berth's may be: the v2 root and each v1 controller Berth uses.
+pub const CGROUP_BASES: [&str; 6] = ["/sys/fs/cgroup", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/freezer", "/sys/fs/cgroup/cpuacct"];
+
+/// Kills what runs in a cgroup and below, and removes them all, for a few seconds.
+fn remove_cgroup_tree(dir: &Path) {
+    let end = Instant::now() + Duration::from_secs(5);
+    while dir.is_dir() && Instant::now() < end {
+        let mut stack = vec![dir.to_path_buf()];
+        let mut all = Vec::new();
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(e.path());
+                }
+            }
+            all.push(d);
+        }
+        for d in all.iter().rev() {
+            for pid in fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default().lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                // SAFETY: kill(2); at worst ESRCH.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            let _ = fs::remove_dir(d);
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -306,3 +306,85 @@ fn logs_follow_and_start_attach() {
     let future = b.ok(&["logs", "--since", "2999-01-01T00:00:00Z", "once"]);
     assert_eq!(future, "");
 }
+
+/// The json-file log files of a container: (name, size), sorted by name.
+fn log_files(b: &Berth, id: &str) -> Vec<(String, u64)> {
+    let dir = b.root.join("containers").join(id);
+    let mut v: Vec<(String, u64)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("container.log"))
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().len()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn logs_rotate_with_max_size_and_max_file() {
+    let b = Berth::start();
+    let id = b.ok(&["run", "-d", "--log-opt", "max-size=1k", "--log-opt", "max-file=2", "busybox", "sh", "-c", "seq 1 100000"]);
+    assert_eq!(b.ok(&["wait", &id]), "0");
+    // At most two files, each about 1k (Docker rotates before the entry that would
+    // go past max-size: one entry over at most).
+    let files = log_files(&b, &id);
+    assert!((1..=2).contains(&files.len()), "{files:?}");
+    assert!(files.iter().all(|(_, size)| *size <= 1000 + 100), "{files:?}");
+    // The newest lines are there, in order, across both files; the early ones gone.
+    let all = b.ok(&["logs", &id]);
+    let nums: Vec<u32> = all.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(nums.last(), Some(&100000));
+    assert!(nums.len() > 10 && nums.len() < 100, "{} lines kept", nums.len());
+    assert!(nums.windows(2).all(|w| w[1] == w[0] + 1), "{nums:?}");
+    assert_eq!(b.ok(&["logs", "--tail", "5", &id]), "99996\n99997\n99998\n99999\n100000");
+    // --since: all of it is from the last minute, none of it from the future.
+    assert_eq!(b.ok(&["logs", "--since", "1m", &id]), all);
+    assert_eq!(b.ok(&["logs", "--since", "2100-01-01T00:00:00Z", &id]), "");
+    assert_eq!(b.inspect(&id, "{{.HostConfig.LogConfig.Type}} {{json .HostConfig.LogConfig.Config}}"), r#"json-file {"max-file":"2","max-size":"1k"}"#);
+    assert!(b.inspect(&id, "{{.LogPath}}").ends_with(&format!("{id}/container.log")));
+    // Without options: Docker's default, one file that grows.
+    let plain = b.ok(&["create", "busybox"]);
+    assert_eq!(b.inspect(&plain, "{{.HostConfig.LogConfig.Type}} {{json .HostConfig.LogConfig.Config}}"), "json-file {}");
+}
+
+#[test]
+fn logs_follow_across_rotations() {
+    let b = Berth::start();
+    // ~20 lines a file, one line each 20 ms: files turn over slower than -f polls.
+    let id = b.ok(&[
+        "run", "-d", "--log-opt", "max-size=1k", "--log-opt", "max-file=3", "busybox", "sh", "-c",
+        "sleep 1; for i in $(seq 1 150); do echo n$i; usleep 20000; done",
+    ]);
+    let out = b.ok(&["logs", "-f", &id]);
+    let want: Vec<String> = (1..=150).map(|i| format!("n{i}")).collect();
+    assert_eq!(out.lines().collect::<Vec<_>>(), want);
+    assert!(log_files(&b, &id).len() <= 3);
+}
+
+#[test]
+fn log_drivers_other_than_json_file_and_none_are_refused() {
+    let b = Berth::start();
+    for (args, needle) in [
+        (vec!["--log-driver", "syslog"], "log driver syslog is not supported by Berth"),
+        (vec!["--log-driver", "local"], "log driver local is not supported by Berth"),
+        (vec!["--log-driver", "nosuch"], "logger: no log driver named 'nosuch' is registered"),
+        (vec!["--log-opt", "max-size=lots"], "invalid size: 'lots'"),
+        (vec!["--log-opt", "max-file=0"], "max-file cannot be less than 1"),
+        (vec!["--log-opt", "colour=red"], "unknown log opt 'colour' for json-file log driver"),
+        (vec!["--log-opt", "max-size=1m", "--log-opt", "max-file=2", "--log-opt", "compress=true"], "compress=true is not supported by Berth"),
+    ] {
+        let mut all = vec!["run", "--rm"];
+        all.extend(args.iter().copied());
+        all.extend(["busybox", "true"]);
+        let (code, err) = b.fails(&all);
+        assert_eq!(code, 125, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    // `none` keeps nothing, and says so on `docker logs`, as Docker does.
+    let id = b.ok(&["run", "-d", "--log-driver", "none", "busybox", "echo", "unseen"]);
+    b.ok(&["wait", &id]);
+    assert!(log_files(&b, &id).is_empty());
+    let (_, err) = b.fails(&["logs", &id]);
+    assert!(err.contains("configured logging driver does not support reading"), "{err}");
+    assert_eq!(b.inspect(&id, "{{.HostConfig.LogConfig.Type}} [{{.LogPath}}]"), "none []");
+}

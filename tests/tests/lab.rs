@@ -2,9 +2,37 @@
 //! inside a session and opened through the path proxy, isolation between sessions and
 //! from the host, and what survives a restart of the server.
 
-use std::time::Duration;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use berth_tests::lab::Lab;
+
+fn cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// The cgroup path of a process (the pids controller's on v1, the one on v2).
+fn cgroup_of(pid: &str) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    text.lines()
+        .find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
+            (ctrl == "pids" || (cgroup_v2() && ctrl.is_empty())).then(|| path.to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// Processes in a cgroup and every cgroup below it.
+fn procs_below(dir: &Path) -> usize {
+    let mut n = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default().lines().count();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            n += procs_below(&e.path());
+        }
+    }
+    n
+}
 
 #[test]
 fn the_terminal_runs_the_docker_cli_and_keeps_its_scrollback() {
@@ -214,7 +242,7 @@ fn a_session_cannot_write_past_its_disk_while_running() {
 
 #[test]
 fn sessions_survive_a_server_restart() {
-    let mut lab = Lab::start();
+    let mut lab = Lab::start_with(&["--lab-session-pids", "300"]);
     let id = lab.create_session();
     lab.select(&id, "lifecycle");
     let mut t = lab.terminal(&id);
@@ -234,11 +262,19 @@ fn sessions_survive_a_server_restart() {
     t.expect("web Up");
     let (code, body) = lab.http("GET", &format!("/lab/{id}/ports/8080/"), None);
     assert_eq!((code, body.trim()), (200, "up"));
+    // The envelope holds new containers as before, with the same limits.
+    let o = lab.session_docker(&id, &["run", "-d", "--name", "after", "busybox", "sleep", "300"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = lab.session_docker(&id, &["inspect", "-f", "{{.State.Pid}}", "after"]);
+    let pid = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert!(cgroup_of(&pid).starts_with(&format!("/berth/lab-{}/", &id[..12])), "{}", cgroup_of(&pid));
+    assert_eq!(lab.session_cgroup_file(&id, "pids", "pids.max"), "300");
     // Removing the session removes its containers and network.
     let (code, _) = lab.http("DELETE", &format!("/api/sessions/{id}"), None);
     assert_eq!(code, 204);
     assert_eq!(lab.http("GET", &format!("/api/sessions/{id}"), None).0, 404);
     assert!(!lab.berth.root.join("lab").join(&id).exists());
+    assert!(!lab.session_cgroup(&id, "pids").exists());
 }
 
 #[test]
@@ -255,4 +291,125 @@ fn the_playground_is_served() {
     assert_eq!(lab.http("GET", "/api/sessions/nope", None).0, 404);
     let (code, body) = lab.http("POST", &format!("/api/sessions/{}/lesson", lab.create_session()), Some("{\"lesson\":\"nope\"}"));
     assert_eq!(code, 404, "{body}");
+}
+
+#[test]
+fn a_session_runs_in_one_envelope_that_bounds_it() {
+    let lab = Lab::start_with(&["--lab-session-pids", "64", "--lab-session-cpus", "0.5", "--lab-session-memory", "512m"]);
+    let a = lab.create_session();
+    let b = lab.create_session();
+    let ok = |id: &str, args: &[&str]| {
+        let o = lab.session_docker(id, args);
+        assert!(o.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let envelope = format!("/berth/lab-{}", &a[..12]);
+    // The envelope has the flags' limits and the kernel's default CPU weight, so
+    // sessions share the CPU evenly.
+    let file = |ctrl: &str, f: &str| lab.session_cgroup_file(&a, ctrl, f);
+    assert_eq!(file("pids", "pids.max"), "64");
+    if cgroup_v2() {
+        assert_eq!(file("cpu", "cpu.max"), "50000 100000");
+        assert_eq!(file("memory", "memory.max"), (512u64 << 20).to_string());
+        assert_eq!(file("cpu", "cpu.weight"), "100");
+    } else {
+        assert_eq!(file("cpu", "cpu.cfs_quota_us"), "50000");
+        assert_eq!(file("cpu", "cpu.cfs_period_us"), "100000");
+        assert_eq!(file("memory", "memory.limit_in_bytes"), (512u64 << 20).to_string());
+        assert_eq!(file("memory", "memory.use_hierarchy"), "1");
+        assert_eq!(file("cpu", "cpu.shares"), "1024");
+    }
+    // The workstation's shell, a container, and what `docker exec` runs are all in it,
+    // each in a cgroup of its own below it, with the per-container limits.
+    let mut t = lab.terminal(&a);
+    t.expect("$ ");
+    t.line("cat /proc/self/cgroup");
+    t.expect(&format!("{envelope}/"));
+    let idle = ok(&a, &["run", "-d", "--name", "idle", "busybox", "sleep", "600"]);
+    let pid = ok(&a, &["inspect", "-f", "{{.State.Pid}}", "idle"]);
+    assert_eq!(cgroup_of(&pid), format!("{envelope}/{idle}"));
+    assert!(ok(&a, &["exec", "idle", "cat", "/proc/self/cgroup"]).contains(&format!("{envelope}/{idle}")));
+    assert_eq!(ok(&a, &["inspect", "-f", "{{.HostConfig.CgroupParent}} {{.HostConfig.PidsLimit}}", "idle"]), format!("{} 256", &envelope[1..]));
+    // A build step runs in the envelope too.
+    let ctx = lab.berth.root.with_file_name("envelope-build");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN cat /proc/self/cgroup\n").unwrap();
+    let o = lab.session_docker(&a, &["build", "--no-cache", ctx.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && out.contains(&format!("{envelope}/")), "{out}");
+    let o = lab.session_docker(&a, &["run", "--rm", "--cgroup-parent", "elsewhere", "busybox", "true"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--cgroup-parent is not allowed in a lab session"));
+    // Two fork bombs (processes that stay; failed forks retried at once) in two
+    // containers: together they never get past the session's 64 processes, though
+    // each container may have 256. (Both are in before either forks: a process moved
+    // into a full cgroup is let in.)
+    let bomb = berth_tests::static_fixture("forkbomb");
+    for name in ["bomb1", "bomb2"] {
+        ok(&a, &["create", "--name", name, "busybox", "sh", "-c", "sleep 2; exec /forkbomb"]);
+        ok(&a, &["cp", bomb.to_str().unwrap(), &format!("{name}:/forkbomb")]);
+        ok(&a, &["start", name]);
+    }
+    let pids_dir = lab.session_cgroup(&a, "pids");
+    let mut most = 0;
+    let end = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < end {
+        let current: usize = file("pids", "pids.current").parse().unwrap_or(0);
+        let counted = procs_below(&pids_dir);
+        assert!(current <= 64 && counted <= 64, "the session has {current} processes ({counted} counted), its limit is 64");
+        most = most.max(current);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(most >= 56, "the fork bombs never filled the session ({most} processes at most)");
+    // Meanwhile another session's terminal still runs containers, and its CLI answers.
+    let mut tb = lab.terminal(&b);
+    tb.expect("$ ");
+    let started = Instant::now();
+    tb.line("docker run --rm busybox echo ok-$((40+2))");
+    tb.expect("ok-42");
+    let run_took = started.elapsed();
+    let started = Instant::now();
+    ok(&b, &["ps"]);
+    eprintln!("beside a fork bomb: docker run in the other session's terminal took {run_took:?}, docker ps {:?}", started.elapsed());
+    assert!(run_took < Duration::from_secs(20), "docker run took {run_took:?} beside the other session's fork bomb");
+    // Deleting the session removes its envelope, with everything that ran in it.
+    let (code, _) = lab.http("DELETE", &format!("/api/sessions/{a}"), None);
+    assert_eq!(code, 204);
+    for ctrl in ["pids", "cpu", "memory"] {
+        let dir = lab.session_cgroup(&a, ctrl);
+        assert!(!dir.exists(), "{} is left", dir.display());
+    }
+    assert!(lab.session_cgroup(&b, "pids").exists());
+}
+
+#[test]
+fn a_session_bounds_its_logs() {
+    let lab = Lab::start_with(&["--lab-log-max-size", "20k"]);
+    let id = lab.create_session();
+    let docker = |args: &[&str]| {
+        let o = lab.session_docker(&id, args);
+        (o.status.success(), String::from_utf8_lossy(&o.stdout).trim().to_string() + &String::from_utf8_lossy(&o.stderr))
+    };
+    // No options: the lab's default (20k here, two files), shown as Docker shows options.
+    let (ok, cid) = docker(&["run", "-d", "busybox", "seq", "1", "100000"]);
+    assert!(ok, "{cid}");
+    assert_eq!(docker(&["wait", &cid]), (true, "0".to_string()));
+    let (_, config) = docker(&["inspect", "-f", "{{json .HostConfig.LogConfig}}", &cid]);
+    assert_eq!(config, r#"{"Type":"json-file","Config":{"max-file":"2","max-size":"20k"}}"#);
+    let dir = lab.berth.root.join("containers").join(&cid);
+    let files: Vec<u64> = std::fs::read_dir(&dir).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with("container.log")).map(|e| e.metadata().unwrap().len()).collect();
+    assert!(files.len() <= 2 && files.iter().all(|s| *s <= 20_000 + 100), "{files:?}");
+    assert_eq!(docker(&["logs", "--tail", "1", &cid]), (true, "100000".to_string()));
+    // Less is fine; more than the lab allows is refused like the other limits.
+    assert!(docker(&["run", "--rm", "--log-opt", "max-size=5k", "busybox", "true"]).0);
+    let (ok, err) = docker(&["run", "--rm", "--log-opt", "max-size=1m", "busybox", "true"]);
+    assert!(!ok && err.contains("--log-opt max-size=1m is above this lab session's limit of 20k"), "{err}");
+    // The workstation's own log (its terminal's output) is bounded too.
+    let ws = std::fs::read_dir(lab.berth.root.join("containers"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| serde_json::from_slice::<serde_json::Value>(&std::fs::read(e.path().join("container.json")).ok()?).ok())
+        .find(|c| c["name"] == "workstation")
+        .expect("the workstation's container");
+    assert_eq!(ws["host_config"]["LogConfig"]["Config"]["max-size"], "20k", "{ws}");
+    assert_eq!(ws["host_config"]["CgroupParent"], format!("berth/lab-{}", &id[..12]), "{ws}");
 }

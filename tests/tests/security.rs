@@ -104,7 +104,8 @@ fn a_profile_of_the_users_own_is_applied_and_a_bad_one_refused() {
         (vec!["--security-opt", "apparmor=docker-default"], "not supported by Berth"),
         (vec!["--security-opt", "label=level:s0:c100"], "not supported by Berth"),
         (vec!["--security-opt", "colour=blue"], "invalid --security-opt 2"),
-        (vec!["--cgroup-parent", "/elsewhere"], "--cgroup-parent is not supported by Berth"),
+        (vec!["--uts", "host"], "--uts host is not supported by Berth"),
+        (vec!["--sysctl", "net.ipv4.ip_forward=1"], "--sysctl is not supported by Berth"),
         (vec!["--cap-drop", "FLY"], "unknown capability: \"CAP_FLY\""),
         (vec!["--privileged"], "--privileged is not supported by Berth"),
     ] {

@@ -183,6 +183,7 @@ impl Engine {
         }
         // After the policy: a lab session's refusal says it is the session's rule.
         validate_host_config(&host_config)?;
+        host_config.log_config.validate()?;
         // The image's defaults, overridden by the request, as Docker merges them.
         let ic = &image.config;
         let mut env = ic.env.clone();
@@ -467,6 +468,7 @@ impl Engine {
             Some(_) if h.memory > 0 => h.memory + runtime::wasm::RUNTIME_ALLOWANCE,
             _ => h.memory,
         };
+        self.ensure_envelope(c)?;
         Ok(RuntimeSpec {
             id: c.id.clone(),
             rootfs: dir.join("rootfs"),
@@ -501,6 +503,7 @@ impl Engine {
             new_network: c.join_network.is_none() && h.network_mode != "host",
             dns: (!c.endpoints.is_empty()).then(|| dir.join("dns.json")),
             log_path: dir.join("container.log"),
+            log_mode: h.log_config.mode()?,
             exit_path: dir.join("exit.json"),
             socket_path: shim_socket(self, &c.id),
             security: self.container_security(c)?,
@@ -891,9 +894,31 @@ impl Engine {
         Ok(())
     }
 
-    pub fn log_path(&self, ns: &str, name: &str) -> Result<PathBuf> {
+    /// Where a container's json-file log is (rotated files beside it); None for a
+    /// driver that keeps no file (`none`).
+    pub fn log_path(&self, ns: &str, name: &str) -> Result<Option<PathBuf>> {
         let c = self.container(ns, name)?;
-        Ok(dir_of(self, &c.id).join("container.log"))
+        Ok((c.host_config.log_config.driver() == crate::log_config::JSON_FILE).then(|| dir_of(self, &c.id).join("container.log")))
+    }
+
+    /// `docker logs`: the entries that pass the filter, across rotated files, and a
+    /// follower for `-f`. Docker's error for a driver that cannot be read.
+    pub fn logs(&self, ns: &str, name: &str, filter: &crate::logs::LogFilter) -> Result<(Vec<crate::logs::LogEntry>, crate::logs::Follower)> {
+        let Some(path) = self.log_path(ns, name)? else {
+            return Err(Error::NotImplemented("configured logging driver does not support reading".into()));
+        };
+        crate::logs::read(&path, filter)
+    }
+
+    /// Makes the envelope of the container's namespace when it is missing (after a
+    /// reboot of the host, before the lab opens the session again): a container must
+    /// never start in a parent without the session's limits.
+    fn ensure_envelope(&self, c: &Container) -> Result<()> {
+        let Some(env) = self.policy(&c.namespace).and_then(|p| p.envelope) else { return Ok(()) };
+        if env.cgroup == c.host_config.cgroup_parent.trim_matches('/') && !env.exists() {
+            env.ensure()?;
+        }
+        Ok(())
     }
 
     /// Processes in the container: (pid, ppid, uid, start ticks, cpu ticks, tty, cmd).
@@ -986,7 +1011,7 @@ fn wait_shim(sock: &std::path::Path) -> Option<ExitInfo> {
 }
 
 pub(crate) fn cgroup_name(c: &Container) -> String {
-    format!("berth/{}", c.id)
+    crate::cgroup::container_name(&c.host_config.cgroup_parent, &c.id)
 }
 
 /// What a `create` event tells beyond name and image (Berth's additions, for lesson
@@ -1035,6 +1060,9 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
     }
     if h.auto_remove && !matches!(h.restart_policy.name.as_str(), "" | "no") {
         return Err(Error::InvalidArgument("can't create 'AutoRemove' container with restart policy".into()));
+    }
+    if !h.cgroup_parent.is_empty() {
+        crate::cgroup::validate_parent(&h.cgroup_parent)?;
     }
     crate::security::validate(h)
 }

@@ -150,7 +150,19 @@ impl Engine {
 
     /// Sets (or with None, lifts) a namespace's policy; it is kept on disk, so
     /// containers restarted before the lab server is back are still held to it.
+    /// Its envelope's cgroup is made (its limits written again) now; an envelope the
+    /// policy no longer has is removed with whatever still runs in it.
     pub fn set_policy(&self, ns: &str, policy: Option<Policy>) -> Result<()> {
+        let old = self.policy(ns).and_then(|p| p.envelope);
+        let new = policy.as_ref().and_then(|p| p.envelope.clone());
+        if let Some(env) = &new {
+            if self.linux_runtime {
+                env.ensure()?;
+            }
+        }
+        if let Some(env) = old.filter(|o| new.as_ref().is_none_or(|n| n.cgroup != o.cgroup)) {
+            env.remove()?;
+        }
         let path = self.policy_path(ns);
         match &policy {
             Some(p) => fsutil::write_json(&path, p)?,

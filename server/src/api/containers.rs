@@ -2,7 +2,6 @@
 //! attach, and the smaller verbs.
 
 use std::collections::BTreeMap;
-use std::io::{BufReader, Seek, SeekFrom};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
@@ -254,7 +253,9 @@ fn inspect_json(engine: &berth_engine::Engine, c: &Container) -> Value {
         }
     }
     let mut host_config = serde_json::to_value(&c.host_config).unwrap_or(json!({}));
-    host_config["LogConfig"] = json!({ "Type": "json-file", "Config": {} });
+    // Containers made before Berth kept a LogConfig: the default driver's.
+    host_config["LogConfig"]["Type"] = json!(c.host_config.log_config.driver());
+    let log_path = engine.log_path(&c.namespace, &c.id).ok().flatten().map(|p| p.display().to_string()).unwrap_or_default();
     if c.host_config.network_mode.is_empty() {
         host_config["NetworkMode"] = json!("none");
     }
@@ -280,7 +281,7 @@ fn inspect_json(engine: &berth_engine::Engine, c: &Container) -> Value {
         "ResolvConfPath": dir.join("resolv.conf"),
         "HostnamePath": dir.join("hostname"),
         "HostsPath": dir.join("hosts"),
-        "LogPath": dir.join("container.log"),
+        "LogPath": log_path,
         "Name": format!("/{}", c.name),
         "RestartCount": c.restart_count,
         "Driver": "overlayfs",
@@ -420,28 +421,24 @@ async fn logs(State(s): State<ApiState>, Path(id): Path<String>, Query(q): Q) ->
         return Err(ApiError::bad_request("Bad parameters: you must choose at least one stream"));
     }
     let (follow, ts, tty) = (flag(&q, "follow"), flag(&q, "timestamps"), c.config.tty);
-    let path = s.engine.log_path(&s.namespace, &id)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     let engine = s.engine.clone();
     let ns = s.namespace.clone();
     let cid = c.id.clone();
+    let (entries, mut follower) = {
+        let (engine, ns, cid, filter) = (engine.clone(), ns.clone(), cid.clone(), filter.clone());
+        blocking(move || Ok(engine.logs(&ns, &cid, &filter)?)).await?
+    };
     tokio::task::spawn_blocking(move || {
-        let Ok((entries, mut offset)) = logs::read(&path, &filter) else { return };
         if tx.blocking_send(Ok(Bytes::from(render(&entries, tty, ts)))).is_err() || !follow {
             return;
         }
         let follow_filter = LogFilter { tail: None, ..filter };
         loop {
             let running = engine.container(&ns, &cid).map(|c| c.state.status.is_live()).unwrap_or(false);
-            if let Ok(f) = std::fs::File::open(&path) {
-                let mut r = BufReader::new(f);
-                if r.seek(SeekFrom::Start(offset)).is_ok() {
-                    if let Ok((entries, n)) = logs::read_from(&mut r, &follow_filter) {
-                        offset += n;
-                        if !entries.is_empty() && tx.blocking_send(Ok(Bytes::from(render(&entries, tty, ts)))).is_err() {
-                            return;
-                        }
-                    }
+            if let Ok(entries) = follower.poll(&follow_filter) {
+                if !entries.is_empty() && tx.blocking_send(Ok(Bytes::from(render(&entries, tty, ts)))).is_err() {
+                    return;
                 }
             }
             if !running || tx.is_closed() {

@@ -33,6 +33,7 @@ impl From<Error> for ApiError {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::InvalidArgument(_) => StatusCode::BAD_REQUEST,
             Error::NotModified(_) => StatusCode::NOT_MODIFIED,
+            Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Error::Runtime(_) | Error::Io { .. } | Error::Json { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())

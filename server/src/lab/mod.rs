@@ -21,6 +21,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
+use berth_engine::envelope::Envelope;
+use berth_engine::log_config::Rotation;
 use berth_engine::Engine;
 use berth_lessons::api::{LessonProgress, SelectLesson, SessionInfo, SessionStatus, TerminalControl};
 use berth_lessons::Lesson;
@@ -46,6 +48,24 @@ pub struct LabOptions {
     /// Containers a session may hold at once.
     #[arg(long = "lab-containers", default_value_t = 20)]
     pub containers: usize,
+    /// CPUs for a whole session (its containers, workstation, execs and builds
+    /// together): a fork bomb or a CPU hog in one session leaves the others this much
+    /// less at most.
+    #[arg(long = "lab-session-cpus", default_value_t = 1.0)]
+    pub session_cpus: f64,
+    /// Memory for a whole session, e.g. 1g.
+    #[arg(long = "lab-session-memory", default_value = "1g", value_parser = parse_size)]
+    pub session_memory: i64,
+    /// Processes for a whole session.
+    #[arg(long = "lab-session-pids", default_value_t = 512)]
+    pub session_pids: i64,
+    /// json-file log size per file of a session's containers (default and most),
+    /// in Docker's units (10m = 10,000,000 bytes).
+    #[arg(long = "lab-log-max-size", default_value = "10m", value_parser = parse_log_size)]
+    pub log_max_size: u64,
+    /// json-file log files kept per container of a session (default and most).
+    #[arg(long = "lab-log-max-file", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub log_max_file: u32,
     /// A session unused this long is removed (e.g. 90m, 2h).
     #[arg(long = "lab-idle", default_value = "2h", value_parser = parse_duration)]
     pub idle: Duration,
@@ -63,6 +83,15 @@ pub struct LabOptions {
 impl LabOptions {
     pub fn nano_cpus(&self) -> i64 {
         (self.cpus * 1e9) as i64
+    }
+
+    /// A session's envelope: the cgroup all it runs shares, with its limits.
+    pub fn envelope(&self, ns: &str) -> Envelope {
+        Envelope::for_namespace(ns, self.session_memory, (self.session_cpus * 1e9) as i64, self.session_pids)
+    }
+
+    pub fn log_rotation(&self) -> Rotation {
+        Rotation { max_size: self.log_max_size, max_file: self.log_max_file }
     }
 
     pub fn docker_cli(&self) -> anyhow::Result<PathBuf> {
@@ -86,6 +115,14 @@ fn parse_size(s: &str) -> Result<i64, String> {
         _ => (s.as_str(), 1),
     };
     num.parse::<i64>().map(|n| n * mult).map_err(|_| format!("invalid size {s:?}: use e.g. 512m or 1g"))
+}
+
+fn parse_log_size(s: &str) -> Result<u64, String> {
+    match berth_engine::log_config::parse_size(s) {
+        Ok(0) => Err("must be more than 0".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use berth_engine::container::{ContainerConfig, HostConfig};
+use berth_engine::log_config::{self, LogConfig};
 use berth_engine::policy::{Home, Policy};
 use berth_engine::disk::Disk;
 use berth_engine::{netns, CreateRequest, Engine};
@@ -141,6 +142,7 @@ fn prepare(engine: &Engine, opts: &LabOptions, dir: &Path, ns: &str, ws_ns: &str
         Ok(v) => v,
         Err(_) => engine.create_volume(ws_ns, Some("home"), Default::default())?,
     };
+    let envelope = opts.envelope(ns);
     engine.set_policy(
         ns,
         Some(Policy {
@@ -151,8 +153,11 @@ fn prepare(engine: &Engine, opts: &LabOptions, dir: &Path, ns: &str, ws_ns: &str
             pids: opts.pids,
             max_containers: opts.containers,
             disk: opts.disk.max(0) as u64,
+            envelope: Some(envelope.clone()),
+            log: Some(opts.log_rotation()),
         }),
-    )?;
+    )
+    .context("set the session's policy and envelope")?;
     if engine.container(ws_ns, WORKSTATION).is_err() {
         let docker = opts.docker_cli()?;
         let config = ContainerConfig {
@@ -173,6 +178,8 @@ fn prepare(engine: &Engine, opts: &LabOptions, dir: &Path, ns: &str, ws_ns: &str
             ],
             ..Default::default()
         };
+        let mut log_opts = Default::default();
+        opts.log_rotation().set_in(&mut log_opts);
         let host_config = HostConfig {
             binds: vec![
                 format!("{}:/usr/local/bin/docker:ro", docker.display()),
@@ -182,6 +189,10 @@ fn prepare(engine: &Engine, opts: &LabOptions, dir: &Path, ns: &str, ws_ns: &str
             // No restart policy: the terminal starts a new shell when one ends.
             memory: opts.memory,
             pids_limit: opts.pids,
+            // Not held to the namespace's policy (it is Berth's), but it is the
+            // session's all the same: in its envelope, its log bounded.
+            cgroup_parent: envelope.cgroup.clone(),
+            log_config: LogConfig { r#type: log_config::JSON_FILE.into(), config: log_opts },
             ..Default::default()
         };
         engine.create_container(

@@ -1,0 +1,65 @@
+//! A lab session's envelope: one cgroup that holds everything the session runs (the
+//! student's containers, the workstation, `docker exec` processes, build steps), with
+//! limits for the whole session. Per-container limits still apply inside it; the
+//! envelope is what keeps twenty containers of one student from taking twenty CPUs
+//! and five thousand processes.
+//!
+//! Containers join it through their `CgroupParent` (set by the namespace's policy, or
+//! by the lab for its workstation): their cgroup is `<envelope>/<id>`. The envelope
+//! itself holds no process, so on cgroup v2 it may enable controllers for its children.
+
+use serde::{Deserialize, Serialize};
+
+use crate::cgroup::{self, Cgroup};
+use crate::error::Result;
+use crate::spec::Limits;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The cgroup's name below each controller's root, e.g. `berth/lab-0123456789ab`.
+    pub cgroup: String,
+    /// For the whole session. 0 = no limit.
+    pub memory: i64,
+    pub nano_cpus: i64,
+    pub pids: i64,
+}
+
+impl Envelope {
+    /// The envelope of the lab session whose student namespace is `ns`.
+    pub fn for_namespace(ns: &str, memory: i64, nano_cpus: i64, pids: i64) -> Envelope {
+        Envelope { cgroup: format!("{}/{ns}", cgroup::DEFAULT_PARENT), memory, nano_cpus, pids }
+    }
+
+    fn cgroup(&self) -> Cgroup {
+        Cgroup::new(&self.cgroup)
+    }
+
+    /// Makes the cgroup (or finds it again) and writes its limits, so limits changed
+    /// by the instructor apply when the session is opened again.
+    pub fn ensure(&self) -> Result<()> {
+        cgroup::validate_parent(&self.cgroup)?;
+        let cg = self.cgroup();
+        cg.create(&Limits { memory: 0, nano_cpus: 0, pids: 0 })?;
+        if self.memory > 0 && !cg.memory_hierarchy() {
+            tracing::warn!(cgroup = %self.cgroup, "memory.use_hierarchy is off on this host: the session's memory limit covers none of its containers");
+        }
+        cg.set_default_cpu_weight()?;
+        cg.create(&Limits { memory: self.memory, nano_cpus: self.nano_cpus, pids: self.pids })
+    }
+
+    /// Whether the cgroup is there (it is gone after a reboot of the host).
+    pub fn exists(&self) -> bool {
+        self.cgroup().exists()
+    }
+
+    /// Removes the cgroup and all below it, killing what is left there.
+    pub fn remove(&self) -> Result<()> {
+        cgroup::validate_parent(&self.cgroup)?;
+        self.cgroup().remove_tree()
+    }
+
+    /// Processes in the whole session now.
+    pub fn pids_current(&self) -> u64 {
+        self.cgroup().pids_current()
+    }
+}
