@@ -682,16 +682,25 @@ impl Registry {
     /// `limit`. The description is the image label `org.opencontainers.image.description`
     /// of the `latest` tag (or any tag).
     pub fn search(&self, term: &str, limit: usize) -> DResult<Vec<SearchResult>> {
+        self.search_as(term, limit, &|name| Some(name.to_string()))
+    }
+
+    /// [`Registry::search`] as someone who sees repositories by other names: `view`
+    /// gives the name shown for a repository, or None to hide it (a lab session sees
+    /// its own without their prefix and never another session's). The term is
+    /// matched against the names shown.
+    pub fn search_as(&self, term: &str, limit: usize, view: &dyn Fn(&str) -> Option<String>) -> DResult<Vec<SearchResult>> {
         let term = term.to_ascii_lowercase();
         let mut out = Vec::new();
-        for name in self.repositories()? {
+        for real in self.repositories()? {
             if out.len() >= limit {
                 break;
             }
+            let Some(name) = view(&real) else { continue };
             if !name.contains(&term) {
                 continue;
             }
-            let Ok(meta) = self.load_existing(&name) else { continue };
+            let Ok(meta) = self.load_existing(&real) else { continue };
             let description = self.description(&meta).unwrap_or_default();
             // Docker Hub shows official images without `library/`.
             let (shown, official) = match name.strip_prefix("library/") {
@@ -810,9 +819,14 @@ pub fn open_range(path: &Path, start: u64) -> DResult<fs::File> {
 
 impl crate::Engine {
     /// `docker search` over Berth's own registry (the `/v1/search` answer, offline):
-    /// repositories whose name contains `term`, at most `limit`.
-    pub fn search_local_registry(&self, term: &str, limit: usize) -> DResult<Vec<SearchResult>> {
-        Registry::open(self.root())?.search(term, limit)
+    /// repositories whose name contains `term`, at most `limit`; for a lab session
+    /// (`names`), only the class's and its own, by the names it uses.
+    pub fn search_local_registry(&self, term: &str, limit: usize, names: Option<&crate::registry::lab_names::LabNames>) -> DResult<Vec<SearchResult>> {
+        let reg = Registry::open(self.root())?;
+        match names {
+            Some(n) => reg.search_as(term, limit, &|real| n.shown(real)),
+            None => reg.search(term, limit),
+        }
     }
 }
 

@@ -4,7 +4,10 @@
 use berth_engine::detach::{parse_detach_keys, DetachScanner, Scan};
 use berth_engine::logs::{self, LogFilter, Stream};
 use berth_engine::reference::Reference;
+use berth_engine::registry::guard::{self, Kind};
+use berth_engine::registry::lab_names::LabNames;
 use proptest::prelude::*;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
@@ -78,6 +81,69 @@ proptest! {
     fn layer_unpack_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
         let t = tempfile::tempdir().unwrap();
         let _ = berth_engine::store::unpack_tar(&bytes[..], t.path());
+    }
+
+    #[test]
+    fn lab_names_map_and_unmap_within_the_session(
+        a in "[0-9a-f]{12}",
+        b in "[0-9a-f]{12}",
+        repo in "(lab/)?[a-z0-9]{1,6}([._-][a-z0-9]{1,3})?(/[a-z0-9]{1,6}){0,3}",
+    ) {
+        let (na, nb) = (LabNames::for_namespace(&format!("lab-{a}")), LabNames::for_namespace(&format!("lab-{b}")));
+        let mine = format!("{}/", na.prefix());
+        let theirs = format!("{}/", nb.prefix());
+        match na.own(&repo) {
+            Ok(remote) => {
+                prop_assert!(remote.starts_with(&mine), "{} -> {}", repo, remote);
+                if a != b {
+                    prop_assert!(!remote.starts_with(&theirs));
+                    prop_assert_eq!(nb.shown(&remote), None, "another session never sees it");
+                }
+                // What the student typed comes back (their own prefix is an alias).
+                let back = na.shown(&remote).expect("a session sees its own");
+                let aliased = mine.clone() + &back;
+                prop_assert!(back == repo || aliased == repo, "{} -> {} -> {}", repo, remote, back);
+                let sources = na.pull_sources(&repo).unwrap();
+                prop_assert_eq!(&sources[0], &remote);
+                for s in &sources {
+                    prop_assert!(na.shown(s).is_some(), "a pull reads only what the session may see: {}", s);
+                }
+            }
+            Err(_) => prop_assert!(repo.starts_with("lab/"), "only lab/ names are refused: {}", repo),
+        }
+        // Another session's repository, however written, is refused.
+        if a != b {
+            let other = theirs.clone() + &repo;
+            prop_assert!(na.own(&other).is_err(), "{}", other);
+            prop_assert!(na.pull_sources(&other).is_err(), "{}", other);
+        }
+    }
+
+    #[test]
+    fn v4_mapped_and_embedded_addresses_are_judged_as_their_ipv4(bits in any::<u32>()) {
+        let v4 = Ipv4Addr::from(bits);
+        let k = guard::classify(IpAddr::V4(v4));
+        prop_assert_eq!(guard::classify(IpAddr::V6(v4.to_ipv6_mapped())), k);
+        let nat64 = Ipv6Addr::from((0x64_ff9b_u128 << 96) | u128::from(bits));
+        prop_assert_eq!(guard::classify(IpAddr::V6(nat64)), k);
+        let six_to_four = Ipv6Addr::from((0x2002_u128 << 112) | (u128::from(bits) << 80) | 1);
+        prop_assert_eq!(guard::classify(IpAddr::V6(six_to_four)), k);
+        // Whatever std knows is not global, the guard refuses too.
+        if v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_multicast() || v4.is_unspecified() || v4.is_broadcast() || v4.is_documentation() {
+            prop_assert!(k.is_some(), "{}", v4);
+        }
+        if v4.is_private() {
+            prop_assert_eq!(k, Some(Kind::Private));
+        }
+    }
+
+    #[test]
+    fn ipv6_classification_never_panics_and_agrees_with_std(bits in any::<u128>()) {
+        let ip = Ipv6Addr::from(bits);
+        let k = guard::classify(IpAddr::V6(ip));
+        if ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() || ip.is_unique_local() || ip.is_unicast_link_local() {
+            prop_assert!(k.is_some(), "{}", ip);
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use axum::ServiceExt;
+use berth_engine::registry::guard::Guard;
 use berth_engine::{Engine, EngineOptions};
 use tower::Layer;
 
@@ -51,6 +52,8 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     // Bound before the Docker API, so once that answers the registry's address is known.
     let registry_addr = crate::registry::start(&opts.registry, &opts.root, &mut tasks).await?;
     crate::registry::use_as_mirror(&state.engine, &opts.registry, registry_addr).await;
+    // Before any lab session can ask for a pull or push.
+    state.engine.set_lab_guard(Guard { allow: opts.lab.registry_allow.clone(), own: registry_addr });
     if let Some(addr) = &opts.listen {
         if !crate::web::embedded() {
             tracing::warn!("this binary has no playground built in: run scripts/build-playground playground-web/dist, then rebuild");

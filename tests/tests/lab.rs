@@ -412,4 +412,181 @@ fn a_session_bounds_its_logs() {
         .expect("the workstation's container");
     assert_eq!(ws["host_config"]["LogConfig"]["Config"]["max-size"], "20k", "{ws}");
     assert_eq!(ws["host_config"]["CgroupParent"], format!("berth/lab-{}", &id[..12]), "{ws}");
+/// A TCP listener on a free loopback port that counts the connections it gets: a
+/// stand-in for a service on the lab server's loopback that sessions must not reach.
+struct Tripwire {
+    port: u16,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Tripwire {
+    fn new() -> Tripwire {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.set_nonblocking(true).expect("nonblocking");
+        let port = l.local_addr().expect("addr").port();
+        let (hits, stop) = (std::sync::Arc::new(AtomicUsize::new(0)), std::sync::Arc::new(AtomicBool::new(false)));
+        let (h, s) = (hits.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                match l.accept() {
+                    // Dropped at once: a client sees the connection close.
+                    Ok(_) => {
+                        h.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        Tripwire { port, hits, stop }
+    }
+
+    /// Connections so far, once the accepting thread has had time to take those
+    /// the kernel already queued (up to `wait` for the first one).
+    fn hits(&self, wait: Duration) -> usize {
+        let end = std::time::Instant::now() + wait;
+        std::thread::sleep(Duration::from_millis(200));
+        let n = || self.hits.load(std::sync::atomic::Ordering::SeqCst);
+        while n() == 0 && std::time::Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        n()
+    }
+}
+
+impl Drop for Tripwire {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// (success, stdout + stderr) of the docker CLI in a session.
+fn in_session(lab: &Lab, id: &str, args: &[&str]) -> (bool, String) {
+    let o = lab.session_docker(id, args);
+    (o.status.success(), String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr))
+}
+
+/// The trimmed stdout of the docker CLI in a session, which must succeed.
+fn session_ok(lab: &Lab, id: &str, args: &[&str]) -> String {
+    let o = lab.session_docker(id, args);
+    let out = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert!(o.status.success(), "docker {args:?} in session {id}: {out}{}\nserver log: {}", String::from_utf8_lossy(&o.stderr), lab.berth.server_log());
+    out
+}
+
+#[test]
+fn the_class_registry_keeps_each_sessions_images_its_own() {
+    let lab = Lab::start();
+    let port = lab.berth.registry_addr().rsplit(':').next().unwrap().to_string();
+    let reg = format!("localhost:{port}");
+    let (a, b) = (lab.create_session(), lab.create_session());
+    // The instructor publishes from the host (the default namespace).
+    lab.berth.ok(&["run", "--name", "mk", "busybox", "sh", "-c", "echo class > /id"]);
+    lab.berth.ok(&["commit", "mk", &format!("{reg}/shared")]);
+    lab.berth.ok(&["push", &format!("{reg}/shared")]);
+    let shared = lab.berth.inspect(&format!("{reg}/shared"), "{{.Id}}");
+    // Each session makes its own `app` and pushes it under the same name.
+    let mut ids = Vec::new();
+    for (id, word) in [(&a, "alpha"), (&b, "beta")] {
+        session_ok(&lab, id, &["run", "--name", "mk", "busybox", "sh", "-c", &format!("echo {word} > /id")]);
+        session_ok(&lab, id, &["commit", "mk", &format!("{reg}/app")]);
+        let out = session_ok(&lab, id, &["push", &format!("{reg}/app")]);
+        assert!(out.contains(&format!("The push refers to repository [{reg}/app]")) && !out.contains("lab/"), "{out}");
+        ids.push(session_ok(&lab, id, &["inspect", "-f", "{{.Id}}", &format!("{reg}/app")]));
+    }
+    assert_ne!(ids[0], ids[1]);
+    // B's push did not overwrite A's: each pulls back its own.
+    for (id, (want, word)) in [&a, &b].into_iter().zip(ids.iter().zip(["alpha", "beta"])) {
+        session_ok(&lab, id, &["rmi", &format!("{reg}/app")]);
+        let out = session_ok(&lab, id, &["pull", &format!("{reg}/app")]);
+        assert!(!out.contains("lab/"), "the session's prefix is not shown: {out}");
+        assert_eq!(&session_ok(&lab, id, &["inspect", "-f", "{{.Id}}", &format!("{reg}/app")]), want);
+        assert_eq!(session_ok(&lab, id, &["run", "--rm", &format!("{reg}/app"), "cat", "/id"]), word);
+        assert!(session_ok(&lab, id, &["images", "--format", "{{.Repository}}"]).lines().any(|l| l == format!("{reg}/app")));
+        // The instructor's image: pulled (here by `run` of a missing image) in both.
+        assert_eq!(session_ok(&lab, id, &["run", "--rm", &format!("{reg}/shared"), "cat", "/id"]), "class");
+        assert_eq!(session_ok(&lab, id, &["inspect", "-f", "{{.Id}}", &format!("{reg}/shared")]), shared);
+    }
+    // On the registry, each session's image is under its own prefix; nothing reached
+    // the class's `app`, and the instructor's `shared` is untouched.
+    let catalog = std::process::Command::new("curl").args(["-s", &format!("http://{}/v2/_catalog", lab.berth.registry_addr())]).output().expect("curl");
+    let catalog = String::from_utf8_lossy(&catalog.stdout).to_string();
+    for want in [format!("\"lab/{}/app\"", &a[..12]), format!("\"lab/{}/app\"", &b[..12]), "\"shared\"".to_string()] {
+        assert!(catalog.contains(&want), "{want} in {catalog}");
+    }
+    assert!(!catalog.contains("\"app\""), "{catalog}");
+    // Naming another session's repository is refused, for a pull and a push.
+    let theirs = format!("{reg}/lab/{}/app", &b[..12]);
+    let (ok, out) = in_session(&lab, &a, &["pull", &theirs]);
+    assert!(!ok && out.contains(&format!("repository lab/{}/app belongs to another lab session", &b[..12])), "{out}");
+    session_ok(&lab, &a, &["tag", "busybox", &theirs]);
+    let (ok, out) = in_session(&lab, &a, &["push", &theirs]);
+    assert!(!ok && out.contains("belongs to another lab session"), "{out}");
+    // Search shows the class's repositories and the session's own, by its names.
+    let found = session_ok(&lab, &a, &["search", "--format", "{{.Name}}", &format!("{reg}/a")]);
+    assert!(found.lines().any(|l| l == "app") && found.lines().any(|l| l == "shared"), "{found}");
+    assert!(!found.contains("lab/"), "{found}");
+    let found = session_ok(&lab, &b, &["search", "--format", "{{.Name}}", "lab"]);
+    assert!(!found.contains(&a[..12]), "{found}");
+    // The registry's HTTP API (and its DELETE) is out of a workstation's reach.
+    let mut t = lab.terminal(&b);
+    t.expect("$ ");
+    t.line(&format!("wget -T 3 -qO- http://127.0.0.1:{port}/v2/ >/dev/null 2>&1; echo registry-rc=$?"));
+    t.expect("registry-rc=1");
+    t.line(&format!("wget -T 3 -qO- http://localhost:{port}/v2/_catalog >/dev/null 2>&1; echo catalog-rc=$?"));
+    t.expect("catalog-rc=1");
+}
+
+#[test]
+fn lab_sessions_cannot_make_the_server_connect_to_local_addresses() {
+    let wire = Tripwire::new();
+    let lab = Lab::start();
+    let id = lab.create_session();
+    let target = format!("127.0.0.1:{}", wire.port);
+    session_ok(&lab, &id, &["tag", "busybox", &format!("{target}/x")]);
+    let ctx = tempfile::tempdir().expect("temp dir");
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {target}/y\n")).expect("Dockerfile");
+    let ctx_path = ctx.path().to_str().unwrap().to_string();
+    let refused = |verb: &str| format!("{verb} {target} is not allowed in a lab session: it is a loopback address of the lab server");
+    for (args, want) in [
+        (vec!["pull".to_string(), format!("{target}/x")], refused("pulling from")),
+        (vec!["push".into(), format!("{target}/x")], refused("pushing to")),
+        (vec!["login".into(), "-u".into(), "me".into(), "-p".into(), "pw".into(), target.clone()], refused("logging in to")),
+        (vec!["search".into(), format!("{target}/x")], refused("searching")),
+        (vec!["run".into(), "--rm".into(), format!("{target}/y")], refused("pulling from")),
+        (vec!["build".into(), "-q".into(), ctx_path.clone()], refused("pulling from")),
+        (vec!["build".into(), "-q".into(), "--pull".into(), ctx_path.clone()], refused("pulling from")),
+        (vec!["pull".into(), format!("localhost:{}/x", wire.port)], format!("localhost:{} is not allowed in a lab session: localhost is at", wire.port)),
+        // (Image references take no IPv6 literals: v4-mapped ones are unit-tested.)
+        (vec!["pull".into(), format!("127.1.2.3:{}/x", wire.port)], "it is a loopback address of the lab server".into()),
+        (vec!["pull".into(), "169.254.169.254/latest".into()], "it is a link-local address".into()),
+        (vec!["pull".into(), "10.0.0.1:5000/x".into()], "it is a private network address".into()),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, out) = in_session(&lab, &id, &args);
+        assert!(!ok && out.contains(&want), "docker {args:?}: want {want:?}, got: {out}");
+        assert!(out.contains("Error response from daemon") || args[0] == "build", "Docker's shape: {out}");
+    }
+    assert_eq!(wire.hits(Duration::ZERO), 0, "a lab session made the server connect to 127.0.0.1:{}", wire.port);
+    // The same pull from the default namespace connects (it is no registry, so fails).
+    let _ = lab.berth.docker(&["pull", &format!("{target}/x")]);
+    assert!(wire.hits(Duration::from_secs(5)) > 0, "a pull outside lab sessions is not guarded");
+}
+
+#[test]
+fn a_registry_the_instructor_allows_is_reachable_from_lab_sessions() {
+    let wire = Tripwire::new();
+    let target = format!("127.0.0.1:{}", wire.port);
+    let lab = Lab::start_with(&["--lab-registry-allow", &target]);
+    let id = lab.create_session();
+    let (ok, out) = in_session(&lab, &id, &["pull", &format!("{target}/x")]);
+    // It is no registry: the pull fails, but not for the guard, and it connected.
+    assert!(!ok && !out.contains("not allowed in a lab session"), "{out}");
+    assert!(wire.hits(Duration::from_secs(5)) > 0, "the allowed registry was not reached: {out}");
+    // Other loopback ports stay refused.
+    let other = Tripwire::new();
+    let (ok, out) = in_session(&lab, &id, &["pull", &format!("127.0.0.1:{}/x", other.port)]);
+    assert!(!ok && out.contains("not allowed in a lab session"), "{out}");
+    assert_eq!(other.hits(Duration::ZERO), 0);
 }

@@ -11,6 +11,8 @@ use crate::archive::{self, Loaded, SaveItem};
 use crate::error::{Error, Result};
 use crate::image::{History, ImageConfig, Images, RemovedItem, MEDIA_TYPE_LAYER_TAR};
 use crate::reference::Reference;
+use crate::registry::guard::{Action, Endpoint, Guard, Pinned};
+use crate::registry::lab_names::LabNames;
 use crate::registry::search::{self, SearchResult};
 use crate::registry::{self, pull, push, BlobSources, Client, Credentials, LayerState, Progress, ProgressFn, RegistryError, Transfer};
 use crate::seed;
@@ -455,20 +457,45 @@ impl Engine {
         *self.registry_mirrors.write().unwrap_or_else(|p| p.into_inner()) = mirrors;
     }
 
-    /// Fetches `r` for a pull. A Docker Hub image is asked of each registry mirror in
-    /// turn, then of Docker Hub itself, exactly as Docker's daemon does with
-    /// `registry-mirrors`: a mirror that lacks the image or cannot be reached is
-    /// skipped, and the image is still recorded under its Docker Hub name. Pushes never
-    /// go to a mirror.
-    fn fetch_for_pull(&self, r: &Reference, creds: Option<&Credentials>, progress: &ProgressFn) -> Result<pull::Fetched, RegistryError> {
-        let scope = format!("repository:{}:pull", r.repository);
+    /// Sets what lab sessions' registry requests may reach (Berth's own registry,
+    /// the instructor's `--lab-registry-allow`).
+    pub fn set_lab_guard(&self, guard: Guard) {
+        *self.lab_guard.write().unwrap_or_else(|p| p.into_inner()) = guard;
+    }
+
+    /// How namespace `ns` reaches `registry`. Outside lab sessions: as asked (no pin,
+    /// no names). In a lab session, through the guard (see [`registry::guard`]): the
+    /// addresses it checked, and on Berth's own registry the session's names there
+    /// (see [`registry::lab_names`]); a refusal is an error.
+    fn route(&self, ns: &str, registry: &str, action: Action) -> Result<(Option<Pinned>, Option<LabNames>), RegistryError> {
+        if self.policy(ns).is_none() {
+            return Ok((None, None));
+        }
+        let guard = self.lab_guard.read().unwrap_or_else(|p| p.into_inner()).clone();
+        Ok(match guard.check(registry, action)? {
+            Endpoint::Own(pin) => (Some(pin), Some(LabNames::for_namespace(ns))),
+            Endpoint::Public(pin) => (Some(pin), None),
+            Endpoint::Allowed => (None, None),
+        })
+    }
+
+    /// Fetches `r` for a pull; returns what was fetched and the repository it came
+    /// from. A Docker Hub image is asked of each registry mirror in turn, then of
+    /// Docker Hub itself, exactly as Docker's daemon does with `registry-mirrors`: a
+    /// mirror that lacks the image or cannot be reached is skipped, and the image is
+    /// still recorded under its Docker Hub name. Pushes never go to a mirror. In a lab
+    /// session, Berth's own registry is asked for the session's own repository first,
+    /// then the class's.
+    fn fetch_for_pull(&self, ns: &str, r: &Reference, creds: Option<&Credentials>, progress: &ProgressFn) -> Result<(pull::Fetched, String), RegistryError> {
         let arch = archive::host_arch();
         if r.registry == crate::reference::DEFAULT_REGISTRY {
+            let scope = format!("repository:{}:pull", r.repository);
+            // Mirrors are the operator's choice: not guarded, even for a lab session.
             for mirror in self.registry_mirrors() {
                 match Client::connect_url(&mirror, creds, &scope).and_then(|c| pull::fetch(&c, &self.store, r, &arch, progress)) {
                     Ok(f) => {
                         tracing::debug!("pulled {} from the mirror {mirror}", r.familiar());
-                        return Ok(f);
+                        return Ok((f, r.repository.clone()));
                     }
                     Err(e) if registry::mirror_falls_back(&e) => {
                         tracing::debug!("pull {} from the mirror {mirror} failed ({e}); trying the next endpoint", r.familiar());
@@ -477,8 +504,28 @@ impl Engine {
                 }
             }
         }
-        let client = Client::connect(&r.registry, &self.insecure_registries, creds, &scope)?;
-        pull::fetch(&client, &self.store, r, &arch, progress)
+        let (pin, names) = self.route(ns, &r.registry, Action::Pull)?;
+        let sources = match &names {
+            Some(n) => n.pull_sources(&r.repository)?,
+            None => vec![r.repository.clone()],
+        };
+        let scope = format!("repository:{}:pull", sources[0]);
+        let client = Client::connect_pinned(&r.registry, &self.insecure_registries, creds, &scope, pin)?;
+        for (i, repo) in sources.iter().enumerate() {
+            let remote = Reference { repository: repo.clone(), ..r.clone() };
+            // The student sees the name they pulled, not the session's prefix.
+            let pulling = format!("Pulling from {repo}");
+            let shown = |p: Progress| match p {
+                Progress::Status { id, text } if text == pulling => progress(Progress::Status { id, text: format!("Pulling from {}", r.repository) }),
+                p => progress(p),
+            };
+            match pull::fetch(&client, &self.store, &remote, &arch, &shown) {
+                Ok(f) => return Ok((f, repo.clone())),
+                Err(RegistryError::NotFound(e)) if i + 1 < sources.len() => tracing::debug!("{e}; trying {}", sources[i + 1]),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::NotFound(format!("manifest for {} not found", r.familiar())).into())
     }
 
     /// Publishes the seed images into Berth's own registry as `library/busybox:latest`
@@ -538,7 +585,7 @@ impl Engine {
         let r = Reference::parse(name)?;
         let shown = r.familiar();
         let before = self.images.namespace(ns)?.tags.get(&r.to_string()).cloned();
-        let fetched = self.fetch_for_pull(&r, creds, progress)?;
+        let (fetched, remote_repo) = self.fetch_for_pull(ns, &r, creds, progress)?;
         let fresh: Vec<&(String, String, u64)> = fetched.layers.iter().filter(|l| fetched.new_blobs.contains(&l.0)).collect();
         for (digest, _, size) in &fresh {
             progress(Progress::Bytes { id: registry::short_id(digest), action: Transfer::Extracting, current: *size, total: *size });
@@ -577,7 +624,7 @@ impl Engine {
         }
         let mut blobs = fetched.remote_layers.clone();
         blobs.push(recorded.clone());
-        BlobSources::add(self.root(), &r.registry, &r.repository, &blobs);
+        BlobSources::add(self.root(), &r.registry, &remote_repo, &blobs);
         progress(Progress::Status { id: None, text: format!("Digest: {}", fetched.digest) });
         let status = if before.as_deref() == Some(recorded.as_str()) {
             format!("Status: Image is up to date for {shown}")
@@ -618,14 +665,21 @@ impl Engine {
             let id = self.resolve_image(ns, &t.familiar())?;
             plan.push((t.clone(), id));
         }
+        // A lab session's refusal comes before any output: Docker's plain error.
+        let (pin, names) = self.route(ns, &base.registry, Action::Push)?;
+        let remote_repo = match &names {
+            Some(n) => n.own(&base.repository)?,
+            None => base.repository.clone(),
+        };
         progress(Progress::Status { id: None, text: format!("The push refers to repository [{}/{}]", first.registry, first.repository) });
-        let scope = format!("repository:{}:pull,push", base.repository);
-        let client = Client::connect(&base.registry, &self.insecure_registries, creds, &scope)?;
+        let scope = format!("repository:{remote_repo}:pull,push");
+        let client = Client::connect_pinned(&base.registry, &self.insecure_registries, creds, &scope, pin)?;
         for (t, id) in plan {
             let rec = self.images.record(&id)?;
             let config = self.store.read_blob(&id)?;
             let img = push::PushImage { config: &config, config_digest: &id, layers: &rec.layers };
-            let (digest, _) = push::push(&client, &self.store, self.root(), &t, &img, progress)?;
+            let remote = Reference { repository: remote_repo.clone(), ..t.clone() };
+            let (digest, _) = push::push(&client, &self.store, self.root(), &remote, names.as_ref(), &img, progress)?;
             {
                 let _g = self.image_lock.lock().unwrap_or_else(|p| p.into_inner());
                 self.add_repo_digest(&id, &format!("{}@{digest}", t.familiar_name()))?;
@@ -637,23 +691,32 @@ impl Engine {
 
     /// `docker login`: checks the credentials against their registry (`/v2/` ping,
     /// then a token or Basic auth). Returns the registry name on success.
-    pub fn registry_login(&self, creds: &Credentials) -> Result<String, RegistryError> {
+    pub fn registry_login(&self, ns: &str, creds: &Credentials) -> Result<String, RegistryError> {
         let registry = registry::registry_of_server_address(&creds.serveraddress);
-        Client::connect(&registry, &self.insecure_registries, Some(creds), "")?;
+        let (pin, _) = self.route(ns, &registry, Action::Login)?;
+        Client::connect_pinned(&registry, &self.insecure_registries, Some(creds), "", pin)?;
         Ok(registry)
     }
 
     /// `docker search TERM`: Docker Hub, or the registry the term names.
-    pub fn search_images(&self, term: &str, limit: usize) -> Result<Vec<SearchResult>, RegistryError> {
+    pub fn search_images(&self, ns: &str, term: &str, limit: usize) -> Result<Vec<SearchResult>, RegistryError> {
         let (registry, term) = search::split_term(term);
         if term.is_empty() {
             return Err(Error::InvalidArgument("a search term is required".into()).into());
         }
-        match registry {
+        let local = |names: Option<LabNames>| -> Result<Vec<SearchResult>, RegistryError> {
+            self.search_local_registry(&term, limit, names.as_ref()).map_err(|e| Error::Runtime(e.to_string()).into())
+        };
+        let Some(r) = registry else {
             // No registry named: Berth's own registry stands in for Docker Hub, so the
             // search lessons work in an offline classroom.
-            None => self.search_local_registry(&term, limit).map_err(|e| Error::Runtime(e.to_string()).into()),
-            Some(r) => search::search(Some(&r), &term, limit, &self.insecure_registries),
+            return local(self.policy(ns).map(|_| LabNames::for_namespace(ns)));
+        };
+        match self.route(ns, search::search_host(Some(&r)), Action::Search)? {
+            // A lab session searches Berth's own registry directly: over HTTP it would
+            // see every session's repositories.
+            (_, Some(names)) => local(Some(names)),
+            (pin, None) => search::search(Some(&r), &term, limit, &self.insecure_registries, pin),
         }
     }
 }

@@ -49,6 +49,9 @@ pub struct Engine {
     pub(crate) insecure_registries: Vec<String>,
     /// `EngineOptions::registry_mirrors`; `berth serve` sets it once its registry listens.
     registry_mirrors: std::sync::RwLock<Vec<String>>,
+    /// What lab sessions' registry requests may reach; `berth serve` sets it once its
+    /// registry listens.
+    lab_guard: std::sync::RwLock<crate::registry::guard::Guard>,
     pub(crate) store: Store,
     pub(crate) images: Images,
     pub(crate) volumes: Volumes,
@@ -109,6 +112,7 @@ impl Engine {
             busybox: opts.busybox,
             insecure_registries: opts.insecure_registries,
             registry_mirrors: std::sync::RwLock::new(opts.registry_mirrors),
+            lab_guard: Default::default(),
             linux_runtime: linux_missing.is_none(),
             linux_missing,
             seccomp: crate::seccomp::Compiler::new(root.join("seccomp")),

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -10,6 +11,7 @@ use reqwest::blocking::{RequestBuilder, Response};
 use reqwest::header::{HeaderMap, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
 
+use super::guard::Pinned;
 use super::{allows_http, endpoint_host, Credentials, RResult, RegistryError};
 
 /// Error bodies and token answers are small; anything larger is refused unread.
@@ -24,6 +26,9 @@ pub struct Client {
     pub registry: String,
     /// The `Authorization` header value to send, once settled.
     auth: Option<String>,
+    /// For a lab session: the addresses the registry was checked at, and the check
+    /// every other URL of the exchange passes (see [`super::guard`]).
+    pin: Option<Arc<Pinned>>,
 }
 
 /// A parsed `WWW-Authenticate` challenge.
@@ -164,8 +169,15 @@ impl Client {
     /// HTTPS is tried first; plain HTTP only for loopback and `insecure` hosts, and only
     /// when HTTPS cannot connect, as Docker does.
     pub fn connect(registry: &str, insecure: &[String], creds: Option<&Credentials>, scope: &str) -> RResult<Client> {
+        Client::connect_pinned(registry, insecure, creds, scope, None)
+    }
+
+    /// [`Client::connect`] for a lab session: the registry's host is reached at the
+    /// addresses the guard checked, and nothing else the exchange leads to may be a
+    /// private or local address.
+    pub fn connect_pinned(registry: &str, insecure: &[String], creds: Option<&Credentials>, scope: &str, pin: Option<Pinned>) -> RResult<Client> {
         let host = endpoint_host(registry);
-        let mut client = Client::new(registry, format!("https://{host}"))?;
+        let mut client = Client::new(registry, format!("https://{host}"), pin.map(Arc::new))?;
         let ping = match client.http.get(format!("{}/v2/", client.base)).send() {
             Ok(r) => r,
             Err(e) if allows_http(host, insecure) => {
@@ -184,23 +196,25 @@ impl Client {
     pub fn connect_url(base: &str, creds: Option<&Credentials>, scope: &str) -> RResult<Client> {
         let base = base.trim_end_matches('/');
         let host = base.split_once("://").map_or(base, |(_, h)| h);
-        let mut client = Client::new(host, base.to_string())?;
+        let mut client = Client::new(host, base.to_string(), None)?;
         let ping = client.http.get(format!("{base}/v2/")).send().map_err(ping_error)?;
         client.authenticate(ping, creds, scope)?;
         Ok(client)
     }
 
-    fn new(registry: &str, base: String) -> RResult<Client> {
-        let http = reqwest::blocking::Client::builder()
+    fn new(registry: &str, base: String, pin: Option<Arc<Pinned>>) -> RResult<Client> {
+        let mut builder = reqwest::blocking::Client::builder()
             .connect_timeout(Duration::from_secs(15))
             // No overall timeout: layers can take minutes. A dead peer still ends
             // the transfer through TCP keepalive.
             .timeout(None)
             .tcp_keepalive(Duration::from_secs(30))
-            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| transport(registry, e))?;
-        Ok(Client { http, base, registry: registry.to_string(), auth: None })
+            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")));
+        if let Some(p) = &pin {
+            builder = p.apply(builder);
+        }
+        let http = builder.build().map_err(|e| transport(registry, e))?;
+        Ok(Client { http, base, registry: registry.to_string(), auth: None, pin })
     }
 
     /// Answers the ping's challenge, if any.
@@ -269,7 +283,10 @@ impl Client {
                 r
             }
         };
-        let resp = req.send().map_err(|e| transport(realm, e))?;
+        let resp = self.execute(req).map_err(|e| match e {
+            RegistryError::Transport(m) => RegistryError::Transport(format!("token from {realm}: {m}")),
+            e => e,
+        })?;
         if resp.status() == StatusCode::UNAUTHORIZED || resp.status() == StatusCode::FORBIDDEN {
             let what = if creds.is_some() { "incorrect username or password" } else { "the registry requires 'docker login'" };
             return Err(RegistryError::Unauthorized(format!("login to {} failed: {what}", self.registry)));
@@ -308,7 +325,18 @@ impl Client {
 
     /// Sends and maps transport errors; the status is left to the caller.
     pub fn send(&self, req: RequestBuilder) -> RResult<Response> {
-        req.send().map_err(|e| transport(&self.registry, e))
+        self.execute(req)
+    }
+
+    /// Sends a request, after the lab guard's check of its URL when there is one:
+    /// upload locations and token realms come from the registry, and an IP literal
+    /// in them would never reach the guarded resolver.
+    fn execute(&self, req: RequestBuilder) -> RResult<Response> {
+        let req = req.build().map_err(|e| transport(&self.registry, e))?;
+        if let Some(pin) = &self.pin {
+            pin.check_url(req.url()).map_err(RegistryError::Denied)?;
+        }
+        self.http.execute(req).map_err(|e| transport(&self.registry, e))
     }
 
     /// Sends and fails on any non-2xx status, naming `what` in the error.

@@ -18,6 +18,8 @@
 //! turns them into Docker's JSON progress lines.
 
 pub mod client;
+pub mod guard;
+pub mod lab_names;
 pub mod pull;
 pub mod push;
 pub mod search;

@@ -15,6 +15,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use super::client::{error_from, Client};
+use super::lab_names::LabNames;
 use crate::manifest::OCI_MANIFEST;
 use super::{short_id, BlobSources, LayerState, Progress, ProgressFn, RResult, RegistryError, Transfer};
 use crate::error::Error;
@@ -136,21 +137,40 @@ fn upload(client: &Client, store: &Store, repo: &str, digest: &str, location: Op
     })
 }
 
-/// Puts one blob in `target`'s repository unless it is there: HEAD, then a mount
-/// from a repository of the same registry known to hold it, then an upload.
+/// Where a push goes: the repository, and for a lab session its names (see
+/// [`LabNames`]).
+struct Dest<'a> {
+    target: &'a Reference,
+    names: Option<&'a LabNames>,
+}
+
+/// Puts one blob in the destination's repository unless it is there: HEAD, then a
+/// mount from a repository of the same registry known to hold it, then an upload.
+/// A lab session mounts only from repositories it may see, and sees them by its own
+/// names: another session's would tell it who has which layers.
 /// Returns the layer's final state for the progress line.
-fn put_blob(client: &Client, store: &Store, root: &Path, target: &Reference, digest: &str, id: Option<&str>, progress: &ProgressFn) -> RResult<LayerState> {
+fn put_blob(client: &Client, store: &Store, root: &Path, dest: &Dest, digest: &str, id: Option<&str>, progress: &ProgressFn) -> RResult<LayerState> {
+    let (target, names) = (dest.target, dest.names);
     let repo = &target.repository;
     if has_blob(client, repo, digest)? {
         return Ok(LayerState::LayerAlreadyExists);
     }
     let mut location = None;
     let prefix = format!("{}/", target.registry);
-    for from in BlobSources::get(root, digest).iter().filter_map(|s| s.strip_prefix(&prefix)).filter(|r| *r != repo) {
+    let sources = BlobSources::get(root, digest);
+    let visible = sources
+        .iter()
+        .filter_map(|s| s.strip_prefix(&prefix))
+        .filter(|r| *r != repo)
+        .filter_map(|r| match names {
+            Some(n) => n.shown(r).map(|shown| (r, shown)),
+            None => Some((r, r.to_string())),
+        });
+    for (from, shown) in visible {
         let req = client.request(Method::POST, &format!("/v2/{repo}/blobs/uploads/?mount={digest}&from={from}")).header(CONTENT_LENGTH, "0");
         let r = client.send(req)?;
         match r.status() {
-            StatusCode::CREATED => return Ok(LayerState::MountedFrom(from.to_string())),
+            StatusCode::CREATED => return Ok(LayerState::MountedFrom(shown)),
             // The registry could not mount (no access to `from`, or it lost the blob)
             // and opened an ordinary upload instead: use it.
             StatusCode::ACCEPTED => {
@@ -181,9 +201,9 @@ pub fn image_manifest(store: &Store, img: &PushImage) -> RResult<Vec<u8>> {
     Ok(serde_json::to_vec(&manifest).map_err(|e| Error::Json { context: "encode manifest".into(), source: e })?)
 }
 
-/// Pushes `img` as `target` (which carries the tag). Returns the manifest's digest
-/// and size.
-pub fn push(client: &Client, store: &Store, root: &Path, target: &Reference, img: &PushImage, progress: &ProgressFn) -> RResult<(String, usize)> {
+/// Pushes `img` as `target` (which carries the tag; for a lab session, the session's
+/// own repository, see [`LabNames`]). Returns the manifest's digest and size.
+pub fn push(client: &Client, store: &Store, root: &Path, target: &Reference, names: Option<&LabNames>, img: &PushImage, progress: &ProgressFn) -> RResult<(String, usize)> {
     let tag = target.tag.clone().unwrap_or_else(|| crate::reference::DEFAULT_TAG.to_string());
     // Top layer first, as Docker lists them; a layer shared twice is pushed once.
     let mut order: Vec<&LayerRef> = Vec::new();
@@ -198,6 +218,7 @@ pub fn push(client: &Client, store: &Store, root: &Path, target: &Reference, img
     for l in order.iter().skip(CONCURRENT_UPLOADS) {
         progress(Progress::Layer { id: short_id(&l.digest), state: LayerState::Waiting });
     }
+    let dest = Dest { target, names };
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let first_error: Mutex<Option<RegistryError>> = Mutex::new(None);
@@ -209,7 +230,7 @@ pub fn push(client: &Client, store: &Store, root: &Path, target: &Reference, img
                 }
                 let Some(l) = order.get(next.fetch_add(1, Ordering::SeqCst)) else { return };
                 let id = short_id(&l.digest);
-                match put_blob(client, store, root, target, &l.digest, Some(&id), progress) {
+                match put_blob(client, store, root, &dest, &l.digest, Some(&id), progress) {
                     Ok(state) => progress(Progress::Layer { id, state }),
                     Err(e) => {
                         failed.store(true, Ordering::SeqCst);
@@ -223,7 +244,7 @@ pub fn push(client: &Client, store: &Store, root: &Path, target: &Reference, img
     if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
-    put_blob(client, store, root, target, img.config_digest, None, progress)?;
+    put_blob(client, store, root, &dest, img.config_digest, None, progress)?;
     let bytes = image_manifest(store, img)?;
     let digest = crate::store::sha256_digest(&bytes);
     let size = bytes.len();

@@ -1,14 +1,15 @@
 //! `docker search`: Docker Hub's `/v1/search` API, on Docker Hub (index.docker.io)
 //! or on the registry a term names (`localhost:5000/app`).
 //!
-//! Berth's own registry answers the same `/v1/search` shape; when the engine gets a
-//! direct function for searching it (without HTTP), the engine's `search_images`
-//! is where it is called for terms naming that registry.
+//! Berth's own registry answers the same `/v1/search` shape; a lab session searches
+//! it directly (the engine's `search_images`), to show only what the session may see.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::guard::Pinned;
 use super::{allows_http, RResult, RegistryError};
 
 /// One result, in Docker's field names.
@@ -43,15 +44,23 @@ pub fn split_term(term: &str) -> (Option<String>, String) {
     }
 }
 
-/// Searches `registry` (None: Docker Hub) for `term`.
-pub fn search(registry: Option<&str>, term: &str, limit: usize, insecure: &[String]) -> RResult<Vec<SearchResult>> {
-    let host = match registry {
+/// The host a search of `registry` (None: Docker Hub) asks.
+pub fn search_host(registry: Option<&str>) -> &str {
+    match registry {
         None | Some("docker.io") | Some("index.docker.io") => "index.docker.io",
         Some(h) => h,
-    };
-    let http = reqwest::blocking::Client::builder()
-        .connect_timeout(Duration::from_secs(15))
-        .timeout(Duration::from_secs(60))
+    }
+}
+
+/// Searches `registry` (None: Docker Hub) for `term`; for a lab session, at the
+/// addresses the guard checked (`pin`).
+pub fn search(registry: Option<&str>, term: &str, limit: usize, insecure: &[String], pin: Option<Pinned>) -> RResult<Vec<SearchResult>> {
+    let host = search_host(registry);
+    let mut builder = reqwest::blocking::Client::builder().connect_timeout(Duration::from_secs(15)).timeout(Duration::from_secs(60));
+    if let Some(p) = pin {
+        builder = Arc::new(p).apply(builder);
+    }
+    let http = builder
         .build()
         .map_err(|e| RegistryError::Transport(format!("search: {e}")))?;
     let query = [("q", term.to_string()), ("n", limit.to_string())];

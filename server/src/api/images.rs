@@ -628,7 +628,7 @@ async fn progress_stream(op: impl FnOnce(&ProgressFn) -> Result<(), RegistryErro
 async fn auth(State(s): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
     let creds: Credentials = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid credentials: {e}")))?;
     s.engine.note_request(&s.namespace, "login", &[("registry", &creds.serveraddress)]);
-    tokio::task::spawn_blocking(move || s.engine.registry_login(&creds))
+    tokio::task::spawn_blocking(move || s.engine.registry_login(&s.namespace, &creds))
         .await
         .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
         .map_err(|e| match e {
@@ -658,7 +658,7 @@ async fn search(State(s): State<ApiState>, Query(q): Pairs) -> Result<Response, 
         Some(v) => v.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid filter 'stars={v}'")))?,
         None => 0,
     };
-    let results = tokio::task::spawn_blocking(move || s.engine.search_images(&term, limit))
+    let results = tokio::task::spawn_blocking(move || s.engine.search_images(&s.namespace, &term, limit))
         .await
         .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
         .map_err(registry_error)?;

@@ -78,6 +78,11 @@ pub struct LabOptions {
     /// The docker CLI mounted (read-only) in every workstation; default: `docker` on PATH.
     #[arg(long = "lab-docker-cli")]
     pub docker_cli: Option<PathBuf>,
+    /// A registry (HOST[:PORT]) sessions may pull from, push to, log in to and search
+    /// although it is at a loopback, private or link-local address (sessions are
+    /// refused those otherwise). Repeatable.
+    #[arg(long = "lab-registry-allow")]
+    pub registry_allow: Vec<String>,
 }
 
 impl LabOptions {
