@@ -412,6 +412,8 @@ fn a_session_bounds_its_logs() {
         .expect("the workstation's container");
     assert_eq!(ws["host_config"]["LogConfig"]["Config"]["max-size"], "20k", "{ws}");
     assert_eq!(ws["host_config"]["CgroupParent"], format!("berth/lab-{}", &id[..12]), "{ws}");
+}
+
 /// A TCP listener on a free loopback port that counts the connections it gets: a
 /// stand-in for a service on the lab server's loopback that sessions must not reach.
 struct Tripwire {
