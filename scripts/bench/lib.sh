@@ -16,6 +16,7 @@
 #   free_port                  a TCP port nobody listens on (loopback)
 #   make_busybox_rootfs DIR    the busybox rootfs of Berth's seed image
 #   median FILE / minmax FILE  statistics of a file with one number per line
+#   remove_lab_cgroups         the lab sessions' cgroups left after their processes
 #   stop_pid PID SECONDS, pids_mentioning STRING, wait_for_ping SOCKET PID LOG NAME
 # Processes a script starts on its own (a registry, say) go in EXTRA_PIDS (space
 # separated); cleanup stops them too.
@@ -164,6 +165,23 @@ wait_for_ping() {       # wait_for_ping SOCKET PID LOG NAME
     say "$4 did not answer /_ping within 30 s; last lines of $3:"
     tail -n 20 "$3" >&2
     return 1
+}
+
+# The cgroups of this run's lab sessions (berth/lab-<id12> for each $BROOT/lab/<id>,
+# each holding its containers' cgroups), once their processes are dead: deepest
+# first, each retried while the kernel lets go.
+remove_lab_cgroups() {
+    local d f id
+    for id in $(ls "$BROOT/lab" 2>/dev/null); do
+        [ -d "$BROOT/lab/$id" ] || continue
+        for d in $(find /sys/fs/cgroup -maxdepth 3 -type d -path "*/berth/lab-${id:0:12}" 2>/dev/null); do
+            for f in $(find "$d" -mindepth 1 -depth -type d 2>/dev/null) "$d"; do
+                for _ in 1 2 3 4 5; do rmdir "$f" 2>/dev/null && break; sleep 0.2; done
+                [ -d "$f" ] && say "could not remove the cgroup $f"
+            done
+        done
+    done
+    return 0
 }
 
 # ---------------------------------------------------------------- daemons

@@ -174,6 +174,8 @@ impl Engine {
                 return Err(Error::InvalidArgument(format!("publishing ports: {NO_LINUX} ({why}), so it has no networks")));
             }
         }
+        // The log options' form first: the policy reads them.
+        host_config.log_config.validate()?;
         if !system {
             self.check_disk(ns)?;
             if let Some(policy) = self.policy(ns) {
@@ -183,7 +185,6 @@ impl Engine {
         }
         // After the policy: a lab session's refusal says it is the session's rule.
         validate_host_config(&host_config)?;
-        host_config.log_config.validate()?;
         // The image's defaults, overridden by the request, as Docker merges them.
         let ic = &image.config;
         let mut env = ic.env.clone();
