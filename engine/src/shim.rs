@@ -149,6 +149,11 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
 }
 
 fn run(spec: &RuntimeSpec, dir: &Path, reporter: &mut fs::File) -> Result<i32, String> {
+    if let Some(name) = &spec.shim_cgroup {
+        // Before the clone: the container's init starts here too, then moves to its own.
+        let cg = Cgroup::new(name);
+        cg.create(&Default::default()).and_then(|_| cg.add(std::process::id() as i32)).map_err(|e| format!("shim cgroup: {e}"))?;
+    }
     if let Some(net) = &spec.network {
         // Still single-threaded: the whole shim moves, so its listeners and the
         // container it clones (when it shares the network) are there.
@@ -209,7 +214,11 @@ fn run(spec: &RuntimeSpec, dir: &Path, reporter: &mut fs::File) -> Result<i32, S
     // SAFETY: we are single-threaded here (no thread has been spawned yet), so the
     // child may allocate and run ordinary Rust code until it execs.
     let pid = unsafe { nix::sched::clone(child_fn, &mut stack, namespaces, Some(Signal::SIGCHLD as i32)) }
-        .map_err(|e| format!("clone: {e}"))?;
+        .map_err(|e| match (e, &spec.shim_cgroup) {
+            // Out of processes in the parent (a lab session's envelope full of them).
+            (nix::Error::EAGAIN, Some(cg)) => format!("clone: {e}: {} is at its process limit", cg.trim_end_matches("/shims")),
+            _ => format!("clone: {e}"),
+        })?;
     drop((go_r, err_w, sync_child));
     let stdin_pipe = stdin_pipe.map(|(r, w)| { drop(r); w });
     let out_pipe = out_pipe.map(|(w, r)| { drop(w); r });

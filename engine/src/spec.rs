@@ -32,6 +32,11 @@ pub struct RuntimeSpec {
     pub limits: Limits,
     /// Cgroup path below each controller's root (see [`crate::cgroup`] for the layout).
     pub cgroup: String,
+    /// Where the shim itself goes (a container with a cgroup parent, such as a lab
+    /// session's envelope: `<parent>/shims`), so the CPU it spends on the container's
+    /// output (a log flood) is the parent's, not the server's. None: where it started.
+    #[serde(default)]
+    pub shim_cgroup: Option<String>,
     /// The shim enters this network namespace first, so published ports bind there
     /// (a lab session's network) rather than on the host.
     #[serde(default)]

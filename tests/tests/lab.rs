@@ -592,3 +592,21 @@ fn a_registry_the_instructor_allows_is_reachable_from_lab_sessions() {
     assert!(!ok && out.contains("not allowed in a lab session"), "{out}");
     assert_eq!(other.hits(Duration::ZERO), 0);
 }
+
+#[test]
+fn a_sessions_shims_work_inside_its_envelope() {
+    // The CPU a shim spends on its container's output (a log flood) is the session's.
+    let lab = Lab::start();
+    let id = lab.create_session();
+    let o = lab.session_docker(&id, &["run", "-d", "busybox", "sleep", "300"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cid = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let c: serde_json::Value = serde_json::from_slice(&std::fs::read(lab.berth.root.join("containers").join(&cid).join("container.json")).unwrap()).unwrap();
+    let shim = c["state"]["shim_pid"].as_i64().expect("a shim pid");
+    let cgroups = std::fs::read_to_string(format!("/proc/{shim}/cgroup")).unwrap();
+    assert!(cgroups.contains(&format!("berth/lab-{}/shims", &id[..12])), "{cgroups}");
+    // The container itself is in its own cgroup below the envelope, not the shims'.
+    let pid = c["state"]["pid"].as_i64().expect("a pid");
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(cgroups.contains(&format!("berth/lab-{}/{cid}", &id[..12])), "{cgroups}");
+}

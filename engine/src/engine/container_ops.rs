@@ -498,6 +498,7 @@ impl Engine {
             ports: port_specs(&c.config, h)?,
             limits: Limits { memory, nano_cpus, pids: h.pids_limit.max(0) },
             cgroup: cgroup_name(c),
+            shim_cgroup: (!h.cgroup_parent.is_empty()).then(|| format!("{}/shims", h.cgroup_parent.trim_matches('/'))),
             network: c.join_network.clone().or_else(|| self.policy(&c.namespace).and_then(|p| p.network)),
             // `--network host`: the namespace's host network (a lab session's own network
             // is refused by its policy before it gets here).
