@@ -207,7 +207,7 @@ fn a_session_cannot_write_past_its_disk_while_running() {
         let o = lab.session_docker(id, args);
         (o.status.success(), String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr))
     };
-    let host_free = || nix::sys::statvfs::statvfs(&lab.berth.root).map(|v| v.blocks_available() as u64 * v.fragment_size() as u64).unwrap();
+    let host_free = || nix::sys::statvfs::statvfs(&lab.berth.root).map(|v| v.blocks_available() * v.fragment_size()).unwrap();
     let before = host_free();
     // A container's own layer: the write fails inside it with ENOSPC; the session's
     // disk holds no more than its size.

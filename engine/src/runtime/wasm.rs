@@ -228,8 +228,9 @@ pub fn guest_main(dir: &Path, err_fd: RawFd) -> i32 {
 
 /// Defense in depth behind wasmtime's own sandbox, once everything the guest may
 /// reach is open (the preopened directories are file descriptors): the process
-/// moves into the container's root and keeps only Docker's default capabilities, so
-/// a guest that broke out of WASI would still be a container's root, not the host's.
+/// moves into the container's root, keeps only the container's capabilities and runs
+/// under its seccomp filter, so a guest that broke out of WASI would still be a
+/// container's root, not the host's.
 /// Without namespaces (not root) there is nothing to drop.
 fn confine(spec: &RuntimeSpec) -> Result<(), String> {
     if !spec.wasm.as_ref().is_some_and(|w| w.isolated) {

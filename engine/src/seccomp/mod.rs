@@ -5,9 +5,10 @@
 //! profile is resolved for one container (its capabilities, this machine's
 //! architecture and kernel decide which rules apply, as in moby) and compiled to a
 //! classic BPF program by libseccomp, once per distinct (profile, capabilities): see
-//! [`Compiler`]. The engine writes the program next to the container; the runtime
-//! installs it with [`install`] just before the container's process (init, `exec`,
-//! a build step) drops its capabilities and execs.
+//! [`Compiler`], which keeps each program as a file named by its hash; the container's
+//! spec points at it, and the runtime installs it with [`install`] just before the
+//! container's process (init, `exec`, a build step, a wasm guest) drops its
+//! capabilities and execs.
 
 pub mod default;
 
@@ -399,7 +400,7 @@ impl Compiler {
 /// CAP_SYS_ADMIN or no_new_privs, so the runtime calls it before dropping capabilities.
 pub fn install(program: &[u8]) -> Result<(), String> {
     const INSN: usize = std::mem::size_of::<libc::sock_filter>();
-    if program.is_empty() || program.len() % INSN != 0 || program.len() / INSN > u16::MAX as usize {
+    if program.is_empty() || !program.len().is_multiple_of(INSN) || program.len() / INSN > u16::MAX as usize {
         return Err(format!("seccomp program of {} bytes is not a BPF program", program.len()));
     }
     // Copied into properly aligned instructions: the bytes come from a file.
