@@ -194,7 +194,7 @@ pub fn profile() -> Profile {
             super::ArchMap { architecture: "SCMP_ARCH_S390X".into(), sub_architectures: names(&["SCMP_ARCH_S390"]) },
             super::ArchMap { architecture: "SCMP_ARCH_RISCV64".into(), sub_architectures: vec![] },
         ],
-        architectures: vec![],
         syscalls: rules,
+        ..Default::default()
     }
 }

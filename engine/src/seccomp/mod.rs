@@ -49,6 +49,12 @@ pub struct Profile {
     pub arch_map: Vec<ArchMap>,
     #[serde(deserialize_with = "nullable")]
     pub syscalls: Vec<Rule>,
+    /// Fields of the format Berth does not implement (user-space notification, filter
+    /// flags): read so that `validate` refuses them, never ignored.
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "String::is_empty")]
+    pub listener_path: String,
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -151,33 +157,22 @@ pub enum Op {
     MaskedEqual,
 }
 
-/// Fields of Docker's format that Berth does not implement: refused, never ignored.
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct Unsupported {
-    #[serde(deserialize_with = "nullable")]
-    listener_path: String,
-    #[serde(deserialize_with = "nullable")]
-    flags: Vec<String>,
-}
-
 impl Profile {
     /// Reads a profile in Docker's JSON format, checking what can be checked without
     /// compiling (actions, argument indexes, name/names and architecture fields).
     pub fn from_json(bytes: &[u8]) -> Result<Profile, SeccompError> {
         let p: Profile = serde_json::from_slice(bytes).map_err(|e| SeccompError::Decode(e.to_string()))?;
-        let extra: Unsupported = serde_json::from_slice(bytes).map_err(|e| SeccompError::Decode(e.to_string()))?;
-        if !extra.listener_path.is_empty() {
-            return Err(SeccompError::Invalid("seccomp listenerPath (user-space notification) is not supported by Berth".into()));
-        }
-        if !extra.flags.is_empty() {
-            return Err(SeccompError::Invalid(format!("seccomp flags {:?} are not supported by Berth", extra.flags)));
-        }
         p.validate()?;
         Ok(p)
     }
 
     fn validate(&self) -> Result<(), SeccompError> {
+        if !self.listener_path.is_empty() {
+            return Err(SeccompError::Invalid("seccomp listenerPath (user-space notification) is not supported by Berth".into()));
+        }
+        if !self.flags.is_empty() {
+            return Err(SeccompError::Invalid(format!("seccomp flags {:?} are not supported by Berth", self.flags)));
+        }
         if !self.architectures.is_empty() && !self.arch_map.is_empty() {
             return Err(SeccompError::Invalid(
                 "'architectures' and 'archMap' were specified in the seccomp profile, use either 'architectures' or 'archMap'".into(),
@@ -260,10 +255,8 @@ impl Profile {
     fn arches(&self, native: ScmpArch) -> Result<Vec<ScmpArch>, SeccompError> {
         let parse = |s: &String| s.parse::<ScmpArch>().map_err(|_| SeccompError::Invalid(format!("unknown seccomp architecture {s:?}")));
         let mut out = vec![native];
-        if !self.architectures.is_empty() {
-            for a in &self.architectures {
-                out.push(parse(a)?);
-            }
+        for a in &self.architectures {
+            out.push(parse(a)?);
         }
         for m in &self.arch_map {
             if parse(&m.architecture)? == native {
