@@ -236,6 +236,10 @@ pub struct Container {
     /// The networks it is on (the first has the default route), with its address on each.
     #[serde(default)]
     pub endpoints: Vec<Endpoint>,
+    /// The id range it runs in (a lab session's user namespace), fixed at create: its
+    /// upper dir holds ids shifted by it (see `userns`).
+    #[serde(default)]
+    pub userns: Option<crate::userns::IdMap>,
 }
 
 /// A container's place on one network.
@@ -368,7 +372,7 @@ mod tests {
             id: "x".into(), namespace: "default".into(), name: "n".into(), created: now,
             image: String::new(), config: Default::default(), host_config: Default::default(),
             state: Default::default(), path: String::new(), args: vec![], mounts: vec![],
-            ports: vec![], restart_count: 0, join_network: None, endpoints: vec![],
+            ports: vec![], restart_count: 0, join_network: None, endpoints: vec![], userns: None,
         };
         assert_eq!(c.status_text(now), "Created");
         c.state.status = Status::Running;

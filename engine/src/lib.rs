@@ -49,6 +49,7 @@ pub mod seed;
 pub mod shim;
 pub mod spec;
 pub mod store;
+pub mod userns;
 pub mod volume;
 
 pub use engine::{

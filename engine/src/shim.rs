@@ -197,10 +197,22 @@ fn run(spec: &RuntimeSpec, dir: &Path, reporter: &mut fs::File) -> Result<i32, S
     let (go_fd, err_fd, sync_fd) = (go_r.as_raw_fd(), err_w.as_raw_fd(), sync_child.as_raw_fd());
     let tty = spec.tty;
     let sync = if tty { None } else { Some(sync_fd) };
+    // A lab session's user namespace, made here with its mapping (the child, still
+    // the host's root, needs it for its idmapped mounts before it joins it).
+    let userns = match spec.userns.filter(|_| spec.wasm.is_none()) {
+        Some(map) => Some(crate::userns::create(map).map_err(|e| match (e.raw_os_error(), &spec.shim_cgroup) {
+            // Its helper process is the first one the envelope has no room for.
+            (Some(libc::EAGAIN), Some(cg)) => format!("clone: {}: {} is at its process limit", nix::Error::EAGAIN, cg.trim_end_matches("/shims")),
+            _ => format!("make the user namespace: {e}"),
+        })?),
+        None => None,
+    };
+    let userns_fd = userns.as_ref().map(|f| f.as_raw_fd());
     let (namespaces, child_fn): (_, Box<dyn FnMut() -> isize>) = match &spec.wasm {
         None => (
-            if spec.new_network { linux::NAMESPACES } else { linux::NAMESPACES.difference(nix::sched::CloneFlags::CLONE_NEWNET) },
-            Box::new(|| linux::child_main(spec, go_fd, err_fd, &stdio, sync)),
+            // With a user namespace the child makes its network namespace inside it.
+            if spec.new_network && userns.is_none() { linux::NAMESPACES } else { linux::NAMESPACES.difference(nix::sched::CloneFlags::CLONE_NEWNET) },
+            Box::new(|| linux::child_main(spec, go_fd, err_fd, &stdio, sync, userns_fd)),
         ),
         Some(w) => (
             if w.isolated { wasm::namespaces(spec.new_network) } else { nix::sched::CloneFlags::empty() },
@@ -219,7 +231,7 @@ fn run(spec: &RuntimeSpec, dir: &Path, reporter: &mut fs::File) -> Result<i32, S
             (nix::Error::EAGAIN, Some(cg)) => format!("clone: {e}: {} is at its process limit", cg.trim_end_matches("/shims")),
             _ => format!("clone: {e}"),
         })?;
-    drop((go_r, err_w, sync_child));
+    drop((go_r, err_w, sync_child, userns));
     let stdin_pipe = stdin_pipe.map(|(r, w)| { drop(r); w });
     let out_pipe = out_pipe.map(|(w, r)| { drop(w); r });
     let err_pipe = err_pipe.map(|(w, r)| { drop(w); r });

@@ -57,6 +57,10 @@ pub struct RuntimeSpec {
     /// Capabilities, seccomp and no_new_privs for every process of the container.
     #[serde(default)]
     pub security: Security,
+    /// The container runs in a user namespace with this mapping (a lab session's);
+    /// see [`crate::userns`].
+    #[serde(default)]
+    pub userns: Option<crate::userns::IdMap>,
     /// Set for a WebAssembly container: `args[0]` is the module's path in the root,
     /// run under wasmtime instead of exec'd (see `runtime::wasm`).
     #[serde(default)]

@@ -17,3 +17,4 @@ mod lessons;
 mod networks;
 mod wasm;
 mod security;
+mod userns;

@@ -726,7 +726,7 @@ impl Builder<'_> {
             }
             return Err(Error::Runtime(format!("The command '{cmdline}' returned a non-zero code: {code}")));
         }
-        let layer = engine.container_layer(&c.id);
+        let layer = engine.container_layer(&c);
         let result = layer.and_then(|layer| self.commit_layer(st, by, "", layer));
         if self.opts.rm || self.opts.force_rm {
             let _ = engine.remove_container(ns, &c.id, true, true);

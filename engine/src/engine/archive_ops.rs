@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -24,6 +25,7 @@ use serde::Serialize;
 use super::Engine;
 use crate::container::{Container, Status};
 use crate::error::{Context, Error, Result};
+use crate::userns::IdMap;
 
 /// Docker's `PathStat`, sent base64-encoded in `X-Docker-Container-Path-Stat`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -105,11 +107,18 @@ impl Write for ChunkWriter {
 }
 
 /// How to reach a container's root from a fresh thread.
-enum RootSource {
+struct RootSource {
+    root: Root,
+    /// The container's user namespace mapping: its files are seen (and written) with
+    /// host ids, shifted back and forth by this (see `userns`).
+    userns: Option<IdMap>,
+}
+
+enum Root {
     /// A running container: its init's root, mounts included.
     Proc(i32),
     /// A stopped container: its overlay on `target`, its mounts bound inside.
-    Overlay { target: PathBuf, options: String, binds: Vec<(PathBuf, String, bool)> },
+    Overlay { target: PathBuf, options: String, lowers: Vec<PathBuf>, binds: Vec<(PathBuf, String, bool)> },
 }
 
 impl RootSource {
@@ -119,9 +128,19 @@ impl RootSource {
         // CLONE_FS: root and cwd private to this thread; CLONE_NEWNS: mounts too.
         unshare(CloneFlags::CLONE_FS | CloneFlags::CLONE_NEWNS).ctx(|| "unshare".into())?;
         mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).ctx(|| "make mounts private".into())?;
-        let root = match self {
-            RootSource::Proc(pid) => PathBuf::from(format!("/proc/{pid}/root")),
-            RootSource::Overlay { target, options, binds } => {
+        // The mapping of a stopped container's layers and binds, as its runtime makes it.
+        let ns = match (&self.root, self.userns) {
+            (Root::Overlay { .. }, Some(map)) => Some(crate::userns::create(map).map_err(|e| Error::Runtime(format!("make the container's user namespace: {e}")))?),
+            _ => None,
+        };
+        let root = match &self.root {
+            Root::Proc(pid) => PathBuf::from(format!("/proc/{pid}/root")),
+            Root::Overlay { target, options, lowers, binds } => {
+                if let Some(ns) = &ns {
+                    for l in lowers {
+                        crate::userns::shift_in_place(l, ns.as_fd()).map_err(Error::Runtime)?;
+                    }
+                }
                 mount(Some("overlay"), target, Some("overlay"), MsFlags::empty(), Some(options.as_str()))
                     .ctx(|| format!("mount overlay on {}", target.display()))?;
                 for (src, dest, ro) in binds {
@@ -137,6 +156,12 @@ impl RootSource {
                             fs::File::create(&at).ctx(|| format!("create {}", at.display()))?;
                         }
                     }
+                    if let Some(ns) = &ns {
+                        let attrs = if *ro { libc::MOUNT_ATTR_RDONLY } else { 0 };
+                        let tree = crate::userns::idmapped(src, ns.as_fd(), attrs).map_err(Error::Runtime)?;
+                        crate::userns::attach(tree, &at).map_err(Error::Runtime)?;
+                        continue;
+                    }
                     mount(Some(src), &at, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
                         .ctx(|| format!("bind {} on {}", src.display(), at.display()))?;
                     if *ro {
@@ -149,8 +174,24 @@ impl RootSource {
         };
         nix::unistd::chroot(&root).ctx(|| format!("chroot {}", root.display()))?;
         nix::unistd::chdir("/").ctx(|| "chdir /".into())?;
+        if let Some(map) = self.userns {
+            write_as_container_root(map)?;
+        }
         Ok(())
     }
+}
+
+/// Makes this thread create files as the container's root (host id `base`), which is
+/// what idmapped volumes accept (the host's root is not in their mapping); its
+/// capabilities over files, which the switch clears, come back (this thread only).
+fn write_as_container_root(map: IdMap) -> Result<()> {
+    // SAFETY: plain syscalls on this thread's own credentials.
+    unsafe {
+        libc::setfsgid(map.base);
+        libc::setfsuid(map.base);
+    }
+    let permitted = caps::read(None, caps::CapSet::Permitted).map_err(|e| Error::Runtime(format!("read capabilities: {e}")))?;
+    caps::set(None, caps::CapSet::Effective, &permitted).map_err(|e| Error::Runtime(format!("restore capabilities: {e}")))
 }
 
 /// Resolves `path` under `root` following symlinks as if `root` were `/`
@@ -315,13 +356,16 @@ fn append_named<W: Write>(b: &mut tar::Builder<W>, h: &mut tar::Header, name: &s
 
 /// Writes `src` (and, for a directory, everything below it) as tar entries named
 /// from `name`; symlinks are archived as links, sockets skipped (as Go's tar does).
-fn append_tree<W: Write>(b: &mut tar::Builder<W>, src: &Path, name: &str) -> io::Result<()> {
+///
+/// With `userns`, the tree's host ids are written as the container's.
+fn append_tree<W: Write>(b: &mut tar::Builder<W>, src: &Path, name: &str, userns: Option<IdMap>) -> io::Result<()> {
     let md = fs::symlink_metadata(src)?;
     let ft = md.file_type();
     let mut h = tar::Header::new_gnu();
     h.set_mode(md.mode() & 0o7777);
-    h.set_uid(md.uid() as u64);
-    h.set_gid(md.gid() as u64);
+    let id = |v: u32| userns.map_or(v, |m| m.to_container(v)) as u64;
+    h.set_uid(id(md.uid()));
+    h.set_gid(id(md.gid()));
     h.set_mtime(md.mtime().max(0) as u64);
     h.set_size(0);
     use std::os::unix::fs::FileTypeExt;
@@ -334,7 +378,7 @@ fn append_tree<W: Write>(b: &mut tar::Builder<W>, src: &Path, name: &str) -> io:
         for e in entries {
             let child = e.file_name();
             let child_name = format!("{}/{}", name.trim_end_matches('/'), child.to_string_lossy());
-            append_tree(b, &e.path(), &child_name)?;
+            append_tree(b, &e.path(), &child_name, userns)?;
         }
     } else if ft.is_symlink() {
         h.set_entry_type(tar::EntryType::Symlink);
@@ -382,6 +426,9 @@ struct Extract {
     no_overwrite_dir_non_dir: bool,
     /// `cp -a`: every entry owned by the container's user instead of the tar's ids.
     chown: Option<(u32, u32)>,
+    /// The container's user namespace: the tar's (container) ids are written as host
+    /// ids shifted into its range.
+    userns: Option<IdMap>,
 }
 
 fn extract(opts: &Extract, content: Box<dyn Read + Send>) -> Result<()> {
@@ -396,7 +443,7 @@ fn extract(opts: &Extract, content: Box<dyn Read + Send>) -> Result<()> {
     let mut ar = tar::Archive::new(reader);
     ar.set_preserve_permissions(true);
     ar.set_preserve_mtime(true);
-    ar.set_preserve_ownerships(opts.chown.is_none());
+    ar.set_preserve_ownerships(opts.chown.is_none() && opts.userns.is_none());
     ar.set_overwrite(true);
     let bad = |e: io::Error| Error::InvalidArgument(format!("Error processing tar file: {e}"));
     // Directory times are set last: extracting into a directory changes its mtime.
@@ -447,7 +494,17 @@ fn extract(opts: &Extract, content: Box<dyn Read + Send>) -> Result<()> {
         } else {
             entry.unpack(&path).map_err(|e| Error::Io { context: format!("extract {}", path.display()), source: e })?;
         }
-        if let Some((uid, gid)) = opts.chown {
+        let owner = match (opts.chown, opts.userns) {
+            (Some((uid, gid)), None) => Some((uid, gid)),
+            (Some((uid, gid)), Some(m)) => Some((m.to_host(uid), m.to_host(gid))),
+            (None, Some(m)) => {
+                let h = entry.header();
+                let (uid, gid) = (h.uid().map_err(bad)? as u32, h.gid().map_err(bad)? as u32);
+                Some((m.to_host(uid), m.to_host(gid)))
+            }
+            (None, None) => None,
+        };
+        if let Some((uid, gid)) = owner {
             std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).ctx(|| format!("chown {}", path.display()))?;
         }
         if is_dir {
@@ -505,20 +562,21 @@ impl Engine {
     /// How to reach `c`'s files from a thread of ours.
     fn root_source(&self, c: &Container) -> Result<RootSource> {
         if matches!(c.state.status, Status::Running | Status::Paused | Status::Restarting) && c.state.pid > 0 {
-            return Ok(RootSource::Proc(c.state.pid));
+            return Ok(RootSource { root: Root::Proc(c.state.pid), userns: c.userns });
         }
         let dir = self.root.join("containers").join(&c.id);
         let rec = self.images.record(&c.image)?;
-        let mut lower = Vec::new();
+        let mut lowers = Vec::new();
         for l in rec.layers.iter().rev() {
-            lower.push(self.store.layer_dir(&l.chain_id)?.display().to_string());
+            lowers.push(self.store.layer_dir(&l.chain_id)?);
         }
-        if lower.is_empty() {
+        if lowers.is_empty() {
             // overlayfs needs a lower dir: an image from scratch (as at start).
             let empty = self.root.join("layers/empty");
             fs::create_dir_all(&empty).ctx(|| "create empty layer".into())?;
-            lower.push(empty.display().to_string());
+            lowers.push(empty);
         }
+        let lower: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
         let options = format!(
             "lowerdir={},upperdir={},workdir={}",
             lower.join(":"),
@@ -533,7 +591,7 @@ impl Engine {
             .filter(|(p, _, _)| p.exists())
             .collect();
         binds.extend(c.mounts.iter().map(|m| (PathBuf::from(&m.source), m.destination.clone(), !m.rw)));
-        Ok(RootSource::Overlay { target: dir.join("rootfs"), options, binds })
+        Ok(RootSource { root: Root::Overlay { target: dir.join("rootfs"), options, lowers, binds }, userns: c.userns })
     }
 
     /// Runs `f` on a new thread confined to the container's root.
@@ -562,6 +620,7 @@ impl Engine {
     pub fn archive_container_path(&self, ns: &str, name: &str, path: &str) -> Result<(PathStat, ArchiveReader)> {
         let c = self.container(ns, name)?;
         let source = self.root_source(&c)?;
+        let userns = source.userns;
         let (abs, shown, cname) = (container_path(path), path.to_string(), name.to_string());
         let (stat_tx, stat_rx) = mpsc::sync_channel::<Result<PathStat>>(1);
         let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
@@ -578,7 +637,7 @@ impl Engine {
                 let result = {
                     let mut b = tar::Builder::new(&mut w);
                     let name = go_base(&abs);
-                    append_tree(&mut b, Path::new(&abs), if name == "/" { "." } else { &name }).and_then(|()| b.finish())
+                    append_tree(&mut b, Path::new(&abs), if name == "/" { "." } else { &name }, userns).and_then(|()| b.finish())
                 };
                 if let Err(e) = result.and_then(|()| w.flush()) {
                     let _ = tx.send(Err(e));
@@ -606,6 +665,7 @@ impl Engine {
         let mounts: BTreeMap<String, bool> = c.mounts.iter().map(|m| (m.destination.trim_end_matches('/').to_string(), m.rw)).collect();
         let readonly_rootfs = c.host_config.readonly_rootfs;
         let user = if copy_uid_gid && !c.config.user.is_empty() { Some(c.config.user.clone()) } else { None };
+        let userns = c.userns;
         self.in_container(&c, move || {
             lstat(&abs, &shown, &cname)?;
             // The last element too: extracting "into" a symlink to a directory works.
@@ -626,7 +686,7 @@ impl Engine {
                 _ => {}
             }
             let chown = user.as_deref().map(lookup_user).transpose()?;
-            extract(&Extract { dest, no_overwrite_dir_non_dir, chown }, content)
+            extract(&Extract { dest, no_overwrite_dir_non_dir, chown, userns }, content)
         })?;
         self.emit_container(&c, "extract-to-dir", &[]);
         Ok(())
@@ -679,18 +739,18 @@ mod tests {
         fs::write(src.join("sub/f"), "hello").unwrap();
         std::os::unix::fs::symlink("sub/f", src.join("link")).unwrap();
         let mut b = tar::Builder::new(Vec::new());
-        append_tree(&mut b, &src, "src").unwrap();
+        append_tree(&mut b, &src, "src", None).unwrap();
         let bytes = b.into_inner().unwrap();
         let dest = t.path().join("dest");
         fs::create_dir(&dest).unwrap();
-        let opts = Extract { dest: dest.clone(), no_overwrite_dir_non_dir: true, chown: None };
+        let opts = Extract { dest: dest.clone(), no_overwrite_dir_non_dir: true, chown: None, userns: None };
         extract(&opts, Box::new(io::Cursor::new(bytes.clone()))).unwrap();
         assert_eq!(fs::read_to_string(dest.join("src/sub/f")).unwrap(), "hello");
         assert_eq!(fs::read_link(dest.join("src/link")).unwrap(), Path::new("sub/f"));
         let mut dot = tar::Builder::new(Vec::new());
         let deep = "d".repeat(150);
         fs::create_dir_all(src.join(&deep)).unwrap();
-        append_tree(&mut dot, &src, ".").unwrap();
+        append_tree(&mut dot, &src, ".", None).unwrap();
         let bytes_dot = dot.into_inner().unwrap();
         let mut ar = tar::Archive::new(&bytes_dot[..]);
         let names: Vec<String> = ar.entries().unwrap().map(|e| String::from_utf8_lossy(&e.unwrap().path_bytes()).into_owned()).collect();
@@ -703,7 +763,7 @@ mod tests {
         fs::remove_dir_all(dest.join("src/sub")).unwrap();
         fs::write(dest.join("src/sub"), "file").unwrap();
         let mut b = tar::Builder::new(Vec::new());
-        append_tree(&mut b, &src, "src").unwrap();
+        append_tree(&mut b, &src, "src", None).unwrap();
         let err = extract(&opts, Box::new(io::Cursor::new(b.into_inner().unwrap()))).unwrap_err();
         assert!(err.to_string().contains("cannot overwrite non-directory"), "{err}");
     }
@@ -723,7 +783,7 @@ mod tests {
         let bytes = b.into_inner().unwrap();
         let dest = t.path().join("d");
         fs::create_dir(&dest).unwrap();
-        let err = extract(&Extract { dest, no_overwrite_dir_non_dir: false, chown: None }, Box::new(io::Cursor::new(bytes))).unwrap_err();
+        let err = extract(&Extract { dest, no_overwrite_dir_non_dir: false, chown: None, userns: None }, Box::new(io::Cursor::new(bytes))).unwrap_err();
         assert!(err.to_string().contains("is outside of"), "{err}");
         assert!(!t.path().join("evil").exists());
     }

@@ -3,7 +3,7 @@
 //! of its parent's layers without unpacking those again.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use super::Engine;
 use crate::error::{Context, Error, Result};
 use crate::image::{History, ImageConfig, MEDIA_TYPE_LAYER_TAR};
 use crate::reference::Reference;
+use crate::userns::IdMap;
 
 /// Files the runtime bind-mounts over the rootfs: their stand-ins in the upper dir
 /// are not the container's changes, and Docker leaves them out of commits too.
@@ -41,8 +42,9 @@ fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
 
 /// Writes an overlayfs upper dir as a layer tar: whiteouts (0/0 char devices) become
 /// `.wh.NAME` files and opaque directories get a `.wh..wh..opq` entry, the AUFS
-/// convention image layers use.
-pub(crate) fn tar_upper<W: Write>(upper: &Path, out: W) -> Result<W> {
+/// convention image layers use. The upper dir of a container in a user namespace
+/// holds host ids: `userns` shifts them back to the container's.
+pub(crate) fn tar_upper<W: Write>(upper: &Path, userns: Option<IdMap>, out: W) -> Result<W> {
     let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
     let io_err = |e: io::Error| Error::Io { context: format!("tar {}", upper.display()), source: e };
@@ -72,7 +74,7 @@ pub(crate) fn tar_upper<W: Write>(upper: &Path, out: W) -> Result<W> {
                 continue;
             }
             if md.is_dir() {
-                b.append_dir(&relp, &abs).map_err(io_err)?;
+                append_entry(&mut b, &abs, &relp, &md, userns).map_err(io_err)?;
                 if get_xattr(&abs, "trusted.overlay.opaque").as_deref() == Some(b"y") {
                     let mut h = tar::Header::new_gnu();
                     h.set_entry_type(tar::EntryType::Regular);
@@ -82,13 +84,33 @@ pub(crate) fn tar_upper<W: Write>(upper: &Path, out: W) -> Result<W> {
                 }
                 subdirs.push(relp);
             } else {
-                b.append_path_with_name(&abs, &relp).map_err(io_err)?;
+                append_entry(&mut b, &abs, &relp, &md, userns).map_err(io_err)?;
             }
         }
         subdirs.reverse();
         stack.extend(subdirs);
     }
     b.into_inner().map_err(io_err)
+}
+
+/// One file, directory, link or node of an upper dir, as the tar crate would write it
+/// (`append_path_with_name`), with its ids shifted by `userns`.
+fn append_entry<W: Write>(b: &mut tar::Builder<W>, abs: &Path, rel: &Path, md: &fs::Metadata, userns: Option<IdMap>) -> io::Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.set_metadata_in_mode(md, tar::HeaderMode::Complete);
+    if let Some(m) = userns {
+        h.set_uid(m.to_container(md.uid()) as u64);
+        h.set_gid(m.to_container(md.gid()) as u64);
+    }
+    if md.file_type().is_symlink() {
+        b.append_link(&mut h, rel, fs::read_link(abs)?)
+    } else if md.is_file() {
+        // Sized by the header: a file that changes meanwhile cannot overrun it.
+        let len = md.len();
+        b.append_data(&mut h, rel, fs::File::open(abs)?.take(len).chain(io::repeat(0)).take(len))
+    } else {
+        b.append_data(&mut h, rel, io::empty())
+    }
 }
 
 impl Engine {
@@ -98,9 +120,9 @@ impl Engine {
     }
 
     /// A container's changes as a layer blob: (digest, size).
-    pub(crate) fn container_layer(&self, id: &str) -> Result<(String, u64)> {
-        let upper = self.container_upper(id);
-        self.store_layer(|f| tar_upper(&upper, f).map(|_| ()))
+    pub(crate) fn container_layer(&self, c: &crate::container::Container) -> Result<(String, u64)> {
+        let upper = self.container_upper(&c.id);
+        self.store_layer(|f| tar_upper(&upper, c.userns, f).map(|_| ()))
     }
 
     /// The unpacked layer dirs of an image, top first (what overlayfs stacks).
@@ -202,7 +224,7 @@ impl Engine {
         run.labels = c.config.labels.clone();
         run.exposed_ports = c.config.exposed_ports.clone();
         crate::archive::apply_changes(run, &opts.changes)?;
-        let (digest, size) = self.container_layer(&c.id)?;
+        let (digest, size) = self.container_layer(&c)?;
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
         config.created = Some(now.clone());
         config.author = Some(opts.author.clone()).filter(|a| !a.is_empty());
@@ -247,7 +269,7 @@ mod tests {
             // SAFETY: NUL-terminated strings, a one-byte value.
             unsafe { libc::lsetxattr(p.as_ptr(), n.as_ptr(), b"y".as_ptr().cast(), 1, 0) == 0 }
         };
-        let bytes = tar_upper(&upper, Vec::new()).unwrap();
+        let bytes = tar_upper(&upper, None, Vec::new()).unwrap();
         let mut ar = tar::Archive::new(&bytes[..]);
         let names: Vec<String> = ar.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
         assert!(names.contains(&"etc/.wh.gone".to_string()), "{names:?}");

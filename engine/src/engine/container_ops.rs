@@ -284,6 +284,14 @@ impl Engine {
         for d in ["upper", "work", "rootfs"] {
             fs::create_dir_all(dir.join(d)).ctx(|| format!("create {}", dir.join(d).display()))?;
         }
+        // wasm guests stay outside user namespaces: wasmtime starts threads before the
+        // guest could join one (and a guest makes no system calls of its own).
+        let userns = self.userns(ns).filter(|_| host_config.runtime != runtime::WASMTIME);
+        if let Some(map) = userns {
+            // The upper dir's root is the container's `/`: its root owns it.
+            nix::unistd::chown(&dir.join("upper"), Some(nix::unistd::Uid::from_raw(map.base)), Some(nix::unistd::Gid::from_raw(map.base)))
+                .ctx(|| "chown the container's root to its user namespace".into())?;
+        }
         write_etc_files(&dir, &config.hostname)?;
         let c = Container {
             id: id.clone(),
@@ -300,6 +308,7 @@ impl Engine {
             ports: vec![],
             restart_count: 0,
             join_network,
+            userns,
             endpoints,
         };
         self.save(&c)?;
@@ -509,6 +518,7 @@ impl Engine {
             exit_path: dir.join("exit.json"),
             socket_path: shim_socket(self, &c.id),
             security: self.container_security(c)?,
+            userns: c.userns,
             wasm,
         })
     }

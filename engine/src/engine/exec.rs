@@ -246,6 +246,9 @@ fn nsexec(spec: &NsExecSpec) -> std::result::Result<i32, String> {
     let open = |ns: &str| fs::File::open(format!("/proc/{}/ns/{ns}", spec.pid)).map_err(|e| format!("open {ns} namespace: {e}"));
     let nss = [("ipc", CloneFlags::CLONE_NEWIPC), ("uts", CloneFlags::CLONE_NEWUTS), ("net", CloneFlags::CLONE_NEWNET), ("pid", CloneFlags::CLONE_NEWPID), ("mnt", CloneFlags::CLONE_NEWNS)];
     let files = nss.iter().map(|(n, f)| open(n).map(|file| (file, *f))).collect::<std::result::Result<Vec<_>, _>>()?;
+    // A lab session's container: its user namespace is joined last (after it we hold
+    // capabilities only inside it), as its init did.
+    let userns = if crate::userns::is_other(spec.pid) { Some(open("user")?) } else { None };
     // Read on the host's side, before joining the container's mounts.
     let seccomp = linux::read_seccomp(&spec.security)?;
     crate::cgroup::Cgroup::new(&spec.cgroup).add(std::process::id() as i32).map_err(|e| e.to_string())?;
@@ -253,6 +256,9 @@ fn nsexec(spec: &NsExecSpec) -> std::result::Result<i32, String> {
         nix::sched::setns(f, *flag).map_err(|e| format!("setns: {e}"))?;
     }
     drop(files);
+    if let Some(ns) = userns {
+        crate::userns::enter(std::os::fd::AsFd::as_fd(&ns))?;
+    }
     // SAFETY: single-threaded process; the child only runs setup code and execs.
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
         nix::unistd::ForkResult::Child => {

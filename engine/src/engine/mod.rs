@@ -80,6 +80,10 @@ pub struct Engine {
     linux_missing: Option<String>,
     /// Compiled seccomp programs (`<root>/seccomp/`).
     pub(crate) seccomp: crate::seccomp::Compiler,
+    /// Id ranges of the namespaces whose containers run in a user namespace.
+    userns: crate::userns::Allocator,
+    /// Why lab sessions cannot get user namespaces here, when they cannot.
+    userns_missing: Option<String>,
 }
 
 impl Engine {
@@ -91,8 +95,15 @@ impl Engine {
         if let Some(why) = &linux_missing {
             tracing::warn!("{}: {why}; only WebAssembly images will run", crate::runtime::NO_LINUX);
         }
-        for d in ["containers", "run"] {
+        for d in ["containers", "run", "layers"] {
             std::fs::create_dir_all(root.join(d)).ctx(|| format!("create {}", root.join(d).display()))?;
+        }
+        let userns_missing = match &linux_missing {
+            Some(_) => Some("no Linux containers".to_string()),
+            None => crate::userns::probe(&root.join("layers")).err(),
+        };
+        if let Some(why) = &userns_missing {
+            tracing::warn!("user namespaces are not available ({why}): lab containers will run as the host's root");
         }
         let engine = Arc::new(Engine {
             store: Store::open(&root)?,
@@ -116,6 +127,8 @@ impl Engine {
             linux_runtime: linux_missing.is_none(),
             linux_missing,
             seccomp: crate::seccomp::Compiler::new(root.join("seccomp")),
+            userns: crate::userns::Allocator::new(&root),
+            userns_missing,
             root,
         });
         // Disks first: recovered containers (and restarts) write to them.
@@ -131,6 +144,26 @@ impl Engine {
     /// Why this host cannot run Linux containers (None: it can).
     pub fn linux_missing(&self) -> Option<&str> {
         self.linux_missing.as_deref()
+    }
+
+    /// Why lab sessions run without user namespaces here (None: they get them).
+    pub fn userns_missing(&self) -> Option<&str> {
+        self.userns_missing.as_deref()
+    }
+
+    /// Gives `namespaces` (a lab session's) one id range: their containers created from
+    /// now on run in a user namespace with it. None where the host cannot (see
+    /// [`Engine::userns_missing`]).
+    pub fn assign_userns(&self, namespaces: &[&str]) -> Result<Option<crate::userns::IdMap>> {
+        if self.userns_missing.is_some() {
+            return Ok(None);
+        }
+        self.userns.assign(namespaces).map(Some)
+    }
+
+    /// The id range of `ns`'s containers, if they run in a user namespace.
+    pub fn userns(&self, ns: &str) -> Option<crate::userns::IdMap> {
+        self.userns.get(ns)
     }
 
     pub fn events(&self) -> &Events {

@@ -17,6 +17,7 @@ use nix::sched::CloneFlags;
 use nix::unistd::{chdir, dup2, pivot_root, sethostname, setsid, Gid, Uid};
 
 use crate::spec::{MountSpec, RuntimeSpec, Security};
+use crate::userns::IdMap;
 
 pub const NAMESPACES: CloneFlags = CloneFlags::CLONE_NEWPID
     .union(CloneFlags::CLONE_NEWNS)
@@ -48,8 +49,13 @@ pub enum ChildStdio {
 /// Order: set up mounts and stdio, tell the shim (`sync_fd`, or the pty master sent over
 /// the tty socket), wait for "go" on `go_fd` (attach clients are connected by then),
 /// then switch user and exec.
-pub fn child_main(spec: &RuntimeSpec, go_fd: RawFd, err_fd: RawFd, stdio: &ChildStdio, sync_fd: Option<RawFd>) -> isize {
-    match setup_and_exec(spec, stdio, go_fd, sync_fd) {
+///
+/// `userns` is the user namespace the container runs in (a lab session's), made by the
+/// shim with `spec.userns`'s mapping; see [`crate::userns`] for the steps it adds.
+pub fn child_main(spec: &RuntimeSpec, go_fd: RawFd, err_fd: RawFd, stdio: &ChildStdio, sync_fd: Option<RawFd>, userns: Option<RawFd>) -> isize {
+    // SAFETY: the shim keeps the descriptor open until the child has started.
+    let userns = userns.zip(spec.userns).map(|(fd, map)| (unsafe { BorrowedFd::borrow_raw(fd) }, map));
+    match setup_and_exec(spec, stdio, go_fd, sync_fd, userns) {
         Ok(never) => match never {},
         Err(msg) => {
             // SAFETY: err_fd is the write end of the shim's error pipe, owned by us now.
@@ -64,7 +70,7 @@ fn e<T, E: std::fmt::Display>(r: Result<T, E>, what: impl FnOnce() -> String) ->
     r.map_err(|err| format!("{}: {err}", what()))
 }
 
-fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd: Option<RawFd>) -> Result<std::convert::Infallible, String> {
+fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd: Option<RawFd>, userns: Option<(BorrowedFd<'_>, IdMap)>) -> Result<std::convert::Infallible, String> {
     // If the shim dies (kill -9), the container dies with it instead of running on
     // unsupervised: nobody would log it, attach to it or record its exit.
     // SAFETY: prctl with integer arguments only.
@@ -74,18 +80,25 @@ fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd:
     // Read while the host's paths are still in view (before pivot_root).
     let seccomp = read_seccomp(&spec.security)?;
     e(mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>), || "make / private".into())?;
-    mount_rootfs(spec)?;
+    mount_rootfs(spec, userns.map(|(fd, _)| fd))?;
     let root = &spec.rootfs;
 
-    mount_special(root)?;
+    mount_special(root, userns.map(|(_, map)| map))?;
     for (src, dst) in &spec.etc_files {
-        bind(src, &root.join(dst.trim_start_matches('/')), false, true)?;
+        if let Some((_, map)) = userns {
+            // Root in the container may edit /etc/hosts, as in Docker.
+            e(nix::unistd::chown(src, Some(Uid::from_raw(map.base)), Some(Gid::from_raw(map.base))), || format!("chown {}", src.display()))?;
+        }
+        bind(src, &root.join(dst.trim_start_matches('/')), false, true, None)?;
     }
     for m in &spec.mounts {
-        bind_mount(root, m)?;
+        bind_mount(root, m, userns.map(|(fd, _)| fd))?;
     }
     e(sethostname(&spec.hostname), || "set hostname".into())?;
-    loopback_up()?;
+    // In a user namespace the network namespace is made once inside it (below).
+    if userns.is_none() {
+        loopback_up()?;
+    }
 
     e(chdir(root), || "chdir rootfs".into())?;
     e(pivot_root(".", "."), || "pivot_root".into())?;
@@ -94,6 +107,15 @@ fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd:
     mask_paths();
     if spec.readonly_rootfs {
         e(mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY, None::<&str>), || "remount / read-only".into())?;
+    }
+    if let Some((fd, _)) = userns {
+        crate::userns::enter(fd)?;
+        if spec.new_network {
+            // Owned by the user namespace: root inside may use raw sockets (`ping`)
+            // and ports below 1024 in it, as in a Docker container.
+            e(nix::sched::unshare(CloneFlags::CLONE_NEWNET), || "make the network namespace".into())?;
+            loopback_up()?;
+        }
     }
 
     let (uid, gid, groups, home) = resolve_user(&spec.user)?;
@@ -142,9 +164,15 @@ fn confine(security: &Security, seccomp: Option<&[u8]>, user: (u32, u32, &[u32])
 }
 
 /// Mounts the container's overlay (image layers below, its own upper dir on top) at
-/// `spec.rootfs`, in the caller's mount namespace.
-pub(crate) fn mount_rootfs(spec: &RuntimeSpec) -> Result<(), String> {
+/// `spec.rootfs`, in the caller's mount namespace (a private one). With a user
+/// namespace, each layer is first covered by an idmapped view of itself.
+pub(crate) fn mount_rootfs(spec: &RuntimeSpec, userns: Option<BorrowedFd<'_>>) -> Result<(), String> {
     let root = &spec.rootfs;
+    if let Some(ns) = userns {
+        for dir in &spec.lowerdirs {
+            crate::userns::shift_in_place(dir, ns)?;
+        }
+    }
     let lower = spec.lowerdirs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
     let opts = format!("lowerdir={lower},upperdir={},workdir={}", spec.upperdir.display(), spec.workdir.display());
     // nodev: a device node the container makes (CAP_MKNOD is a default capability)
@@ -216,7 +244,11 @@ fn find_program(args: &[String], env: &[String]) -> Result<String, String> {
     Err(format!("exec: \"{arg0}\": executable file not found in $PATH"))
 }
 
-fn mount_special(root: &Path) -> Result<(), String> {
+/// /proc, /dev and /sys. With a user namespace, /dev and /dev/shm belong to the
+/// container's root and ptys to its tty group (5), as they would inside one.
+fn mount_special(root: &Path, userns: Option<IdMap>) -> Result<(), String> {
+    let owner = userns.map(|m| format!(",uid={},gid={}", m.base, m.base)).unwrap_or_default();
+    let tty_gid = userns.map_or(5, |m| m.to_host(5));
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let at = |p: &str| root.join(p.trim_start_matches('/'));
     let mk = |p: &PathBuf| e(fs::create_dir_all(p), || format!("create {}", p.display()));
@@ -228,9 +260,9 @@ fn mount_special(root: &Path) -> Result<(), String> {
     m("proc", "/proc", "proc", nosuid_nodev_noexec, "")?;
     // /dev is nodev like every other filesystem the container can write to; its
     // standard devices are bind mounts of the host's nodes, which keep working.
-    m("tmpfs", "/dev", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME, "mode=755,size=65536k")?;
-    m("devpts", "/dev/pts", "devpts", MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")?;
-    m("shm", "/dev/shm", "tmpfs", nosuid_nodev_noexec, "mode=1777,size=65536k")?;
+    m("tmpfs", "/dev", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME, &format!("mode=755,size=65536k{owner}"))?;
+    m("devpts", "/dev/pts", "devpts", MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, &format!("newinstance,ptmxmode=0666,mode=0620,gid={tty_gid}"))?;
+    m("shm", "/dev/shm", "tmpfs", nosuid_nodev_noexec, &format!("mode=1777,size=65536k{owner}"))?;
     m("mqueue", "/dev/mqueue", "mqueue", nosuid_nodev_noexec, "")?;
     m("sysfs", "/sys", "sysfs", nosuid_nodev_noexec | MsFlags::MS_RDONLY, "")?;
     for name in ["null", "zero", "full", "random", "urandom", "tty"] {
@@ -246,7 +278,9 @@ fn mount_special(root: &Path) -> Result<(), String> {
 }
 
 /// Bind-mounts `src` on `dst`, creating `dst` as a file or directory like the source.
-fn bind(src: &Path, dst: &Path, readonly: bool, recursive: bool) -> Result<(), String> {
+/// With a user namespace the bind is an idmapped one (always recursive): the files
+/// keep the ids they have on disk as the container's own.
+fn bind(src: &Path, dst: &Path, readonly: bool, recursive: bool, userns: Option<BorrowedFd<'_>>) -> Result<(), String> {
     let is_dir = fs::metadata(src).map(|m| m.is_dir()).map_err(|err| format!("bind source path does not exist: {}: {err}", src.display()))?;
     if is_dir {
         e(fs::create_dir_all(dst), || format!("create mountpoint {}", dst.display()))?;
@@ -255,6 +289,11 @@ fn bind(src: &Path, dst: &Path, readonly: bool, recursive: bool) -> Result<(), S
             e(fs::create_dir_all(p), || format!("create {}", p.display()))?;
         }
         e(fs::File::create(dst), || format!("create mountpoint {}", dst.display()))?;
+    }
+    if let Some(ns) = userns {
+        // nodev as below; the clone keeps the source's other flags.
+        let attrs = libc::MOUNT_ATTR_NODEV | if readonly { libc::MOUNT_ATTR_RDONLY } else { 0 };
+        return crate::userns::attach(crate::userns::idmapped(src, ns, attrs)?, dst);
     }
     let mut flags = MsFlags::MS_BIND;
     if recursive {
@@ -289,13 +328,13 @@ fn kept_flags(path: &Path) -> MsFlags {
     .fold(MsFlags::empty(), |acc, (_, ms)| acc | ms)
 }
 
-fn bind_mount(root: &Path, m: &MountSpec) -> Result<(), String> {
+fn bind_mount(root: &Path, m: &MountSpec, userns: Option<BorrowedFd<'_>>) -> Result<(), String> {
     let dst = root.join(m.destination.trim_start_matches('/'));
     // A destination that climbs out through a symlink would mount on the host.
     if m.destination.split('/').any(|c| c == "..") {
         return Err(format!("invalid mount destination: {}", m.destination));
     }
-    bind(&m.source, &dst, m.readonly, true)
+    bind(&m.source, &dst, m.readonly, true, userns)
 }
 
 fn mask_paths() {

@@ -94,7 +94,7 @@ fn setup_and_exec(spec: &RuntimeSpec, wasm: &WasmSpec, dir: &Path, go_fd: RawFd,
     }
     if wasm.isolated {
         e(mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>), || "make / private".into())?;
-        linux::mount_rootfs(spec)?;
+        linux::mount_rootfs(spec, None)?;
         e(nix::unistd::sethostname(&spec.hostname), || "set hostname".into())?;
         if spec.new_network {
             linux::loopback_up()?;

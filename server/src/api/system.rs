@@ -83,8 +83,13 @@ async fn info(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
         berth_engine::runtime::NAMES.iter().map(|n| (n.to_string(), json!({ "path": n }))).collect();
     // `docker info` prints these under WARNING: the one that matters on a host
     // without namespaces is that Linux images will not run.
-    let warnings: Vec<String> =
+    let mut warnings: Vec<String> =
         s.engine.linux_missing().map(|why| format!("WARNING: {}: {why}; only WebAssembly images run here", berth_engine::runtime::NO_LINUX)).into_iter().collect();
+    let userns = s.engine.userns(&s.namespace).is_some();
+    if let (Some(why), true, false) = (s.engine.userns_missing(), s.engine.policy(&s.namespace).is_some(), userns) {
+        // A lab session that fell back: its root is the host's root.
+        warnings.push(format!("WARNING: no user namespaces ({why}): root in this lab's containers is root on the host"));
+    }
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().unwrap_or(0) * 1024)))
@@ -118,7 +123,7 @@ async fn info(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
         "Runtimes": runtimes, "DefaultRuntime": berth_engine::runtime::RUNC,
         "Swarm": { "NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null },
         "LiveRestoreEnabled": true, "Isolation": "", "InitBinary": "",
-        "SecurityOptions": security_options(), "Warnings": warnings,
+        "SecurityOptions": security_options(userns), "Warnings": warnings,
     })))
 }
 
@@ -239,8 +244,13 @@ async fn events(State(s): State<ApiState>, q: Result<Query<EventsQuery>, axum::e
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-/// What every Linux container runs under, in Docker's `name=...,key=value` form. (No
-/// `name=cgroupns`: containers share the host's cgroup namespace.)
-fn security_options() -> Vec<String> {
-    vec!["name=seccomp,profile=builtin".to_string()]
+/// What the namespace's Linux containers run under, in Docker's `name=...,key=value`
+/// form: `name=userns` in a lab session with its own id range, as dockerd says with
+/// userns-remap. (No `name=cgroupns`: containers share the host's cgroup namespace.)
+fn security_options(userns: bool) -> Vec<String> {
+    let mut v = vec!["name=seccomp,profile=builtin".to_string()];
+    if userns {
+        v.push("name=userns".to_string());
+    }
+    v
 }
