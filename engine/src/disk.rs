@@ -78,7 +78,16 @@ impl Disk {
         }
         // `loop` sets the loop device up (and frees it at unmount); nodev because
         // nothing on it is ever a device the server should open.
-        run(Command::new("mount").args(["-t", "ext4", "-o", "loop,discard,nodev"]).arg(&self.image).arg(&self.mountpoint))
+        run(Command::new("mount").args(["-t", "ext4", "-o", "loop,discard,nodev"]).arg(&self.image).arg(&self.mountpoint))?;
+        // Direct I/O to the image: its blocks are cached once (by the file system on
+        // it), not a second time as pages of the image file, so a session flooding its
+        // disk leaves the host half the cache and writeback work to do.
+        if let Some(dev) = source_of(&self.mountpoint) {
+            if let Err(e) = run(Command::new("losetup").args(["--direct-io=on", &dev])) {
+                tracing::warn!("{dev} (the disk of {}) stays on buffered I/O: {e}", self.mountpoint.display());
+            }
+        }
+        Ok(())
     }
 
     /// Unmounts the file system and deletes it, with everything on it.
@@ -109,6 +118,17 @@ pub fn is_mounted(path: &Path) -> bool {
     let want = path.to_string_lossy();
     // Field 5 is the mount point, with spaces and such escaped as \040.
     info.lines().filter_map(|l| l.split(' ').nth(4)).any(|m| unescape(m) == want)
+}
+
+/// The device mounted at `path` (`/dev/loop3`), from `/proc/self/mountinfo`.
+fn source_of(path: &Path) -> Option<String> {
+    let want = path.canonicalize().ok()?.to_string_lossy().into_owned();
+    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    // After the optional fields, " - " then the file system type and the source.
+    info.lines()
+        .filter(|l| l.split(' ').nth(4).is_some_and(|m| unescape(m) == want))
+        .filter_map(|l| l.split_once(" - ").and_then(|(_, rest)| rest.split(' ').nth(1)).map(unescape))
+        .next_back()
 }
 
 fn unescape(s: &str) -> String {

@@ -216,6 +216,16 @@ fn a_session_cannot_write_past_its_disk_while_running() {
     let disk = lab.berth.root.join("lab").join(&a).join("disk.img");
     let used = std::fs::metadata(&disk).map(|m| std::os::unix::fs::MetadataExt::blocks(&m) * 512).unwrap();
     assert!(used <= 64 << 20, "the disk image holds {used} bytes");
+    // Its loop device does direct I/O (no second copy in the host's page cache).
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mountpoint = lab.berth.root.join("lab").join(&a).join("disk").canonicalize().unwrap();
+    let dev = mounts
+        .lines()
+        .filter(|l| l.split(' ').nth(4) == Some(mountpoint.to_str().unwrap()))
+        .find_map(|l| l.split_once(" - ").and_then(|(_, r)| r.split(' ').nth(1)).map(str::to_string))
+        .expect("the session's disk is mounted");
+    let dio = std::fs::read_to_string(format!("/sys/block/{}/loop/dio", dev.trim_start_matches("/dev/"))).unwrap_or_default();
+    assert_eq!(dio.trim(), "1", "{dev} does direct I/O");
     // The server's disk lost at most the session's size (plus noise from elsewhere).
     assert!(before.saturating_sub(host_free()) < 80 << 20, "host free {before} -> {}", host_free());
     // The home, from the workstation's shell: the same disk, the same wall.

@@ -129,3 +129,14 @@ fn files_keep_their_owners_through_layers_volumes_copies_commits_and_builds() {
     ok(docker(&["build", "-t", "built", ctx.to_str().unwrap()]), "build");
     assert_eq!(ok(docker(&["run", "--rm", "built", "stat", "-c", "%u:%g", "/home/ann/g"]), "built owner"), "1001:1001");
 }
+
+#[test]
+fn without_user_namespaces_a_session_says_so() {
+    let lab = Lab::start_with(&["--no-lab-userns"]);
+    let id = lab.create_session();
+    let map = ok(lab.session_docker(&id, &["run", "--rm", "busybox", "cat", "/proc/self/uid_map"]), "uid_map");
+    assert_eq!(map.split_whitespace().collect::<Vec<_>>(), ["0", "0", "4294967295"], "the host's own map");
+    let info = ok(lab.session_docker(&id, &["info", "-f", "{{json .SecurityOptions}} {{json .Warnings}}"]), "info");
+    assert!(!info.contains("name=userns"), "{info}");
+    assert!(info.contains("no user namespaces") && info.contains("root on the host"), "{info}");
+}

@@ -86,8 +86,10 @@ async fn info(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let mut warnings: Vec<String> =
         s.engine.linux_missing().map(|why| format!("WARNING: {}: {why}; only WebAssembly images run here", berth_engine::runtime::NO_LINUX)).into_iter().collect();
     let userns = s.engine.userns(&s.namespace).is_some();
-    if let (Some(why), true, false) = (s.engine.userns_missing(), s.engine.policy(&s.namespace).is_some(), userns) {
-        // A lab session that fell back: its root is the host's root.
+    if s.engine.policy(&s.namespace).is_some() && !userns {
+        // A lab session without one (the host cannot, or --no-lab-userns): say that
+        // its root is the host's root.
+        let why = s.engine.userns_missing().unwrap_or("the server runs sessions without them");
         warnings.push(format!("WARNING: no user namespaces ({why}): root in this lab's containers is root on the host"));
     }
     let mem = std::fs::read_to_string("/proc/meminfo")

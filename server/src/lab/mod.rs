@@ -83,6 +83,10 @@ pub struct LabOptions {
     /// refused those otherwise). Repeatable.
     #[arg(long = "lab-registry-allow")]
     pub registry_allow: Vec<String>,
+    /// Run new sessions without user namespaces (root in their containers is then the
+    /// host's root), e.g. to tell a problem with idmapped mounts from another one.
+    #[arg(long = "no-lab-userns")]
+    pub no_userns: bool,
 }
 
 impl LabOptions {

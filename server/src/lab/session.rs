@@ -144,7 +144,9 @@ fn prepare(engine: &Engine, opts: &LabOptions, dir: &Path, ns: &str, ws_ns: &str
     };
     // One id range for both namespaces: the workstation and the student's containers
     // share the home volume, stored with the container ids they both see.
-    if engine.assign_userns(&[ns, ws_ns]).context("give the session its user ids")?.is_none() {
+    if opts.no_userns {
+        tracing::warn!("lab session {ns} runs without a user namespace (--no-lab-userns)");
+    } else if engine.assign_userns(&[ns, ws_ns]).context("give the session its user ids")?.is_none() {
         tracing::warn!("lab session {ns} runs without a user namespace: {}", engine.userns_missing().unwrap_or("unknown"));
     }
     let envelope = opts.envelope(ns);
