@@ -304,6 +304,18 @@ fn the_playground_is_served() {
 }
 
 #[test]
+fn a_container_killed_by_its_sessions_memory_limit_reads_as_oom_killed() {
+    let lab = Lab::start_with(&["--lab-session-memory", "64m"]);
+    let id = lab.create_session();
+    // Under its own 256m limit, but over the session's 64m: the envelope's OOM killer
+    // ends it, and Docker's OOMKilled says so.
+    let o = lab.session_docker(&id, &["run", "--name", "hog", "busybox", "sh", "-c", "tail /dev/zero"]);
+    assert_eq!(o.status.code(), Some(137), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = lab.session_docker(&id, &["inspect", "-f", "{{.State.OOMKilled}} {{.HostConfig.Memory}}", "hog"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), format!("true {}", 256 << 20));
+}
+
+#[test]
 fn a_session_runs_in_one_envelope_that_bounds_it() {
     let lab = Lab::start_with(&["--lab-session-pids", "64", "--lab-session-cpus", "0.5", "--lab-session-memory", "512m"]);
     let a = lab.create_session();
