@@ -52,6 +52,20 @@ fn root_in_a_lab_container_is_an_unprivileged_range_of_its_session_on_the_host()
     assert_eq!(map_of(&ok(docker(&a, &["exec", "sleeper", "cat", "/proc/self/uid_map"]), "exec uid_map")), map_a);
     assert_eq!(ok(docker(&a, &["exec", "-u", "1000:1000", "sleeper", "id"]), "exec -u"), "uid=1000 gid=1000 groups=1000");
 
+    // A container's process dies with its shim (kill -9), as outside user namespaces,
+    // although its ids changed (which clears the kernel's parent-death signal).
+    ok(docker(&a, &["run", "-d", "--name", "as-user", "-u", "1000:1000", "busybox", "sleep", "300"]), "run -d -u");
+    for name in ["sleeper", "as-user"] {
+        let pid = ok(docker(&a, &["inspect", "-f", "{{.State.Pid}}", name]), "inspect pid");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        let shim = status.lines().find_map(|l| l.strip_prefix("PPid:")).expect("PPid").trim().to_string();
+        let alive = || std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| !s.contains("State:\tZ"));
+        assert!(alive());
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(shim.parse().unwrap()), nix::sys::signal::Signal::SIGKILL).expect("kill the shim");
+        lab.eventually(&format!("{name}'s process dies with its shim"), std::time::Duration::from_secs(10), || !alive());
+    }
+    ok(docker(&a, &["run", "-d", "--name", "sleeper2", "busybox", "sleep", "300"]), "run -d again");
+
     // docker info says so, as dockerd does with userns-remap.
     let opts = ok(docker(&a, &["info", "-f", "{{json .SecurityOptions}}"]), "info");
     assert!(opts.contains("name=userns") && opts.contains("name=seccomp"), "{opts}");

@@ -73,10 +73,7 @@ fn e<T, E: std::fmt::Display>(r: Result<T, E>, what: impl FnOnce() -> String) ->
 fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd: Option<RawFd>, userns: Option<(BorrowedFd<'_>, IdMap)>) -> Result<std::convert::Infallible, String> {
     // If the shim dies (kill -9), the container dies with it instead of running on
     // unsupervised: nobody would log it, attach to it or record its exit.
-    // SAFETY: prctl with integer arguments only.
-    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) } != 0 {
-        return Err(format!("set parent death signal: {}", std::io::Error::last_os_error()));
-    }
+    set_parent_death_signal(libc::SIGKILL)?;
     // Read while the host's paths are still in view (before pivot_root).
     let seccomp = read_seccomp(&spec.security)?;
     e(mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>), || "make / private".into())?;
@@ -110,6 +107,8 @@ fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd:
     }
     if let Some((fd, _)) = userns {
         crate::userns::enter(fd)?;
+        // The kernel clears it when our ids change, as they just did.
+        set_parent_death_signal(libc::SIGKILL)?;
         if spec.new_network {
             // Owned by the user namespace: root inside may use raw sockets (`ping`)
             // and ports below 1024 in it, as in a Docker container.
@@ -134,6 +133,22 @@ fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd:
         env.push(format!("HOME={home}"));
     }
     match become_and_exec(&spec.args, env, &spec.cwd, (uid, gid, &groups), &spec.security, seccomp.as_deref())? {}
+}
+
+/// The signal we get when our parent (the shim) dies; 0 for none.
+fn set_parent_death_signal(sig: libc::c_int) -> Result<(), String> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) } != 0 {
+        return Err(format!("set parent death signal: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+fn parent_death_signal() -> libc::c_int {
+    let mut sig: libc::c_int = 0;
+    // SAFETY: PR_GET_PDEATHSIG writes one int through the pointer we pass.
+    unsafe { libc::prctl(libc::PR_GET_PDEATHSIG, &mut sig as *mut libc::c_int, 0, 0, 0) };
+    sig
 }
 
 /// The container's compiled seccomp program, if it has one.
@@ -202,7 +217,12 @@ pub fn become_and_exec(
     e(chdir(cwd), || format!("chdir to cwd (\"{cwd}\") set in config.json failed"))?;
 
     let program = find_program(args, &env)?;
+    // Switching to a user other than root clears the parent death signal: set it again.
+    let death = parent_death_signal();
     confine(security, seccomp, user)?;
+    if death != 0 {
+        set_parent_death_signal(death)?;
+    }
 
     let c = |s: &str| CString::new(s).map_err(|_| format!("argument contains a NUL byte: {s:?}"));
     let argv = args.iter().map(|a| c(a)).collect::<Result<Vec<_>, _>>()?;
