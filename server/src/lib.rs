@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod chunks;
+pub mod classroom;
 pub mod lab;
 pub mod registry;
 pub mod serve;

@@ -22,6 +22,12 @@ enum Command {
     /// Manage the users of Berth's registry (`berth serve --registry-users FILE`).
     #[command(subcommand)]
     RegistryUser(RegistryUserCommand),
+    /// Manage the instructors who run classes on this server.
+    #[command(subcommand)]
+    Instructor(InstructorCommand),
+    /// Make and list classes (works while `berth serve` runs).
+    #[command(subcommand)]
+    Class(ClassCommand),
     /// Supervise one container (started by the engine; not for people).
     #[command(hide = true)]
     Shim { dir: PathBuf },
@@ -44,6 +50,92 @@ enum RegistryUserCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum InstructorCommand {
+    /// Add an instructor, or change their password; the password is read from stdin.
+    Add {
+        /// The state directory of `berth serve`.
+        #[arg(long, default_value = "/var/lib/berth")]
+        root: PathBuf,
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClassCommand {
+    /// Make a class; prints its join code and join URL.
+    Create {
+        #[arg(long, default_value = "/var/lib/berth")]
+        root: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// Lessons in the class, in order: numbers (1,2,5) or ids; default: all.
+        #[arg(long, default_value = "")]
+        lessons: String,
+        /// When students may start joining (RFC 3339, or YYYY-MM-DDTHH:MM in UTC).
+        #[arg(long)]
+        opens: Option<String>,
+        /// When the class closes.
+        #[arg(long)]
+        closes: Option<String>,
+        /// The playground's address as students reach it, for the join URL.
+        #[arg(long, default_value = "http://localhost:8080")]
+        url: String,
+    },
+    /// List the classes with their codes.
+    List {
+        #[arg(long, default_value = "/var/lib/berth")]
+        root: PathBuf,
+    },
+}
+
+/// The lab database of a state root, for the commands that share it with the server.
+async fn lab_db(root: &std::path::Path) -> anyhow::Result<berth_server::lab::Db> {
+    anyhow::ensure!(root.is_dir(), "{} is not a Berth state directory (berth serve --root DIR makes one)", root.display());
+    Ok(berth_server::lab::Db::open(&root.join("lab.db")).await?)
+}
+
+fn instructor(cmd: InstructorCommand) -> anyhow::Result<()> {
+    let InstructorCommand::Add { root, name } = cmd;
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("read the password from stdin")?;
+    let password = line.trim_end_matches(['\n', '\r']);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("start the async runtime")?;
+    let added = rt.block_on(async { berth_server::classroom::add_instructor(&lab_db(&root).await?, &name, password).await.map_err(anyhow::Error::from) })?;
+    eprintln!("instructor {} {}", name.trim(), if added { "added" } else { "has a new password" });
+    Ok(())
+}
+
+fn class(cmd: ClassCommand) -> anyhow::Result<()> {
+    use berth_server::classroom::{self, NewClass};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("start the async runtime")?;
+    rt.block_on(async {
+        match cmd {
+            ClassCommand::Create { root, name, lessons, opens, closes, url } => {
+                let catalog = berth_lessons::all().context("read the lessons")?;
+                let new = NewClass {
+                    name,
+                    lessons: classroom::parse_lessons(&lessons, &catalog)?,
+                    opens: opens.as_deref().map(classroom::parse_time).transpose()?,
+                    closes: closes.as_deref().map(classroom::parse_time).transpose()?,
+                };
+                let (row, code) = classroom::create_class(&lab_db(&root).await?, new).await?;
+                println!("class: {} ({})", row.name, row.id);
+                println!("join code: {code}");
+                println!("join URL: {}/join/{code}", url.trim_end_matches('/'));
+            }
+            ClassCommand::List { root } => {
+                for c in lab_db(&root).await?.classes().await? {
+                    let when = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".into());
+                    let code: classroom::join_code::JoinCode = c.code.parse()?;
+                    println!("{}\t{code}\t{}\t{}\t{}\t{}", c.id, c.name, c.lessons.join(","), when(c.opens), when(c.closes));
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
 fn registry_user(cmd: RegistryUserCommand) -> anyhow::Result<()> {
     match cmd {
         RegistryUserCommand::Add { file, name } => {
@@ -57,19 +149,26 @@ fn registry_user(cmd: RegistryUserCommand) -> anyhow::Result<()> {
     }
 }
 
+/// The exit of a command that ran to the end or failed with a message.
+fn report(r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("berth: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Shim { dir } => ExitCode::from(berth_engine::shim::main(&dir).clamp(0, 255) as u8),
         Command::Nsexec => ExitCode::from(berth_engine::nsexec_main().clamp(0, 255) as u8),
         Command::WasmGuest { dir, err_fd } => ExitCode::from(berth_engine::runtime::wasm::guest_main(&dir, err_fd).clamp(0, 255) as u8),
-        Command::RegistryUser(cmd) => match registry_user(cmd) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("berth: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::RegistryUser(cmd) => report(registry_user(cmd)),
+        Command::Instructor(cmd) => report(instructor(cmd)),
+        Command::Class(cmd) => report(class(cmd)),
         Command::Serve(opts) => {
             tracing_subscriber::fmt()
                 .with_env_filter({

@@ -18,3 +18,4 @@ mod networks;
 mod wasm;
 mod security;
 mod userns;
+mod classroom;

@@ -1,5 +1,6 @@
-//! Lab sessions and lesson progress in SQLite (`<root>/lab.db`): what must survive a
-//! restart of the server besides the engine's own state.
+//! Lab sessions, lesson progress, instructors and classes in SQLite (`<root>/lab.db`):
+//! what must survive a restart of the server besides the engine's own state. WAL mode,
+//! so `berth instructor`/`berth class` may write while the server runs.
 
 use std::path::Path;
 
@@ -10,6 +11,13 @@ use sqlx::Row;
 #[derive(Debug, thiserror::Error)]
 #[error("lab database: {0}")]
 pub struct DbError(#[from] sqlx::Error);
+
+impl DbError {
+    /// A UNIQUE or PRIMARY KEY constraint refused the write.
+    pub fn is_duplicate(&self) -> bool {
+        matches!(&self.0, sqlx::Error::Database(e) if e.is_unique_violation())
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRow {
@@ -38,7 +46,34 @@ const SCHEMA: &[&str] = &[
         done_at TEXT NOT NULL,
         PRIMARY KEY (session, lesson, step)
     )",
+    "CREATE TABLE IF NOT EXISTS instructors (
+        name TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        created TEXT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS classes (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        code TEXT NOT NULL UNIQUE,
+        lessons TEXT NOT NULL,
+        opens TEXT,
+        closes TEXT,
+        created TEXT NOT NULL
+    )",
 ];
+
+/// A class as stored: `lessons` are lesson ids in the class's order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassRow {
+    pub id: String,
+    pub name: String,
+    /// The join code's eight characters, without the dash.
+    pub code: String,
+    pub lessons: Vec<String>,
+    pub opens: Option<DateTime<Utc>>,
+    pub closes: Option<DateTime<Utc>>,
+    pub created: DateTime<Utc>,
+}
 
 impl Db {
     pub async fn open(path: &Path) -> Result<Db, DbError> {
@@ -102,6 +137,60 @@ impl Db {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Adds an instructor or gives an existing one a new password hash; true if added.
+    pub async fn put_instructor(&self, name: &str, password_hash: &str) -> Result<bool, DbError> {
+        let changed = sqlx::query("UPDATE instructors SET password_hash = ? WHERE name = ?").bind(password_hash).bind(name).execute(&self.pool).await?;
+        if changed.rows_affected() > 0 {
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO instructors (name, password_hash, created) VALUES (?, ?, ?)")
+            .bind(name)
+            .bind(password_hash)
+            .bind(Utc::now().to_rfc3339())
+            .execute(&self.pool)
+            .await?;
+        Ok(true)
+    }
+
+    /// The password hash of an instructor.
+    pub async fn instructor_hash(&self, name: &str) -> Result<Option<String>, DbError> {
+        let row = sqlx::query("SELECT password_hash FROM instructors WHERE name = ?").bind(name).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| r.get("password_hash")))
+    }
+
+    /// Stores a new class. Fails (a unique-constraint error, see
+    /// [`DbError::is_duplicate`]) when its code is taken.
+    pub async fn insert_class(&self, c: &ClassRow) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO classes (id, name, code, lessons, opens, closes, created) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(&c.id)
+            .bind(&c.name)
+            .bind(&c.code)
+            .bind(c.lessons.join(","))
+            .bind(c.opens.map(|t| t.to_rfc3339()))
+            .bind(c.closes.map(|t| t.to_rfc3339()))
+            .bind(c.created.to_rfc3339())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Every class, oldest first.
+    pub async fn classes(&self) -> Result<Vec<ClassRow>, DbError> {
+        let rows = sqlx::query("SELECT id, name, code, lessons, opens, closes, created FROM classes ORDER BY created, rowid").fetch_all(&self.pool).await?;
+        Ok(rows
+            .iter()
+            .map(|r| ClassRow {
+                id: r.get("id"),
+                name: r.get("name"),
+                code: r.get("code"),
+                lessons: r.get::<String, _>("lessons").split(',').filter(|l| !l.is_empty()).map(str::to_string).collect(),
+                opens: r.get::<Option<String>, _>("opens").map(parse_time),
+                closes: r.get::<Option<String>, _>("closes").map(parse_time),
+                created: parse_time(r.get("created")),
+            })
+            .collect())
     }
 
     /// (lesson, step) pairs done in a session, oldest first.

@@ -2,7 +2,7 @@
 //! talks to its shell over a WebSocket, polls its status, and opens its published
 //! ports through a path proxy; the engine's events move the lesson steps along.
 
-mod db;
+pub mod db;
 mod progress;
 mod proxy;
 mod session;

@@ -1,0 +1,189 @@
+//! The classroom: instructors and the classes they run. This first part keeps their
+//! records (`berth instructor add`, `berth class create|list`); students joining with
+//! a class's code, the teacher's pages and the dashboard build on them.
+
+pub mod join_code;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+use crate::lab::db::{ClassRow, Db, DbError};
+use join_code::JoinCode;
+
+/// Shortest instructor password accepted.
+pub const MIN_PASSWORD: usize = 8;
+const MAX_NAME: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClassroomError {
+    #[error("{what} must not be empty")]
+    Empty { what: &'static str },
+    #[error("{what} is too long ({len} characters; at most {MAX_NAME})")]
+    TooLong { what: &'static str, len: usize },
+    #[error("{what} may not contain control characters")]
+    Control { what: &'static str },
+    #[error("the password is too short: at least {MIN_PASSWORD} characters")]
+    ShortPassword,
+    #[error("no lesson {0:?}: give lesson numbers (1, 2, ...) or ids ({1})")]
+    UnknownLesson(String, String),
+    #[error("lesson {0:?} is listed twice")]
+    RepeatedLesson(String),
+    #[error("{0:?} is not a time: use 2026-12-01T09:00+09:00, or 2026-12-01T09:00 for UTC")]
+    BadTime(String),
+    #[error("the class closes ({closes}) before it opens ({opens})")]
+    Window { opens: DateTime<Utc>, closes: DateTime<Utc> },
+    #[error("password hash: {0}")]
+    Hash(#[from] bcrypt::BcryptError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// A name as typed: trimmed, not empty, not too long, printable.
+fn check_name(what: &'static str, name: &str) -> Result<String, ClassroomError> {
+    let name = name.trim();
+    let len = name.chars().count();
+    if len == 0 {
+        return Err(ClassroomError::Empty { what });
+    }
+    if len > MAX_NAME {
+        return Err(ClassroomError::TooLong { what, len });
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ClassroomError::Control { what });
+    }
+    Ok(name.to_string())
+}
+
+/// Adds an instructor (or sets a new password): bcrypt at the library's default cost.
+/// Returns true if the instructor is new.
+pub async fn add_instructor(db: &Db, name: &str, password: &str) -> Result<bool, ClassroomError> {
+    let name = check_name("the instructor's name", name)?;
+    if password.chars().count() < MIN_PASSWORD {
+        return Err(ClassroomError::ShortPassword);
+    }
+    let hash = bcrypt::hash(password, bcrypt::DEFAULT_COST)?;
+    Ok(db.put_instructor(&name, &hash).await?)
+}
+
+/// Whether `password` is the instructor's.
+pub async fn check_instructor(db: &Db, name: &str, password: &str) -> Result<bool, ClassroomError> {
+    match db.instructor_hash(name.trim()).await? {
+        Some(hash) => Ok(bcrypt::verify(password, &hash)?),
+        None => Ok(false),
+    }
+}
+
+/// `1,2,5` (positions in the lesson list) or lesson ids, in the class's order; empty:
+/// every lesson.
+pub fn parse_lessons(list: &str, catalog: &[berth_lessons::Lesson]) -> Result<Vec<String>, ClassroomError> {
+    let mut out: Vec<String> = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let found = catalog.iter().find(|l| l.id == item || item.parse::<u32>().is_ok_and(|n| n == l.order));
+        let Some(lesson) = found else {
+            let known = catalog.iter().map(|l| format!("{} {}", l.order, l.id)).collect::<Vec<_>>().join(", ");
+            return Err(ClassroomError::UnknownLesson(item.to_string(), known));
+        };
+        if out.contains(&lesson.id) {
+            return Err(ClassroomError::RepeatedLesson(item.to_string()));
+        }
+        out.push(lesson.id.clone());
+    }
+    if out.is_empty() {
+        out = catalog.iter().map(|l| l.id.clone()).collect();
+    }
+    Ok(out)
+}
+
+/// RFC 3339 (seconds optional), or `YYYY-MM-DDTHH:MM[:SS]` (also with a space) taken
+/// as UTC.
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>, ClassroomError> {
+    let s = s.trim();
+    if let Some(t) = DateTime::parse_from_rfc3339(s).ok().or_else(|| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M%:z").ok()) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+        .map(|t| t.and_utc())
+        .ok_or_else(|| ClassroomError::BadTime(s.to_string()))
+}
+
+/// What a teacher asks for when making a class.
+#[derive(Debug, Clone, Default)]
+pub struct NewClass {
+    pub name: String,
+    pub lessons: Vec<String>,
+    pub opens: Option<DateTime<Utc>>,
+    pub closes: Option<DateTime<Utc>>,
+}
+
+/// Stores a class with a fresh join code (another one if the first is taken).
+pub async fn create_class(db: &Db, new: NewClass) -> Result<(ClassRow, JoinCode), ClassroomError> {
+    let name = check_name("the class's name", &new.name)?;
+    if let (Some(opens), Some(closes)) = (new.opens, new.closes) {
+        if closes <= opens {
+            return Err(ClassroomError::Window { opens, closes });
+        }
+    }
+    let mut tries = 0;
+    loop {
+        let code = JoinCode::random();
+        let row = ClassRow {
+            id: hex::encode(rand::random::<[u8; 8]>()),
+            name: name.clone(),
+            code: code.as_str().to_string(),
+            lessons: new.lessons.clone(),
+            opens: new.opens,
+            closes: new.closes,
+            created: Utc::now(),
+        };
+        match db.insert_class(&row).await {
+            Ok(()) => return Ok((row, code)),
+            // 2^39 codes: a clash is rare, two in a row rarer still.
+            Err(e) if e.is_duplicate() && tries < 5 => tries += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn instructors_and_classes_are_kept_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("lab.db")).await.unwrap();
+        assert!(add_instructor(&db, " kim ", "correct horse").await.unwrap());
+        assert!(check_instructor(&db, "kim", "correct horse").await.unwrap());
+        assert!(!check_instructor(&db, "kim", "wrong horse!").await.unwrap());
+        assert!(!check_instructor(&db, "lee", "correct horse").await.unwrap());
+        assert!(!add_instructor(&db, "kim", "another horse").await.unwrap(), "a new password, not a new instructor");
+        assert!(check_instructor(&db, "kim", "another horse").await.unwrap());
+        assert!(matches!(add_instructor(&db, "kim", "short").await, Err(ClassroomError::ShortPassword)));
+        assert!(matches!(add_instructor(&db, "  ", "long enough").await, Err(ClassroomError::Empty { .. })));
+        assert!(matches!(add_instructor(&db, "a\u{7}b", "long enough").await, Err(ClassroomError::Control { .. })));
+
+        let t = |s: &str| parse_time(s).unwrap();
+        let (a, code_a) = create_class(&db, NewClass { name: "Docker 101".into(), lessons: vec!["lifecycle".into()], opens: Some(t("2026-11-30T23:00")), closes: Some(t("2026-12-01T12:00:00+09:00")) }).await.unwrap();
+        let (b, code_b) = create_class(&db, NewClass { name: "도커 입문".into(), ..Default::default() }).await.unwrap();
+        assert_ne!(code_a, code_b);
+        assert_eq!(db.classes().await.unwrap(), vec![a.clone(), b]);
+        assert_eq!(a.closes, Some(t("2026-12-01T03:00")));
+        let late = NewClass { name: "x".into(), opens: Some(t("2026-12-02 10:00")), closes: Some(t("2026-12-02 09:00")), ..Default::default() };
+        assert!(matches!(create_class(&db, late).await, Err(ClassroomError::Window { .. })));
+        assert!(matches!(create_class(&db, NewClass { name: "x".repeat(101), ..Default::default() }).await, Err(ClassroomError::TooLong { len: 101, .. })));
+        assert!(matches!(parse_time("tomorrow"), Err(ClassroomError::BadTime(_))));
+        assert_eq!(t("2026-12-01T09:00+09:00"), t("2026-12-01T00:00"));
+    }
+
+    #[test]
+    fn lessons_by_number_or_id_in_the_given_order() {
+        let catalog = berth_lessons::all().unwrap();
+        let ids: Vec<String> = catalog.iter().map(|l| l.id.clone()).collect();
+        assert_eq!(parse_lessons("", &catalog).unwrap(), ids);
+        assert_eq!(parse_lessons("3, 1", &catalog).unwrap(), vec![ids[2].clone(), ids[0].clone()]);
+        assert_eq!(parse_lessons(&format!("2,{}", ids[0]), &catalog).unwrap(), vec![ids[1].clone(), ids[0].clone()]);
+        assert!(matches!(parse_lessons("99", &catalog), Err(ClassroomError::UnknownLesson(..))));
+        assert!(matches!(parse_lessons("1,1", &catalog), Err(ClassroomError::RepeatedLesson(_))));
+    }
+}
