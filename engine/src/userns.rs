@@ -130,16 +130,6 @@ pub fn enter(ns: BorrowedFd<'_>) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether `pid` runs in a user namespace other than ours.
-pub fn is_other(pid: i32) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let ino = |p: String| fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
-    match (ino(format!("/proc/{pid}/ns/user")), ino("/proc/self/ns/user".into())) {
-        (Some(a), Some(b)) => a != b,
-        _ => false,
-    }
-}
-
 fn cstr(p: &Path) -> Result<std::ffi::CString, String> {
     std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|_| format!("path contains a NUL byte: {}", p.display()))
 }

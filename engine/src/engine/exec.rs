@@ -62,6 +62,9 @@ struct NsExecSpec {
     tty: bool,
     /// The container's own: an exec'd process is confined like its init.
     security: crate::spec::Security,
+    /// The container runs in a user namespace (a lab session's): join it too.
+    #[serde(default)]
+    userns: bool,
 }
 
 /// The running exec's streams.
@@ -139,6 +142,7 @@ impl Engine {
             cwd: if rec.config.working_dir.is_empty() { c.config.working_dir.clone() } else { rec.config.working_dir.clone() },
             tty: rec.config.tty,
             security: self.container_security(&c).map_err(|e| Error::Runtime(format!("OCI runtime exec failed: {e}")))?,
+            userns: c.userns.is_some(),
         };
         let json = serde_json::to_string(&spec).map_err(|e| Error::Runtime(e.to_string()))?;
         let mut cmd = Command::new(&self.helper_exe);
@@ -248,7 +252,9 @@ fn nsexec(spec: &NsExecSpec) -> std::result::Result<i32, String> {
     let files = nss.iter().map(|(n, f)| open(n).map(|file| (file, *f))).collect::<std::result::Result<Vec<_>, _>>()?;
     // A lab session's container: its user namespace is joined last (after it we hold
     // capabilities only inside it), as its init did.
-    let userns = if crate::userns::is_other(spec.pid) { Some(open("user")?) } else { None };
+    // Decided by the container's record, never by what /proc shows: an exec that could
+    // not join must fail, not run as the host's root.
+    let userns = if spec.userns { Some(open("user")?) } else { None };
     // Read on the host's side, before joining the container's mounts.
     let seccomp = linux::read_seccomp(&spec.security)?;
     crate::cgroup::Cgroup::new(&spec.cgroup).add(std::process::id() as i32).map_err(|e| e.to_string())?;
