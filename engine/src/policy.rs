@@ -38,6 +38,11 @@ pub struct Policy {
     /// a namespace stay bounded. `--log-driver none` is allowed (it keeps nothing).
     #[serde(default)]
     pub log: Option<Rotation>,
+    /// Why nothing may run in the namespace now (a lab session whose class has
+    /// closed): creating, starting and exec'ing containers, builds and pulls are
+    /// refused with this message. What is there stays, to be looked at.
+    #[serde(default)]
+    pub frozen: Option<String>,
 }
 
 /// A user's home: the path they see in their workstation, and where it is on the host.
@@ -224,6 +229,7 @@ mod tests {
             disk: 0,
             envelope: Some(Envelope::for_namespace("lab-0123456789ab", 1 << 30, 1_000_000_000, 512)),
             log: Some(Rotation { max_size: 10_000_000, max_file: 2 }),
+            frozen: None,
         }
     }
 

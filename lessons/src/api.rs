@@ -34,6 +34,9 @@ pub struct SessionStatus {
     /// The lesson the student picked, if any.
     pub lesson: Option<String>,
     pub progress: Vec<LessonProgress>,
+    /// The class the session belongs to (none in the open playground).
+    #[serde(default)]
+    pub class: Option<Membership>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,4 +101,216 @@ pub struct SelectLesson {
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum TerminalControl {
     Resize { cols: u16, rows: u16 },
+}
+
+// ---------------------------------------------------------------- the classroom
+//
+// Students (no login; the join code is the key to a class):
+// - `GET  /api/classes/{code}`            -> `ClassInfo` (what the join page shows)
+// - `POST /api/join`                      <- `JoinRequest` -> `Joined` (201 new, 200 again)
+// Instructors (the `berth_teach` cookie from the login):
+// - `POST /api/teach/login`               <- `Login` (204 + cookie)
+// - `POST /api/teach/logout`
+// - `GET  /api/teach/me`                  -> `Instructor`
+// - `GET  /api/teach/classes`             -> `Vec<ClassInfo>`
+// - `POST /api/teach/classes`             <- `NewClassRequest` -> `ClassInfo` (201)
+// - `GET  /api/teach/classes/{id}`        -> `Dashboard`
+// - `PUT  /api/teach/classes/{id}/window` <- `ClassWindow` -> `ClassInfo` (e.g. reopen a class)
+// - `GET  /api/teach/classes/{id}/qr.svg` the join URL (on the address the teacher uses) as a QR code
+// - `GET  /api/teach/classes/{id}/live`   Server-sent events: `dashboard` events, each a
+//                                         whole `Dashboard`, whenever it changes.
+// Pages (the same app; the server answers index.html): `/join/{code}`, `/teach`,
+// `/teach/classes/{id}`.
+//
+// Every error answer is an `ApiError`.
+
+/// An error answer: `message` in English for logs and scripts, `kind` for pages, which
+/// show their own text in the user's language.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ErrorKind>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// No class has this join code (or it is not a code at all).
+    UnknownCode,
+    /// The class has not opened yet: new students wait for `opens`.
+    NotOpen,
+    /// The class has closed: only its students may come back, to read their progress.
+    Closed,
+    NameEmpty,
+    NameTooLong,
+    /// Control characters in a name.
+    NameInvalid,
+    /// Someone in the class has this name already (and no PIN, or a wrong one, came with it).
+    NameTaken,
+    WrongPin,
+    /// An unknown or revoked rejoin link.
+    BadToken,
+    /// Too many tries from this address: wait `retry_after` (the header) seconds.
+    RateLimited,
+    /// The server has no open playground: only class members get labs.
+    ClassOnly,
+    WrongPassword,
+    /// No instructor is logged in (or the login expired).
+    NotLoggedIn,
+    /// A bad class definition (name, lessons, window): see `message`.
+    BadClass,
+    NotFound,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassState {
+    /// Before `opens`.
+    Upcoming,
+    Open,
+    /// After `closes`: students may read their progress but not start containers.
+    Closed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassInfo {
+    /// Only in the instructor's answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub name: String,
+    /// As shown and read aloud: `ABCD-EFGH`.
+    pub code: String,
+    /// `/join/ABCD-EFGH`, to be put after the server's address.
+    pub join_path: String,
+    /// Lesson ids, in the class's order.
+    pub lessons: Vec<String>,
+    /// RFC 3339.
+    pub opens: Option<String>,
+    pub closes: Option<String>,
+    pub state: ClassState,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// With or without the dash, any case.
+    pub code: String,
+    /// The display name the teacher sees: unique in the class (case does not count).
+    pub name: String,
+    /// To come back as `name`: the PIN given at the first join.
+    #[serde(default)]
+    pub pin: Option<String>,
+    /// Or the rejoin link's token (then `name` may be empty).
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Joined {
+    /// The student's lab session (the same one each time they come back).
+    pub session: SessionInfo,
+    pub class: ClassInfo,
+    pub name: String,
+    /// Only at the first join: show it to the student once, they need it to come back.
+    pub pin: Option<String>,
+    /// Only at the first join: a rejoin link's path (`/join/CODE#TOKEN`), which needs no PIN.
+    pub rejoin_path: Option<String>,
+}
+
+/// What a session's status says of its class (none for an open-playground session).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Membership {
+    pub class: ClassInfo,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Login {
+    pub name: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instructor {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewClassRequest {
+    pub name: String,
+    /// Lesson ids in order; empty: every lesson.
+    #[serde(default)]
+    pub lessons: Vec<String>,
+    /// RFC 3339, or `YYYY-MM-DDTHH:MM` (UTC).
+    #[serde(default)]
+    pub opens: Option<String>,
+    #[serde(default)]
+    pub closes: Option<String>,
+}
+
+/// A class's time window; both optional (RFC 3339, or `YYYY-MM-DDTHH:MM` in UTC).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassWindow {
+    #[serde(default)]
+    pub opens: Option<String>,
+    #[serde(default)]
+    pub closes: Option<String>,
+}
+
+/// The teacher's live view of a class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dashboard {
+    pub class: ClassInfo,
+    /// RFC 3339: the server's time when this was made (ages are against it).
+    pub now: String,
+    /// A student with no step done for this long is stuck.
+    pub stuck_after_secs: u64,
+    /// In the order they joined.
+    pub students: Vec<StudentRow>,
+    /// Every step of the class's lessons, in order, with how many students finished it.
+    pub steps: Vec<StepSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudentRow {
+    pub name: String,
+    /// RFC 3339.
+    pub joined: String,
+    /// The lesson the student has open, and its first step not done yet (none when
+    /// the lesson is finished).
+    pub lesson: Option<String>,
+    pub step: Option<String>,
+    /// Steps done in the class's lessons, of `total`.
+    pub done: u32,
+    pub total: u32,
+    /// RFC 3339: since when the current step is the current one (the last step done,
+    /// or the lesson's choice, or the join).
+    pub step_since: String,
+    /// RFC 3339: the last keystroke or engine event of the student's lab.
+    pub last_activity: Option<String>,
+    /// Engine events since the current step began, none of which passed its check.
+    pub attempts: u32,
+    /// What the student last did, as the engine saw it (`container start web (nginx)`).
+    pub last_action: Option<String>,
+    pub containers_running: u32,
+    /// Whether a terminal page of the student is connected now.
+    pub online: bool,
+    pub stuck: Option<Stuck>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Stuck {
+    /// No step done for `minutes`.
+    NoProgress { minutes: u64 },
+    /// `attempts` engine events on the current step without passing its check.
+    Failing { attempts: u32 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepSummary {
+    pub lesson: String,
+    pub step: String,
+    /// Students who finished it.
+    pub finished: u32,
 }

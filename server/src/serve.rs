@@ -62,10 +62,11 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             tracing::warn!("lab sessions cannot start here: their workstations are Linux containers ({why})");
         }
         let lab = crate::lab::Lab::open(state.engine.clone(), opts.lab.clone()).await.context("open the lab")?;
-        let app = crate::web::routes().merge(crate::lab::routes(lab));
+        let app = crate::web::routes().merge(crate::lab::routes(lab.clone())).merge(crate::classroom::web::routes(lab));
         let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listen on {addr}"))?;
         tracing::info!("playground on http://{addr}/");
-        tasks.spawn(async move { axum::serve(l, app).await });
+        // The client's address: the classroom's rate limits are per address.
+        tasks.spawn(async move { axum::serve(l, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await });
     }
     for host in &opts.docker_hosts {
         let svc = tower::util::MapRequestLayer::new(api::strip_version).layer(api::app(state.clone()));

@@ -1,4 +1,5 @@
-//! The playground's files, embedded at build time (see `build.rs`): `/` is the page,
+//! The playground's files, embedded at build time (see `build.rs`): `/` is the page
+//! (and so are the classroom's pages, which the same app draws from the path),
 //! `/assets/<file>` the rest.
 
 use axum::extract::Path;
@@ -10,7 +11,12 @@ use axum::Router;
 include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 
 pub fn routes() -> Router {
-    Router::new().route("/", get(index)).route("/assets/{file}", get(asset))
+    Router::new()
+        .route("/", get(index))
+        .route("/join/{code}", get(index))
+        .route("/teach", get(index))
+        .route("/teach/classes/{id}", get(index))
+        .route("/assets/{file}", get(asset))
 }
 
 /// Whether this binary carries the playground.

@@ -53,6 +53,23 @@ impl Lab {
         (code.trim().parse().unwrap_or(0), body.to_string())
     }
 
+    /// [`Lab::http`] with request headers (`"Cookie: a=b"`), also giving the answer's
+    /// headers: (status, body, headers).
+    pub fn http_with(&self, method: &str, path: &str, body: Option<&str>, headers: &[&str]) -> (u16, String, String) {
+        let mut c = Command::new("curl");
+        c.args(["-s", "-D", "/dev/stderr", "-X", method, "-w", "\n%{http_code}", "-H", "Content-Type: application/json"]);
+        for h in headers {
+            c.args(["-H", h]);
+        }
+        if let Some(b) = body {
+            c.args(["--data-binary", b]);
+        }
+        let out = c.arg(format!("http://{}{path}", self.addr)).stdin(Stdio::null()).output().expect("run curl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (code.trim().parse().unwrap_or(0), body.to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+    }
+
     pub fn json(&self, method: &str, path: &str, body: Option<&str>) -> Value {
         let (code, text) = self.http(method, path, body);
         assert!((200..300).contains(&code), "{method} {path}: {code} {text}\nserver log: {}", self.berth.server_log());

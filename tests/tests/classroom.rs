@@ -81,3 +81,264 @@ fn instructors_and_classes_are_made_from_the_shell_while_the_server_runs() {
     // The server went on serving throughout, on the same database.
     let _ = lab.create_session();
 }
+
+/// The `berth_teach` cookie of a login, as a request header.
+fn login(lab: &Lab, name: &str, password: &str) -> Result<String, (u16, String)> {
+    let (code, body, headers) = lab.http_with("POST", "/api/teach/login", Some(&serde_json::json!({ "name": name, "password": password }).to_string()), &[]);
+    if code != 204 {
+        return Err((code, body));
+    }
+    let cookie = headers
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+        .unwrap_or_else(|| panic!("no cookie in {headers}"));
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    Ok(format!("Cookie: {}", cookie.split(';').next().unwrap()))
+}
+
+fn join(lab: &Lab, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let (code, text, _) = lab.http_with("POST", "/api/join", Some(&body.to_string()), &[]);
+    (code, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+}
+
+fn class_code(lab: &Lab, extra: &[&str]) -> String {
+    let root = lab.berth.root.to_str().unwrap().to_string();
+    let mut args = vec!["class", "create", "--root", root.as_str(), "--name", "Docker 101", "--lessons", "1"];
+    args.extend_from_slice(extra);
+    let o = berth(&args, "");
+    assert!(o.status.success(), "{}", text(&o));
+    field(&String::from_utf8_lossy(&o.stdout), "join code:").to_string()
+}
+
+#[test]
+fn students_join_by_code_and_come_back_to_the_same_lab() {
+    let lab = Lab::start_with(&["--open-playground=false", "--class-max-failures", "4"]);
+    let code = class_code(&lab, &[]);
+    // Only class members get labs on this server.
+    let (status, body, _) = lab.http_with("POST", "/api/sessions", None, &[]);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("\"class_only\""), "{body}");
+
+    // However the code is typed.
+    let typed = code.replace('-', "").to_lowercase();
+    let info = lab.json("GET", &format!("/api/classes/{typed}"), None);
+    assert_eq!((info["name"].as_str(), info["state"].as_str(), info["code"].as_str()), (Some("Docker 101"), Some("open"), Some(code.as_str())));
+    assert!(info.get("id").is_none(), "students do not see the class's id: {info}");
+
+    let (status, first) = join(&lab, serde_json::json!({ "code": typed, "name": "  Min  Ji " }));
+    assert_eq!(status, 201, "{first}");
+    let session = first["session"]["id"].as_str().unwrap().to_string();
+    let pin = first["pin"].as_str().unwrap().to_string();
+    assert!(pin.len() == 6 && pin.chars().all(|c| c.is_ascii_digit()), "{pin}");
+    let rejoin = first["rejoin_path"].as_str().unwrap();
+    let token = rejoin.strip_prefix(&format!("/join/{code}#")).unwrap_or_else(|| panic!("{rejoin}"));
+    assert_eq!(first["name"], "Min  Ji");
+    let st = lab.status(&session);
+    assert_eq!(st["class"]["name"], "Min  Ji");
+    assert_eq!(st["class"]["class"]["name"], "Docker 101");
+    assert_eq!(st["lesson"], "lifecycle", "a new student starts on the class's first lesson");
+
+    // The name is theirs; the PIN or the link brings them back to the same lab.
+    let (status, taken) = join(&lab, serde_json::json!({ "code": code, "name": "min ji" }));
+    assert_eq!((status, taken["kind"].as_str()), (409, Some("name_taken")), "{taken}");
+    let (status, again) = join(&lab, serde_json::json!({ "code": code, "name": "MIN JI", "pin": pin }));
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["session"]["id"].as_str(), Some(session.as_str()));
+    assert!(again["pin"].is_null() && again["rejoin_path"].is_null(), "shown once only: {again}");
+    let (status, by_link) = join(&lab, serde_json::json!({ "code": code, "name": "", "token": token }));
+    assert_eq!((status, by_link["session"]["id"].as_str()), (200, Some(session.as_str())), "{by_link}");
+
+    let (status, other) = join(&lab, serde_json::json!({ "code": code, "name": "Lee" }));
+    assert_eq!(status, 201, "{other}");
+    assert_ne!(other["session"]["id"], first["session"]["id"]);
+
+    // Bad input: a clear refusal each, with a kind the page can put in its own words.
+    let long = "x".repeat(101);
+    for (body, want_status, kind) in [
+        (serde_json::json!({ "code": code, "name": "   " }), 400, "name_empty"),
+        (serde_json::json!({ "code": code, "name": long }), 400, "name_too_long"),
+        (serde_json::json!({ "code": code, "name": "a\u{1b}[2Jb" }), 400, "name_invalid"),
+    ] {
+        let (status, v) = join(&lab, body.clone());
+        assert_eq!((status, v["kind"].as_str()), (want_status, Some(kind)), "{body}: {v}");
+    }
+    let (status, body, _) = lab.http_with("POST", "/api/join", Some("{\"code\": 12"), &[]);
+    assert_eq!(status, 400, "{body}");
+
+    // Guesses (wrong codes, PINs, links) are limited per address: after 4, even a
+    // right request waits, and is told how long.
+    let wrong_pin = if pin == "000000" { "111111" } else { "000000" };
+    let (status, v) = join(&lab, serde_json::json!({ "code": code, "name": "Lee", "pin": wrong_pin }));
+    assert_eq!((status, v["kind"].as_str()), (403, Some("wrong_pin")), "{v}");
+    let (status, v) = join(&lab, serde_json::json!({ "code": code, "name": "", "token": "00".repeat(16) }));
+    assert_eq!((status, v["kind"].as_str()), (403, Some("bad_token")), "{v}");
+    for bad in ["2345-6789", "not-a-code"] {
+        let (status, v) = join(&lab, serde_json::json!({ "code": bad, "name": "x" }));
+        assert_eq!((status, v["kind"].as_str()), (404, Some("unknown_code")), "{v}");
+    }
+    let (status, v, headers) = lab.http_with("POST", "/api/join", Some(&serde_json::json!({ "code": code, "name": "MIN JI", "pin": pin }).to_string()), &[]);
+    assert_eq!(status, 429, "{v}");
+    assert!(v.contains("\"rate_limited\""), "{v}");
+    assert!(headers.to_ascii_lowercase().contains("retry-after: "), "{headers}");
+}
+
+/// Reads server-sent events of a dashboard from a raw HTTP connection.
+struct Live {
+    reader: std::io::BufReader<std::net::TcpStream>,
+}
+
+impl Live {
+    fn open(lab: &Lab, class: &str, cookie: &str) -> Live {
+        use std::io::Write as _;
+        let mut s = std::net::TcpStream::connect(&lab.addr).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        write!(s, "GET /api/teach/classes/{class}/live HTTP/1.1\r\nHost: {}\r\n{cookie}\r\nAccept: text/event-stream\r\n\r\n", lab.addr).unwrap();
+        Live { reader: std::io::BufReader::new(s) }
+    }
+
+    /// The next dashboard (chunked transfer's size lines and keep-alives skipped).
+    fn next(&mut self) -> serde_json::Value {
+        use std::io::BufRead as _;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self.reader.read_line(&mut line).expect("read the event stream");
+            assert!(n > 0, "the event stream ended");
+            if let Some(data) = line.trim_end().strip_prefix("data: ") {
+                if let Ok(v) = serde_json::from_str(data) {
+                    return v;
+                }
+            }
+        }
+    }
+
+    /// Dashboards until one satisfies `f` (within 20 s, the read timeout).
+    fn until(&mut self, what: &str, f: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let d = self.next();
+            if f(&d) {
+                return d;
+            }
+            assert!(std::time::Instant::now() < end, "no dashboard with {what}; last: {d}");
+        }
+    }
+}
+
+fn student<'a>(d: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    d["students"].as_array().and_then(|a| a.iter().find(|s| s["name"] == name)).unwrap_or(&serde_json::Value::Null)
+}
+
+#[test]
+fn a_teacher_sees_the_class_live_and_closes_and_reopens_it() {
+    let mut lab = Lab::start_with(&["--class-stuck-attempts", "3"]);
+    let root = lab.berth.root.to_str().unwrap().to_string();
+    let o = berth(&["instructor", "add", "--root", &root, "kim"], "correct horse\n");
+    assert!(o.status.success(), "{}", text(&o));
+
+    // Nothing of the teacher's side without a login.
+    let (status, body, _) = lab.http_with("GET", "/api/teach/classes", None, &[]);
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("not_logged_in"), "{body}");
+    let (status, body) = login(&lab, "kim", "wrong horse").unwrap_err();
+    assert_eq!(status, 401);
+    assert!(body.contains("wrong_password"), "{body}");
+    let cookie = login(&lab, "kim", "correct horse").unwrap();
+    let me = lab.http_with("GET", "/api/teach/me", None, &[&cookie]);
+    assert!(me.1.contains("\"kim\""), "{me:?}");
+
+    let (status, body, _) = lab.http_with("POST", "/api/teach/classes", Some(r#"{"name":"도커 입문","lessons":["lifecycle"]}"#), &[&cookie]);
+    assert_eq!(status, 201, "{body}");
+    let class: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let (id, code) = (class["id"].as_str().unwrap().to_string(), class["code"].as_str().unwrap().to_string());
+    let (status, body, _) = lab.http_with("POST", "/api/teach/classes", Some(r#"{"name":"x","lessons":["nope"]}"#), &[&cookie]);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("bad_class"), "{body}");
+    let (status, svg, _) = lab.http_with("GET", &format!("/api/teach/classes/{id}/qr.svg"), None, &[&cookie]);
+    assert!(status == 200 && svg.contains("<svg"), "{status} {svg}");
+    // A student's session id or a forged cookie opens nothing of it.
+    for h in ["Cookie: berth_teach=0000", ""] {
+        let (status, _, _) = lab.http_with("GET", &format!("/api/teach/classes/{id}"), None, &[h]);
+        assert_eq!(status, 401, "{h}");
+    }
+
+    let mut live = Live::open(&lab, &id, &cookie);
+    let d = live.next();
+    assert_eq!(d["class"]["name"], "도커 입문");
+    assert_eq!(d["students"].as_array().map(Vec::len), Some(0));
+
+    let (_, a) = join(&lab, serde_json::json!({ "code": code, "name": "Ann" }));
+    let (_, b) = join(&lab, serde_json::json!({ "code": code, "name": "Bo" }));
+    let (sa, sb) = (a["session"]["id"].as_str().unwrap().to_string(), b["session"]["id"].as_str().unwrap().to_string());
+    let d = live.until("two students", |d| d["students"].as_array().map(Vec::len) == Some(2));
+    assert_eq!(student(&d, "Ann")["lesson"], "lifecycle");
+    assert_eq!(student(&d, "Ann")["done"], 0);
+
+    // A step done in Ann's lab shows on the dashboard by itself.
+    let o = lab.session_docker(&sa, &["search", "busybox"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let d = live.until("Ann's first step", |d| student(d, "Ann")["done"] == 1);
+    assert_eq!(d["steps"][0]["finished"], 1);
+    assert_ne!(student(&d, "Ann")["step"], d["steps"][0]["step"], "Ann is on the next step");
+    // Bo tries three commands that do not pass the step: stuck, and the last one is named.
+    for _ in 0..3 {
+        let o = lab.session_docker(&sb, &["images"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let d = live.until("Bo stuck", |d| student(d, "Bo")["stuck"]["reason"] == "failing");
+    assert!(student(&d, "Bo")["last_action"].as_str().is_some_and(|a| a.contains("images")), "{d}");
+    // An open terminal shows the student online.
+    let mut t = lab.terminal(&sa);
+    t.expect("$ ");
+    live.until("Ann online", |d| student(d, "Ann")["online"] == true);
+
+    // Closing the class freezes the labs: work is kept, nothing new starts.
+    let o = lab.session_docker(&sa, &["run", "-d", "--name", "web", "busybox", "sleep", "600"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let past = "2020-01-01T00:00:00Z";
+    let (status, body, _) = lab.http_with("PUT", &format!("/api/teach/classes/{id}/window"), Some(&format!(r#"{{"closes":"{past}"}}"#)), &[&cookie]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"closed\""), "{body}");
+    let o = lab.session_docker(&sa, &["run", "--rm", "busybox", "true"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("closed"), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = lab.session_docker(&sa, &["ps", "-a", "--format", "{{.Names}} {{.State}}"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "web exited", "stopped at the close, kept");
+    let (status, v) = join(&lab, serde_json::json!({ "code": code, "name": "Cy" }));
+    assert_eq!((status, v["kind"].as_str()), (403, Some("closed")), "{v}");
+    let (status, v) = join(&lab, serde_json::json!({ "code": code, "name": "ann", "pin": a["pin"] }));
+    assert_eq!(status, 200, "its students still come back: {v}");
+    assert_eq!(lab.status(&sa)["class"]["class"]["state"], "closed");
+
+    // The class, roster and progress survive a restart of the server.
+    drop(t);
+    drop(live);
+    lab.berth.kill_server();
+    lab.berth.start_server();
+    let cookie = {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            match login(&lab, "kim", "correct horse") {
+                Ok(c) => break c,
+                Err(e) => assert!(std::time::Instant::now() < end, "login after restart: {e:?}"),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    let (_, body, _) = lab.http_with("GET", &format!("/api/teach/classes/{id}"), None, &[&cookie]);
+    let d: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{body}"));
+    assert_eq!(student(&d, "Ann")["done"], 1, "{d}");
+    assert_eq!(student(&d, "Bo")["done"], 0, "{d}");
+    let o = lab.session_docker(&sa, &["start", "web"]);
+    assert!(!o.status.success(), "still closed after the restart");
+
+    // Reopened, the lab works again.
+    let (status, body, _) = lab.http_with("PUT", &format!("/api/teach/classes/{id}/window"), Some("{}"), &[&cookie]);
+    assert_eq!(status, 200, "{body}");
+    let o = lab.session_docker(&sa, &["run", "--rm", "busybox", "echo", "open again"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (status, _) = join(&lab, serde_json::json!({ "code": code, "name": "Cy" }));
+    assert_eq!(status, 201);
+    let (status, _, headers) = lab.http_with("POST", "/api/teach/logout", None, &[&cookie]);
+    assert_eq!(status, 204, "{headers}");
+    assert_eq!(lab.http_with("GET", "/api/teach/me", None, &[&cookie]).0, 401);
+}

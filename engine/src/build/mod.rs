@@ -155,6 +155,7 @@ pub fn build(engine: &Arc<Engine>, ns: &str, context: impl Read, opts: &BuildOpt
 /// removing a large context takes a noticeable time. A failed build removes it
 /// before returning, as [`build`] does.
 pub fn build_keeping_scratch(engine: &Arc<Engine>, ns: &str, context: impl Read, opts: &BuildOptions, out: &mut dyn FnMut(&str)) -> Result<(String, TempDir)> {
+    engine.check_frozen(ns)?;
     engine.check_disk(ns)?;
     let tags: Vec<Reference> = opts.tags.iter().map(|t| Reference::parse(t)).collect::<Result<_>>()?;
     if tags.iter().any(|r| r.digest.is_some()) {

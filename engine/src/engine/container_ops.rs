@@ -177,6 +177,7 @@ impl Engine {
         // The log options' form first: the policy reads them.
         host_config.log_config.validate()?;
         if !system {
+            self.check_frozen(ns)?;
             self.check_disk(ns)?;
             if let Some(policy) = self.policy(ns) {
                 let count = self.containers.lock().unwrap_or_else(|p| p.into_inner()).values().filter(|c| c.namespace == ns).count();
@@ -388,6 +389,8 @@ impl Engine {
     /// Starts a created or exited container. `Err(NotModified)` if it already runs.
     pub fn start(self: &Arc<Self>, ns: &str, name: &str) -> Result<()> {
         let c = self.container(ns, name)?;
+        // The workstation's namespace has no policy: it stays usable.
+        self.check_frozen(ns)?;
         match c.state.status {
             Status::Running => return Err(Error::NotModified("container already started".into())),
             Status::Paused => return Err(Error::Conflict("cannot start a paused container, try unpause instead".into())),

@@ -78,6 +78,8 @@ pub enum ExecIo {
 impl Engine {
     pub fn exec_create(&self, ns: &str, name: &str, config: ExecConfig) -> Result<String> {
         let c = self.container(ns, name)?;
+        // The workstation's namespace has no policy: it stays usable.
+        self.check_frozen(ns)?;
         if c.state.status != Status::Running {
             return Err(Error::Conflict(if c.state.status == Status::Paused {
                 format!("Container {} is paused, unpause the container before exec", c.id)

@@ -581,6 +581,7 @@ impl Engine {
     /// `docker pull NAME`: fetches the image from its registry, records it and moves
     /// the tag, reporting progress as Docker does. Returns the image id.
     pub fn pull_image(&self, ns: &str, name: &str, creds: Option<&Credentials>, progress: &ProgressFn) -> Result<String, RegistryError> {
+        self.check_frozen(ns)?;
         self.check_disk(ns)?;
         let r = Reference::parse(name)?;
         let shown = r.familiar();

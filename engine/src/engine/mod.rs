@@ -211,6 +211,25 @@ impl Engine {
         Ok(())
     }
 
+    /// Freezes a namespace that has a policy (`why`: the message its refusals give) or
+    /// thaws it (None). Does nothing to a namespace without a policy.
+    pub fn set_frozen(&self, ns: &str, why: Option<String>) -> Result<()> {
+        let Some(mut p) = self.policy(ns) else { return Ok(()) };
+        if p.frozen == why {
+            return Ok(());
+        }
+        p.frozen = why;
+        self.set_policy(ns, Some(p))
+    }
+
+    /// Refuses work in a namespace whose policy is frozen (see [`Policy::frozen`]).
+    pub(crate) fn check_frozen(&self, ns: &str) -> Result<()> {
+        match self.policy(ns).and_then(|p| p.frozen) {
+            Some(why) => Err(Error::Conflict(why)),
+            None => Ok(()),
+        }
+    }
+
     fn disk_path(&self, ns: &str) -> PathBuf {
         self.root.join("namespaces").join(ns).join("disk.json")
     }
@@ -417,6 +436,29 @@ mod tests {
         assert!(e.list_volumes("lab").is_empty());
         assert!(e.list_images("lab", true).unwrap().is_empty());
         assert!(e.policy("lab").is_none());
+    }
+
+    #[test]
+    fn a_frozen_namespace_refuses_new_work_with_its_reason_until_thawed() {
+        let t = tempfile::tempdir().unwrap();
+        let e = engine(t.path());
+        e.seed_images("lab").unwrap();
+        let req = || CreateRequest { name: Some("one".into()), config: ContainerConfig { image: "busybox".into(), ..Default::default() }, ..Default::default() };
+        // Without a policy there is nothing to freeze.
+        e.set_frozen("other", Some("closed".into())).unwrap();
+        assert!(e.policy("other").is_none());
+        e.set_policy("lab", Some(Policy { max_containers: 5, ..Default::default() })).unwrap();
+        e.set_frozen("lab", Some("the class has closed".into())).unwrap();
+        match e.create_container("lab", req()) {
+            Err(Error::Conflict(m)) => assert_eq!(m, "the class has closed"),
+            other => panic!("{other:?}"),
+        }
+        // Kept on disk, like the rest of the policy.
+        let e = engine(t.path());
+        assert!(e.create_container("lab", req()).is_err());
+        e.set_frozen("lab", None).unwrap();
+        e.create_container("lab", req()).unwrap();
+        assert_eq!(e.policy("lab").unwrap().max_containers, 5);
     }
 
     #[test]

@@ -30,6 +30,11 @@ impl JoinCode {
         JoinCode((0..LEN).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect())
     }
 
+    /// A code as the database keeps it (written by [`JoinCode::as_str`]).
+    pub fn from_stored(s: &str) -> JoinCode {
+        s.parse().unwrap_or_else(|_| JoinCode(s.to_string()))
+    }
+
     /// The eight characters without the dash: how it is stored and compared.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -38,7 +43,10 @@ impl JoinCode {
 
 impl fmt::Display for JoinCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", &self.0[..4], &self.0[4..])
+        match (self.0.get(..4), self.0.get(4..)) {
+            (Some(a), Some(b)) if self.0.len() == LEN => write!(f, "{a}-{b}"),
+            _ => f.write_str(&self.0),
+        }
     }
 }
 

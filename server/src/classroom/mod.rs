@@ -1,9 +1,16 @@
-//! The classroom: instructors and the classes they run. This first part keeps their
-//! records (`berth instructor add`, `berth class create|list`); students joining with
-//! a class's code, the teacher's pages and the dashboard build on them.
+//! The classroom: instructors and the classes they run (`berth instructor add`,
+//! `berth class create|list`, the `/teach` pages), students joining a class with its
+//! code ([`members`]), the teacher's live dashboard ([`dashboard`]) and the HTTP side
+//! of all of it ([`web`]).
 
+pub mod dashboard;
 pub mod join_code;
+pub mod members;
+pub mod rate_limit;
+pub mod teach;
+pub mod web;
 
+use berth_lessons::api::{ClassInfo, ErrorKind};
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use crate::lab::db::{ClassRow, Db, DbError};
@@ -31,10 +38,70 @@ pub enum ClassroomError {
     BadTime(String),
     #[error("the class closes ({closes}) before it opens ({opens})")]
     Window { opens: DateTime<Utc>, closes: DateTime<Utc> },
+    #[error("no class has this join code")]
+    UnknownCode,
+    #[error("the class opens at {opens}")]
+    NotOpen { opens: DateTime<Utc> },
+    #[error("the class closed at {closes}; only its students may come back")]
+    Closed { closes: DateTime<Utc> },
+    #[error("someone in this class is already called {0:?}: if it is you, give your PIN")]
+    NameTaken(String),
+    #[error("wrong PIN for this name")]
+    WrongPin,
+    #[error("too many wrong PINs for this name: try again after {until}")]
+    Locked { until: DateTime<Utc> },
+    #[error("this rejoin link is not valid for the class")]
+    BadToken,
     #[error("password hash: {0}")]
     Hash(#[from] bcrypt::BcryptError),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl ClassroomError {
+    /// What a page shows for it (in its own words and language).
+    pub fn kind(&self) -> Option<ErrorKind> {
+        use ClassroomError::*;
+        Some(match self {
+            Empty { .. } => ErrorKind::NameEmpty,
+            TooLong { .. } => ErrorKind::NameTooLong,
+            Control { .. } => ErrorKind::NameInvalid,
+            UnknownCode => ErrorKind::UnknownCode,
+            NotOpen { .. } => ErrorKind::NotOpen,
+            Closed { .. } => ErrorKind::Closed,
+            NameTaken(_) => ErrorKind::NameTaken,
+            WrongPin => ErrorKind::WrongPin,
+            Locked { .. } => ErrorKind::RateLimited,
+            BadToken => ErrorKind::BadToken,
+            ShortPassword | UnknownLesson(..) | RepeatedLesson(_) | BadTime(_) | Window { .. } => ErrorKind::BadClass,
+            Hash(_) | Db(_) => return None,
+        })
+    }
+
+    /// Whether it is the caller's mistake (an HTTP 4xx) rather than the server's.
+    pub fn is_user_error(&self) -> bool {
+        !matches!(self, ClassroomError::Hash(_) | ClassroomError::Db(_))
+    }
+
+    /// Whether it counts as a guess against the failure rate limit.
+    pub fn is_guess(&self) -> bool {
+        matches!(self, ClassroomError::UnknownCode | ClassroomError::WrongPin | ClassroomError::BadToken)
+    }
+}
+
+/// What pages and the dashboard show of a class (`with_id` for instructors only).
+pub fn class_info(c: &ClassRow, now: DateTime<Utc>, with_id: bool) -> ClassInfo {
+    let code = JoinCode::from_stored(&c.code);
+    ClassInfo {
+        id: with_id.then(|| c.id.clone()),
+        name: c.name.clone(),
+        join_path: format!("/join/{code}"),
+        code: code.to_string(),
+        lessons: c.lessons.clone(),
+        opens: c.opens.map(|t| t.to_rfc3339()),
+        closes: c.closes.map(|t| t.to_rfc3339()),
+        state: members::state(c, now),
+    }
 }
 
 /// A name as typed: trimmed, not empty, not too long, printable.

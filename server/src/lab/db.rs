@@ -60,7 +60,45 @@ const SCHEMA: &[&str] = &[
         closes TEXT,
         created TEXT NOT NULL
     )",
+    // A student of a class: their name (unique in the class, case aside: `name_key`),
+    // how they come back (a PIN's salted hash, a rejoin token's hash) and their lab.
+    "CREATE TABLE IF NOT EXISTS members (
+        class TEXT NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        name_key TEXT NOT NULL,
+        pin_salt TEXT NOT NULL,
+        pin_hash TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        session TEXT NOT NULL,
+        joined TEXT NOT NULL,
+        pin_failures INTEGER NOT NULL DEFAULT 0,
+        locked_until TEXT,
+        PRIMARY KEY (class, name_key)
+    )",
+    "CREATE INDEX IF NOT EXISTS members_session ON members(session)",
+    // Instructors' logins: the cookie's token is kept only as its hash.
+    "CREATE TABLE IF NOT EXISTS teach_logins (
+        token_hash TEXT PRIMARY KEY,
+        instructor TEXT NOT NULL REFERENCES instructors(name) ON DELETE CASCADE,
+        created TEXT NOT NULL,
+        expires TEXT NOT NULL
+    )",
 ];
+
+/// A student of a class as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberRow {
+    pub class: String,
+    pub name: String,
+    pub name_key: String,
+    pub pin_salt: String,
+    pub pin_hash: String,
+    pub token_hash: String,
+    pub session: String,
+    pub joined: DateTime<Utc>,
+    pub pin_failures: i64,
+    pub locked_until: Option<DateTime<Utc>>,
+}
 
 /// A class as stored: `lessons` are lesson ids in the class's order.
 #[derive(Debug, Clone, PartialEq)]
@@ -191,6 +229,125 @@ impl Db {
                 created: parse_time(r.get("created")),
             })
             .collect())
+    }
+
+    pub async fn class(&self, id: &str) -> Result<Option<ClassRow>, DbError> {
+        Ok(self.classes().await?.into_iter().find(|c| c.id == id))
+    }
+
+    pub async fn class_by_code(&self, code: &str) -> Result<Option<ClassRow>, DbError> {
+        Ok(self.classes().await?.into_iter().find(|c| c.code == code))
+    }
+
+    /// Sets a class's window (reopening a closed class, say).
+    pub async fn set_class_window(&self, id: &str, opens: Option<DateTime<Utc>>, closes: Option<DateTime<Utc>>) -> Result<bool, DbError> {
+        let r = sqlx::query("UPDATE classes SET opens = ?, closes = ? WHERE id = ?")
+            .bind(opens.map(|t| t.to_rfc3339()))
+            .bind(closes.map(|t| t.to_rfc3339()))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Adds a student. Fails (see [`DbError::is_duplicate`]) when the name is taken.
+    pub async fn insert_member(&self, m: &MemberRow) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO members (class, name, name_key, pin_salt, pin_hash, token_hash, session, joined) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(&m.class)
+            .bind(&m.name)
+            .bind(&m.name_key)
+            .bind(&m.pin_salt)
+            .bind(&m.pin_hash)
+            .bind(&m.token_hash)
+            .bind(&m.session)
+            .bind(m.joined.to_rfc3339())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    const MEMBER_COLUMNS: &str = "class, name, name_key, pin_salt, pin_hash, token_hash, session, joined, pin_failures, locked_until";
+
+    fn member_row(r: &sqlx::sqlite::SqliteRow) -> MemberRow {
+        MemberRow {
+            class: r.get("class"),
+            name: r.get("name"),
+            name_key: r.get("name_key"),
+            pin_salt: r.get("pin_salt"),
+            pin_hash: r.get("pin_hash"),
+            token_hash: r.get("token_hash"),
+            session: r.get("session"),
+            joined: parse_time(r.get("joined")),
+            pin_failures: r.get("pin_failures"),
+            locked_until: r.get::<Option<String>, _>("locked_until").map(parse_time),
+        }
+    }
+
+    pub async fn member(&self, class: &str, name_key: &str) -> Result<Option<MemberRow>, DbError> {
+        let q = format!("SELECT {} FROM members WHERE class = ? AND name_key = ?", Self::MEMBER_COLUMNS);
+        Ok(sqlx::query(&q).bind(class).bind(name_key).fetch_optional(&self.pool).await?.as_ref().map(Self::member_row))
+    }
+
+    pub async fn member_by_token(&self, class: &str, token_hash: &str) -> Result<Option<MemberRow>, DbError> {
+        let q = format!("SELECT {} FROM members WHERE class = ? AND token_hash = ?", Self::MEMBER_COLUMNS);
+        Ok(sqlx::query(&q).bind(class).bind(token_hash).fetch_optional(&self.pool).await?.as_ref().map(Self::member_row))
+    }
+
+    /// Every student of every class, in the order they joined.
+    pub async fn members(&self) -> Result<Vec<MemberRow>, DbError> {
+        let q = format!("SELECT {} FROM members ORDER BY joined, rowid", Self::MEMBER_COLUMNS);
+        Ok(sqlx::query(&q).fetch_all(&self.pool).await?.iter().map(Self::member_row).collect())
+    }
+
+    /// Counts a wrong PIN; from `max` on, the name is locked until `until`.
+    pub async fn pin_failed(&self, class: &str, name_key: &str, max: i64, until: DateTime<Utc>) -> Result<(), DbError> {
+        sqlx::query("UPDATE members SET pin_failures = pin_failures + 1, locked_until = CASE WHEN pin_failures + 1 >= ? THEN ? ELSE locked_until END WHERE class = ? AND name_key = ?")
+            .bind(max)
+            .bind(until.to_rfc3339())
+            .bind(class)
+            .bind(name_key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn pin_passed(&self, class: &str, name_key: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE members SET pin_failures = 0, locked_until = NULL WHERE class = ? AND name_key = ?").bind(class).bind(name_key).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Gives a student a new lab (theirs was removed).
+    pub async fn set_member_session(&self, class: &str, name_key: &str, session: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE members SET session = ? WHERE class = ? AND name_key = ?").bind(session).bind(class).bind(name_key).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn insert_login(&self, token_hash: &str, instructor: &str, expires: DateTime<Utc>) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO teach_logins (token_hash, instructor, created, expires) VALUES (?, ?, ?, ?)")
+            .bind(token_hash)
+            .bind(instructor)
+            .bind(Utc::now().to_rfc3339())
+            .bind(expires.to_rfc3339())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The instructor a login token belongs to, if it has not expired.
+    pub async fn login(&self, token_hash: &str) -> Result<Option<String>, DbError> {
+        let row = sqlx::query("SELECT instructor, expires FROM teach_logins WHERE token_hash = ?").bind(token_hash).fetch_optional(&self.pool).await?;
+        Ok(row.filter(|r| parse_time(r.get("expires")) > Utc::now()).map(|r| r.get("instructor")))
+    }
+
+    pub async fn delete_login(&self, token_hash: &str) -> Result<(), DbError> {
+        sqlx::query("DELETE FROM teach_logins WHERE token_hash = ? OR expires < ?").bind(token_hash).bind(Utc::now().to_rfc3339()).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// (lesson, step, done at) of a session, oldest first.
+    pub async fn progress_times(&self, id: &str) -> Result<Vec<(String, String, DateTime<Utc>)>, DbError> {
+        let rows = sqlx::query("SELECT lesson, step, done_at FROM progress WHERE session = ? ORDER BY done_at, rowid").bind(id).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| (r.get("lesson"), r.get("step"), parse_time(r.get("done_at")))).collect())
     }
 
     /// (lesson, step) pairs done in a session, oldest first.

@@ -24,9 +24,11 @@ use axum::{Json, Router};
 use berth_engine::envelope::Envelope;
 use berth_engine::log_config::Rotation;
 use berth_engine::Engine;
-use berth_lessons::api::{LessonProgress, SelectLesson, SessionInfo, SessionStatus, TerminalControl};
+use berth_lessons::api::{ApiError, ErrorKind, LessonProgress, Membership, SelectLesson, SessionInfo, SessionStatus, TerminalControl};
 use berth_lessons::Lesson;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+
+use crate::classroom::rate_limit::FailureLimit;
 use futures_util::{SinkExt, StreamExt};
 
 pub use db::Db;
@@ -87,6 +89,20 @@ pub struct LabOptions {
     /// host's root), e.g. to tell a problem with idmapped mounts from another one.
     #[arg(long = "no-lab-userns")]
     pub no_userns: bool,
+    /// Whether anyone who opens the page gets a lab (the self-paced playground); with
+    /// false, only students who join a class do.
+    #[arg(long = "open-playground", default_value_t = true, action = clap::ArgAction::Set)]
+    pub open_playground: bool,
+    /// A student with no step done for this long shows as stuck on the dashboard.
+    #[arg(long = "class-stuck-after", default_value = "10m", value_parser = parse_duration)]
+    pub stuck_after: Duration,
+    /// ... or after this many commands on one step without passing its check (0: never).
+    #[arg(long = "class-stuck-attempts", default_value_t = 5)]
+    pub stuck_attempts: u32,
+    /// Wrong join codes, PINs, rejoin links and passwords one client address may try
+    /// per 10 minutes (also per instructor name, for passwords).
+    #[arg(long = "class-max-failures", default_value_t = 20)]
+    pub max_failures: usize,
 }
 
 impl LabOptions {
@@ -149,28 +165,63 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 pub struct Lab {
-    engine: Arc<Engine>,
-    db: Db,
-    opts: LabOptions,
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) db: Db,
+    pub(crate) opts: LabOptions,
     dir: PathBuf,
-    lessons: Arc<Vec<Lesson>>,
+    pub(crate) lessons: Arc<Vec<Lesson>>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
+    /// Sessions that belong to a student of a class, by session id.
+    members: Mutex<HashMap<String, Member>>,
+    /// Bumped whenever something a dashboard shows changes.
+    changed: tokio::sync::watch::Sender<u64>,
+    /// Guesses (join codes, PINs, links, passwords) per client address.
+    pub(crate) failures: FailureLimit,
+}
+
+/// Whose a class member's session is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub class: String,
+    pub name: String,
+    pub joined: DateTime<Utc>,
 }
 
 type LabState = Arc<Lab>;
 
+/// An error answer: `ApiError` JSON, with `Retry-After` when rate limited.
 #[derive(Debug)]
-struct LabError(StatusCode, String);
+pub(crate) struct LabError {
+    pub status: StatusCode,
+    pub message: String,
+    pub kind: Option<ErrorKind>,
+    pub retry_after: Option<u64>,
+}
+
+impl LabError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> LabError {
+        LabError { status, message: message.into(), kind: None, retry_after: None }
+    }
+
+    pub fn kind(status: StatusCode, kind: ErrorKind, message: impl Into<String>) -> LabError {
+        LabError { kind: Some(kind), ..LabError::new(status, message) }
+    }
+}
 
 impl IntoResponse for LabError {
     fn into_response(self) -> Response {
-        (self.0, Json(serde_json::json!({ "message": self.1 }))).into_response()
+        let body = ApiError { message: self.message, kind: self.kind };
+        let mut r = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
+        r
     }
 }
 
 impl From<anyhow::Error> for LabError {
     fn from(e: anyhow::Error) -> Self {
-        LabError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
+        LabError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
     }
 }
 
@@ -182,10 +233,25 @@ impl Lab {
         std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
         let db = Db::open(&engine.root().join("lab.db")).await?;
         opts.docker_cli()?;
-        let lab = Arc::new(Lab { engine, db, opts, dir, lessons: Arc::new(lessons), sessions: Mutex::new(HashMap::new()) });
+        let failures = FailureLimit::new(opts.max_failures, Duration::from_secs(600));
+        let members = db.members().await?.into_iter().map(|m| (m.session.clone(), Member { class: m.class, name: m.name, joined: m.joined })).collect();
+        let lab = Arc::new(Lab {
+            engine,
+            db,
+            opts,
+            dir,
+            lessons: Arc::new(lessons),
+            sessions: Mutex::new(HashMap::new()),
+            members: Mutex::new(members),
+            changed: tokio::sync::watch::channel(0).0,
+            failures,
+        });
         for row in lab.db.sessions().await? {
-            let done = lab.db.progress(&row.id).await?;
-            match Session::open(lab.engine.clone(), &lab.opts, &lab.dir, &row.id, row.created, Tracker::new(row.lesson.clone(), done)).await {
+            let times = lab.db.progress_times(&row.id).await?;
+            // The current step began when the last one was done (or the lab was made).
+            let since = times.iter().map(|t| t.2).max().unwrap_or(row.created);
+            let done = times.into_iter().map(|(l, s, _)| (l, s)).collect();
+            match Session::open(lab.engine.clone(), &lab.opts, &lab.dir, &row.id, row.created, Tracker::new(row.lesson.clone(), done, since)).await {
                 Ok(s) => {
                     *s.last_seen.lock().unwrap_or_else(|p| p.into_inner()) = row.last_seen;
                     lab.sessions_lock().insert(row.id.clone(), Arc::new(s));
@@ -195,7 +261,150 @@ impl Lab {
         }
         lab.clone().follow_events();
         lab.clone().reap_periodically();
+        lab.clone().keep_class_windows();
         Ok(lab)
+    }
+
+    fn members_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Member>> {
+        self.members.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tells open dashboards to look again.
+    pub(crate) fn notify(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub(crate) fn subscribe_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Ties a session to a student of a class: it is kept as long as the class (no
+    /// idle or lifetime limit) and shows on the class's dashboard.
+    pub(crate) fn add_member(&self, session: &str, member: Member) {
+        self.members_lock().insert(session.to_string(), member);
+        self.notify();
+    }
+
+    pub(crate) fn member(&self, session: &str) -> Option<Member> {
+        self.members_lock().get(session).cloned()
+    }
+
+    /// The sessions of a class's students: (session id, member), in the order they joined.
+    pub(crate) fn class_members(&self, class: &str) -> Vec<(String, Member)> {
+        let mut v: Vec<(String, Member)> = self.members_lock().iter().filter(|(_, m)| m.class == class).map(|(s, m)| (s.clone(), m.clone())).collect();
+        v.sort_by(|a, b| a.1.joined.cmp(&b.1.joined).then_with(|| a.1.name.cmp(&b.1.name)));
+        v
+    }
+
+    pub(crate) fn get_session(&self, id: &str) -> Option<Arc<Session>> {
+        self.sessions_lock().get(id).cloned()
+    }
+
+    /// Makes `lesson` the session's current one (the student picked it, or joined a
+    /// class that starts with it).
+    pub(crate) async fn select_lesson(&self, s: &Arc<Session>, lesson: &str) -> anyhow::Result<()> {
+        s.tracker.lock().unwrap_or_else(|p| p.into_inner()).select(lesson);
+        self.db.set_lesson(&s.id, lesson).await?;
+        self.advance(s).await?;
+        self.notify();
+        Ok(())
+    }
+
+    /// What the dashboard shows of one student's session.
+    pub(crate) fn snapshot(&self, session: &str, member: &Member) -> crate::classroom::dashboard::StudentSnapshot {
+        use crate::classroom::dashboard::StudentSnapshot;
+        let Some(s) = self.get_session(session) else {
+            return StudentSnapshot {
+                name: member.name.clone(),
+                joined: member.joined,
+                lesson: None,
+                done: Default::default(),
+                step_since: member.joined,
+                last_activity: None,
+                attempts: 0,
+                last_action: None,
+                containers_running: 0,
+                online: false,
+            };
+        };
+        let (lesson, done, since, attempts) = {
+            let t = s.tracker.lock().unwrap_or_else(|p| p.into_inner());
+            (t.lesson.clone(), t.done.clone(), t.since, t.attempts())
+        };
+        let activity = s.activity();
+        let running = self.engine.containers(&s.namespace).iter().filter(|c| c.state.status == berth_engine::container::Status::Running).count();
+        StudentSnapshot {
+            name: member.name.clone(),
+            joined: member.joined,
+            lesson,
+            done,
+            step_since: since,
+            last_activity: activity.last,
+            attempts,
+            last_action: activity.last_action,
+            containers_running: running as u32,
+            online: s.viewers() > 0,
+        }
+    }
+
+    /// Freezes the labs of students whose class is not open (none may start containers
+    /// there; running ones are stopped), and thaws them when the teacher reopens it.
+    /// Checked every two seconds, so a class closes on time, give or take that.
+    fn keep_class_windows(self: Arc<Self>) {
+        let weak = Arc::downgrade(&self);
+        drop(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                tick.tick().await;
+                let Some(lab) = weak.upgrade() else { return };
+                if let Err(e) = lab.apply_class_windows().await {
+                    tracing::warn!("class windows: {e:#}");
+                }
+            }
+        });
+    }
+
+    pub(crate) async fn apply_class_windows(&self) -> anyhow::Result<()> {
+        use berth_lessons::api::ClassState;
+        let classes = self.db.classes().await?;
+        let now = Utc::now();
+        let members: Vec<(String, Member)> = self.members_lock().iter().map(|(s, m)| (s.clone(), m.clone())).collect();
+        for (session, member) in members {
+            let Some(class) = classes.iter().find(|c| c.id == member.class) else { continue };
+            let Some(s) = self.get_session(&session) else { continue };
+            let why = match crate::classroom::members::state(class, now) {
+                ClassState::Open => None,
+                ClassState::Upcoming => Some(format!("the class {:?} has not opened yet: containers cannot be started", class.name)),
+                ClassState::Closed => Some(format!(
+                    "the class {:?} closed at {}: containers cannot be started (your work and progress are kept)",
+                    class.name,
+                    class.closes.map(|t| t.to_rfc3339()).unwrap_or_default()
+                )),
+            };
+            let was = self.engine.policy(&s.namespace).and_then(|p| p.frozen);
+            if was.is_some() == why.is_some() {
+                continue;
+            }
+            let (engine, ns, freezing) = (self.engine.clone(), s.namespace.clone(), why.is_some());
+            tracing::info!(session = %session, class = %class.id, frozen = freezing, "class window");
+            tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                engine.set_frozen(&ns, why)?;
+                if freezing {
+                    for c in engine.containers(&ns) {
+                        if c.state.status == berth_engine::container::Status::Running {
+                            if let Err(e) = engine.stop(&ns, &c.id, Some(2)) {
+                                tracing::warn!(container = %c.id, "stop at class close: {e}");
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .await??;
+            self.notify();
+        }
+        Ok(())
     }
 
     fn sessions_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Session>>> {
@@ -203,7 +412,7 @@ impl Lab {
     }
 
     fn session(&self, id: &str) -> Result<Arc<Session>, LabError> {
-        let s = self.sessions_lock().get(id).cloned().ok_or_else(|| LabError(StatusCode::NOT_FOUND, format!("no such lab session: {id}")))?;
+        let s = self.sessions_lock().get(id).cloned().ok_or_else(|| LabError::new(StatusCode::NOT_FOUND, format!("no such lab session: {id}")))?;
         s.touch();
         Ok(s)
     }
@@ -252,8 +461,12 @@ impl Lab {
                 let session = self.sessions_lock().values().find(|s| s.namespace == e.namespace).cloned();
                 if let Some(s) = session {
                     s.tracker.lock().unwrap_or_else(|p| p.into_inner()).record(progress::event(&e));
+                    s.saw(&e);
                     if let Err(e) = self.advance(&s).await {
                         tracing::warn!("lab progress: {e:#}");
+                    }
+                    if self.members_lock().contains_key(&s.id) {
+                        self.notify();
                     }
                 }
             }
@@ -268,9 +481,12 @@ impl Lab {
             tokio::task::spawn_blocking(move || status::state(&engine, &ns, &id)).await?
         };
         let newly = s.tracker.lock().unwrap_or_else(|p| p.into_inner()).advance(&self.lessons, &state);
-        for (lesson, step) in newly {
+        for (lesson, step) in &newly {
             tracing::info!(session = %s.id, %lesson, %step, "step done");
-            self.db.mark_done(&s.id, &lesson, &step).await?;
+            self.db.mark_done(&s.id, lesson, step).await?;
+        }
+        if !newly.is_empty() {
+            self.notify();
         }
         Ok(())
     }
@@ -286,9 +502,12 @@ impl Lab {
                 tick.tick().await;
                 let Some(lab) = weak.upgrade() else { return };
                 let now = Utc::now();
+                let members: std::collections::HashSet<String> = lab.members_lock().keys().cloned().collect();
                 let expired: Vec<String> = lab
                     .sessions_lock()
                     .values()
+                    // A class member's lab lasts as long as the class.
+                    .filter(|s| !members.contains(&s.id))
                     .filter(|s| {
                         let idle = (now - s.last_seen()).to_std().unwrap_or_default();
                         let age = (now - s.created).to_std().unwrap_or_default();
@@ -306,7 +525,7 @@ impl Lab {
         });
     }
 
-    fn info(&self, s: &Session) -> SessionInfo {
+    pub(crate) fn info(&self, s: &Session) -> SessionInfo {
         let expires = (s.last_seen() + chrono::Duration::from_std(self.opts.idle).unwrap_or_default())
             .min(s.created + chrono::Duration::from_std(self.opts.lifetime).unwrap_or_default());
         SessionInfo { id: s.id.clone(), created: s.created.to_rfc3339(), expires: expires.to_rfc3339() }
@@ -335,10 +554,13 @@ async fn create_session(State(lab): State<LabState>) -> Result<Response, LabErro
     // A session's workstation is a Linux container: on a host that cannot run them
     // (see `runtime::probe_linux`) there is nothing to offer but the reason.
     if let Some(why) = lab.engine.linux_missing() {
-        return Err(LabError(
+        return Err(LabError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("lab sessions need Linux containers, and {} ({why})", berth_engine::runtime::NO_LINUX),
         ));
+    }
+    if !lab.opts.open_playground {
+        return Err(LabError::kind(StatusCode::FORBIDDEN, ErrorKind::ClassOnly, "this server has no open playground: join a class with its code"));
     }
     let s = lab.create_session().await?;
     Ok((StatusCode::CREATED, Json(lab.info(&s))).into_response())
@@ -356,28 +578,33 @@ async fn session_status(State(lab): State<LabState>, Path(id): Path<String>) -> 
         let (engine, ns, id) = (lab.engine.clone(), s.namespace.clone(), s.id.clone());
         tokio::task::spawn_blocking(move || (status::containers(&engine, &ns, &id), status::images(&engine, &ns)))
             .await
-            .map_err(|e| LabError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+            .map_err(|e| LabError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    };
+    let class = match lab.member(&s.id) {
+        Some(m) => lab.db.class(&m.class).await.map_err(anyhow::Error::from)?.map(|c| Membership { class: crate::classroom::class_info(&c, Utc::now(), false), name: m.name }),
+        None => None,
     };
     let t = s.tracker.lock().unwrap_or_else(|p| p.into_inner());
     let progress = t.done.iter().map(|(lesson, done)| LessonProgress { lesson: lesson.clone(), done: done.clone() }).collect();
-    Ok(Json(SessionStatus { id: s.id.clone(), containers, images, lesson: t.lesson.clone(), progress }))
+    Ok(Json(SessionStatus { id: s.id.clone(), containers, images, lesson: t.lesson.clone(), progress, class }))
 }
 
 async fn select_lesson(State(lab): State<LabState>, Path(id): Path<String>, body: axum::body::Bytes) -> Result<StatusCode, LabError> {
     let s = lab.session(&id)?;
-    let req: SelectLesson = serde_json::from_slice(&body).map_err(|e| LabError(StatusCode::BAD_REQUEST, format!("invalid request: {e}")))?;
+    let req: SelectLesson = serde_json::from_slice(&body).map_err(|e| LabError::new(StatusCode::BAD_REQUEST, format!("invalid request: {e}")))?;
     if !lab.lessons.iter().any(|l| l.id == req.lesson) {
-        return Err(LabError(StatusCode::NOT_FOUND, format!("no such lesson: {}", req.lesson)));
+        return Err(LabError::new(StatusCode::NOT_FOUND, format!("no such lesson: {}", req.lesson)));
     }
-    s.tracker.lock().unwrap_or_else(|p| p.into_inner()).select(&req.lesson);
-    lab.db.set_lesson(&s.id, &req.lesson).await.map_err(anyhow::Error::from)?;
-    lab.advance(&s).await?;
+    lab.select_lesson(&s, &req.lesson).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn terminal(State(lab): State<LabState>, Path(id): Path<String>, ws: WebSocketUpgrade) -> Result<Response, LabError> {
     let s = lab.session(&id)?;
-    Ok(ws.on_upgrade(move |socket| serve_terminal(s, socket)))
+    Ok(ws.on_upgrade(move |socket| async move {
+        let _viewer = s.viewer(&lab);
+        serve_terminal(s.clone(), socket).await
+    }))
 }
 
 /// One page's connection to the session's shell: the scrollback first, then live output;
@@ -405,6 +632,7 @@ async fn serve_terminal(s: Arc<Session>, socket: WebSocket) {
             msg = input.next() => match msg {
                 Some(Ok(Message::Binary(b))) => {
                     s.touch();
+                    s.typed();
                     s.terminal.write(&b);
                 }
                 Some(Ok(Message::Text(t))) => {

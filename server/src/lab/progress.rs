@@ -6,21 +6,30 @@ use std::collections::BTreeMap;
 
 use berth_lessons::check::{Event, Observation, State};
 use berth_lessons::Lesson;
+use chrono::{DateTime, Utc};
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Tracker {
     pub lesson: Option<String>,
     /// Done steps by lesson, in the order they were done.
     pub done: BTreeMap<String, Vec<String>>,
+    /// Since when the current step is the current one.
+    pub since: DateTime<Utc>,
     events: Vec<Event>,
+}
+
+impl Default for Tracker {
+    fn default() -> Tracker {
+        Tracker { lesson: None, done: BTreeMap::new(), since: Utc::now(), events: Vec::new() }
+    }
 }
 
 /// A session keeps at most this many events for its current step.
 const MAX_EVENTS: usize = 4096;
 
 impl Tracker {
-    pub fn new(lesson: Option<String>, done: Vec<(String, String)>) -> Tracker {
-        let mut t = Tracker { lesson, ..Default::default() };
+    pub fn new(lesson: Option<String>, done: Vec<(String, String)>, since: DateTime<Utc>) -> Tracker {
+        let mut t = Tracker { lesson, since, ..Default::default() };
         for (l, s) in done {
             t.done.entry(l).or_default().push(s);
         }
@@ -31,6 +40,14 @@ impl Tracker {
     pub fn select(&mut self, lesson: &str) {
         self.lesson = Some(lesson.to_string());
         self.events.clear();
+        self.since = Utc::now();
+    }
+
+    /// Commands the student ran on the current step (none of which passed its
+    /// check, or it would not be current): the engine events a command leads with,
+    /// so `docker run` counts once, not as create + attach + start + die.
+    pub fn attempts(&self) -> u32 {
+        self.events.iter().filter(|e| is_command(e)).count() as u32
     }
 
     pub fn record(&mut self, e: Event) {
@@ -53,9 +70,36 @@ impl Tracker {
             done.push(step.id.clone());
             newly.push((lesson.id.clone(), step.id.clone()));
             self.events.clear();
+            self.since = Utc::now();
         }
         newly
     }
+}
+
+/// Whether an event is the first one of a docker command (see [`Tracker::attempts`]).
+pub fn is_command(e: &Event) -> bool {
+    match e.kind.as_str() {
+        // ps, logs, inspect, search, port-open...: commands that change nothing.
+        "request" => true,
+        "container" => matches!(e.action.as_str(), "create" | "exec_create" | "stop" | "kill" | "restart" | "pause" | "unpause" | "destroy" | "commit" | "rename"),
+        "image" => matches!(e.action.as_str(), "pull" | "push" | "build" | "tag" | "load" | "import" | "save" | "delete" | "prune"),
+        "volume" | "network" => matches!(e.action.as_str(), "create" | "destroy" | "prune"),
+        _ => false,
+    }
+}
+
+/// A line for the dashboard: what the student last did (`container create web (nginx)`).
+pub fn describe(e: &berth_engine::events::Event) -> String {
+    let mut s = format!("{} {}", e.kind, e.action);
+    let attr = |k: &str| e.attributes.get(k).filter(|v| !v.is_empty());
+    if let Some(name) = attr("name") {
+        s.push(' ');
+        s.push_str(name);
+    }
+    if let Some(image) = attr("image").filter(|i| Some(*i) != attr("name")) {
+        s.push_str(&format!(" ({image})"));
+    }
+    s
 }
 
 /// The lesson-check form of an engine event.

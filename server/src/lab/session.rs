@@ -4,6 +4,7 @@
 //! that serves the student's namespace only.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
@@ -38,7 +39,32 @@ pub struct Session {
     pub terminal: Arc<Terminal>,
     pub last_seen: Mutex<DateTime<Utc>>,
     pub tracker: Mutex<Tracker>,
+    /// Terminal pages connected now.
+    viewers: AtomicUsize,
+    activity: Mutex<Activity>,
     api: tokio::task::JoinHandle<()>,
+}
+
+/// What the student last did, for the teacher's dashboard.
+#[derive(Debug, Clone, Default)]
+pub struct Activity {
+    /// The last keystroke or engine event.
+    pub last: Option<DateTime<Utc>>,
+    /// The last docker command, as the engine saw it.
+    pub last_action: Option<String>,
+}
+
+/// A connected terminal page: counted while it lives, and dashboards told both times.
+pub struct Viewer {
+    session: Arc<Session>,
+    lab: Arc<super::Lab>,
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        self.session.viewers.fetch_sub(1, Ordering::SeqCst);
+        self.lab.notify();
+    }
 }
 
 impl Drop for Session {
@@ -94,12 +120,46 @@ impl Session {
             terminal,
             last_seen: Mutex::new(Utc::now()),
             tracker: Mutex::new(tracker),
+            viewers: AtomicUsize::new(0),
+            activity: Mutex::new(Activity::default()),
             api,
         })
     }
 
     pub fn touch(&self) {
         *self.last_seen.lock().unwrap_or_else(|p| p.into_inner()) = Utc::now();
+    }
+
+    pub fn viewer(self: &Arc<Self>, lab: &Arc<super::Lab>) -> Viewer {
+        self.viewers.fetch_add(1, Ordering::SeqCst);
+        lab.notify();
+        Viewer { session: self.clone(), lab: lab.clone() }
+    }
+
+    pub fn viewers(&self) -> usize {
+        self.viewers.load(Ordering::SeqCst)
+    }
+
+    fn activity_lock(&self) -> std::sync::MutexGuard<'_, Activity> {
+        self.activity.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn activity(&self) -> Activity {
+        self.activity_lock().clone()
+    }
+
+    /// A keystroke from the student's page.
+    pub fn typed(&self) {
+        self.activity_lock().last = Some(Utc::now());
+    }
+
+    /// An engine event of the student's namespace.
+    pub fn saw(&self, e: &berth_engine::events::Event) {
+        let mut a = self.activity_lock();
+        a.last = Some(Utc::now());
+        if super::progress::is_command(&super::progress::event(e)) {
+            a.last_action = Some(super::progress::describe(e));
+        }
     }
 
     pub fn last_seen(&self) -> DateTime<Utc> {
@@ -162,6 +222,8 @@ fn prepare(engine: &Engine, opts: &LabOptions, dir: &Path, ns: &str, ws_ns: &str
             disk: opts.disk.max(0) as u64,
             envelope: Some(envelope.clone()),
             log: Some(opts.log_rotation()),
+            // The class's window decides this (`Lab::apply_class_windows`); kept as it was.
+            frozen: engine.policy(ns).and_then(|p| p.frozen),
         }),
     )
     .context("set the session's policy and envelope")?;

@@ -1,0 +1,291 @@
+//! The classroom's HTTP routes (under the web listener, next to the lab's): students
+//! join a class; instructors log in, make classes and watch the dashboard. Routes and
+//! types: `berth_lessons::api` ("the classroom").
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use berth_lessons::api::{ClassInfo, ClassWindow, Dashboard, ErrorKind, Instructor, JoinRequest, Joined, Login, NewClassRequest};
+use chrono::Utc;
+use futures_util::Stream;
+use serde::de::DeserializeOwned;
+
+use super::dashboard::{self, StuckRule};
+use super::members::{self, Admission};
+use super::{class_info, teach, ClassroomError, NewClass};
+use crate::lab::{Lab, LabError, Member};
+
+type LabState = Arc<Lab>;
+
+pub fn routes(lab: Arc<Lab>) -> Router {
+    Router::new()
+        .route("/api/classes/{code}", get(class_by_code))
+        .route("/api/join", post(join))
+        .route("/api/teach/login", post(login))
+        .route("/api/teach/logout", post(logout))
+        .route("/api/teach/me", get(me))
+        .route("/api/teach/classes", get(list_classes).post(create_class))
+        .route("/api/teach/classes/{id}", get(dashboard))
+        .route("/api/teach/classes/{id}/window", put(set_window))
+        .route("/api/teach/classes/{id}/live", get(live))
+        .route("/api/teach/classes/{id}/qr.svg", get(qr))
+        .with_state(lab)
+}
+
+fn addr_key(addr: SocketAddr) -> String {
+    format!("addr:{}", addr.ip())
+}
+
+/// 429 while `key` has used up its failures.
+fn not_blocked(lab: &Lab, key: &str) -> Result<(), LabError> {
+    match lab.failures.blocked(key, Instant::now()) {
+        None => Ok(()),
+        Some(wait) => {
+            let secs = wait.as_secs().max(1);
+            let mut e = LabError::kind(StatusCode::TOO_MANY_REQUESTS, ErrorKind::RateLimited, format!("too many failed tries: wait {secs} seconds"));
+            e.retry_after = Some(secs);
+            Err(e)
+        }
+    }
+}
+
+/// The answer for a classroom error, counting a guess against `keys`.
+fn refuse(lab: &Lab, keys: &[&str], e: ClassroomError) -> LabError {
+    if e.is_guess() {
+        for k in keys {
+            lab.failures.failed(k, Instant::now());
+        }
+    }
+    let status = match &e {
+        ClassroomError::UnknownCode => StatusCode::NOT_FOUND,
+        ClassroomError::NotOpen { .. } | ClassroomError::Closed { .. } | ClassroomError::WrongPin | ClassroomError::BadToken => StatusCode::FORBIDDEN,
+        ClassroomError::NameTaken(_) => StatusCode::CONFLICT,
+        ClassroomError::Locked { .. } => StatusCode::TOO_MANY_REQUESTS,
+        e if e.is_user_error() => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    LabError { status, message: e.to_string(), kind: e.kind(), retry_after: None }
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, LabError> {
+    serde_json::from_slice(body).map_err(|e| LabError::new(StatusCode::BAD_REQUEST, format!("invalid request: {e}")))
+}
+
+fn db_err(e: impl Into<anyhow::Error>) -> LabError {
+    LabError::from(e.into())
+}
+
+async fn class_by_code(State(lab): State<LabState>, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(code): Path<String>) -> Result<Json<ClassInfo>, LabError> {
+    let key = addr_key(addr);
+    not_blocked(&lab, &key)?;
+    let class = members::find_class(&lab.db, &code).await.map_err(|e| refuse(&lab, &[&key], e))?;
+    Ok(Json(class_info(&class, Utc::now(), false)))
+}
+
+async fn join(State(lab): State<LabState>, ConnectInfo(addr): ConnectInfo<SocketAddr>, body: axum::body::Bytes) -> Result<Response, LabError> {
+    let key = addr_key(addr);
+    not_blocked(&lab, &key)?;
+    let req: JoinRequest = parse(&body)?;
+    let class = members::find_class(&lab.db, &req.code).await.map_err(|e| refuse(&lab, &[&key], e))?;
+    let now = Utc::now();
+    let admission = members::admit(&lab.db, &class, &req.name, req.pin.as_deref(), req.token.as_deref(), now).await.map_err(|e| refuse(&lab, &[&key], e))?;
+    let joined = match admission {
+        Admission::Returning(m) => {
+            let member = Member { class: class.id.clone(), name: m.name.clone(), joined: m.joined };
+            let s = match lab.get_session(&m.session) {
+                Some(s) => s,
+                // The lab itself was removed (an instructor ended it): a fresh one.
+                None => {
+                    let s = lab.create_session().await?;
+                    lab.db.set_member_session(&class.id, &m.name_key, &s.id).await.map_err(db_err)?;
+                    lab.add_member(&s.id, member.clone());
+                    if let Some(first) = class.lessons.first() {
+                        lab.select_lesson(&s, first).await?;
+                    }
+                    s
+                }
+            };
+            s.touch();
+            (StatusCode::OK, Joined { session: lab.info(&s), class: class_info(&class, now, false), name: m.name, pin: None, rejoin_path: None })
+        }
+        Admission::New { name } => {
+            if let Some(why) = lab.engine.linux_missing() {
+                return Err(LabError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("lab sessions need Linux containers, and {} ({why})", berth_engine::runtime::NO_LINUX),
+                ));
+            }
+            let s = lab.create_session().await?;
+            let enrolled = match members::enroll(&lab.db, &class, &name, &s.id, now).await {
+                Ok(e) => e,
+                Err(e) => {
+                    let _ = lab.remove_session(&s.id).await;
+                    return Err(refuse(&lab, &[&key], e));
+                }
+            };
+            lab.add_member(&s.id, Member { class: class.id.clone(), name: name.clone(), joined: now });
+            if let Some(first) = class.lessons.first() {
+                lab.select_lesson(&s, first).await?;
+            }
+            tracing::info!(class = %class.id, session = %s.id, "a student joined");
+            let info = class_info(&class, now, false);
+            let rejoin_path = Some(format!("{}#{}", info.join_path, enrolled.token));
+            (StatusCode::CREATED, Joined { session: lab.info(&s), class: info, name, pin: Some(enrolled.pin), rejoin_path })
+        }
+    };
+    // A student coming back to a closed class finds their lab frozen at once.
+    lab.apply_class_windows().await?;
+    Ok((joined.0, Json(joined.1)).into_response())
+}
+
+async fn login(State(lab): State<LabState>, ConnectInfo(addr): ConnectInfo<SocketAddr>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, LabError> {
+    let key = addr_key(addr);
+    not_blocked(&lab, &key)?;
+    let req: Login = parse(&body)?;
+    // Also per name: guesses at one instructor's password from many addresses.
+    let name_key = format!("login:{}", req.name.trim().to_lowercase());
+    not_blocked(&lab, &name_key)?;
+    match teach::login(&lab.db, &req.name, &req.password).await.map_err(|e| refuse(&lab, &[], e))? {
+        Some(token) => {
+            tracing::info!(instructor = %req.name.trim(), "instructor logged in");
+            Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, teach::set_cookie(Some(&token), &headers))]).into_response())
+        }
+        None => {
+            for k in [&key, &name_key] {
+                lab.failures.failed(k, Instant::now());
+            }
+            Err(LabError::kind(StatusCode::UNAUTHORIZED, ErrorKind::WrongPassword, "wrong name or password"))
+        }
+    }
+}
+
+async fn logout(State(lab): State<LabState>, headers: HeaderMap) -> Result<Response, LabError> {
+    teach::logout(&lab.db, &headers).await.map_err(|e| refuse(&lab, &[], e))?;
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, teach::set_cookie(None, &headers))]).into_response())
+}
+
+/// The instructor logged in by the request's cookie, or 401.
+async fn instructor(lab: &Lab, headers: &HeaderMap) -> Result<String, LabError> {
+    teach::instructor(&lab.db, headers)
+        .await
+        .map_err(|e| refuse(lab, &[], e))?
+        .ok_or_else(|| LabError::kind(StatusCode::UNAUTHORIZED, ErrorKind::NotLoggedIn, "log in as an instructor first (/teach)"))
+}
+
+async fn me(State(lab): State<LabState>, headers: HeaderMap) -> Result<Json<Instructor>, LabError> {
+    Ok(Json(Instructor { name: instructor(&lab, &headers).await? }))
+}
+
+async fn list_classes(State(lab): State<LabState>, headers: HeaderMap) -> Result<Json<Vec<ClassInfo>>, LabError> {
+    instructor(&lab, &headers).await?;
+    let now = Utc::now();
+    Ok(Json(lab.db.classes().await.map_err(db_err)?.iter().map(|c| class_info(c, now, true)).collect()))
+}
+
+/// A class's (opens, closes).
+type Window = (Option<chrono::DateTime<Utc>>, Option<chrono::DateTime<Utc>>);
+
+fn parse_window(opens: Option<&str>, closes: Option<&str>) -> Result<Window, ClassroomError> {
+    let t = |s: Option<&str>| s.map(str::trim).filter(|s| !s.is_empty()).map(super::parse_time).transpose();
+    let (opens, closes) = (t(opens)?, t(closes)?);
+    if let (Some(o), Some(c)) = (opens, closes) {
+        if c <= o {
+            return Err(ClassroomError::Window { opens: o, closes: c });
+        }
+    }
+    Ok((opens, closes))
+}
+
+async fn create_class(State(lab): State<LabState>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, LabError> {
+    let who = instructor(&lab, &headers).await?;
+    let req: NewClassRequest = parse(&body)?;
+    let new = (|| -> Result<NewClass, ClassroomError> {
+        let (opens, closes) = parse_window(req.opens.as_deref(), req.closes.as_deref())?;
+        Ok(NewClass { name: req.name.clone(), lessons: super::parse_lessons(&req.lessons.join(","), &lab.lessons)?, opens, closes })
+    })()
+    .map_err(|e| refuse(&lab, &[], e))?;
+    let (row, _) = super::create_class(&lab.db, new).await.map_err(|e| refuse(&lab, &[], e))?;
+    tracing::info!(instructor = %who, class = %row.id, "class created");
+    Ok((StatusCode::CREATED, Json(class_info(&row, Utc::now(), true))).into_response())
+}
+
+async fn set_window(State(lab): State<LabState>, headers: HeaderMap, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Json<ClassInfo>, LabError> {
+    let who = instructor(&lab, &headers).await?;
+    let req: ClassWindow = parse(&body)?;
+    let (opens, closes) = parse_window(req.opens.as_deref(), req.closes.as_deref()).map_err(|e| refuse(&lab, &[], e))?;
+    if !lab.db.set_class_window(&id, opens, closes).await.map_err(db_err)? {
+        return Err(no_class(&id));
+    }
+    tracing::info!(instructor = %who, class = %id, "class window changed");
+    lab.apply_class_windows().await?;
+    let row = lab.db.class(&id).await.map_err(db_err)?.ok_or_else(|| no_class(&id))?;
+    Ok(Json(class_info(&row, Utc::now(), true)))
+}
+
+fn no_class(id: &str) -> LabError {
+    LabError::kind(StatusCode::NOT_FOUND, ErrorKind::NotFound, format!("no such class: {id}"))
+}
+
+async fn build_dashboard(lab: &Lab, id: &str) -> Result<Dashboard, LabError> {
+    let class = lab.db.class(id).await.map_err(db_err)?.ok_or_else(|| no_class(id))?;
+    let students: Vec<_> = lab.class_members(&class.id).iter().map(|(sid, m)| lab.snapshot(sid, m)).collect();
+    let rule = StuckRule { after: chrono::Duration::from_std(lab.opts.stuck_after).unwrap_or(chrono::Duration::MAX), attempts: lab.opts.stuck_attempts };
+    Ok(dashboard::build(&class, &lab.lessons, &students, rule, Utc::now()))
+}
+
+async fn dashboard(State(lab): State<LabState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<Dashboard>, LabError> {
+    instructor(&lab, &headers).await?;
+    Ok(Json(build_dashboard(&lab, &id).await?))
+}
+
+/// The dashboard as server-sent events: one at once, then one whenever it changes
+/// (looked at on every change the lab reports, and each second for what it does not
+/// report, such as keystrokes). Ends when the login does.
+async fn live(State(lab): State<LabState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, LabError> {
+    instructor(&lab, &headers).await?;
+    build_dashboard(&lab, &id).await?;
+    let changes = lab.subscribe_changes();
+    let state = (lab, headers, id, changes, None::<Dashboard>);
+    let stream = futures_util::stream::unfold(state, |(lab, headers, id, mut changes, last)| async move {
+        loop {
+            if last.is_some() {
+                tokio::select! {
+                    r = changes.changed() => if r.is_err() { return None },
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                // Let a burst of changes (a whole class typing) settle into one event.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            instructor(&lab, &headers).await.ok()?;
+            let d = build_dashboard(&lab, &id).await.ok()?;
+            let same = last.as_ref().is_some_and(|l| Dashboard { now: String::new(), ..l.clone() } == Dashboard { now: String::new(), ..d.clone() });
+            if same {
+                continue;
+            }
+            let event = Event::default().event("dashboard").json_data(&d).ok()?;
+            return Some((Ok(event), (lab, headers, id, changes, Some(d))));
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// The join URL as a QR code, on the address the teacher's browser used (which is
+/// the one students reach, in a classroom).
+async fn qr(State(lab): State<LabState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, LabError> {
+    instructor(&lab, &headers).await?;
+    let class = lab.db.class(&id).await.map_err(db_err)?.ok_or_else(|| no_class(&id))?;
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let https = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    let url = format!("{}://{host}{}", if https { "https" } else { "http" }, class_info(&class, Utc::now(), false).join_path);
+    let code = qrcode::QrCode::new(url.as_bytes()).map_err(|e| LabError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("QR code: {e}")))?;
+    let svg = code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(320, 320).quiet_zone(true).build();
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "no-cache")], svg).into_response())
+}
