@@ -37,6 +37,16 @@ pub struct SessionStatus {
     /// The class the session belongs to (none in the open playground).
     #[serde(default)]
     pub class: Option<Membership>,
+    /// Messages from the class's instructors (to the whole class or to this student),
+    /// oldest first.
+    #[serde(default)]
+    pub messages: Vec<ClassMessage>,
+    /// The student's raised hand, until an instructor answers or they lower it.
+    #[serde(default)]
+    pub hand: Option<Hand>,
+    /// An instructor has taken over the terminal now (their name).
+    #[serde(default)]
+    pub instructor_typing: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,6 +127,22 @@ pub enum TerminalControl {
 // - `GET  /api/teach/classes/{id}`        -> `Dashboard`
 // - `PUT  /api/teach/classes/{id}/window` <- `ClassWindow` -> `ClassInfo` (e.g. reopen a class)
 // - `GET  /api/teach/classes/{id}/qr.svg` the join URL (on the address the teacher uses) as a QR code
+// - `POST /api/teach/classes/{id}/messages` <- `SendMessage` (201): to one student or all
+// - `DELETE /api/teach/classes/{id}/students/{name}/hand`   answers (lowers) a raised hand
+// - `POST /api/teach/classes/{id}/students/{name}/reset`    empties the lab, keeps progress
+// - `POST /api/teach/classes/{id}/students/{name}/end`      removes the lab (a new one at rejoin)
+// - `GET  /api/teach/classes/{id}/students/{name}/terminal` WebSocket, the student's terminal
+//                                         read-only; `?control=1`: writable (the student
+//                                         sees `SessionStatus.instructor_typing`)
+// - `GET  /api/teach/classes/{id}/progress.csv`             student,lesson,step,done_at,attempts
+// - `GET  /api/teach/classes/{id}/students/{name}/transcript` the signed hand-in (text);
+//                                         `berth transcript verify FILE` checks it offline
+// `{name}` is the student's display name, URL-encoded.
+// Students, on their own session:
+// - `POST   /api/sessions/{id}/hand`      <- `RaiseHand`
+// - `DELETE /api/sessions/{id}/hand`      lowers it
+// Messages, the raised hand and the instructor's typing reach the student's page in
+// `SessionStatus` (polled each second).
 // - `GET  /api/teach/classes/{id}/live`   Server-sent events: `dashboard` events, each a
 //                                         whole `Dashboard`, whenever it changes.
 // Pages (the same app; the server answers index.html): `/join/{code}`, `/teach`,
@@ -161,6 +187,13 @@ pub enum ErrorKind {
     /// A bad class definition (name, lessons, window): see `message`.
     BadClass,
     NotFound,
+    /// An instructor ended this lab: coming back to the class (the join page) gives a
+    /// new one, with the progress.
+    LabEnded,
+    /// The session is not a class member's (hands are for classes).
+    NotInClass,
+    /// A message that is empty or too long.
+    BadMessage,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -257,10 +290,89 @@ pub struct ClassWindow {
     pub closes: Option<String>,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassMessage {
+    pub id: i64,
+    /// RFC 3339.
+    pub at: String,
+    /// The instructor's name.
+    pub from: String,
+    /// A student's name, or None: the whole class.
+    pub to: Option<String>,
+    pub kind: MessageKind,
+    /// The instructor's words (for `text`); empty for the others, which the page words.
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    Text,
+    /// The instructor emptied the student's lab (containers, images, volumes, home);
+    /// their progress is kept.
+    Reset,
+    /// The instructor ended the student's lab; coming back gives a new one.
+    Ended,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendMessage {
+    /// A student's name, or None for the whole class.
+    #[serde(default)]
+    pub to: Option<String>,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RaiseHand {
+    /// Optional: what the student is stuck on.
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hand {
+    /// RFC 3339.
+    pub raised_at: String,
+    pub note: String,
+}
+
+/// A raised hand in the dashboard's queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HandRow {
+    pub name: String,
+    pub raised_at: String,
+    pub note: String,
+}
+
+/// An instructor's action on a student's lab, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRow {
+    /// RFC 3339.
+    pub at: String,
+    pub instructor: String,
+    /// `watch`, `take_over`, `reset`, `end`, `message`, `answer_hand`, `window`.
+    pub action: String,
+    /// The student's name, if the action was on one.
+    pub student: Option<String>,
+}
+
 /// The teacher's live view of a class.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Dashboard {
     pub class: ClassInfo,
+    /// Raised hands, oldest first.
+    #[serde(default)]
+    pub hands: Vec<HandRow>,
+    /// The class's messages, oldest first (the last 50).
+    #[serde(default)]
+    pub messages: Vec<ClassMessage>,
+    /// Instructors' actions on students' labs, newest first (the last 50).
+    #[serde(default)]
+    pub actions: Vec<AuditRow>,
+    /// Instructors watching or controlling a terminal now: (instructor, student, control).
+    #[serde(default)]
+    pub watching: Vec<Watching>,
     /// RFC 3339: the server's time when this was made (ages are against it).
     pub now: String,
     /// A student with no step done for this long is stuck.
@@ -272,8 +384,19 @@ pub struct Dashboard {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Watching {
+    pub instructor: String,
+    pub student: String,
+    /// Taken over (typing), not only watching.
+    pub control: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StudentRow {
     pub name: String,
+    /// The student's hand is up.
+    #[serde(default)]
+    pub hand: bool,
     /// RFC 3339.
     pub joined: String,
     /// The lesson the student has open, and its first step not done yet (none when

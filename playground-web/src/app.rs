@@ -1,17 +1,23 @@
-//! The page: header, lessons, terminal, status strip; the session and the polling.
+//! The student's page: header, lessons, terminal, status strip; the session and the
+//! polling. In a class, the header names the class and the student, the lesson list is
+//! the class's, and a banner says when the class is not open.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use berth_lessons::api::{ClassState, ErrorKind, Membership};
 use gloo_timers::future::TimeoutFuture;
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
+use crate::header::{PageProps, TopBar};
 use crate::http;
-use crate::i18n::{tr, T};
+use crate::i18n::{self, tr, T};
+use crate::join::JoinCodeBox;
 use crate::lessons::{LessonList, LessonPane};
 use crate::model::{Lang, Lesson};
 use crate::prefs;
+use crate::route;
 use crate::status::{StatusStrip, Strip, StripAction};
 use crate::term::{terminal_url, ConnState, TermSession};
 
@@ -49,9 +55,34 @@ pub enum Loaded<T> {
     Ready(T),
 }
 
+/// The class's lessons, in the class's order and numbered in it (ids the server does
+/// not have are skipped). Outside a class, or a class with no list (a new class's
+/// empty list means every lesson): every lesson.
+fn class_lessons(all: &Rc<Vec<Lesson>>, class: Option<&Membership>) -> Rc<Vec<Lesson>> {
+    let Some(m) = class.filter(|m| !m.class.lessons.is_empty()) else {
+        return all.clone();
+    };
+    Rc::new(
+        m.class
+            .lessons
+            .iter()
+            .filter_map(|id| all.iter().find(|l| &l.id == id))
+            .zip(1..)
+            .map(|(l, n)| Lesson {
+                order: n,
+                ..l.clone()
+            })
+            .collect(),
+    )
+}
+
+/// The session is no more: expired (404), or ended by an instructor.
+fn lab_gone(e: &http::Error) -> bool {
+    e.is_not_found() || e.kind() == Some(ErrorKind::LabEnded)
+}
+
 #[function_component(App)]
-pub fn app() -> Html {
-    let lang = use_state(prefs::initial_lang);
+pub fn app(props: &PageProps) -> Html {
     let session = use_state(|| SessionSlot {
         generation: 0,
         id: None,
@@ -62,11 +93,13 @@ pub fn app() -> Html {
     // The full lesson list instead of the open lesson (its "Lessons" button).
     let browsing = use_state(|| false);
     let term = use_memo((), |_| TermHandle::default());
-
-    {
-        let lang = *lang;
-        use_effect_with(lang, move |_| prefs::store_lang(lang));
-    }
+    // The server has no open playground and this browser is in no class: no session
+    // until the student joins one (with a code).
+    let class_only = use_state(|| false);
+    // The class of the session, as the last poll said: a class session that is gone
+    // leads back to its join page (where this browser's rejoin token is offered), not
+    // to an open-playground session outside the class.
+    let last_class = use_mut_ref(|| None::<String>);
 
     // The lessons, once (retrying until the server answers).
     {
@@ -97,6 +130,7 @@ pub fn app() -> Html {
         let slot = (*session).clone();
         let set_session = session.setter();
         let strip = strip.dispatcher();
+        let set_class_only = class_only.setter();
         use_effect_with(slot.generation, move |_| {
             if slot.id.is_none() {
                 spawn_local(async move {
@@ -105,16 +139,18 @@ pub fn app() -> Html {
                         if let Some(id) = prefs::session_id() {
                             match http::session(&id).await {
                                 Ok(status) => {
-                                    strip
-                                        .dispatch(StripAction::Polled(status, js_sys::Date::now()));
+                                    strip.dispatch(StripAction::Polled(
+                                        Box::new(status),
+                                        js_sys::Date::now(),
+                                    ));
                                     set_session.set(SessionSlot {
                                         generation: slot.generation,
                                         id: Some(id),
                                     });
                                     return;
                                 }
-                                Err(http::Error::NotFound) => prefs::store_session_id(None),
-                                Err(http::Error::Other(_)) => {
+                                Err(e) if lab_gone(&e) => prefs::store_session_id(None),
+                                Err(_) => {
                                     TimeoutFuture::new(delay).await;
                                     delay = (delay * 2).min(10_000);
                                     continue;
@@ -129,6 +165,10 @@ pub fn app() -> Html {
                                     generation: slot.generation,
                                     id: Some(info.id),
                                 });
+                                return;
+                            }
+                            Err(e) if e.kind() == Some(ErrorKind::ClassOnly) => {
+                                set_class_only.set(true);
                                 return;
                             }
                             Err(_) => {
@@ -147,6 +187,7 @@ pub fn app() -> Html {
         let slot = (*session).clone();
         let set_session = session.setter();
         let strip = strip.dispatcher();
+        let last_class = last_class.clone();
         use_effect_with(slot.id.clone(), move |_| {
             let alive = Rc::new(Cell::new(true));
             if let Some(id) = slot.id.clone() {
@@ -158,12 +199,17 @@ pub fn app() -> Html {
                             break;
                         }
                         match http::session(&id).await {
-                            Ok(status) if alive.get() => {
-                                strip.dispatch(StripAction::Polled(status, js_sys::Date::now()))
-                            }
+                            Ok(status) if alive.get() => strip.dispatch(StripAction::Polled(
+                                Box::new(status),
+                                js_sys::Date::now(),
+                            )),
                             Ok(_) => break,
-                            Err(http::Error::NotFound) if alive.get() => {
+                            Err(e) if lab_gone(&e) && alive.get() => {
                                 prefs::store_session_id(None);
+                                if let Some(code) = last_class.borrow().clone() {
+                                    route::go(&route::join_path(&code));
+                                    break;
+                                }
                                 set_session.set(SessionSlot {
                                     generation: slot.generation + 1,
                                     id: None,
@@ -216,17 +262,9 @@ pub fn app() -> Html {
         Callback::from(move |_: ()| browsing.set(true))
     };
 
-    let toggle_lang = {
-        let lang = lang.clone();
-        Callback::from(move |_: MouseEvent| {
-            lang.set(match *lang {
-                Lang::Ko => Lang::En,
-                Lang::En => Lang::Ko,
-            })
-        })
-    };
-
-    let l = *lang;
+    let l = props.lang;
+    let class = status.as_ref().and_then(|s| s.class.clone());
+    *last_class.borrow_mut() = class.as_ref().map(|m| m.class.code.clone());
     let progress = status
         .as_ref()
         .map(|s| s.progress.clone())
@@ -234,7 +272,8 @@ pub fn app() -> Html {
     let left = match &*lessons {
         Loaded::Loading => html! { <p class="muted pad">{ tr(l, T::LoadingLessons) }</p> },
         Loaded::Failed => html! { <p class="error pad">{ tr(l, T::LessonsFailed) }</p> },
-        Loaded::Ready(list) => {
+        Loaded::Ready(all) => {
+            let list = class_lessons(all, class.as_ref());
             let current = lesson_id
                 .as_ref()
                 .and_then(|id| list.iter().find(|x| &x.id == id))
@@ -253,7 +292,7 @@ pub fn app() -> Html {
                 },
                 _ => html! {
                     <>
-                        <LessonList lang={l} lessons={list.clone()} progress={progress.clone()}
+                        <LessonList lang={l} lessons={list} progress={progress.clone()}
                             selected={lesson_id.clone()} on_select={on_select} />
                         if lesson_id.is_none() {
                             <p class="muted pad">{ tr(l, T::PickLesson) }</p>
@@ -264,19 +303,46 @@ pub fn app() -> Html {
         }
     };
 
+    // What the header says of the class, and the banner when it is not open.
+    let class_head = class.as_ref().map(|m| {
+        html! {
+            <span class="class-head" data-state={i18n::class_state_code(m.class.state)}>
+                <span id="class-name" class="class-name">{ m.class.name.clone() }</span>
+                <span id="student-name" class="student-name" title={tr(l, T::StudentNameTitle)}>
+                    { m.name.clone() }
+                </span>
+            </span>
+        }
+    });
+    let banner = class.as_ref().and_then(|m| match m.class.state {
+        ClassState::Open => None,
+        ClassState::Closed => Some(html! {
+            <div id="class-banner" class="banner closed" data-state="closed">
+                { tr(l, T::ClassClosedBanner) }
+            </div>
+        }),
+        ClassState::Upcoming => {
+            let when = m
+                .class
+                .opens
+                .as_deref()
+                .map(|t| crate::time::local_rfc3339(l, t));
+            Some(html! {
+                <div id="class-banner" class="banner upcoming" data-state="upcoming">
+                    { i18n::class_upcoming_banner(l, when.as_deref()) }
+                </div>
+            })
+        }
+    });
+    let has_banner = banner.is_some();
+
     html! {
-        <div class="page">
-            <header class="top">
-                <span class="brand">{ "Berth" }</span>
-                <span class="tagline">{ tr(l, T::Tagline) }</span>
-                <span class="spacer"></span>
-                <button id="lang-switch" class="lang-switch" data-lang={prefs::lang_code(l)}
-                    title={tr(l, T::SwitchTitle)} onclick={toggle_lang}>
-                    <span class={classes!((l == Lang::Ko).then_some("active"))}>{ "한국어" }</span>
-                    <span class="sep">{ "/" }</span>
-                    <span class={classes!((l == Lang::En).then_some("active"))}>{ "English" }</span>
-                </button>
-            </header>
+        <div class={classes!("page", has_banner.then_some("with-banner"))}>
+            <TopBar lang={l} on_lang={props.on_lang.clone()}
+                right={html! { <JoinCodeBox lang={l} /> }}>
+                { class_head.unwrap_or_default() }
+            </TopBar>
+            { banner.unwrap_or_default() }
             <main class="work">
                 <aside class="left">{ left }</aside>
                 <section class="right">
@@ -288,7 +354,13 @@ pub fn app() -> Html {
                             None => html! {
                                 <div class="term-wrap">
                                     <div class="term-bar"><span class="term-title">{ tr(l, T::Terminal) }</span></div>
-                                    <div class="term-placeholder muted">{ tr(l, T::NoSession) }</div>
+                                    if *class_only {
+                                        <div id="class-only" class="term-placeholder class-only">
+                                            { tr(l, T::ClassOnlyNotice) }
+                                        </div>
+                                    } else {
+                                        <div class="term-placeholder muted">{ tr(l, T::NoSession) }</div>
+                                    }
                                 </div>
                             },
                         }

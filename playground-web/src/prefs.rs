@@ -1,4 +1,5 @@
-//! What the page keeps in localStorage: the language and the session id.
+//! What the page keeps in localStorage: the language, the session id and the rejoin
+//! tokens of the classes joined from this browser.
 
 use crate::model::Lang;
 
@@ -62,4 +63,29 @@ pub fn session_id() -> Option<String> {
 
 pub fn store_session_id(id: Option<&str>) {
     put(SESSION_KEY, id);
+}
+
+/// The key of a class's rejoin token; codes are compared as the server shows them
+/// (`ABCD-EFGH`), so the key uses that form.
+fn class_key(code: &str, what: &str) -> String {
+    format!("berth.class.{}.{what}", code.trim().to_uppercase())
+}
+
+/// What this browser keeps of a class it joined: the rejoin link's token and the
+/// name it belongs to (for the join page's "Continue as …").
+pub fn store_class_token(code: &str, token: &str, name: &str) {
+    put(&class_key(code, "token"), Some(token));
+    put(&class_key(code, "name"), Some(name));
+}
+
+/// The token and name kept for the class `code`.
+pub fn class_token(code: &str) -> Option<(String, String)> {
+    let token = get(&class_key(code, "token"))?;
+    Some((token, get(&class_key(code, "name")).unwrap_or_default()))
+}
+
+/// Forgets a token the server refused.
+pub fn forget_class_token(code: &str) {
+    put(&class_key(code, "token"), None);
+    put(&class_key(code, "name"), None);
 }

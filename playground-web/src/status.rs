@@ -28,8 +28,9 @@ pub struct Strip {
 }
 
 pub enum StripAction {
-    /// A poll's answer, and when it came (ms since the epoch).
-    Polled(SessionStatus, f64),
+    /// A poll's answer (boxed: it is large, `Reset` is nothing), and when it came (ms
+    /// since the epoch).
+    Polled(Box<SessionStatus>, f64),
     /// A new session: forget the old one's containers.
     Reset,
 }
@@ -72,7 +73,7 @@ impl Reducible for Strip {
                     }
                 }
                 let next = Strip {
-                    status: Some(status),
+                    status: Some(*status),
                     tracks,
                 };
                 if next == *self {

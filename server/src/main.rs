@@ -28,6 +28,9 @@ enum Command {
     /// Make and list classes (works while `berth serve` runs).
     #[command(subcommand)]
     Class(ClassCommand),
+    /// Check students' hand-ins (transcripts exported from a class's dashboard).
+    #[command(subcommand)]
+    Transcript(TranscriptCommand),
     /// Supervise one container (started by the engine; not for people).
     #[command(hide = true)]
     Shim { dir: PathBuf },
@@ -87,6 +90,49 @@ enum ClassCommand {
         #[arg(long, default_value = "/var/lib/berth")]
         root: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum TranscriptCommand {
+    /// Check a transcript's signature offline; any change to any line fails.
+    Verify {
+        file: PathBuf,
+        /// Also require the key of the server with this state directory.
+        #[arg(long, conflicts_with = "key")]
+        root: Option<PathBuf>,
+        /// Also require this public key (base64, as in the transcript's server-key line).
+        #[arg(long)]
+        key: Option<String>,
+    },
+}
+
+fn transcript(cmd: TranscriptCommand) -> anyhow::Result<()> {
+    use base64::Engine as _;
+    use berth_server::classroom::transcript::{self, ServerKey};
+    let TranscriptCommand::Verify { file, root, key } = cmd;
+    let text = std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
+    let expected = match (root, key) {
+        (Some(root), _) => {
+            anyhow::ensure!(root.join("lab.db").is_file(), "{} is not a Berth state directory", root.display());
+            Some(ServerKey::load_or_create(&root)?.public())
+        }
+        (None, Some(k)) => {
+            let bytes: [u8; 32] = base64::engine::general_purpose::STANDARD
+                .decode(k.trim())
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .context("--key: a 32-byte public key in base64")?;
+            Some(ed25519_dalek::VerifyingKey::from_bytes(&bytes).context("--key: not an Ed25519 public key")?)
+        }
+        (None, None) => None,
+    };
+    let v = transcript::verify(&text, expected.as_ref()).with_context(|| format!("{}", file.display()))?;
+    println!("{}: valid", file.display());
+    println!("student: {}", v.student);
+    println!("class: {}", v.class);
+    println!("steps: {}", v.steps.iter().map(|(l, s)| format!("{l}/{s}")).collect::<Vec<_>>().join(", "));
+    println!("signed by key {}{}", v.key, if expected.is_some() { " (this server's)" } else { " (pass --root or --key to require the server's)" });
+    Ok(())
 }
 
 /// The lab database of a state root, for the commands that share it with the server.
@@ -169,6 +215,7 @@ fn main() -> ExitCode {
         Command::RegistryUser(cmd) => report(registry_user(cmd)),
         Command::Instructor(cmd) => report(instructor(cmd)),
         Command::Class(cmd) => report(class(cmd)),
+        Command::Transcript(cmd) => report(transcript(cmd)),
         Command::Serve(opts) => {
             tracing_subscriber::fmt()
                 .with_env_filter({

@@ -134,11 +134,24 @@ impl Lab {
     }
 
     pub fn terminal(&self, id: &str) -> Term {
-        let url = format!("ws://{}/api/sessions/{id}/terminal", self.addr);
+        self.terminal_at(&format!("/api/sessions/{id}/terminal"), None).expect("websocket handshake")
+    }
+
+    /// A terminal WebSocket at `path` (with a `Cookie` header's value): an
+    /// instructor's view of a student's terminal, say. Err: the refused handshake.
+    pub fn terminal_at(&self, path: &str, cookie: Option<&str>) -> Result<Term, String> {
+        use tungstenite::client::IntoClientRequest;
+        let mut req = format!("ws://{}{path}", self.addr).into_client_request().expect("request");
+        if let Some(c) = cookie {
+            req.headers_mut().insert("Cookie", c.parse().expect("cookie header"));
+        }
         let stream = TcpStream::connect(&self.addr).expect("connect");
         stream.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
-        let (ws, _) = tungstenite::client(url.as_str(), stream).expect("websocket handshake");
-        Term { ws, seen: Vec::new(), mark: 0 }
+        let (ws, _) = tungstenite::client(req, stream).map_err(|e| match e {
+            tungstenite::HandshakeError::Failure(tungstenite::Error::Http(r)) => format!("{} {}", r.status(), String::from_utf8_lossy(r.body().as_deref().unwrap_or_default())),
+            e => e.to_string(),
+        })?;
+        Ok(Term { ws, seen: Vec::new(), mark: 0 })
     }
 
     /// Polls until `f` holds, failing with the server's log.
@@ -200,6 +213,21 @@ impl Term {
         while Instant::now() < end {
             self.read_once();
         }
+    }
+
+    /// Whether the server closed the connection (reading what arrives until then).
+    pub fn closed_within(&mut self, d: Duration) -> bool {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            match self.ws.read() {
+                Ok(Message::Binary(b)) => self.seen.extend_from_slice(&b),
+                Ok(Message::Close(_)) => return true,
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e)) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => return true,
+            }
+        }
+        false
     }
 
     fn read_once(&mut self) {

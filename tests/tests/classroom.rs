@@ -342,3 +342,151 @@ fn a_teacher_sees_the_class_live_and_closes_and_reopens_it() {
     assert_eq!(status, 204, "{headers}");
     assert_eq!(lab.http_with("GET", "/api/teach/me", None, &[&cookie]).0, 401);
 }
+
+/// Logs in as a new instructor `kim` and makes a class of lesson 1: (cookie header, class id, code).
+fn teacher_and_class(lab: &Lab) -> (String, String, String) {
+    let root = lab.berth.root.to_str().unwrap().to_string();
+    let o = berth(&["instructor", "add", "--root", &root, "kim"], "correct horse\n");
+    assert!(o.status.success(), "{}", text(&o));
+    let cookie = login(lab, "kim", "correct horse").unwrap();
+    let (status, body, _) = lab.http_with("POST", "/api/teach/classes", Some(r#"{"name":"Docker 101","lessons":["lifecycle"]}"#), &[&cookie]);
+    assert_eq!(status, 201, "{body}");
+    let class: serde_json::Value = serde_json::from_str(&body).unwrap();
+    (cookie, class["id"].as_str().unwrap().to_string(), class["code"].as_str().unwrap().to_string())
+}
+
+fn dashboard(lab: &Lab, id: &str, cookie: &str) -> serde_json::Value {
+    let (status, body, _) = lab.http_with("GET", &format!("/api/teach/classes/{id}"), None, &[cookie]);
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn actions(d: &serde_json::Value) -> Vec<String> {
+    d["actions"].as_array().into_iter().flatten().map(|a| format!("{} {}", a["action"].as_str().unwrap_or(""), a["student"].as_str().unwrap_or(""))).collect()
+}
+
+#[test]
+fn a_teacher_watches_takes_over_answers_messages_and_resets_or_ends_a_lab() {
+    let lab = Lab::start();
+    let (cookie, id, code) = teacher_and_class(&lab);
+    let (_, a) = join(&lab, serde_json::json!({ "code": code, "name": "Ann" }));
+    let (_, b) = join(&lab, serde_json::json!({ "code": code, "name": "Bo" }));
+    let (sa, sb) = (a["session"]["id"].as_str().unwrap().to_string(), b["session"]["id"].as_str().unwrap().to_string());
+    let cookie_value = cookie.strip_prefix("Cookie: ").unwrap().to_string();
+
+    // Watching: the teacher sees what Ann types; the teacher's keys go nowhere.
+    let mut ann = lab.terminal(&sa);
+    ann.expect("$ ");
+    assert!(lab.terminal_at(&format!("/api/teach/classes/{id}/students/Ann/terminal"), None).is_err(), "no login, no terminal");
+    let mut watch = lab.terminal_at(&format!("/api/teach/classes/{id}/students/ann/terminal"), Some(&cookie_value)).expect("watch");
+    ann.line("echo from-ann-$((2+3))");
+    watch.expect("from-ann-5");
+    watch.line("echo watcher-$((1+1))");
+    ann.settle(std::time::Duration::from_secs(3));
+    assert!(!ann.text().contains("watcher-2"), "a watcher typed: {}", ann.text());
+    let d = dashboard(&lab, &id, &cookie);
+    assert_eq!(d["watching"][0]["student"], "Ann", "{d}");
+    assert_eq!(d["watching"][0]["control"], false);
+
+    // Taking over: the teacher types, the student's page is told.
+    let mut control = lab.terminal_at(&format!("/api/teach/classes/{id}/students/Ann/terminal?control=1"), Some(&cookie_value)).expect("take over");
+    lab.eventually("the student told", std::time::Duration::from_secs(5), || lab.status(&sa)["instructor_typing"] == "kim");
+    control.line("echo teacher-$((3+4))");
+    ann.expect("teacher-7");
+    drop(control);
+    drop(watch);
+    lab.eventually("the take-over over", std::time::Duration::from_secs(5), || lab.status(&sa)["instructor_typing"].is_null());
+    let d = dashboard(&lab, &id, &cookie);
+    assert!(d["watching"].as_array().unwrap().is_empty(), "{d}");
+    let done = actions(&d);
+    assert!(done.contains(&"watch Ann".to_string()) && done.contains(&"take_over Ann".to_string()), "{done:?}");
+
+    // A raised hand reaches the queue; the teacher answers it.
+    let (status, body, _) = lab.http_with("POST", &format!("/api/sessions/{sa}/hand"), Some(r#"{"note":"-p does not work"}"#), &[]);
+    assert_eq!(status, 204, "{body}");
+    let d = dashboard(&lab, &id, &cookie);
+    assert_eq!((d["hands"][0]["name"].as_str(), d["hands"][0]["note"].as_str()), (Some("Ann"), Some("-p does not work")), "{d}");
+    assert_eq!(student(&d, "Ann")["hand"], true);
+    assert_eq!(lab.status(&sa)["hand"]["note"], "-p does not work");
+    let outsider = lab.create_session();
+    let (status, body, _) = lab.http_with("POST", &format!("/api/sessions/{outsider}/hand"), Some("{}"), &[]);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("not_in_class"), "{body}");
+    let (status, _, _) = lab.http_with("DELETE", &format!("/api/teach/classes/{id}/students/Ann/hand"), None, &[&cookie]);
+    assert_eq!(status, 204);
+    assert!(lab.status(&sa)["hand"].is_null());
+    assert!(actions(&dashboard(&lab, &id, &cookie)).contains(&"answer_hand Ann".to_string()));
+
+    // Messages: to the class, to one student; bad ones refused.
+    let post = |body: &str| lab.http_with("POST", &format!("/api/teach/classes/{id}/messages"), Some(body), &[&cookie]);
+    assert_eq!(post(r#"{"text":"Break: 5 minutes"}"#).0, 201);
+    assert_eq!(post(r#"{"to":"bo","text":"Try docker ps -a"}"#).0, 201);
+    let (status, body, _) = post(r#"{"text":"   "}"#);
+    assert!(status == 400 && body.contains("bad_message"), "{status} {body}");
+    assert_eq!(post(r#"{"to":"Nobody","text":"hi"}"#).0, 404);
+    let texts = |s: &str| lab.status(s)["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(texts(&sa), vec!["Break: 5 minutes"]);
+    assert_eq!(texts(&sb), vec!["Break: 5 minutes", "Try docker ps -a"]);
+
+    // Ann does a step, then makes a mess; a reset empties her lab and keeps her progress.
+    let o = lab.session_docker(&sa, &["search", "busybox"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    lab.eventually("Ann's step", std::time::Duration::from_secs(10), || lab.done(&sa, "lifecycle").contains(&"search".to_string()));
+    for args in [&["run", "-d", "--name", "web", "busybox", "sleep", "600"][..], &["volume", "create", "junk"], &["tag", "busybox", "mine:v1"]] {
+        let o = lab.session_docker(&sa, args);
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    ann.line("echo scribble > notes.txt && echo wrote-$((4+4))");
+    ann.expect("wrote-8");
+    let (status, body, _) = lab.http_with("POST", &format!("/api/teach/classes/{id}/students/Ann/reset"), None, &[&cookie]);
+    assert_eq!(status, 204, "{body}");
+    assert!(ann.closed_within(std::time::Duration::from_secs(5)), "the old terminal is closed, so the page reconnects");
+    let out = |args: &[&str]| String::from_utf8_lossy(&lab.session_docker(&sa, args).stdout).trim().to_string();
+    assert_eq!(out(&["ps", "-aq"]), "");
+    assert_eq!(out(&["volume", "ls", "-q"]), "");
+    assert!(!out(&["images", "--format", "{{.Repository}}"]).contains("mine"), "the student's images are gone");
+    let mut ann = lab.terminal(&sa);
+    ann.expect("$ ");
+    ann.line("ls; echo listed-$((5+5))");
+    assert!(!ann.expect("listed-10").contains("notes.txt"), "the home is empty again");
+    assert!(lab.done(&sa, "lifecycle").contains(&"search".to_string()), "progress kept");
+    assert!(lab.status(&sa)["messages"].as_array().unwrap().iter().any(|m| m["kind"] == "reset"), "Ann is told");
+
+    // Hand-ins: the CSV and a signed transcript that verifies offline and fails once changed.
+    let (status, csv, headers) = lab.http_with("GET", &format!("/api/teach/classes/{id}/progress.csv"), None, &[&cookie]);
+    assert_eq!(status, 200, "{csv}");
+    assert!(headers.to_lowercase().contains("content-type: text/csv"), "{headers}");
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows[0], "student,lesson,step,done_at,attempts");
+    assert!(rows.iter().any(|r| r.starts_with("Ann,lifecycle,search,") && !r.ends_with(',')), "{csv}");
+    let (status, transcript, _) = lab.http_with("GET", &format!("/api/teach/classes/{id}/students/Ann/transcript"), None, &[&cookie]);
+    assert_eq!(status, 200, "{transcript}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ann.txt");
+    std::fs::write(&file, &transcript).unwrap();
+    let root = lab.berth.root.to_str().unwrap().to_string();
+    let o = berth(&["transcript", "verify", file.to_str().unwrap(), "--root", &root], "");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("student: Ann") && text(&o).contains("lifecycle/search") && text(&o).contains("this server's"), "{}", text(&o));
+    assert!(transcript.contains("\"action\":\"search\""), "the evidence is there: {transcript}");
+    std::fs::write(&file, transcript.replacen("\"term\":\"busybox\"", "\"term\":\"nginx\"", 1)).unwrap();
+    let o = berth(&["transcript", "verify", file.to_str().unwrap()], "");
+    assert!(!o.status.success() && text(&o).contains("changed"), "{}", text(&o));
+
+    // Ending Bo's lab: it is gone (the page is told), the roster keeps him, coming back
+    // gives him a lab again with his progress.
+    let (status, _, _) = lab.http_with("POST", &format!("/api/teach/classes/{id}/students/Bo/end"), None, &[&cookie]);
+    assert_eq!(status, 204);
+    let (status, body, _) = lab.http_with("GET", &format!("/api/sessions/{sb}"), None, &[]);
+    assert!(status == 410 && body.contains("lab_ended"), "{status} {body}");
+    assert!(!lab.berth.root.join("lab").join(&sb).exists(), "the lab's files are removed");
+    assert_eq!(student(&dashboard(&lab, &id, &cookie), "Bo")["name"], "Bo");
+    let (status, again) = join(&lab, serde_json::json!({ "code": code, "name": "Bo", "pin": b["pin"] }));
+    assert_eq!((status, again["session"]["id"].as_str()), (200, Some(sb.as_str())), "{again}");
+    let o = lab.session_docker(&sb, &["run", "--rm", "busybox", "echo", "back"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let done = actions(&dashboard(&lab, &id, &cookie));
+    for a in ["reset Ann", "end Bo", "message Bo", "message ", "transcript Ann"] {
+        assert!(done.contains(&a.to_string()), "{a:?} not recorded: {done:?}");
+    }
+}

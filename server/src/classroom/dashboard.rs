@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use berth_lessons::api::{Dashboard, StepSummary, Stuck, StudentRow};
+use berth_lessons::api::{AuditRow, ClassMessage, Dashboard, HandRow, StepSummary, Stuck, StudentRow, Watching};
 use berth_lessons::Lesson;
 use chrono::{DateTime, Duration, Utc};
 
@@ -35,10 +35,22 @@ pub struct StuckRule {
     pub attempts: u32,
 }
 
-pub fn build(class: &ClassRow, catalog: &[Lesson], students: &[StudentSnapshot], rule: StuckRule, now: DateTime<Utc>) -> Dashboard {
+/// What the dashboard shows besides the students' rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClassActivity {
+    pub hands: Vec<HandRow>,
+    pub messages: Vec<ClassMessage>,
+    pub actions: Vec<AuditRow>,
+    pub watching: Vec<Watching>,
+}
+
+pub fn build(class: &ClassRow, catalog: &[Lesson], students: &[StudentSnapshot], activity: ClassActivity, rule: StuckRule, now: DateTime<Utc>) -> Dashboard {
     let lessons: Vec<&Lesson> = class.lessons.iter().filter_map(|id| catalog.iter().find(|l| &l.id == id)).collect();
     let total: usize = lessons.iter().map(|l| l.steps.len()).sum();
-    let rows = students.iter().map(|s| row(s, &lessons, total, rule, now)).collect();
+    let rows = students
+        .iter()
+        .map(|s| StudentRow { hand: activity.hands.iter().any(|h| h.name == s.name), ..row(s, &lessons, total, rule, now) })
+        .collect();
     let steps = lessons
         .iter()
         .flat_map(|l| {
@@ -51,6 +63,10 @@ pub fn build(class: &ClassRow, catalog: &[Lesson], students: &[StudentSnapshot],
         .collect();
     Dashboard {
         class: class_info(class, now, true),
+        hands: activity.hands,
+        messages: activity.messages,
+        actions: activity.actions,
+        watching: activity.watching,
         now: now.to_rfc3339(),
         stuck_after_secs: rule.after.num_seconds().max(0) as u64,
         students: rows,
@@ -79,6 +95,7 @@ fn row(s: &StudentSnapshot, lessons: &[&Lesson], total: usize, rule: StuckRule, 
     });
     StudentRow {
         name: s.name.clone(),
+        hand: false,
         joined: s.joined.to_rfc3339(),
         lesson,
         step,
@@ -118,7 +135,7 @@ mod tests {
         };
         let n = first.steps.len();
         let students = [s("fresh", 0, 1, 0), s("slow", 1, 20, 0), s("trying", 1, 2, 9), s("done", n, 60, 0)];
-        let d = build(&class, &catalog, &students, StuckRule { after: Duration::minutes(10), attempts: 5 }, now);
+        let d = build(&class, &catalog, &students, ClassActivity::default(), StuckRule { after: Duration::minutes(10), attempts: 5 }, now);
         assert_eq!(d.class.id.as_deref(), Some("c1"));
         let r: BTreeMap<&str, &StudentRow> = d.students.iter().map(|r| (r.name.as_str(), r)).collect();
         assert_eq!(r["fresh"].step.as_ref(), Some(&first.steps[0].id));

@@ -134,6 +134,7 @@ pub async fn enroll(db: &Db, class: &ClassRow, name: &str, session: &str, now: D
         joined: now,
         pin_failures: 0,
         locked_until: None,
+        ended: None,
     };
     match db.insert_member(&member).await {
         Ok(()) => Ok(Enrolled { member, pin, token }),

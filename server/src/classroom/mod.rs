@@ -8,6 +8,7 @@ pub mod join_code;
 pub mod members;
 pub mod rate_limit;
 pub mod teach;
+pub mod transcript;
 pub mod web;
 
 use berth_lessons::api::{ClassInfo, ErrorKind};
@@ -89,6 +90,23 @@ impl ClassroomError {
     }
 }
 
+/// A stored message as pages see it.
+pub fn message(m: &crate::lab::db::MessageRow) -> berth_lessons::api::ClassMessage {
+    use berth_lessons::api::MessageKind;
+    berth_lessons::api::ClassMessage {
+        id: m.id,
+        at: m.at.to_rfc3339(),
+        from: m.sender.clone(),
+        to: m.recipient.clone(),
+        kind: match m.kind.as_str() {
+            "reset" => MessageKind::Reset,
+            "ended" => MessageKind::Ended,
+            _ => MessageKind::Text,
+        },
+        text: m.text.clone(),
+    }
+}
+
 /// What pages and the dashboard show of a class (`with_id` for instructors only).
 pub fn class_info(c: &ClassRow, now: DateTime<Utc>, with_id: bool) -> ClassInfo {
     let code = JoinCode::from_stored(&c.code);
@@ -102,6 +120,23 @@ pub fn class_info(c: &ClassRow, now: DateTime<Utc>, with_id: bool) -> ClassInfo 
         closes: c.closes.map(|t| t.to_rfc3339()),
         state: members::state(c, now),
     }
+}
+
+/// A message or note as typed: trimmed, at most `max` characters, no control
+/// characters but newlines and tabs; empty only if `may_be_empty`.
+pub fn check_text(text: &str, max: usize, may_be_empty: bool) -> Result<String, String> {
+    let t = text.trim();
+    let len = t.chars().count();
+    if len == 0 && !may_be_empty {
+        return Err("the message is empty".into());
+    }
+    if len > max {
+        return Err(format!("the message is too long ({len} characters; at most {max})"));
+    }
+    if t.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err("the message may not contain control characters".into());
+    }
+    Ok(t.to_string())
 }
 
 /// A name as typed: trimmed, not empty, not too long, printable.

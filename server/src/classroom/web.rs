@@ -11,14 +11,14 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use berth_lessons::api::{ClassInfo, ClassWindow, Dashboard, ErrorKind, Instructor, JoinRequest, Joined, Login, NewClassRequest};
+use berth_lessons::api::{AuditRow, ClassInfo, ClassWindow, Dashboard, ErrorKind, HandRow, Instructor, JoinRequest, Joined, Login, NewClassRequest, SendMessage, Watching};
 use chrono::Utc;
 use futures_util::Stream;
 use serde::de::DeserializeOwned;
 
-use super::dashboard::{self, StuckRule};
+use super::dashboard::{self, ClassActivity, StuckRule};
 use super::members::{self, Admission};
 use super::{class_info, teach, ClassroomError, NewClass};
 use crate::lab::{Lab, LabError, Member};
@@ -37,6 +37,13 @@ pub fn routes(lab: Arc<Lab>) -> Router {
         .route("/api/teach/classes/{id}/window", put(set_window))
         .route("/api/teach/classes/{id}/live", get(live))
         .route("/api/teach/classes/{id}/qr.svg", get(qr))
+        .route("/api/teach/classes/{id}/messages", post(send_message))
+        .route("/api/teach/classes/{id}/progress.csv", get(progress_csv))
+        .route("/api/teach/classes/{id}/students/{name}/hand", delete(answer_hand))
+        .route("/api/teach/classes/{id}/students/{name}/reset", post(reset))
+        .route("/api/teach/classes/{id}/students/{name}/end", post(end))
+        .route("/api/teach/classes/{id}/students/{name}/terminal", get(student_terminal))
+        .route("/api/teach/classes/{id}/students/{name}/transcript", get(transcript))
         .with_state(lab)
 }
 
@@ -102,7 +109,13 @@ async fn join(State(lab): State<LabState>, ConnectInfo(addr): ConnectInfo<Socket
             let member = Member { class: class.id.clone(), name: m.name.clone(), joined: m.joined };
             let s = match lab.get_session(&m.session) {
                 Some(s) => s,
-                // The lab itself was removed (an instructor ended it): a fresh one.
+                // An instructor ended the lab: a new one, with the progress.
+                None if lab.is_ended(&m.session) => {
+                    let s = lab.reopen_session(&m.session).await?;
+                    lab.db.set_member_ended(&class.id, &m.name_key, None).await.map_err(db_err)?;
+                    s
+                }
+                // The lab is gone otherwise (it failed to reopen): a fresh one.
                 None => {
                     let s = lab.create_session().await?;
                     lab.db.set_member_session(&class.id, &m.name_key, &s.id).await.map_err(db_err)?;
@@ -238,7 +251,20 @@ async fn build_dashboard(lab: &Lab, id: &str) -> Result<Dashboard, LabError> {
     let class = lab.db.class(id).await.map_err(db_err)?.ok_or_else(|| no_class(id))?;
     let students: Vec<_> = lab.class_members(&class.id).iter().map(|(sid, m)| lab.snapshot(sid, m)).collect();
     let rule = StuckRule { after: chrono::Duration::from_std(lab.opts.stuck_after).unwrap_or(chrono::Duration::MAX), attempts: lab.opts.stuck_attempts };
-    Ok(dashboard::build(&class, &lab.lessons, &students, rule, Utc::now()))
+    let activity = ClassActivity {
+        hands: lab.db.hands(&class.id).await.map_err(db_err)?.into_iter().map(|h| HandRow { name: h.name, raised_at: h.raised_at.to_rfc3339(), note: h.note }).collect(),
+        messages: lab.db.messages(&class.id, None, 50).await.map_err(db_err)?.iter().map(super::message).collect(),
+        actions: lab
+            .db
+            .actions(&class.id, 50)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|a| AuditRow { at: a.at.to_rfc3339(), instructor: a.instructor, action: a.action, student: a.student })
+            .collect(),
+        watching: lab.watchers(&class.id),
+    };
+    Ok(dashboard::build(&class, &lab.lessons, &students, activity, rule, Utc::now()))
 }
 
 async fn dashboard(State(lab): State<LabState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<Dashboard>, LabError> {
@@ -288,4 +314,149 @@ async fn qr(State(lab): State<LabState>, headers: HeaderMap, Path(id): Path<Stri
     let code = qrcode::QrCode::new(url.as_bytes()).map_err(|e| LabError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("QR code: {e}")))?;
     let svg = code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(320, 320).quiet_zone(true).build();
     Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "no-cache")], svg).into_response())
+}
+
+/// A class's student by the name in a URL: (session id, member).
+fn student(lab: &Lab, class: &str, name: &str) -> Result<(String, Member), LabError> {
+    let key = members::name_key(name);
+    lab.class_members(class)
+        .into_iter()
+        .find(|(_, m)| members::name_key(&m.name) == key)
+        .ok_or_else(|| LabError::kind(StatusCode::NOT_FOUND, ErrorKind::NotFound, format!("no student {name:?} in this class")))
+}
+
+/// The class (404 if none) and the instructor (401 if not logged in).
+async fn class_and_instructor(lab: &Lab, headers: &HeaderMap, id: &str) -> Result<(crate::lab::db::ClassRow, String), LabError> {
+    let who = instructor(lab, headers).await?;
+    let class = lab.db.class(id).await.map_err(db_err)?.ok_or_else(|| no_class(id))?;
+    Ok((class, who))
+}
+
+async fn record(lab: &Lab, class: &str, who: &str, action: &str, student: Option<&str>) -> Result<(), LabError> {
+    tracing::info!(class, instructor = who, action, student, "instructor action");
+    lab.db.record_action(class, who, action, student).await.map_err(db_err)?;
+    lab.notify();
+    Ok(())
+}
+
+async fn send_message(State(lab): State<LabState>, headers: HeaderMap, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Response, LabError> {
+    let (class, who) = class_and_instructor(&lab, &headers, &id).await?;
+    let req: SendMessage = parse(&body)?;
+    let text = super::check_text(&req.text, 2000, false).map_err(|e| LabError::kind(StatusCode::BAD_REQUEST, ErrorKind::BadMessage, e))?;
+    let to = match req.to.as_deref().filter(|t| !t.trim().is_empty()) {
+        Some(name) => Some(student(&lab, &class.id, name)?.1.name),
+        None => None,
+    };
+    deliver(&lab, &class.id, &who, to.as_deref(), "text", &text).await?;
+    record(&lab, &class.id, &who, "message", to.as_deref()).await?;
+    Ok(StatusCode::CREATED.into_response())
+}
+
+/// Stores a message for the class (`to`: one student), which their pages show at their
+/// next poll.
+async fn deliver(lab: &Lab, class: &str, from: &str, to: Option<&str>, kind: &str, text: &str) -> Result<(), LabError> {
+    let row = crate::lab::db::MessageRow {
+        id: 0,
+        class: class.to_string(),
+        at: Utc::now(),
+        sender: from.to_string(),
+        recipient: to.map(str::to_string),
+        recipient_key: to.map(members::name_key),
+        kind: kind.to_string(),
+        text: text.to_string(),
+    };
+    lab.db.insert_message(&row).await.map_err(db_err)?;
+    Ok(())
+}
+
+async fn answer_hand(State(lab): State<LabState>, headers: HeaderMap, Path((id, name)): Path<(String, String)>) -> Result<StatusCode, LabError> {
+    let (class, who) = class_and_instructor(&lab, &headers, &id).await?;
+    let (_, m) = student(&lab, &class.id, &name)?;
+    if lab.db.lower_hand(&class.id, &members::name_key(&m.name)).await.map_err(db_err)? {
+        record(&lab, &class.id, &who, "answer_hand", Some(&m.name)).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn reset(State(lab): State<LabState>, headers: HeaderMap, Path((id, name)): Path<(String, String)>) -> Result<StatusCode, LabError> {
+    let (class, who) = class_and_instructor(&lab, &headers, &id).await?;
+    let (session, m) = student(&lab, &class.id, &name)?;
+    if lab.is_ended(&session) {
+        return Err(LabError::kind(StatusCode::CONFLICT, ErrorKind::LabEnded, format!("{}'s lab is ended: there is nothing to reset", m.name)));
+    }
+    lab.reset_session(&session).await?;
+    deliver(&lab, &class.id, &who, Some(&m.name), "reset", "").await?;
+    record(&lab, &class.id, &who, "reset", Some(&m.name)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn end(State(lab): State<LabState>, headers: HeaderMap, Path((id, name)): Path<(String, String)>) -> Result<StatusCode, LabError> {
+    let (class, who) = class_and_instructor(&lab, &headers, &id).await?;
+    let (session, m) = student(&lab, &class.id, &name)?;
+    if !lab.is_ended(&session) {
+        lab.end_session(&session).await?;
+        lab.db.set_member_ended(&class.id, &members::name_key(&m.name), Some(Utc::now())).await.map_err(db_err)?;
+        deliver(&lab, &class.id, &who, Some(&m.name), "ended", "").await?;
+        record(&lab, &class.id, &who, "end", Some(&m.name)).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(serde::Deserialize)]
+struct TerminalQuery {
+    #[serde(default)]
+    control: Option<String>,
+}
+
+/// A student's terminal for an instructor: read-only, or with `?control=1` writable
+/// (the student's page then says an instructor is typing). Both are recorded.
+async fn student_terminal(
+    State(lab): State<LabState>,
+    headers: HeaderMap,
+    Path((id, name)): Path<(String, String)>,
+    axum::extract::Query(q): axum::extract::Query<TerminalQuery>,
+    ws: axum::extract::WebSocketUpgrade,
+) -> Result<Response, LabError> {
+    let (class, who) = class_and_instructor(&lab, &headers, &id).await?;
+    let (session, m) = student(&lab, &class.id, &name)?;
+    let s = lab.get_session(&session).ok_or_else(|| LabError::kind(StatusCode::CONFLICT, ErrorKind::LabEnded, format!("{}'s lab is ended", m.name)))?;
+    let control = q.control.as_deref().is_some_and(|c| c == "1" || c == "true");
+    record(&lab, &class.id, &who, if control { "take_over" } else { "watch" }, Some(&m.name)).await?;
+    Ok(ws.on_upgrade(move |socket| async move {
+        let _watching = lab.watching(&class.id, Watching { instructor: who.clone(), student: m.name.clone(), control });
+        let _typing = control.then(|| s.controller(&who));
+        let keys = if control { crate::lab::Keys::Instructor } else { crate::lab::Keys::Watch };
+        crate::lab::serve_terminal(s, socket, keys).await
+    }))
+}
+
+/// Progress as CSV: one row per step done, `student,lesson,step,done_at,attempts`.
+async fn progress_csv(State(lab): State<LabState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, LabError> {
+    let (class, who) = class_and_instructor(&lab, &headers, &id).await?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let io = |e: csv::Error| LabError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("CSV: {e}"));
+    w.write_record(["student", "lesson", "step", "done_at", "attempts"]).map_err(io)?;
+    for (session, m) in lab.class_members(&class.id) {
+        for d in lab.db.done_steps(&session).await.map_err(db_err)? {
+            let attempts = d.attempts.map(|a| a.to_string()).unwrap_or_default();
+            w.write_record([m.name.as_str(), &d.lesson, &d.step, &d.done_at.to_rfc3339(), &attempts]).map_err(io)?;
+        }
+    }
+    let body = w.into_inner().map_err(|e| LabError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("CSV: {e}")))?;
+    record(&lab, &class.id, &who, "export_csv", None).await?;
+    let disposition = format!("attachment; filename=\"class-{}-progress.csv\"", class.id);
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, disposition)], body).into_response())
+}
+
+/// A student's hand-in: the events that passed each step, signed by the server.
+async fn transcript(State(lab): State<LabState>, headers: HeaderMap, Path((id, name)): Path<(String, String)>) -> Result<Response, LabError> {
+    let (class, who) = class_and_instructor(&lab, &headers, &id).await?;
+    let (session, m) = student(&lab, &class.id, &name)?;
+    let steps = lab.db.done_steps(&session).await.map_err(db_err)?;
+    let key = super::transcript::ServerKey::load_or_create(lab.engine.root()).map_err(|e| LabError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let text = super::transcript::write(&key, &class, &m.name, &steps, Utc::now());
+    record(&lab, &class.id, &who, "transcript", Some(&m.name)).await?;
+    let file: String = m.name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    let disposition = format!("attachment; filename=\"transcript-{file}.txt\"");
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, disposition)], text).into_response())
 }

@@ -73,7 +73,44 @@ const SCHEMA: &[&str] = &[
         joined TEXT NOT NULL,
         pin_failures INTEGER NOT NULL DEFAULT 0,
         locked_until TEXT,
+        ended TEXT,
         PRIMARY KEY (class, name_key)
+    )",
+    // What passed each step's check (the hand-in's evidence): the events, as JSON.
+    "CREATE TABLE IF NOT EXISTS evidence (
+        session TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        lesson TEXT NOT NULL,
+        step TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        events TEXT NOT NULL,
+        PRIMARY KEY (session, lesson, step)
+    )",
+    "CREATE TABLE IF NOT EXISTS messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        class TEXT NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+        at TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        recipient TEXT,
+        recipient_key TEXT,
+        kind TEXT NOT NULL,
+        text TEXT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS hands (
+        class TEXT NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+        name_key TEXT NOT NULL,
+        name TEXT NOT NULL,
+        raised_at TEXT NOT NULL,
+        note TEXT NOT NULL,
+        PRIMARY KEY (class, name_key)
+    )",
+    // Instructors' actions on students' labs.
+    "CREATE TABLE IF NOT EXISTS audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        class TEXT NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+        at TEXT NOT NULL,
+        instructor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        student TEXT
     )",
     "CREATE INDEX IF NOT EXISTS members_session ON members(session)",
     // Instructors' logins: the cookie's token is kept only as its hash.
@@ -98,6 +135,48 @@ pub struct MemberRow {
     pub joined: DateTime<Utc>,
     pub pin_failures: i64,
     pub locked_until: Option<DateTime<Utc>>,
+    /// When an instructor ended the student's lab (a new one is made when they come back).
+    pub ended: Option<DateTime<Utc>>,
+}
+
+/// A message as stored (`recipient`: a student's name; None: the whole class).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageRow {
+    pub id: i64,
+    pub class: String,
+    pub at: DateTime<Utc>,
+    pub sender: String,
+    pub recipient: Option<String>,
+    pub recipient_key: Option<String>,
+    pub kind: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandRow {
+    pub name_key: String,
+    pub name: String,
+    pub raised_at: DateTime<Utc>,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRow {
+    pub at: DateTime<Utc>,
+    pub instructor: String,
+    pub action: String,
+    pub student: Option<String>,
+}
+
+/// A done step with what passed its check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DoneStep {
+    pub lesson: String,
+    pub step: String,
+    pub done_at: DateTime<Utc>,
+    /// None for steps done before evidence was kept.
+    pub attempts: Option<i64>,
+    pub events: Option<String>,
 }
 
 /// A class as stored: `lessons` are lesson ids in the class's order.
@@ -266,7 +345,7 @@ impl Db {
         Ok(())
     }
 
-    const MEMBER_COLUMNS: &str = "class, name, name_key, pin_salt, pin_hash, token_hash, session, joined, pin_failures, locked_until";
+    const MEMBER_COLUMNS: &str = "class, name, name_key, pin_salt, pin_hash, token_hash, session, joined, pin_failures, locked_until, ended";
 
     fn member_row(r: &sqlx::sqlite::SqliteRow) -> MemberRow {
         MemberRow {
@@ -280,7 +359,126 @@ impl Db {
             joined: parse_time(r.get("joined")),
             pin_failures: r.get("pin_failures"),
             locked_until: r.get::<Option<String>, _>("locked_until").map(parse_time),
+            ended: r.get::<Option<String>, _>("ended").map(parse_time),
         }
+    }
+
+    /// Marks (or, with None, clears) the end of a student's lab.
+    pub async fn set_member_ended(&self, class: &str, name_key: &str, at: Option<DateTime<Utc>>) -> Result<(), DbError> {
+        sqlx::query("UPDATE members SET ended = ? WHERE class = ? AND name_key = ?").bind(at.map(|t| t.to_rfc3339())).bind(class).bind(name_key).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn insert_evidence(&self, session: &str, lesson: &str, step: &str, attempts: u32, events: &str) -> Result<(), DbError> {
+        sqlx::query("INSERT OR IGNORE INTO evidence (session, lesson, step, attempts, events) VALUES (?, ?, ?, ?, ?)")
+            .bind(session)
+            .bind(lesson)
+            .bind(step)
+            .bind(attempts as i64)
+            .bind(events)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A session's done steps with their evidence, in the order they were done.
+    pub async fn done_steps(&self, session: &str) -> Result<Vec<DoneStep>, DbError> {
+        let rows = sqlx::query(
+            "SELECT p.lesson, p.step, p.done_at, e.attempts, e.events FROM progress p
+             LEFT JOIN evidence e ON e.session = p.session AND e.lesson = p.lesson AND e.step = p.step
+             WHERE p.session = ? ORDER BY p.done_at, p.rowid",
+        )
+        .bind(session)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| DoneStep { lesson: r.get("lesson"), step: r.get("step"), done_at: parse_time(r.get("done_at")), attempts: r.get("attempts"), events: r.get("events") })
+            .collect())
+    }
+
+    pub async fn insert_message(&self, m: &MessageRow) -> Result<i64, DbError> {
+        let r = sqlx::query("INSERT INTO messages (class, at, sender, recipient, recipient_key, kind, text) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(&m.class)
+            .bind(m.at.to_rfc3339())
+            .bind(&m.sender)
+            .bind(&m.recipient)
+            .bind(&m.recipient_key)
+            .bind(&m.kind)
+            .bind(&m.text)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.last_insert_rowid())
+    }
+
+    /// A class's messages, oldest first: all of them (`recipient_key` None), or those
+    /// a student sees (to the class, or to them).
+    pub async fn messages(&self, class: &str, recipient_key: Option<&str>, limit: i64) -> Result<Vec<MessageRow>, DbError> {
+        let rows = sqlx::query(
+            "SELECT * FROM (SELECT id, class, at, sender, recipient, recipient_key, kind, text FROM messages
+             WHERE class = ? AND (? IS NULL OR recipient_key IS NULL OR recipient_key = ?) ORDER BY id DESC LIMIT ?) ORDER BY id",
+        )
+        .bind(class)
+        .bind(recipient_key)
+        .bind(recipient_key)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| MessageRow {
+                id: r.get("id"),
+                class: r.get("class"),
+                at: parse_time(r.get("at")),
+                sender: r.get("sender"),
+                recipient: r.get("recipient"),
+                recipient_key: r.get("recipient_key"),
+                kind: r.get("kind"),
+                text: r.get("text"),
+            })
+            .collect())
+    }
+
+    pub async fn raise_hand(&self, class: &str, name_key: &str, name: &str, note: &str) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO hands (class, name_key, name, raised_at, note) VALUES (?, ?, ?, ?, ?) ON CONFLICT (class, name_key) DO UPDATE SET note = excluded.note")
+            .bind(class)
+            .bind(name_key)
+            .bind(name)
+            .bind(Utc::now().to_rfc3339())
+            .bind(note)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Lowers a hand; true if it was up.
+    pub async fn lower_hand(&self, class: &str, name_key: &str) -> Result<bool, DbError> {
+        let r = sqlx::query("DELETE FROM hands WHERE class = ? AND name_key = ?").bind(class).bind(name_key).execute(&self.pool).await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// A class's raised hands, oldest first.
+    pub async fn hands(&self, class: &str) -> Result<Vec<HandRow>, DbError> {
+        let rows = sqlx::query("SELECT name_key, name, raised_at, note FROM hands WHERE class = ? ORDER BY raised_at, rowid").bind(class).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| HandRow { name_key: r.get("name_key"), name: r.get("name"), raised_at: parse_time(r.get("raised_at")), note: r.get("note") }).collect())
+    }
+
+    pub async fn record_action(&self, class: &str, instructor: &str, action: &str, student: Option<&str>) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO audit (class, at, instructor, action, student) VALUES (?, ?, ?, ?, ?)")
+            .bind(class)
+            .bind(Utc::now().to_rfc3339())
+            .bind(instructor)
+            .bind(action)
+            .bind(student)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A class's recorded actions, newest first.
+    pub async fn actions(&self, class: &str, limit: i64) -> Result<Vec<AuditRow>, DbError> {
+        let rows = sqlx::query("SELECT at, instructor, action, student FROM audit WHERE class = ? ORDER BY id DESC LIMIT ?").bind(class).bind(limit).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| AuditRow { at: parse_time(r.get("at")), instructor: r.get("instructor"), action: r.get("action"), student: r.get("student") }).collect())
     }
 
     pub async fn member(&self, class: &str, name_key: &str) -> Result<Option<MemberRow>, DbError> {

@@ -24,7 +24,7 @@ use axum::{Json, Router};
 use berth_engine::envelope::Envelope;
 use berth_engine::log_config::Rotation;
 use berth_engine::Engine;
-use berth_lessons::api::{ApiError, ErrorKind, LessonProgress, Membership, SelectLesson, SessionInfo, SessionStatus, TerminalControl};
+use berth_lessons::api::{ApiError, ErrorKind, Hand, LessonProgress, Membership, SelectLesson, SessionInfo, SessionStatus, TerminalControl};
 use berth_lessons::Lesson;
 use chrono::{DateTime, Utc};
 
@@ -177,6 +177,23 @@ pub struct Lab {
     changed: tokio::sync::watch::Sender<u64>,
     /// Guesses (join codes, PINs, links, passwords) per client address.
     pub(crate) failures: FailureLimit,
+    /// Labs an instructor ended, by session id: their progress, until the student
+    /// comes back and gets a new lab with it.
+    ended: Mutex<HashMap<String, Tracker>>,
+    /// Instructors watching or controlling a student's terminal now.
+    watchers: Mutex<Vec<(u64, String, berth_lessons::api::Watching)>>,
+}
+
+pub(crate) struct WatchGuard {
+    lab: Arc<Lab>,
+    n: u64,
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        self.lab.watchers.lock().unwrap_or_else(|p| p.into_inner()).retain(|(n, _, _)| *n != self.n);
+        self.lab.notify();
+    }
 }
 
 /// Whose a class member's session is.
@@ -234,7 +251,9 @@ impl Lab {
         let db = Db::open(&engine.root().join("lab.db")).await?;
         opts.docker_cli()?;
         let failures = FailureLimit::new(opts.max_failures, Duration::from_secs(600));
-        let members = db.members().await?.into_iter().map(|m| (m.session.clone(), Member { class: m.class, name: m.name, joined: m.joined })).collect();
+        let rows = db.members().await?;
+        let ended_ids: std::collections::HashSet<String> = rows.iter().filter(|m| m.ended.is_some()).map(|m| m.session.clone()).collect();
+        let members = rows.into_iter().map(|m| (m.session.clone(), Member { class: m.class, name: m.name, joined: m.joined })).collect();
         let lab = Arc::new(Lab {
             engine,
             db,
@@ -245,13 +264,16 @@ impl Lab {
             members: Mutex::new(members),
             changed: tokio::sync::watch::channel(0).0,
             failures,
+            ended: Mutex::new(HashMap::new()),
+            watchers: Mutex::new(Vec::new()),
         });
         for row in lab.db.sessions().await? {
-            let times = lab.db.progress_times(&row.id).await?;
-            // The current step began when the last one was done (or the lab was made).
-            let since = times.iter().map(|t| t.2).max().unwrap_or(row.created);
-            let done = times.into_iter().map(|(l, s, _)| (l, s)).collect();
-            match Session::open(lab.engine.clone(), &lab.opts, &lab.dir, &row.id, row.created, Tracker::new(row.lesson.clone(), done, since)).await {
+            let tracker = lab.stored_tracker(&row).await?;
+            if ended_ids.contains(&row.id) {
+                lab.ended_lock().insert(row.id.clone(), tracker);
+                continue;
+            }
+            match Session::open(lab.engine.clone(), &lab.opts, &lab.dir, &row.id, row.created, tracker).await {
                 Ok(s) => {
                     *s.last_seen.lock().unwrap_or_else(|p| p.into_inner()) = row.last_seen;
                     lab.sessions_lock().insert(row.id.clone(), Arc::new(s));
@@ -263,6 +285,80 @@ impl Lab {
         lab.clone().reap_periodically();
         lab.clone().keep_class_windows();
         Ok(lab)
+    }
+
+    /// A session's progress as the database has it.
+    async fn stored_tracker(&self, row: &db::SessionRow) -> anyhow::Result<Tracker> {
+        let times = self.db.progress_times(&row.id).await?;
+        // The current step began when the last one was done (or the lab was made).
+        let since = times.iter().map(|t| t.2).max().unwrap_or(row.created);
+        let done = times.into_iter().map(|(l, s, _)| (l, s)).collect();
+        Ok(Tracker::new(row.lesson.clone(), done, since))
+    }
+
+    fn ended_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Tracker>> {
+        self.ended.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether an instructor ended this (class member's) lab.
+    pub(crate) fn is_ended(&self, session: &str) -> bool {
+        self.ended_lock().contains_key(session)
+    }
+
+    /// Empties a student's lab (containers, images, volumes, home, network, disk) and
+    /// makes it afresh under the same id, keeping the progress.
+    pub(crate) async fn reset_session(&self, id: &str) -> anyhow::Result<()> {
+        let tracker = self.take_down(id).await?;
+        let created = self.db.sessions().await?.into_iter().find(|r| r.id == id).map_or_else(Utc::now, |r| r.created);
+        let s = Session::open(self.engine.clone(), &self.opts, &self.dir, id, created, tracker).await?;
+        self.sessions_lock().insert(id.to_string(), Arc::new(s));
+        self.apply_class_windows().await?;
+        self.notify();
+        Ok(())
+    }
+
+    /// Removes a class member's lab but keeps its record and progress: coming back
+    /// ([`Lab::reopen_session`]) makes a new lab with them.
+    pub(crate) async fn end_session(&self, id: &str) -> anyhow::Result<()> {
+        let tracker = self.take_down(id).await?;
+        self.ended_lock().insert(id.to_string(), tracker);
+        self.notify();
+        Ok(())
+    }
+
+    /// A new lab for an ended one, with its progress.
+    pub(crate) async fn reopen_session(&self, id: &str) -> anyhow::Result<Arc<Session>> {
+        let tracker = self.ended_lock().remove(id).unwrap_or_default();
+        let created = self.db.sessions().await?.into_iter().find(|r| r.id == id).map_or_else(Utc::now, |r| r.created);
+        let s = Arc::new(Session::open(self.engine.clone(), &self.opts, &self.dir, id, created, tracker).await?);
+        self.sessions_lock().insert(id.to_string(), s.clone());
+        self.apply_class_windows().await?;
+        self.notify();
+        Ok(s)
+    }
+
+    /// Takes a session out of service and removes its lab from the engine and the
+    /// disk (not from the database); returns its progress.
+    async fn take_down(&self, id: &str) -> anyhow::Result<Tracker> {
+        let s = self.sessions_lock().remove(id).with_context(|| format!("no such lab session: {id}"))?;
+        let tracker = std::mem::take(&mut *s.tracker.lock().unwrap_or_else(|p| p.into_inner()));
+        let engine = self.engine.clone();
+        let s2 = s.clone();
+        tokio::task::spawn_blocking(move || s2.destroy(&engine)).await??;
+        Ok(tracker)
+    }
+
+    /// Counts an instructor at a student's terminal until the guard drops.
+    pub(crate) fn watching(self: &Arc<Self>, class: &str, w: berth_lessons::api::Watching) -> WatchGuard {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.watchers.lock().unwrap_or_else(|p| p.into_inner()).push((n, class.to_string(), w));
+        self.notify();
+        WatchGuard { lab: self.clone(), n }
+    }
+
+    pub(crate) fn watchers(&self, class: &str) -> Vec<berth_lessons::api::Watching> {
+        self.watchers.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|(_, c, _)| c == class).map(|(_, _, w)| w.clone()).collect()
     }
 
     fn members_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Member>> {
@@ -314,12 +410,14 @@ impl Lab {
     pub(crate) fn snapshot(&self, session: &str, member: &Member) -> crate::classroom::dashboard::StudentSnapshot {
         use crate::classroom::dashboard::StudentSnapshot;
         let Some(s) = self.get_session(session) else {
+            let ended = self.ended_lock();
+            let t = ended.get(session);
             return StudentSnapshot {
                 name: member.name.clone(),
                 joined: member.joined,
-                lesson: None,
-                done: Default::default(),
-                step_since: member.joined,
+                lesson: t.and_then(|t| t.lesson.clone()),
+                done: t.map(|t| t.done.clone()).unwrap_or_default(),
+                step_since: t.map_or(member.joined, |t| t.since),
                 last_activity: None,
                 attempts: 0,
                 last_action: None,
@@ -412,6 +510,9 @@ impl Lab {
     }
 
     fn session(&self, id: &str) -> Result<Arc<Session>, LabError> {
+        if self.is_ended(id) {
+            return Err(LabError::kind(StatusCode::GONE, ErrorKind::LabEnded, "your instructor ended this lab: join the class again for a new one (your progress is kept)"));
+        }
         let s = self.sessions_lock().get(id).cloned().ok_or_else(|| LabError::new(StatusCode::NOT_FOUND, format!("no such lab session: {id}")))?;
         s.touch();
         Ok(s)
@@ -460,7 +561,7 @@ impl Lab {
             while let Some(e) = rx.recv().await {
                 let session = self.sessions_lock().values().find(|s| s.namespace == e.namespace).cloned();
                 if let Some(s) = session {
-                    s.tracker.lock().unwrap_or_else(|p| p.into_inner()).record(progress::event(&e));
+                    s.tracker.lock().unwrap_or_else(|p| p.into_inner()).record(progress::event(&e), e.time);
                     s.saw(&e);
                     if let Err(e) = self.advance(&s).await {
                         tracing::warn!("lab progress: {e:#}");
@@ -481,9 +582,11 @@ impl Lab {
             tokio::task::spawn_blocking(move || status::state(&engine, &ns, &id)).await?
         };
         let newly = s.tracker.lock().unwrap_or_else(|p| p.into_inner()).advance(&self.lessons, &state);
-        for (lesson, step) in &newly {
-            tracing::info!(session = %s.id, %lesson, %step, "step done");
-            self.db.mark_done(&s.id, lesson, step).await?;
+        for p in &newly {
+            tracing::info!(session = %s.id, lesson = %p.lesson, step = %p.step, "step done");
+            self.db.mark_done(&s.id, &p.lesson, &p.step).await?;
+            let events: Vec<serde_json::Value> = p.events.iter().map(|(at, e)| serde_json::json!({ "at": at.to_rfc3339(), "event": e })).collect();
+            self.db.insert_evidence(&s.id, &p.lesson, &p.step, p.attempts, &serde_json::Value::Array(events).to_string()).await?;
         }
         if !newly.is_empty() {
             self.notify();
@@ -540,6 +643,7 @@ pub fn routes(lab: Arc<Lab>) -> Router {
         .route("/api/sessions/{id}", get(session_status).delete(delete_session))
         .route("/api/sessions/{id}/lesson", post(select_lesson))
         .route("/api/sessions/{id}/terminal", get(terminal))
+        .route("/api/sessions/{id}/hand", post(raise_hand).delete(lower_hand))
         .route("/lab/{id}/ports/{port}", any(port_root))
         .route("/lab/{id}/ports/{port}/", any(port_proxy_root))
         .route("/lab/{id}/ports/{port}/{*rest}", any(port_proxy))
@@ -580,13 +684,28 @@ async fn session_status(State(lab): State<LabState>, Path(id): Path<String>) -> 
             .await
             .map_err(|e| LabError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
     };
-    let class = match lab.member(&s.id) {
-        Some(m) => lab.db.class(&m.class).await.map_err(anyhow::Error::from)?.map(|c| Membership { class: crate::classroom::class_info(&c, Utc::now(), false), name: m.name }),
-        None => None,
-    };
+    let (mut class, mut messages, mut hand) = (None, Vec::new(), None);
+    if let Some(m) = lab.member(&s.id) {
+        let key = crate::classroom::members::name_key(&m.name);
+        if let Some(c) = lab.db.class(&m.class).await.map_err(anyhow::Error::from)? {
+            class = Some(Membership { class: crate::classroom::class_info(&c, Utc::now(), false), name: m.name.clone() });
+        }
+        messages = lab.db.messages(&m.class, Some(&key), 50).await.map_err(anyhow::Error::from)?.iter().map(crate::classroom::message).collect();
+        hand = lab.db.hands(&m.class).await.map_err(anyhow::Error::from)?.into_iter().find(|h| h.name_key == key).map(|h| Hand { raised_at: h.raised_at.to_rfc3339(), note: h.note });
+    }
     let t = s.tracker.lock().unwrap_or_else(|p| p.into_inner());
     let progress = t.done.iter().map(|(lesson, done)| LessonProgress { lesson: lesson.clone(), done: done.clone() }).collect();
-    Ok(Json(SessionStatus { id: s.id.clone(), containers, images, lesson: t.lesson.clone(), progress, class }))
+    Ok(Json(SessionStatus {
+        id: s.id.clone(),
+        containers,
+        images,
+        lesson: t.lesson.clone(),
+        progress,
+        class,
+        messages,
+        hand,
+        instructor_typing: s.controlled_by(),
+    }))
 }
 
 async fn select_lesson(State(lab): State<LabState>, Path(id): Path<String>, body: axum::body::Bytes) -> Result<StatusCode, LabError> {
@@ -599,24 +718,63 @@ async fn select_lesson(State(lab): State<LabState>, Path(id): Path<String>, body
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A class member's raised hand (with an optional note), until an instructor answers.
+async fn raise_hand(State(lab): State<LabState>, Path(id): Path<String>, body: axum::body::Bytes) -> Result<StatusCode, LabError> {
+    let s = lab.session(&id)?;
+    let req: berth_lessons::api::RaiseHand = serde_json::from_slice(&body).map_err(|e| LabError::new(StatusCode::BAD_REQUEST, format!("invalid request: {e}")))?;
+    let m = lab.member(&s.id).ok_or_else(|| LabError::kind(StatusCode::BAD_REQUEST, ErrorKind::NotInClass, "hands are raised in a class: this lab is not a class member's"))?;
+    let note = crate::classroom::check_text(&req.note, 500, true).map_err(|e| LabError::kind(StatusCode::BAD_REQUEST, ErrorKind::BadMessage, e))?;
+    lab.db.raise_hand(&m.class, &crate::classroom::members::name_key(&m.name), &m.name, &note).await.map_err(anyhow::Error::from)?;
+    lab.notify();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn lower_hand(State(lab): State<LabState>, Path(id): Path<String>) -> Result<StatusCode, LabError> {
+    let s = lab.session(&id)?;
+    if let Some(m) = lab.member(&s.id) {
+        lab.db.lower_hand(&m.class, &crate::classroom::members::name_key(&m.name)).await.map_err(anyhow::Error::from)?;
+        lab.notify();
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
 async fn terminal(State(lab): State<LabState>, Path(id): Path<String>, ws: WebSocketUpgrade) -> Result<Response, LabError> {
     let s = lab.session(&id)?;
     Ok(ws.on_upgrade(move |socket| async move {
         let _viewer = s.viewer(&lab);
-        serve_terminal(s.clone(), socket).await
+        serve_terminal(s.clone(), socket, Keys::Student).await
     }))
 }
 
+/// Who is at a terminal page, and so what its keystrokes do.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Keys {
+    /// The student: typed, and counted as their activity.
+    Student,
+    /// An instructor who took over: typed, not the student's activity.
+    Instructor,
+    /// An instructor watching: dropped.
+    Watch,
+}
+
 /// One page's connection to the session's shell: the scrollback first, then live output;
-/// binary frames from the page are keystrokes, text frames are `TerminalControl`.
-async fn serve_terminal(s: Arc<Session>, socket: WebSocket) {
+/// binary frames from the page are keystrokes, text frames are `TerminalControl`. Ends
+/// (the page reconnects) when the lab is taken down (reset or ended).
+pub(crate) async fn serve_terminal(s: Arc<Session>, socket: WebSocket, keys: Keys) {
     let (replay, mut output) = s.terminal.connect();
     let (mut sink, mut input) = socket.split();
     if sink.send(Message::Binary(replay.into())).await.is_err() {
         return;
     }
+    let mut check = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
+            _ = check.tick() => {
+                if s.terminal.is_closed() {
+                    let _ = sink.send(Message::Close(None)).await;
+                    return;
+                }
+            },
             out = output.recv() => match out {
                 Ok(bytes) => {
                     if sink.send(Message::Binary(bytes)).await.is_err() {
@@ -630,12 +788,17 @@ async fn serve_terminal(s: Arc<Session>, socket: WebSocket) {
                 }
             },
             msg = input.next() => match msg {
-                Some(Ok(Message::Binary(b))) => {
-                    s.touch();
-                    s.typed();
-                    s.terminal.write(&b);
-                }
-                Some(Ok(Message::Text(t))) => {
+                Some(Ok(Message::Binary(b))) => match keys {
+                    Keys::Student => {
+                        s.touch();
+                        s.typed();
+                        s.terminal.write(&b);
+                    }
+                    Keys::Instructor => s.terminal.write(&b),
+                    Keys::Watch => {}
+                },
+                // The size is the student's page's: a watcher's window must not reflow it.
+                Some(Ok(Message::Text(t))) if keys == Keys::Student => {
                     if let Ok(TerminalControl::Resize { cols, rows }) = serde_json::from_str::<TerminalControl>(&t) {
                         let term = s.terminal.clone();
                         let _ = tokio::task::spawn_blocking(move || term.resize(cols, rows)).await;

@@ -16,12 +16,25 @@ pub struct Tracker {
     /// Since when the current step is the current one.
     pub since: DateTime<Utc>,
     events: Vec<Event>,
+    /// When each of `events` happened.
+    times: Vec<DateTime<Utc>>,
 }
 
 impl Default for Tracker {
     fn default() -> Tracker {
-        Tracker { lesson: None, done: BTreeMap::new(), since: Utc::now(), events: Vec::new() }
+        Tracker { lesson: None, done: BTreeMap::new(), since: Utc::now(), events: Vec::new(), times: Vec::new() }
     }
+}
+
+/// A step whose check just passed, with what passed it (the hand-in's evidence).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Passed {
+    pub lesson: String,
+    pub step: String,
+    /// Commands run on the step (see [`Tracker::attempts`]).
+    pub attempts: u32,
+    /// The events seen on the step, with their times.
+    pub events: Vec<(DateTime<Utc>, Event)>,
 }
 
 /// A session keeps at most this many events for its current step.
@@ -40,6 +53,7 @@ impl Tracker {
     pub fn select(&mut self, lesson: &str) {
         self.lesson = Some(lesson.to_string());
         self.events.clear();
+        self.times.clear();
         self.since = Utc::now();
     }
 
@@ -50,15 +64,17 @@ impl Tracker {
         self.events.iter().filter(|e| is_command(e)).count() as u32
     }
 
-    pub fn record(&mut self, e: Event) {
+    pub fn record(&mut self, e: Event, at: DateTime<Utc>) {
         if self.events.len() == MAX_EVENTS {
             self.events.remove(0);
+            self.times.remove(0);
         }
         self.events.push(e);
+        self.times.push(at);
     }
 
-    /// Marks every step that is now done, in order, and returns them as (lesson, step).
-    pub fn advance(&mut self, lessons: &[Lesson], state: &State) -> Vec<(String, String)> {
+    /// Marks every step that is now done, in order, and returns them.
+    pub fn advance(&mut self, lessons: &[Lesson], state: &State) -> Vec<Passed> {
         let mut newly = Vec::new();
         let Some(lesson) = self.lesson.as_ref().and_then(|id| lessons.iter().find(|l| &l.id == id)) else { return newly };
         loop {
@@ -68,8 +84,9 @@ impl Tracker {
                 break;
             }
             done.push(step.id.clone());
-            newly.push((lesson.id.clone(), step.id.clone()));
-            self.events.clear();
+            let attempts = self.attempts();
+            let events = self.times.drain(..).zip(self.events.drain(..)).collect();
+            newly.push(Passed { lesson: lesson.id.clone(), step: step.id.clone(), attempts, events });
             self.since = Utc::now();
         }
         newly

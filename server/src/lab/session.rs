@@ -41,6 +41,8 @@ pub struct Session {
     pub tracker: Mutex<Tracker>,
     /// Terminal pages connected now.
     viewers: AtomicUsize,
+    /// Instructors who have taken over the terminal now.
+    controllers: Mutex<Vec<String>>,
     activity: Mutex<Activity>,
     api: tokio::task::JoinHandle<()>,
 }
@@ -52,6 +54,20 @@ pub struct Activity {
     pub last: Option<DateTime<Utc>>,
     /// The last docker command, as the engine saw it.
     pub last_action: Option<String>,
+}
+
+pub struct Controller {
+    session: Arc<Session>,
+    instructor: String,
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let mut c = self.session.controllers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = c.iter().position(|n| *n == self.instructor) {
+            c.remove(i);
+        }
+    }
 }
 
 /// A connected terminal page: counted while it lives, and dashboards told both times.
@@ -121,6 +137,7 @@ impl Session {
             last_seen: Mutex::new(Utc::now()),
             tracker: Mutex::new(tracker),
             viewers: AtomicUsize::new(0),
+            controllers: Mutex::new(Vec::new()),
             activity: Mutex::new(Activity::default()),
             api,
         })
@@ -134,6 +151,17 @@ impl Session {
         self.viewers.fetch_add(1, Ordering::SeqCst);
         lab.notify();
         Viewer { session: self.clone(), lab: lab.clone() }
+    }
+
+    /// An instructor typing in the student's terminal, until the guard drops.
+    pub fn controller(self: &Arc<Self>, instructor: &str) -> Controller {
+        self.controllers.lock().unwrap_or_else(|p| p.into_inner()).push(instructor.to_string());
+        Controller { session: self.clone(), instructor: instructor.to_string() }
+    }
+
+    /// The first instructor typing in the terminal now.
+    pub fn controlled_by(&self) -> Option<String> {
+        self.controllers.lock().unwrap_or_else(|p| p.into_inner()).first().cloned()
     }
 
     pub fn viewers(&self) -> usize {

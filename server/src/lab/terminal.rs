@@ -88,6 +88,10 @@ impl Terminal {
         }
     }
 
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
     /// Stops holding the shell (the session is being removed).
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
