@@ -126,6 +126,8 @@ pub enum TerminalControl {
 // - `POST /api/teach/classes`             <- `NewClassRequest` -> `ClassInfo` (201)
 // - `GET  /api/teach/classes/{id}`        -> `Dashboard`
 // - `PUT  /api/teach/classes/{id}/window` <- `ClassWindow` -> `ClassInfo` (e.g. reopen a class)
+// - `GET|PUT /api/teach/classes/{id}/limits` `ClassLimits`: the class's labs' limits
+//                                         (the server's `--lab-…` defaults where unset)
 // - `GET  /api/teach/classes/{id}/qr.svg` the join URL (on the address the teacher uses) as a QR code
 // - `POST /api/teach/classes/{id}/messages` <- `SendMessage` (201): to one student or all
 // - `DELETE /api/teach/classes/{id}/students/{name}/hand`   answers (lowers) a raised hand
@@ -279,6 +281,26 @@ pub struct NewClassRequest {
     pub opens: Option<String>,
     #[serde(default)]
     pub closes: Option<String>,
+}
+
+/// Limits for each lab of a class, overriding the server's `--lab-session-cpus`,
+/// `--lab-session-memory`, `--lab-session-pids`, `--lab-disk` and `--lab-containers`.
+/// They apply to labs made (joined, reset, reopened) after they are set, and to every
+/// lab of the class from the server's next start.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClassLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_cpus: Option<f64>,
+    /// Bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_memory: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_pids: Option<i64>,
+    /// Bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containers: Option<u32>,
 }
 
 /// A class's time window; both optional (RFC 3339, or `YYYY-MM-DDTHH:MM` in UTC).

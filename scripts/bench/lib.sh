@@ -23,6 +23,7 @@
 
 set -euo pipefail
 export LC_ALL=C          # EPOCHREALTIME and printf use '.' as decimal point
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)   # the node clients live here
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 BERTH_BIN=${BERTH_BIN:-${CARGO_TARGET_DIR:-target}/release/berth}

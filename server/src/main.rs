@@ -84,6 +84,21 @@ enum ClassCommand {
         /// The playground's address as students reach it, for the join URL.
         #[arg(long, default_value = "http://localhost:8080")]
         url: String,
+        /// CPUs for each student's lab (default: the server's --lab-session-cpus).
+        #[arg(long)]
+        session_cpus: Option<f64>,
+        /// Memory for each student's lab, e.g. 512m (default: --lab-session-memory).
+        #[arg(long, value_parser = berth_server::lab::parse_size)]
+        session_memory: Option<i64>,
+        /// Processes for each student's lab (default: --lab-session-pids).
+        #[arg(long)]
+        session_pids: Option<i64>,
+        /// Disk for each student's lab, e.g. 1g (default: --lab-disk).
+        #[arg(long, value_parser = berth_server::lab::parse_size)]
+        disk: Option<i64>,
+        /// Containers each student may hold at once (default: --lab-containers).
+        #[arg(long)]
+        containers: Option<u32>,
     },
     /// List the classes with their codes.
     List {
@@ -157,13 +172,14 @@ fn class(cmd: ClassCommand) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("start the async runtime")?;
     rt.block_on(async {
         match cmd {
-            ClassCommand::Create { root, name, lessons, opens, closes, url } => {
+            ClassCommand::Create { root, name, lessons, opens, closes, url, session_cpus, session_memory, session_pids, disk, containers } => {
                 let catalog = berth_lessons::all().context("read the lessons")?;
                 let new = NewClass {
                     name,
                     lessons: classroom::parse_lessons(&lessons, &catalog)?,
                     opens: opens.as_deref().map(classroom::parse_time).transpose()?,
                     closes: closes.as_deref().map(classroom::parse_time).transpose()?,
+                    limits: berth_lessons::api::ClassLimits { session_cpus, session_memory, session_pids, disk, containers },
                 };
                 let (row, code) = classroom::create_class(&lab_db(&root).await?, new).await?;
                 println!("class: {} ({})", row.name, row.id);

@@ -490,3 +490,40 @@ fn a_teacher_watches_takes_over_answers_messages_and_resets_or_ends_a_lab() {
         assert!(done.contains(&a.to_string()), "{a:?} not recorded: {done:?}");
     }
 }
+
+#[test]
+fn a_class_sets_the_limits_of_its_labs() {
+    let lab = Lab::start();
+    let root = lab.berth.root.to_str().unwrap().to_string();
+    let o = berth(&["class", "create", "--root", &root, "--name", "x", "--session-memory", "1m"], "");
+    assert!(!o.status.success() && text(&o).contains("at least 64m"), "{}", text(&o));
+    let code = class_code(&lab, &["--containers", "1", "--session-pids", "100"]);
+    let (status, v) = join(&lab, serde_json::json!({ "code": code, "name": "Ann" }));
+    assert_eq!(status, 201, "{v}");
+    let sid = v["session"]["id"].as_str().unwrap().to_string();
+    assert_eq!(lab.session_cgroup_file(&sid, "pids", "pids.max"), "100");
+    let o = lab.session_docker(&sid, &["run", "-d", "busybox", "sleep", "300"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = lab.session_docker(&sid, &["run", "-d", "busybox", "sleep", "300"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("its limit"), "{}", String::from_utf8_lossy(&o.stderr));
+    // An open-playground lab on the same server keeps the server's defaults.
+    let other = lab.create_session();
+    assert_eq!(lab.session_cgroup_file(&other, "pids", "pids.max"), "512");
+
+    // The teacher reads and changes them; a reset lab gets the new ones.
+    let o = berth(&["instructor", "add", "--root", &root, "kim"], "correct horse\n");
+    assert!(o.status.success(), "{}", text(&o));
+    let cookie = login(&lab, "kim", "correct horse").unwrap();
+    let (_, body, _) = lab.http_with("GET", "/api/teach/classes", None, &[&cookie]);
+    let classes: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = classes[0]["id"].as_str().unwrap().to_string();
+    let (status, body, _) = lab.http_with("GET", &format!("/api/teach/classes/{id}/limits"), None, &[&cookie]);
+    assert_eq!((status, body.as_str()), (200, r#"{"session_pids":100,"containers":1}"#));
+    let (status, body, _) = lab.http_with("PUT", &format!("/api/teach/classes/{id}/limits"), Some(r#"{"session_pids":5}"#), &[&cookie]);
+    assert!(status == 400 && body.contains("16 or more"), "{status} {body}");
+    let (status, body, _) = lab.http_with("PUT", &format!("/api/teach/classes/{id}/limits"), Some(r#"{"session_pids":200,"containers":3}"#), &[&cookie]);
+    assert_eq!(status, 200, "{body}");
+    let (status, body, _) = lab.http_with("POST", &format!("/api/teach/classes/{id}/students/Ann/reset"), None, &[&cookie]);
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(lab.session_cgroup_file(&sid, "pids", "pids.max"), "200");
+}

@@ -120,7 +120,7 @@ mod tests {
         let catalog = berth_lessons::all().unwrap();
         let first = &catalog[0];
         let now = Utc::now();
-        let class = ClassRow { id: "c1".into(), name: "c".into(), code: "ABCDEFGH".into(), lessons: vec![first.id.clone()], opens: None, closes: None, created: now };
+        let class = ClassRow { id: "c1".into(), name: "c".into(), code: "ABCDEFGH".into(), lessons: vec![first.id.clone()], opens: None, closes: None, created: now, limits: Default::default() };
         let s = |name: &str, done: usize, since_min: i64, attempts: u32| StudentSnapshot {
             name: name.into(),
             joined: now,

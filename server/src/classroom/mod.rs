@@ -11,7 +11,7 @@ pub mod teach;
 pub mod transcript;
 pub mod web;
 
-use berth_lessons::api::{ClassInfo, ErrorKind};
+use berth_lessons::api::{ClassInfo, ClassLimits, ErrorKind};
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use crate::lab::db::{ClassRow, Db, DbError};
@@ -53,6 +53,8 @@ pub enum ClassroomError {
     Locked { until: DateTime<Utc> },
     #[error("this rejoin link is not valid for the class")]
     BadToken,
+    #[error("a bad limit: {0}")]
+    BadLimit(String),
     #[error("password hash: {0}")]
     Hash(#[from] bcrypt::BcryptError),
     #[error(transparent)]
@@ -74,7 +76,7 @@ impl ClassroomError {
             WrongPin => ErrorKind::WrongPin,
             Locked { .. } => ErrorKind::RateLimited,
             BadToken => ErrorKind::BadToken,
-            ShortPassword | UnknownLesson(..) | RepeatedLesson(_) | BadTime(_) | Window { .. } => ErrorKind::BadClass,
+            ShortPassword | UnknownLesson(..) | RepeatedLesson(_) | BadTime(_) | Window { .. } | BadLimit(_) => ErrorKind::BadClass,
             Hash(_) | Db(_) => return None,
         })
     }
@@ -216,11 +218,37 @@ pub struct NewClass {
     pub lessons: Vec<String>,
     pub opens: Option<DateTime<Utc>>,
     pub closes: Option<DateTime<Utc>>,
+    pub limits: ClassLimits,
+}
+
+/// Checks a class's lab limits: each set one within what a lab can work with.
+pub fn check_limits(l: &ClassLimits) -> Result<(), ClassroomError> {
+    const MIB: i64 = 1 << 20;
+    let bad = |what: &str, why: &str| Err(ClassroomError::BadLimit(format!("{what}: {why}")));
+    if let Some(c) = l.session_cpus {
+        if !(c > 0.0 && c <= 256.0) {
+            return bad("CPUs per lab", "more than 0, at most 256");
+        }
+    }
+    if l.session_memory.is_some_and(|m| m < 64 * MIB) {
+        return bad("memory per lab", "at least 64m");
+    }
+    if l.session_pids.is_some_and(|p| !(16..=1 << 20).contains(&p)) {
+        return bad("processes per lab", "16 or more");
+    }
+    if l.disk.is_some_and(|d| d < 64 * MIB) {
+        return bad("disk per lab", "at least 64m");
+    }
+    if l.containers.is_some_and(|c| !(1..=1000).contains(&c)) {
+        return bad("containers per lab", "1 to 1000");
+    }
+    Ok(())
 }
 
 /// Stores a class with a fresh join code (another one if the first is taken).
 pub async fn create_class(db: &Db, new: NewClass) -> Result<(ClassRow, JoinCode), ClassroomError> {
     let name = check_name("the class's name", &new.name)?;
+    check_limits(&new.limits)?;
     if let (Some(opens), Some(closes)) = (new.opens, new.closes) {
         if closes <= opens {
             return Err(ClassroomError::Window { opens, closes });
@@ -237,6 +265,7 @@ pub async fn create_class(db: &Db, new: NewClass) -> Result<(ClassRow, JoinCode)
             opens: new.opens,
             closes: new.closes,
             created: Utc::now(),
+            limits: new.limits.clone(),
         };
         match db.insert_class(&row).await {
             Ok(()) => return Ok((row, code)),

@@ -191,7 +191,7 @@ mod tests {
     fn sample(root: &Path) -> (ServerKey, String) {
         let key = ServerKey::load_or_create(root).unwrap();
         let now = Utc::now();
-        let class = ClassRow { id: "c1".into(), name: "도커 입문".into(), code: "ABCDEFGH".into(), lessons: vec!["lifecycle".into()], opens: None, closes: None, created: now };
+        let class = ClassRow { id: "c1".into(), name: "도커 입문".into(), code: "ABCDEFGH".into(), lessons: vec!["lifecycle".into()], opens: None, closes: None, created: now, limits: Default::default() };
         let events = r#"[{"at":"2026-12-01T00:00:00+00:00","event":{"kind":"request","action":"search","id":"","attributes":{"term":"busy\nbox"}}}]"#;
         let steps = vec![
             DoneStep { lesson: "lifecycle".into(), step: "search".into(), done_at: now, attempts: Some(1), events: Some(events.into()) },

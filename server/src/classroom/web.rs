@@ -13,7 +13,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use berth_lessons::api::{AuditRow, ClassInfo, ClassWindow, Dashboard, ErrorKind, HandRow, Instructor, JoinRequest, Joined, Login, NewClassRequest, SendMessage, Watching};
+use berth_lessons::api::{AuditRow, ClassInfo, ClassLimits, ClassWindow, Dashboard, ErrorKind, HandRow, Instructor, JoinRequest, Joined, Login, NewClassRequest, SendMessage, Watching};
 use chrono::Utc;
 use futures_util::Stream;
 use serde::de::DeserializeOwned;
@@ -35,6 +35,7 @@ pub fn routes(lab: Arc<Lab>) -> Router {
         .route("/api/teach/classes", get(list_classes).post(create_class))
         .route("/api/teach/classes/{id}", get(dashboard))
         .route("/api/teach/classes/{id}/window", put(set_window))
+        .route("/api/teach/classes/{id}/limits", get(get_limits).put(set_limits))
         .route("/api/teach/classes/{id}/live", get(live))
         .route("/api/teach/classes/{id}/qr.svg", get(qr))
         .route("/api/teach/classes/{id}/messages", post(send_message))
@@ -117,7 +118,7 @@ async fn join(State(lab): State<LabState>, ConnectInfo(addr): ConnectInfo<Socket
                 }
                 // The lab is gone otherwise (it failed to reopen): a fresh one.
                 None => {
-                    let s = lab.create_session().await?;
+                    let s = lab.create_session_with(&lab.opts.with_class(&class.limits)).await?;
                     lab.db.set_member_session(&class.id, &m.name_key, &s.id).await.map_err(db_err)?;
                     lab.add_member(&s.id, member.clone());
                     if let Some(first) = class.lessons.first() {
@@ -136,7 +137,7 @@ async fn join(State(lab): State<LabState>, ConnectInfo(addr): ConnectInfo<Socket
                     format!("lab sessions need Linux containers, and {} ({why})", berth_engine::runtime::NO_LINUX),
                 ));
             }
-            let s = lab.create_session().await?;
+            let s = lab.create_session_with(&lab.opts.with_class(&class.limits)).await?;
             let enrolled = match members::enroll(&lab.db, &class, &name, &s.id, now).await {
                 Ok(e) => e,
                 Err(e) => {
@@ -222,7 +223,7 @@ async fn create_class(State(lab): State<LabState>, headers: HeaderMap, body: axu
     let req: NewClassRequest = parse(&body)?;
     let new = (|| -> Result<NewClass, ClassroomError> {
         let (opens, closes) = parse_window(req.opens.as_deref(), req.closes.as_deref())?;
-        Ok(NewClass { name: req.name.clone(), lessons: super::parse_lessons(&req.lessons.join(","), &lab.lessons)?, opens, closes })
+        Ok(NewClass { name: req.name.clone(), lessons: super::parse_lessons(&req.lessons.join(","), &lab.lessons)?, opens, closes, limits: Default::default() })
     })()
     .map_err(|e| refuse(&lab, &[], e))?;
     let (row, _) = super::create_class(&lab.db, new).await.map_err(|e| refuse(&lab, &[], e))?;
@@ -241,6 +242,20 @@ async fn set_window(State(lab): State<LabState>, headers: HeaderMap, Path(id): P
     lab.apply_class_windows().await?;
     let row = lab.db.class(&id).await.map_err(db_err)?.ok_or_else(|| no_class(&id))?;
     Ok(Json(class_info(&row, Utc::now(), true)))
+}
+
+async fn get_limits(State(lab): State<LabState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<ClassLimits>, LabError> {
+    let (class, _) = class_and_instructor(&lab, &headers, &id).await?;
+    Ok(Json(class.limits))
+}
+
+async fn set_limits(State(lab): State<LabState>, headers: HeaderMap, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Json<ClassLimits>, LabError> {
+    let (class, who) = class_and_instructor(&lab, &headers, &id).await?;
+    let limits: ClassLimits = parse(&body)?;
+    super::check_limits(&limits).map_err(|e| refuse(&lab, &[], e))?;
+    lab.db.set_class_limits(&class.id, &limits).await.map_err(db_err)?;
+    record(&lab, &class.id, &who, "limits", None).await?;
+    Ok(Json(limits))
 }
 
 fn no_class(id: &str) -> LabError {

@@ -122,6 +122,9 @@ const SCHEMA: &[&str] = &[
     )",
 ];
 
+/// (table, column, declaration) of columns added to tables that existed before them.
+const MIGRATIONS: &[(&str, &str, &str)] = &[("classes", "limits", "TEXT")];
+
 /// A student of a class as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemberRow {
@@ -190,6 +193,8 @@ pub struct ClassRow {
     pub opens: Option<DateTime<Utc>>,
     pub closes: Option<DateTime<Utc>>,
     pub created: DateTime<Utc>,
+    /// The class's labs' limits (none set: the server's defaults).
+    pub limits: berth_lessons::api::ClassLimits,
 }
 
 impl Db {
@@ -202,6 +207,13 @@ impl Db {
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
         for stmt in SCHEMA {
             sqlx::query(stmt).execute(&pool).await?;
+        }
+        // Columns added after a table was first shipped.
+        for (table, column, decl) in MIGRATIONS {
+            let has: Option<i64> = sqlx::query_scalar(&format!("SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?")).bind(column).fetch_optional(&pool).await?;
+            if has.is_none() {
+                sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}")).execute(&pool).await?;
+            }
         }
         Ok(Db { pool })
     }
@@ -280,7 +292,7 @@ impl Db {
     /// Stores a new class. Fails (a unique-constraint error, see
     /// [`DbError::is_duplicate`]) when its code is taken.
     pub async fn insert_class(&self, c: &ClassRow) -> Result<(), DbError> {
-        sqlx::query("INSERT INTO classes (id, name, code, lessons, opens, closes, created) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO classes (id, name, code, lessons, opens, closes, created, limits) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
             .bind(&c.id)
             .bind(&c.name)
             .bind(&c.code)
@@ -288,14 +300,20 @@ impl Db {
             .bind(c.opens.map(|t| t.to_rfc3339()))
             .bind(c.closes.map(|t| t.to_rfc3339()))
             .bind(c.created.to_rfc3339())
+            .bind(serde_json::to_string(&c.limits).unwrap_or_default())
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
+    pub async fn set_class_limits(&self, id: &str, limits: &berth_lessons::api::ClassLimits) -> Result<bool, DbError> {
+        let r = sqlx::query("UPDATE classes SET limits = ? WHERE id = ?").bind(serde_json::to_string(limits).unwrap_or_default()).bind(id).execute(&self.pool).await?;
+        Ok(r.rows_affected() > 0)
+    }
+
     /// Every class, oldest first.
     pub async fn classes(&self) -> Result<Vec<ClassRow>, DbError> {
-        let rows = sqlx::query("SELECT id, name, code, lessons, opens, closes, created FROM classes ORDER BY created, rowid").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT id, name, code, lessons, opens, closes, created, limits FROM classes ORDER BY created, rowid").fetch_all(&self.pool).await?;
         Ok(rows
             .iter()
             .map(|r| ClassRow {
@@ -306,6 +324,7 @@ impl Db {
                 opens: r.get::<Option<String>, _>("opens").map(parse_time),
                 closes: r.get::<Option<String>, _>("closes").map(parse_time),
                 created: parse_time(r.get("created")),
+                limits: r.get::<Option<String>, _>("limits").and_then(|l| serde_json::from_str(&l).ok()).unwrap_or_default(),
             })
             .collect())
     }

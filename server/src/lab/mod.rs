@@ -110,6 +110,31 @@ impl LabOptions {
         (self.cpus * 1e9) as i64
     }
 
+    /// These options with a class's limits where it sets them.
+    pub fn with_class(&self, l: &berth_lessons::api::ClassLimits) -> LabOptions {
+        let mut o = self.clone();
+        if let Some(c) = l.session_cpus {
+            o.session_cpus = c;
+            // A container may not have more than its lab.
+            o.cpus = o.cpus.min(c);
+        }
+        if let Some(m) = l.session_memory {
+            o.session_memory = m;
+            o.memory = o.memory.min(m);
+        }
+        if let Some(p) = l.session_pids {
+            o.session_pids = p;
+            o.pids = o.pids.min(p);
+        }
+        if let Some(d) = l.disk {
+            o.disk = d;
+        }
+        if let Some(c) = l.containers {
+            o.containers = c as usize;
+        }
+        o
+    }
+
     /// A session's envelope: the cgroup all it runs shares, with its limits.
     pub fn envelope(&self, ns: &str) -> Envelope {
         Envelope::for_namespace(ns, self.session_memory, (self.session_cpus * 1e9) as i64, self.session_pids)
@@ -131,7 +156,7 @@ impl LabOptions {
     }
 }
 
-fn parse_size(s: &str) -> Result<i64, String> {
+pub fn parse_size(s: &str) -> Result<i64, String> {
     let s = s.trim().to_ascii_lowercase();
     let (num, mult) = match s.chars().last() {
         Some('k') => (&s[..s.len() - 1], 1i64 << 10),
@@ -273,7 +298,8 @@ impl Lab {
                 lab.ended_lock().insert(row.id.clone(), tracker);
                 continue;
             }
-            match Session::open(lab.engine.clone(), &lab.opts, &lab.dir, &row.id, row.created, tracker).await {
+            let opts = lab.opts_for(&row.id).await?;
+            match Session::open(lab.engine.clone(), &opts, &lab.dir, &row.id, row.created, tracker).await {
                 Ok(s) => {
                     *s.last_seen.lock().unwrap_or_else(|p| p.into_inner()) = row.last_seen;
                     lab.sessions_lock().insert(row.id.clone(), Arc::new(s));
@@ -285,6 +311,15 @@ impl Lab {
         lab.clone().reap_periodically();
         lab.clone().keep_class_windows();
         Ok(lab)
+    }
+
+    /// The options a session's lab is made with: its class's limits over the server's.
+    pub(crate) async fn opts_for(&self, session: &str) -> anyhow::Result<LabOptions> {
+        let Some(m) = self.member(session) else { return Ok(self.opts.clone()) };
+        Ok(match self.db.class(&m.class).await? {
+            Some(c) => self.opts.with_class(&c.limits),
+            None => self.opts.clone(),
+        })
     }
 
     /// A session's progress as the database has it.
@@ -310,7 +345,7 @@ impl Lab {
     pub(crate) async fn reset_session(&self, id: &str) -> anyhow::Result<()> {
         let tracker = self.take_down(id).await?;
         let created = self.db.sessions().await?.into_iter().find(|r| r.id == id).map_or_else(Utc::now, |r| r.created);
-        let s = Session::open(self.engine.clone(), &self.opts, &self.dir, id, created, tracker).await?;
+        let s = Session::open(self.engine.clone(), &self.opts_for(id).await?, &self.dir, id, created, tracker).await?;
         self.sessions_lock().insert(id.to_string(), Arc::new(s));
         self.apply_class_windows().await?;
         self.notify();
@@ -330,7 +365,7 @@ impl Lab {
     pub(crate) async fn reopen_session(&self, id: &str) -> anyhow::Result<Arc<Session>> {
         let tracker = self.ended_lock().remove(id).unwrap_or_default();
         let created = self.db.sessions().await?.into_iter().find(|r| r.id == id).map_or_else(Utc::now, |r| r.created);
-        let s = Arc::new(Session::open(self.engine.clone(), &self.opts, &self.dir, id, created, tracker).await?);
+        let s = Arc::new(Session::open(self.engine.clone(), &self.opts_for(id).await?, &self.dir, id, created, tracker).await?);
         self.sessions_lock().insert(id.to_string(), s.clone());
         self.apply_class_windows().await?;
         self.notify();
@@ -519,10 +554,15 @@ impl Lab {
     }
 
     pub async fn create_session(self: &Arc<Self>) -> anyhow::Result<Arc<Session>> {
+        self.create_session_with(&self.opts).await
+    }
+
+    /// A new session with these limits (a class's).
+    pub(crate) async fn create_session_with(self: &Arc<Self>, opts: &LabOptions) -> anyhow::Result<Arc<Session>> {
         let id = berth_engine::fsutil::random_id()[..32].to_string();
         let now = Utc::now();
         self.db.insert_session(&db::SessionRow { id: id.clone(), created: now, last_seen: now, lesson: None }).await?;
-        let s = match Session::open(self.engine.clone(), &self.opts, &self.dir, &id, now, Tracker::default()).await {
+        let s = match Session::open(self.engine.clone(), opts, &self.dir, &id, now, Tracker::default()).await {
             Ok(s) => Arc::new(s),
             Err(e) => {
                 let _ = self.db.delete_session(&id).await;
