@@ -295,7 +295,7 @@ mod tests {
         assert!(matches!(add_instructor(&db, "a\u{7}b", "long enough").await, Err(ClassroomError::Control { .. })));
 
         let t = |s: &str| parse_time(s).unwrap();
-        let (a, code_a) = create_class(&db, NewClass { name: "Docker 101".into(), lessons: vec!["lifecycle".into()], opens: Some(t("2026-11-30T23:00")), closes: Some(t("2026-12-01T12:00:00+09:00")) }).await.unwrap();
+        let (a, code_a) = create_class(&db, NewClass { name: "Docker 101".into(), lessons: vec!["lifecycle".into()], opens: Some(t("2026-11-30T23:00")), closes: Some(t("2026-12-01T12:00:00+09:00")), limits: Default::default() }).await.unwrap();
         let (b, code_b) = create_class(&db, NewClass { name: "도커 입문".into(), ..Default::default() }).await.unwrap();
         assert_ne!(code_a, code_b);
         assert_eq!(db.classes().await.unwrap(), vec![a.clone(), b]);
