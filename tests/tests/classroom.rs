@@ -309,7 +309,9 @@ fn a_teacher_sees_the_class_live_and_closes_and_reopens_it() {
     assert_eq!(status, 200, "its students still come back: {v}");
     assert_eq!(lab.status(&sa)["class"]["class"]["state"], "closed");
 
-    // The class, roster and progress survive a restart of the server.
+    // The class, roster, progress and raised hands survive a restart of the server.
+    let (status, body, _) = lab.http_with("POST", &format!("/api/sessions/{sb}/hand"), Some(r#"{"note":"still here"}"#), &[]);
+    assert_eq!(status, 204, "{body}");
     drop(t);
     drop(live);
     lab.berth.kill_server();
@@ -328,6 +330,7 @@ fn a_teacher_sees_the_class_live_and_closes_and_reopens_it() {
     let d: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{body}"));
     assert_eq!(student(&d, "Ann")["done"], 1, "{d}");
     assert_eq!(student(&d, "Bo")["done"], 0, "{d}");
+    assert_eq!(d["hands"][0]["name"], "Bo", "{d}");
     let o = lab.session_docker(&sa, &["start", "web"]);
     assert!(!o.status.success(), "still closed after the restart");
 

@@ -231,4 +231,24 @@ mod tests {
         assert!(verify(&foreign, None).is_ok());
         assert!(matches!(verify(&foreign, Some(&key.public())), Err(TranscriptError::OtherKey { .. })));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any text is refused cleanly (never a panic), and no single changed byte of a
+        /// real transcript verifies.
+        #[test]
+        fn any_input_verifies_or_fails_cleanly(junk in ".{0,400}", at in 0usize..2000, byte in 0u8..=255) {
+            let _ = verify(&junk, None);
+            let dir = tempfile::tempdir().unwrap();
+            let (_, text) = sample(dir.path());
+            let mut bytes = text.into_bytes();
+            let i = at % bytes.len();
+            if bytes[i] != byte {
+                bytes[i] = byte;
+                let changed = String::from_utf8_lossy(&bytes).to_string();
+                proptest::prop_assert!(verify(&changed, None).is_err(), "byte {} changed and still verified", i);
+            }
+        }
+    }
 }
