@@ -134,16 +134,16 @@ impl Lab {
     }
 
     pub fn terminal(&self, id: &str) -> Term {
-        self.terminal_at(&format!("/api/sessions/{id}/terminal"), None).expect("websocket handshake")
+        self.terminal_at(&format!("/api/sessions/{id}/terminal"), &[]).expect("websocket handshake")
     }
 
-    /// A terminal WebSocket at `path` (with a `Cookie` header's value): an
+    /// A terminal WebSocket at `path` with request headers (`("Cookie", "a=b")`): an
     /// instructor's view of a student's terminal, say. Err: the refused handshake.
-    pub fn terminal_at(&self, path: &str, cookie: Option<&str>) -> Result<Term, String> {
+    pub fn terminal_at(&self, path: &str, headers: &[(&str, &str)]) -> Result<Term, String> {
         use tungstenite::client::IntoClientRequest;
         let mut req = format!("ws://{}{path}", self.addr).into_client_request().expect("request");
-        if let Some(c) = cookie {
-            req.headers_mut().insert("Cookie", c.parse().expect("cookie header"));
+        for (k, v) in headers {
+            req.headers_mut().insert(tungstenite::http::HeaderName::from_bytes(k.as_bytes()).expect("header name"), v.parse().expect("header value"));
         }
         let stream = TcpStream::connect(&self.addr).expect("connect");
         stream.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");

@@ -261,6 +261,14 @@ fn a_teacher_sees_the_class_live_and_closes_and_reopens_it() {
         let (status, _, _) = lab.http_with("GET", &format!("/api/teach/classes/{id}"), None, &[h]);
         assert_eq!(status, 401, "{h}");
     }
+    // Nor does the teacher's own cookie, sent by a student's web page (served on this
+    // origin by the port proxy, sandboxed to an opaque origin) or by another site.
+    for origin in ["Origin: null", "Origin: http://evil.example"] {
+        let (status, body, _) = lab.http_with("POST", &format!("/api/teach/classes/{id}/messages"), Some(r#"{"text":"pwned"}"#), &[&cookie, origin]);
+        assert_eq!(status, 403, "{origin}: {body}");
+    }
+    let same = format!("Origin: http://{}", lab.addr);
+    assert_eq!(lab.http_with("GET", "/api/teach/me", None, &[&cookie, &same]).0, 200);
 
     let mut live = Live::open(&lab, &id, &cookie);
     let d = live.next();
@@ -380,8 +388,13 @@ fn a_teacher_watches_takes_over_answers_messages_and_resets_or_ends_a_lab() {
     // Watching: the teacher sees what Ann types; the teacher's keys go nowhere.
     let mut ann = lab.terminal(&sa);
     ann.expect("$ ");
-    assert!(lab.terminal_at(&format!("/api/teach/classes/{id}/students/Ann/terminal"), None).is_err(), "no login, no terminal");
-    let mut watch = lab.terminal_at(&format!("/api/teach/classes/{id}/students/ann/terminal"), Some(&cookie_value)).expect("watch");
+    assert!(lab.terminal_at(&format!("/api/teach/classes/{id}/students/Ann/terminal"), &[]).is_err(), "no login, no terminal");
+    let err = lab
+        .terminal_at(&format!("/api/teach/classes/{id}/students/Ann/terminal"), &[("Cookie", &cookie_value), ("Origin", "null")])
+        .err()
+        .expect("a student's page (an opaque origin) cannot open it with the teacher's cookie");
+    assert!(err.starts_with("403"), "{err}");
+    let mut watch = lab.terminal_at(&format!("/api/teach/classes/{id}/students/ann/terminal"), &[("Cookie", &cookie_value)]).expect("watch");
     ann.line("echo from-ann-$((2+3))");
     watch.expect("from-ann-5");
     watch.line("echo watcher-$((1+1))");
@@ -392,7 +405,7 @@ fn a_teacher_watches_takes_over_answers_messages_and_resets_or_ends_a_lab() {
     assert_eq!(d["watching"][0]["control"], false);
 
     // Taking over: the teacher types, the student's page is told.
-    let mut control = lab.terminal_at(&format!("/api/teach/classes/{id}/students/Ann/terminal?control=1"), Some(&cookie_value)).expect("take over");
+    let mut control = lab.terminal_at(&format!("/api/teach/classes/{id}/students/Ann/terminal?control=1"), &[("Cookie", &cookie_value)]).expect("take over");
     lab.eventually("the student told", std::time::Duration::from_secs(5), || lab.status(&sa)["instructor_typing"] == "kim");
     control.line("echo teacher-$((3+4))");
     ann.expect("teacher-7");

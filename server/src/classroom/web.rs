@@ -163,6 +163,9 @@ async fn join(State(lab): State<LabState>, ConnectInfo(addr): ConnectInfo<Socket
 async fn login(State(lab): State<LabState>, ConnectInfo(addr): ConnectInfo<SocketAddr>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, LabError> {
     let key = addr_key(addr);
     not_blocked(&lab, &key)?;
+    if !same_origin(&headers) {
+        return Err(LabError::kind(StatusCode::FORBIDDEN, ErrorKind::WrongPassword, "the teacher's login answers its own origin only"));
+    }
     let req: Login = parse(&body)?;
     // Also per name: guesses at one instructor's password from many addresses.
     let name_key = format!("login:{}", req.name.trim().to_lowercase());
@@ -186,8 +189,21 @@ async fn logout(State(lab): State<LabState>, headers: HeaderMap) -> Result<Respo
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, teach::set_cookie(None, &headers))]).into_response())
 }
 
-/// The instructor logged in by the request's cookie, or 401.
+/// Whether a request that names its origin comes from the page's own: students' web
+/// pages are served on this origin too (the port proxy), sandboxed to an opaque
+/// origin, and must never act with a teacher's cookie, whatever the browser does with
+/// SameSite for them.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else { return true };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    origin.to_str().is_ok_and(|o| !host.is_empty() && (o == format!("http://{host}") || o == format!("https://{host}")))
+}
+
+/// The instructor logged in by the request's cookie, or 401 (403 from another origin).
 async fn instructor(lab: &Lab, headers: &HeaderMap) -> Result<String, LabError> {
+    if !same_origin(headers) {
+        return Err(LabError::kind(StatusCode::FORBIDDEN, ErrorKind::NotLoggedIn, "the teacher's pages answer their own origin only"));
+    }
     teach::instructor(&lab.db, headers)
         .await
         .map_err(|e| refuse(lab, &[], e))?
