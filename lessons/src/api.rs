@@ -196,6 +196,8 @@ pub enum ErrorKind {
     NotInClass,
     /// A message that is empty or too long.
     BadMessage,
+    /// An instructor is resetting the lab now: try again in `Retry-After` seconds.
+    Resetting,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

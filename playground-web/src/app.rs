@@ -1,6 +1,8 @@
 //! The student's page: header, lessons, terminal, status strip; the session and the
 //! polling. In a class, the header names the class and the student, the lesson list is
-//! the class's, and a banner says when the class is not open.
+//! the class's, and a banner says when the class is not open; above the terminal, the
+//! instructors' messages and the student's hand, and a notice while an instructor
+//! types in it. A lab the instructor ended covers the page with the way back.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -10,16 +12,19 @@ use gloo_timers::future::TimeoutFuture;
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
+use crate::class_messages::{MessageBanner, MessageList};
 use crate::header::{PageProps, TopBar};
 use crate::http;
 use crate::i18n::{self, tr, T};
 use crate::join::JoinCodeBox;
 use crate::lessons::{LessonList, LessonPane};
 use crate::model::{Lang, Lesson};
+use crate::notices::{LabEnded, TypingNotice};
 use crate::prefs;
+use crate::raise_hand::HandBox;
 use crate::route;
 use crate::status::{StatusStrip, Strip, StripAction};
-use crate::term::{terminal_url, ConnState, TermSession};
+use crate::term::{terminal_url, ConnState, Role, TermSession};
 
 /// The terminal, shared with the lesson pane's "Type it" buttons.
 #[derive(Clone, Default)]
@@ -76,9 +81,30 @@ fn class_lessons(all: &Rc<Vec<Lesson>>, class: Option<&Membership>) -> Rc<Vec<Le
     )
 }
 
-/// The session is no more: expired (404), or ended by an instructor.
-fn lab_gone(e: &http::Error) -> bool {
-    e.is_not_found() || e.kind() == Some(ErrorKind::LabEnded)
+/// An instructor ended the lab (410): the page says so, and leads back to the class.
+fn lab_ended(e: &http::Error) -> bool {
+    e.kind() == Some(ErrorKind::LabEnded)
+}
+
+/// How long a class member's lab may answer 404 before the page takes it for gone:
+/// while an instructor resets it, the server takes the lab down and makes it afresh
+/// under the same id, and answers 404 meanwhile.
+const RESET_GRACE_MS: f64 = 60_000.0;
+
+/// The ended lab's class (its join code), if this browser knows it.
+#[derive(Clone, Debug, PartialEq)]
+struct Ended {
+    code: Option<String>,
+}
+
+/// Polls the session once now (after the student changed something, such as their
+/// hand), rather than at the next second.
+fn refresh(id: String, strip: UseReducerDispatcher<Strip>) {
+    spawn_local(async move {
+        if let Ok(status) = http::session(&id).await {
+            strip.dispatch(StripAction::Polled(Box::new(status), js_sys::Date::now()));
+        }
+    });
 }
 
 #[function_component(App)]
@@ -100,6 +126,7 @@ pub fn app(props: &PageProps) -> Html {
     // leads back to its join page (where this browser's rejoin token is offered), not
     // to an open-playground session outside the class.
     let last_class = use_mut_ref(|| None::<String>);
+    let ended = use_state(|| None::<Ended>);
 
     // The lessons, once (retrying until the server answers).
     {
@@ -131,6 +158,7 @@ pub fn app(props: &PageProps) -> Html {
         let set_session = session.setter();
         let strip = strip.dispatcher();
         let set_class_only = class_only.setter();
+        let set_ended = ended.setter();
         use_effect_with(slot.generation, move |_| {
             if slot.id.is_none() {
                 spawn_local(async move {
@@ -149,7 +177,14 @@ pub fn app(props: &PageProps) -> Html {
                                     });
                                     return;
                                 }
-                                Err(e) if lab_gone(&e) => prefs::store_session_id(None),
+                                // Kept: coming back to the class gives this id again.
+                                Err(e) if lab_ended(&e) => {
+                                    set_ended.set(Some(Ended {
+                                        code: prefs::session_class(),
+                                    }));
+                                    return;
+                                }
+                                Err(e) if e.is_not_found() => prefs::store_session_id(None),
                                 Err(_) => {
                                     TimeoutFuture::new(delay).await;
                                     delay = (delay * 2).min(10_000);
@@ -188,25 +223,43 @@ pub fn app(props: &PageProps) -> Html {
         let set_session = session.setter();
         let strip = strip.dispatcher();
         let last_class = last_class.clone();
+        let set_ended = ended.setter();
         use_effect_with(slot.id.clone(), move |_| {
             let alive = Rc::new(Cell::new(true));
             if let Some(id) = slot.id.clone() {
                 let alive = alive.clone();
                 spawn_local(async move {
+                    // Since when a class member's lab answers 404 (see RESET_GRACE_MS).
+                    let mut missing_since: Option<f64> = None;
                     while alive.get() {
                         TimeoutFuture::new(1000).await;
                         if !alive.get() {
                             break;
                         }
                         match http::session(&id).await {
-                            Ok(status) if alive.get() => strip.dispatch(StripAction::Polled(
-                                Box::new(status),
-                                js_sys::Date::now(),
-                            )),
+                            Ok(status) if alive.get() => {
+                                missing_since = None;
+                                strip.dispatch(StripAction::Polled(
+                                    Box::new(status),
+                                    js_sys::Date::now(),
+                                ))
+                            }
                             Ok(_) => break,
-                            Err(e) if lab_gone(&e) && alive.get() => {
+                            Err(e) if lab_ended(&e) && alive.get() => {
+                                let code =
+                                    last_class.borrow().clone().or_else(prefs::session_class);
+                                set_ended.set(Some(Ended { code }));
+                                break;
+                            }
+                            Err(e) if e.is_not_found() && alive.get() => {
+                                let class = last_class.borrow().clone();
+                                let now = js_sys::Date::now();
+                                let since = *missing_since.get_or_insert(now);
+                                if class.is_some() && now - since < RESET_GRACE_MS {
+                                    continue;
+                                }
                                 prefs::store_session_id(None);
-                                if let Some(code) = last_class.borrow().clone() {
+                                if let Some(code) = class {
                                     route::go(&route::join_path(&code));
                                     break;
                                 }
@@ -265,6 +318,18 @@ pub fn app(props: &PageProps) -> Html {
     let l = props.lang;
     let class = status.as_ref().and_then(|s| s.class.clone());
     *last_class.borrow_mut() = class.as_ref().map(|m| m.class.code.clone());
+    // Where an ended lab leads, even after a reload (the server then says nothing of
+    // the session): kept with the session id.
+    {
+        let code = status
+            .as_ref()
+            .map(|s| s.class.as_ref().map(|m| m.class.code.clone()));
+        use_effect_with(code, |code| {
+            if let Some(code) = code {
+                prefs::store_session_class(code.as_deref());
+            }
+        });
+    }
     let progress = status
         .as_ref()
         .map(|s| s.progress.clone())
@@ -336,6 +401,36 @@ pub fn app(props: &PageProps) -> Html {
     });
     let has_banner = banner.is_some();
 
+    // The class's side of the lab: what the instructors say, the hand, their typing.
+    let messages = status
+        .as_ref()
+        .map(|s| s.messages.clone())
+        .unwrap_or_default();
+    let typing = status.as_ref().and_then(|s| s.instructor_typing.clone());
+    let class_bar = match (&class, session.id.clone()) {
+        (Some(_), Some(id)) => {
+            let on_changed = {
+                let strip = strip.dispatcher();
+                let id = id.clone();
+                Callback::from(move |_: ()| refresh(id.clone(), strip.clone()))
+            };
+            let hand = status.as_ref().and_then(|s| s.hand.clone());
+            html! {
+                <>
+                    <div class="class-bar">
+                        <MessageList lang={l} messages={messages.clone()} />
+                        <HandBox lang={l} session={AttrValue::from(id.clone())} {hand} {on_changed} />
+                    </div>
+                    <MessageBanner lang={l} session={AttrValue::from(id)} messages={messages} />
+                </>
+            }
+        }
+        _ => Html::default(),
+    };
+    let ended_view = (*ended).clone().map(|e| {
+        html! { <LabEnded lang={l} code={e.code.map(AttrValue::from)} /> }
+    });
+
     html! {
         <div class={classes!("page", has_banner.then_some("with-banner"))}>
             <TopBar lang={l} on_lang={props.on_lang.clone()}
@@ -346,8 +441,12 @@ pub fn app(props: &PageProps) -> Html {
             <main class="work">
                 <aside class="left">{ left }</aside>
                 <section class="right">
+                    if let Some(name) = typing {
+                        <TypingNotice lang={l} name={name} />
+                    }
+                    { class_bar }
                     {
-                        match session.id.clone() {
+                        match session.id.clone().filter(|_| ended.is_none()) {
                             Some(id) => html! {
                                 <TerminalView lang={l} session={AttrValue::from(id)} handle={(*term).clone()} />
                             },
@@ -368,6 +467,7 @@ pub fn app(props: &PageProps) -> Html {
                 </section>
             </main>
             <StatusStrip lang={l} strip={strip.clone()} />
+            { ended_view.unwrap_or_default() }
         </div>
     }
 }
@@ -389,7 +489,9 @@ fn terminal_view(props: &TerminalProps) -> Html {
         let set_conn = conn.setter();
         use_effect_with(props.session.clone(), move |session| {
             let started = node.cast::<web_sys::HtmlElement>().map(|el| {
-                let t = TermSession::start(&el, terminal_url(session), move |s| set_conn.set(s));
+                let t = TermSession::start(&el, terminal_url(session), Role::Owner, move |s| {
+                    set_conn.set(s)
+                });
                 *handle.0.borrow_mut() = Some(t.clone());
                 t
             });

@@ -1,5 +1,8 @@
 //! A class's live dashboard `/teach/classes/{id}`: the join panel (code, address, QR
-//! code, big enough for a projector), the progress of each step, and the students.
+//! code, big enough for a projector), the progress of each step, the raised hands,
+//! messages and recent actions, and the students, each with what the instructor can do
+//! to their lab (watch or take over its terminal, message, reset, end, download the
+//! transcript).
 //!
 //! The first picture comes from `GET /api/teach/classes/{id}`; then the server pushes
 //! a whole `Dashboard` as a `dashboard` event of `/live` (server-sent events) whenever
@@ -10,7 +13,7 @@ use std::cell::{Cell, RefCell};
 use std::cmp::Ordering;
 use std::rc::Rc;
 
-use berth_lessons::api::{Dashboard, Stuck, StudentRow};
+use berth_lessons::api::{Dashboard, StudentRow};
 use gloo_timers::callback::{Interval, Timeout};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -19,13 +22,20 @@ use web_sys::{EventSource, MessageEvent};
 use yew::prelude::*;
 
 use crate::app::Loaded;
+use crate::broadcast::{BroadcastBox, MessageDialog};
+use crate::class_window::{self, WindowControls};
+use crate::confirm::ConfirmDialog;
 use crate::dom;
+use crate::hands_queue::HandsQueue;
 use crate::header::TopBar;
 use crate::http;
 use crate::i18n::{self, tr, T};
 use crate::model::{Lang, Lesson};
+use crate::recent_actions::RecentActions;
 use crate::route;
+use crate::student_row::{student_row, Pending, RowTools};
 use crate::time;
+use crate::watch::{Target, WatchPanel};
 
 #[derive(Properties, PartialEq)]
 pub struct DashProps {
@@ -172,7 +182,7 @@ fn ms_of(t: &str) -> Option<f64> {
 }
 
 /// Seconds from `t` to `now` (0 if `t` is later or unreadable).
-fn age_secs(now: f64, t: &str) -> u64 {
+pub(crate) fn age_secs(now: f64, t: &str) -> u64 {
     ms_of(t)
         .map(|ms| ((now - ms) / 1000.0).max(0.0) as u64)
         .unwrap_or(0)
@@ -226,13 +236,6 @@ fn visible<'a>(
         }
     });
     rows
-}
-
-fn stuck_code(s: &Stuck) -> &'static str {
-    match s {
-        Stuck::NoProgress { .. } => "no_progress",
-        Stuck::Failing { .. } => "failing",
-    }
 }
 
 #[function_component(DashboardPage)]
@@ -409,6 +412,16 @@ fn dash_view(props: &ViewProps) -> Html {
             move || drop(tick)
         });
     }
+    // The terminal being watched, what waits for a confirmation, the message being
+    // written, the last failed request.
+    let watch = use_state(|| None::<Target>);
+    let pending = use_state(|| None::<Pending>);
+    let message_to = use_state(|| None::<String>);
+    let error = use_state(|| None::<http::Error>);
+    let on_error = {
+        let error = error.setter();
+        Callback::from(move |e: http::Error| error.set(Some(e)))
+    };
     let l = props.lang;
     let d = &props.picture.dash;
     let c = &d.class;
@@ -448,10 +461,128 @@ fn dash_view(props: &ViewProps) -> Html {
                 <span class="muted">{ i18n::closes_at(l, &time::local_rfc3339(l, cl)) }</span>
             }
             <span class="spacer"></span>
+            <WindowControls lang={l} class={props.id.clone()} state={c.state}
+                on_close={
+                    let pending = pending.setter();
+                    Callback::from(move |_: ()| pending.set(Some(Pending::CloseClass)))
+                }
+                on_error={on_error.clone()} />
+            <a id="export-csv" class="button" href={http::progress_csv_path(&props.id)} download=""
+                title={tr(l, T::ExportCsvTitle)}>
+                { tr(l, T::ExportCsv) }
+            </a>
             <span id="live-state" class={classes!("live-state", conn_code)} data-state={conn_code}>
                 { conn_text }
             </span>
         </section>
+    };
+    let error_line = (*error).as_ref().map(|e| {
+        let close = {
+            let error = error.setter();
+            Callback::from(move |_: MouseEvent| error.set(None))
+        };
+        html! {
+            <p id="dash-error" class="error form-error dash-error" data-kind={http::kind_code(e.kind())}>
+                { i18n::error_text(l, e) }
+                <button type="button" class="small-button" onclick={close}>{ tr(l, T::Dismiss) }</button>
+            </p>
+        }
+    });
+
+    // What the instructor can open from a row or the queue.
+    let on_watch = {
+        let watch = watch.setter();
+        Callback::from(move |(name, control): (String, bool)| {
+            watch.set(Some(Target { name, control }))
+        })
+    };
+    let on_message = {
+        let message_to = message_to.setter();
+        Callback::from(move |name: String| message_to.set(Some(name)))
+    };
+    let on_confirm = {
+        let pending = pending.setter();
+        Callback::from(move |p: Pending| pending.set(Some(p)))
+    };
+    let middle = html! {
+        <div class="dash-mid">
+            <HandsQueue lang={l} class={props.id.clone()} hands={d.hands.clone()} now={now}
+                on_watch={on_watch.reform(|name: String| (name, false))} on_error={on_error.clone()} />
+            <BroadcastBox lang={l} class={props.id.clone()} messages={d.messages.clone()}
+                on_error={on_error.clone()} />
+            <RecentActions lang={l} actions={d.actions.clone()} />
+        </div>
+    };
+
+    // On top of the page: a confirmation, a message to one student, the terminal.
+    let confirm = (*pending).clone().map(|p| {
+        let (text, yes) = match &p {
+            Pending::Reset(name) => (i18n::confirm_reset(l, name), tr(l, T::Reset)),
+            Pending::End(name) => (i18n::confirm_end(l, name), tr(l, T::End)),
+            Pending::CloseClass => (tr(l, T::ConfirmClose).to_string(), tr(l, T::CloseNow)),
+        };
+        let on_yes = {
+            let (pending, on_error) = (pending.setter(), on_error.clone());
+            let (class, info) = (props.id.clone(), c.clone());
+            Callback::from(move |_: ()| {
+                pending.set(None);
+                let class = class.clone();
+                match p.clone() {
+                    Pending::Reset(name) => http::run(
+                        async move { http::reset_lab(&class, &name).await },
+                        on_error.clone(),
+                    ),
+                    Pending::End(name) => http::run(
+                        async move { http::end_lab(&class, &name).await },
+                        on_error.clone(),
+                    ),
+                    Pending::CloseClass => class_window::close_now(&class, &info, on_error.clone()),
+                }
+            })
+        };
+        let on_no = {
+            let pending = pending.setter();
+            Callback::from(move |_: ()| pending.set(None))
+        };
+        html! { <ConfirmDialog lang={l} text={text} yes={yes} {on_yes} {on_no} /> }
+    });
+    let dialog = (*message_to).clone().map(|name| {
+        let on_close = {
+            let message_to = message_to.setter();
+            Callback::from(move |_: ()| message_to.set(None))
+        };
+        html! {
+            <MessageDialog lang={l} class={props.id.clone()} name={name} {on_close} on_error={on_error.clone()} />
+        }
+    });
+    let panel = (*watch).clone().map(|target| {
+        let on_control = {
+            let (watch, name) = (watch.setter(), target.name.clone());
+            Callback::from(move |control: bool| {
+                watch.set(Some(Target {
+                    name: name.clone(),
+                    control,
+                }))
+            })
+        };
+        let on_close = {
+            let watch = watch.setter();
+            Callback::from(move |_: ()| watch.set(None))
+        };
+        html! {
+            <>
+                // Room under the table for the docked panel.
+                <div class="watch-spacer"></div>
+                <WatchPanel lang={l} class={props.id.clone()} {target} {on_control} {on_close} />
+            </>
+        }
+    });
+    let tools = RowTools {
+        class: &props.id,
+        watching: &d.watching,
+        on_watch,
+        on_message,
+        on_confirm,
     };
 
     // The join panel: what the students type, large (larger still on the projector).
@@ -565,8 +696,7 @@ fn dash_view(props: &ViewProps) -> Html {
                 <thead>
                     <tr>
                         { header(SortKey::Name, tr(l, T::ColName), None) }
-                        <th>{ tr(l, T::ColLesson) }</th>
-                        <th>{ tr(l, T::ColStep) }</th>
+                        <th>{ format!("{} / {}", tr(l, T::ColStep), tr(l, T::ColLesson)) }</th>
                         { header(SortKey::Progress, tr(l, T::ColProgress), None) }
                         <th>{ tr(l, T::ColOnStep) }</th>
                         { header(SortKey::Activity, tr(l, T::ColLastActivity), None) }
@@ -574,10 +704,11 @@ fn dash_view(props: &ViewProps) -> Html {
                         <th class="num">{ tr(l, T::ColAttempts) }</th>
                         <th>{ tr(l, T::ColLastAction) }</th>
                         { header(SortKey::Stuck, tr(l, T::ColStuck), Some(tr(l, T::SortStuckTitle))) }
+                        <th>{ tr(l, T::ColTools) }</th>
                     </tr>
                 </thead>
                 <tbody>
-                { for rows.into_iter().map(|r| student_row(l, now, r, &lesson_title, &step_title)) }
+                { for rows.into_iter().map(|r| student_row(l, now, r, &lesson_title, &step_title, &tools)) }
                 </tbody>
             </table>
             </div>
@@ -590,71 +721,24 @@ fn dash_view(props: &ViewProps) -> Html {
     html! {
         <>
             { head }
+            { error_line.unwrap_or_default() }
             <div class="dash-top">
                 { join_panel }
                 { summary }
             </div>
+            { middle }
             { table }
+            { panel.unwrap_or_default() }
+            { confirm.unwrap_or_default() }
+            { dialog.unwrap_or_default() }
         </>
-    }
-}
-
-fn student_row(
-    l: Lang,
-    now: f64,
-    r: &StudentRow,
-    lesson_title: &dyn Fn(&str) -> String,
-    step_title: &dyn Fn(&str, &str) -> String,
-) -> Html {
-    let pct = (f64::from(r.done) * 100.0 / f64::from(r.total.max(1))).min(100.0);
-    let (lesson, step) = match (&r.lesson, &r.step) {
-        (None, _) => (tr(l, T::NoLessonYet).to_string(), String::new()),
-        (Some(lesson), None) => (lesson_title(lesson), tr(l, T::LessonFinished).to_string()),
-        (Some(lesson), Some(step)) => (lesson_title(lesson), step_title(lesson, step)),
-    };
-    let activity = r
-        .last_activity
-        .as_deref()
-        .map(|t| i18n::ago(l, age_secs(now, t)))
-        .unwrap_or_else(|| tr(l, T::Never).to_string());
-    let (online_code, online_text) = if r.online {
-        ("online", tr(l, T::Online))
-    } else {
-        ("offline", tr(l, T::Offline))
-    };
-    html! {
-        <tr key={r.name.clone()} class={classes!("student", r.stuck.is_some().then_some("stuck"))}
-            data-name={r.name.clone()} data-online={r.online.to_string()}
-            data-done={r.done.to_string()} data-total={r.total.to_string()}
-            data-stuck={r.stuck.as_ref().map(stuck_code).unwrap_or("")}>
-            <td class="student-name">
-                <span class={classes!("dot", online_code)} title={online_text}></span>
-                { r.name.clone() }
-            </td>
-            <td class="student-lesson">{ lesson }</td>
-            <td class="student-step">{ step }</td>
-            <td class="student-progress">
-                <span class="progress-text">{ format!("{}/{}", r.done, r.total) }</span>
-                <span class="bar"><span class="fill" style={format!("width:{pct:.1}%")}></span></span>
-            </td>
-            <td class="student-on-step">{ i18n::duration(l, age_secs(now, &r.step_since)) }</td>
-            <td class="student-activity">{ activity }</td>
-            <td class="num student-containers">{ r.containers_running }</td>
-            <td class="num student-attempts">{ r.attempts }</td>
-            <td class="student-action">
-                if let Some(a) = &r.last_action { <code title={a.clone()}>{ a.clone() }</code> }
-            </td>
-            <td class="student-stuck">
-                if let Some(s) = &r.stuck {
-                    <span class="stuck-badge" data-reason={stuck_code(s)}>{ i18n::stuck_text(l, s) }</span>
-                }
-            </td>
-        </tr>
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use berth_lessons::api::Stuck;
+
     use super::*;
 
     /// From JSON, as the server sends it (fields the wire type gains later default).

@@ -4,12 +4,13 @@
 //! ("same-origin") send the instructor's `berth_teach` cookie without asking.
 
 use berth_lessons::api::{
-    ApiError, ClassInfo, Dashboard, ErrorKind, Instructor, JoinRequest, Joined, Login,
-    NewClassRequest, SelectLesson, SessionInfo, SessionStatus,
+    ApiError, ClassInfo, ClassWindow, Dashboard, ErrorKind, Instructor, JoinRequest, Joined, Login,
+    NewClassRequest, RaiseHand, SelectLesson, SendMessage, SessionInfo, SessionStatus,
 };
 use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use web_sys::RequestCache;
 
 use crate::model::Lesson;
 use crate::route::encode_component;
@@ -61,6 +62,19 @@ impl Error {
     }
 }
 
+/// Runs an instructor's request in the background; a failure goes to `on_error` (the
+/// dashboard shows it), a success shows by itself in the next live picture.
+pub fn run(
+    request: impl std::future::Future<Output = Result<(), Error>> + 'static,
+    on_error: yew::Callback<Error>,
+) {
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Err(e) = request.await {
+            on_error.emit(e);
+        }
+    });
+}
+
 /// `ErrorKind` as it is on the wire (`name_taken`), for `data-kind` attributes.
 pub fn kind_code(kind: Option<ErrorKind>) -> String {
     kind.and_then(|k| serde_json::to_value(k).ok())
@@ -99,8 +113,11 @@ async fn json<T: DeserializeOwned>(resp: Response) -> Result<T, Error> {
     })
 }
 
+/// A GET of live data: never from the browser's cache. (Chromium keeps a 410 without
+/// `Cache-Control` fresh for ever: an ended lab's status would stay "gone" after the
+/// student comes back to it.)
 async fn get<T: DeserializeOwned>(url: &str) -> Result<T, Error> {
-    json(send(Request::get(url)).await?).await
+    json(send(Request::get(url).cache(RequestCache::NoStore)).await?).await
 }
 
 async fn post<B: Serialize>(url: &str, body: &B) -> Result<Response, Error> {
@@ -185,4 +202,85 @@ pub async fn dashboard(id: &str) -> Result<Dashboard, Error> {
 
 pub fn dashboard_path(id: &str) -> String {
     format!("/api/teach/classes/{}", encode_component(id))
+}
+
+/// `/api/teach/classes/{id}/students/{name}`: the routes on one student's lab.
+pub fn student_path(class: &str, name: &str) -> String {
+    format!(
+        "{}/students/{}",
+        dashboard_path(class),
+        encode_component(name)
+    )
+}
+
+/// `GET .../progress.csv` (a download: the page only links to it).
+pub fn progress_csv_path(class: &str) -> String {
+    format!("{}/progress.csv", dashboard_path(class))
+}
+
+/// `GET .../students/{name}/transcript` (a download).
+pub fn transcript_path(class: &str, name: &str) -> String {
+    format!("{}/transcript", student_path(class, name))
+}
+
+/// The WebSocket path of a student's terminal for the instructor: read-only, or
+/// writable with `control`.
+pub fn student_terminal_path(class: &str, name: &str, control: bool) -> String {
+    let query = if control { "?control=1" } else { "" };
+    format!("{}/terminal{query}", student_path(class, name))
+}
+
+/// `POST /api/sessions/{id}/hand`
+pub async fn raise_hand(session: &str, note: &str) -> Result<(), Error> {
+    let body = RaiseHand {
+        note: note.to_string(),
+    };
+    post(
+        &format!("/api/sessions/{}/hand", encode_component(session)),
+        &body,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// `DELETE /api/sessions/{id}/hand`
+pub async fn lower_hand(session: &str) -> Result<(), Error> {
+    let url = format!("/api/sessions/{}/hand", encode_component(session));
+    send(Request::delete(&url)).await.map(|_| ())
+}
+
+/// `POST /api/teach/classes/{id}/messages`: to one student (`to`), or the class.
+pub async fn send_message(class: &str, to: Option<&str>, text: &str) -> Result<(), Error> {
+    let body = SendMessage {
+        to: to.map(str::to_string),
+        text: text.to_string(),
+    };
+    post(&format!("{}/messages", dashboard_path(class)), &body)
+        .await
+        .map(|_| ())
+}
+
+/// `DELETE .../students/{name}/hand`: answers a raised hand.
+pub async fn answer_hand(class: &str, name: &str) -> Result<(), Error> {
+    let url = format!("{}/hand", student_path(class, name));
+    send(Request::delete(&url)).await.map(|_| ())
+}
+
+/// `POST .../students/{name}/reset`
+pub async fn reset_lab(class: &str, name: &str) -> Result<(), Error> {
+    let url = format!("{}/reset", student_path(class, name));
+    send(Request::post(&url)).await.map(|_| ())
+}
+
+/// `POST .../students/{name}/end`
+pub async fn end_lab(class: &str, name: &str) -> Result<(), Error> {
+    let url = format!("{}/end", student_path(class, name));
+    send(Request::post(&url)).await.map(|_| ())
+}
+
+/// `PUT /api/teach/classes/{id}/window`
+pub async fn set_window(class: &str, window: &ClassWindow) -> Result<ClassInfo, Error> {
+    let url = format!("{}/window", dashboard_path(class));
+    let req = Request::put(&url).json(window).map_err(Error::local)?;
+    json(check(req.send().await.map_err(Error::local)?).await?).await
 }

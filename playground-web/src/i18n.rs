@@ -1,6 +1,6 @@
 //! Every text of the page, in Korean and English.
 
-use berth_lessons::api::{ClassState, ErrorKind, Stuck};
+use berth_lessons::api::{ClassMessage, ClassState, ErrorKind, MessageKind, Stuck};
 
 use crate::http;
 use crate::model::Lang;
@@ -94,6 +94,7 @@ pub enum T {
     ErrLabEnded,
     ErrNotInClass,
     ErrBadMessage,
+    ErrResetting,
     ErrNetwork,
 
     // The instructor's pages.
@@ -155,6 +156,63 @@ pub enum T {
     Never,
     Loading,
     ClassNotFound,
+
+    // The student's page: the instructor's hand in the lab.
+    RaiseHand,
+    RaiseHandTitle,
+    HandNotePlaceholder,
+    HandRaised,
+    LowerHand,
+    Messages,
+    NoMessages,
+    MessageReset,
+    MessageEnded,
+    ToYou,
+    Dismiss,
+    LabEndedTitle,
+    LabEndedText,
+    BackToClass,
+
+    // The dashboard: acting on the class and its students.
+    Hands,
+    NoHands,
+    Answer,
+    AnswerTitle,
+    Watch,
+    WatchTitle,
+    TakeOver,
+    TakeOverTitle,
+    StopTyping,
+    MessageStudent,
+    Reset,
+    ResetTitle,
+    End,
+    EndTitle,
+    Transcript,
+    TranscriptTitle,
+    ColTools,
+    Cancel,
+    ModeWatch,
+    ModeControl,
+    CloseWatch,
+    Broadcast,
+    BroadcastPlaceholder,
+    Send,
+    Sending,
+    SentMessages,
+    NoSentMessages,
+    ToClass,
+    CloseNow,
+    CloseNowTitle,
+    ConfirmClose,
+    Reopen,
+    ReopenTitle,
+    OpenNow,
+    ExportCsv,
+    ExportCsvTitle,
+    RecentActions,
+    NoActions,
+    HandUp,
 }
 
 /// The text `key` in `lang`.
@@ -339,6 +397,10 @@ pub fn tr(lang: Lang, key: T) -> &'static str {
             "메시지가 비어 있거나 너무 깁니다.",
             "The message is empty or too long.",
         ),
+        T::ErrResetting => (
+            "강사가 실습 환경을 초기화하는 중입니다. 몇 초 뒤에 다시 연결됩니다.",
+            "Your instructor is resetting this lab. It will be back in a few seconds.",
+        ),
         T::ErrNetwork => (
             "서버에 연결할 수 없습니다. 잠시 후 다시 해 보세요.",
             "Could not reach the server. Please try again shortly.",
@@ -419,6 +481,118 @@ pub fn tr(lang: Lang, key: T) -> &'static str {
             "이 수업을 찾을 수 없습니다.",
             "There is no such class.",
         ),
+
+        T::RaiseHand => ("손 들기", "Raise hand"),
+        T::RaiseHandTitle => (
+            "선생님 화면의 대기열에 내 이름이 올라갑니다",
+            "Puts you in your instructor's queue",
+        ),
+        T::HandNotePlaceholder => (
+            "무엇이 막혔나요? (선택)",
+            "What are you stuck on? (optional)",
+        ),
+        T::HandRaised => (
+            "손을 들었습니다. 선생님이 곧 도와줄 거예요.",
+            "Hand raised: your instructor will be with you.",
+        ),
+        T::LowerHand => ("내리기", "Lower"),
+        T::Messages => ("선생님 메시지", "From your instructor"),
+        T::NoMessages => ("아직 메시지가 없습니다.", "No messages yet."),
+        T::MessageReset => (
+            "선생님이 내 실습실을 초기화했습니다. 컨테이너, 이미지, 볼륨과 파일이 모두 지워졌고, 진행 기록은 그대로입니다.",
+            "Your instructor reset your lab: containers, images, volumes and files are gone; your progress is kept.",
+        ),
+        T::MessageEnded => (
+            "선생님이 내 실습실을 끝냈습니다. 다시 들어와서 새 실습실을 받았고, 진행 기록은 그대로입니다.",
+            "Your instructor ended your lab; coming back gave you a new one. Your progress is kept.",
+        ),
+        T::ToYou => ("나에게만", "to you"),
+        T::Dismiss => ("확인", "Dismiss"),
+        T::LabEndedTitle => (
+            "선생님이 이 실습실을 끝냈습니다",
+            "Your instructor ended this lab",
+        ),
+        T::LabEndedText => (
+            "진행 기록은 그대로입니다. 수업 참여 페이지로 돌아가 다시 들어오면 새 실습실을 받습니다.",
+            "Your progress is kept. Go back to the class's page and come back in for a new lab.",
+        ),
+        T::BackToClass => ("수업으로 돌아가기", "Back to the class"),
+
+        T::Hands => ("손 든 학생", "Raised hands"),
+        T::NoHands => ("손 든 학생이 없습니다.", "No hands up."),
+        T::Answer => ("응답", "Answer"),
+        T::AnswerTitle => (
+            "도와줬으면 눌러서 손을 내려 주세요",
+            "Lowers the hand once you have helped",
+        ),
+        T::Watch => ("보기", "Watch"),
+        T::WatchTitle => (
+            "학생의 터미널을 봅니다 (읽기 전용)",
+            "See the student's terminal (read only)",
+        ),
+        T::TakeOver => ("대신 입력", "Take over"),
+        T::TakeOverTitle => (
+            "학생의 터미널에 직접 입력합니다. 학생 화면에 표시됩니다",
+            "Type in the student's terminal; the student is told",
+        ),
+        T::StopTyping => ("입력 그만", "Stop typing"),
+        T::MessageStudent => ("메시지", "Message"),
+        T::Reset => ("초기화", "Reset"),
+        T::ResetTitle => (
+            "실습실을 비웁니다: 컨테이너, 이미지, 볼륨, 파일. 진행 기록은 남습니다",
+            "Empties the lab: containers, images, volumes, files. Progress is kept",
+        ),
+        T::End => ("끝내기", "End"),
+        T::EndTitle => (
+            "실습실을 지웁니다. 학생이 다시 들어오면 새 실습실을 받습니다",
+            "Removes the lab; the student gets a new one when they come back",
+        ),
+        T::Transcript => ("기록", "Transcript"),
+        T::TranscriptTitle => (
+            "서명된 진행 기록을 내려받습니다 (berth transcript verify 로 확인)",
+            "Download the signed record of the steps done (check it with berth transcript verify)",
+        ),
+        T::ColTools => ("관리", "Actions"),
+        T::Cancel => ("취소", "Cancel"),
+        T::ModeWatch => ("보는 중 (읽기 전용)", "Watching (read only)"),
+        T::ModeControl => (
+            "입력하는 중: 학생 화면에 표시됩니다",
+            "Typing: the student sees that you are",
+        ),
+        T::CloseWatch => ("닫기", "Close"),
+        T::Broadcast => ("수업 전체에 메시지", "Message the class"),
+        T::BroadcastPlaceholder => (
+            "모든 학생의 화면에 뜹니다",
+            "It pops up on every student's screen",
+        ),
+        T::Send => ("보내기", "Send"),
+        T::Sending => ("보내는 중…", "Sending…"),
+        T::SentMessages => ("보낸 메시지", "Messages sent"),
+        T::NoSentMessages => ("아직 보낸 메시지가 없습니다.", "No messages yet."),
+        T::ToClass => ("전체", "everyone"),
+        T::CloseNow => ("지금 닫기", "Close now"),
+        T::CloseNowTitle => (
+            "수업을 닫습니다: 학생들의 컨테이너가 멈추고 새 학생은 참여할 수 없습니다",
+            "Closes the class: students' containers stop and nobody new can join",
+        ),
+        T::ConfirmClose => (
+            "수업을 지금 닫을까요? 모든 학생의 컨테이너가 멈추고, 새 학생은 참여할 수 없습니다. 나중에 다시 열 수 있습니다.",
+            "Close the class now? Every student's containers stop and nobody new can join. You can reopen it later.",
+        ),
+        T::Reopen => ("다시 열기", "Reopen"),
+        T::ReopenTitle => (
+            "시간 제한 없이 수업을 다시 엽니다",
+            "Opens the class again, with no time limits",
+        ),
+        T::OpenNow => ("지금 열기", "Open now"),
+        T::ExportCsv => ("CSV 내보내기", "Export CSV"),
+        T::ExportCsvTitle => (
+            "학생별로 완료한 단계와 시각 (student,lesson,step,done_at,attempts)",
+            "Every step done, by student (student,lesson,step,done_at,attempts)",
+        ),
+        T::RecentActions => ("최근 조치", "Recent actions"),
+        T::NoActions => ("아직 없습니다.", "None yet."),
+        T::HandUp => ("손 듦", "hand up"),
     };
     match lang {
         Lang::Ko => ko,
@@ -493,6 +667,7 @@ pub fn error_text(lang: Lang, e: &http::Error) -> String {
         Some(ErrorKind::LabEnded) => T::ErrLabEnded,
         Some(ErrorKind::NotInClass) => T::ErrNotInClass,
         Some(ErrorKind::BadMessage) => T::ErrBadMessage,
+        Some(ErrorKind::Resetting) => T::ErrResetting,
         None if e.status == 0 => T::ErrNetwork,
         None if e.status == 429 => T::ErrRateLimited,
         None => return e.message(),
@@ -600,6 +775,123 @@ pub fn logged_in_as(lang: Lang, name: &str) -> String {
     pick(lang, format!("{name} 님"), name.to_string())
 }
 
+/// The notice above a student's terminal while an instructor types in it.
+pub fn instructor_typing(lang: Lang, name: &str) -> String {
+    pick(
+        lang,
+        format!("선생님({name})이 내 터미널에 입력하고 있습니다"),
+        format!("Your instructor ({name}) is typing in your terminal"),
+    )
+}
+
+/// What a message says on the student's page: the instructor's words, or the page's
+/// own for what the instructor did to the lab.
+pub fn message_text(lang: Lang, m: &ClassMessage) -> String {
+    match m.kind {
+        MessageKind::Text => m.text.clone(),
+        MessageKind::Reset => tr(lang, T::MessageReset).to_string(),
+        MessageKind::Ended => tr(lang, T::MessageEnded).to_string(),
+    }
+}
+
+/// `MessageKind` as it is on the wire, for `data-kind` attributes.
+pub fn message_kind_code(kind: MessageKind) -> &'static str {
+    match kind {
+        MessageKind::Text => "text",
+        MessageKind::Reset => "reset",
+        MessageKind::Ended => "ended",
+    }
+}
+
+/// "and 2 more" under the banner's message.
+pub fn more_messages(lang: Lang, n: usize) -> String {
+    pick(
+        lang,
+        format!("새 메시지 {n}개 더"),
+        match n {
+            1 => "1 more new message".to_string(),
+            n => format!("{n} more new messages"),
+        },
+    )
+}
+
+/// The watch panel's title.
+pub fn watching_who(lang: Lang, name: &str) -> String {
+    pick(
+        lang,
+        format!("{name}의 터미널"),
+        format!("{name}'s terminal"),
+    )
+}
+
+/// The per-student message dialog's title.
+pub fn message_to(lang: Lang, name: &str) -> String {
+    pick(
+        lang,
+        format!("{name}에게 메시지"),
+        format!("Message to {name}"),
+    )
+}
+
+pub fn confirm_reset(lang: Lang, name: &str) -> String {
+    pick(
+        lang,
+        format!("{name}의 실습실을 초기화할까요? 컨테이너, 이미지, 볼륨과 파일이 모두 지워집니다. 진행 기록은 남습니다."),
+        format!("Reset {name}'s lab? Their containers, images, volumes and files are removed; their progress is kept."),
+    )
+}
+
+pub fn confirm_end(lang: Lang, name: &str) -> String {
+    pick(
+        lang,
+        format!("{name}의 실습실을 끝낼까요? 실습실이 지워지고, 학생이 수업에 다시 들어오면 새 실습실을 받습니다. 진행 기록은 남습니다."),
+        format!("End {name}'s lab? It is removed; they get a new one when they come back to the class. Their progress is kept."),
+    )
+}
+
+/// A watcher's badge on a student's row.
+pub fn watcher_badge(lang: Lang, instructor: &str, control: bool) -> String {
+    match (lang, control) {
+        (Lang::Ko, false) => format!("{instructor} 보는 중"),
+        (Lang::Ko, true) => format!("⌨ {instructor} 입력 중"),
+        (Lang::En, false) => format!("{instructor} watching"),
+        (Lang::En, true) => format!("⌨ {instructor} typing"),
+    }
+}
+
+/// A recorded instructor action, as the dashboard's list says it (`action` as on the
+/// wire; an unknown one is shown as it is).
+pub fn action_text(lang: Lang, instructor: &str, action: &str, student: Option<&str>) -> String {
+    let s = student.unwrap_or("");
+    let ko = match action {
+        "watch" => format!("{instructor}: {s}의 터미널을 봄"),
+        "take_over" => format!("{instructor}: {s}의 터미널에 입력"),
+        "reset" => format!("{instructor}: {s}의 실습실 초기화"),
+        "end" => format!("{instructor}: {s}의 실습실 끝냄"),
+        "message" if student.is_some() => format!("{instructor}: {s}에게 메시지"),
+        "message" => format!("{instructor}: 전체 메시지"),
+        "answer_hand" => format!("{instructor}: {s}의 손에 응답"),
+        "window" => format!("{instructor}: 수업 시간 변경"),
+        "export_csv" => format!("{instructor}: CSV 내보내기"),
+        "transcript" => format!("{instructor}: {s}의 기록 내려받기"),
+        other => format!("{instructor}: {other} {s}"),
+    };
+    let en = match action {
+        "watch" => format!("{instructor} watched {s}'s terminal"),
+        "take_over" => format!("{instructor} typed in {s}'s terminal"),
+        "reset" => format!("{instructor} reset {s}'s lab"),
+        "end" => format!("{instructor} ended {s}'s lab"),
+        "message" if student.is_some() => format!("{instructor} messaged {s}"),
+        "message" => format!("{instructor} messaged the class"),
+        "answer_hand" => format!("{instructor} answered {s}'s hand"),
+        "window" => format!("{instructor} changed the class's times"),
+        "export_csv" => format!("{instructor} exported the CSV"),
+        "transcript" => format!("{instructor} downloaded {s}'s transcript"),
+        other => format!("{instructor}: {other} {s}"),
+    };
+    pick(lang, ko.trim_end().to_string(), en.trim_end().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -616,6 +908,28 @@ mod tests {
         assert_eq!(duration(Lang::Ko, 3900), "1시간 5분");
         assert_eq!(ago(Lang::En, 12), "12 s ago");
         assert_eq!(ago(Lang::Ko, 180), "3분 전");
+    }
+
+    #[test]
+    fn actions_and_notices() {
+        assert_eq!(
+            action_text(Lang::En, "kim", "message", None),
+            "kim messaged the class"
+        );
+        assert_eq!(
+            action_text(Lang::En, "kim", "message", Some("Ann")),
+            "kim messaged Ann"
+        );
+        assert_eq!(
+            action_text(Lang::Ko, "kim", "reset", Some("Ann")),
+            "kim: Ann의 실습실 초기화"
+        );
+        // An action this page does not know yet is still shown.
+        assert_eq!(action_text(Lang::En, "kim", "limits", None), "kim: limits");
+        assert_eq!(
+            instructor_typing(Lang::En, "kim"),
+            "Your instructor (kim) is typing in your terminal"
+        );
     }
 
     #[test]

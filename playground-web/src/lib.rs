@@ -8,20 +8,30 @@
 //! It talks to the lab server with the routes and types of `berth_lessons::api`.
 
 mod app;
+mod broadcast;
+mod class_messages;
+mod class_window;
+mod confirm;
 mod dashboard;
 mod dom;
+mod hands_queue;
 mod header;
 mod http;
 mod i18n;
 mod join;
 mod lessons;
 mod model;
+mod notices;
 mod prefs;
+mod raise_hand;
+mod recent_actions;
 mod route;
 mod status;
+mod student_row;
 mod teach;
 mod term;
 mod time;
+mod watch;
 
 use wasm_bindgen::prelude::*;
 use yew::prelude::*;

@@ -1,5 +1,6 @@
-//! What the page keeps in localStorage: the language, the session id and the rejoin
-//! tokens of the classes joined from this browser.
+//! What the page keeps in localStorage: the language, the session id (and its class's
+//! code), the rejoin tokens of the classes joined from this browser, and the last
+//! class message the student dismissed.
 
 use crate::model::Lang;
 
@@ -63,6 +64,32 @@ pub fn session_id() -> Option<String> {
 
 pub fn store_session_id(id: Option<&str>) {
     put(SESSION_KEY, id);
+}
+
+const SESSION_CLASS_KEY: &str = "berth.session.class";
+
+/// The join code of the stored session's class: where an ended lab's page points to,
+/// as the server then says nothing more of the session.
+pub fn session_class() -> Option<String> {
+    get(SESSION_CLASS_KEY)
+}
+
+pub fn store_session_class(code: Option<&str>) {
+    put(SESSION_CLASS_KEY, code);
+}
+
+fn seen_key(session: &str) -> String {
+    format!("berth.seen.{session}")
+}
+
+/// The id of the newest class message the student dismissed in `session` (none: every
+/// message is news).
+pub fn seen_message(session: &str) -> Option<i64> {
+    get(&seen_key(session))?.parse().ok()
+}
+
+pub fn store_seen_message(session: &str, id: i64) {
+    put(&seen_key(session), Some(&id.to_string()));
 }
 
 /// The key of a class's rejoin token; codes are compared as the server shows them

@@ -1,6 +1,6 @@
 //! The terminal: xterm.js (UMD globals `Terminal` and `FitAddon.FitAddon`, loaded by
-//! index.html before the app) on the session's terminal WebSocket, reconnecting with
-//! backoff.
+//! index.html before the app) on a terminal WebSocket, reconnecting with backoff: the
+//! student's own (their session's), or an instructor's view of a student's.
 //!
 //! Frames: binary both ways are terminal bytes; the page's text frames are
 //! `TerminalControl` JSON (`{"type":"resize","cols":..,"rows":..}`).
@@ -61,6 +61,28 @@ extern "C" {
     fn fit(this: &Fit);
 }
 
+/// Who is at the terminal, and so what the page sends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The student at their own terminal: keystrokes, and the size of their screen.
+    Owner,
+    /// An instructor watching: nothing goes back (the server would drop it anyway).
+    Watcher,
+    /// An instructor who took over: keystrokes only, as the student's screen keeps
+    /// its size (the server ignores an instructor's resize frames).
+    Controller,
+}
+
+impl Role {
+    fn types(self) -> bool {
+        self != Role::Watcher
+    }
+
+    fn sizes(self) -> bool {
+        self == Role::Owner
+    }
+}
+
 /// The connection's state, shown above the terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnState {
@@ -81,6 +103,7 @@ pub struct TermSession {
     term: XTerm,
     fit: Fit,
     url: String,
+    role: Role,
     ws: RefCell<Option<WebSocket>>,
     backoff_ms: Cell<u32>,
     disposed: Cell<bool>,
@@ -97,8 +120,9 @@ fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {
     let _ = Reflect::set(obj, &JsValue::from_str(key), &value.into());
 }
 
-/// The terminal WebSocket's URL for `session`, on the page's own host.
-pub fn terminal_url(session: &str) -> String {
+/// A WebSocket URL for `path` on the page's own host (so the instructor's cookie goes
+/// with it).
+pub fn ws_url(path: &str) -> String {
     let loc = web_sys::window().expect("window").location();
     let scheme = if loc.protocol().unwrap_or_default() == "https:" {
         "wss"
@@ -106,18 +130,27 @@ pub fn terminal_url(session: &str) -> String {
         "ws"
     };
     let host = loc.host().unwrap_or_default();
-    format!("{scheme}://{host}/api/sessions/{session}/terminal")
+    format!("{scheme}://{host}{path}")
+}
+
+/// The terminal WebSocket's URL for `session`, on the page's own host.
+pub fn terminal_url(session: &str) -> String {
+    ws_url(&format!("/api/sessions/{session}/terminal"))
 }
 
 impl TermSession {
-    /// Opens a terminal in `parent` and connects it to `url`.
+    /// Opens a terminal in `parent` and connects it to `url`; `role` says what the page
+    /// may send.
     pub fn start(
         parent: &HtmlElement,
         url: String,
+        role: Role,
         on_state: impl Fn(ConnState) + 'static,
     ) -> Rc<TermSession> {
         let opts = Object::new();
-        set(&opts, "cursorBlink", true);
+        set(&opts, "cursorBlink", role.types());
+        // A watcher's keys would go nowhere: no cursor of its own to type at.
+        set(&opts, "disableStdin", !role.types());
         set(&opts, "fontSize", 14);
         set(
             &opts,
@@ -139,6 +172,7 @@ impl TermSession {
             term,
             fit,
             url,
+            role,
             ws: RefCell::new(None),
             backoff_ms: Cell::new(BACKOFF_MIN_MS),
             disposed: Cell::new(false),
@@ -285,8 +319,11 @@ impl TermSession {
             .cloned()
     }
 
-    /// Sends terminal bytes (a binary frame), if connected.
+    /// Sends terminal bytes (a binary frame), if connected and allowed to type.
     pub fn send_bytes(&self, bytes: &[u8]) {
+        if !self.role.types() {
+            return;
+        }
         if let Some(ws) = self.open_socket() {
             let _ = ws.send_with_u8_array(bytes);
         }
@@ -294,7 +331,7 @@ impl TermSession {
 
     fn send_size(&self) {
         let (cols, rows) = (self.term.cols(), self.term.rows());
-        if cols == 0 || rows == 0 {
+        if !self.role.sizes() || cols == 0 || rows == 0 {
             return;
         }
         if let Some(ws) = self.open_socket() {

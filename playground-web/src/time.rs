@@ -85,6 +85,36 @@ pub fn local(lang: Lang, ms: f64) -> String {
     date.to_locale_string(lang_code(lang), &opts).into()
 }
 
+/// `ms` as the browser's local time of day (`14:05`, `오후 2:05`), for today's events.
+pub fn local_clock(lang: Lang, ms: f64) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms));
+    let opts = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&opts, &"timeStyle".into(), &"short".into());
+    date.to_locale_time_string_with_options(lang_code(lang), &opts)
+        .into()
+}
+
+/// An RFC 3339 time as the local time of day (the text itself if it does not parse).
+pub fn clock_rfc3339(lang: Lang, s: &str) -> String {
+    parse_rfc3339(s)
+        .map(|ms| local_clock(lang, ms))
+        .unwrap_or_else(|| s.to_string())
+}
+
+/// Now as UTC RFC 3339 to the second (`2024-05-01T09:30:00Z`), for the server.
+pub fn now_rfc3339() -> String {
+    let t = js_sys::Date::new_0();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.get_utc_full_year(),
+        t.get_utc_month() + 1,
+        t.get_utc_date(),
+        t.get_utc_hours(),
+        t.get_utc_minutes(),
+        t.get_utc_seconds()
+    )
+}
+
 /// An RFC 3339 time as local date and time (the text itself if it does not parse).
 pub fn local_rfc3339(lang: Lang, s: &str) -> String {
     parse_rfc3339(s)
@@ -154,7 +184,7 @@ mod tests {
             Some(1_714_555_800_250.0)
         );
         let nanos = parse_rfc3339("2024-05-01T09:30:00.123456789+00:00").unwrap();
-        assert!((nanos - 1_714_555_800_123.456_789).abs() < 0.01);
+        assert!((nanos - 1_714_555_800_123.457).abs() < 0.01);
         assert_eq!(
             parse_rfc3339("2000-02-29T23:59:59-00:30"),
             Some(951_870_599_000.0)

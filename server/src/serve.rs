@@ -62,7 +62,10 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             tracing::warn!("lab sessions cannot start here: their workstations are Linux containers ({why})");
         }
         let lab = crate::lab::Lab::open(state.engine.clone(), opts.lab.clone()).await.context("open the lab")?;
-        let app = crate::web::routes().merge(crate::lab::routes(lab.clone())).merge(crate::classroom::web::routes(lab));
+        let app = crate::web::routes()
+            .merge(crate::lab::routes(lab.clone()))
+            .merge(crate::classroom::web::routes(lab))
+            .layer(axum::middleware::from_fn(crate::web::no_store_api));
         let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listen on {addr}"))?;
         tracing::info!("playground on http://{addr}/");
         // The client's address: the classroom's rate limits are per address.

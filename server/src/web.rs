@@ -19,6 +19,18 @@ pub fn routes() -> Router {
         .route("/assets/{file}", get(asset))
 }
 
+/// Marks the JSON API's answers `Cache-Control: no-store` (unless set): a browser may
+/// otherwise keep an error (Chromium caches a 410 for good) and show it after the state
+/// behind it changed.
+pub async fn no_store_api(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let mut resp = next.run(req).await;
+    if api && !resp.headers().contains_key(header::CACHE_CONTROL) {
+        resp.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
 /// Whether this binary carries the playground.
 pub fn embedded() -> bool {
     find("index.html").is_some()

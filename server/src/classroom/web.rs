@@ -415,8 +415,9 @@ async fn reset(State(lab): State<LabState>, headers: HeaderMap, Path((id, name))
     if lab.is_ended(&session) {
         return Err(LabError::kind(StatusCode::CONFLICT, ErrorKind::LabEnded, format!("{}'s lab is ended: there is nothing to reset", m.name)));
     }
-    lab.reset_session(&session).await?;
+    // Told first: the message is there when the page gets its lab back.
     deliver(&lab, &class.id, &who, Some(&m.name), "reset", "").await?;
+    lab.reset_session(&session).await?;
     record(&lab, &class.id, &who, "reset", Some(&m.name)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -207,6 +207,8 @@ pub struct Lab {
     ended: Mutex<HashMap<String, Tracker>>,
     /// Instructors watching or controlling a student's terminal now.
     watchers: Mutex<Vec<(u64, String, berth_lessons::api::Watching)>>,
+    /// Sessions being reset now: their pages wait (503) rather than give up (404).
+    resetting: Mutex<std::collections::HashSet<String>>,
 }
 
 pub(crate) struct WatchGuard {
@@ -291,6 +293,7 @@ impl Lab {
             failures,
             ended: Mutex::new(HashMap::new()),
             watchers: Mutex::new(Vec::new()),
+            resetting: Mutex::new(Default::default()),
         });
         for row in lab.db.sessions().await? {
             let tracker = lab.stored_tracker(&row).await?;
@@ -343,6 +346,13 @@ impl Lab {
     /// Empties a student's lab (containers, images, volumes, home, network, disk) and
     /// makes it afresh under the same id, keeping the progress.
     pub(crate) async fn reset_session(&self, id: &str) -> anyhow::Result<()> {
+        self.resetting.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string());
+        let r = self.reset_now(id).await;
+        self.resetting.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        r
+    }
+
+    async fn reset_now(&self, id: &str) -> anyhow::Result<()> {
         let tracker = self.take_down(id).await?;
         let created = self.db.sessions().await?.into_iter().find(|r| r.id == id).map_or_else(Utc::now, |r| r.created);
         let s = Session::open(self.engine.clone(), &self.opts_for(id).await?, &self.dir, id, created, tracker).await?;
@@ -547,6 +557,11 @@ impl Lab {
     fn session(&self, id: &str) -> Result<Arc<Session>, LabError> {
         if self.is_ended(id) {
             return Err(LabError::kind(StatusCode::GONE, ErrorKind::LabEnded, "your instructor ended this lab: join the class again for a new one (your progress is kept)"));
+        }
+        if self.resetting.lock().unwrap_or_else(|p| p.into_inner()).contains(id) {
+            let mut e = LabError::kind(StatusCode::SERVICE_UNAVAILABLE, ErrorKind::Resetting, "your instructor is resetting this lab: it is back in a few seconds");
+            e.retry_after = Some(2);
+            return Err(e);
         }
         let s = self.sessions_lock().get(id).cloned().ok_or_else(|| LabError::new(StatusCode::NOT_FOUND, format!("no such lab session: {id}")))?;
         s.touch();
