@@ -283,6 +283,9 @@ pub struct NewClassRequest {
     pub opens: Option<String>,
     #[serde(default)]
     pub closes: Option<String>,
+    /// The class's labs' limits; unset ones are the server's defaults.
+    #[serde(default)]
+    pub limits: ClassLimits,
 }
 
 /// Limits for each lab of a class, overriding the server's `--lab-session-cpus`,

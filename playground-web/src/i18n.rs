@@ -95,6 +95,12 @@ pub enum T {
     ErrNotInClass,
     ErrBadMessage,
     ErrResetting,
+    NewClassLimits,
+    NewClassLimitsHelp,
+    LimitCpus,
+    LimitMemory,
+    LimitDisk,
+    LimitContainers,
     ErrNetwork,
 
     // The instructor's pages.
@@ -397,6 +403,15 @@ pub fn tr(lang: Lang, key: T) -> &'static str {
             "메시지가 비어 있거나 너무 깁니다.",
             "The message is empty or too long.",
         ),
+        T::NewClassLimits => ("학생별 실습 환경 한도", "Limits for each student's lab"),
+        T::NewClassLimitsHelp => (
+            "비워 두면 서버의 기본값을 씁니다.",
+            "Leave a field empty to use the server's default.",
+        ),
+        T::LimitCpus => ("CPU 수", "CPUs"),
+        T::LimitMemory => ("메모리 (MiB)", "Memory (MiB)"),
+        T::LimitDisk => ("디스크 (MiB)", "Disk (MiB)"),
+        T::LimitContainers => ("컨테이너 수", "Containers"),
         T::ErrResetting => (
             "강사가 실습 환경을 초기화하는 중입니다. 몇 초 뒤에 다시 연결됩니다.",
             "Your instructor is resetting this lab. It will be back in a few seconds.",

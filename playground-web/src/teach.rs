@@ -3,7 +3,7 @@
 
 use std::rc::Rc;
 
-use berth_lessons::api::{ClassInfo, Instructor, Login, NewClassRequest};
+use berth_lessons::api::{ClassInfo, ClassLimits, Instructor, Login, NewClassRequest};
 use gloo_timers::future::TimeoutFuture;
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
@@ -262,6 +262,11 @@ fn window_time(value: &str) -> Option<String> {
     Some(time::local_input_to_utc(v).unwrap_or_else(|| v.to_string()))
 }
 
+/// A number of MiB as typed, in bytes (empty or not a number: unset).
+fn mib(value: &str) -> Option<i64> {
+    value.trim().parse::<i64>().ok().map(|m| m << 20)
+}
+
 #[function_component(NewClassForm)]
 fn new_class_form(props: &NewClassProps) -> Html {
     let l = props.lang;
@@ -269,6 +274,11 @@ fn new_class_form(props: &NewClassProps) -> Html {
     let picked = use_state(Vec::<String>::new);
     let opens = use_state(String::new);
     let closes = use_state(String::new);
+    // The class's lab limits, as typed (empty: the server's defaults).
+    let cpus = use_state(String::new);
+    let memory = use_state(String::new);
+    let disk = use_state(String::new);
+    let containers = use_state(String::new);
     let error = use_state(|| None::<http::Error>);
     let sending = use_state(|| false);
     let all: Rc<Vec<Lesson>> = match &props.lessons {
@@ -278,6 +288,8 @@ fn new_class_form(props: &NewClassProps) -> Html {
     let onsubmit = {
         let (name, picked, opens, closes) =
             (name.clone(), picked.clone(), opens.clone(), closes.clone());
+        let (cpus, memory, disk, containers) =
+            (cpus.clone(), memory.clone(), disk.clone(), containers.clone());
         let (error, sending) = (error.setter(), sending.setter());
         let all = all.clone();
         let on_expired = props.on_expired.clone();
@@ -293,6 +305,13 @@ fn new_class_form(props: &NewClassProps) -> Html {
                     .collect(),
                 opens: window_time(&opens),
                 closes: window_time(&closes),
+                limits: ClassLimits {
+                    session_cpus: cpus.trim().parse().ok(),
+                    session_memory: mib(&memory),
+                    session_pids: None,
+                    disk: mib(&disk),
+                    containers: containers.trim().parse().ok(),
+                },
             };
             let (error, sending, on_expired) = (error.clone(), sending.clone(), on_expired.clone());
             sending.set(true);
@@ -373,6 +392,32 @@ fn new_class_form(props: &NewClassProps) -> Html {
                     </label>
                 </div>
                 <span class="small muted">{ tr(l, T::NewClassTimesHelp) }</span>
+                <fieldset class="field">
+                    <legend class="field-label">{ tr(l, T::NewClassLimits) }</legend>
+                    <span class="small muted">{ tr(l, T::NewClassLimitsHelp) }</span>
+                    <div class="row-fields">
+                        <label class="field">
+                            <span class="field-label">{ tr(l, T::LimitCpus) }</span>
+                            <input id="new-class-cpus" type="number" min="0.1" step="0.1"
+                                value={(*cpus).clone()} oninput={text_input(&cpus)} />
+                        </label>
+                        <label class="field">
+                            <span class="field-label">{ tr(l, T::LimitMemory) }</span>
+                            <input id="new-class-memory" type="number" min="64" step="64"
+                                value={(*memory).clone()} oninput={text_input(&memory)} />
+                        </label>
+                        <label class="field">
+                            <span class="field-label">{ tr(l, T::LimitDisk) }</span>
+                            <input id="new-class-disk" type="number" min="64" step="64"
+                                value={(*disk).clone()} oninput={text_input(&disk)} />
+                        </label>
+                        <label class="field">
+                            <span class="field-label">{ tr(l, T::LimitContainers) }</span>
+                            <input id="new-class-containers" type="number" min="1" step="1"
+                                value={(*containers).clone()} oninput={text_input(&containers)} />
+                        </label>
+                    </div>
+                </fieldset>
                 if let Some(e) = &*error {
                     <p id="new-class-error" class="error form-error" data-kind={http::kind_code(e.kind())}>
                         { i18n::error_text(l, e) }

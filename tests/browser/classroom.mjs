@@ -257,8 +257,13 @@ try {
     await see(teacher, '#new-class-form', 'the class list and the new-class form');
     await teacher.locator('#new-class-name').fill('Docker 101 (browser test)');
     await teacher.locator('.new-class-lesson[value="lifecycle"]').check({ timeout: WAIT_MS });
+    // The class's own lab limits, beside the server's defaults.
+    await teacher.locator('#new-class-memory').fill('512');
+    await teacher.locator('#new-class-containers').fill('10');
     await teacher.locator('#new-class-create').click();
     await teacher.waitForURL(/\/teach\/classes\/[^/]+$/, { timeout: WAIT_MS });
+    const limits = await teacher.evaluate(async () => (await fetch(`${location.pathname.replace('/teach/', '/api/teach/')}/limits`)).text());
+    if (limits !== '{"session_memory":536870912,"containers":10}') throw new Error(`the class's limits are ${limits}`);
     await see(teacher, '#class-code', 'the join code on the dashboard');
     const code = await text(teacher, '#class-code');
     if (!/^[A-Z0-9]{4}-[A-Z0-9]{4}$/.test(code)) throw new Error(`the join code is ${JSON.stringify(code)}`);

@@ -148,6 +148,11 @@ fn students_join_by_code_and_come_back_to_the_same_lab() {
     let (status, by_link) = join(&lab, serde_json::json!({ "code": code, "name": "", "token": token }));
     assert_eq!((status, by_link["session"]["id"].as_str()), (200, Some(session.as_str())), "{by_link}");
 
+    // The student cannot remove the lab that holds their record.
+    let (status, body, _) = lab.http_with("DELETE", &format!("/api/sessions/{session}"), None, &[]);
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(lab.status(&session)["id"], session.as_str());
+
     let (status, other) = join(&lab, serde_json::json!({ "code": code, "name": "Lee" }));
     assert_eq!(status, 201, "{other}");
     assert_ne!(other["session"]["id"], first["session"]["id"]);
@@ -542,4 +547,13 @@ fn a_class_sets_the_limits_of_its_labs() {
     let (status, body, _) = lab.http_with("POST", &format!("/api/teach/classes/{id}/students/Ann/reset"), None, &[&cookie]);
     assert_eq!(status, 204, "{body}");
     assert_eq!(lab.session_cgroup_file(&sid, "pids", "pids.max"), "200");
+
+    // The new-class form sends them with the class; bad ones are refused.
+    let (status, body, _) = lab.http_with("POST", "/api/teach/classes", Some(r#"{"name":"y","limits":{"session_cpus":0.5,"disk":1073741824}}"#), &[&cookie]);
+    assert_eq!(status, 201, "{body}");
+    let made: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let (_, body, _) = lab.http_with("GET", &format!("/api/teach/classes/{}/limits", made["id"].as_str().unwrap()), None, &[&cookie]);
+    assert_eq!(body, r#"{"session_cpus":0.5,"disk":1073741824}"#);
+    let (status, body, _) = lab.http_with("POST", "/api/teach/classes", Some(r#"{"name":"z","limits":{"containers":0}}"#), &[&cookie]);
+    assert!(status == 400 && body.contains("bad_class"), "{status} {body}");
 }

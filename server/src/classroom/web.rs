@@ -239,7 +239,7 @@ async fn create_class(State(lab): State<LabState>, headers: HeaderMap, body: axu
     let req: NewClassRequest = parse(&body)?;
     let new = (|| -> Result<NewClass, ClassroomError> {
         let (opens, closes) = parse_window(req.opens.as_deref(), req.closes.as_deref())?;
-        Ok(NewClass { name: req.name.clone(), lessons: super::parse_lessons(&req.lessons.join(","), &lab.lessons)?, opens, closes, limits: Default::default() })
+        Ok(NewClass { name: req.name.clone(), lessons: super::parse_lessons(&req.lessons.join(","), &lab.lessons)?, opens, closes, limits: req.limits.clone() })
     })()
     .map_err(|e| refuse(&lab, &[], e))?;
     let (row, _) = super::create_class(&lab.db, new).await.map_err(|e| refuse(&lab, &[], e))?;

@@ -727,6 +727,11 @@ async fn create_session(State(lab): State<LabState>) -> Result<Response, LabErro
 
 async fn delete_session(State(lab): State<LabState>, Path(id): Path<String>) -> Result<StatusCode, LabError> {
     lab.session(&id)?;
+    // A class member's lab holds their record (progress, the hand-in's evidence): only
+    // an instructor ends it.
+    if lab.member(&id).is_some() {
+        return Err(LabError::new(StatusCode::FORBIDDEN, "a class member's lab is ended by the instructor, not removed by the student"));
+    }
     lab.remove_session(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
