@@ -5,7 +5,7 @@
 // {"keys":[echo latencies, ms], "seen":{name: epoch ms when dashboard 1 first showed the
 //  student's step done}, "events": dashboard events received}.
 // Usage: node class-typists.mjs BASE COOKIE CLASS_ID DASHBOARDS KEYS GAP_MS NAME=SESSION...
-import { Term, PROMPT, sleep, now } from './terminal.mjs';
+import { Term, openAll, typeKeys, sleep, now } from './terminal.mjs';
 
 const [base, cookie, classId, dashboards, keys, gap] = [process.argv[2], process.argv[3], process.argv[4], +process.argv[5], +process.argv[6], +process.argv[7]];
 const students = process.argv.slice(8).map((a) => { const i = a.indexOf('='); return { name: a.slice(0, i), id: a.slice(i + 1) }; });
@@ -43,21 +43,10 @@ const running = [];
 for (let n = 0; n < dashboards; n++) running.push(dashboard(n));
 
 const terms = students.map((s) => new Term(base, s.id));
-await Promise.all(terms.map(async (t) => { await t.open(); await sleep(300); t.send('\x03'); await t.until((s) => PROMPT.test(s), 'prompt'); }));
-const letters = 'abcdefghijklmnopqrstuvwxyz';
+await openAll(terms);
 const lat = [];
 await Promise.all(terms.map(async (t, n) => {
-    await sleep(200 + Math.random() * 50);
-    for (let k = 0; k < keys; k++) {
-        const c = letters[(k + n) % letters.length];
-        t.mark = t.text.length;
-        const sent = now();
-        t.send(c);
-        lat.push((await t.until((s) => s.includes(c), `echo of key ${k}`, 15000)) - sent);
-        if (gap > 0) await sleep(gap * (0.5 + Math.random()));
-    }
-    t.send('\x03');
-    await t.until((s) => PROMPT.test(s), 'prompt after ctrl-C');
+    await typeKeys(t, n, keys, gap, lat);
     // The shell asks the terminal where the cursor is after each prompt; what is typed
     // before the answer went back is eaten as part of it.
     await sleep(300);

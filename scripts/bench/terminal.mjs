@@ -49,3 +49,25 @@ export class Term {
         });
     }
 }
+
+/// Opens the terminals and waits for a fresh prompt in each.
+export async function openAll(terms) {
+    await Promise.all(terms.map(async (t) => { await t.open(); await sleep(300); t.send('\x03'); await t.until((s) => PROMPT.test(s), 'prompt'); }));
+}
+
+/// The nth terminal types `keys` keys, each sent when the previous one's echo came back,
+/// about `gap` ms apart, then clears the line; the echo latencies (ms) go into `lat`.
+export async function typeKeys(t, n, keys, gap, lat) {
+    const letters = 'abcdefghijklmnopqrstuvwxyz';
+    await sleep(200 + Math.random() * 50);
+    for (let k = 0; k < keys; k++) {
+        const c = letters[(k + n) % letters.length];
+        t.mark = t.text.length;
+        const sent = now();
+        t.send(c);
+        lat.push((await t.until((s) => s.includes(c), `echo of key ${k}`, 15000)) - sent);
+        if (gap > 0) await sleep(gap * (0.5 + Math.random()));
+    }
+    t.send('\x03');
+    await t.until((s) => PROMPT.test(s), 'prompt after ctrl-C');
+}

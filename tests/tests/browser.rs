@@ -29,51 +29,17 @@ fn lesson_one_in_a_real_browser() {
     // screenshots are refreshed by running the script by hand).
     let exe = std::env::current_exe().expect("test exe path");
     let shots = exe.parent().and_then(Path::parent).expect("target dir").join("tmp").join("browser-screenshots");
-    let mut child = Command::new("node")
-        .arg(root.join("tests/browser/lesson1.mjs"))
-        .arg(format!("http://{}", lab.addr))
-        .arg(&shots)
-        .current_dir(&root)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run node");
-    // Read both pipes on threads so a chatty script never blocks.
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
+    let url = format!("http://{}", lab.addr);
     // The script gives up on its own after 240 s; this is the backstop.
-    let end = Instant::now() + Duration::from_secs(300);
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait for node") {
-            break Some(st);
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let (stdout, stderr) = (out_t.join().unwrap_or_default(), err_t.join().unwrap_or_default());
-    println!("{stdout}{stderr}");
+    let (status, output) = run_node(&root.join("tests/browser/lesson1.mjs"), &[&url, shots.to_str().expect("utf-8 path")], &[], Duration::from_secs(300));
+    println!("{output}");
     let log = lab.berth.server_log();
     let lines: Vec<&str> = log.lines().collect();
     let tail = lines[lines.len().saturating_sub(40)..].join("\n");
     match status {
         Some(st) if st.success() => {}
-        Some(st) => panic!("the browser test failed ({st}):\n{stdout}{stderr}\nscreenshots: {}\nserver log tail:\n{tail}", shots.display()),
-        None => panic!("the browser test did not finish in 300 s:\n{stdout}{stderr}\nserver log tail:\n{tail}"),
+        Some(st) => panic!("the browser test failed ({st}):\n{output}\nscreenshots: {}\nserver log tail:\n{tail}", shots.display()),
+        None => panic!("the browser test did not finish in 300 s:\n{output}\nserver log tail:\n{tail}"),
     }
 }
 
