@@ -17,7 +17,11 @@ pub struct Lab {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 impl Lab {
@@ -34,7 +38,11 @@ impl Lab {
         let lab = Lab { berth, addr };
         let end = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(&lab.addr).is_err() {
-            assert!(Instant::now() < end, "the web listener did not open: {}", lab.berth.server_log());
+            assert!(
+                Instant::now() < end,
+                "the web listener did not open: {}",
+                lab.berth.server_log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         lab
@@ -43,11 +51,23 @@ impl Lab {
     /// `curl` against the web listener: (status, body).
     pub fn http(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
         let mut c = Command::new("curl");
-        c.args(["-s", "-X", method, "-w", "\n%{http_code}", "-H", "Content-Type: application/json"]);
+        c.args([
+            "-s",
+            "-X",
+            method,
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            "Content-Type: application/json",
+        ]);
         if let Some(b) = body {
             c.args(["--data-binary", b]);
         }
-        let out = c.arg(format!("http://{}{path}", self.addr)).stdin(Stdio::null()).output().expect("run curl");
+        let out = c
+            .arg(format!("http://{}{path}", self.addr))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run curl");
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
         (code.trim().parse().unwrap_or(0), body.to_string())
@@ -55,24 +75,52 @@ impl Lab {
 
     /// [`Lab::http`] with request headers (`"Cookie: a=b"`), also giving the answer's
     /// headers: (status, body, headers).
-    pub fn http_with(&self, method: &str, path: &str, body: Option<&str>, headers: &[&str]) -> (u16, String, String) {
+    pub fn http_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[&str],
+    ) -> (u16, String, String) {
         let mut c = Command::new("curl");
-        c.args(["-s", "-D", "/dev/stderr", "-X", method, "-w", "\n%{http_code}", "-H", "Content-Type: application/json"]);
+        c.args([
+            "-s",
+            "-D",
+            "/dev/stderr",
+            "-X",
+            method,
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            "Content-Type: application/json",
+        ]);
         for h in headers {
             c.args(["-H", h]);
         }
         if let Some(b) = body {
             c.args(["--data-binary", b]);
         }
-        let out = c.arg(format!("http://{}{path}", self.addr)).stdin(Stdio::null()).output().expect("run curl");
+        let out = c
+            .arg(format!("http://{}{path}", self.addr))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run curl");
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-        (code.trim().parse().unwrap_or(0), body.to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+        (
+            code.trim().parse().unwrap_or(0),
+            body.to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
     }
 
     pub fn json(&self, method: &str, path: &str, body: Option<&str>) -> Value {
         let (code, text) = self.http(method, path, body);
-        assert!((200..300).contains(&code), "{method} {path}: {code} {text}\nserver log: {}", self.berth.server_log());
+        assert!(
+            (200..300).contains(&code),
+            "{method} {path}: {code} {text}\nserver log: {}",
+            self.berth.server_log()
+        );
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
@@ -86,7 +134,11 @@ impl Lab {
     }
 
     pub fn select(&self, id: &str, lesson: &str) {
-        let (code, body) = self.http("POST", &format!("/api/sessions/{id}/lesson"), Some(&format!("{{\"lesson\":\"{lesson}\"}}")));
+        let (code, body) = self.http(
+            "POST",
+            &format!("/api/sessions/{id}/lesson"),
+            Some(&format!("{{\"lesson\":\"{lesson}\"}}")),
+        );
         assert_eq!(code, 204, "select lesson {lesson}: {body}");
     }
 
@@ -105,7 +157,12 @@ impl Lab {
 
     /// The session's Docker API socket: what its workstation's CLI talks to.
     pub fn session_socket(&self, id: &str) -> std::path::PathBuf {
-        self.berth.root.join("lab").join(id).join("api").join("docker.sock")
+        self.berth
+            .root
+            .join("lab")
+            .join(id)
+            .join("api")
+            .join("docker.sock")
     }
 
     /// A session's envelope cgroup for `controller` (`pids`, `cpu`, `memory`): on
@@ -113,19 +170,29 @@ impl Lab {
     pub fn session_cgroup(&self, id: &str, controller: &str) -> std::path::PathBuf {
         let name = format!("berth/lab-{}", &id[..12]);
         let root = std::path::Path::new("/sys/fs/cgroup");
-        if root.join("cgroup.controllers").exists() { root.join(name) } else { root.join(controller).join(name) }
+        if root.join("cgroup.controllers").exists() {
+            root.join(name)
+        } else {
+            root.join(controller).join(name)
+        }
     }
 
     /// A file of a session's envelope cgroup, trimmed (empty when it is not there).
     pub fn session_cgroup_file(&self, id: &str, controller: &str, file: &str) -> String {
-        std::fs::read_to_string(self.session_cgroup(id, controller).join(file)).unwrap_or_default().trim().to_string()
+        std::fs::read_to_string(self.session_cgroup(id, controller).join(file))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
     }
 
     /// The docker CLI on the host, pointed at a session's socket.
     pub fn session_docker(&self, id: &str, args: &[&str]) -> Output {
         Command::new("docker")
             .args(args)
-            .env("DOCKER_HOST", format!("unix://{}", self.session_socket(id).display()))
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", self.session_socket(id).display()),
+            )
             .env("DOCKER_CONFIG", &self.berth.config_dir)
             .env_remove("DOCKER_CONTEXT")
             .stdin(Stdio::null())
@@ -134,24 +201,40 @@ impl Lab {
     }
 
     pub fn terminal(&self, id: &str) -> Term {
-        self.terminal_at(&format!("/api/sessions/{id}/terminal"), &[]).expect("websocket handshake")
+        self.terminal_at(&format!("/api/sessions/{id}/terminal"), &[])
+            .expect("websocket handshake")
     }
 
     /// A terminal WebSocket at `path` with request headers (`("Cookie", "a=b")`): an
     /// instructor's view of a student's terminal, say. Err: the refused handshake.
     pub fn terminal_at(&self, path: &str, headers: &[(&str, &str)]) -> Result<Term, String> {
         use tungstenite::client::IntoClientRequest;
-        let mut req = format!("ws://{}{path}", self.addr).into_client_request().expect("request");
+        let mut req = format!("ws://{}{path}", self.addr)
+            .into_client_request()
+            .expect("request");
         for (k, v) in headers {
-            req.headers_mut().insert(tungstenite::http::HeaderName::from_bytes(k.as_bytes()).expect("header name"), v.parse().expect("header value"));
+            req.headers_mut().insert(
+                tungstenite::http::HeaderName::from_bytes(k.as_bytes()).expect("header name"),
+                v.parse().expect("header value"),
+            );
         }
         let stream = TcpStream::connect(&self.addr).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
         let (ws, _) = tungstenite::client(req, stream).map_err(|e| match e {
-            tungstenite::HandshakeError::Failure(tungstenite::Error::Http(r)) => format!("{} {}", r.status(), String::from_utf8_lossy(r.body().as_deref().unwrap_or_default())),
+            tungstenite::HandshakeError::Failure(tungstenite::Error::Http(r)) => format!(
+                "{} {}",
+                r.status(),
+                String::from_utf8_lossy(r.body().as_deref().unwrap_or_default())
+            ),
             e => e.to_string(),
         })?;
-        Ok(Term { ws, seen: Vec::new(), mark: 0 })
+        Ok(Term {
+            ws,
+            seen: Vec::new(),
+            mark: 0,
+        })
     }
 
     /// Polls until `f` holds, failing with the server's log.
@@ -165,7 +248,10 @@ impl Lab {
         }
         let log = self.berth.server_log();
         let lines: Vec<&str> = log.lines().collect();
-        panic!("timed out waiting for: {what}\nserver log tail:\n{}", lines[lines.len().saturating_sub(40)..].join("\n"));
+        panic!(
+            "timed out waiting for: {what}\nserver log tail:\n{}",
+            lines[lines.len().saturating_sub(40)..].join("\n")
+        );
     }
 }
 
@@ -180,7 +266,9 @@ pub struct Term {
 
 impl Term {
     pub fn send(&mut self, bytes: &[u8]) {
-        self.ws.send(Message::Binary(bytes.to_vec().into())).expect("send keys");
+        self.ws
+            .send(Message::Binary(bytes.to_vec().into()))
+            .expect("send keys");
     }
 
     /// Types a command line and Enter.
@@ -189,7 +277,11 @@ impl Term {
     }
 
     pub fn resize(&mut self, cols: u16, rows: u16) {
-        self.ws.send(Message::Text(format!("{{\"type\":\"resize\",\"cols\":{cols},\"rows\":{rows}}}").into())).expect("send resize");
+        self.ws
+            .send(Message::Text(
+                format!("{{\"type\":\"resize\",\"cols\":{cols},\"rows\":{rows}}}").into(),
+            ))
+            .expect("send resize");
     }
 
     /// Reads until the terminal has been quiet for a moment (a command finished or
@@ -223,7 +315,11 @@ impl Term {
                 Ok(Message::Binary(b)) => self.seen.extend_from_slice(&b),
                 Ok(Message::Close(_)) => return true,
                 Ok(_) => {}
-                Err(tungstenite::Error::Io(e)) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
                 Err(_) => return true,
             }
         }
@@ -234,7 +330,11 @@ impl Term {
         match self.ws.read() {
             Ok(Message::Binary(b)) => self.seen.extend_from_slice(&b),
             Ok(_) => {}
-            Err(tungstenite::Error::Io(e)) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => panic!("terminal closed: {e}\nseen: {}", self.text()),
         }
     }
@@ -257,7 +357,11 @@ impl Term {
                 self.mark += hay[..i + needle.len()].len();
                 return hay[..i].to_string();
             }
-            assert!(Instant::now() < end, "terminal never showed {needle:?}; it showed:\n{}", String::from_utf8_lossy(&self.seen));
+            assert!(
+                Instant::now() < end,
+                "terminal never showed {needle:?}; it showed:\n{}",
+                String::from_utf8_lossy(&self.seen)
+            );
             self.read_once();
         }
     }

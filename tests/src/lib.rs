@@ -4,6 +4,7 @@
 //! Everything a test starts is torn down in `Drop` (server, shims, containers,
 //! mounts, cgroups, the temp root), even when the test fails.
 
+pub mod dockerd;
 pub mod lab;
 pub mod wasm;
 
@@ -23,7 +24,11 @@ pub fn berth_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test exe path");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let bin = dir.join("berth");
-    assert!(bin.exists(), "{} is missing: build it first with `cargo build -p berth-server` (tests/run does)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first with `cargo build -p berth-server` (tests/run does)",
+        bin.display()
+    );
     bin
 }
 
@@ -32,23 +37,45 @@ pub fn require(cmd: &str, hint: &str) {
     let found = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join(cmd).exists()))
         .unwrap_or(false);
-    assert!(found || Path::new(cmd).exists(), "`{cmd}` is required for this test: {hint}");
+    assert!(
+        found || Path::new(cmd).exists(),
+        "`{cmd}` is required for this test: {hint}"
+    );
 }
 
 /// Compiles `tests/fixtures/NAME.c` into a static binary (once per test run) for
 /// tests that need a program busybox does not have.
 pub fn static_fixture(name: &str) -> PathBuf {
     require("gcc", "apt-get install gcc libc6-dev");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(format!("{name}.c"));
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(format!("{name}.c"));
     // In the build directory (target/debug/tmp/fixtures), not in /tmp: nothing to clean.
     let exe = std::env::current_exe().expect("test exe path");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir").join("tmp").join("fixtures");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("tmp")
+        .join("fixtures");
     fs::create_dir_all(&dir).expect("fixture dir");
     let out = dir.join(name);
     if !out.exists() {
-        let tmp = dir.join(format!("{name}.tmp{:?}", std::thread::current().id()).replace(['(', ')'], ""));
-        let st = Command::new("gcc").arg("-static").arg("-O2").arg("-o").arg(&tmp).arg(&src).status().expect("run gcc");
-        assert!(st.success(), "gcc -static {} failed: apt-get install gcc libc6-dev", src.display());
+        let tmp = dir
+            .join(format!("{name}.tmp{:?}", std::thread::current().id()).replace(['(', ')'], ""));
+        let st = Command::new("gcc")
+            .arg("-static")
+            .arg("-O2")
+            .arg("-o")
+            .arg(&tmp)
+            .arg(&src)
+            .status()
+            .expect("run gcc");
+        assert!(
+            st.success(),
+            "gcc -static {} failed: apt-get install gcc libc6-dev",
+            src.display()
+        );
         fs::rename(&tmp, &out).expect("place fixture");
     }
     out
@@ -84,7 +111,10 @@ impl Berth {
     pub fn start_with(extra_args: &[&str]) -> Berth {
         require("docker", "the docker CLI 28 must be on PATH");
         require("/bin/busybox", "apt-get install busybox-static");
-        let tmp = tempfile::Builder::new().prefix("berth-test-").tempdir().expect("temp dir");
+        let tmp = tempfile::Builder::new()
+            .prefix("berth-test-")
+            .tempdir()
+            .expect("temp dir");
         let root = tmp.path().join("root");
         let config_dir = tmp.path().join("docker-config");
         fs::create_dir_all(&config_dir).expect("config dir");
@@ -92,10 +122,21 @@ impl Berth {
         let mut extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
         // Tests run in parallel, each with its own server: its registry takes a free
         // port (see `registry_addr`) unless the test asks for one.
-        if !extra_args.iter().any(|a| a.starts_with("--registry-listen")) {
+        if !extra_args
+            .iter()
+            .any(|a| a.starts_with("--registry-listen"))
+        {
             extra_args.extend(["--registry-listen".to_string(), "127.0.0.1:0".to_string()]);
         }
-        let mut b = Berth { root, sock, config_dir, extra_args, unprivileged: None, server: None, _tmp: tmp };
+        let mut b = Berth {
+            root,
+            sock,
+            config_dir,
+            extra_args,
+            unprivileged: None,
+            server: None,
+            _tmp: tmp,
+        };
         b.start_server();
         b
     }
@@ -106,7 +147,10 @@ impl Berth {
         require("docker", "the docker CLI 28 must be on PATH");
         require("/bin/busybox", "apt-get install busybox-static");
         const NOBODY: u32 = 65534;
-        let tmp = tempfile::Builder::new().prefix("berth-test-").tempdir().expect("temp dir");
+        let tmp = tempfile::Builder::new()
+            .prefix("berth-test-")
+            .tempdir()
+            .expect("temp dir");
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).expect("chmod temp dir");
         let root = tmp.path().join("root");
@@ -122,14 +166,26 @@ impl Berth {
         let sock = run.join("docker.sock");
         let mut extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
         extra_args.extend(["--registry-listen".to_string(), "127.0.0.1:0".to_string()]);
-        let mut b = Berth { root, sock, config_dir, extra_args, unprivileged: Some((NOBODY, bin)), server: None, _tmp: tmp };
+        let mut b = Berth {
+            root,
+            sock,
+            config_dir,
+            extra_args,
+            unprivileged: Some((NOBODY, bin)),
+            server: None,
+            _tmp: tmp,
+        };
         b.start_server();
         b
     }
 
     /// Starts (or restarts) `berth serve` and waits until it answers.
     pub fn start_server(&mut self) {
-        let log = fs::OpenOptions::new().create(true).append(true).open(self.root.with_file_name("server.log")).expect("server log");
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.with_file_name("server.log"))
+            .expect("server log");
         let mut cmd = match &self.unprivileged {
             Some((uid, bin)) => {
                 let mut c = Command::new(bin);
@@ -174,7 +230,10 @@ impl Berth {
     /// HOST:PORT of this server's registry (written by `berth serve` once it listens).
     pub fn registry_addr(&self) -> String {
         let f = self.root.join("registry").join("listen-address");
-        fs::read_to_string(&f).unwrap_or_else(|e| panic!("{}: {e}; server log: {}", f.display(), self.server_log())).trim().to_string()
+        fs::read_to_string(&f)
+            .unwrap_or_else(|e| panic!("{}: {e}; server log: {}", f.display(), self.server_log()))
+            .trim()
+            .to_string()
     }
 
     pub fn server_log(&self) -> String {
@@ -221,8 +280,15 @@ impl Berth {
     /// Runs docker and expects failure; returns (exit code, stderr).
     pub fn fails(&self, args: &[&str]) -> (i32, String) {
         let o = self.docker(args);
-        assert!(!o.status.success(), "docker {args:?} should fail but printed {}", String::from_utf8_lossy(&o.stdout));
-        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).to_string())
+        assert!(
+            !o.status.success(),
+            "docker {args:?} should fail but printed {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
     }
 
     /// `docker inspect -f TEMPLATE NAME`.
@@ -239,7 +305,10 @@ impl Berth {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("timed out waiting for: {what}\nserver log tail: {}", tail(&self.server_log(), 30));
+        panic!(
+            "timed out waiting for: {what}\nserver log tail: {}",
+            tail(&self.server_log(), 30)
+        );
     }
 }
 
@@ -258,10 +327,15 @@ impl Drop for Berth {
 /// Kills every container and shim of a state root, unmounts what is left under it and
 /// removes its cgroups, so the next run starts clean.
 pub fn cleanup_root(root: &Path) {
-    let Ok(rd) = fs::read_dir(root.join("containers")) else { return };
+    let Ok(rd) = fs::read_dir(root.join("containers")) else {
+        return;
+    };
     for e in rd.flatten() {
         let id = e.file_name().to_string_lossy().to_string();
-        if let Some(v) = fs::read(e.path().join("container.json")).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()) {
+        if let Some(v) = fs::read(e.path().join("container.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        {
             for key in ["pid", "shim_pid"] {
                 if let Some(pid) = v["state"][key].as_i64().filter(|p| *p > 0) {
                     // SAFETY: kill(2) with a pid we recorded; at worst ESRCH.
@@ -270,7 +344,9 @@ pub fn cleanup_root(root: &Path) {
             }
         }
         // Shims are children of init after a server kill; give them a moment to go.
-        let sock = root.join("run").join(format!("{}.sock", &id[..16.min(id.len())]));
+        let sock = root
+            .join("run")
+            .join(format!("{}.sock", &id[..16.min(id.len())]));
         let end = Instant::now() + Duration::from_secs(5);
         while sock.exists() && Instant::now() < end {
             std::thread::sleep(Duration::from_millis(20));
@@ -278,7 +354,11 @@ pub fn cleanup_root(root: &Path) {
         let parent = fs::read(e.path().join("container.json"))
             .ok()
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| v["host_config"]["CgroupParent"].as_str().map(str::to_string))
+            .and_then(|v| {
+                v["host_config"]["CgroupParent"]
+                    .as_str()
+                    .map(str::to_string)
+            })
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| "berth".into());
         for base in CGROUP_BASES {
@@ -289,8 +369,15 @@ pub fn cleanup_root(root: &Path) {
     // failed test left running in them.
     if let Ok(rd) = fs::read_dir(root.join("namespaces")) {
         for e in rd.flatten() {
-            let policy = fs::read(e.path().join("policy.json")).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-            let Some(cgroup) = policy.as_ref().and_then(|p| p["envelope"]["cgroup"].as_str()) else { continue };
+            let policy = fs::read(e.path().join("policy.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+            let Some(cgroup) = policy
+                .as_ref()
+                .and_then(|p| p["envelope"]["cgroup"].as_str())
+            else {
+                continue;
+            };
             if cgroup.split('/').any(|c| c == ".." || c.is_empty()) {
                 continue;
             }
@@ -301,7 +388,11 @@ pub fn cleanup_root(root: &Path) {
     }
     let root_s = root.display().to_string();
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut points: Vec<&str> = mounts.lines().filter_map(|l| l.split(' ').nth(4)).filter(|p| p.starts_with(&root_s)).collect();
+    let mut points: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| p.starts_with(&root_s))
+        .collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for p in points {
         let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
@@ -309,7 +400,14 @@ pub fn cleanup_root(root: &Path) {
 }
 
 /// Where cgroups of Berth's may be: the v2 root and each v1 controller Berth uses.
-pub const CGROUP_BASES: [&str; 6] = ["/sys/fs/cgroup", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/freezer", "/sys/fs/cgroup/cpuacct"];
+pub const CGROUP_BASES: [&str; 6] = [
+    "/sys/fs/cgroup",
+    "/sys/fs/cgroup/memory",
+    "/sys/fs/cgroup/cpu",
+    "/sys/fs/cgroup/pids",
+    "/sys/fs/cgroup/freezer",
+    "/sys/fs/cgroup/cpuacct",
+];
 
 /// Kills what runs in a cgroup and below, and removes them all, for a few seconds.
 fn remove_cgroup_tree(dir: &Path) {
@@ -326,7 +424,11 @@ fn remove_cgroup_tree(dir: &Path) {
             all.push(d);
         }
         for d in all.iter().rev() {
-            for pid in fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default().lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            for pid in fs::read_to_string(d.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.trim().parse::<i32>().ok())
+            {
                 // SAFETY: kill(2); at worst ESRCH.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
@@ -364,8 +466,16 @@ impl Pty {
         }
         let child = cmd.spawn().expect("spawn on pty");
         let master = fs::File::from(pty.master);
-        nix::fcntl::fcntl(master.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).expect("nonblock");
-        Pty { master, child, seen: Vec::new() }
+        nix::fcntl::fcntl(
+            master.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .expect("nonblock");
+        Pty {
+            master,
+            child,
+            seen: Vec::new(),
+        }
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
@@ -382,11 +492,17 @@ impl Pty {
                 self.seen.drain(..i + needle.len());
                 return out;
             }
-            assert!(Instant::now() < end, "timed out waiting for {needle:?}; screen so far: {:?}", String::from_utf8_lossy(&self.seen));
+            assert!(
+                Instant::now() < end,
+                "timed out waiting for {needle:?}; screen so far: {:?}",
+                String::from_utf8_lossy(&self.seen)
+            );
             match self.master.read(&mut buf) {
                 Ok(0) => std::thread::sleep(Duration::from_millis(20)),
                 Ok(n) => self.seen.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
                 Err(_) => std::thread::sleep(Duration::from_millis(20)),
             }
         }
@@ -404,7 +520,11 @@ impl Pty {
             if let Ok(Some(st)) = self.child.try_wait() {
                 return st.code().unwrap_or(-1);
             }
-            assert!(Instant::now() < end, "command did not exit; screen: {:?}", String::from_utf8_lossy(&self.seen));
+            assert!(
+                Instant::now() < end,
+                "command did not exit; screen: {:?}",
+                String::from_utf8_lossy(&self.seen)
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -20,8 +20,15 @@ mod tests {
     fn test_guest_is_a_wasm_module() {
         let path = super::test_guest();
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(bytes.starts_with(b"\0asm"), "{} is not a wasm module", path.display());
+        assert!(
+            bytes.starts_with(b"\0asm"),
+            "{} is not a wasm module",
+            path.display()
+        );
         let component = std::fs::read(super::test_component()).unwrap();
-        assert!(component.starts_with(b"\0asm\x0d\x00\x01\x00"), "not a component");
+        assert!(
+            component.starts_with(b"\0asm\x0d\x00\x01\x00"),
+            "not a component"
+        );
     }
 }

@@ -12,40 +12,73 @@ use berth_tests::lab::Lab;
 use berth_tests::require;
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 #[test]
 fn lesson_one_in_a_real_browser() {
     let root = workspace();
     require("node", "apt-get install nodejs npm (node 20 or later)");
-    let chromium = std::env::var_os("CHROMIUM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    assert!(chromium.exists(), "{} is required for this test: apt-get install chromium fonts-noto-cjk", chromium.display());
+    let chromium = std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(
+        chromium.exists(),
+        "{} is required for this test: apt-get install chromium fonts-noto-cjk",
+        chromium.display()
+    );
     let playwright = root.join("playground-web/node_modules/playwright-core/index.mjs");
-    assert!(playwright.exists(), "{} is required for this test: (cd playground-web && npm ci)", playwright.display());
+    assert!(
+        playwright.exists(),
+        "{} is required for this test: (cd playground-web && npm ci)",
+        playwright.display()
+    );
 
     let lab = Lab::start();
     // Screenshots of this run go under target/ (the committed ones in tests/browser/
     // screenshots are refreshed by running the script by hand).
     let exe = std::env::current_exe().expect("test exe path");
-    let shots = exe.parent().and_then(Path::parent).expect("target dir").join("tmp").join("browser-screenshots");
+    let shots = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("tmp")
+        .join("browser-screenshots");
     let url = format!("http://{}", lab.addr);
     // The script gives up on its own after 240 s; this is the backstop.
-    let (status, output) = run_node(&root.join("tests/browser/lesson1.mjs"), &[&url, shots.to_str().expect("utf-8 path")], &[], Duration::from_secs(300));
+    let (status, output) = run_node(
+        &root.join("tests/browser/lesson1.mjs"),
+        &[&url, shots.to_str().expect("utf-8 path")],
+        &[],
+        Duration::from_secs(300),
+    );
     println!("{output}");
     let log = lab.berth.server_log();
     let lines: Vec<&str> = log.lines().collect();
     let tail = lines[lines.len().saturating_sub(40)..].join("\n");
     match status {
         Some(st) if st.success() => {}
-        Some(st) => panic!("the browser test failed ({st}):\n{output}\nscreenshots: {}\nserver log tail:\n{tail}", shots.display()),
-        None => panic!("the browser test did not finish in 300 s:\n{output}\nserver log tail:\n{tail}"),
+        Some(st) => panic!(
+            "the browser test failed ({st}):\n{output}\nscreenshots: {}\nserver log tail:\n{tail}",
+            shots.display()
+        ),
+        None => {
+            panic!("the browser test did not finish in 300 s:\n{output}\nserver log tail:\n{tail}")
+        }
     }
 }
 
 /// Runs `node SCRIPT ARGS` with `env`, giving up after `limit`: (exit status, stdout and
 /// stderr together); None for the status when it did not finish.
-fn run_node(script: &Path, args: &[&str], env: &[(&str, &str)], limit: Duration) -> (Option<std::process::ExitStatus>, String) {
+fn run_node(
+    script: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> (Option<std::process::ExitStatus>, String) {
     let mut child = Command::new("node")
         .arg(script)
         .args(args)
@@ -81,7 +114,14 @@ fn run_node(script: &Path, args: &[&str], env: &[(&str, &str)], limit: Duration)
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    (status, format!("{}{}", out_t.join().unwrap_or_default(), err_t.join().unwrap_or_default()))
+    (
+        status,
+        format!(
+            "{}{}",
+            out_t.join().unwrap_or_default(),
+            err_t.join().unwrap_or_default()
+        ),
+    )
 }
 
 /// A teacher and three students, each in their own browser context: joining (by link,
@@ -96,10 +136,20 @@ fn a_whole_class_in_real_browsers() {
     use std::io::Write;
     let root = workspace();
     require("node", "apt-get install nodejs npm (node 20 or later)");
-    let chromium = std::env::var_os("CHROMIUM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    assert!(chromium.exists(), "{} is required for this test: apt-get install chromium fonts-noto-cjk", chromium.display());
+    let chromium = std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(
+        chromium.exists(),
+        "{} is required for this test: apt-get install chromium fonts-noto-cjk",
+        chromium.display()
+    );
     let playwright = root.join("playground-web/node_modules/playwright-core/index.mjs");
-    assert!(playwright.exists(), "{} is required for this test: (cd playground-web && npm ci)", playwright.display());
+    assert!(
+        playwright.exists(),
+        "{} is required for this test: (cd playground-web && npm ci)",
+        playwright.display()
+    );
 
     // Three failing commands make a student stuck; only class members get labs.
     let lab = Lab::start_with(&["--class-stuck-attempts", "3", "--open-playground=false"]);
@@ -112,12 +162,29 @@ fn a_whole_class_in_real_browsers() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run berth instructor add");
-    add.stdin.take().expect("stdin").write_all(format!("{password}\n").as_bytes()).expect("write the password");
-    let o = add.wait_with_output().expect("wait for berth instructor add");
-    assert!(o.status.success(), "berth instructor add: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    add.stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("write the password");
+    let o = add
+        .wait_with_output()
+        .expect("wait for berth instructor add");
+    assert!(
+        o.status.success(),
+        "berth instructor add: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
 
     let exe = std::env::current_exe().expect("test exe path");
-    let shots = exe.parent().and_then(Path::parent).expect("target dir").join("tmp").join("browser-screenshots").join("classroom");
+    let shots = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("tmp")
+        .join("browser-screenshots")
+        .join("classroom");
     let _ = std::fs::remove_file(shots.join("transcript.txt"));
     let url = format!("http://{}", lab.addr);
     // The script gives up on its own after 300 s; this is the backstop.
@@ -139,7 +206,11 @@ fn a_whole_class_in_real_browsers() {
 
     // The transcript the teacher downloaded is the server's, signed.
     let file = shots.join("transcript.txt");
-    assert!(file.exists(), "the script saved no transcript at {}", file.display());
+    assert!(
+        file.exists(),
+        "the script saved no transcript at {}",
+        file.display()
+    );
     let o = Command::new(berth_tests::berth_bin())
         .args(["transcript", "verify"])
         .arg(&file)
@@ -147,9 +218,26 @@ fn a_whole_class_in_real_browsers() {
         .stdin(Stdio::null())
         .output()
         .expect("run berth transcript verify");
-    let said = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    assert!(o.status.success(), "berth transcript verify {}: {said}", file.display());
-    for needle in ["student: Ann Park", "lifecycle/search", "lifecycle/pull", "lifecycle/images", "this server's"] {
-        assert!(said.contains(needle), "{needle:?} not in the verification:\n{said}");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.status.success(),
+        "berth transcript verify {}: {said}",
+        file.display()
+    );
+    for needle in [
+        "student: Ann Park",
+        "lifecycle/search",
+        "lifecycle/pull",
+        "lifecycle/images",
+        "this server's",
+    ] {
+        assert!(
+            said.contains(needle),
+            "{needle:?} not in the verification:\n{said}"
+        );
     }
 }

@@ -8,18 +8,36 @@ use berth_tests::berth_bin;
 use berth_tests::lab::Lab;
 
 fn berth(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(berth_bin()).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run berth");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    let mut child = Command::new(berth_bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run berth");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
     child.wait_with_output().expect("wait for berth")
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// The line of `out` that starts with `label`, without it.
 fn field<'a>(out: &'a str, label: &str) -> &'a str {
-    out.lines().find_map(|l| l.strip_prefix(label)).unwrap_or_else(|| panic!("no {label:?} in {out}")).trim()
+    out.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .unwrap_or_else(|| panic!("no {label:?} in {out}"))
+        .trim()
 }
 
 #[test]
@@ -28,26 +46,68 @@ fn instructors_and_classes_are_made_from_the_shell_while_the_server_runs() {
     let root = lab.berth.root.to_str().unwrap().to_string();
     let r = root.as_str();
 
-    let o = berth(&["instructor", "add", "--root", r, "kim"], "correct horse\n");
+    let o = berth(
+        &["instructor", "add", "--root", r, "kim"],
+        "correct horse\n",
+    );
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("instructor kim added"), "{}", text(&o));
-    let o = berth(&["instructor", "add", "--root", r, "kim"], "battery staple\n");
-    assert!(o.status.success() && text(&o).contains("new password"), "{}", text(&o));
+    let o = berth(
+        &["instructor", "add", "--root", r, "kim"],
+        "battery staple\n",
+    );
+    assert!(
+        o.status.success() && text(&o).contains("new password"),
+        "{}",
+        text(&o)
+    );
     for (name, password, needle) in [
         ("lee", "short\n", "too short"),
         ("   ", "long enough\n", "must not be empty"),
     ] {
         let o = berth(&["instructor", "add", "--root", r, name], password);
-        assert!(!o.status.success() && text(&o).contains(needle), "{name:?}: {}", text(&o));
+        assert!(
+            !o.status.success() && text(&o).contains(needle),
+            "{name:?}: {}",
+            text(&o)
+        );
     }
 
-    let o = berth(&["class", "create", "--root", r, "--name", "Docker 101", "--lessons", "1,2", "--opens", "2026-12-01T09:00", "--closes", "2026-12-01T12:00", "--url", "http://lab.example:8080/"], "");
+    let o = berth(
+        &[
+            "class",
+            "create",
+            "--root",
+            r,
+            "--name",
+            "Docker 101",
+            "--lessons",
+            "1,2",
+            "--opens",
+            "2026-12-01T09:00",
+            "--closes",
+            "2026-12-01T12:00",
+            "--url",
+            "http://lab.example:8080/",
+        ],
+        "",
+    );
     assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     let code = field(&out, "join code:");
     assert_eq!(code.len(), 9, "{out}");
-    assert!(code.chars().enumerate().all(|(i, c)| if i == 4 { c == '-' } else { "23456789ABCDEFGHJKMNPQRSTUVWXYZ".contains(c) }), "{code}");
-    assert_eq!(field(&out, "join URL:"), format!("http://lab.example:8080/join/{code}"));
+    assert!(
+        code.chars().enumerate().all(|(i, c)| if i == 4 {
+            c == '-'
+        } else {
+            "23456789ABCDEFGHJKMNPQRSTUVWXYZ".contains(c)
+        }),
+        "{code}"
+    );
+    assert_eq!(
+        field(&out, "join URL:"),
+        format!("http://lab.example:8080/join/{code}")
+    );
 
     let o = berth(&["class", "create", "--root", r, "--name", "도커 입문"], "");
     assert!(o.status.success(), "{}", text(&o));
@@ -59,24 +119,49 @@ fn instructors_and_classes_are_made_from_the_shell_while_the_server_runs() {
     let list = String::from_utf8_lossy(&o.stdout).to_string();
     let rows: Vec<Vec<&str>> = list.lines().map(|l| l.split('\t').collect()).collect();
     assert_eq!(rows.len(), 2, "{list}");
-    assert_eq!(&rows[0][1..4], &[code, "Docker 101", "lifecycle,step-by-step"], "{list}");
+    assert_eq!(
+        &rows[0][1..4],
+        &[code, "Docker 101", "lifecycle,step-by-step"],
+        "{list}"
+    );
     assert_eq!(rows[0][4], "2026-12-01T09:00:00+00:00");
     assert_eq!(&rows[1][1..3], &[other.as_str(), "도커 입문"], "{list}");
 
     for (args, needle) in [
         (vec!["--name", "x", "--lessons", "99"], "no lesson \"99\""),
-        (vec!["--name", "x", "--lessons", "1,lifecycle"], "listed twice"),
+        (
+            vec!["--name", "x", "--lessons", "1,lifecycle"],
+            "listed twice",
+        ),
         (vec!["--name", "x", "--opens", "tomorrow"], "is not a time"),
-        (vec!["--name", "x", "--opens", "2026-12-02T10:00", "--closes", "2026-12-02T09:00"], "closes"),
+        (
+            vec![
+                "--name",
+                "x",
+                "--opens",
+                "2026-12-02T10:00",
+                "--closes",
+                "2026-12-02T09:00",
+            ],
+            "closes",
+        ),
         (vec!["--name", ""], "must not be empty"),
     ] {
         let mut full = vec!["class", "create", "--root", r];
         full.extend(args.iter().copied());
         let o = berth(&full, "");
-        assert!(!o.status.success() && text(&o).contains(needle), "{args:?}: {}", text(&o));
+        assert!(
+            !o.status.success() && text(&o).contains(needle),
+            "{args:?}: {}",
+            text(&o)
+        );
     }
     let o = berth(&["class", "list", "--root", "/nonexistent/berth"], "");
-    assert!(!o.status.success() && text(&o).contains("not a Berth state directory"), "{}", text(&o));
+    assert!(
+        !o.status.success() && text(&o).contains("not a Berth state directory"),
+        "{}",
+        text(&o)
+    );
 
     // The server went on serving throughout, on the same database.
     let _ = lab.create_session();
@@ -84,26 +169,49 @@ fn instructors_and_classes_are_made_from_the_shell_while_the_server_runs() {
 
 /// The `berth_teach` cookie of a login, as a request header.
 fn login(lab: &Lab, name: &str, password: &str) -> Result<String, (u16, String)> {
-    let (code, body, headers) = lab.http_with("POST", "/api/teach/login", Some(&serde_json::json!({ "name": name, "password": password }).to_string()), &[]);
+    let (code, body, headers) = lab.http_with(
+        "POST",
+        "/api/teach/login",
+        Some(&serde_json::json!({ "name": name, "password": password }).to_string()),
+        &[],
+    );
     if code != 204 {
         return Err((code, body));
     }
     let cookie = headers
         .lines()
-        .find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
         .unwrap_or_else(|| panic!("no cookie in {headers}"));
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     Ok(format!("Cookie: {}", cookie.split(';').next().unwrap()))
 }
 
 fn join(lab: &Lab, body: serde_json::Value) -> (u16, serde_json::Value) {
     let (code, text, _) = lab.http_with("POST", "/api/join", Some(&body.to_string()), &[]);
-    (code, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+    (
+        code,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 fn class_code(lab: &Lab, extra: &[&str]) -> String {
     let root = lab.berth.root.to_str().unwrap().to_string();
-    let mut args = vec!["class", "create", "--root", root.as_str(), "--name", "Docker 101", "--lessons", "1"];
+    let mut args = vec![
+        "class",
+        "create",
+        "--root",
+        root.as_str(),
+        "--name",
+        "Docker 101",
+        "--lessons",
+        "1",
+    ];
     args.extend_from_slice(extra);
     let o = berth(&args, "");
     assert!(o.status.success(), "{}", text(&o));
@@ -122,31 +230,69 @@ fn students_join_by_code_and_come_back_to_the_same_lab() {
     // However the code is typed.
     let typed = code.replace('-', "").to_lowercase();
     let info = lab.json("GET", &format!("/api/classes/{typed}"), None);
-    assert_eq!((info["name"].as_str(), info["state"].as_str(), info["code"].as_str()), (Some("Docker 101"), Some("open"), Some(code.as_str())));
-    assert!(info.get("id").is_none(), "students do not see the class's id: {info}");
+    assert_eq!(
+        (
+            info["name"].as_str(),
+            info["state"].as_str(),
+            info["code"].as_str()
+        ),
+        (Some("Docker 101"), Some("open"), Some(code.as_str()))
+    );
+    assert!(
+        info.get("id").is_none(),
+        "students do not see the class's id: {info}"
+    );
 
-    let (status, first) = join(&lab, serde_json::json!({ "code": typed, "name": "  Min  Ji " }));
+    let (status, first) = join(
+        &lab,
+        serde_json::json!({ "code": typed, "name": "  Min  Ji " }),
+    );
     assert_eq!(status, 201, "{first}");
     let session = first["session"]["id"].as_str().unwrap().to_string();
     let pin = first["pin"].as_str().unwrap().to_string();
-    assert!(pin.len() == 6 && pin.chars().all(|c| c.is_ascii_digit()), "{pin}");
+    assert!(
+        pin.len() == 6 && pin.chars().all(|c| c.is_ascii_digit()),
+        "{pin}"
+    );
     let rejoin = first["rejoin_path"].as_str().unwrap();
-    let token = rejoin.strip_prefix(&format!("/join/{code}#")).unwrap_or_else(|| panic!("{rejoin}"));
+    let token = rejoin
+        .strip_prefix(&format!("/join/{code}#"))
+        .unwrap_or_else(|| panic!("{rejoin}"));
     assert_eq!(first["name"], "Min  Ji");
     let st = lab.status(&session);
     assert_eq!(st["class"]["name"], "Min  Ji");
     assert_eq!(st["class"]["class"]["name"], "Docker 101");
-    assert_eq!(st["lesson"], "lifecycle", "a new student starts on the class's first lesson");
+    assert_eq!(
+        st["lesson"], "lifecycle",
+        "a new student starts on the class's first lesson"
+    );
 
     // The name is theirs; the PIN or the link brings them back to the same lab.
     let (status, taken) = join(&lab, serde_json::json!({ "code": code, "name": "min ji" }));
-    assert_eq!((status, taken["kind"].as_str()), (409, Some("name_taken")), "{taken}");
-    let (status, again) = join(&lab, serde_json::json!({ "code": code, "name": "MIN JI", "pin": pin }));
+    assert_eq!(
+        (status, taken["kind"].as_str()),
+        (409, Some("name_taken")),
+        "{taken}"
+    );
+    let (status, again) = join(
+        &lab,
+        serde_json::json!({ "code": code, "name": "MIN JI", "pin": pin }),
+    );
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["session"]["id"].as_str(), Some(session.as_str()));
-    assert!(again["pin"].is_null() && again["rejoin_path"].is_null(), "shown once only: {again}");
-    let (status, by_link) = join(&lab, serde_json::json!({ "code": code, "name": "", "token": token }));
-    assert_eq!((status, by_link["session"]["id"].as_str()), (200, Some(session.as_str())), "{by_link}");
+    assert!(
+        again["pin"].is_null() && again["rejoin_path"].is_null(),
+        "shown once only: {again}"
+    );
+    let (status, by_link) = join(
+        &lab,
+        serde_json::json!({ "code": code, "name": "", "token": token }),
+    );
+    assert_eq!(
+        (status, by_link["session"]["id"].as_str()),
+        (200, Some(session.as_str())),
+        "{by_link}"
+    );
 
     // The student cannot remove the lab that holds their record.
     let (status, body, _) = lab.http_with("DELETE", &format!("/api/sessions/{session}"), None, &[]);
@@ -160,12 +306,28 @@ fn students_join_by_code_and_come_back_to_the_same_lab() {
     // Bad input: a clear refusal each, with a kind the page can put in its own words.
     let long = "x".repeat(101);
     for (body, want_status, kind) in [
-        (serde_json::json!({ "code": code, "name": "   " }), 400, "name_empty"),
-        (serde_json::json!({ "code": code, "name": long }), 400, "name_too_long"),
-        (serde_json::json!({ "code": code, "name": "a\u{1b}[2Jb" }), 400, "name_invalid"),
+        (
+            serde_json::json!({ "code": code, "name": "   " }),
+            400,
+            "name_empty",
+        ),
+        (
+            serde_json::json!({ "code": code, "name": long }),
+            400,
+            "name_too_long",
+        ),
+        (
+            serde_json::json!({ "code": code, "name": "a\u{1b}[2Jb" }),
+            400,
+            "name_invalid",
+        ),
     ] {
         let (status, v) = join(&lab, body.clone());
-        assert_eq!((status, v["kind"].as_str()), (want_status, Some(kind)), "{body}: {v}");
+        assert_eq!(
+            (status, v["kind"].as_str()),
+            (want_status, Some(kind)),
+            "{body}: {v}"
+        );
     }
     let (status, body, _) = lab.http_with("POST", "/api/join", Some("{\"code\": 12"), &[]);
     assert_eq!(status, 400, "{body}");
@@ -173,18 +335,44 @@ fn students_join_by_code_and_come_back_to_the_same_lab() {
     // Guesses (wrong codes, PINs, links) are limited per address: after 4, even a
     // right request waits, and is told how long.
     let wrong_pin = if pin == "000000" { "111111" } else { "000000" };
-    let (status, v) = join(&lab, serde_json::json!({ "code": code, "name": "Lee", "pin": wrong_pin }));
-    assert_eq!((status, v["kind"].as_str()), (403, Some("wrong_pin")), "{v}");
-    let (status, v) = join(&lab, serde_json::json!({ "code": code, "name": "", "token": "00".repeat(16) }));
-    assert_eq!((status, v["kind"].as_str()), (403, Some("bad_token")), "{v}");
+    let (status, v) = join(
+        &lab,
+        serde_json::json!({ "code": code, "name": "Lee", "pin": wrong_pin }),
+    );
+    assert_eq!(
+        (status, v["kind"].as_str()),
+        (403, Some("wrong_pin")),
+        "{v}"
+    );
+    let (status, v) = join(
+        &lab,
+        serde_json::json!({ "code": code, "name": "", "token": "00".repeat(16) }),
+    );
+    assert_eq!(
+        (status, v["kind"].as_str()),
+        (403, Some("bad_token")),
+        "{v}"
+    );
     for bad in ["2345-6789", "not-a-code"] {
         let (status, v) = join(&lab, serde_json::json!({ "code": bad, "name": "x" }));
-        assert_eq!((status, v["kind"].as_str()), (404, Some("unknown_code")), "{v}");
+        assert_eq!(
+            (status, v["kind"].as_str()),
+            (404, Some("unknown_code")),
+            "{v}"
+        );
     }
-    let (status, v, headers) = lab.http_with("POST", "/api/join", Some(&serde_json::json!({ "code": code, "name": "MIN JI", "pin": pin }).to_string()), &[]);
+    let (status, v, headers) = lab.http_with(
+        "POST",
+        "/api/join",
+        Some(&serde_json::json!({ "code": code, "name": "MIN JI", "pin": pin }).to_string()),
+        &[],
+    );
     assert_eq!(status, 429, "{v}");
     assert!(v.contains("\"rate_limited\""), "{v}");
-    assert!(headers.to_ascii_lowercase().contains("retry-after: "), "{headers}");
+    assert!(
+        headers.to_ascii_lowercase().contains("retry-after: "),
+        "{headers}"
+    );
 }
 
 /// Reads server-sent events of a dashboard from a raw HTTP connection.
@@ -196,9 +384,12 @@ impl Live {
     fn open(lab: &Lab, class: &str, cookie: &str) -> Live {
         use std::io::Write as _;
         let mut s = std::net::TcpStream::connect(&lab.addr).expect("connect");
-        s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
         write!(s, "GET /api/teach/classes/{class}/live HTTP/1.1\r\nHost: {}\r\n{cookie}\r\nAccept: text/event-stream\r\n\r\n", lab.addr).unwrap();
-        Live { reader: std::io::BufReader::new(s) }
+        Live {
+            reader: std::io::BufReader::new(s),
+        }
     }
 
     /// The next dashboard (chunked transfer's size lines and keep-alives skipped).
@@ -207,7 +398,10 @@ impl Live {
         let mut line = String::new();
         loop {
             line.clear();
-            let n = self.reader.read_line(&mut line).expect("read the event stream");
+            let n = self
+                .reader
+                .read_line(&mut line)
+                .expect("read the event stream");
             assert!(n > 0, "the event stream ended");
             if let Some(data) = line.trim_end().strip_prefix("data: ") {
                 if let Ok(v) = serde_json::from_str(data) {
@@ -225,20 +419,29 @@ impl Live {
             if f(&d) {
                 return d;
             }
-            assert!(std::time::Instant::now() < end, "no dashboard with {what}; last: {d}");
+            assert!(
+                std::time::Instant::now() < end,
+                "no dashboard with {what}; last: {d}"
+            );
         }
     }
 }
 
 fn student<'a>(d: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    d["students"].as_array().and_then(|a| a.iter().find(|s| s["name"] == name)).unwrap_or(&serde_json::Value::Null)
+    d["students"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == name))
+        .unwrap_or(&serde_json::Value::Null)
 }
 
 #[test]
 fn a_teacher_sees_the_class_live_and_closes_and_reopens_it() {
     let mut lab = Lab::start_with(&["--class-stuck-attempts", "3"]);
     let root = lab.berth.root.to_str().unwrap().to_string();
-    let o = berth(&["instructor", "add", "--root", &root, "kim"], "correct horse\n");
+    let o = berth(
+        &["instructor", "add", "--root", &root, "kim"],
+        "correct horse\n",
+    );
     assert!(o.status.success(), "{}", text(&o));
 
     // Nothing of the teacher's side without a login.
@@ -252,14 +455,32 @@ fn a_teacher_sees_the_class_live_and_closes_and_reopens_it() {
     let me = lab.http_with("GET", "/api/teach/me", None, &[&cookie]);
     assert!(me.1.contains("\"kim\""), "{me:?}");
 
-    let (status, body, _) = lab.http_with("POST", "/api/teach/classes", Some(r#"{"name":"도커 입문","lessons":["lifecycle"]}"#), &[&cookie]);
+    let (status, body, _) = lab.http_with(
+        "POST",
+        "/api/teach/classes",
+        Some(r#"{"name":"도커 입문","lessons":["lifecycle"]}"#),
+        &[&cookie],
+    );
     assert_eq!(status, 201, "{body}");
     let class: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let (id, code) = (class["id"].as_str().unwrap().to_string(), class["code"].as_str().unwrap().to_string());
-    let (status, body, _) = lab.http_with("POST", "/api/teach/classes", Some(r#"{"name":"x","lessons":["nope"]}"#), &[&cookie]);
+    let (id, code) = (
+        class["id"].as_str().unwrap().to_string(),
+        class["code"].as_str().unwrap().to_string(),
+    );
+    let (status, body, _) = lab.http_with(
+        "POST",
+        "/api/teach/classes",
+        Some(r#"{"name":"x","lessons":["nope"]}"#),
+        &[&cookie],
+    );
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("bad_class"), "{body}");
-    let (status, svg, _) = lab.http_with("GET", &format!("/api/teach/classes/{id}/qr.svg"), None, &[&cookie]);
+    let (status, svg, _) = lab.http_with(
+        "GET",
+        &format!("/api/teach/classes/{id}/qr.svg"),
+        None,
+        &[&cookie],
+    );
     assert!(status == 200 && svg.contains("<svg"), "{status} {svg}");
     // A student's session id or a forged cookie opens nothing of it.
     for h in ["Cookie: berth_teach=0000", ""] {
@@ -269,11 +490,20 @@ fn a_teacher_sees_the_class_live_and_closes_and_reopens_it() {
     // Nor does the teacher's own cookie, sent by a student's web page (served on this
     // origin by the port proxy, sandboxed to an opaque origin) or by another site.
     for origin in ["Origin: null", "Origin: http://evil.example"] {
-        let (status, body, _) = lab.http_with("POST", &format!("/api/teach/classes/{id}/messages"), Some(r#"{"text":"pwned"}"#), &[&cookie, origin]);
+        let (status, body, _) = lab.http_with(
+            "POST",
+            &format!("/api/teach/classes/{id}/messages"),
+            Some(r#"{"text":"pwned"}"#),
+            &[&cookie, origin],
+        );
         assert_eq!(status, 403, "{origin}: {body}");
     }
     let same = format!("Origin: http://{}", lab.addr);
-    assert_eq!(lab.http_with("GET", "/api/teach/me", None, &[&cookie, &same]).0, 200);
+    assert_eq!(
+        lab.http_with("GET", "/api/teach/me", None, &[&cookie, &same])
+            .0,
+        200
+    );
 
     let mut live = Live::open(&lab, &id, &cookie);
     let d = live.next();
@@ -282,8 +512,13 @@ fn a_teacher_sees_the_class_live_and_closes_and_reopens_it() {
 
     let (_, a) = join(&lab, serde_json::json!({ "code": code, "name": "Ann" }));
     let (_, b) = join(&lab, serde_json::json!({ "code": code, "name": "Bo" }));
-    let (sa, sb) = (a["session"]["id"].as_str().unwrap().to_string(), b["session"]["id"].as_str().unwrap().to_string());
-    let d = live.until("two students", |d| d["students"].as_array().map(Vec::len) == Some(2));
+    let (sa, sb) = (
+        a["session"]["id"].as_str().unwrap().to_string(),
+        b["session"]["id"].as_str().unwrap().to_string(),
+    );
+    let d = live.until("two students", |d| {
+        d["students"].as_array().map(Vec::len) == Some(2)
+    });
     assert_eq!(student(&d, "Ann")["lesson"], "lifecycle");
     assert_eq!(student(&d, "Ann")["done"], 0);
 
@@ -292,38 +527,73 @@ fn a_teacher_sees_the_class_live_and_closes_and_reopens_it() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let d = live.until("Ann's first step", |d| student(d, "Ann")["done"] == 1);
     assert_eq!(d["steps"][0]["finished"], 1);
-    assert_ne!(student(&d, "Ann")["step"], d["steps"][0]["step"], "Ann is on the next step");
+    assert_ne!(
+        student(&d, "Ann")["step"],
+        d["steps"][0]["step"],
+        "Ann is on the next step"
+    );
     // Bo tries three commands that do not pass the step: stuck, and the last one is named.
     for _ in 0..3 {
         let o = lab.session_docker(&sb, &["images"]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
-    let d = live.until("Bo stuck", |d| student(d, "Bo")["stuck"]["reason"] == "failing");
-    assert!(student(&d, "Bo")["last_action"].as_str().is_some_and(|a| a.contains("images")), "{d}");
+    let d = live.until("Bo stuck", |d| {
+        student(d, "Bo")["stuck"]["reason"] == "failing"
+    });
+    assert!(
+        student(&d, "Bo")["last_action"]
+            .as_str()
+            .is_some_and(|a| a.contains("images")),
+        "{d}"
+    );
     // An open terminal shows the student online.
     let mut t = lab.terminal(&sa);
     t.expect("$ ");
     live.until("Ann online", |d| student(d, "Ann")["online"] == true);
 
     // Closing the class freezes the labs: work is kept, nothing new starts.
-    let o = lab.session_docker(&sa, &["run", "-d", "--name", "web", "busybox", "sleep", "600"]);
+    let o = lab.session_docker(
+        &sa,
+        &["run", "-d", "--name", "web", "busybox", "sleep", "600"],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let past = "2020-01-01T00:00:00Z";
-    let (status, body, _) = lab.http_with("PUT", &format!("/api/teach/classes/{id}/window"), Some(&format!(r#"{{"closes":"{past}"}}"#)), &[&cookie]);
+    let (status, body, _) = lab.http_with(
+        "PUT",
+        &format!("/api/teach/classes/{id}/window"),
+        Some(&format!(r#"{{"closes":"{past}"}}"#)),
+        &[&cookie],
+    );
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"closed\""), "{body}");
     let o = lab.session_docker(&sa, &["run", "--rm", "busybox", "true"]);
-    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("closed"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("closed"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let o = lab.session_docker(&sa, &["ps", "-a", "--format", "{{.Names}} {{.State}}"]);
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "web exited", "stopped at the close, kept");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "web exited",
+        "stopped at the close, kept"
+    );
     let (status, v) = join(&lab, serde_json::json!({ "code": code, "name": "Cy" }));
     assert_eq!((status, v["kind"].as_str()), (403, Some("closed")), "{v}");
-    let (status, v) = join(&lab, serde_json::json!({ "code": code, "name": "ann", "pin": a["pin"] }));
+    let (status, v) = join(
+        &lab,
+        serde_json::json!({ "code": code, "name": "ann", "pin": a["pin"] }),
+    );
     assert_eq!(status, 200, "its students still come back: {v}");
     assert_eq!(lab.status(&sa)["class"]["class"]["state"], "closed");
 
     // The class, roster, progress and raised hands survive a restart of the server.
-    let (status, body, _) = lab.http_with("POST", &format!("/api/sessions/{sb}/hand"), Some(r#"{"note":"still here"}"#), &[]);
+    let (status, body, _) = lab.http_with(
+        "POST",
+        &format!("/api/sessions/{sb}/hand"),
+        Some(r#"{"note":"still here"}"#),
+        &[],
+    );
     assert_eq!(status, 204, "{body}");
     drop(t);
     drop(live);
@@ -334,7 +604,10 @@ fn a_teacher_sees_the_class_live_and_closes_and_reopens_it() {
         loop {
             match login(&lab, "kim", "correct horse") {
                 Ok(c) => break c,
-                Err(e) => assert!(std::time::Instant::now() < end, "login after restart: {e:?}"),
+                Err(e) => assert!(
+                    std::time::Instant::now() < end,
+                    "login after restart: {e:?}"
+                ),
             }
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
@@ -348,7 +621,12 @@ fn a_teacher_sees_the_class_live_and_closes_and_reopens_it() {
     assert!(!o.status.success(), "still closed after the restart");
 
     // Reopened, the lab works again.
-    let (status, body, _) = lab.http_with("PUT", &format!("/api/teach/classes/{id}/window"), Some("{}"), &[&cookie]);
+    let (status, body, _) = lab.http_with(
+        "PUT",
+        &format!("/api/teach/classes/{id}/window"),
+        Some("{}"),
+        &[&cookie],
+    );
     assert_eq!(status, 200, "{body}");
     let o = lab.session_docker(&sa, &["run", "--rm", "busybox", "echo", "open again"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -356,29 +634,56 @@ fn a_teacher_sees_the_class_live_and_closes_and_reopens_it() {
     assert_eq!(status, 201);
     let (status, _, headers) = lab.http_with("POST", "/api/teach/logout", None, &[&cookie]);
     assert_eq!(status, 204, "{headers}");
-    assert_eq!(lab.http_with("GET", "/api/teach/me", None, &[&cookie]).0, 401);
+    assert_eq!(
+        lab.http_with("GET", "/api/teach/me", None, &[&cookie]).0,
+        401
+    );
 }
 
 /// Logs in as a new instructor `kim` and makes a class of lesson 1: (cookie header, class id, code).
 fn teacher_and_class(lab: &Lab) -> (String, String, String) {
     let root = lab.berth.root.to_str().unwrap().to_string();
-    let o = berth(&["instructor", "add", "--root", &root, "kim"], "correct horse\n");
+    let o = berth(
+        &["instructor", "add", "--root", &root, "kim"],
+        "correct horse\n",
+    );
     assert!(o.status.success(), "{}", text(&o));
     let cookie = login(lab, "kim", "correct horse").unwrap();
-    let (status, body, _) = lab.http_with("POST", "/api/teach/classes", Some(r#"{"name":"Docker 101","lessons":["lifecycle"]}"#), &[&cookie]);
+    let (status, body, _) = lab.http_with(
+        "POST",
+        "/api/teach/classes",
+        Some(r#"{"name":"Docker 101","lessons":["lifecycle"]}"#),
+        &[&cookie],
+    );
     assert_eq!(status, 201, "{body}");
     let class: serde_json::Value = serde_json::from_str(&body).unwrap();
-    (cookie, class["id"].as_str().unwrap().to_string(), class["code"].as_str().unwrap().to_string())
+    (
+        cookie,
+        class["id"].as_str().unwrap().to_string(),
+        class["code"].as_str().unwrap().to_string(),
+    )
 }
 
 fn dashboard(lab: &Lab, id: &str, cookie: &str) -> serde_json::Value {
-    let (status, body, _) = lab.http_with("GET", &format!("/api/teach/classes/{id}"), None, &[cookie]);
+    let (status, body, _) =
+        lab.http_with("GET", &format!("/api/teach/classes/{id}"), None, &[cookie]);
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).unwrap()
 }
 
 fn actions(d: &serde_json::Value) -> Vec<String> {
-    d["actions"].as_array().into_iter().flatten().map(|a| format!("{} {}", a["action"].as_str().unwrap_or(""), a["student"].as_str().unwrap_or(""))).collect()
+    d["actions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            format!(
+                "{} {}",
+                a["action"].as_str().unwrap_or(""),
+                a["student"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -387,128 +692,313 @@ fn a_teacher_watches_takes_over_answers_messages_and_resets_or_ends_a_lab() {
     let (cookie, id, code) = teacher_and_class(&lab);
     let (_, a) = join(&lab, serde_json::json!({ "code": code, "name": "Ann" }));
     let (_, b) = join(&lab, serde_json::json!({ "code": code, "name": "Bo" }));
-    let (sa, sb) = (a["session"]["id"].as_str().unwrap().to_string(), b["session"]["id"].as_str().unwrap().to_string());
+    let (sa, sb) = (
+        a["session"]["id"].as_str().unwrap().to_string(),
+        b["session"]["id"].as_str().unwrap().to_string(),
+    );
     let cookie_value = cookie.strip_prefix("Cookie: ").unwrap().to_string();
 
     // Watching: the teacher sees what Ann types; the teacher's keys go nowhere.
     let mut ann = lab.terminal(&sa);
     ann.expect("$ ");
-    assert!(lab.terminal_at(&format!("/api/teach/classes/{id}/students/Ann/terminal"), &[]).is_err(), "no login, no terminal");
+    assert!(
+        lab.terminal_at(
+            &format!("/api/teach/classes/{id}/students/Ann/terminal"),
+            &[]
+        )
+        .is_err(),
+        "no login, no terminal"
+    );
     let err = lab
-        .terminal_at(&format!("/api/teach/classes/{id}/students/Ann/terminal"), &[("Cookie", &cookie_value), ("Origin", "null")])
+        .terminal_at(
+            &format!("/api/teach/classes/{id}/students/Ann/terminal"),
+            &[("Cookie", &cookie_value), ("Origin", "null")],
+        )
         .err()
         .expect("a student's page (an opaque origin) cannot open it with the teacher's cookie");
     assert!(err.starts_with("403"), "{err}");
-    let mut watch = lab.terminal_at(&format!("/api/teach/classes/{id}/students/ann/terminal"), &[("Cookie", &cookie_value)]).expect("watch");
+    let mut watch = lab
+        .terminal_at(
+            &format!("/api/teach/classes/{id}/students/ann/terminal"),
+            &[("Cookie", &cookie_value)],
+        )
+        .expect("watch");
     ann.line("echo from-ann-$((2+3))");
     watch.expect("from-ann-5");
     watch.line("echo watcher-$((1+1))");
     ann.settle(std::time::Duration::from_secs(3));
-    assert!(!ann.text().contains("watcher-2"), "a watcher typed: {}", ann.text());
+    assert!(
+        !ann.text().contains("watcher-2"),
+        "a watcher typed: {}",
+        ann.text()
+    );
     let d = dashboard(&lab, &id, &cookie);
     assert_eq!(d["watching"][0]["student"], "Ann", "{d}");
     assert_eq!(d["watching"][0]["control"], false);
 
     // Taking over: the teacher types, the student's page is told.
-    let mut control = lab.terminal_at(&format!("/api/teach/classes/{id}/students/Ann/terminal?control=1"), &[("Cookie", &cookie_value)]).expect("take over");
-    lab.eventually("the student told", std::time::Duration::from_secs(5), || lab.status(&sa)["instructor_typing"] == "kim");
+    let mut control = lab
+        .terminal_at(
+            &format!("/api/teach/classes/{id}/students/Ann/terminal?control=1"),
+            &[("Cookie", &cookie_value)],
+        )
+        .expect("take over");
+    lab.eventually(
+        "the student told",
+        std::time::Duration::from_secs(5),
+        || lab.status(&sa)["instructor_typing"] == "kim",
+    );
     control.line("echo teacher-$((3+4))");
     ann.expect("teacher-7");
     drop(control);
     drop(watch);
-    lab.eventually("the take-over over", std::time::Duration::from_secs(5), || lab.status(&sa)["instructor_typing"].is_null());
+    lab.eventually(
+        "the take-over over",
+        std::time::Duration::from_secs(5),
+        || lab.status(&sa)["instructor_typing"].is_null(),
+    );
     let d = dashboard(&lab, &id, &cookie);
     assert!(d["watching"].as_array().unwrap().is_empty(), "{d}");
     let done = actions(&d);
-    assert!(done.contains(&"watch Ann".to_string()) && done.contains(&"take_over Ann".to_string()), "{done:?}");
+    assert!(
+        done.contains(&"watch Ann".to_string()) && done.contains(&"take_over Ann".to_string()),
+        "{done:?}"
+    );
 
     // A raised hand reaches the queue; the teacher answers it.
-    let (status, body, _) = lab.http_with("POST", &format!("/api/sessions/{sa}/hand"), Some(r#"{"note":"-p does not work"}"#), &[]);
+    let (status, body, _) = lab.http_with(
+        "POST",
+        &format!("/api/sessions/{sa}/hand"),
+        Some(r#"{"note":"-p does not work"}"#),
+        &[],
+    );
     assert_eq!(status, 204, "{body}");
     let d = dashboard(&lab, &id, &cookie);
-    assert_eq!((d["hands"][0]["name"].as_str(), d["hands"][0]["note"].as_str()), (Some("Ann"), Some("-p does not work")), "{d}");
+    assert_eq!(
+        (
+            d["hands"][0]["name"].as_str(),
+            d["hands"][0]["note"].as_str()
+        ),
+        (Some("Ann"), Some("-p does not work")),
+        "{d}"
+    );
     assert_eq!(student(&d, "Ann")["hand"], true);
     assert_eq!(lab.status(&sa)["hand"]["note"], "-p does not work");
     let outsider = lab.create_session();
-    let (status, body, _) = lab.http_with("POST", &format!("/api/sessions/{outsider}/hand"), Some("{}"), &[]);
+    let (status, body, _) = lab.http_with(
+        "POST",
+        &format!("/api/sessions/{outsider}/hand"),
+        Some("{}"),
+        &[],
+    );
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("not_in_class"), "{body}");
-    let (status, _, _) = lab.http_with("DELETE", &format!("/api/teach/classes/{id}/students/Ann/hand"), None, &[&cookie]);
+    let (status, _, _) = lab.http_with(
+        "DELETE",
+        &format!("/api/teach/classes/{id}/students/Ann/hand"),
+        None,
+        &[&cookie],
+    );
     assert_eq!(status, 204);
     assert!(lab.status(&sa)["hand"].is_null());
     assert!(actions(&dashboard(&lab, &id, &cookie)).contains(&"answer_hand Ann".to_string()));
 
     // Messages: to the class, to one student; bad ones refused.
-    let post = |body: &str| lab.http_with("POST", &format!("/api/teach/classes/{id}/messages"), Some(body), &[&cookie]);
+    let post = |body: &str| {
+        lab.http_with(
+            "POST",
+            &format!("/api/teach/classes/{id}/messages"),
+            Some(body),
+            &[&cookie],
+        )
+    };
     assert_eq!(post(r#"{"text":"Break: 5 minutes"}"#).0, 201);
     assert_eq!(post(r#"{"to":"bo","text":"Try docker ps -a"}"#).0, 201);
     let (status, body, _) = post(r#"{"text":"   "}"#);
-    assert!(status == 400 && body.contains("bad_message"), "{status} {body}");
+    assert!(
+        status == 400 && body.contains("bad_message"),
+        "{status} {body}"
+    );
     assert_eq!(post(r#"{"to":"Nobody","text":"hi"}"#).0, 404);
-    let texts = |s: &str| lab.status(s)["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let texts = |s: &str| {
+        lab.status(s)["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["text"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(texts(&sa), vec!["Break: 5 minutes"]);
     assert_eq!(texts(&sb), vec!["Break: 5 minutes", "Try docker ps -a"]);
 
     // Ann does a step, then makes a mess; a reset empties her lab and keeps her progress.
     let o = lab.session_docker(&sa, &["search", "busybox"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    lab.eventually("Ann's step", std::time::Duration::from_secs(10), || lab.done(&sa, "lifecycle").contains(&"search".to_string()));
-    for args in [&["run", "-d", "--name", "web", "busybox", "sleep", "600"][..], &["volume", "create", "junk"], &["tag", "busybox", "mine:v1"]] {
+    lab.eventually("Ann's step", std::time::Duration::from_secs(10), || {
+        lab.done(&sa, "lifecycle").contains(&"search".to_string())
+    });
+    for args in [
+        &["run", "-d", "--name", "web", "busybox", "sleep", "600"][..],
+        &["volume", "create", "junk"],
+        &["tag", "busybox", "mine:v1"],
+    ] {
         let o = lab.session_docker(&sa, args);
-        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     ann.line("echo scribble > notes.txt && echo wrote-$((4+4))");
     ann.expect("wrote-8");
-    let (status, body, _) = lab.http_with("POST", &format!("/api/teach/classes/{id}/students/Ann/reset"), None, &[&cookie]);
+    let (status, body, _) = lab.http_with(
+        "POST",
+        &format!("/api/teach/classes/{id}/students/Ann/reset"),
+        None,
+        &[&cookie],
+    );
     assert_eq!(status, 204, "{body}");
-    assert!(ann.closed_within(std::time::Duration::from_secs(5)), "the old terminal is closed, so the page reconnects");
-    let out = |args: &[&str]| String::from_utf8_lossy(&lab.session_docker(&sa, args).stdout).trim().to_string();
+    assert!(
+        ann.closed_within(std::time::Duration::from_secs(5)),
+        "the old terminal is closed, so the page reconnects"
+    );
+    let out = |args: &[&str]| {
+        String::from_utf8_lossy(&lab.session_docker(&sa, args).stdout)
+            .trim()
+            .to_string()
+    };
     assert_eq!(out(&["ps", "-aq"]), "");
     assert_eq!(out(&["volume", "ls", "-q"]), "");
-    assert!(!out(&["images", "--format", "{{.Repository}}"]).contains("mine"), "the student's images are gone");
+    assert!(
+        !out(&["images", "--format", "{{.Repository}}"]).contains("mine"),
+        "the student's images are gone"
+    );
     let mut ann = lab.terminal(&sa);
     ann.expect("$ ");
     ann.line("ls; echo listed-$((5+5))");
-    assert!(!ann.expect("listed-10").contains("notes.txt"), "the home is empty again");
-    assert!(lab.done(&sa, "lifecycle").contains(&"search".to_string()), "progress kept");
-    assert!(lab.status(&sa)["messages"].as_array().unwrap().iter().any(|m| m["kind"] == "reset"), "Ann is told");
+    assert!(
+        !ann.expect("listed-10").contains("notes.txt"),
+        "the home is empty again"
+    );
+    assert!(
+        lab.done(&sa, "lifecycle").contains(&"search".to_string()),
+        "progress kept"
+    );
+    assert!(
+        lab.status(&sa)["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["kind"] == "reset"),
+        "Ann is told"
+    );
 
     // Hand-ins: the CSV and a signed transcript that verifies offline and fails once changed.
-    let (status, csv, headers) = lab.http_with("GET", &format!("/api/teach/classes/{id}/progress.csv"), None, &[&cookie]);
+    let (status, csv, headers) = lab.http_with(
+        "GET",
+        &format!("/api/teach/classes/{id}/progress.csv"),
+        None,
+        &[&cookie],
+    );
     assert_eq!(status, 200, "{csv}");
-    assert!(headers.to_lowercase().contains("content-type: text/csv"), "{headers}");
+    assert!(
+        headers.to_lowercase().contains("content-type: text/csv"),
+        "{headers}"
+    );
     let rows: Vec<&str> = csv.lines().collect();
     assert_eq!(rows[0], "student,lesson,step,done_at,attempts");
-    assert!(rows.iter().any(|r| r.starts_with("Ann,lifecycle,search,") && !r.ends_with(',')), "{csv}");
-    let (status, transcript, _) = lab.http_with("GET", &format!("/api/teach/classes/{id}/students/Ann/transcript"), None, &[&cookie]);
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("Ann,lifecycle,search,") && !r.ends_with(',')),
+        "{csv}"
+    );
+    let (status, transcript, _) = lab.http_with(
+        "GET",
+        &format!("/api/teach/classes/{id}/students/Ann/transcript"),
+        None,
+        &[&cookie],
+    );
     assert_eq!(status, 200, "{transcript}");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ann.txt");
     std::fs::write(&file, &transcript).unwrap();
     let root = lab.berth.root.to_str().unwrap().to_string();
-    let o = berth(&["transcript", "verify", file.to_str().unwrap(), "--root", &root], "");
+    let o = berth(
+        &[
+            "transcript",
+            "verify",
+            file.to_str().unwrap(),
+            "--root",
+            &root,
+        ],
+        "",
+    );
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("student: Ann") && text(&o).contains("lifecycle/search") && text(&o).contains("this server's"), "{}", text(&o));
-    assert!(transcript.contains("\"action\":\"search\""), "the evidence is there: {transcript}");
-    std::fs::write(&file, transcript.replacen("\"term\":\"busybox\"", "\"term\":\"nginx\"", 1)).unwrap();
+    assert!(
+        text(&o).contains("student: Ann")
+            && text(&o).contains("lifecycle/search")
+            && text(&o).contains("this server's"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        transcript.contains("\"action\":\"search\""),
+        "the evidence is there: {transcript}"
+    );
+    std::fs::write(
+        &file,
+        transcript.replacen("\"term\":\"busybox\"", "\"term\":\"nginx\"", 1),
+    )
+    .unwrap();
     let o = berth(&["transcript", "verify", file.to_str().unwrap()], "");
-    assert!(!o.status.success() && text(&o).contains("changed"), "{}", text(&o));
+    assert!(
+        !o.status.success() && text(&o).contains("changed"),
+        "{}",
+        text(&o)
+    );
 
     // Ending Bo's lab: it is gone (the page is told), the roster keeps him, coming back
     // gives him a lab again with his progress.
-    let (status, _, _) = lab.http_with("POST", &format!("/api/teach/classes/{id}/students/Bo/end"), None, &[&cookie]);
+    let (status, _, _) = lab.http_with(
+        "POST",
+        &format!("/api/teach/classes/{id}/students/Bo/end"),
+        None,
+        &[&cookie],
+    );
     assert_eq!(status, 204);
     let (status, body, _) = lab.http_with("GET", &format!("/api/sessions/{sb}"), None, &[]);
-    assert!(status == 410 && body.contains("lab_ended"), "{status} {body}");
-    assert!(!lab.berth.root.join("lab").join(&sb).exists(), "the lab's files are removed");
+    assert!(
+        status == 410 && body.contains("lab_ended"),
+        "{status} {body}"
+    );
+    assert!(
+        !lab.berth.root.join("lab").join(&sb).exists(),
+        "the lab's files are removed"
+    );
     assert_eq!(student(&dashboard(&lab, &id, &cookie), "Bo")["name"], "Bo");
-    let (status, again) = join(&lab, serde_json::json!({ "code": code, "name": "Bo", "pin": b["pin"] }));
-    assert_eq!((status, again["session"]["id"].as_str()), (200, Some(sb.as_str())), "{again}");
+    let (status, again) = join(
+        &lab,
+        serde_json::json!({ "code": code, "name": "Bo", "pin": b["pin"] }),
+    );
+    assert_eq!(
+        (status, again["session"]["id"].as_str()),
+        (200, Some(sb.as_str())),
+        "{again}"
+    );
     let o = lab.session_docker(&sb, &["run", "--rm", "busybox", "echo", "back"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let done = actions(&dashboard(&lab, &id, &cookie));
-    for a in ["reset Ann", "end Bo", "message Bo", "message ", "transcript Ann"] {
-        assert!(done.contains(&a.to_string()), "{a:?} not recorded: {done:?}");
+    for a in [
+        "reset Ann",
+        "end Bo",
+        "message Bo",
+        "message ",
+        "transcript Ann",
+    ] {
+        assert!(
+            done.contains(&a.to_string()),
+            "{a:?} not recorded: {done:?}"
+        );
     }
 }
 
@@ -516,8 +1006,24 @@ fn a_teacher_watches_takes_over_answers_messages_and_resets_or_ends_a_lab() {
 fn a_class_sets_the_limits_of_its_labs() {
     let lab = Lab::start();
     let root = lab.berth.root.to_str().unwrap().to_string();
-    let o = berth(&["class", "create", "--root", &root, "--name", "x", "--session-memory", "1m"], "");
-    assert!(!o.status.success() && text(&o).contains("at least 64m"), "{}", text(&o));
+    let o = berth(
+        &[
+            "class",
+            "create",
+            "--root",
+            &root,
+            "--name",
+            "x",
+            "--session-memory",
+            "1m",
+        ],
+        "",
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("at least 64m"),
+        "{}",
+        text(&o)
+    );
     let code = class_code(&lab, &["--containers", "1", "--session-pids", "100"]);
     let (status, v) = join(&lab, serde_json::json!({ "code": code, "name": "Ann" }));
     assert_eq!(status, 201, "{v}");
@@ -526,34 +1032,85 @@ fn a_class_sets_the_limits_of_its_labs() {
     let o = lab.session_docker(&sid, &["run", "-d", "busybox", "sleep", "300"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = lab.session_docker(&sid, &["run", "-d", "busybox", "sleep", "300"]);
-    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("its limit"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("its limit"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     // An open-playground lab on the same server keeps the server's defaults.
     let other = lab.create_session();
     assert_eq!(lab.session_cgroup_file(&other, "pids", "pids.max"), "512");
 
     // The teacher reads and changes them; a reset lab gets the new ones.
-    let o = berth(&["instructor", "add", "--root", &root, "kim"], "correct horse\n");
+    let o = berth(
+        &["instructor", "add", "--root", &root, "kim"],
+        "correct horse\n",
+    );
     assert!(o.status.success(), "{}", text(&o));
     let cookie = login(&lab, "kim", "correct horse").unwrap();
     let (_, body, _) = lab.http_with("GET", "/api/teach/classes", None, &[&cookie]);
     let classes: serde_json::Value = serde_json::from_str(&body).unwrap();
     let id = classes[0]["id"].as_str().unwrap().to_string();
-    let (status, body, _) = lab.http_with("GET", &format!("/api/teach/classes/{id}/limits"), None, &[&cookie]);
-    assert_eq!((status, body.as_str()), (200, r#"{"session_pids":100,"containers":1}"#));
-    let (status, body, _) = lab.http_with("PUT", &format!("/api/teach/classes/{id}/limits"), Some(r#"{"session_pids":5}"#), &[&cookie]);
-    assert!(status == 400 && body.contains("16 or more"), "{status} {body}");
-    let (status, body, _) = lab.http_with("PUT", &format!("/api/teach/classes/{id}/limits"), Some(r#"{"session_pids":200,"containers":3}"#), &[&cookie]);
+    let (status, body, _) = lab.http_with(
+        "GET",
+        &format!("/api/teach/classes/{id}/limits"),
+        None,
+        &[&cookie],
+    );
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"session_pids":100,"containers":1}"#)
+    );
+    let (status, body, _) = lab.http_with(
+        "PUT",
+        &format!("/api/teach/classes/{id}/limits"),
+        Some(r#"{"session_pids":5}"#),
+        &[&cookie],
+    );
+    assert!(
+        status == 400 && body.contains("16 or more"),
+        "{status} {body}"
+    );
+    let (status, body, _) = lab.http_with(
+        "PUT",
+        &format!("/api/teach/classes/{id}/limits"),
+        Some(r#"{"session_pids":200,"containers":3}"#),
+        &[&cookie],
+    );
     assert_eq!(status, 200, "{body}");
-    let (status, body, _) = lab.http_with("POST", &format!("/api/teach/classes/{id}/students/Ann/reset"), None, &[&cookie]);
+    let (status, body, _) = lab.http_with(
+        "POST",
+        &format!("/api/teach/classes/{id}/students/Ann/reset"),
+        None,
+        &[&cookie],
+    );
     assert_eq!(status, 204, "{body}");
     assert_eq!(lab.session_cgroup_file(&sid, "pids", "pids.max"), "200");
 
     // The new-class form sends them with the class; bad ones are refused.
-    let (status, body, _) = lab.http_with("POST", "/api/teach/classes", Some(r#"{"name":"y","limits":{"session_cpus":0.5,"disk":1073741824}}"#), &[&cookie]);
+    let (status, body, _) = lab.http_with(
+        "POST",
+        "/api/teach/classes",
+        Some(r#"{"name":"y","limits":{"session_cpus":0.5,"disk":1073741824}}"#),
+        &[&cookie],
+    );
     assert_eq!(status, 201, "{body}");
     let made: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let (_, body, _) = lab.http_with("GET", &format!("/api/teach/classes/{}/limits", made["id"].as_str().unwrap()), None, &[&cookie]);
+    let (_, body, _) = lab.http_with(
+        "GET",
+        &format!("/api/teach/classes/{}/limits", made["id"].as_str().unwrap()),
+        None,
+        &[&cookie],
+    );
     assert_eq!(body, r#"{"session_cpus":0.5,"disk":1073741824}"#);
-    let (status, body, _) = lab.http_with("POST", "/api/teach/classes", Some(r#"{"name":"z","limits":{"containers":0}}"#), &[&cookie]);
-    assert!(status == 400 && body.contains("bad_class"), "{status} {body}");
+    let (status, body, _) = lab.http_with(
+        "POST",
+        "/api/teach/classes",
+        Some(r#"{"name":"z","limits":{"containers":0}}"#),
+        &[&cookie],
+    );
+    assert!(
+        status == 400 && body.contains("bad_class"),
+        "{status} {body}"
+    );
 }

@@ -40,8 +40,16 @@ fn rootfs_tar(b: &Berth) -> PathBuf {
 
 /// Runs docker with a file as stdin; returns (success, stdout, stderr).
 fn with_stdin(b: &Berth, args: &[&str], input: &Path) -> (bool, String, String) {
-    let o = b.cmd(args).stdin(Stdio::from(fs::File::open(input).unwrap())).output().unwrap();
-    (o.status.success(), String::from_utf8_lossy(&o.stdout).to_string(), String::from_utf8_lossy(&o.stderr).to_string())
+    let o = b
+        .cmd(args)
+        .stdin(Stdio::from(fs::File::open(input).unwrap()))
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    )
 }
 
 #[test]
@@ -49,25 +57,60 @@ fn images_list_columns_quiet_format_and_filters() {
     let b = Berth::start();
     let out = b.ok(&["images"]);
     let header: Vec<&str> = lines(&out)[0].split_whitespace().collect();
-    assert_eq!(header, ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]);
-    let bb = lines(&out).into_iter().find(|l| l.starts_with("busybox ")).expect("a busybox row");
+    assert_eq!(
+        header,
+        ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    );
+    let bb = lines(&out)
+        .into_iter()
+        .find(|l| l.starts_with("busybox "))
+        .expect("a busybox row");
     let cols: Vec<&str> = bb.split_whitespace().collect();
     assert_eq!(cols[1], "latest");
     assert_eq!(cols[2].len(), 12, "short id: {bb}");
     assert!(image_id(&b, "busybox").starts_with(&format!("sha256:{}", cols[2])));
     assert!(bb.contains("ago"), "CREATED is relative: {bb}");
-    assert!(bb.trim_end().ends_with("MB") || bb.trim_end().ends_with("kB"), "SIZE: {bb}");
+    assert!(
+        bb.trim_end().ends_with("MB") || bb.trim_end().ends_with("kB"),
+        "SIZE: {bb}"
+    );
 
     let q = b.ok(&["images", "-q"]);
-    assert_eq!(q.lines().count(), 3, "busybox, hello-wasm, hello-world: {q}");
-    assert!(q.lines().all(|l| l.len() == 12 && l.bytes().all(|c| c.is_ascii_hexdigit())), "{q}");
+    assert_eq!(
+        q.lines().count(),
+        3,
+        "busybox, hello-wasm, hello-world: {q}"
+    );
+    assert!(
+        q.lines()
+            .all(|l| l.len() == 12 && l.bytes().all(|c| c.is_ascii_hexdigit())),
+        "{q}"
+    );
 
     b.ok(&["tag", "busybox", "localhost:5000/team/app:v1"]);
-    let f = b.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "reference=localhost:5000/team/*"]);
+    let f = b.ok(&[
+        "images",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+        "--filter",
+        "reference=localhost:5000/team/*",
+    ]);
     assert_eq!(f, "localhost:5000/team/app:v1");
-    let f = b.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "reference=busy*"]);
+    let f = b.ok(&[
+        "images",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+        "--filter",
+        "reference=busy*",
+    ]);
     assert_eq!(f, "busybox:latest");
-    let f = b.ok(&["images", "--format", "{{.Repository}}", "--filter", "dangling=true"]);
+    let f = b.ok(&[
+        "images",
+        "--format",
+        "{{.Repository}}",
+        "--filter",
+        "dangling=true",
+    ]);
     assert_eq!(f, "", "nothing is dangling yet");
     let (_, err) = b.fails(&["images", "--filter", "colour=blue"]);
     assert!(err.contains("invalid filter 'colour'"), "{err}");
@@ -75,7 +118,13 @@ fn images_list_columns_quiet_format_and_filters() {
     // An untagged import is dangling: shown as <none>, found by dangling=true.
     let tar = rootfs_tar(&b);
     let id = b.ok(&["import", tar.to_str().unwrap()]);
-    let dangling = b.ok(&["images", "--filter", "dangling=true", "--format", "{{.Repository}} {{.Tag}} {{.ID}}"]);
+    let dangling = b.ok(&[
+        "images",
+        "--filter",
+        "dangling=true",
+        "--format",
+        "{{.Repository}} {{.Tag}} {{.ID}}",
+    ]);
     assert_eq!(dangling, format!("<none> <none> {}", &id[7..19]));
     let all = b.ok(&["images", "-a", "-q"]);
     assert!(all.contains(&id[7..19]), "{all}");
@@ -86,22 +135,62 @@ fn inspect_has_dockers_shape() {
     let b = Berth::start();
     b.ok(&["tag", "busybox", "localhost:5000/a/b:tag"]);
     let id = image_id(&b, "busybox");
-    assert_eq!(image_id(&b, "localhost:5000/a/b:tag"), id, "names with slashes and ports resolve");
-    assert_eq!(b.ok(&["image", "inspect", "-f", "{{.Config.Cmd}}", "busybox"]), "[sh]");
-    assert_eq!(b.ok(&["image", "inspect", "-f", "{{.Os}}/{{.RootFS.Type}}/{{len .RootFS.Layers}}", "busybox"]), "linux/layers/1");
-    assert_eq!(b.ok(&["image", "inspect", "-f", "{{.Id}}", &id[7..19]]), id, "short ids resolve");
-    let json: serde_json::Value = serde_json::from_str(&b.ok(&["image", "inspect", "busybox"])).unwrap();
+    assert_eq!(
+        image_id(&b, "localhost:5000/a/b:tag"),
+        id,
+        "names with slashes and ports resolve"
+    );
+    assert_eq!(
+        b.ok(&["image", "inspect", "-f", "{{.Config.Cmd}}", "busybox"]),
+        "[sh]"
+    );
+    assert_eq!(
+        b.ok(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Os}}/{{.RootFS.Type}}/{{len .RootFS.Layers}}",
+            "busybox"
+        ]),
+        "linux/layers/1"
+    );
+    assert_eq!(
+        b.ok(&["image", "inspect", "-f", "{{.Id}}", &id[7..19]]),
+        id,
+        "short ids resolve"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&b.ok(&["image", "inspect", "busybox"])).unwrap();
     let img = &json[0];
-    for key in ["Id", "RepoTags", "RepoDigests", "Created", "Size", "Config", "RootFS", "Architecture", "Os", "Metadata"] {
+    for key in [
+        "Id",
+        "RepoTags",
+        "RepoDigests",
+        "Created",
+        "Size",
+        "Config",
+        "RootFS",
+        "Architecture",
+        "Os",
+        "Metadata",
+    ] {
         assert!(img.get(key).is_some(), "inspect lacks {key}: {img}");
     }
-    let mut tags: Vec<&str> = img["RepoTags"].as_array().unwrap().iter().filter_map(|t| t.as_str()).collect();
+    let mut tags: Vec<&str> = img["RepoTags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
     tags.sort();
     assert_eq!(tags, ["busybox:latest", "localhost:5000/a/b:tag"]);
     assert!(img["Size"].as_u64().unwrap() > 100_000);
     assert!(img["Metadata"]["LastTagTime"].is_string());
     // The generic `docker inspect` falls back to images.
-    assert_eq!(b.inspect("busybox", "{{.Architecture}}"), img["Architecture"].as_str().unwrap());
+    assert_eq!(
+        b.inspect("busybox", "{{.Architecture}}"),
+        img["Architecture"].as_str().unwrap()
+    );
     let (_, err) = b.fails(&["image", "inspect", "nosuch"]);
     assert!(err.contains("No such image: nosuch"), "{err}");
 }
@@ -113,7 +202,11 @@ fn tag_and_rmi_follow_dockers_rules() {
     let short = &id[7..19];
     b.ok(&["tag", "busybox", "mybox:1"]);
     assert_eq!(image_id(&b, "mybox:1"), id);
-    assert_eq!(b.ok(&["rmi", "mybox:1"]), "Untagged: mybox:1", "another tag remains: untag only");
+    assert_eq!(
+        b.ok(&["rmi", "mybox:1"]),
+        "Untagged: mybox:1",
+        "another tag remains: untag only"
+    );
     let (_, err) = b.fails(&["tag", "nosuch", "x"]);
     assert!(err.contains("No such image: nosuch"), "{err}");
     let (_, err) = b.fails(&["rmi", "nosuch"]);
@@ -142,7 +235,10 @@ fn tag_and_rmi_follow_dockers_rules() {
     assert!(err.contains(&format!("conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories", &hw[7..19])), "{err}");
     let out = b.ok(&["rmi", "-f", &hw[7..19]]);
     let out = lines(&out);
-    assert!(out.contains(&"Untagged: hello-world:latest") && out.contains(&"Untagged: hw:2"), "{out:?}");
+    assert!(
+        out.contains(&"Untagged: hello-world:latest") && out.contains(&"Untagged: hw:2"),
+        "{out:?}"
+    );
     assert!(out.contains(&format!("Deleted: {hw}").as_str()), "{out:?}");
 
     // The last tag of an unused image: untagged and deleted, layers too.
@@ -150,13 +246,19 @@ fn tag_and_rmi_follow_dockers_rules() {
     let out = lines(&out);
     assert_eq!(out[0], "Untagged: busybox:latest");
     assert_eq!(out[1], format!("Deleted: {id}"));
-    assert!(out.len() >= 3 && out[2].starts_with("Deleted: sha256:"), "the layer is deleted too: {out:?}");
+    assert!(
+        out.len() >= 3 && out[2].starts_with("Deleted: sha256:"),
+        "the layer is deleted too: {out:?}"
+    );
     b.ok(&["rmi", "hello-wasm"]);
     assert_eq!(b.ok(&["images", "-q"]), "");
     // No image: run pulls it first, from Berth's own registry (the default mirror).
     let o = b.docker(&["run", "--rm", "busybox", "true"]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success() && err.contains("Unable to find image 'busybox:latest' locally"), "{err}");
+    assert!(
+        o.status.success() && err.contains("Unable to find image 'busybox:latest' locally"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -165,16 +267,34 @@ fn history_rows() {
     let out = b.ok(&["history", "busybox"]);
     let rows = lines(&out);
     let header: Vec<&str> = rows[0].split_whitespace().collect();
-    assert_eq!(header, ["IMAGE", "CREATED", "CREATED", "BY", "SIZE", "COMMENT"]);
+    assert_eq!(
+        header,
+        ["IMAGE", "CREATED", "CREATED", "BY", "SIZE", "COMMENT"]
+    );
     assert_eq!(rows.len(), 3, "a row per history entry: {out}");
     let id = image_id(&b, "busybox");
-    assert!(rows[1].starts_with(&id[7..19]), "the newest row carries the image id: {out}");
+    assert!(
+        rows[1].starts_with(&id[7..19]),
+        "the newest row carries the image id: {out}"
+    );
     assert!(rows[2].starts_with("<missing>"), "{out}");
-    let full = b.ok(&["history", "--no-trunc", "--format", "{{.ID}}|{{.CreatedBy}}|{{.Size}}", "busybox"]);
+    let full = b.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.ID}}|{{.CreatedBy}}|{{.Size}}",
+        "busybox",
+    ]);
     let full = lines(&full);
     assert_eq!(full[0], format!("{id}|/bin/sh -c #(nop)  CMD [\"sh\"]|0B"));
-    assert!(full[1].starts_with("<missing>|/bin/sh -c #(nop) ADD file:busybox-static"), "{full:?}");
-    assert!(!full[1].ends_with("|0B"), "the layer row has a size: {full:?}");
+    assert!(
+        full[1].starts_with("<missing>|/bin/sh -c #(nop) ADD file:busybox-static"),
+        "{full:?}"
+    );
+    assert!(
+        !full[1].ends_with("|0B"),
+        "the layer row has a size: {full:?}"
+    );
     let (_, err) = b.fails(&["history", "nosuch"]);
     assert!(err.contains("No such image: nosuch"), "{err}");
 }
@@ -185,18 +305,37 @@ fn save_rmi_load_round_trip_then_run() {
     let id = image_id(&b, "busybox");
     let file = b.root.with_file_name("busybox.tar");
     b.ok(&["save", "-o", file.to_str().unwrap(), "busybox"]);
-    let listing = std::process::Command::new("/bin/busybox").args(["tar", "tf"]).arg(&file).output().unwrap();
+    let listing = std::process::Command::new("/bin/busybox")
+        .args(["tar", "tf"])
+        .arg(&file)
+        .output()
+        .unwrap();
     let listing = String::from_utf8_lossy(&listing.stdout).to_string();
-    for entry in ["manifest.json", "index.json", "oci-layout", "repositories", &format!("blobs/sha256/{}", &id[7..])] {
-        assert!(listing.lines().any(|l| l == entry), "{entry} missing from the archive:\n{listing}");
+    for entry in [
+        "manifest.json",
+        "index.json",
+        "oci-layout",
+        "repositories",
+        &format!("blobs/sha256/{}", &id[7..]),
+    ] {
+        assert!(
+            listing.lines().any(|l| l == entry),
+            "{entry} missing from the archive:\n{listing}"
+        );
     }
     let (_, err) = b.fails(&["save", "nosuch"]);
     assert!(err.contains("No such image: nosuch"), "{err}");
 
     b.ok(&["rmi", "busybox"]);
-    assert_eq!(b.ok(&["load", "-i", file.to_str().unwrap()]), "Loaded image: busybox:latest");
+    assert_eq!(
+        b.ok(&["load", "-i", file.to_str().unwrap()]),
+        "Loaded image: busybox:latest"
+    );
     assert_eq!(image_id(&b, "busybox"), id, "same bytes, same id");
-    assert_eq!(b.ok(&["run", "--rm", "busybox", "echo", "loaded and running"]), "loaded and running");
+    assert_eq!(
+        b.ok(&["run", "--rm", "busybox", "echo", "loaded and running"]),
+        "loaded and running"
+    );
 
     // From stdin, onto an existing tag: nothing to rename, same image.
     let (ok, out, err) = with_stdin(&b, &["load"], &file);
@@ -213,7 +352,10 @@ fn save_rmi_load_round_trip_then_run() {
     let out = b.ok(&["load", "-q", "-i", two.to_str().unwrap()]);
     let mut got = lines(&out);
     got.sort();
-    assert_eq!(got, ["Loaded image: again:1", "Loaded image: busybox:latest"]);
+    assert_eq!(
+        got,
+        ["Loaded image: again:1", "Loaded image: busybox:latest"]
+    );
 }
 
 #[test]
@@ -227,10 +369,18 @@ fn load_refuses_garbage_and_changes_nothing() {
     assert!(err.contains("invalid image archive"), "{err}");
     // A real tar that is no image archive.
     let not_image = b.root.with_file_name("plain.tar");
-    let st = std::process::Command::new("/bin/busybox").args(["tar", "cf"]).arg(&not_image).args(["-C", "/etc", "hostname"]).status().unwrap();
+    let st = std::process::Command::new("/bin/busybox")
+        .args(["tar", "cf"])
+        .arg(&not_image)
+        .args(["-C", "/etc", "hostname"])
+        .status()
+        .unwrap();
     assert!(st.success());
     let (_, err) = b.fails(&["load", "-i", not_image.to_str().unwrap()]);
-    assert!(err.contains("neither manifest.json nor index.json"), "{err}");
+    assert!(
+        err.contains("neither manifest.json nor index.json"),
+        "{err}"
+    );
     assert_eq!(b.ok(&["images", "-a", "-q"]), before);
 }
 
@@ -239,14 +389,29 @@ fn import_with_changes_then_run() {
     let b = Berth::start();
     let tar = rootfs_tar(&b);
     let id = b.ok(&[
-        "import", "-c", r#"CMD ["sh", "-c", "echo imported $X; cat /hello.txt"]"#, "-c", "ENV X=yes", "-c", "WORKDIR /bin",
-        "-m", "made by a test", tar.to_str().unwrap(), "myimp:1",
+        "import",
+        "-c",
+        r#"CMD ["sh", "-c", "echo imported $X; cat /hello.txt"]"#,
+        "-c",
+        "ENV X=yes",
+        "-c",
+        "WORKDIR /bin",
+        "-m",
+        "made by a test",
+        tar.to_str().unwrap(),
+        "myimp:1",
     ]);
     assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
     assert_eq!(image_id(&b, "myimp:1"), id);
-    assert_eq!(b.ok(&["run", "--rm", "myimp:1"]), "imported yes\nfrom the imported rootfs");
+    assert_eq!(
+        b.ok(&["run", "--rm", "myimp:1"]),
+        "imported yes\nfrom the imported rootfs"
+    );
     assert_eq!(b.ok(&["run", "--rm", "myimp:1", "sh", "-c", "pwd"]), "/bin");
-    assert_eq!(b.ok(&["image", "inspect", "-f", "{{.Comment}}", "myimp:1"]), "made by a test");
+    assert_eq!(
+        b.ok(&["image", "inspect", "-f", "{{.Comment}}", "myimp:1"]),
+        "made by a test"
+    );
     let h = b.ok(&["history", "--format", "{{.ID}} {{.Comment}}", "myimp:1"]);
     assert_eq!(h, format!("{} made by a test", &id[7..19]));
 
@@ -254,7 +419,10 @@ fn import_with_changes_then_run() {
     let (ok, out, err) = with_stdin(&b, &["import", "-", "fromstdin"], &tar);
     assert!(ok, "{err}");
     assert!(out.trim().starts_with("sha256:"), "{out}");
-    assert_eq!(b.ok(&["history", "--format", "{{.Comment}}", "fromstdin"]), "Imported from -");
+    assert_eq!(
+        b.ok(&["history", "--format", "{{.Comment}}", "fromstdin"]),
+        "Imported from -"
+    );
 
     let (_, err) = b.fails(&["import", "-c", "RUN echo no", tar.to_str().unwrap()]);
     assert!(err.contains("RUN is not a valid change command"), "{err}");
@@ -276,7 +444,10 @@ fn image_prune_dangling_and_all() {
     let out = b.ok(&["image", "prune", "-f"]);
     assert!(out.starts_with("Deleted Images:\n"), "{out}");
     assert!(out.contains(&format!("deleted: {id}")), "{out}");
-    assert!(out.contains("Total reclaimed space: ") && !out.ends_with(" 0B"), "{out}");
+    assert!(
+        out.contains("Total reclaimed space: ") && !out.ends_with(" 0B"),
+        "{out}"
+    );
     assert!(!b.ok(&["images", "-a", "-q"]).contains(&id[7..19]));
 
     // -a: everything no container uses; busybox stays for its container.

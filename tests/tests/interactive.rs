@@ -13,7 +13,9 @@ fn run_it_detach_attach_and_exit() {
     t.send(b"\x10\x11");
     assert_eq!(t.wait(), 0);
     assert_eq!(b.inspect("shell", "{{.State.Running}}"), "true");
-    assert!(b.ok(&["ps", "--format", "{{.Names}} {{.Status}}"]).starts_with("shell Up"));
+    assert!(b
+        .ok(&["ps", "--format", "{{.Names}} {{.Status}}"])
+        .starts_with("shell Up"));
     // attach resumes the same shell: its variables are still there.
     let mut a = Pty::spawn(b.cmd(&["attach", "shell"]));
     a.send(b"X=kept\r");
@@ -21,7 +23,9 @@ fn run_it_detach_attach_and_exit() {
     a.expect("got-kept");
     a.send(b"exit\r");
     assert_eq!(a.wait(), 0);
-    b.eventually("exit stops it", || b.inspect("shell", "{{.State.Status}}") == "exited");
+    b.eventually("exit stops it", || {
+        b.inspect("shell", "{{.State.Status}}") == "exited"
+    });
 }
 
 #[test]
@@ -75,7 +79,8 @@ fn exec_it_gets_a_terminal() {
 fn piped_stdin_reaches_the_container() {
     let b = Berth::start();
     let mut c = b.cmd(&["run", "-i", "--rm", "busybox", "sh", "-c", "tr a-z A-Z"]);
-    c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
     let mut child = c.spawn().unwrap();
     use std::io::Write;
     child.stdin.take().unwrap().write_all(b"shout\n").unwrap();

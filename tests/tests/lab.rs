@@ -25,7 +25,10 @@ fn cgroup_of(pid: &str) -> String {
 
 /// Processes in a cgroup and every cgroup below it.
 fn procs_below(dir: &Path) -> usize {
-    let mut n = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default().lines().count();
+    let mut n = std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .count();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         if e.file_type().is_ok_and(|t| t.is_dir()) {
             n += procs_below(&e.path());
@@ -83,7 +86,10 @@ fn ports_publish_inside_the_session_and_open_through_the_proxy() {
         t.expect(&format!("{word}-page"));
     }
     let s = lab.status(&a);
-    let url = s["containers"][0]["ports"][0]["url"].as_str().expect("a port link").to_string();
+    let url = s["containers"][0]["ports"][0]["url"]
+        .as_str()
+        .expect("a port link")
+        .to_string();
     assert_eq!(url, format!("/lab/{a}/ports/8080/"));
     let (code, body) = lab.http("GET", &url, None);
     assert_eq!((code, body.trim()), (200, "alpha-page"));
@@ -96,11 +102,21 @@ fn ports_publish_inside_the_session_and_open_through_the_proxy() {
     let (code, body) = lab.http("GET", &format!("/lab/{a}/ports/9999/"), None);
     assert_eq!(code, 502, "{body}");
     assert!(body.contains("nothing answers on port 9999"), "{body}");
-    let (code, _) = lab.http("GET", "/lab/0123456789abcdef0123456789abcdef/ports/8080/", None);
+    let (code, _) = lab.http(
+        "GET",
+        "/lab/0123456789abcdef0123456789abcdef/ports/8080/",
+        None,
+    );
     assert_eq!(code, 404);
     // The published port is not on the host.
-    let o = std::process::Command::new("ss").args(["-ltnH", "sport = :8080"]).output().expect("ss");
-    assert!(!String::from_utf8_lossy(&o.stdout).contains("berth"), "port 8080 is bound on the host");
+    let o = std::process::Command::new("ss")
+        .args(["-ltnH", "sport = :8080"])
+        .output()
+        .expect("ss");
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("berth"),
+        "port 8080 is bound on the host"
+    );
 }
 
 #[test]
@@ -110,16 +126,38 @@ fn sessions_cannot_reach_each_other_or_the_host() {
     let b = lab.create_session();
     let ok = |id: &str, args: &[&str]| {
         let o = lab.session_docker(id, args);
-        assert!(o.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8_lossy(&o.stdout).to_string()
     };
     let fails = |id: &str, args: &[&str]| {
         let o = lab.session_docker(id, args);
-        assert!(!o.status.success(), "docker {args:?} should fail: {}", String::from_utf8_lossy(&o.stdout));
+        assert!(
+            !o.status.success(),
+            "docker {args:?} should fail: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
         String::from_utf8_lossy(&o.stderr).to_string()
     };
-    ok(&a, &["run", "-d", "--name", "secret", "-v", "stash:/stash", "busybox", "sleep", "300"]);
-    lab.berth.ok(&["run", "-d", "--name", "hostbox", "busybox", "sleep", "300"]);
+    ok(
+        &a,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "secret",
+            "-v",
+            "stash:/stash",
+            "busybox",
+            "sleep",
+            "300",
+        ],
+    );
+    lab.berth
+        .ok(&["run", "-d", "--name", "hostbox", "busybox", "sleep", "300"]);
     // B sees nothing of A, nor of the host's default namespace.
     assert!(!ok(&b, &["ps", "-a"]).contains("secret"));
     assert!(!ok(&b, &["ps", "-a"]).contains("hostbox"));
@@ -127,32 +165,74 @@ fn sessions_cannot_reach_each_other_or_the_host() {
     assert!(fails(&b, &["stop", "secret"]).contains("No such container: secret"));
     assert!(fails(&b, &["exec", "secret", "true"]).contains("No such container: secret"));
     assert!(fails(&b, &["rm", "hostbox"]).contains("No such container: hostbox"));
-    assert!(fails(&b, &["run", "--rm", "--volumes-from", "secret", "busybox", "true"]).contains("No such container: secret"));
+    assert!(fails(
+        &b,
+        &["run", "--rm", "--volumes-from", "secret", "busybox", "true"]
+    )
+    .contains("No such container: secret"));
     // The workstations are no one's to see or stop.
     assert!(!ok(&a, &["ps", "-a"]).contains("workstation"));
     assert!(fails(&a, &["stop", "workstation"]).contains("No such container"));
     // Refused flags, with a clear error.
     for (args, needle) in [
-        (vec!["run", "--rm", "--privileged", "busybox", "true"], "privileged"),
-        (vec!["run", "--rm", "--cap-add", "NET_ADMIN", "busybox", "true"], "--cap-add is not allowed in a lab session"),
-        (vec!["run", "--rm", "--network", "host", "busybox", "true"], "--network host is not allowed in a lab session"),
-        (vec!["run", "--rm", "--pid", "host", "busybox", "true"], "--pid host is not allowed in a lab session"),
-        (vec!["run", "--rm", "--device", "/dev/sda", "busybox", "true"], "--device is not allowed in a lab session"),
-        (vec!["run", "--rm", "-v", "/etc:/host-etc", "busybox", "true"], "only paths in your home (/root)"),
-        (vec!["run", "--rm", "-v", "/root/../etc:/x", "busybox", "true"], "only paths in your home (/root)"),
-        (vec!["run", "--rm", "-m", "4g", "busybox", "true"], "above this lab session's limit"),
+        (
+            vec!["run", "--rm", "--privileged", "busybox", "true"],
+            "privileged",
+        ),
+        (
+            vec!["run", "--rm", "--cap-add", "NET_ADMIN", "busybox", "true"],
+            "--cap-add is not allowed in a lab session",
+        ),
+        (
+            vec!["run", "--rm", "--network", "host", "busybox", "true"],
+            "--network host is not allowed in a lab session",
+        ),
+        (
+            vec!["run", "--rm", "--pid", "host", "busybox", "true"],
+            "--pid host is not allowed in a lab session",
+        ),
+        (
+            vec!["run", "--rm", "--device", "/dev/sda", "busybox", "true"],
+            "--device is not allowed in a lab session",
+        ),
+        (
+            vec!["run", "--rm", "-v", "/etc:/host-etc", "busybox", "true"],
+            "only paths in your home (/root)",
+        ),
+        (
+            vec!["run", "--rm", "-v", "/root/../etc:/x", "busybox", "true"],
+            "only paths in your home (/root)",
+        ),
+        (
+            vec!["run", "--rm", "-m", "4g", "busybox", "true"],
+            "above this lab session's limit",
+        ),
     ] {
         let err = fails(&a, &args);
         assert!(err.contains(needle), "docker {args:?}: {err}");
     }
     // Containers get the session's limits by default.
     ok(&a, &["create", "--name", "limited", "busybox", "true"]);
-    assert_eq!(ok(&a, &["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}", "limited"]).trim(), format!("{} 256", 256 << 20));
+    assert_eq!(
+        ok(
+            &a,
+            &[
+                "inspect",
+                "-f",
+                "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}",
+                "limited"
+            ]
+        )
+        .trim(),
+        format!("{} 256", 256 << 20)
+    );
     // From the workstation: no way to the host's ports (the web listener) nor to B's.
     let port = lab.addr.rsplit(':').next().unwrap().to_string();
     let mut t = lab.terminal(&a);
     t.expect("$ ");
-    t.line(&format!("wget -T 3 -qO- http://127.0.0.1:{port}/api/lessons >/dev/null 2>&1; echo host-rc=$?"));
+    t.line(&format!(
+        "wget -T 3 -qO- http://127.0.0.1:{port}/api/lessons >/dev/null 2>&1; echo host-rc=$?"
+    ));
     t.expect("host-rc=1");
     // A home bind mount is the workstation's home.
     t.line("echo home-$((6*7)) > note.txt && docker run --rm -v /root:/h busybox cat /h/note.txt");
@@ -163,15 +243,27 @@ fn sessions_cannot_reach_each_other_or_the_host() {
 fn an_idle_session_is_removed_with_all_it_made() {
     let lab = Lab::start_with(&["--lab-idle", "4s"]);
     let id = lab.create_session();
-    let o = lab.session_docker(&id, &["run", "-d", "--name", "left", "busybox", "sleep", "600"]);
+    let o = lab.session_docker(
+        &id,
+        &["run", "-d", "--name", "left", "busybox", "sleep", "600"],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let dir = lab.berth.root.join("lab").join(&id);
     assert!(dir.exists());
     // Nobody uses it (the status API would count as use): it goes, with its container.
-    lab.eventually("the idle session to be removed", std::time::Duration::from_secs(30), || !dir.exists());
+    lab.eventually(
+        "the idle session to be removed",
+        std::time::Duration::from_secs(30),
+        || !dir.exists(),
+    );
     assert_eq!(lab.http("GET", &format!("/api/sessions/{id}"), None).0, 404);
-    let left = std::fs::read_dir(lab.berth.root.join("containers")).map(|d| d.count()).unwrap_or(0);
-    assert_eq!(left, 0, "the session's containers (and workstation) are removed");
+    let left = std::fs::read_dir(lab.berth.root.join("containers"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(
+        left, 0,
+        "the session's containers (and workstation) are removed"
+    );
 }
 
 #[test]
@@ -180,17 +272,38 @@ fn a_session_at_its_disk_limit_cannot_add_more() {
     let id = lab.create_session();
     let docker = |args: &[&str]| {
         let o = lab.session_docker(&id, args);
-        (o.status.success(), String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr))
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr),
+        )
     };
     // The session's disk is 12 MB: writing 12 MB into a volume runs out of space on
     // the way (its file system takes some), like a full disk.
-    let (ok, out) = docker(&["run", "--rm", "-v", "big:/data", "busybox", "dd", "if=/dev/zero", "of=/data/fill", "bs=1M", "count=12"]);
+    let (ok, out) = docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "big:/data",
+        "busybox",
+        "dd",
+        "if=/dev/zero",
+        "of=/data/fill",
+        "bs=1M",
+        "count=12",
+    ]);
     assert!(!ok && out.contains("No space left on device"), "{out}");
     // What it holds now (and busybox and hello-world, ~2 MB) is at the limit: the
     // engine refuses to add more before trying.
-    for args in [vec!["run", "--rm", "busybox", "true"], vec!["volume", "create", "more"], vec!["pull", "busybox"]] {
+    for args in [
+        vec!["run", "--rm", "busybox", "true"],
+        vec!["volume", "create", "more"],
+        vec!["pull", "busybox"],
+    ] {
         let (ok, out) = docker(&args);
-        assert!(!ok && out.contains("this lab session uses") && out.contains("its limit is 12.6MB"), "docker {args:?}: {out}");
+        assert!(
+            !ok && out.contains("this lab session uses") && out.contains("its limit is 12.6MB"),
+            "docker {args:?}: {out}"
+        );
     }
     // Freeing space lets the student go on.
     assert!(docker(&["volume", "rm", "big"]).0);
@@ -205,42 +318,104 @@ fn a_session_cannot_write_past_its_disk_while_running() {
     let b = lab.create_session();
     let docker = |id: &str, args: &[&str]| {
         let o = lab.session_docker(id, args);
-        (o.status.success(), String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr))
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr),
+        )
     };
-    let host_free = || nix::sys::statvfs::statvfs(&lab.berth.root).map(|v| v.blocks_available() * v.fragment_size()).unwrap();
+    let host_free = || {
+        nix::sys::statvfs::statvfs(&lab.berth.root)
+            .map(|v| v.blocks_available() * v.fragment_size())
+            .unwrap()
+    };
     let before = host_free();
     // A container's own layer: the write fails inside it with ENOSPC; the session's
     // disk holds no more than its size.
-    let (ok, out) = docker(&a, &["run", "--name", "filler", "busybox", "sh", "-c", "dd if=/dev/zero of=/big bs=1M count=100; echo dd-said-$?"]);
-    assert!(ok && out.contains("No space left on device") && out.contains("dd-said-1"), "{out}");
+    let (ok, out) = docker(
+        &a,
+        &[
+            "run",
+            "--name",
+            "filler",
+            "busybox",
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/big bs=1M count=100; echo dd-said-$?",
+        ],
+    );
+    assert!(
+        ok && out.contains("No space left on device") && out.contains("dd-said-1"),
+        "{out}"
+    );
     let disk = lab.berth.root.join("lab").join(&a).join("disk.img");
-    let used = std::fs::metadata(&disk).map(|m| std::os::unix::fs::MetadataExt::blocks(&m) * 512).unwrap();
+    let used = std::fs::metadata(&disk)
+        .map(|m| std::os::unix::fs::MetadataExt::blocks(&m) * 512)
+        .unwrap();
     assert!(used <= 64 << 20, "the disk image holds {used} bytes");
     // Its loop device does direct I/O (no second copy in the host's page cache).
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let mountpoint = lab.berth.root.join("lab").join(&a).join("disk").canonicalize().unwrap();
+    let mountpoint = lab
+        .berth
+        .root
+        .join("lab")
+        .join(&a)
+        .join("disk")
+        .canonicalize()
+        .unwrap();
     let dev = mounts
         .lines()
         .filter(|l| l.split(' ').nth(4) == Some(mountpoint.to_str().unwrap()))
-        .find_map(|l| l.split_once(" - ").and_then(|(_, r)| r.split(' ').nth(1)).map(str::to_string))
+        .find_map(|l| {
+            l.split_once(" - ")
+                .and_then(|(_, r)| r.split(' ').nth(1))
+                .map(str::to_string)
+        })
         .expect("the session's disk is mounted");
-    let dio = std::fs::read_to_string(format!("/sys/block/{}/loop/dio", dev.trim_start_matches("/dev/"))).unwrap_or_default();
+    let dio = std::fs::read_to_string(format!(
+        "/sys/block/{}/loop/dio",
+        dev.trim_start_matches("/dev/")
+    ))
+    .unwrap_or_default();
     assert_eq!(dio.trim(), "1", "{dev} does direct I/O");
     // The server's disk lost at most the session's size (plus noise from elsewhere).
-    assert!(before.saturating_sub(host_free()) < 80 << 20, "host free {before} -> {}", host_free());
+    assert!(
+        before.saturating_sub(host_free()) < 80 << 20,
+        "host free {before} -> {}",
+        host_free()
+    );
     // The home, from the workstation's shell: the same disk, the same wall.
     let mut t = lab.terminal(&a);
     t.expect("$ ");
     t.line("dd if=/dev/zero of=/root/big bs=1M count=100 2>&1 | grep -q 'No space left' && echo home-$((2+3))-full");
     t.expect("home-5-full");
     // The other session does not notice.
-    let (ok, out) = docker(&b, &["run", "--rm", "busybox", "sh", "-c", "dd if=/dev/zero of=/f bs=1M count=20 2>/dev/null && echo b-wrote"]);
+    let (ok, out) = docker(
+        &b,
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/f bs=1M count=20 2>/dev/null && echo b-wrote",
+        ],
+    );
     assert!(ok && out.contains("b-wrote"), "{out}");
     // Removing what filled it gives the space back.
     t.line("rm -f /root/big; echo cleaned-$((3+4))");
     t.expect("cleaned-7");
     assert!(docker(&a, &["rm", "filler"]).0);
-    let (ok, out) = docker(&a, &["run", "--rm", "busybox", "sh", "-c", "dd if=/dev/zero of=/f bs=1M count=20 2>/dev/null && echo a-wrote"]);
+    let (ok, out) = docker(
+        &a,
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/f bs=1M count=20 2>/dev/null && echo a-wrote",
+        ],
+    );
     assert!(ok && out.contains("a-wrote"), "{out}");
     // Deleting the session unmounts and removes its disk.
     let (code, _) = lab.http("DELETE", &format!("/api/sessions/{a}"), None);
@@ -259,7 +434,9 @@ fn sessions_survive_a_server_restart() {
     t.expect("$ ");
     t.line("docker search busybox >/dev/null; echo kept > keep.txt; docker run -d -p 8080:80 --name web busybox sh -c 'mkdir /www; echo up > /www/index.html; httpd -f -p 80 -h /www' && echo ran-$((1+1))");
     t.expect("ran-2");
-    lab.eventually("the search step", Duration::from_secs(20), || lab.done(&id, "lifecycle").contains(&"search".to_string()));
+    lab.eventually("the search step", Duration::from_secs(20), || {
+        lab.done(&id, "lifecycle").contains(&"search".to_string())
+    });
     drop(t);
     lab.berth.kill_server();
     lab.berth.start_server();
@@ -273,11 +450,18 @@ fn sessions_survive_a_server_restart() {
     let (code, body) = lab.http("GET", &format!("/lab/{id}/ports/8080/"), None);
     assert_eq!((code, body.trim()), (200, "up"));
     // The envelope holds new containers as before, with the same limits.
-    let o = lab.session_docker(&id, &["run", "-d", "--name", "after", "busybox", "sleep", "300"]);
+    let o = lab.session_docker(
+        &id,
+        &["run", "-d", "--name", "after", "busybox", "sleep", "300"],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = lab.session_docker(&id, &["inspect", "-f", "{{.State.Pid}}", "after"]);
     let pid = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    assert!(cgroup_of(&pid).starts_with(&format!("/berth/lab-{}/", &id[..12])), "{}", cgroup_of(&pid));
+    assert!(
+        cgroup_of(&pid).starts_with(&format!("/berth/lab-{}/", &id[..12])),
+        "{}",
+        cgroup_of(&pid)
+    );
     assert_eq!(lab.session_cgroup_file(&id, "pids", "pids.max"), "300");
     // Removing the session removes its containers and network.
     let (code, _) = lab.http("DELETE", &format!("/api/sessions/{id}"), None);
@@ -293,13 +477,24 @@ fn the_playground_is_served() {
     let (code, page) = lab.http("GET", "/", None);
     assert_eq!(code, 200, "the playground is not embedded: run scripts/build-playground playground-web/dist before building berth (tests/run does)");
     assert!(page.contains("/assets/app.js"), "{page}");
-    for f in ["app.js", "app_bg.wasm", "xterm.js", "xterm.css", "style.css", "addon-fit.js"] {
+    for f in [
+        "app.js",
+        "app_bg.wasm",
+        "xterm.js",
+        "xterm.css",
+        "style.css",
+        "addon-fit.js",
+    ] {
         assert_eq!(lab.http("GET", &format!("/assets/{f}"), None).0, 200, "{f}");
     }
     let lessons = lab.json("GET", "/api/lessons", None);
     assert_eq!(lessons.as_array().map(Vec::len), Some(9));
     assert_eq!(lab.http("GET", "/api/sessions/nope", None).0, 404);
-    let (code, body) = lab.http("POST", &format!("/api/sessions/{}/lesson", lab.create_session()), Some("{\"lesson\":\"nope\"}"));
+    let (code, body) = lab.http(
+        "POST",
+        &format!("/api/sessions/{}/lesson", lab.create_session()),
+        Some("{\"lesson\":\"nope\"}"),
+    );
     assert_eq!(code, 404, "{body}");
 }
 
@@ -309,20 +504,58 @@ fn a_container_killed_by_its_sessions_memory_limit_reads_as_oom_killed() {
     let id = lab.create_session();
     // Under its own 256m limit, but over the session's 64m: the envelope's OOM killer
     // ends it, and Docker's OOMKilled says so.
-    let o = lab.session_docker(&id, &["run", "--name", "hog", "busybox", "sh", "-c", "tail /dev/zero"]);
-    assert_eq!(o.status.code(), Some(137), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = lab.session_docker(&id, &["inspect", "-f", "{{.State.OOMKilled}} {{.HostConfig.Memory}}", "hog"]);
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), format!("true {}", 256 << 20));
+    let o = lab.session_docker(
+        &id,
+        &[
+            "run",
+            "--name",
+            "hog",
+            "busybox",
+            "sh",
+            "-c",
+            "tail /dev/zero",
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = lab.session_docker(
+        &id,
+        &[
+            "inspect",
+            "-f",
+            "{{.State.OOMKilled}} {{.HostConfig.Memory}}",
+            "hog",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        format!("true {}", 256 << 20)
+    );
 }
 
 #[test]
 fn a_session_runs_in_one_envelope_that_bounds_it() {
-    let lab = Lab::start_with(&["--lab-session-pids", "64", "--lab-session-cpus", "0.5", "--lab-session-memory", "512m"]);
+    let lab = Lab::start_with(&[
+        "--lab-session-pids",
+        "64",
+        "--lab-session-cpus",
+        "0.5",
+        "--lab-session-memory",
+        "512m",
+    ]);
     let a = lab.create_session();
     let b = lab.create_session();
     let ok = |id: &str, args: &[&str]| {
         let o = lab.session_docker(id, args);
-        assert!(o.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     };
     let envelope = format!("/berth/lab-{}", &a[..12]);
@@ -337,7 +570,10 @@ fn a_session_runs_in_one_envelope_that_bounds_it() {
     } else {
         assert_eq!(file("cpu", "cpu.cfs_quota_us"), "50000");
         assert_eq!(file("cpu", "cpu.cfs_period_us"), "100000");
-        assert_eq!(file("memory", "memory.limit_in_bytes"), (512u64 << 20).to_string());
+        assert_eq!(
+            file("memory", "memory.limit_in_bytes"),
+            (512u64 << 20).to_string()
+        );
         assert_eq!(file("memory", "memory.use_hierarchy"), "1");
         assert_eq!(file("cpu", "cpu.shares"), "1024");
     }
@@ -347,28 +583,75 @@ fn a_session_runs_in_one_envelope_that_bounds_it() {
     t.expect("$ ");
     t.line("cat /proc/self/cgroup");
     t.expect(&format!("{envelope}/"));
-    let idle = ok(&a, &["run", "-d", "--name", "idle", "busybox", "sleep", "600"]);
+    let idle = ok(
+        &a,
+        &["run", "-d", "--name", "idle", "busybox", "sleep", "600"],
+    );
     let pid = ok(&a, &["inspect", "-f", "{{.State.Pid}}", "idle"]);
     assert_eq!(cgroup_of(&pid), format!("{envelope}/{idle}"));
-    assert!(ok(&a, &["exec", "idle", "cat", "/proc/self/cgroup"]).contains(&format!("{envelope}/{idle}")));
-    assert_eq!(ok(&a, &["inspect", "-f", "{{.HostConfig.CgroupParent}} {{.HostConfig.PidsLimit}}", "idle"]), format!("{} 256", &envelope[1..]));
+    assert!(ok(&a, &["exec", "idle", "cat", "/proc/self/cgroup"])
+        .contains(&format!("{envelope}/{idle}")));
+    assert_eq!(
+        ok(
+            &a,
+            &[
+                "inspect",
+                "-f",
+                "{{.HostConfig.CgroupParent}} {{.HostConfig.PidsLimit}}",
+                "idle"
+            ]
+        ),
+        format!("{} 256", &envelope[1..])
+    );
     // A build step runs in the envelope too.
     let ctx = lab.berth.root.with_file_name("envelope-build");
     std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN cat /proc/self/cgroup\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN cat /proc/self/cgroup\n",
+    )
+    .unwrap();
     let o = lab.session_docker(&a, &["build", "--no-cache", ctx.to_str().unwrap()]);
     let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success() && out.contains(&format!("{envelope}/")), "{out}");
-    let o = lab.session_docker(&a, &["run", "--rm", "--cgroup-parent", "elsewhere", "busybox", "true"]);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--cgroup-parent is not allowed in a lab session"));
+    assert!(
+        o.status.success() && out.contains(&format!("{envelope}/")),
+        "{out}"
+    );
+    let o = lab.session_docker(
+        &a,
+        &[
+            "run",
+            "--rm",
+            "--cgroup-parent",
+            "elsewhere",
+            "busybox",
+            "true",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("--cgroup-parent is not allowed in a lab session"));
     // Two fork bombs (processes that stay; failed forks retried at once) in two
     // containers: together they never get past the session's 64 processes, though
     // each container may have 256. (Both are in before either forks: a process moved
     // into a full cgroup is let in.)
     let bomb = berth_tests::static_fixture("forkbomb");
     for name in ["bomb1", "bomb2"] {
-        ok(&a, &["create", "--name", name, "busybox", "sh", "-c", "sleep 2; exec /forkbomb"]);
-        ok(&a, &["cp", bomb.to_str().unwrap(), &format!("{name}:/forkbomb")]);
+        ok(
+            &a,
+            &[
+                "create",
+                "--name",
+                name,
+                "busybox",
+                "sh",
+                "-c",
+                "sleep 2; exec /forkbomb",
+            ],
+        );
+        ok(
+            &a,
+            &["cp", bomb.to_str().unwrap(), &format!("{name}:/forkbomb")],
+        );
         ok(&a, &["start", name]);
     }
     let pids_dir = lab.session_cgroup(&a, "pids");
@@ -377,11 +660,17 @@ fn a_session_runs_in_one_envelope_that_bounds_it() {
     while Instant::now() < end {
         let current: usize = file("pids", "pids.current").parse().unwrap_or(0);
         let counted = procs_below(&pids_dir);
-        assert!(current <= 64 && counted <= 64, "the session has {current} processes ({counted} counted), its limit is 64");
+        assert!(
+            current <= 64 && counted <= 64,
+            "the session has {current} processes ({counted} counted), its limit is 64"
+        );
         most = most.max(current);
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(most >= 56, "the fork bombs never filled the session ({most} processes at most)");
+    assert!(
+        most >= 56,
+        "the fork bombs never filled the session ({most} processes at most)"
+    );
     // Meanwhile another session's terminal still runs containers, and its CLI answers.
     let mut tb = lab.terminal(&b);
     tb.expect("$ ");
@@ -392,7 +681,10 @@ fn a_session_runs_in_one_envelope_that_bounds_it() {
     let started = Instant::now();
     ok(&b, &["ps"]);
     eprintln!("beside a fork bomb: docker run in the other session's terminal took {run_took:?}, docker ps {:?}", started.elapsed());
-    assert!(run_took < Duration::from_secs(20), "docker run took {run_took:?} beside the other session's fork bomb");
+    assert!(
+        run_took < Duration::from_secs(20),
+        "docker run took {run_took:?} beside the other session's fork bomb"
+    );
     // Deleting the session removes its envelope, with everything that ran in it.
     let (code, _) = lab.http("DELETE", &format!("/api/sessions/{a}"), None);
     assert_eq!(code, 204);
@@ -409,31 +701,64 @@ fn a_session_bounds_its_logs() {
     let id = lab.create_session();
     let docker = |args: &[&str]| {
         let o = lab.session_docker(&id, args);
-        (o.status.success(), String::from_utf8_lossy(&o.stdout).trim().to_string() + &String::from_utf8_lossy(&o.stderr))
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).trim().to_string()
+                + &String::from_utf8_lossy(&o.stderr),
+        )
     };
     // No options: the lab's default (20k here, two files), shown as Docker shows options.
     let (ok, cid) = docker(&["run", "-d", "busybox", "seq", "1", "100000"]);
     assert!(ok, "{cid}");
     assert_eq!(docker(&["wait", &cid]), (true, "0".to_string()));
     let (_, config) = docker(&["inspect", "-f", "{{json .HostConfig.LogConfig}}", &cid]);
-    assert_eq!(config, r#"{"Type":"json-file","Config":{"max-file":"2","max-size":"20k"}}"#);
+    assert_eq!(
+        config,
+        r#"{"Type":"json-file","Config":{"max-file":"2","max-size":"20k"}}"#
+    );
     let dir = lab.berth.root.join("containers").join(&cid);
-    let files: Vec<u64> = std::fs::read_dir(&dir).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with("container.log")).map(|e| e.metadata().unwrap().len()).collect();
-    assert!(files.len() <= 2 && files.iter().all(|s| *s <= 20_000 + 100), "{files:?}");
-    assert_eq!(docker(&["logs", "--tail", "1", &cid]), (true, "100000".to_string()));
+    let files: Vec<u64> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("container.log"))
+        .map(|e| e.metadata().unwrap().len())
+        .collect();
+    assert!(
+        files.len() <= 2 && files.iter().all(|s| *s <= 20_000 + 100),
+        "{files:?}"
+    );
+    assert_eq!(
+        docker(&["logs", "--tail", "1", &cid]),
+        (true, "100000".to_string())
+    );
     // Less is fine; more than the lab allows is refused like the other limits.
     assert!(docker(&["run", "--rm", "--log-opt", "max-size=5k", "busybox", "true"]).0);
     let (ok, err) = docker(&["run", "--rm", "--log-opt", "max-size=1m", "busybox", "true"]);
-    assert!(!ok && err.contains("--log-opt max-size=1m is above this lab session's limit of 20k"), "{err}");
+    assert!(
+        !ok && err.contains("--log-opt max-size=1m is above this lab session's limit of 20k"),
+        "{err}"
+    );
     // The workstation's own log (its terminal's output) is bounded too.
     let ws = std::fs::read_dir(lab.berth.root.join("containers"))
         .unwrap()
         .flatten()
-        .filter_map(|e| serde_json::from_slice::<serde_json::Value>(&std::fs::read(e.path().join("container.json")).ok()?).ok())
+        .filter_map(|e| {
+            serde_json::from_slice::<serde_json::Value>(
+                &std::fs::read(e.path().join("container.json")).ok()?,
+            )
+            .ok()
+        })
         .find(|c| c["name"] == "workstation")
         .expect("the workstation's container");
-    assert_eq!(ws["host_config"]["LogConfig"]["Config"]["max-size"], "20k", "{ws}");
-    assert_eq!(ws["host_config"]["CgroupParent"], format!("berth/lab-{}", &id[..12]), "{ws}");
+    assert_eq!(
+        ws["host_config"]["LogConfig"]["Config"]["max-size"], "20k",
+        "{ws}"
+    );
+    assert_eq!(
+        ws["host_config"]["CgroupParent"],
+        format!("berth/lab-{}", &id[..12]),
+        "{ws}"
+    );
 }
 
 /// A TCP listener on a free loopback port that counts the connections it gets: a
@@ -450,7 +775,10 @@ impl Tripwire {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.set_nonblocking(true).expect("nonblocking");
         let port = l.local_addr().expect("addr").port();
-        let (hits, stop) = (std::sync::Arc::new(AtomicUsize::new(0)), std::sync::Arc::new(AtomicBool::new(false)));
+        let (hits, stop) = (
+            std::sync::Arc::new(AtomicUsize::new(0)),
+            std::sync::Arc::new(AtomicBool::new(false)),
+        );
         let (h, s) = (hits.clone(), stop.clone());
         std::thread::spawn(move || {
             while !s.load(Ordering::SeqCst) {
@@ -488,77 +816,184 @@ impl Drop for Tripwire {
 /// (success, stdout + stderr) of the docker CLI in a session.
 fn in_session(lab: &Lab, id: &str, args: &[&str]) -> (bool, String) {
     let o = lab.session_docker(id, args);
-    (o.status.success(), String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr))
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr),
+    )
 }
 
 /// The trimmed stdout of the docker CLI in a session, which must succeed.
 fn session_ok(lab: &Lab, id: &str, args: &[&str]) -> String {
     let o = lab.session_docker(id, args);
     let out = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    assert!(o.status.success(), "docker {args:?} in session {id}: {out}{}\nserver log: {}", String::from_utf8_lossy(&o.stderr), lab.berth.server_log());
+    assert!(
+        o.status.success(),
+        "docker {args:?} in session {id}: {out}{}\nserver log: {}",
+        String::from_utf8_lossy(&o.stderr),
+        lab.berth.server_log()
+    );
     out
 }
 
 #[test]
 fn the_class_registry_keeps_each_sessions_images_its_own() {
     let lab = Lab::start();
-    let port = lab.berth.registry_addr().rsplit(':').next().unwrap().to_string();
+    let port = lab
+        .berth
+        .registry_addr()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
     let reg = format!("localhost:{port}");
     let (a, b) = (lab.create_session(), lab.create_session());
     // The instructor publishes from the host (the default namespace).
-    lab.berth.ok(&["run", "--name", "mk", "busybox", "sh", "-c", "echo class > /id"]);
+    lab.berth.ok(&[
+        "run",
+        "--name",
+        "mk",
+        "busybox",
+        "sh",
+        "-c",
+        "echo class > /id",
+    ]);
     lab.berth.ok(&["commit", "mk", &format!("{reg}/shared")]);
     lab.berth.ok(&["push", &format!("{reg}/shared")]);
     let shared = lab.berth.inspect(&format!("{reg}/shared"), "{{.Id}}");
     // Each session makes its own `app` and pushes it under the same name.
     let mut ids = Vec::new();
     for (id, word) in [(&a, "alpha"), (&b, "beta")] {
-        session_ok(&lab, id, &["run", "--name", "mk", "busybox", "sh", "-c", &format!("echo {word} > /id")]);
+        session_ok(
+            &lab,
+            id,
+            &[
+                "run",
+                "--name",
+                "mk",
+                "busybox",
+                "sh",
+                "-c",
+                &format!("echo {word} > /id"),
+            ],
+        );
         session_ok(&lab, id, &["commit", "mk", &format!("{reg}/app")]);
         let out = session_ok(&lab, id, &["push", &format!("{reg}/app")]);
-        assert!(out.contains(&format!("The push refers to repository [{reg}/app]")) && !out.contains("lab/"), "{out}");
-        ids.push(session_ok(&lab, id, &["inspect", "-f", "{{.Id}}", &format!("{reg}/app")]));
+        assert!(
+            out.contains(&format!("The push refers to repository [{reg}/app]"))
+                && !out.contains("lab/"),
+            "{out}"
+        );
+        ids.push(session_ok(
+            &lab,
+            id,
+            &["inspect", "-f", "{{.Id}}", &format!("{reg}/app")],
+        ));
     }
     assert_ne!(ids[0], ids[1]);
     // B's push did not overwrite A's: each pulls back its own.
     for (id, (want, word)) in [&a, &b].into_iter().zip(ids.iter().zip(["alpha", "beta"])) {
         session_ok(&lab, id, &["rmi", &format!("{reg}/app")]);
         let out = session_ok(&lab, id, &["pull", &format!("{reg}/app")]);
-        assert!(!out.contains("lab/"), "the session's prefix is not shown: {out}");
-        assert_eq!(&session_ok(&lab, id, &["inspect", "-f", "{{.Id}}", &format!("{reg}/app")]), want);
-        assert_eq!(session_ok(&lab, id, &["run", "--rm", &format!("{reg}/app"), "cat", "/id"]), word);
-        assert!(session_ok(&lab, id, &["images", "--format", "{{.Repository}}"]).lines().any(|l| l == format!("{reg}/app")));
+        assert!(
+            !out.contains("lab/"),
+            "the session's prefix is not shown: {out}"
+        );
+        assert_eq!(
+            &session_ok(
+                &lab,
+                id,
+                &["inspect", "-f", "{{.Id}}", &format!("{reg}/app")]
+            ),
+            want
+        );
+        assert_eq!(
+            session_ok(
+                &lab,
+                id,
+                &["run", "--rm", &format!("{reg}/app"), "cat", "/id"]
+            ),
+            word
+        );
+        assert!(
+            session_ok(&lab, id, &["images", "--format", "{{.Repository}}"])
+                .lines()
+                .any(|l| l == format!("{reg}/app"))
+        );
         // The instructor's image: pulled (here by `run` of a missing image) in both.
-        assert_eq!(session_ok(&lab, id, &["run", "--rm", &format!("{reg}/shared"), "cat", "/id"]), "class");
-        assert_eq!(session_ok(&lab, id, &["inspect", "-f", "{{.Id}}", &format!("{reg}/shared")]), shared);
+        assert_eq!(
+            session_ok(
+                &lab,
+                id,
+                &["run", "--rm", &format!("{reg}/shared"), "cat", "/id"]
+            ),
+            "class"
+        );
+        assert_eq!(
+            session_ok(
+                &lab,
+                id,
+                &["inspect", "-f", "{{.Id}}", &format!("{reg}/shared")]
+            ),
+            shared
+        );
     }
     // On the registry, each session's image is under its own prefix; nothing reached
     // the class's `app`, and the instructor's `shared` is untouched.
-    let catalog = std::process::Command::new("curl").args(["-s", &format!("http://{}/v2/_catalog", lab.berth.registry_addr())]).output().expect("curl");
+    let catalog = std::process::Command::new("curl")
+        .args([
+            "-s",
+            &format!("http://{}/v2/_catalog", lab.berth.registry_addr()),
+        ])
+        .output()
+        .expect("curl");
     let catalog = String::from_utf8_lossy(&catalog.stdout).to_string();
-    for want in [format!("\"lab/{}/app\"", &a[..12]), format!("\"lab/{}/app\"", &b[..12]), "\"shared\"".to_string()] {
+    for want in [
+        format!("\"lab/{}/app\"", &a[..12]),
+        format!("\"lab/{}/app\"", &b[..12]),
+        "\"shared\"".to_string(),
+    ] {
         assert!(catalog.contains(&want), "{want} in {catalog}");
     }
     assert!(!catalog.contains("\"app\""), "{catalog}");
     // Naming another session's repository is refused, for a pull and a push.
     let theirs = format!("{reg}/lab/{}/app", &b[..12]);
     let (ok, out) = in_session(&lab, &a, &["pull", &theirs]);
-    assert!(!ok && out.contains(&format!("repository lab/{}/app belongs to another lab session", &b[..12])), "{out}");
+    assert!(
+        !ok && out.contains(&format!(
+            "repository lab/{}/app belongs to another lab session",
+            &b[..12]
+        )),
+        "{out}"
+    );
     session_ok(&lab, &a, &["tag", "busybox", &theirs]);
     let (ok, out) = in_session(&lab, &a, &["push", &theirs]);
-    assert!(!ok && out.contains("belongs to another lab session"), "{out}");
+    assert!(
+        !ok && out.contains("belongs to another lab session"),
+        "{out}"
+    );
     // Search shows the class's repositories and the session's own, by its names.
-    let found = session_ok(&lab, &a, &["search", "--format", "{{.Name}}", &format!("{reg}/a")]);
-    assert!(found.lines().any(|l| l == "app") && found.lines().any(|l| l == "shared"), "{found}");
+    let found = session_ok(
+        &lab,
+        &a,
+        &["search", "--format", "{{.Name}}", &format!("{reg}/a")],
+    );
+    assert!(
+        found.lines().any(|l| l == "app") && found.lines().any(|l| l == "shared"),
+        "{found}"
+    );
     assert!(!found.contains("lab/"), "{found}");
     let found = session_ok(&lab, &b, &["search", "--format", "{{.Name}}", "lab"]);
     assert!(!found.contains(&a[..12]), "{found}");
     // The registry's HTTP API (and its DELETE) is out of a workstation's reach.
     let mut t = lab.terminal(&b);
     t.expect("$ ");
-    t.line(&format!("wget -T 3 -qO- http://127.0.0.1:{port}/v2/ >/dev/null 2>&1; echo registry-rc=$?"));
+    t.line(&format!(
+        "wget -T 3 -qO- http://127.0.0.1:{port}/v2/ >/dev/null 2>&1; echo registry-rc=$?"
+    ));
     t.expect("registry-rc=1");
-    t.line(&format!("wget -T 3 -qO- http://localhost:{port}/v2/_catalog >/dev/null 2>&1; echo catalog-rc=$?"));
+    t.line(&format!(
+        "wget -T 3 -qO- http://localhost:{port}/v2/_catalog >/dev/null 2>&1; echo catalog-rc=$?"
+    ));
     t.expect("catalog-rc=1");
 }
 
@@ -570,32 +1005,97 @@ fn lab_sessions_cannot_make_the_server_connect_to_local_addresses() {
     let target = format!("127.0.0.1:{}", wire.port);
     session_ok(&lab, &id, &["tag", "busybox", &format!("{target}/x")]);
     let ctx = tempfile::tempdir().expect("temp dir");
-    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {target}/y\n")).expect("Dockerfile");
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {target}/y\n"))
+        .expect("Dockerfile");
     let ctx_path = ctx.path().to_str().unwrap().to_string();
-    let refused = |verb: &str| format!("{verb} {target} is not allowed in a lab session: it is a loopback address of the lab server");
+    let refused = |verb: &str| {
+        format!("{verb} {target} is not allowed in a lab session: it is a loopback address of the lab server")
+    };
     for (args, want) in [
-        (vec!["pull".to_string(), format!("{target}/x")], refused("pulling from")),
-        (vec!["push".into(), format!("{target}/x")], refused("pushing to")),
-        (vec!["login".into(), "-u".into(), "me".into(), "-p".into(), "pw".into(), target.clone()], refused("logging in to")),
-        (vec!["search".into(), format!("{target}/x")], refused("searching")),
-        (vec!["run".into(), "--rm".into(), format!("{target}/y")], refused("pulling from")),
-        (vec!["build".into(), "-q".into(), ctx_path.clone()], refused("pulling from")),
-        (vec!["build".into(), "-q".into(), "--pull".into(), ctx_path.clone()], refused("pulling from")),
-        (vec!["pull".into(), format!("localhost:{}/x", wire.port)], format!("localhost:{} is not allowed in a lab session: localhost is at", wire.port)),
+        (
+            vec!["pull".to_string(), format!("{target}/x")],
+            refused("pulling from"),
+        ),
+        (
+            vec!["push".into(), format!("{target}/x")],
+            refused("pushing to"),
+        ),
+        (
+            vec![
+                "login".into(),
+                "-u".into(),
+                "me".into(),
+                "-p".into(),
+                "pw".into(),
+                target.clone(),
+            ],
+            refused("logging in to"),
+        ),
+        (
+            vec!["search".into(), format!("{target}/x")],
+            refused("searching"),
+        ),
+        (
+            vec!["run".into(), "--rm".into(), format!("{target}/y")],
+            refused("pulling from"),
+        ),
+        (
+            vec!["build".into(), "-q".into(), ctx_path.clone()],
+            refused("pulling from"),
+        ),
+        (
+            vec![
+                "build".into(),
+                "-q".into(),
+                "--pull".into(),
+                ctx_path.clone(),
+            ],
+            refused("pulling from"),
+        ),
+        (
+            vec!["pull".into(), format!("localhost:{}/x", wire.port)],
+            format!(
+                "localhost:{} is not allowed in a lab session: localhost is at",
+                wire.port
+            ),
+        ),
         // (Image references take no IPv6 literals: v4-mapped ones are unit-tested.)
-        (vec!["pull".into(), format!("127.1.2.3:{}/x", wire.port)], "it is a loopback address of the lab server".into()),
-        (vec!["pull".into(), "169.254.169.254/latest".into()], "it is a link-local address".into()),
-        (vec!["pull".into(), "10.0.0.1:5000/x".into()], "it is a private network address".into()),
+        (
+            vec!["pull".into(), format!("127.1.2.3:{}/x", wire.port)],
+            "it is a loopback address of the lab server".into(),
+        ),
+        (
+            vec!["pull".into(), "169.254.169.254/latest".into()],
+            "it is a link-local address".into(),
+        ),
+        (
+            vec!["pull".into(), "10.0.0.1:5000/x".into()],
+            "it is a private network address".into(),
+        ),
     ] {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (ok, out) = in_session(&lab, &id, &args);
-        assert!(!ok && out.contains(&want), "docker {args:?}: want {want:?}, got: {out}");
-        assert!(out.contains("Error response from daemon") || args[0] == "build", "Docker's shape: {out}");
+        assert!(
+            !ok && out.contains(&want),
+            "docker {args:?}: want {want:?}, got: {out}"
+        );
+        assert!(
+            out.contains("Error response from daemon") || args[0] == "build",
+            "Docker's shape: {out}"
+        );
     }
-    assert_eq!(wire.hits(Duration::ZERO), 0, "a lab session made the server connect to 127.0.0.1:{}", wire.port);
+    assert_eq!(
+        wire.hits(Duration::ZERO),
+        0,
+        "a lab session made the server connect to 127.0.0.1:{}",
+        wire.port
+    );
     // The same pull from the default namespace connects (it is no registry, so fails).
     let _ = lab.berth.docker(&["pull", &format!("{target}/x")]);
-    assert!(wire.hits(Duration::from_secs(5)) > 0, "a pull outside lab sessions is not guarded");
+    assert!(
+        wire.hits(Duration::from_secs(5)) > 0,
+        "a pull outside lab sessions is not guarded"
+    );
 }
 
 #[test]
@@ -606,8 +1106,14 @@ fn a_registry_the_instructor_allows_is_reachable_from_lab_sessions() {
     let id = lab.create_session();
     let (ok, out) = in_session(&lab, &id, &["pull", &format!("{target}/x")]);
     // It is no registry: the pull fails, but not for the guard, and it connected.
-    assert!(!ok && !out.contains("not allowed in a lab session"), "{out}");
-    assert!(wire.hits(Duration::from_secs(5)) > 0, "the allowed registry was not reached: {out}");
+    assert!(
+        !ok && !out.contains("not allowed in a lab session"),
+        "{out}"
+    );
+    assert!(
+        wire.hits(Duration::from_secs(5)) > 0,
+        "the allowed registry was not reached: {out}"
+    );
     // Other loopback ports stay refused.
     let other = Tripwire::new();
     let (ok, out) = in_session(&lab, &id, &["pull", &format!("127.0.0.1:{}/x", other.port)]);
@@ -623,12 +1129,28 @@ fn a_sessions_shims_work_inside_its_envelope() {
     let o = lab.session_docker(&id, &["run", "-d", "busybox", "sleep", "300"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let cid = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    let c: serde_json::Value = serde_json::from_slice(&std::fs::read(lab.berth.root.join("containers").join(&cid).join("container.json")).unwrap()).unwrap();
+    let c: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            lab.berth
+                .root
+                .join("containers")
+                .join(&cid)
+                .join("container.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
     let shim = c["state"]["shim_pid"].as_i64().expect("a shim pid");
     let cgroups = std::fs::read_to_string(format!("/proc/{shim}/cgroup")).unwrap();
-    assert!(cgroups.contains(&format!("berth/lab-{}/shims", &id[..12])), "{cgroups}");
+    assert!(
+        cgroups.contains(&format!("berth/lab-{}/shims", &id[..12])),
+        "{cgroups}"
+    );
     // The container itself is in its own cgroup below the envelope, not the shims'.
     let pid = c["state"]["pid"].as_i64().expect("a pid");
     let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    assert!(cgroups.contains(&format!("berth/lab-{}/{cid}", &id[..12])), "{cgroups}");
+    assert!(
+        cgroups.contains(&format!("berth/lab-{}/{cid}", &id[..12])),
+        "{cgroups}"
+    );
 }

@@ -8,7 +8,11 @@ use berth_lessons::{Input, Lesson};
 use berth_tests::lab::{Lab, Term};
 
 fn lesson(id: &str) -> Lesson {
-    berth_lessons::all().expect("the shipped lessons load").into_iter().find(|l| l.id == id).unwrap_or_else(|| panic!("no lesson {id}"))
+    berth_lessons::all()
+        .expect("the shipped lessons load")
+        .into_iter()
+        .find(|l| l.id == id)
+        .unwrap_or_else(|| panic!("no lesson {id}"))
 }
 
 fn type_inputs(t: &mut Term, inputs: &[Input]) {
@@ -25,11 +29,25 @@ fn play(lab: &Lab, session: &str, t: &mut Term, lesson: &Lesson, until: Option<&
             return;
         }
         type_inputs(t, &step.commands);
-        lab.eventually(&format!("step {}/{} to pass; terminal:\n{}", lesson.id, step.id, tail(&t.text())), Duration::from_secs(30), || {
-            lab.done(session, &lesson.id).contains(&step.id)
-        });
+        lab.eventually(
+            &format!(
+                "step {}/{} to pass; terminal:\n{}",
+                lesson.id,
+                step.id,
+                tail(&t.text())
+            ),
+            Duration::from_secs(30),
+            || lab.done(session, &lesson.id).contains(&step.id),
+        );
     }
-    assert_eq!(lab.done(session, &lesson.id), lesson.steps.iter().map(|s| s.id.clone()).collect::<Vec<_>>());
+    assert_eq!(
+        lab.done(session, &lesson.id),
+        lesson
+            .steps
+            .iter()
+            .map(|s| s.id.clone())
+            .collect::<Vec<_>>()
+    );
 }
 
 fn tail(s: &str) -> String {
@@ -81,7 +99,10 @@ fn lesson_6_dockerfile() {
 fn lesson_7_registry() {
     // The lesson's private registry is on the seeds' port 5000.
     let _port = berth_tests::port_5000();
-    play_all("registry", &Lab::start_with(&["--registry-listen", "127.0.0.1:5000"]));
+    play_all(
+        "registry",
+        &Lab::start_with(&["--registry-listen", "127.0.0.1:5000"]),
+    );
 }
 
 #[test]
@@ -97,13 +118,18 @@ fn exit_instead_of_detach_leaves_the_detach_step_undone() {
     t.line("exit");
     t.settle(Duration::from_secs(10));
     std::thread::sleep(Duration::from_secs(2));
-    assert!(!lab.done(&session, &l.id).contains(&"detach".to_string()), "exit counted as a detach");
+    assert!(
+        !lab.done(&session, &l.id).contains(&"detach".to_string()),
+        "exit counted as a detach"
+    );
     // Starting it again and detaching properly does pass.
     t.skip();
     t.line("docker start -ai mybox");
     t.expect("/ # ");
     t.send(&[0x10, 0x11]);
-    lab.eventually("detach after start -ai", Duration::from_secs(20), || lab.done(&session, &l.id).contains(&"detach".to_string()));
+    lab.eventually("detach after start -ai", Duration::from_secs(20), || {
+        lab.done(&session, &l.id).contains(&"detach".to_string())
+    });
 }
 
 #[test]
@@ -118,7 +144,10 @@ fn a_wrong_port_leaves_the_web_step_undone() {
     t.line("docker run -d -p 9090:80 --name web busybox httpd -f -p 80 -h /");
     t.settle(Duration::from_secs(10));
     std::thread::sleep(Duration::from_secs(2));
-    assert!(!lab.done(&session, &l.id).contains(&"run-web".to_string()), "port 9090 counted as 8080");
+    assert!(
+        !lab.done(&session, &l.id).contains(&"run-web".to_string()),
+        "port 9090 counted as 8080"
+    );
 }
 
 #[test]
@@ -139,21 +168,46 @@ fn lesson_9_beyond_linux() {
     t.line("docker run --name linuxbox busybox echo hello");
     t.settle(Duration::from_secs(10));
     std::thread::sleep(Duration::from_secs(2));
-    assert!(!lab.done(&session, &l.id).contains(&"hello-wasm".to_string()), "a busybox run counted as the wasm hello");
+    assert!(
+        !lab.done(&session, &l.id)
+            .contains(&"hello-wasm".to_string()),
+        "a busybox run counted as the wasm hello"
+    );
     t.skip();
     play(&lab, &session, &mut t, &l, None);
     // What the steps' texts promise shows in the terminal. None of these strings is
     // in a typed command line, so the echo cannot fake them.
     let shown = t.text();
-    for want in ["wasip1/wasm", "linux/", "Hello from WebAssembly", "io.containerd.wasmtime.v1", "args: 안녕 Berth"] {
-        assert!(shown.contains(want), "the terminal never showed {want:?}:\n{}", tail(&shown));
+    for want in [
+        "wasip1/wasm",
+        "linux/",
+        "Hello from WebAssembly",
+        "io.containerd.wasmtime.v1",
+        "args: 안녕 Berth",
+    ] {
+        assert!(
+            shown.contains(want),
+            "the terminal never showed {want:?}:\n{}",
+            tail(&shown)
+        );
     }
     // `time` (busybox's applet) printed its report, once per timed run.
-    assert!(shown.matches("real\t").count() >= 2 || shown.matches("real ").count() >= 2, "no `time` report:\n{}", tail(&shown));
+    assert!(
+        shown.matches("real\t").count() >= 2 || shown.matches("real ").count() >= 2,
+        "no `time` report:\n{}",
+        tail(&shown)
+    );
     // The runtimes the last step talks about.
     let runtime = |name: &str| {
-        let out = lab.session_docker(&session, &["inspect", "-f", "{{.HostConfig.Runtime}}", name]);
-        assert!(out.status.success(), "inspect {name}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = lab.session_docker(
+            &session,
+            &["inspect", "-f", "{{.HostConfig.Runtime}}", name],
+        );
+        assert!(
+            out.status.success(),
+            "inspect {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     assert_eq!(runtime("greeter"), "io.containerd.wasmtime.v1");

@@ -16,17 +16,46 @@ fn db(b: &Berth, name: &str, extra: &[&str], reply: &str) {
 #[test]
 fn link_on_the_default_bridge() {
     let b = Berth::start();
-    db(&b, "db", &["--expose", "5432", "-e", "POSTGRES_PASSWORD=secret"], "db-ok");
+    db(
+        &b,
+        "db",
+        &["--expose", "5432", "-e", "POSTGRES_PASSWORD=secret"],
+        "db-ok",
+    );
     let ip = b.inspect("db", "{{.NetworkSettings.IPAddress}}");
     assert!(ip.starts_with("172.17.0."), "{ip}");
-    assert_eq!(b.inspect("db", "{{.NetworkSettings.Networks.bridge.IPAddress}}"), ip);
-    assert_eq!(b.inspect("db", "{{.NetworkSettings.Gateway}}"), "172.17.0.1");
+    assert_eq!(
+        b.inspect("db", "{{.NetworkSettings.Networks.bridge.IPAddress}}"),
+        ip
+    );
+    assert_eq!(
+        b.inspect("db", "{{.NetworkSettings.Gateway}}"),
+        "172.17.0.1"
+    );
     // The seed's app: the web container reaches the db by its link alias and name.
-    let out = b.ok(&["run", "--rm", "--link", "db:database", "busybox", "sh", "-c", "grep database /etc/hosts; nc database 5432; nc db 5432"]);
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--link",
+        "db:database",
+        "busybox",
+        "sh",
+        "-c",
+        "grep database /etc/hosts; nc database 5432; nc db 5432",
+    ]);
     assert!(out.contains(&format!("{ip}\tdatabase db")), "{out}");
     assert_eq!(out.matches("db-ok").count(), 2, "{out}");
     // Docker's link variables, as the seed's wordpress reads its database's.
-    let env = b.ok(&["run", "--rm", "--name", "web", "--link", "db:database", "busybox", "env"]);
+    let env = b.ok(&[
+        "run",
+        "--rm",
+        "--name",
+        "web",
+        "--link",
+        "db:database",
+        "busybox",
+        "env",
+    ]);
     for v in [
         "DATABASE_NAME=/web/database".to_string(),
         format!("DATABASE_PORT=tcp://{ip}:5432"),
@@ -37,7 +66,16 @@ fn link_on_the_default_bridge() {
         assert!(env.lines().any(|l| l == v), "{v} missing from:\n{env}");
     }
     // Its own address is in its /etc/hosts, and eth0 has it.
-    let out = b.ok(&["run", "--rm", "--hostname", "me", "busybox", "sh", "-c", "grep me /etc/hosts; ip -o -4 addr show eth0"]);
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--hostname",
+        "me",
+        "busybox",
+        "sh",
+        "-c",
+        "grep me /etc/hosts; ip -o -4 addr show eth0",
+    ]);
     assert!(out.contains("172.17.0.") && out.contains("eth0"), "{out}");
     // No DNS on the default bridge: names do not resolve without a link.
     b.fails(&["run", "--rm", "busybox", "nc", "-w", "2", "db", "5432"]);
@@ -46,11 +84,26 @@ fn link_on_the_default_bridge() {
     assert!(err.contains("Could not get container for missing"), "{err}");
     b.ok(&["create", "--name", "stopped", "busybox", "true"]);
     let (_, err) = b.fails(&["run", "--rm", "--link", "stopped:s", "busybox", "true"]);
-    assert!(err.contains("Cannot link to a non running container: /stopped AS"), "{err}");
+    assert!(
+        err.contains("Cannot link to a non running container: /stopped AS"),
+        "{err}"
+    );
     let (_, err) = b.fails(&["run", "--rm", "--ip", "172.17.0.50", "busybox", "true"]);
-    assert!(err.contains("user specified IP address is supported on user defined networks only"), "{err}");
+    assert!(
+        err.contains("user specified IP address is supported on user defined networks only"),
+        "{err}"
+    );
     // `--network none`: loopback only.
-    let out = b.ok(&["run", "--rm", "--network", "none", "busybox", "ip", "-o", "link"]);
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]);
     assert!(out.contains("lo:") && !out.contains("eth0"), "{out}");
 }
 
@@ -58,53 +111,175 @@ fn link_on_the_default_bridge() {
 fn user_networks_resolve_names_and_stay_apart() {
     let b = Berth::start();
     b.ok(&["network", "create", "appnet"]);
-    b.ok(&["network", "create", "--subnet", "10.30.0.0/24", "--gateway", "10.30.0.1", "other"]);
+    b.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.30.0.0/24",
+        "--gateway",
+        "10.30.0.1",
+        "other",
+    ]);
     let ls = b.ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
-    for n in ["appnet bridge", "other bridge", "bridge bridge", "host host", "none null"] {
+    for n in [
+        "appnet bridge",
+        "other bridge",
+        "bridge bridge",
+        "host host",
+        "none null",
+    ] {
         assert!(ls.contains(n), "{ls}");
     }
-    db(&b, "appdb", &["--network", "appnet", "--network-alias", "pg"], "appdb-ok");
+    db(
+        &b,
+        "appdb",
+        &["--network", "appnet", "--network-alias", "pg"],
+        "appdb-ok",
+    );
     // By name, by alias and by name.network, through the embedded DNS.
-    let out = b.ok(&["run", "--rm", "--network", "appnet", "busybox", "sh", "-c", "cat /etc/resolv.conf; nc appdb 5432; nc pg 5432; nc appdb.appnet 5432"]);
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "appnet",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; nc appdb 5432; nc pg 5432; nc appdb.appnet 5432",
+    ]);
     assert!(out.contains("nameserver 127.0.0.11"), "{out}");
     assert_eq!(out.matches("appdb-ok").count(), 3, "{out}");
-    let looked_up = b.ok(&["run", "--rm", "--network", "appnet", "busybox", "nslookup", "appdb"]);
+    let looked_up = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "appnet",
+        "busybox",
+        "nslookup",
+        "appdb",
+    ]);
     let ip = b.inspect("appdb", "{{.NetworkSettings.Networks.appnet.IPAddress}}");
     assert!(looked_up.contains(&ip), "{looked_up}");
     // Inspect: the subnet, and who is on it.
     let inspect = b.ok(&["network", "inspect", "appnet", "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}} {{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}}"]);
-    assert!(inspect.contains("appdb") && inspect.contains(&format!("{ip}/")), "{inspect}");
+    assert!(
+        inspect.contains("appdb") && inspect.contains(&format!("{ip}/")),
+        "{inspect}"
+    );
     // A fixed address within the subnet, and one outside it.
-    b.ok(&["run", "-d", "--name", "fixed", "--network", "other", "--ip", "10.30.0.9", "busybox", "sleep", "300"]);
-    assert_eq!(b.inspect("fixed", "{{.NetworkSettings.Networks.other.IPAddress}}"), "10.30.0.9");
-    let (_, err) = b.fails(&["run", "--rm", "--network", "other", "--ip", "10.31.0.9", "busybox", "true"]);
-    assert!(err.contains("does not belong to any of this network's subnets"), "{err}");
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "fixed",
+        "--network",
+        "other",
+        "--ip",
+        "10.30.0.9",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    assert_eq!(
+        b.inspect("fixed", "{{.NetworkSettings.Networks.other.IPAddress}}"),
+        "10.30.0.9"
+    );
+    let (_, err) = b.fails(&[
+        "run",
+        "--rm",
+        "--network",
+        "other",
+        "--ip",
+        "10.31.0.9",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        err.contains("does not belong to any of this network's subnets"),
+        "{err}"
+    );
     // Isolation: from another network (or the default bridge) neither the name nor the
     // address reaches it.
-    let (_, err) = b.fails(&["run", "--rm", "--network", "other", "busybox", "nc", "-w", "2", "appdb", "5432"]);
+    let (_, err) = b.fails(&[
+        "run",
+        "--rm",
+        "--network",
+        "other",
+        "busybox",
+        "nc",
+        "-w",
+        "2",
+        "appdb",
+        "5432",
+    ]);
     assert!(err.contains("bad address"), "{err}");
-    let out = b.ok(&["run", "--rm", "--network", "other", "busybox", "sh", "-c", &format!("nc -w 2 {ip} 5432; echo rc=$?")]);
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "other",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("nc -w 2 {ip} 5432; echo rc=$?"),
+    ]);
     assert!(out.contains("rc=1") && !out.contains("appdb-ok"), "{out}");
-    let out = b.ok(&["run", "--rm", "busybox", "sh", "-c", &format!("nc -w 2 {ip} 5432; echo rc=$?")]);
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("nc -w 2 {ip} 5432; echo rc=$?"),
+    ]);
     assert!(out.contains("rc=1") && !out.contains("appdb-ok"), "{out}");
     // connect: now it resolves from "other"; disconnect: the name is gone again.
     b.ok(&["network", "connect", "other", "appdb"]);
-    let out = b.ok(&["run", "--rm", "--network", "other", "busybox", "nc", "appdb", "5432"]);
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "other",
+        "busybox",
+        "nc",
+        "appdb",
+        "5432",
+    ]);
     assert!(out.contains("appdb-ok"), "{out}");
     let (_, err) = b.fails(&["network", "connect", "other", "appdb"]);
     assert!(err.contains("already exists in network other"), "{err}");
     b.ok(&["network", "disconnect", "appnet", "appdb"]);
-    let (_, err) = b.fails(&["run", "--rm", "--network", "appnet", "busybox", "nc", "-w", "2", "appdb", "5432"]);
+    let (_, err) = b.fails(&[
+        "run",
+        "--rm",
+        "--network",
+        "appnet",
+        "busybox",
+        "nc",
+        "-w",
+        "2",
+        "appdb",
+        "5432",
+    ]);
     assert!(err.contains("bad address"), "{err}");
     // Docker's errors.
     let (_, err) = b.fails(&["network", "create", "appnet"]);
-    assert!(err.contains("network with name appnet already exists"), "{err}");
+    assert!(
+        err.contains("network with name appnet already exists"),
+        "{err}"
+    );
     let (_, err) = b.fails(&["network", "create", "--subnet", "10.30.0.128/25", "clash"]);
-    assert!(err.contains("Pool overlaps with other one on this address space"), "{err}");
+    assert!(
+        err.contains("Pool overlaps with other one on this address space"),
+        "{err}"
+    );
     let (_, err) = b.fails(&["network", "rm", "other"]);
     assert!(err.contains("has active endpoints"), "{err}");
     let (_, err) = b.fails(&["network", "rm", "bridge"]);
-    assert!(err.contains("bridge is a pre-defined network and cannot be removed"), "{err}");
+    assert!(
+        err.contains("bridge is a pre-defined network and cannot be removed"),
+        "{err}"
+    );
     let (_, err) = b.fails(&["run", "--rm", "--network", "nope", "busybox", "true"]);
     assert!(err.contains("network nope not found"), "{err}");
     let (_, err) = b.fails(&["network", "inspect", "nope"]);
@@ -112,7 +287,10 @@ fn user_networks_resolve_names_and_stay_apart() {
     // prune removes only unused networks (appnet has no one left on it).
     b.ok(&["network", "create", "unused"]);
     let out = b.ok(&["network", "prune", "-f"]);
-    assert!(out.contains("unused") && out.contains("appnet") && !out.contains("other"), "{out}");
+    assert!(
+        out.contains("unused") && out.contains("appnet") && !out.contains("other"),
+        "{out}"
+    );
     b.ok(&["rm", "-f", "appdb", "fixed"]);
     b.ok(&["network", "rm", "other"]);
 }
@@ -121,11 +299,27 @@ fn user_networks_resolve_names_and_stay_apart() {
 fn ports_publish_from_any_network_and_networks_survive_a_restart() {
     let mut b = Berth::start();
     b.ok(&["network", "create", "webnet"]);
-    b.ok(&["run", "-d", "--name", "web", "--network", "webnet", "-p", "127.0.0.1::80", "busybox", "sh", "-c", "mkdir /w; echo page > /w/index.html; httpd -f -p 80 -h /w"]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "webnet",
+        "-p",
+        "127.0.0.1::80",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /w; echo page > /w/index.html; httpd -f -p 80 -h /w",
+    ]);
     db(&b, "db", &["--network", "webnet"], "db-ok");
     let port = b.ok(&["port", "web", "80"]);
     let fetch = |port: &str| {
-        let o = std::process::Command::new("curl").args(["-s", &format!("http://{}/", port.trim())]).output().expect("curl");
+        let o = std::process::Command::new("curl")
+            .args(["-s", &format!("http://{}/", port.trim())])
+            .output()
+            .expect("curl");
         String::from_utf8_lossy(&o.stdout).to_string()
     };
     assert_eq!(fetch(&port).trim(), "page");
@@ -134,11 +328,23 @@ fn ports_publish_from_any_network_and_networks_survive_a_restart() {
     b.start_server();
     // Running containers keep their addresses, names and ports.
     assert_eq!(fetch(&port).trim(), "page");
-    assert_eq!(b.inspect("db", "{{.NetworkSettings.Networks.webnet.IPAddress}}"), ip);
+    assert_eq!(
+        b.inspect("db", "{{.NetworkSettings.Networks.webnet.IPAddress}}"),
+        ip
+    );
     let out = b.ok(&["exec", "web", "nc", "db", "5432"]);
     assert!(out.contains("db-ok"), "{out}");
     // A new container after the restart joins the same network.
-    let out = b.ok(&["run", "--rm", "--network", "webnet", "busybox", "nc", "db", "5432"]);
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "webnet",
+        "busybox",
+        "nc",
+        "db",
+        "5432",
+    ]);
     assert!(out.contains("db-ok"), "{out}");
 }
 
@@ -149,21 +355,72 @@ fn lab_sessions_have_networks_of_their_own() {
     let bs = lab.create_session();
     let run = |id: &str, args: &[&str]| {
         let o = lab.session_docker(id, args);
-        (o.status.success(), String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr))
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr),
+        )
     };
     // The same network name and subnet in two sessions, each its own.
     for (id, word) in [(&a, "alpha"), (&bs, "beta")] {
         assert!(run(id, &["network", "create", "appnet"]).0);
-        let (ok, out) = run(id, &["run", "-d", "--name", "db", "--network", "appnet", "busybox", "nc", "-ll", "-p", "5432", "-e", "echo", word]);
+        let (ok, out) = run(
+            id,
+            &[
+                "run",
+                "-d",
+                "--name",
+                "db",
+                "--network",
+                "appnet",
+                "busybox",
+                "nc",
+                "-ll",
+                "-p",
+                "5432",
+                "-e",
+                "echo",
+                word,
+            ],
+        );
         assert!(ok, "{out}");
     }
-    let (ok, out) = run(&a, &["run", "--rm", "--network", "appnet", "busybox", "nc", "db", "5432"]);
-    assert!(ok && out.contains("alpha") && !out.contains("beta"), "{out}");
-    let (ok, out) = run(&bs, &["run", "--rm", "--network", "appnet", "busybox", "nc", "db", "5432"]);
+    let (ok, out) = run(
+        &a,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "appnet",
+            "busybox",
+            "nc",
+            "db",
+            "5432",
+        ],
+    );
+    assert!(
+        ok && out.contains("alpha") && !out.contains("beta"),
+        "{out}"
+    );
+    let (ok, out) = run(
+        &bs,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "appnet",
+            "busybox",
+            "nc",
+            "db",
+            "5432",
+        ],
+    );
     assert!(ok && out.contains("beta"), "{out}");
     // A session cannot ask for the host's network.
     let (ok, out) = run(&a, &["run", "--rm", "--network", "host", "busybox", "true"]);
-    assert!(!ok && out.contains("--network host is not allowed in a lab session"), "{out}");
+    assert!(
+        !ok && out.contains("--network host is not allowed in a lab session"),
+        "{out}"
+    );
 }
 
 /// A host "outside" on a veth of its own (a network namespace made for the test),
@@ -179,15 +436,33 @@ impl Outside {
         let ns = format!("berth-out-{tag}");
         let link = format!("bto{tag}");
         let sh = |cmd: &str| {
-            let st = std::process::Command::new("sh").arg("-c").arg(cmd).status().expect("sh");
+            let st = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .status()
+                .expect("sh");
             assert!(st.success(), "{cmd} failed (needs iproute2)");
         };
-        let mut out = Outside { ns: ns.clone(), link: link.clone(), server: None };
+        let mut out = Outside {
+            ns: ns.clone(),
+            link: link.clone(),
+            server: None,
+        };
         sh(&format!("ip netns add {ns} && ip link add {link} type veth peer name {link}p && ip link set {link}p netns {ns}"));
-        sh(&format!("ip addr add 10.250.{}.1/24 dev {link} && ip link set {link} up", tag % 250));
+        sh(&format!(
+            "ip addr add 10.250.{}.1/24 dev {link} && ip link set {link} up",
+            tag % 250
+        ));
         sh(&format!("ip -n {ns} addr add 10.250.{}.2/24 dev {link}p && ip -n {ns} link set {link}p up && ip -n {ns} link set lo up", tag % 250));
         let bin = berth_tests::static_fixture("peerecho");
-        out.server = Some(std::process::Command::new("ip").args(["netns", "exec", &ns]).arg(bin).arg(port.to_string()).spawn().expect("start peerecho"));
+        out.server = Some(
+            std::process::Command::new("ip")
+                .args(["netns", "exec", &ns])
+                .arg(bin)
+                .arg(port.to_string())
+                .spawn()
+                .expect("start peerecho"),
+        );
         std::thread::sleep(std::time::Duration::from_millis(300));
         out
     }
@@ -199,8 +474,12 @@ impl Drop for Outside {
             let _ = s.kill();
             let _ = s.wait();
         }
-        let _ = std::process::Command::new("ip").args(["netns", "del", &self.ns]).status();
-        let _ = std::process::Command::new("ip").args(["link", "del", &self.link]).status();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.ns])
+            .status();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.link])
+            .status();
     }
 }
 
@@ -213,13 +492,39 @@ fn outbound_traffic_is_masqueraded_through_the_host() {
     // From the default bridge and from a user network: the outside host sees the host.
     b.ok(&["network", "create", "outnet"]);
     for net in ["bridge", "outnet"] {
-        let out = b.ok(&["run", "--rm", "--network", net, "busybox", "nc", "-w", "3", &format!("10.250.{}.2", tag % 250), "7000"]);
+        let out = b.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            net,
+            "busybox",
+            "nc",
+            "-w",
+            "3",
+            &format!("10.250.{}.2", tag % 250),
+            "7000",
+        ]);
         assert_eq!(out.trim(), format!("peer={host_side}"), "from {net}");
     }
     // A lab session stays offline.
     drop(b);
     let lab = berth_tests::lab::Lab::start();
     let id = lab.create_session();
-    let o = lab.session_docker(&id, &["run", "--rm", "busybox", "nc", "-w", "2", &format!("10.250.{}.2", tag % 250), "7000"]);
-    assert!(!o.status.success() && !String::from_utf8_lossy(&o.stdout).contains("peer="), "a lab container reached outside");
+    let o = lab.session_docker(
+        &id,
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "nc",
+            "-w",
+            "2",
+            &format!("10.250.{}.2", tag % 250),
+            "7000",
+        ],
+    );
+    assert!(
+        !o.status.success() && !String::from_utf8_lossy(&o.stdout).contains("peer="),
+        "a lab container reached outside"
+    );
 }

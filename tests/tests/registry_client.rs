@@ -24,10 +24,19 @@ impl Registry {
     /// Starts a registry; with `user` (name, password) it requires Basic auth from an
     /// htpasswd file (bcrypt, the only kind distribution accepts).
     fn start(user: Option<(&str, &str)>) -> Registry {
-        require("docker-registry", "apt-get install docker-registry (Debian's distribution 2.8); tests/run installs it");
-        let dir = tempfile::Builder::new().prefix("berth-registry-").tempdir().expect("temp dir");
+        require(
+            "docker-registry",
+            "apt-get install docker-registry (Debian's distribution 2.8); tests/run installs it",
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("berth-registry-")
+            .tempdir()
+            .expect("temp dir");
         // Port 0 picks a free port; the registry binds it right after we let go.
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
         let mut config = format!(
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
             dir.path().join("data").display()
@@ -36,7 +45,10 @@ impl Registry {
             let hash = bcrypt::hash(password, 4).expect("bcrypt");
             let htpasswd = dir.path().join("htpasswd");
             fs::write(&htpasswd, format!("{name}:{hash}\n")).expect("write htpasswd");
-            config.push_str(&format!("auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n", htpasswd.display()));
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                htpasswd.display()
+            ));
         }
         let config_path = dir.path().join("config.yml");
         fs::write(&config_path, config).expect("write registry config");
@@ -60,7 +72,11 @@ impl Registry {
                     return reg;
                 }
             }
-            assert!(Instant::now() < end, "docker-registry did not come up: {}", reg.log());
+            assert!(
+                Instant::now() < end,
+                "docker-registry did not come up: {}",
+                reg.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -77,7 +93,12 @@ impl Registry {
     /// Where distribution keeps a blob's bytes.
     fn blob_file(&self, digest: &str) -> PathBuf {
         let hex = digest.strip_prefix("sha256:").expect("sha256 digest");
-        self.dir.path().join("data/docker/registry/v2/blobs/sha256").join(&hex[..2]).join(hex).join("data")
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
     }
 }
 
@@ -90,8 +111,17 @@ impl Drop for Registry {
 
 fn skopeo(args: &[&str]) -> String {
     require("skopeo", "apt-get install skopeo; tests/run installs it");
-    let o = Command::new("skopeo").arg("--insecure-policy").args(args).stdin(Stdio::null()).output().expect("run skopeo");
-    assert!(o.status.success(), "skopeo {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new("skopeo")
+        .arg("--insecure-policy")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run skopeo");
+    assert!(
+        o.status.success(),
+        "skopeo {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).to_string()
 }
 
@@ -103,7 +133,12 @@ fn skopeo_put_busybox(b: &Berth, reg: &Registry, repo_tag: &str) {
         b.ok(&["save", "-o", &tar.display().to_string(), "busybox"]);
     }
     let dest = format!("docker://{}/{repo_tag}", reg.host());
-    skopeo(&["copy", "--dest-tls-verify=false", &format!("docker-archive:{}", tar.display()), &dest]);
+    skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("docker-archive:{}", tar.display()),
+        &dest,
+    ]);
 }
 
 /// The raw manifest skopeo reads for an image, and its digest.
@@ -121,10 +156,22 @@ fn raw_manifest(reference: &str, creds: Option<&str>) -> (serde_json::Value, Str
 
 fn sha256_hex(bytes: &[u8]) -> String {
     // sha256sum from coreutils: no hashing crate needed for a test.
-    let mut c = Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("sha256sum");
-    c.stdin.take().expect("stdin").write_all(bytes).expect("write");
+    let mut c = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
+    c.stdin
+        .take()
+        .expect("stdin")
+        .write_all(bytes)
+        .expect("write");
     let o = c.wait_with_output().expect("sha256sum");
-    String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap_or("").to_string()
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
 }
 
 fn stdout_of(o: &std::process::Output) -> String {
@@ -132,8 +179,13 @@ fn stdout_of(o: &std::process::Output) -> String {
 }
 
 fn nothing_partial(root: &Path) {
-    let left: Vec<_> = fs::read_dir(root.join("tmp")).map(|rd| rd.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
-    assert!(left.is_empty(), "partial files left in the store's tmp: {left:?}");
+    let left: Vec<_> = fs::read_dir(root.join("tmp"))
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "partial files left in the store's tmp: {left:?}"
+    );
 }
 
 #[test]
@@ -143,17 +195,36 @@ fn pulls_what_skopeo_pushed_and_runs_it() {
     skopeo_put_busybox(&b, &reg, "lib/busybox:1");
     let name = format!("{}/lib/busybox:1", reg.host());
     let out = b.ok(&["pull", &name]);
-    for want in ["1: Pulling from lib/busybox", "Pull complete", "Digest: sha256:", &format!("Status: Downloaded newer image for {name}")] {
+    for want in [
+        "1: Pulling from lib/busybox",
+        "Pull complete",
+        "Digest: sha256:",
+        &format!("Status: Downloaded newer image for {name}"),
+    ] {
         assert!(out.contains(want), "pull output lacks {want:?}:\n{out}");
     }
-    assert_eq!(b.ok(&["run", "--rm", &name, "echo", "pulled and running"]), "pulled and running");
+    assert_eq!(
+        b.ok(&["run", "--rm", &name, "echo", "pulled and running"]),
+        "pulled and running"
+    );
     // The RepoDigest is the registry's manifest digest, as skopeo sees it.
     let (_, digest) = raw_manifest(&name, None);
     let digests = b.inspect(&name, "{{json .RepoDigests}}");
-    assert!(digests.contains(&format!("{}/lib/busybox@{digest}", reg.host())), "{digests} lacks {digest}");
-    assert!(b.ok(&["pull", &name]).contains(&format!("Status: Image is up to date for {name}")));
+    assert!(
+        digests.contains(&format!("{}/lib/busybox@{digest}", reg.host())),
+        "{digests} lacks {digest}"
+    );
+    assert!(b
+        .ok(&["pull", &name])
+        .contains(&format!("Status: Image is up to date for {name}")));
     // Another repository with the same layers: they are not downloaded again.
-    skopeo(&["copy", "--src-tls-verify=false", "--dest-tls-verify=false", &format!("docker://{name}"), &format!("docker://{}/lib/other:1", reg.host())]);
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &format!("docker://{name}"),
+        &format!("docker://{}/lib/other:1", reg.host()),
+    ]);
     let out = b.ok(&["pull", &format!("{}/lib/other:1", reg.host())]);
     assert!(out.contains("Already exists"), "{out}");
     assert!(!out.contains("Pull complete"), "{out}");
@@ -167,19 +238,47 @@ fn pushes_and_skopeo_reads_back() {
     let name = format!("{}/mine:v1", reg.host());
     b.ok(&["tag", "busybox", &name]);
     let out = b.ok(&["push", &name]);
-    assert!(out.contains(&format!("The push refers to repository [{}/mine]", reg.host())), "{out}");
+    assert!(
+        out.contains(&format!(
+            "The push refers to repository [{}/mine]",
+            reg.host()
+        )),
+        "{out}"
+    );
     assert!(out.contains("Pushed"), "{out}");
-    let pushed = out.lines().find_map(|l| l.strip_prefix("v1: digest: ")).expect("a digest line");
+    let pushed = out
+        .lines()
+        .find_map(|l| l.strip_prefix("v1: digest: "))
+        .expect("a digest line");
     let digest = pushed.split_whitespace().next().expect("digest");
     let (manifest, skopeo_digest) = raw_manifest(&name, None);
-    assert_eq!(digest, skopeo_digest, "push and registry agree on the manifest digest");
-    let config_digest = manifest["config"]["digest"].as_str().expect("config digest").to_string();
-    assert_eq!(b.inspect(&name, "{{.Id}}"), config_digest, "the registry holds our image id as config");
-    assert!(b.inspect(&name, "{{json .RepoDigests}}").contains(&format!("{}/mine@{digest}", reg.host())));
+    assert_eq!(
+        digest, skopeo_digest,
+        "push and registry agree on the manifest digest"
+    );
+    let config_digest = manifest["config"]["digest"]
+        .as_str()
+        .expect("config digest")
+        .to_string();
+    assert_eq!(
+        b.inspect(&name, "{{.Id}}"),
+        config_digest,
+        "the registry holds our image id as config"
+    );
+    assert!(b
+        .inspect(&name, "{{json .RepoDigests}}")
+        .contains(&format!("{}/mine@{digest}", reg.host())));
     // skopeo copies every blob out, verifying each against its digest.
     let out_dir = b.root.with_file_name("skopeo-out");
-    skopeo(&["copy", "--src-tls-verify=false", &format!("docker://{name}"), &format!("dir:{}", out_dir.display())]);
-    assert!(out_dir.join(config_digest.trim_start_matches("sha256:")).exists());
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{name}"),
+        &format!("dir:{}", out_dir.display()),
+    ]);
+    assert!(out_dir
+        .join(config_digest.trim_start_matches("sha256:"))
+        .exists());
     // Again: the registry has every layer.
     let again = b.ok(&["push", &name]);
     assert!(again.contains("Layer already exists"), "{again}");
@@ -199,21 +298,43 @@ fn large_layers_go_up_in_chunks() {
     let dir = b.root.with_file_name("big");
     fs::create_dir_all(&dir).unwrap();
     let mut data = vec![0u8; 12 << 20];
-    fs::File::open("/dev/urandom").unwrap().read_exact(&mut data).unwrap();
+    fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut data)
+        .unwrap();
     fs::write(dir.join("random.bin"), &data).unwrap();
     let tar = b.root.with_file_name("big.tar");
-    let st = Command::new("/bin/busybox").args(["tar", "cf"]).arg(&tar).arg("-C").arg(&dir).arg("random.bin").status().unwrap();
+    let st = Command::new("/bin/busybox")
+        .args(["tar", "cf"])
+        .arg(&tar)
+        .arg("-C")
+        .arg(&dir)
+        .arg("random.bin")
+        .status()
+        .unwrap();
     assert!(st.success());
     let name = format!("{}/big:v1", reg.host());
     b.ok(&["import", &tar.display().to_string(), &name]);
     let out = b.ok(&["push", &name]);
     assert!(out.contains("Pushed"), "{out}");
     let out_dir = b.root.with_file_name("big-out");
-    skopeo(&["copy", "--src-tls-verify=false", &format!("docker://{name}"), &format!("dir:{}", out_dir.display())]);
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{name}"),
+        &format!("dir:{}", out_dir.display()),
+    ]);
     let (manifest, _) = raw_manifest(&name, None);
-    let layer = manifest["layers"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
     let got = fs::read(out_dir.join(&layer)).unwrap();
-    assert_eq!(got.len() as u64, manifest["layers"][0]["size"].as_u64().unwrap());
+    assert_eq!(
+        got.len() as u64,
+        manifest["layers"][0]["size"].as_u64().unwrap()
+    );
     assert_eq!(sha256_hex(&got), layer);
     // And back, after removing ours: the same image id.
     let id = b.inspect(&name, "{{.Id}}");
@@ -230,9 +351,20 @@ fn run_pulls_a_missing_image_first() {
     let name = format!("{}/x", reg.host());
     let o = b.docker(&["run", "--rm", &name, "echo", "pulled by run"]);
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "run failed: {stderr}\n{}", b.server_log());
-    assert!(stdout_of(&o).trim_end().ends_with("pulled by run"), "{}", stdout_of(&o));
-    assert!(stderr.contains(&format!("Unable to find image '{name}:latest' locally")), "{stderr}");
+    assert!(
+        o.status.success(),
+        "run failed: {stderr}\n{}",
+        b.server_log()
+    );
+    assert!(
+        stdout_of(&o).trim_end().ends_with("pulled by run"),
+        "{}",
+        stdout_of(&o)
+    );
+    assert!(
+        stderr.contains(&format!("Unable to find image '{name}:latest' locally")),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -276,7 +408,10 @@ fn a_tampered_blob_is_refused_and_a_retry_succeeds() {
     skopeo_put_busybox(&b, &reg, "t:1");
     let name = format!("{}/t:1", reg.host());
     let (manifest, _) = raw_manifest(&name, None);
-    let layer = manifest["layers"][0]["digest"].as_str().expect("layer digest").to_string();
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .expect("layer digest")
+        .to_string();
     let file = reg.blob_file(&layer);
     let good = fs::read(&file).expect("registry blob");
     let mut bad = good.clone();
@@ -286,9 +421,18 @@ fn a_tampered_blob_is_refused_and_a_retry_succeeds() {
     let (code, err) = b.fails(&["pull", &name]);
     assert_eq!(code, 1);
     assert!(err.contains("digest mismatch"), "{err}");
-    assert!(!b.root.join("blobs/sha256").join(layer.trim_start_matches("sha256:")).exists(), "the bad blob must not be stored");
+    assert!(
+        !b.root
+            .join("blobs/sha256")
+            .join(layer.trim_start_matches("sha256:"))
+            .exists(),
+        "the bad blob must not be stored"
+    );
     nothing_partial(&b.root);
-    assert!(b.fails(&["image", "inspect", &name]).1.contains("No such image"));
+    assert!(b
+        .fails(&["image", "inspect", &name])
+        .1
+        .contains("No such image"));
     fs::write(&file, &good).unwrap();
     assert!(b.ok(&["pull", &name]).contains("Downloaded newer image"));
     assert_eq!(b.ok(&["run", "--rm", &name, "echo", "ok"]), "ok");

@@ -7,26 +7,61 @@ use berth_tests::Berth;
 fn seed_flow_push_search_rmi_run_history() {
     let _port = berth_tests::port_5000();
     let b = Berth::start_with(&["--registry-listen", "127.0.0.1:5000"]);
-    b.ok(&["run", "--name", "maker", "busybox", "sh", "-c", "echo made-by-student > /hello.txt"]);
-    b.ok(&["commit", "-c", "LABEL org.opencontainers.image.description=greeting", "maker", "student/hello:v1"]);
+    b.ok(&[
+        "run",
+        "--name",
+        "maker",
+        "busybox",
+        "sh",
+        "-c",
+        "echo made-by-student > /hello.txt",
+    ]);
+    b.ok(&[
+        "commit",
+        "-c",
+        "LABEL org.opencontainers.image.description=greeting",
+        "maker",
+        "student/hello:v1",
+    ]);
     b.ok(&["tag", "student/hello:v1", "localhost:5000/student/hello:v1"]);
     let push = b.ok(&["push", "localhost:5000/student/hello:v1"]);
-    assert!(push.contains("The push refers to repository [localhost:5000/student/hello]"), "{push}");
+    assert!(
+        push.contains("The push refers to repository [localhost:5000/student/hello]"),
+        "{push}"
+    );
     assert!(push.contains("v1: digest: sha256:"), "{push}");
     // `docker search` with no registry named searches Berth's own, offline.
     // The seeds hello-wasm and hello-world are in the registry too (it is the default
     // registry mirror).
     let found = b.ok(&["search", "--format", "{{.Name}}|{{.Description}}", "hello"]);
-    let want = if cfg!(target_arch = "x86_64") { "hello-wasm|\nhello-world|\nstudent/hello|greeting" } else { "hello-wasm|\nstudent/hello|greeting" };
+    let want = if cfg!(target_arch = "x86_64") {
+        "hello-wasm|\nhello-world|\nstudent/hello|greeting"
+    } else {
+        "hello-wasm|\nstudent/hello|greeting"
+    };
     assert_eq!(found, want);
     b.ok(&["rmi", "localhost:5000/student/hello:v1", "student/hello:v1"]);
     b.ok(&["rm", "maker"]);
-    let o = b.docker(&["run", "--rm", "localhost:5000/student/hello:v1", "cat", "/hello.txt"]);
+    let o = b.docker(&[
+        "run",
+        "--rm",
+        "localhost:5000/student/hello:v1",
+        "cat",
+        "/hello.txt",
+    ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
-    assert!(err.contains("Unable to find image 'localhost:5000/student/hello:v1' locally"), "{err}");
+    assert!(
+        err.contains("Unable to find image 'localhost:5000/student/hello:v1' locally"),
+        "{err}"
+    );
     assert_eq!(String::from_utf8_lossy(&o.stdout), "made-by-student\n");
-    let history = b.ok(&["history", "--format", "{{.CreatedBy}}", "localhost:5000/student/hello:v1"]);
+    let history = b.ok(&[
+        "history",
+        "--format",
+        "{{.CreatedBy}}",
+        "localhost:5000/student/hello:v1",
+    ]);
     assert!(history.lines().count() >= 3, "one row per step: {history}");
 }
 
@@ -38,18 +73,32 @@ fn pull_picks_linux_amd64_from_an_index() {
     b.ok(&["tag", "busybox", &format!("{reg}/multi:single")]);
     let push = b.ok(&["push", &format!("{reg}/multi:single")]);
     // "single: digest: sha256:… size: N"
-    let line = push.lines().find(|l| l.starts_with("single: digest:")).expect("digest line");
+    let line = push
+        .lines()
+        .find(|l| l.starts_with("single: digest:"))
+        .expect("digest line");
     let digest = line.split_whitespace().nth(2).unwrap().to_string();
     let size: u64 = line.split_whitespace().nth(4).unwrap().parse().unwrap();
     // hello-world goes in as the other platform's image: if the pull picked it, the
     // `echo` below would not exist.
     b.ok(&["tag", "hello-world", &format!("{reg}/multi:other")]);
     let push = b.ok(&["push", &format!("{reg}/multi:other")]);
-    let line = push.lines().find(|l| l.starts_with("other: digest:")).expect("digest line");
+    let line = push
+        .lines()
+        .find(|l| l.starts_with("other: digest:"))
+        .expect("digest line");
     let other_digest = line.split_whitespace().nth(2).unwrap().to_string();
     let other_size: u64 = line.split_whitespace().nth(4).unwrap().parse().unwrap();
-    let host_arch = if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" };
-    let other_arch = if host_arch == "amd64" { "arm64" } else { "amd64" };
+    let host_arch = if cfg!(target_arch = "aarch64") {
+        "arm64"
+    } else {
+        "amd64"
+    };
+    let other_arch = if host_arch == "amd64" {
+        "arm64"
+    } else {
+        "amd64"
+    };
     let index = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
@@ -61,7 +110,14 @@ fn pull_picks_linux_amd64_from_an_index() {
         ],
     });
     let put = std::process::Command::new("curl")
-        .args(["-sf", "-X", "PUT", "-H", "Content-Type: application/vnd.oci.image.index.v1+json", "--data-binary"])
+        .args([
+            "-sf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.oci.image.index.v1+json",
+            "--data-binary",
+        ])
         .arg(index.to_string())
         .arg(format!("http://{reg}/v2/multi/manifests/both"))
         .status()
@@ -71,7 +127,16 @@ fn pull_picks_linux_amd64_from_an_index() {
     b.ok(&["rmi", &format!("{reg}/multi:single")]);
     let pull = b.ok(&["pull", &format!("{reg}/multi:both")]);
     assert!(pull.contains("Status: Downloaded newer image"), "{pull}");
-    assert_eq!(b.ok(&["run", "--rm", &format!("{reg}/multi:both"), "echo", "picked"]), "picked");
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            &format!("{reg}/multi:both"),
+            "echo",
+            "picked"
+        ]),
+        "picked"
+    );
 }
 
 /// `docker build --pull` takes the base image from its registry even when a local
@@ -88,7 +153,11 @@ fn build_pull_fetches_the_base_image() {
     b.ok(&["tag", "hello-world", &base]);
     let ctx = b.root.with_file_name("pull-ctx");
     std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(ctx.join("Dockerfile"), format!("FROM {base}\nRUN echo built-on-busybox\n")).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {base}\nRUN echo built-on-busybox\n"),
+    )
+    .unwrap();
     let ctx = ctx.to_str().unwrap();
     b.fails(&["build", "-t", "without-pull", ctx]);
     let out = b.ok(&["build", "--pull", "-t", "with-pull", ctx]);
@@ -99,7 +168,8 @@ fn build_pull_fetches_the_base_image() {
 /// internet) or, with one, when Hub has no such repository.
 fn hub_unreachable_or_unknown(err: &str, name: &str) -> bool {
     err.contains("Error response from daemon")
-        && (err.contains("Get \"https://registry-1.docker.io/v2/\"") || err.contains(&format!("pull access denied for {name}")))
+        && (err.contains("Get \"https://registry-1.docker.io/v2/\"")
+            || err.contains(&format!("pull access denied for {name}")))
 }
 
 /// Berth's own registry is the default `registry-mirrors` entry and holds the seed
@@ -128,15 +198,23 @@ fn offline_pull_of_a_seed_image_comes_from_the_mirror() {
     let digests = b.inspect("busybox", "{{json .RepoDigests}}");
     assert!(digests.starts_with("[\"busybox@sha256:"), "{digests}");
     assert_eq!(b.ok(&["run", "--rm", "busybox", "echo", "back"]), "back");
-    assert!(b.ok(&["pull", "busybox"]).contains("Status: Image is up to date for busybox:latest"));
+    assert!(b
+        .ok(&["pull", "busybox"])
+        .contains("Status: Image is up to date for busybox:latest"));
     // `run` of a removed seed pulls it back the same way.
     if cfg!(target_arch = "x86_64") {
         b.ok(&["rmi", "hello-world"]);
         let o = b.docker(&["run", "--rm", "hello-world"]);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(o.status.success(), "{err}");
-        assert!(err.contains("Unable to find image 'hello-world:latest' locally"), "{err}");
-        assert!(err.contains("latest: Pulling from library/hello-world"), "{err}");
+        assert!(
+            err.contains("Unable to find image 'hello-world:latest' locally"),
+            "{err}"
+        );
+        assert!(
+            err.contains("latest: Pulling from library/hello-world"),
+            "{err}"
+        );
         assert!(String::from_utf8_lossy(&o.stdout).contains("Hello from Berth!"));
     }
     let found = b.ok(&["search", "--format", "{{.Name}}", "busybox"]);
@@ -145,7 +223,9 @@ fn offline_pull_of_a_seed_image_comes_from_the_mirror() {
     b.ok(&["tag", "busybox", "student/mine:1"]);
     let (_, err) = b.fails(&["push", "student/mine:1"]);
     assert!(err.contains("docker.io"), "{err}");
-    let repos = std::fs::read_dir(b.root.join("registry/repos/student")).map(|d| d.count()).unwrap_or(0);
+    let repos = std::fs::read_dir(b.root.join("registry/repos/student"))
+        .map(|d| d.count())
+        .unwrap_or(0);
     assert_eq!(repos, 0, "nothing pushed to Berth's registry");
 }
 
@@ -170,7 +250,10 @@ fn without_a_mirror_a_removed_seed_does_not_come_back() {
     b.ok(&["rmi", "busybox"]);
     let (_, err) = b.fails(&["pull", "busybox"]);
     assert!(hub_unreachable_or_unknown(&err, "busybox"), "{err}");
-    assert_eq!(b.ok(&["search", "--format", "{{.Name}}", "busybox"]), "busybox");
+    assert_eq!(
+        b.ok(&["search", "--format", "{{.Name}}", "busybox"]),
+        "busybox"
+    );
 }
 
 /// Explicit mirrors are tried in order: one that refuses connections is skipped, the
@@ -180,11 +263,27 @@ fn explicit_mirrors_are_tried_in_turn() {
     let a = Berth::start();
     let mirror = format!("http://{}", a.registry_addr());
     // A port nothing listens on: bind one, then free it.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let dead = format!("http://{dead}");
-    let b = Berth::start_with(&["--registry-listen", "none", "--registry-mirror", &dead, "--registry-mirror", &mirror]);
+    let b = Berth::start_with(&[
+        "--registry-listen",
+        "none",
+        "--registry-mirror",
+        &dead,
+        "--registry-mirror",
+        &mirror,
+    ]);
     b.ok(&["rmi", "busybox"]);
     let pull = b.ok(&["pull", "busybox"]);
-    assert!(pull.contains("Status: Downloaded newer image for busybox:latest"), "{pull}");
-    assert_eq!(b.ok(&["run", "--rm", "busybox", "echo", "via", "a"]), "via a");
+    assert!(
+        pull.contains("Status: Downloaded newer image for busybox:latest"),
+        "{pull}"
+    );
+    assert_eq!(
+        b.ok(&["run", "--rm", "busybox", "echo", "via", "a"]),
+        "via a"
+    );
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use berth_tests::dockerd::Dockerd;
 use berth_tests::{require, Berth};
 
 fn require_skopeo() {
@@ -16,7 +17,10 @@ fn require_skopeo() {
 
 /// Runs a command, expects success, returns stdout.
 fn run_ok(cmd: &mut Command) -> String {
-    let o = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    let o = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
     assert!(
         o.status.success(),
         "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
@@ -29,8 +33,15 @@ fn run_ok(cmd: &mut Command) -> String {
 
 /// Runs a command, expects failure, returns stderr.
 fn run_fails(cmd: &mut Command) -> String {
-    let o = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
-    assert!(!o.status.success(), "{cmd:?} should fail; stdout: {}", String::from_utf8_lossy(&o.stdout));
+    let o = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    assert!(
+        !o.status.success(),
+        "{cmd:?} should fail; stdout: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     String::from_utf8_lossy(&o.stderr).to_string()
 }
 
@@ -46,7 +57,10 @@ fn sha256(bytes: &[u8]) -> String {
     let f = dir.path().join("x");
     fs::write(&f, bytes).expect("write");
     let out = run_ok(Command::new("sha256sum").arg(&f));
-    format!("sha256:{}", out.split_whitespace().next().expect("sha256sum output"))
+    format!(
+        "sha256:{}",
+        out.split_whitespace().next().expect("sha256sum output")
+    )
 }
 
 /// A curl answer: status, headers (lower-case names) and body.
@@ -58,26 +72,43 @@ struct Http {
 
 impl Http {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
 fn curl(args: &[&str]) -> Http {
-    let o = Command::new("curl").args(["-s", "-i"]).args(args).stdin(Stdio::null()).output().expect("run curl");
+    let o = Command::new("curl")
+        .args(["-s", "-i"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run curl");
     let text = String::from_utf8_lossy(&o.stdout).to_string();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
-    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    Http { status, headers, body: body.to_string() }
+    Http {
+        status,
+        headers,
+        body: body.to_string(),
+    }
 }
 
 /// The spec's error code of an error body.
 fn error_code(h: &Http) -> String {
-    let v: serde_json::Value = serde_json::from_str(&h.body).unwrap_or_else(|e| panic!("error body {:?}: {e}", h.body));
+    let v: serde_json::Value =
+        serde_json::from_str(&h.body).unwrap_or_else(|e| panic!("error body {:?}: {e}", h.body));
     v["errors"][0]["code"].as_str().unwrap_or("").to_string()
 }
 
@@ -103,7 +134,12 @@ fn push_busybox(b: &Berth, dest: &str, creds: Option<&str>) {
 
 /// The manifest digest of an image in a registry, as skopeo sees it.
 fn remote_digest(image: &str) -> String {
-    let raw = run_ok(&mut skopeo(&["inspect", "--raw", "--tls-verify=false", &format!("docker://{image}")]));
+    let raw = run_ok(&mut skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{image}"),
+    ]));
     sha256(raw.as_bytes())
 }
 
@@ -122,10 +158,22 @@ fn skopeo_copies_in_and_out_with_unchanged_digests() {
         &format!("http://{reg}/v2/library/busybox/manifests/latest"),
     ]);
     assert_eq!(head.status, 200);
-    assert_eq!(head.header("docker-distribution-api-version"), Some("registry/2.0"));
-    let digest = head.header("docker-content-digest").expect("Docker-Content-Digest").to_string();
-    assert_eq!(remote_digest(&format!("{reg}/library/busybox:latest")), digest);
-    assert_eq!(head.header("content-type"), Some("application/vnd.docker.distribution.manifest.v2+json"));
+    assert_eq!(
+        head.header("docker-distribution-api-version"),
+        Some("registry/2.0")
+    );
+    let digest = head
+        .header("docker-content-digest")
+        .expect("Docker-Content-Digest")
+        .to_string();
+    assert_eq!(
+        remote_digest(&format!("{reg}/library/busybox:latest")),
+        digest
+    );
+    assert_eq!(
+        head.header("content-type"),
+        Some("application/vnd.docker.distribution.manifest.v2+json")
+    );
 
     // Out again to a directory: skopeo verifies every blob; the manifest is unchanged.
     let out = b.root.with_file_name("out");
@@ -135,8 +183,12 @@ fn skopeo_copies_in_and_out_with_unchanged_digests() {
         &format!("docker://{reg}/library/busybox@{digest}"),
         &format!("dir:{}", out.display()),
     ]));
-    assert_eq!(sha256(&fs::read(out.join("manifest.json")).expect("manifest.json")), digest);
-    let manifest: serde_json::Value = serde_json::from_slice(&fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(
+        sha256(&fs::read(out.join("manifest.json")).expect("manifest.json")),
+        digest
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join("manifest.json")).unwrap()).unwrap();
     for l in manifest["layers"].as_array().expect("layers") {
         let d = l["digest"].as_str().unwrap();
         assert_eq!(sha256(&fs::read(out.join(&d[7..])).expect("layer file")), d);
@@ -151,7 +203,11 @@ fn skopeo_copies_in_and_out_with_unchanged_digests() {
         &format!("docker://{reg}/team/tools:v1"),
     ]));
     assert_eq!(remote_digest(&format!("{reg}/team/tools:v1")), digest);
-    let tags = run_ok(&mut skopeo(&["list-tags", "--tls-verify=false", &format!("docker://{reg}/team/tools")]));
+    let tags = run_ok(&mut skopeo(&[
+        "list-tags",
+        "--tls-verify=false",
+        &format!("docker://{reg}/team/tools"),
+    ]));
     assert!(tags.contains("\"v1\""), "{tags}");
 
     let cat = curl(&[&format!("http://{reg}/v2/_catalog")]);
@@ -164,14 +220,23 @@ fn skopeo_copies_in_and_out_with_unchanged_digests() {
     assert_eq!(cat.body.trim(), expected);
     let page = curl(&[&format!("http://{reg}/v2/_catalog?n=1")]);
     assert_eq!(page.body.trim(), r#"{"repositories":["library/busybox"]}"#);
-    assert_eq!(page.header("link"), Some(r#"</v2/_catalog?n=1&last=library/busybox>; rel="next""#));
+    assert_eq!(
+        page.header("link"),
+        Some(r#"</v2/_catalog?n=1&last=library/busybox>; rel="next""#)
+    );
 
     // Range requests on a blob.
     let layer = manifest["layers"][0]["digest"].as_str().unwrap();
-    let part = curl(&["-H", "Range: bytes=0-9", &format!("http://{reg}/v2/library/busybox/blobs/{layer}")]);
+    let part = curl(&[
+        "-H",
+        "Range: bytes=0-9",
+        &format!("http://{reg}/v2/library/busybox/blobs/{layer}"),
+    ]);
     assert_eq!(part.status, 206);
     assert_eq!(part.header("content-length"), Some("10"));
-    assert!(part.header("content-range").is_some_and(|v| v.starts_with("bytes 0-9/")));
+    assert!(part
+        .header("content-range")
+        .is_some_and(|v| v.starts_with("bytes 0-9/")));
 
     // Search in Docker Hub's shape: library/ repositories are official.
     let s = curl(&[&format!("http://{reg}/v1/search?q=busy")]);
@@ -214,20 +279,47 @@ fn bad_input_gets_the_spec_errors_and_stores_nothing() {
         std::str::from_utf8(content).unwrap(),
         &format!("http://{reg}{loc}?digest={wrong}"),
     ]);
-    assert_eq!((put.status, error_code(&put).as_str()), (400, "DIGEST_INVALID"), "{}", put.body);
+    assert_eq!(
+        (put.status, error_code(&put).as_str()),
+        (400, "DIGEST_INVALID"),
+        "{}",
+        put.body
+    );
     for d in [&real, &wrong] {
-        assert!(!b.root.join("blobs/sha256").join(&d[7..]).exists(), "no blob stored for {d}");
+        assert!(
+            !b.root.join("blobs/sha256").join(&d[7..]).exists(),
+            "no blob stored for {d}"
+        );
         assert!(!b.root.join("registry/blobs/sha256").join(&d[7..]).exists());
     }
     let gone = curl(&[&format!("http://{reg}{loc}")]);
-    assert_eq!((gone.status, error_code(&gone).as_str()), (404, "BLOB_UPLOAD_UNKNOWN"));
+    assert_eq!(
+        (gone.status, error_code(&gone).as_str()),
+        (404, "BLOB_UPLOAD_UNKNOWN")
+    );
 
     // Chunked: a chunk at the wrong offset is 416; the right ones complete it.
     let start = curl(&["-X", "POST", &format!("{base}/app/blobs/uploads/")]);
     let loc = start.header("location").expect("Location").to_string();
-    let p1 = curl(&["-X", "PATCH", "-H", "Content-Range: 0-4", "--data-binary", "these", &format!("http://{reg}{loc}")]);
+    let p1 = curl(&[
+        "-X",
+        "PATCH",
+        "-H",
+        "Content-Range: 0-4",
+        "--data-binary",
+        "these",
+        &format!("http://{reg}{loc}"),
+    ]);
     assert_eq!((p1.status, p1.header("range")), (202, Some("0-4")));
-    let bad = curl(&["-X", "PATCH", "-H", "Content-Range: 2-4", "--data-binary", "xyz", &format!("http://{reg}{loc}")]);
+    let bad = curl(&[
+        "-X",
+        "PATCH",
+        "-H",
+        "Content-Range: 2-4",
+        "--data-binary",
+        "xyz",
+        &format!("http://{reg}{loc}"),
+    ]);
     assert_eq!(bad.status, 416);
     let rest = &content[5..];
     let done = curl(&[
@@ -261,9 +353,17 @@ fn bad_input_gets_the_spec_errors_and_stores_nothing() {
         &manifest,
         &format!("{base}/app/manifests/v1"),
     ]);
-    assert_eq!((r.status, error_code(&r).as_str()), (400, "MANIFEST_BLOB_UNKNOWN"), "{}", r.body);
+    assert_eq!(
+        (r.status, error_code(&r).as_str()),
+        (400, "MANIFEST_BLOB_UNKNOWN"),
+        "{}",
+        r.body
+    );
     let r = curl(&[&format!("{base}/app/manifests/v1")]);
-    assert_eq!((r.status, error_code(&r).as_str()), (404, "MANIFEST_UNKNOWN"));
+    assert_eq!(
+        (r.status, error_code(&r).as_str()),
+        (404, "MANIFEST_UNKNOWN")
+    );
     let r = curl(&[&format!("{base}/app/blobs/{missing}")]);
     assert_eq!((r.status, error_code(&r).as_str()), (404, "BLOB_UNKNOWN"));
 }
@@ -274,66 +374,142 @@ fn users_need_a_login_and_wrong_passwords_get_401() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let users = tmp.path().join("users");
     let mut add = Command::new(berth_tests::berth_bin());
-    add.args(["registry-user", "add", "--file"]).arg(&users).arg("teacher").stdin(Stdio::piped()).stderr(Stdio::null());
+    add.args(["registry-user", "add", "--file"])
+        .arg(&users)
+        .arg("teacher")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null());
     let mut child = add.spawn().expect("run berth registry-user add");
-    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), b"correct horse\n").expect("write password");
+    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), b"correct horse\n")
+        .expect("write password");
     assert!(child.wait().expect("wait").success());
-    assert!(fs::read_to_string(&users).unwrap().starts_with("teacher:$2y$"));
+    assert!(fs::read_to_string(&users)
+        .unwrap()
+        .starts_with("teacher:$2y$"));
 
     let b = Berth::start_with(&["--registry-users", users.to_str().unwrap()]);
     let reg = b.registry_addr();
     let r = curl(&[&format!("http://{reg}/v2/")]);
     assert_eq!((r.status, error_code(&r).as_str()), (401, "UNAUTHORIZED"));
     let challenge = r.header("www-authenticate").expect("challenge");
-    assert_eq!(challenge, format!("Bearer realm=\"http://{reg}/v2/token\",service=\"berth\""));
+    assert_eq!(
+        challenge,
+        format!("Bearer realm=\"http://{reg}/v2/token\",service=\"berth\"")
+    );
     let r = curl(&[&format!("http://{reg}/v2/x/tags/list")]);
-    assert!(r.header("www-authenticate").unwrap().ends_with(",scope=\"repository:x:pull,push\""));
+    assert!(r
+        .header("www-authenticate")
+        .unwrap()
+        .ends_with(",scope=\"repository:x:pull,push\""));
 
     // skopeo follows the token flow: wrong password refused, right one works.
     let src = format!("docker-archive:{}", busybox_archive(&b).display());
-    let err = run_fails(&mut skopeo(&["copy", "--dest-tls-verify=false", "--dest-creds", "teacher:wrong", &src, &format!("docker://{reg}/private:v1")]));
-    assert!(err.contains("401") || err.to_lowercase().contains("unauthorized"), "{err}");
-    push_busybox(&b, &format!("{reg}/private:v1"), Some("teacher:correct horse"));
-    let err = run_fails(&mut skopeo(&["inspect", "--raw", "--tls-verify=false", &format!("docker://{reg}/private:v1")]));
-    assert!(err.to_lowercase().contains("unauthorized") || err.contains("401"), "{err}");
-    run_ok(&mut skopeo(&["inspect", "--raw", "--tls-verify=false", "--creds", "teacher:correct horse", &format!("docker://{reg}/private:v1")]));
+    let err = run_fails(&mut skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        "teacher:wrong",
+        &src,
+        &format!("docker://{reg}/private:v1"),
+    ]));
+    assert!(
+        err.contains("401") || err.to_lowercase().contains("unauthorized"),
+        "{err}"
+    );
+    push_busybox(
+        &b,
+        &format!("{reg}/private:v1"),
+        Some("teacher:correct horse"),
+    );
+    let err = run_fails(&mut skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{reg}/private:v1"),
+    ]));
+    assert!(
+        err.to_lowercase().contains("unauthorized") || err.contains("401"),
+        "{err}"
+    );
+    run_ok(&mut skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--creds",
+        "teacher:correct horse",
+        &format!("docker://{reg}/private:v1"),
+    ]));
 
     // The token endpoint and Basic auth directly, as curl.
-    let t = curl(&["-u", "teacher:correct horse", &format!("http://{reg}/v2/token?service=berth&scope=repository:private:pull")]);
+    let t = curl(&[
+        "-u",
+        "teacher:correct horse",
+        &format!("http://{reg}/v2/token?service=berth&scope=repository:private:pull"),
+    ]);
     assert_eq!(t.status, 200);
     let tok: serde_json::Value = serde_json::from_str(&t.body).unwrap();
     let token = tok["token"].as_str().expect("token");
     assert_eq!(tok["access_token"], token);
-    let r = curl(&["-H", &format!("Authorization: Bearer {token}"), &format!("http://{reg}/v2/private/tags/list")]);
+    let r = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        &format!("http://{reg}/v2/private/tags/list"),
+    ]);
     assert_eq!(r.body.trim(), r#"{"name":"private","tags":["v1"]}"#);
-    let r = curl(&["-H", "Authorization: Bearer forged.token", &format!("http://{reg}/v2/private/tags/list")]);
+    let r = curl(&[
+        "-H",
+        "Authorization: Bearer forged.token",
+        &format!("http://{reg}/v2/private/tags/list"),
+    ]);
     assert_eq!(r.status, 401);
-    let r = curl(&["-u", "teacher:nope", &format!("http://{reg}/v2/token?service=berth")]);
+    let r = curl(&[
+        "-u",
+        "teacher:nope",
+        &format!("http://{reg}/v2/token?service=berth"),
+    ]);
     assert_eq!(r.status, 401);
-    let r = curl(&["-u", "teacher:correct horse", &format!("http://{reg}/v2/private/tags/list")]);
+    let r = curl(&[
+        "-u",
+        "teacher:correct horse",
+        &format!("http://{reg}/v2/private/tags/list"),
+    ]);
     assert_eq!(r.status, 200);
 
     // `docker login` against it through Berth's Engine API, then a push.
     let login = |password: &str| {
         let mut c = b.cmd(&["login", &reg, "-u", "teacher", "--password-stdin"]);
-        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = c.spawn().expect("docker login");
-        std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), password.as_bytes()).expect("password");
+        std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), password.as_bytes())
+            .expect("password");
         drop(child.stdin.take());
         child.wait_with_output().expect("wait")
     };
     let o = login("wrong\n");
     assert!(!o.status.success(), "a wrong password must not log in");
-    assert!(String::from_utf8_lossy(&o.stderr).contains("incorrect username or password"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("incorrect username or password"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let o = login("correct horse\n");
-    assert!(String::from_utf8_lossy(&o.stdout).contains("Login Succeeded"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("Login Succeeded"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     b.ok(&["tag", "busybox", &format!("{reg}/private:v2")]);
     b.ok(&["push", &format!("{reg}/private:v2")]);
 }
 
 /// A free loopback port (bound then released: a small race we accept in tests).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
 }
 
 /// Waits until `GET url` answers 200 or `child` dies.
@@ -344,11 +520,17 @@ fn wait_http(url: &str, child: &mut Child, log: &Path) {
             return;
         }
         if let Ok(Some(st)) = child.try_wait() {
-            panic!("{url}: the server exited ({st}): {}", fs::read_to_string(log).unwrap_or_default());
+            panic!(
+                "{url}: the server exited ({st}): {}",
+                fs::read_to_string(log).unwrap_or_default()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("{url} did not answer: {}", fs::read_to_string(log).unwrap_or_default());
+    panic!(
+        "{url} did not answer: {}",
+        fs::read_to_string(log).unwrap_or_default()
+    );
 }
 
 /// Debian's docker-registry (distribution 2.8) on a temp dir, stopped on drop.
@@ -382,7 +564,11 @@ impl Upstream {
             .stderr(out)
             .spawn()
             .expect("start docker-registry");
-        let mut u = Upstream { addr, child, _dir: dir };
+        let mut u = Upstream {
+            addr,
+            child,
+            _dir: dir,
+        };
         wait_http(&format!("http://{}/v2/", u.addr), &mut u.child, &log);
         u
     }
@@ -406,7 +592,11 @@ fn mirror_pulls_through_from_an_upstream_registry_and_keeps_a_copy() {
     // Seed the upstream with busybox from a plain Berth.
     {
         let seeder = Berth::start();
-        push_busybox(&seeder, &format!("{}/library/busybox:latest", up.addr), None);
+        push_busybox(
+            &seeder,
+            &format!("{}/library/busybox:latest", up.addr),
+            None,
+        );
     }
     let want = remote_digest(&format!("{}/library/busybox:latest", up.addr));
 
@@ -430,111 +620,22 @@ fn mirror_pulls_through_from_an_upstream_registry_and_keeps_a_copy() {
         &format!("docker://{reg}/library/busybox:latest"),
         &format!("dir:{}", again.display()),
     ]));
-    assert_eq!(sha256(&fs::read(again.join("manifest.json")).unwrap()), want);
+    assert_eq!(
+        sha256(&fs::read(again.join("manifest.json")).unwrap()),
+        want
+    );
     // What the upstream never had is still unknown (and the upstream's absence is an error, not a hang).
-    let r = curl(&["-m", "30", &format!("http://{reg}/v2/library/busybox/manifests/nope")]);
-    assert!(r.status == 404 || r.status == 500, "{} {}", r.status, r.body);
-}
-
-/// A private dockerd (own data root, exec root, pid file and socket; no bridge, no
-/// iptables), stopped with everything it started on drop.
-struct Dockerd {
-    sock: PathBuf,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl Dockerd {
-    fn start(insecure: &str) -> Dockerd {
-        require("dockerd", "apt-get install docker.io");
-        // Short path: unix socket paths stay under 108 bytes.
-        let dir = tempfile::Builder::new().prefix("bd-").tempdir_in("/tmp").expect("temp dir");
-        let d = dir.path();
-        for sub in ["data", "exec"] {
-            fs::create_dir_all(d.join(sub)).expect("dockerd dirs");
-        }
-        // So /etc/docker/daemon.json is not read.
-        fs::write(d.join("daemon.json"), "{}").expect("daemon.json");
-        let sock = d.join("d.sock");
-        let log = fs::File::create(d.join("log")).expect("log");
-        let child = Command::new("dockerd")
-            .arg("--config-file")
-            .arg(d.join("daemon.json"))
-            .arg("--data-root")
-            .arg(d.join("data"))
-            .arg("--exec-root")
-            .arg(d.join("exec"))
-            .arg("--pidfile")
-            .arg(d.join("dockerd.pid"))
-            .arg("-H")
-            .arg(format!("unix://{}", sock.display()))
-            .args(["--bridge=none", "--iptables=false", "--ip6tables=false", "--insecure-registry", insecure])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start dockerd");
-        let mut dd = Dockerd { sock, dir, child: Some(child) };
-        let end = Instant::now() + Duration::from_secs(60);
-        loop {
-            if dd.docker(&["version"]).status.success() {
-                return dd;
-            }
-            if let Some(Ok(Some(st))) = dd.child.as_mut().map(|c| c.try_wait()) {
-                panic!("dockerd exited ({st}): {}", dd.log());
-            }
-            assert!(Instant::now() < end, "dockerd did not come up: {}", dd.log());
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
-    }
-
-    fn docker(&self, args: &[&str]) -> std::process::Output {
-        Command::new("docker")
-            .args(args)
-            .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
-            .env("DOCKER_CONFIG", self.dir.path())
-            .env_remove("DOCKER_CONTEXT")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run docker")
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SIGTERM first so dockerd stops its containerd and shims itself.
-            // SAFETY: kill(2) on the pid of our own child.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            let end = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < end && matches!(c.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        // Its containerd and shims name paths under our temp dir: kill what is left.
-        let dir = self.dir.path().display().to_string();
-        for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-            let cmdline = fs::read(e.path().join("cmdline")).unwrap_or_default();
-            if pid != std::process::id() as i32 && String::from_utf8_lossy(&cmdline).contains(&dir) {
-                // SAFETY: kill(2) on a process started under our dockerd's temp dir.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut points: Vec<&str> = mounts.lines().filter_map(|l| l.split(' ').nth(4)).filter(|p| p.starts_with(&dir)).collect();
-        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        for p in points {
-            let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
-        }
-    }
+    let r = curl(&[
+        "-m",
+        "30",
+        &format!("http://{reg}/v2/library/busybox/manifests/nope"),
+    ]);
+    assert!(
+        r.status == 404 || r.status == 500,
+        "{} {}",
+        r.status,
+        r.body
+    );
 }
 
 #[test]
@@ -545,7 +646,7 @@ fn debian_dockerd_pulls_from_berths_registry_and_runs_it() {
     // Berth's own client pushes it (the issue: "an image Berth pushed").
     b.ok(&["tag", "busybox", &format!("{reg}/class/busybox:1")]);
     b.ok(&["push", &format!("{reg}/class/busybox:1")]);
-    let dockerd = Dockerd::start(&reg);
+    let dockerd = Dockerd::start(&["--insecure-registry", &reg]);
     let image = format!("{reg}/class/busybox:1");
     let pull = dockerd.docker(&["pull", &image]);
     assert!(
@@ -553,11 +654,33 @@ fn debian_dockerd_pulls_from_berths_registry_and_runs_it() {
         "dockerd pull failed: {}{}\nberth log: {}",
         String::from_utf8_lossy(&pull.stdout),
         String::from_utf8_lossy(&pull.stderr),
-        b.server_log().lines().rev().take(20).collect::<Vec<_>>().join("\n")
+        b.server_log()
+            .lines()
+            .rev()
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     let digest = remote_digest(&image);
-    assert!(String::from_utf8_lossy(&pull.stdout).contains(&digest), "{}", String::from_utf8_lossy(&pull.stdout));
-    let run = dockerd.docker(&["run", "--rm", "--network", "none", &image, "echo", "hi from berth"]);
-    assert!(run.status.success(), "dockerd run failed: {}\n{}", String::from_utf8_lossy(&run.stderr), dockerd.log());
+    assert!(
+        String::from_utf8_lossy(&pull.stdout).contains(&digest),
+        "{}",
+        String::from_utf8_lossy(&pull.stdout)
+    );
+    let run = dockerd.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &image,
+        "echo",
+        "hi from berth",
+    ]);
+    assert!(
+        run.status.success(),
+        "dockerd run failed: {}\n{}",
+        String::from_utf8_lossy(&run.stderr),
+        dockerd.log()
+    );
     assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "hi from berth");
 }

@@ -26,14 +26,26 @@ const BLOCKED: &[(&str, &str)] = &[
 ];
 
 fn results(out: &str) -> BTreeMap<String, String> {
-    let r: BTreeMap<String, String> = out.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
-    assert_eq!(r.get("done").map(String::as_str), Some("ok"), "the probe did not finish: {out}");
+    let r: BTreeMap<String, String> = out
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    assert_eq!(
+        r.get("done").map(String::as_str),
+        Some("ok"),
+        "the probe did not finish: {out}"
+    );
     r
 }
 
 fn assert_blocked(r: &BTreeMap<String, String>, how: &str) {
     for (call, errno) in BLOCKED {
-        assert_eq!(r.get(*call).map(String::as_str), Some(*errno), "{call} {how}: {r:?}");
+        assert_eq!(
+            r.get(*call).map(String::as_str),
+            Some(*errno),
+            "{call} {how}: {r:?}"
+        );
     }
     // What the profile allows still works.
     assert_eq!(r["getpid"], "ok", "{r:?}");
@@ -42,14 +54,22 @@ fn assert_blocked(r: &BTreeMap<String, String>, how: &str) {
 
 /// Runs the probe in a new container made with `flags`, through `docker` (a server's
 /// CLI or a lab session's), and returns its lines.
-fn probe(docker: &dyn Fn(&[&str]) -> Output, name: &str, flags: &[&str]) -> BTreeMap<String, String> {
+fn probe(
+    docker: &dyn Fn(&[&str]) -> Output,
+    name: &str,
+    flags: &[&str],
+) -> BTreeMap<String, String> {
     let probe = static_fixture("sysprobe");
     let mut create = vec!["create", "--name", name];
     create.extend_from_slice(flags);
     create.extend_from_slice(&["busybox", "/sysprobe"]);
     let ok = |args: &[&str]| {
         let o = docker(args);
-        assert!(o.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8_lossy(&o.stdout).to_string()
     };
     ok(&create);
@@ -60,7 +80,12 @@ fn probe(docker: &dyn Fn(&[&str]) -> Output, name: &str, flags: &[&str]) -> BTre
 }
 
 fn status_field(status: &str, field: &str) -> String {
-    status.lines().find_map(|l| l.strip_prefix(&format!("{field}:"))).unwrap_or_else(|| panic!("no {field} in {status}")).trim().to_string()
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {status}"))
+        .trim()
+        .to_string()
 }
 
 /// Docker's default capabilities as /proc shows them.
@@ -70,7 +95,10 @@ const DEFAULT_CAPS: &str = "00000000a80425fb";
 fn the_default_profile_blocks_what_docker_blocks_and_unconfined_lifts_it() {
     let b = Berth::start();
     let docker = |args: &[&str]| b.docker(args);
-    assert_blocked(&probe(&docker, "confined", &[]), "under the default profile");
+    assert_blocked(
+        &probe(&docker, "confined", &[]),
+        "under the default profile",
+    );
     // Unconfined (outside lab sessions, as in Docker): the kernel decides alone.
     let free = probe(&docker, "free", &["--security-opt", "seccomp=unconfined"]);
     for call in ["unshare_user", "keyctl", "personality"] {
@@ -93,21 +121,59 @@ fn a_profile_of_the_users_own_is_applied_and_a_bad_one_refused() {
     let profile = dir.path().join("no-mkdir.json");
     std::fs::write(&profile, r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}"#).unwrap();
     let opt = format!("seccomp={}", profile.display());
-    let (_, err) = b.fails(&["run", "--rm", "--security-opt", &opt, "busybox", "mkdir", "/made"]);
+    let (_, err) = b.fails(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &opt,
+        "busybox",
+        "mkdir",
+        "/made",
+    ]);
     assert!(err.contains("Permission denied"), "{err}");
-    assert_eq!(b.ok(&["run", "--rm", "--security-opt", &opt, "busybox", "sh", "-c", "echo fine"]), "fine");
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "--security-opt",
+            &opt,
+            "busybox",
+            "sh",
+            "-c",
+            "echo fine"
+        ]),
+        "fine"
+    );
     std::fs::write(&profile, r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_SOMETIMES"}]}"#).unwrap();
     let (code, err) = b.fails(&["run", "--rm", "--security-opt", &opt, "busybox", "true"]);
     assert_eq!(code, 125, "{err}");
     assert!(err.contains("decoding seccomp profile failed"), "{err}");
     for (flags, needle) in [
-        (vec!["--security-opt", "apparmor=docker-default"], "not supported by Berth"),
-        (vec!["--security-opt", "label=level:s0:c100"], "not supported by Berth"),
-        (vec!["--security-opt", "colour=blue"], "invalid --security-opt 2"),
-        (vec!["--uts", "host"], "--uts host is not supported by Berth"),
-        (vec!["--sysctl", "net.ipv4.ip_forward=1"], "--sysctl is not supported by Berth"),
+        (
+            vec!["--security-opt", "apparmor=docker-default"],
+            "not supported by Berth",
+        ),
+        (
+            vec!["--security-opt", "label=level:s0:c100"],
+            "not supported by Berth",
+        ),
+        (
+            vec!["--security-opt", "colour=blue"],
+            "invalid --security-opt 2",
+        ),
+        (
+            vec!["--uts", "host"],
+            "--uts host is not supported by Berth",
+        ),
+        (
+            vec!["--sysctl", "net.ipv4.ip_forward=1"],
+            "--sysctl is not supported by Berth",
+        ),
         (vec!["--cap-drop", "FLY"], "unknown capability: \"CAP_FLY\""),
-        (vec!["--privileged"], "--privileged is not supported by Berth"),
+        (
+            vec!["--privileged"],
+            "--privileged is not supported by Berth",
+        ),
     ] {
         let mut args = vec!["run", "--rm"];
         args.extend(flags.iter().copied());
@@ -127,7 +193,11 @@ fn capabilities_and_no_new_privileges_reach_every_process() {
         b.ok(&args)
     };
     let s = status(&[]);
-    assert_eq!(status_field(&s, "CapInh"), "0000000000000000", "inheritable is empty (CVE-2022-24769)");
+    assert_eq!(
+        status_field(&s, "CapInh"),
+        "0000000000000000",
+        "inheritable is empty (CVE-2022-24769)"
+    );
     assert_eq!(status_field(&s, "CapEff"), DEFAULT_CAPS);
     assert_eq!(status_field(&s, "CapBnd"), DEFAULT_CAPS);
     assert_eq!(status_field(&s, "CapAmb"), "0000000000000000");
@@ -136,12 +206,24 @@ fn capabilities_and_no_new_privileges_reach_every_process() {
     let s = status(&["--security-opt", "no-new-privileges"]);
     assert_eq!(status_field(&s, "NoNewPrivs"), "1");
     let s = status(&["--cap-drop", "ALL"]);
-    assert_eq!((status_field(&s, "CapEff"), status_field(&s, "CapBnd")), ("0000000000000000".into(), "0000000000000000".into()));
+    assert_eq!(
+        (status_field(&s, "CapEff"), status_field(&s, "CapBnd")),
+        ("0000000000000000".into(), "0000000000000000".into())
+    );
     let s = status(&["--cap-add", "NET_ADMIN"]);
     let eff = u64::from_str_radix(&status_field(&s, "CapEff"), 16).unwrap();
     assert_ne!(eff & (1 << 12), 0, "CAP_NET_ADMIN added: {eff:x}");
     // A dropped capability is gone for real: root cannot chown without CAP_CHOWN.
-    let (_, err) = b.fails(&["run", "--rm", "--cap-drop", "chown", "busybox", "sh", "-c", "touch /f && chown 1 /f"]);
+    let (_, err) = b.fails(&[
+        "run",
+        "--rm",
+        "--cap-drop",
+        "chown",
+        "busybox",
+        "sh",
+        "-c",
+        "touch /f && chown 1 /f",
+    ]);
     assert!(err.contains("Operation not permitted"), "{err}");
     // A non-root user keeps nothing effective, as in Docker.
     let s = status(&["-u", "1000"]);
@@ -149,7 +231,19 @@ fn capabilities_and_no_new_privileges_reach_every_process() {
     assert_eq!(status_field(&s, "CapBnd"), DEFAULT_CAPS);
 
     // `exec` gets the container's own confinement.
-    b.ok(&["run", "-d", "--name", "held", "--cap-drop", "NET_RAW", "--security-opt", "no-new-privileges", "busybox", "sleep", "300"]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "held",
+        "--cap-drop",
+        "NET_RAW",
+        "--security-opt",
+        "no-new-privileges",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
     let s = b.ok(&["exec", "held", "cat", "/proc/self/status"]);
     assert_eq!(status_field(&s, "Seccomp"), "2");
     assert_eq!(status_field(&s, "CapInh"), "0000000000000000");
@@ -160,7 +254,11 @@ fn capabilities_and_no_new_privileges_reach_every_process() {
 
     // A build's RUN step runs confined as well.
     let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(ctx.path().join("Dockerfile"), "FROM busybox\nRUN grep -E '^(Seccomp|CapInh):' /proc/self/status > /status\n").unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nRUN grep -E '^(Seccomp|CapInh):' /proc/self/status > /status\n",
+    )
+    .unwrap();
     b.ok(&["build", "-q", "-t", "seen", ctx.path().to_str().unwrap()]);
     let s = b.ok(&["run", "--rm", "seen", "cat", "/status"]);
     assert_eq!(status_field(&s, "Seccomp"), "2", "{s}");
@@ -173,7 +271,10 @@ const MKNOD_EVERYWHERE: &str = "for d in / /dev /tmp /vol; do mknod $d/z2 c 1 5 
 
 fn assert_nodes_open_nothing(out: &str) {
     for d in ["/", "/dev", "/tmp", "/vol"] {
-        assert!(out.contains(&format!("{d}:refused")), "a node made in {d} opened: {out}");
+        assert!(
+            out.contains(&format!("{d}:refused")),
+            "a node made in {d} opened: {out}"
+        );
     }
     // The standard devices still work.
     assert!(out.contains("3\n") && out.contains("null-works"), "{out}");
@@ -184,7 +285,16 @@ fn device_nodes_a_container_makes_open_nothing() {
     let b = Berth::start();
     // CAP_MKNOD is a default capability (as in Docker); what it makes must not open:
     // else `mknod /disk b 8 0` reads the host's disk. A bind of the host's /dev too.
-    let out = b.ok(&["run", "--rm", "-v", "devs:/vol", "busybox", "sh", "-c", MKNOD_EVERYWHERE]);
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "devs:/vol",
+        "busybox",
+        "sh",
+        "-c",
+        MKNOD_EVERYWHERE,
+    ]);
     assert_nodes_open_nothing(&out);
     let dir = tempfile::tempdir().unwrap();
     let out = b.ok(&["run", "--rm", "-v", &format!("{}:/vol", dir.path().display()), "-v", "/dev:/hostdev", "busybox", "sh", "-c", &format!("{MKNOD_EVERYWHERE}; head -c 1 /hostdev/zero >/dev/null 2>&1 && echo hostdev:opened || echo hostdev:refused")]);
@@ -199,45 +309,102 @@ fn lab_sessions_run_under_the_default_profile_and_cannot_leave_it() {
     let docker = |args: &[&str]| lab.session_docker(&id, args);
     assert_blocked(&probe(&docker, "probe", &[]), "in a lab session");
     // Tightening is the student's choice; loosening is refused with the reason.
-    let tight = probe(&docker, "tight", &["--cap-drop", "ALL", "--security-opt", "no-new-privileges"]);
+    let tight = probe(
+        &docker,
+        "tight",
+        &["--cap-drop", "ALL", "--security-opt", "no-new-privileges"],
+    );
     assert_eq!(tight["keyctl"], "EPERM");
     for (flags, needle) in [
-        (vec!["--security-opt", "seccomp=unconfined"], "--security-opt seccomp=unconfined is not allowed in a lab session"),
-        (vec!["--cap-add", "SYS_ADMIN"], "--cap-add is not allowed in a lab session"),
-        (vec!["--userns", "host"], "--userns host is not allowed in a lab session"),
+        (
+            vec!["--security-opt", "seccomp=unconfined"],
+            "--security-opt seccomp=unconfined is not allowed in a lab session",
+        ),
+        (
+            vec!["--cap-add", "SYS_ADMIN"],
+            "--cap-add is not allowed in a lab session",
+        ),
+        (
+            vec!["--userns", "host"],
+            "--userns host is not allowed in a lab session",
+        ),
     ] {
         let mut args = vec!["run", "--rm"];
         args.extend(flags.iter().copied());
         args.extend(["busybox", "true"]);
         let o = docker(&args);
         let err = String::from_utf8_lossy(&o.stderr).to_string();
-        assert!(!o.status.success() && err.contains(needle), "{args:?}: {err}");
+        assert!(
+            !o.status.success() && err.contains(needle),
+            "{args:?}: {err}"
+        );
     }
-    let o = docker(&["run", "--rm", "-v", "/root:/vol", "busybox", "sh", "-c", MKNOD_EVERYWHERE]);
+    let o = docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "/root:/vol",
+        "busybox",
+        "sh",
+        "-c",
+        MKNOD_EVERYWHERE,
+    ]);
     assert_nodes_open_nothing(&String::from_utf8_lossy(&o.stdout));
     // The kernel's knobs are read-only: /proc/sys and /sys.
     let o = docker(&["run", "--rm", "busybox", "sh", "-c", "echo 1 > /proc/sys/kernel/sysrq || echo proc-sys-refused; echo 1 > /sys/kernel/profiling || echo sys-refused"]);
     let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
-    assert!(out.contains("proc-sys-refused") && out.contains("sys-refused") && out.contains("Read-only file system"), "{out}");
+    assert!(
+        out.contains("proc-sys-refused")
+            && out.contains("sys-refused")
+            && out.contains("Read-only file system"),
+        "{out}"
+    );
     // Ways to another session's container (or the host) are refused by name.
     let other = lab.create_session();
-    let o = lab.session_docker(&other, &["run", "-d", "--name", "theirs", "busybox", "sleep", "300"]);
+    let o = lab.session_docker(
+        &other,
+        &["run", "-d", "--name", "theirs", "busybox", "sleep", "300"],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let theirs = String::from_utf8_lossy(&o.stdout).trim().to_string();
     for (flags, needle) in [
-        (vec!["--pid".to_string(), format!("container:{theirs}")], "--pid container:"),
-        (vec!["--network".to_string(), format!("container:{theirs}")], "--network container:NAME is not supported"),
-        (vec!["--ipc".to_string(), format!("container:{theirs}")], "--ipc container:"),
-        (vec!["--volumes-from".to_string(), theirs.clone()], "No such container"),
-        (vec!["--mount".to_string(), "type=bind,src=/etc,dst=/hostetc".to_string()], "--mount (use -v) is not supported by Berth"),
-        (vec!["-v".to_string(), "/:/host".to_string()], "only paths in your home"),
+        (
+            vec!["--pid".to_string(), format!("container:{theirs}")],
+            "--pid container:",
+        ),
+        (
+            vec!["--network".to_string(), format!("container:{theirs}")],
+            "--network container:NAME is not supported",
+        ),
+        (
+            vec!["--ipc".to_string(), format!("container:{theirs}")],
+            "--ipc container:",
+        ),
+        (
+            vec!["--volumes-from".to_string(), theirs.clone()],
+            "No such container",
+        ),
+        (
+            vec![
+                "--mount".to_string(),
+                "type=bind,src=/etc,dst=/hostetc".to_string(),
+            ],
+            "--mount (use -v) is not supported by Berth",
+        ),
+        (
+            vec!["-v".to_string(), "/:/host".to_string()],
+            "only paths in your home",
+        ),
     ] {
         let mut args: Vec<&str> = vec!["run", "--rm"];
         args.extend(flags.iter().map(String::as_str));
         args.extend(["busybox", "true"]);
         let o = docker(&args);
         let err = String::from_utf8_lossy(&o.stderr).to_string();
-        assert!(!o.status.success() && err.contains(needle), "{args:?}: {err}");
+        assert!(
+            !o.status.success() && err.contains(needle),
+            "{args:?}: {err}"
+        );
     }
     // The workstation itself: a filter, no inheritable capabilities.
     let mut t = lab.terminal(&id);

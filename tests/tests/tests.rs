@@ -1,21 +1,21 @@
 //! End-to-end tests: the real docker CLI against `berth serve` on a temp root.
 //! One test binary, one module per area (ripgrep's layout).
 
-mod containers;
-mod interactive;
-mod copy;
-mod volumes;
-mod images;
-mod system;
-mod registry_client;
-mod registry_server;
-mod build;
-mod registry_flow;
-mod lab;
 mod browser;
+mod build;
+mod classroom;
+mod containers;
+mod copy;
+mod images;
+mod interactive;
+mod lab;
 mod lessons;
 mod networks;
-mod wasm;
+mod registry_client;
+mod registry_flow;
+mod registry_server;
 mod security;
+mod system;
 mod userns;
-mod classroom;
+mod volumes;
+mod wasm;

@@ -7,21 +7,50 @@ use berth_tests::Berth;
 fn volume_create_ls_inspect_rm() {
     let b = Berth::start();
     assert_eq!(b.ok(&["volume", "create", "data"]), "data");
-    assert_eq!(b.ok(&["volume", "create", "--label", "team=blue", "labelled"]), "labelled");
+    assert_eq!(
+        b.ok(&["volume", "create", "--label", "team=blue", "labelled"]),
+        "labelled"
+    );
     // Creating an existing volume again is fine, as in Docker.
     assert_eq!(b.ok(&["volume", "create", "data"]), "data");
     let ls = b.ok(&["volume", "ls"]);
     let lines: Vec<&str> = ls.lines().collect();
-    assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["DRIVER", "VOLUME", "NAME"], "{ls}");
-    assert!(ls.contains("local     data") && ls.contains("local     labelled"), "{ls}");
-    assert_eq!(b.ok(&["volume", "ls", "-q", "--filter", "label=team=blue"]), "labelled");
-    assert_eq!(b.ok(&["volume", "ls", "-q", "--filter", "name=dat"]), "data");
-    let shape = b.ok(&["volume", "inspect", "-f", "{{.Name}} {{.Driver}} {{.Scope}} {{.Labels}}", "labelled"]);
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["DRIVER", "VOLUME", "NAME"],
+        "{ls}"
+    );
+    assert!(
+        ls.contains("local     data") && ls.contains("local     labelled"),
+        "{ls}"
+    );
+    assert_eq!(
+        b.ok(&["volume", "ls", "-q", "--filter", "label=team=blue"]),
+        "labelled"
+    );
+    assert_eq!(
+        b.ok(&["volume", "ls", "-q", "--filter", "name=dat"]),
+        "data"
+    );
+    let shape = b.ok(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{.Name}} {{.Driver}} {{.Scope}} {{.Labels}}",
+        "labelled",
+    ]);
     assert_eq!(shape, "labelled local local map[team:blue]");
     let mountpoint = b.ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", "data"]);
-    assert!(mountpoint.ends_with("/volumes/default/data/_data") && mountpoint.starts_with(b.root.to_str().unwrap()), "{mountpoint}");
+    assert!(
+        mountpoint.ends_with("/volumes/default/data/_data")
+            && mountpoint.starts_with(b.root.to_str().unwrap()),
+        "{mountpoint}"
+    );
     let created = b.ok(&["volume", "inspect", "-f", "{{.CreatedAt}}", "data"]);
-    assert!(created.len() == 20 && created.ends_with('Z'), "RFC 3339 in seconds: {created}");
+    assert!(
+        created.len() == 20 && created.ends_with('Z'),
+        "RFC 3339 in seconds: {created}"
+    );
 
     let (_, err) = b.fails(&["volume", "inspect", "nothing-here"]);
     assert!(err.contains("no such volume"), "{err}");
@@ -29,36 +58,81 @@ fn volume_create_ls_inspect_rm() {
     assert!(err.contains("get nothing-here: no such volume"), "{err}");
     b.ok(&["volume", "rm", "-f", "nothing-here"]);
     let (_, err) = b.fails(&["volume", "create", "bad/name"]);
-    assert!(err.contains("includes invalid characters for a local volume name"), "{err}");
+    assert!(
+        err.contains("includes invalid characters for a local volume name"),
+        "{err}"
+    );
     let (_, err) = b.fails(&["volume", "create", "-d", "nfs", "elsewhere"]);
     assert!(err.contains("plugin \"nfs\" not found"), "{err}");
     let (_, err) = b.fails(&["volume", "ls", "--filter", "color=red"]);
     assert!(err.contains("invalid filter 'color'"), "{err}");
 
-    assert_eq!(b.ok(&["volume", "rm", "data", "labelled"]), "data\nlabelled");
+    assert_eq!(
+        b.ok(&["volume", "rm", "data", "labelled"]),
+        "data\nlabelled"
+    );
     assert_eq!(b.ok(&["volume", "ls", "-q"]), "");
 }
 
 #[test]
 fn named_volume_outlives_its_container_and_is_in_use_while_mounted() {
     let b = Berth::start();
-    b.ok(&["run", "--name", "writer", "-v", "keep:/data", "busybox", "sh", "-c", "echo saved > /data/file"]);
+    b.ok(&[
+        "run",
+        "--name",
+        "writer",
+        "-v",
+        "keep:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo saved > /data/file",
+    ]);
     // The volume's Mountpoint on the host holds what the container wrote.
     let mountpoint = b.ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", "keep"]);
-    assert_eq!(std::fs::read_to_string(format!("{mountpoint}/file")).unwrap(), "saved\n");
+    assert_eq!(
+        std::fs::read_to_string(format!("{mountpoint}/file")).unwrap(),
+        "saved\n"
+    );
 
     let id = b.ok(&["inspect", "-f", "{{.Id}}", "writer"]);
     let (code, err) = b.fails(&["volume", "rm", "keep"]);
     assert_eq!(code, 1);
-    assert!(err.contains(&format!("remove keep: volume is in use - [{id}]")), "{err}");
-    assert_eq!(b.ok(&["volume", "ls", "-q", "--filter", "dangling=false"]), "keep");
-    assert_eq!(b.ok(&["volume", "ls", "-q", "--filter", "dangling=true"]), "");
-    let mounts = b.inspect("writer", "{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}} {{.RW}}{{end}}");
+    assert!(
+        err.contains(&format!("remove keep: volume is in use - [{id}]")),
+        "{err}"
+    );
+    assert_eq!(
+        b.ok(&["volume", "ls", "-q", "--filter", "dangling=false"]),
+        "keep"
+    );
+    assert_eq!(
+        b.ok(&["volume", "ls", "-q", "--filter", "dangling=true"]),
+        ""
+    );
+    let mounts = b.inspect(
+        "writer",
+        "{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}} {{.RW}}{{end}}",
+    );
     assert_eq!(mounts, "volume keep /data true");
 
     b.ok(&["rm", "writer"]);
-    assert_eq!(b.ok(&["volume", "ls", "-q", "--filter", "dangling=true"]), "keep");
-    assert_eq!(b.ok(&["run", "--rm", "-v", "keep:/again", "busybox", "cat", "/again/file"]), "saved");
+    assert_eq!(
+        b.ok(&["volume", "ls", "-q", "--filter", "dangling=true"]),
+        "keep"
+    );
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "keep:/again",
+            "busybox",
+            "cat",
+            "/again/file"
+        ]),
+        "saved"
+    );
     b.ok(&["volume", "rm", "keep"]);
     assert!(!std::path::Path::new(&mountpoint).exists());
 }
@@ -68,14 +142,50 @@ fn new_volumes_start_with_the_image_content() {
     let b = Berth::start();
     // A new named volume over /etc gets the image's /etc; a volume already holding
     // data is not overwritten.
-    let out = b.ok(&["run", "--rm", "-v", "etc:/etc", "busybox", "sh", "-c", "cat /etc/passwd | head -1; echo mine > /etc/passwd"]);
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "etc:/etc",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/passwd | head -1; echo mine > /etc/passwd",
+    ]);
     assert!(out.starts_with("root:"), "{out}");
-    assert_eq!(b.ok(&["run", "--rm", "-v", "etc:/etc", "busybox", "cat", "/etc/passwd"]), "mine");
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "etc:/etc",
+            "busybox",
+            "cat",
+            "/etc/passwd"
+        ]),
+        "mine"
+    );
     // Anonymous volumes too, and they are listed under a random 64-hex name.
-    b.ok(&["run", "--name", "anon", "-v", "/etc", "busybox", "test", "-f", "/etc/group"]);
+    b.ok(&[
+        "run",
+        "--name",
+        "anon",
+        "-v",
+        "/etc",
+        "busybox",
+        "test",
+        "-f",
+        "/etc/group",
+    ]);
     let name = b.inspect("anon", "{{range .Mounts}}{{.Name}}{{end}}");
     assert_eq!(name.len(), 64, "{name}");
-    let label = b.ok(&["volume", "inspect", "-f", "{{index .Labels \"com.docker.volume.anonymous\"}}|", &name]);
+    let label = b.ok(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{index .Labels \"com.docker.volume.anonymous\"}}|",
+        &name,
+    ]);
     assert_eq!(label, "|", "anonymous volumes carry Docker's label");
     // `rm -v` removes the anonymous volume, not named ones.
     b.ok(&["rm", "-v", "anon"]);
@@ -90,25 +200,94 @@ fn binds_read_only_and_volumes_from() {
     std::fs::write(host.join("hello.txt"), "from host\n").unwrap();
     let bind = format!("{}:/h", host.display());
     let ro = format!("{}:/h:ro", host.display());
-    assert_eq!(b.ok(&["run", "--rm", "-v", &bind, "busybox", "cat", "/h/hello.txt"]), "from host");
-    b.ok(&["run", "--rm", "-v", &bind, "busybox", "sh", "-c", "echo back > /h/back.txt"]);
-    assert_eq!(std::fs::read_to_string(host.join("back.txt")).unwrap(), "back\n");
+    assert_eq!(
+        b.ok(&["run", "--rm", "-v", &bind, "busybox", "cat", "/h/hello.txt"]),
+        "from host"
+    );
+    b.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        "busybox",
+        "sh",
+        "-c",
+        "echo back > /h/back.txt",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("back.txt")).unwrap(),
+        "back\n"
+    );
     let (_, err) = b.fails(&["run", "--rm", "-v", &ro, "busybox", "touch", "/h/nope"]);
     assert!(err.contains("Read-only file system"), "{err}");
     assert!(!host.join("nope").exists());
-    assert_eq!(b.ok(&["run", "--rm", "-v", &ro, "busybox", "cat", "/h/hello.txt"]), "from host");
+    assert_eq!(
+        b.ok(&["run", "--rm", "-v", &ro, "busybox", "cat", "/h/hello.txt"]),
+        "from host"
+    );
 
     // --volumes-from: the same volumes at the same places, modes optionally overridden.
-    b.ok(&["create", "--name", "store", "-v", "shared:/shared", "-v", &bind, "busybox"]);
-    b.ok(&["run", "--rm", "--volumes-from", "store", "busybox", "sh", "-c", "echo via-from > /shared/f"]);
-    assert_eq!(b.ok(&["run", "--rm", "-v", "shared:/x", "busybox", "cat", "/x/f"]), "via-from");
-    assert_eq!(b.ok(&["run", "--rm", "--volumes-from", "store", "busybox", "cat", "/h/hello.txt"]), "from host");
-    let (_, err) = b.fails(&["run", "--rm", "--volumes-from", "store:ro", "busybox", "touch", "/shared/g"]);
+    b.ok(&[
+        "create",
+        "--name",
+        "store",
+        "-v",
+        "shared:/shared",
+        "-v",
+        &bind,
+        "busybox",
+    ]);
+    b.ok(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "store",
+        "busybox",
+        "sh",
+        "-c",
+        "echo via-from > /shared/f",
+    ]);
+    assert_eq!(
+        b.ok(&["run", "--rm", "-v", "shared:/x", "busybox", "cat", "/x/f"]),
+        "via-from"
+    );
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "--volumes-from",
+            "store",
+            "busybox",
+            "cat",
+            "/h/hello.txt"
+        ]),
+        "from host"
+    );
+    let (_, err) = b.fails(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "store:ro",
+        "busybox",
+        "touch",
+        "/shared/g",
+    ]);
     assert!(err.contains("Read-only file system"), "{err}");
     // The daemon answers 404 "No such container"; the CLI, like Docker's, takes any
     // 404 on create for a missing image and tries a pull, which fails here.
-    b.fails(&["run", "--rm", "--volumes-from", "no-such-box", "busybox", "true"]);
-    assert_eq!(b.ok(&["ps", "-aq"]).lines().count(), 1, "only `store` exists");
+    b.fails(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "no-such-box",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(
+        b.ok(&["ps", "-aq"]).lines().count(),
+        1,
+        "only `store` exists"
+    );
     b.ok(&["rm", "store"]);
     std::fs::remove_dir_all(&host).unwrap();
 }
@@ -118,18 +297,44 @@ fn volume_prune_takes_unused_anonymous_volumes_unless_all() {
     let b = Berth::start();
     b.ok(&["volume", "create", "named-unused"]);
     b.ok(&["volume", "create", "named-used"]);
-    b.ok(&["create", "--name", "user", "-v", "named-used:/a", "-v", "/anon-used", "busybox"]);
-    b.ok(&["run", "--name", "gone", "-v", "/anon-free", "busybox", "true"]);
+    b.ok(&[
+        "create",
+        "--name",
+        "user",
+        "-v",
+        "named-used:/a",
+        "-v",
+        "/anon-used",
+        "busybox",
+    ]);
+    b.ok(&[
+        "run",
+        "--name",
+        "gone",
+        "-v",
+        "/anon-free",
+        "busybox",
+        "true",
+    ]);
     let free = b.inspect("gone", "{{range .Mounts}}{{.Name}}{{end}}");
     b.ok(&["rm", "gone"]);
 
     let out = b.ok(&["volume", "prune", "-f"]);
-    assert_eq!(out, format!("Deleted Volumes:\n{free}\n\nTotal reclaimed space: 0B"));
+    assert_eq!(
+        out,
+        format!("Deleted Volumes:\n{free}\n\nTotal reclaimed space: 0B")
+    );
     let left = b.ok(&["volume", "ls", "-q"]);
-    assert!(left.contains("named-unused") && left.contains("named-used") && left.lines().count() == 3, "{left}");
+    assert!(
+        left.contains("named-unused") && left.contains("named-used") && left.lines().count() == 3,
+        "{left}"
+    );
 
     let out = b.ok(&["volume", "prune", "-a", "-f"]);
-    assert_eq!(out, "Deleted Volumes:\nnamed-unused\n\nTotal reclaimed space: 0B");
+    assert_eq!(
+        out,
+        "Deleted Volumes:\nnamed-unused\n\nTotal reclaimed space: 0B"
+    );
     let out = b.ok(&["volume", "prune", "-f"]);
     assert_eq!(out, "Total reclaimed space: 0B");
     b.ok(&["rm", "-v", "user"]);
@@ -140,20 +345,54 @@ fn volume_prune_takes_unused_anonymous_volumes_unless_all() {
 fn system_prune_removes_stopped_containers_and_with_volumes_anonymous_volumes() {
     let b = Berth::start();
     b.ok(&["run", "-d", "--name", "alive", "busybox", "sleep", "60"]);
-    b.ok(&["run", "--name", "stopped", "-v", "/scratch", "-v", "kept:/kept", "busybox", "sh", "-c", "head -c 2000 /dev/zero > /scratch/z"]);
+    b.ok(&[
+        "run",
+        "--name",
+        "stopped",
+        "-v",
+        "/scratch",
+        "-v",
+        "kept:/kept",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 2000 /dev/zero > /scratch/z",
+    ]);
     let stopped = b.inspect("stopped", "{{.Id}}");
-    let anon = b.inspect("stopped", "{{range .Mounts}}{{if eq .Destination \"/scratch\"}}{{.Name}}{{end}}{{end}}");
+    let anon = b.inspect(
+        "stopped",
+        "{{range .Mounts}}{{if eq .Destination \"/scratch\"}}{{.Name}}{{end}}{{end}}",
+    );
     let o = b.docker(&["system", "prune", "-f", "--volumes"]);
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     if !o.status.success() {
         // Image pruning belongs to another area; what this test owns must have run.
-        assert!(String::from_utf8_lossy(&o.stderr).contains("/images/prune"), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("/images/prune"),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
-    assert!(out.starts_with(&format!("Deleted Containers:\n{stopped}\n\nDeleted Volumes:\n{anon}\n")), "{out}");
+    assert!(
+        out.starts_with(&format!(
+            "Deleted Containers:\n{stopped}\n\nDeleted Volumes:\n{anon}\n"
+        )),
+        "{out}"
+    );
     if o.status.success() {
-        assert!(out.trim_end().ends_with("Total reclaimed space: 2kB"), "{out}");
+        assert!(
+            out.trim_end().ends_with("Total reclaimed space: 2kB"),
+            "{out}"
+        );
     }
-    assert_eq!(b.ok(&["ps", "-aq", "--no-trunc"]), b.inspect("alive", "{{.Id}}"));
-    assert_eq!(b.ok(&["volume", "ls", "-q"]), "kept", "named volumes stay without -a");
+    assert_eq!(
+        b.ok(&["ps", "-aq", "--no-trunc"]),
+        b.inspect("alive", "{{.Id}}")
+    );
+    assert_eq!(
+        b.ok(&["volume", "ls", "-q"]),
+        "kept",
+        "named volumes stay without -a"
+    );
     b.ok(&["rm", "-f", "alive"]);
 }
