@@ -197,10 +197,12 @@ fn matches_filters(c: &Container, f: &BTreeMap<String, Vec<String>>, image_ids: 
         && any("id", &|i| c.id.starts_with(i))
         && any("status", &|st| st == c.state.status.as_str())
         && any("exited", &|code| c.state.status == Status::Exited && code.parse() == Ok(c.state.exit_code))
-        && any("label", &|l| match l.split_once('=') {
+        // Every label given must match (Docker's MatchKVList): compose finds a
+        // service's containers by project, service and number labels together.
+        && f.get("label").is_none_or(|v| v.iter().all(|l| match l.split_once('=') {
             Some((k, v)) => c.config.labels.get(k).is_some_and(|x| x == v),
             None => c.config.labels.contains_key(l),
-        })
+        }))
         && any("ancestor", &|a| c.config.image == a || image_ids(a).is_some_and(|id| id == c.image))
 }
 

@@ -104,10 +104,11 @@ async fn list(State(s): State<ApiState>, Query(q): Query<BTreeMap<String, String
                 && any("id", &|x| n.id.starts_with(x))
                 && any("driver", &|x| n.driver == x)
                 && any("type", &|x| (x == "builtin") == n.is_predefined())
-                && any("label", &|l| match l.split_once('=') {
+                // Every label given must match, as in Docker (MatchKVList).
+                && filters.get("label").is_none_or(|v| v.iter().all(|l| match l.split_once('=') {
                     Some((k, v)) => n.labels.get(k).is_some_and(|x| x == v),
                     None => n.labels.contains_key(l),
-                })
+                }))
         })
         .map(|n| network_json(&s, n, false))
         .collect();

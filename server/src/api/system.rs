@@ -174,10 +174,11 @@ fn event_matches(e: &Event, f: &BTreeMap<String, Vec<String>>) -> bool {
         && any("container", &|t| e.kind != "container" || e.id.starts_with(t) || e.attributes.get("name").is_some_and(|n| n == t))
         && any("image", &|t| e.attributes.get("image").is_some_and(|i| i == t) || e.id == t)
         && any("volume", &|t| e.kind != "volume" || e.id == t)
-        && any("label", &|t| {
+        // Every label given must match, as in Docker (MatchKVList).
+        && f.get("label").is_none_or(|v| v.iter().all(|t| {
             let (k, v) = t.split_once('=').unwrap_or((t, ""));
             e.attributes.get(k).is_some_and(|x| v.is_empty() || x == v)
-        })
+        }))
 }
 
 pub fn event_json(e: &Event) -> Value {
