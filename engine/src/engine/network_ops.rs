@@ -280,6 +280,11 @@ impl Engine {
         if c.state.status.is_live() {
             let index = c.endpoints.len() - 1;
             self.plumb_endpoint(&c, c.state.pid, index)?;
+            // A container started on the default bridge resolves names from here on,
+            // as in Docker (whose sandbox starts its resolver on the first such network).
+            if net.has_dns() {
+                self.use_embedded_dns(&c)?;
+            }
             self.refresh_names(ns);
         }
         self.emit(ns, "network", "connect", &net.id, &[("container", &c.id), ("name", &net.name), ("type", "bridge")]);
@@ -318,11 +323,17 @@ impl Engine {
         }
         self.write_hosts(c)?;
         if c.endpoints.iter().any(|e| self.networks.find(&c.namespace, &e.network_id).is_ok_and(|n| n.has_dns())) {
-            std::fs::write(self.root.join("containers").join(&c.id).join("resolv.conf"), "nameserver 127.0.0.11\noptions ndots:0\n")
-                .map_err(|e| Error::Runtime(format!("write resolv.conf: {e}")))?;
+            self.use_embedded_dns(c)?;
         }
         self.refresh_names_with(&c.namespace, Some(&c.id));
         Ok(())
+    }
+
+    /// Points the container's resolver at the embedded DNS (which its shim serves
+    /// whenever it has a network), in place: /etc/resolv.conf is a bind of this file.
+    fn use_embedded_dns(&self, c: &Container) -> Result<()> {
+        std::fs::write(self.root.join("containers").join(&c.id).join("resolv.conf"), "nameserver 127.0.0.11\noptions ndots:0\n")
+            .map_err(|e| Error::Runtime(format!("write resolv.conf: {e}")))
     }
 
     fn plumb_endpoint(&self, c: &Container, pid: i32, index: usize) -> Result<()> {
