@@ -4,6 +4,7 @@
 mod browser;
 mod build;
 mod classroom;
+mod compose;
 mod containers;
 mod copy;
 mod images;
@@ -11,6 +12,7 @@ mod interactive;
 mod lab;
 mod lessons;
 mod networks;
+mod python_sdk;
 mod registry_client;
 mod registry_flow;
 mod registry_server;
