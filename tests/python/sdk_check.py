@@ -157,6 +157,10 @@ running = client.containers.list(filters={"label": "berth.test=sdk"})
 assert [c.name for c in running] == ["sdk-web"], running
 everything = client.containers.list(all=True, filters={"label": "berth.test=sdk", "status": "exited"})
 assert {c.id for c in everything} == {talker.id, follow.id}, everything
+# Several labels: every one must match (compose finds its containers this way).
+both = client.containers.list(all=True, filters={"label": ["berth.test=sdk", "other=x"]})
+assert both == [], both
+assert [c["Id"] for c in api.containers(filters={"label": ["berth.test=sdk", "berth.test"]})] == [web.id]
 assert client.containers.list(filters={"name": "sdk-web"})[0].id == web.id
 assert client.containers.get("sdk-web").id == web.id
 
@@ -194,6 +198,8 @@ step("networks: create, two containers resolving each other, connect, remove")
 net = client.networks.create("sdk-net", driver="bridge", labels=LABEL)
 assert client.networks.get(net.id).name == "sdk-net"
 assert [n.name for n in client.networks.list(names=["sdk-net"])] == ["sdk-net"]
+assert [n.name for n in client.networks.list(filters={"label": ["berth.test=sdk", "berth.test"]})] == ["sdk-net"]
+assert client.networks.list(filters={"label": ["berth.test=sdk", "other"]}) == []
 server = client.containers.run(
     "busybox",
     ["sh", "-c", "mkdir /www && echo from-server > /www/index.html && exec httpd -f -p 80 -h /www"],
