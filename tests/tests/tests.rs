@@ -9,6 +9,7 @@ mod copy;
 mod images;
 mod interactive;
 mod lab;
+mod layers;
 mod lessons;
 mod networks;
 mod registry_client;
