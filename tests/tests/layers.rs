@@ -278,3 +278,169 @@ fn configs_from_other_tools_load_pull_run_and_build() {
     }
     let _ = fs::remove_dir_all(&ctx);
 }
+
+/// Runs `sh -c SCRIPT` in IMAGE on Berth; returns stdout.
+fn sh(b: &Berth, image: &str, script: &str) -> String {
+    b.ok(&["run", "--rm", image, "/bin/busybox", "sh", "-c", script])
+}
+
+/// A layer as Docker and OCI producers write them, on top of busybox, loaded with
+/// `docker load`: what its tar carries is what the container sees. Then a container's
+/// changes of the same kinds, committed, come out in the new layer as Docker writes
+/// them (`.wh.` entries, hard links, nodes; no overlayfs attributes).
+#[test]
+fn layer_tars_keep_modes_links_nodes_long_names_sparse_files_and_whiteouts() {
+    let b = Berth::start();
+    let base = {
+        let mut t = tar::Builder::new(Vec::new());
+        t.append_data(&mut header(tar::EntryType::Directory, 0, 0o755), "bin/", std::io::empty()).unwrap();
+        file(&mut t, "bin/busybox", 0o755, &fs::read("/bin/busybox").unwrap());
+        t.append_link(&mut header(tar::EntryType::Symlink, 0, 0o777), "bin/sh", "busybox").unwrap();
+        file(&mut t, "etc/old", 0o644, b"old");
+        file(&mut t, "opq/a", 0o644, b"a");
+        file(&mut t, "opq/sub/b", 0o644, b"b");
+        t.into_inner().unwrap()
+    };
+    let long_gnu = format!("{}/gnu-long-file", "g".repeat(150));
+    let long_pax = format!("{}/pax-long-file", "p".repeat(150));
+    let long_target = format!("/{}", "t".repeat(180));
+    let top = {
+        let mut t = tar::Builder::new(Vec::new());
+        pax(&mut t, &[("SCHILY.xattr.user.note", b"kept")]);
+        file(&mut t, "notes", 0o644, b"notes");
+        t.append_link(&mut header(tar::EntryType::Link, 0, 0o644), "notes-link", "notes").unwrap();
+        file(&mut t, "su", 0o4755, b"su");
+        file(&mut t, "sgid", 0o2755, b"sg");
+        t.append_data(&mut header(tar::EntryType::Directory, 0, 0o1777), "sticky/", std::io::empty()).unwrap();
+        for (name, kind, major, minor, mode) in [
+            ("nodes/null", tar::EntryType::Char, 1, 3, 0o666),
+            ("nodes/loop", tar::EntryType::Block, 7, 0, 0o660),
+            ("nodes/fifo", tar::EntryType::Fifo, 0, 0, 0o600),
+        ] {
+            let mut h = header(kind, 0, mode);
+            h.set_device_major(major).unwrap();
+            h.set_device_minor(minor).unwrap();
+            t.append_data(&mut h, name, std::io::empty()).unwrap();
+        }
+        // GNU long name (the tar crate writes one for a long path).
+        file(&mut t, &long_gnu, 0o644, b"gnu");
+        // PAX `path`, as Go's archive/tar writes a long name.
+        pax(&mut t, &[("path", long_pax.as_bytes())]);
+        let mut h = header(tar::EntryType::Regular, 3, 0o644);
+        h.as_gnu_mut().unwrap().name[..9].copy_from_slice(b"truncated");
+        h.set_cksum();
+        t.append(&h, &b"pax"[..]).unwrap();
+        t.append_link(&mut header(tar::EntryType::Symlink, 0, 0o777), "longlink", &long_target).unwrap();
+        // A GNU sparse entry: 8 MiB, data only at its end.
+        let dir = tempfile::tempdir().unwrap();
+        let sparse = dir.path().join("sparse");
+        let f = fs::File::create(&sparse).unwrap();
+        f.set_len(8 << 20).unwrap();
+        std::os::unix::fs::FileExt::write_at(&f, b"end", (8 << 20) - 3).unwrap();
+        drop(f);
+        t.sparse(true);
+        t.append_path_with_name(&sparse, "sparse").unwrap();
+        // Whiteout and opaque directory, AUFS style.
+        file(&mut t, "etc/.wh.old", 0o600, b"");
+        t.append_data(&mut header(tar::EntryType::Directory, 0, 0o755), "opq/", std::io::empty()).unwrap();
+        file(&mut t, "opq/.wh..wh..opq", 0o600, b"");
+        file(&mut t, "opq/new", 0o644, b"new");
+        t.into_inner().unwrap()
+    };
+    {
+        let mut ar = tar::Archive::new(&top[..]);
+        let sparse_kind = ar.entries().unwrap().map(|e| e.unwrap()).find(|e| e.path().unwrap().to_str() == Some("sparse")).unwrap().header().entry_type();
+        assert_eq!(sparse_kind, tar::EntryType::GNUSparse, "the test's sparse entry is written sparse");
+    }
+    let layers = vec![base, top];
+    let config = json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids(&layers)},
+    })
+    .to_string();
+    load(&b, &docker_archive(&[("made:1", config.as_bytes(), layers)]));
+    let script = format!(
+        "b=/bin/busybox; \
+         $b ls /etc; echo opq: $($b ls /opq); \
+         $b stat -c '%n %a' /su /sgid /sticky; \
+         [ $($b stat -c %i /notes) = $($b stat -c %i /notes-link) ] && echo linked $($b stat -c %h /notes); \
+         $b stat -c '%n %F %t,%T %a' /nodes/null /nodes/loop /nodes/fifo; \
+         $b cat /{long_gnu} /{long_pax}; echo; \
+         [ $($b readlink /longlink) = {long_target} ] && echo longlink; \
+         $b stat -c '%n %s' /sparse; $b tail -c 3 /sparse; echo; \
+         $b tr -d '\\000' < /sparse | $b wc -c"
+    );
+    let out = sh(&b, "made:1", &script);
+    let want = "hostname\nhosts\nresolv.conf\nopq: new\n/su 4755\n/sgid 2755\n/sticky 1777\nlinked 2\n\
+                /nodes/null character special file 1,3 666\n/nodes/loop block special file 7,0 660\n\
+                /nodes/fifo fifo 0,0 600\ngnupax\nlonglink\n/sparse 8388608\nend\n3";
+    assert_eq!(out.trim(), want, "{out}");
+    assert!(!out.contains("old"), "the whiteout hides /etc/old: {out}");
+
+    // The user.note attribute is on the unpacked file (busybox has no getfattr).
+    let notes: Vec<PathBuf> = fs::read_dir(b.root.join("layers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("notes"))
+        .filter(|p| p.exists())
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(getxattr(&notes[0], "user.note").as_deref(), Some(&b"kept"[..]));
+
+    // A container makes the same kinds of changes; commit writes them as Docker does.
+    let changes = format!(
+        "b=/bin/busybox; $b rm /notes-link; $b ln /bin/busybox /bin/hl; $b mkfifo /f2; \
+         $b mknod /n2 c 1 5; $b chmod 4700 /sgid; $b rm -rf /opq; $b mkdir /opq; echo y > /opq/y; \
+         $b mkdir -p /{long_gnu}x; $b ln -s {long_target}x /longlink2"
+    );
+    b.ok(&["run", "--name", "changer", "made:1", "/bin/busybox", "sh", "-c", &changes]);
+    b.ok(&["commit", "changer", "committed:1"]);
+    let top = saved_layers(&save(b.cmd(&["save", "committed:1"]))).pop().unwrap();
+    let mut kinds = BTreeMap::new();
+    let mut ar = tar::Archive::new(&top[..]);
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let p = e.path().unwrap().to_string_lossy().trim_end_matches('/').to_string();
+        if let Some(exts) = e.pax_extensions().unwrap() {
+            for x in exts {
+                let k = x.unwrap().key().unwrap().to_string();
+                assert!(!k.contains("overlay"), "{p}: {k}");
+            }
+        }
+        let link = e.link_name().unwrap().map(|l| l.to_string_lossy().into_owned());
+        let h = e.header();
+        let kind = match h.entry_type() {
+            tar::EntryType::Link => format!("link {}", link.unwrap()),
+            tar::EntryType::Symlink => format!("symlink {}", link.unwrap().len()),
+            tar::EntryType::Char => format!("char {},{}", h.device_major().unwrap().unwrap(), h.device_minor().unwrap().unwrap()),
+            tar::EntryType::Fifo => "fifo".into(),
+            tar::EntryType::Directory => "dir".into(),
+            _ => format!("file {:o}", h.mode().unwrap() & 0o7777),
+        };
+        kinds.insert(p, kind);
+    }
+    let get = |p: &str| kinds.get(p).cloned().unwrap_or_else(|| panic!("{p} not in the layer: {kinds:?}"));
+    assert_eq!(get(".wh.notes-link"), "file 600");
+    assert_eq!(get("bin/busybox"), "file 755", "copied up by the link");
+    assert_eq!(get("bin/hl"), "link bin/busybox");
+    assert_eq!(get("f2"), "fifo");
+    assert_eq!(get("n2"), "char 1,5");
+    assert_eq!(get("sgid"), "file 4700");
+    assert_eq!(get("opq/.wh..wh..opq"), "file 600");
+    assert_eq!(get(&format!("{long_gnu}x")), "dir");
+    assert_eq!(get("longlink2"), format!("symlink {}", long_target.len() + 1));
+    // And it runs as the container left it.
+    let out = sh(&b, "committed:1", "b=/bin/busybox; $b ls /opq; $b stat -c '%F %t,%T' /n2 /f2; $b ls /notes-link 2>&1 | $b wc -l; [ $($b stat -c %i /bin/hl) = $($b stat -c %i /bin/busybox) ] && echo linked");
+    assert_eq!(out.trim(), "y\ncharacter special file 1,5\nfifo 0,0\n1\nlinked", "{out}");
+}
+
+fn getxattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 256];
+    // SAFETY: NUL-terminated strings; buf is valid for its length.
+    let rc = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (rc >= 0).then(|| buf[..rc as usize].to_vec())
+}
