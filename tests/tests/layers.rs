@@ -444,3 +444,129 @@ fn getxattr(path: &Path, name: &str) -> Option<Vec<u8>> {
     let rc = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     (rc >= 0).then(|| buf[..rc as usize].to_vec())
 }
+
+/// cap_net_raw alone, as CapEff shows it.
+const NET_RAW: &str = "capeff=0000000000002000";
+
+/// A build context: the capeff probe given cap_net_raw+ep by a RUN step (the static
+/// setcap fixture, in the image), a plain copy for contrast, and one given the
+/// capability on the host before the build (the CLI sends it in the context).
+fn caps_context(name: &str, beside: &Path) -> PathBuf {
+    let ctx = beside.with_file_name(format!("ctx-{name}"));
+    let _ = fs::remove_dir_all(&ctx);
+    fs::create_dir_all(&ctx).unwrap();
+    let capeff = static_fixture("capeff");
+    let setcap = static_fixture("setcap");
+    for (from, to) in [(&capeff, "capeff"), (&setcap, "setcap"), (&capeff, "capeff-host")] {
+        fs::copy(from, ctx.join(to)).unwrap();
+    }
+    let st = Command::new(&setcap).arg(ctx.join("capeff-host")).status().unwrap();
+    assert!(st.success(), "setcap on the host");
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nCOPY capeff setcap capeff-host /\nCOPY capeff /plain/capeff\n\
+         RUN [\"/setcap\", \"/capeff\"]\nUSER 1000\nENTRYPOINT [\"/capeff\"]\n",
+    )
+    .unwrap();
+    ctx
+}
+
+/// Asserts what the probe printed: the capability, in effect, for uid 1000.
+fn assert_raw(out: &str, what: &str) {
+    assert!(out.contains(NET_RAW) && out.contains("raw=ok") && out.contains("uid=1000"), "{what}: {out}");
+}
+
+fn run_caps(b: &Berth, image: &str, entrypoint: &str) -> String {
+    b.ok(&["run", "--rm", "-u", "1000", "--entrypoint", entrypoint, image])
+}
+
+/// A file capability set in a build step keeps working through everything that
+/// moves layers: the built image, push and pull, save and load, commit; and a
+/// capability on a context file survives COPY. A copy without it has none.
+#[test]
+fn file_capabilities_work_through_build_push_pull_save_load_and_commit() {
+    let b = Berth::start();
+    let ctx = caps_context("caps", &b.root);
+    let o = b.cmd(&["build", "-q", "-t", "caps:1", ctx.to_str().unwrap()]).env("DOCKER_BUILDKIT", "0").output().unwrap();
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_raw(&b.ok(&["run", "--rm", "caps:1"]), "built");
+    assert_raw(&run_caps(&b, "caps:1", "/capeff-host"), "COPY of a context file with the capability");
+    let plain = run_caps(&b, "caps:1", "/plain/capeff");
+    assert!(plain.contains("capeff=0000000000000000") && plain.contains("raw=EPERM"), "no capability: {plain}");
+
+    let reg = b.registry_addr();
+    let remote = format!("{reg}/caps/probe:1");
+    b.ok(&["tag", "caps:1", &remote]);
+    b.ok(&["push", &remote]);
+    b.ok(&["rmi", &remote, "caps:1"]);
+    b.ok(&["pull", &remote]);
+    assert_raw(&run_caps(&b, &remote, "/capeff"), "pushed and pulled");
+
+    let saved = save(b.cmd(&["save", &remote]));
+    b.ok(&["rmi", &remote]);
+    load(&b, &saved);
+    assert_raw(&run_caps(&b, &remote, "/capeff"), "saved and loaded");
+
+    b.ok(&["run", "--name", "setter", "-u", "0", "--entrypoint", "/setcap", &remote, "/plain/capeff"]);
+    b.ok(&["commit", "setter", "committed:1"]);
+    assert_raw(&run_caps(&b, "committed:1", "/plain/capeff"), "committed");
+    // In the committed layer as Docker writes it: a v2 value in a PAX record.
+    let top = saved_layers(&save(b.cmd(&["save", "committed:1"]))).pop().unwrap();
+    let mut ar = tar::Archive::new(&top[..]);
+    let mut found = None;
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().to_str() == Some("plain/capeff") {
+            for x in e.pax_extensions().unwrap().unwrap() {
+                let x = x.unwrap();
+                if x.key().unwrap() == "SCHILY.xattr.security.capability" {
+                    found = Some(x.value_bytes().to_vec());
+                }
+            }
+        }
+    }
+    let v = found.expect("plain/capeff carries security.capability");
+    assert_eq!((v.len(), v[3], v[5]), (20, 2, 0x20), "{v:?}");
+    let _ = fs::remove_dir_all(&ctx);
+}
+
+/// The same build on Debian's dockerd gives the same working capability; its
+/// `docker save` loads into Berth and Berth's into dockerd, and the capability
+/// works on both sides.
+#[test]
+fn file_capabilities_cross_between_berth_and_debian_dockerd() {
+    let b = Berth::start();
+    let dd = Dockerd::start(&[]);
+    let busybox = save(b.cmd(&["save", "busybox"]));
+    let mut child = dd.cmd(&["load"]).stdin(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(&busybox).unwrap();
+    assert!(child.wait().unwrap().success(), "dockerd loads busybox");
+    let ctx = caps_context("caps-dd", &b.root);
+    let o = dd
+        .cmd(&["build", "-q", "--network", "none", "-t", "capsd:1", ctx.to_str().unwrap()])
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "dockerd build: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let dd_run = |image: &str, entrypoint: &str| dd.ok(&["run", "--rm", "--network", "none", "-u", "1000", "--entrypoint", entrypoint, image]);
+    assert_raw(&dd_run("capsd:1", "/capeff"), "dockerd's own build");
+    // Not compared: dockerd's classic builder drops the context file's capability on
+    // COPY (the CLI sends it; Berth keeps it, as BuildKit does).
+
+    // dockerd → Berth.
+    load(&b, &save(dd.cmd(&["save", "capsd:1"])));
+    assert_raw(&run_caps(&b, "capsd:1", "/capeff"), "dockerd's image on Berth");
+
+    // Berth → dockerd.
+    let o = b.cmd(&["build", "-q", "-t", "capsb:1", ctx.to_str().unwrap()]).env("DOCKER_BUILDKIT", "0").output().unwrap();
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let ours = save(b.cmd(&["save", "capsb:1"]));
+    let mut child = dd.cmd(&["load"]).stdin(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(&ours).unwrap();
+    assert!(child.wait().unwrap().success(), "dockerd loads Berth's save");
+    assert_raw(&dd_run("capsb:1", "/capeff"), "Berth's image on dockerd");
+    assert_raw(&dd_run("capsb:1", "/capeff-host"), "Berth's image on dockerd");
+    let plain = dd_run("capsb:1", "/plain/capeff");
+    assert!(plain.contains("raw=EPERM"), "{plain}");
+    let _ = fs::remove_dir_all(&ctx);
+}
