@@ -570,3 +570,26 @@ fn file_capabilities_cross_between_berth_and_debian_dockerd() {
     assert!(plain.contains("raw=EPERM"), "{plain}");
     let _ = fs::remove_dir_all(&ctx);
 }
+
+/// In a lab session, containers run in the session's user namespace over idmapped
+/// layers: a capability set by a build step there (the kernel stores it as v3 with
+/// the namespace's root; the layer gets v2, as Docker writes it) works for uid 1000,
+/// and so does one set in a container and committed.
+#[test]
+fn file_capabilities_work_in_a_lab_sessions_user_namespace() {
+    let lab = berth_tests::lab::Lab::start();
+    let id = lab.create_session();
+    let ctx = caps_context("caps-lab", &lab.berth.root);
+    let docker = |args: &[&str]| {
+        let o = lab.session_docker(&id, args);
+        assert!(o.status.success(), "docker {args:?}: {}{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr), lab.berth.server_log());
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(docker(&["run", "--rm", "busybox", "cat", "/proc/self/uid_map"]).split_whitespace().nth(1) != Some("0"), "the session runs in a user namespace");
+    docker(&["build", "-q", "-t", "caps:1", ctx.to_str().unwrap()]);
+    assert_raw(&docker(&["run", "--rm", "-u", "1000", "caps:1"]), "built in the session");
+    docker(&["run", "--name", "setter", "-u", "0", "--entrypoint", "/setcap", "caps:1", "/plain/capeff"]);
+    docker(&["commit", "setter", "committed:1"]);
+    assert_raw(&docker(&["run", "--rm", "-u", "1000", "--entrypoint", "/plain/capeff", "committed:1"]), "committed in the session");
+    let _ = fs::remove_dir_all(&ctx);
+}
