@@ -34,7 +34,9 @@ pub fn kept(name: &str) -> bool {
 /// Whether overlayfs marks the directory `path` opaque (its lower layers' entries
 /// hidden).
 pub fn is_opaque(path: &Path) -> bool {
-    OPAQUE.iter().any(|n| matches!(xattr::get(path, n), Ok(Some(v)) if v == b"y"))
+    OPAQUE
+        .iter()
+        .any(|n| matches!(xattr::get(path, n), Ok(Some(v)) if v == b"y"))
 }
 
 /// The attributes of `path` (not following a symlink) a layer keeps, sorted by
@@ -48,8 +50,12 @@ pub fn for_layer(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
     };
     let mut out = Vec::new();
     for name in names {
-        let Some(name) = name.to_str().filter(|n| kept(n)).map(str::to_string) else { continue };
-        let Some(mut value) = xattr::get(path, &name)? else { continue };
+        let Some(name) = name.to_str().filter(|n| kept(n)).map(str::to_string) else {
+            continue;
+        };
+        let Some(mut value) = xattr::get(path, &name)? else {
+            continue;
+        };
         if name == CAPABILITY {
             value = capability_v2(value);
         }
@@ -73,7 +79,10 @@ pub fn capability_v2(mut value: Vec<u8>) -> Vec<u8> {
 
 /// Writes a PAX extended header entry carrying `attrs`, for the entry written next
 /// (nothing when there are none). The tar crate reads these but has no writer.
-pub fn append_pax<W: io::Write>(b: &mut tar::Builder<W>, attrs: &[(String, Vec<u8>)]) -> io::Result<()> {
+pub fn append_pax<W: io::Write>(
+    b: &mut tar::Builder<W>,
+    attrs: &[(String, Vec<u8>)],
+) -> io::Result<()> {
     if attrs.is_empty() {
         return Ok(());
     }
@@ -105,8 +114,12 @@ pub fn from_pax<R: io::Read>(entry: &mut tar::Entry<R>) -> io::Result<Vec<(Strin
     if let Some(exts) = entry.pax_extensions()? {
         for ext in exts {
             let ext = ext?;
-            let Some(name) = ext.key_bytes().strip_prefix(PAX_PREFIX.as_bytes()) else { continue };
-            let Ok(name) = std::str::from_utf8(name) else { continue };
+            let Some(name) = ext.key_bytes().strip_prefix(PAX_PREFIX.as_bytes()) else {
+                continue;
+            };
+            let Ok(name) = std::str::from_utf8(name) else {
+                continue;
+            };
             if kept(name) {
                 out.push((name.to_string(), ext.value_bytes().to_vec()));
             }
@@ -122,9 +135,17 @@ pub fn apply(path: &Path, attrs: &[(String, Vec<u8>)]) -> io::Result<()> {
     for (name, value) in attrs {
         match xattr::set(path, name, value) {
             Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => {
-                tracing::debug!("{}: the file system takes no {name} attribute", path.display());
+                tracing::debug!(
+                    "{}: the file system takes no {name} attribute",
+                    path.display()
+                );
             }
-            Err(e) => return Err(io::Error::new(e.kind(), format!("set the attribute {name}: {e}"))),
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("set the attribute {name}: {e}"),
+                ))
+            }
             Ok(()) => {}
         }
     }
@@ -138,7 +159,13 @@ mod tests {
     #[test]
     fn overlay_attributes_never_travel() {
         assert!(kept("security.capability") && kept("user.mime") && kept("trusted.x"));
-        for n in ["trusted.overlay.opaque", "user.overlay.opaque", "trusted.overlay.redirect", "security.selinux", "system.posix_acl_access"] {
+        for n in [
+            "trusted.overlay.opaque",
+            "user.overlay.opaque",
+            "trusted.overlay.redirect",
+            "security.selinux",
+            "system.posix_acl_access",
+        ] {
             assert!(!kept(n), "{n}");
         }
     }
@@ -147,7 +174,15 @@ mod tests {
     /// an entry with a GNU long name.
     #[test]
     fn pax_attributes_round_trip() {
-        let attrs = vec![("security.capability".to_string(), vec![1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), ("user.x".to_string(), vec![b'v'; 95])];
+        let attrs = vec![
+            (
+                "security.capability".to_string(),
+                vec![
+                    1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                ],
+            ),
+            ("user.x".to_string(), vec![b'v'; 95]),
+        ];
         let mut b = tar::Builder::new(Vec::new());
         append_pax(&mut b, &attrs).unwrap();
         let mut h = tar::Header::new_gnu();
@@ -166,13 +201,17 @@ mod tests {
     #[test]
     fn v3_capabilities_become_v2() {
         // cap_net_raw+ep, v3 with root id 100000.
-        let mut v3 = vec![0x01, 0, 0, 0x03, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let mut v3 = vec![
+            0x01, 0, 0, 0x03, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
         v3.extend_from_slice(&100000u32.to_le_bytes());
         let v2 = capability_v2(v3);
         assert_eq!(v2.len(), 20);
         assert_eq!(v2[3], 2);
         assert_eq!(v2[5], 0x20);
-        let already = vec![0x01, 0, 0, 0x02, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let already = vec![
+            0x01, 0, 0, 0x02, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
         assert_eq!(capability_v2(already.clone()), already);
     }
 }

@@ -60,8 +60,12 @@ fn pax(b: &mut tar::Builder<Vec<u8>>, records: &[(&str, &[u8])]) {
 }
 
 fn file(b: &mut tar::Builder<Vec<u8>>, path: &str, mode: u32, data: &[u8]) {
-    b.append_data(&mut header(tar::EntryType::Regular, data.len() as u64, mode), path, data)
-        .unwrap();
+    b.append_data(
+        &mut header(tar::EntryType::Regular, data.len() as u64, mode),
+        path,
+        data,
+    )
+    .unwrap();
 }
 
 /// The base layer of the hand-made images: the host's static busybox as /bin/busybox
@@ -69,16 +73,32 @@ fn file(b: &mut tar::Builder<Vec<u8>>, path: &str, mode: u32, data: &[u8]) {
 fn busybox_layer() -> Vec<u8> {
     require("/bin/busybox", "apt-get install busybox-static");
     let mut b = tar::Builder::new(Vec::new());
-    b.append_data(&mut header(tar::EntryType::Directory, 0, 0o755), "bin/", std::io::empty())
-        .unwrap();
-    file(&mut b, "bin/busybox", 0o755, &fs::read("/bin/busybox").unwrap());
-    b.append_link(&mut header(tar::EntryType::Symlink, 0, 0o777), "bin/sh", "busybox")
-        .unwrap();
+    b.append_data(
+        &mut header(tar::EntryType::Directory, 0, 0o755),
+        "bin/",
+        std::io::empty(),
+    )
+    .unwrap();
+    file(
+        &mut b,
+        "bin/busybox",
+        0o755,
+        &fs::read("/bin/busybox").unwrap(),
+    );
+    b.append_link(
+        &mut header(tar::EntryType::Symlink, 0, 0o777),
+        "bin/sh",
+        "busybox",
+    )
+    .unwrap();
     b.into_inner().unwrap()
 }
 
 /// A docker-archive (`docker save`'s format) of images: (tag, config, layers).
-fn docker_archive(images: &[(&str, &[u8], Vec<Vec<u8>>)]) -> Vec<u8> {
+/// (tag, config bytes, layer tars) of one image in an archive.
+type ArchiveImage<'a> = (&'a str, &'a [u8], Vec<Vec<u8>>);
+
+fn docker_archive(images: &[ArchiveImage]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     let mut manifest = Vec::new();
     let mut written = std::collections::BTreeSet::new();
@@ -94,7 +114,12 @@ fn docker_archive(images: &[(&str, &[u8], Vec<Vec<u8>>)]) -> Vec<u8> {
         let layer_paths: Vec<String> = layers.iter().map(|l| blob(l)).collect();
         manifest.push(json!({"Config": config_path, "RepoTags": [tag], "Layers": layer_paths}));
     }
-    file(&mut b, "manifest.json", 0o644, &serde_json::to_vec(&manifest).unwrap());
+    file(
+        &mut b,
+        "manifest.json",
+        0o644,
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
     b.into_inner().unwrap()
 }
 
@@ -141,7 +166,11 @@ fn tar_files(bytes: &[u8]) -> BTreeMap<String, Vec<u8>> {
 fn save(cmd: Command) -> Vec<u8> {
     let mut cmd = cmd;
     let o = cmd.output().unwrap();
-    assert!(o.status.success(), "docker save: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "docker save: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     o.stdout
 }
 
@@ -159,7 +188,11 @@ fn saved_layers(archive: &[u8]) -> Vec<Vec<u8>> {
 
 fn curl(args: &[&str]) -> String {
     require("curl", "apt-get install curl");
-    let o = Command::new("curl").args(["-sSf"]).args(args).output().unwrap();
+    let o = Command::new("curl")
+        .args(["-sSf"])
+        .args(args)
+        .output()
+        .unwrap();
     assert!(
         o.status.success(),
         "curl {args:?}: {}{}",
@@ -223,26 +256,63 @@ fn configs_from_other_tools_load_pull_run_and_build() {
     assert_eq!(b.inspect("nulls:1", "{{.Id}}"), sha256(&nulls));
     assert_eq!(b.inspect("bare:1", "{{.Id}}"), sha256(&bare));
     assert_eq!(b.ok(&["run", "--rm", "nulls:1"]), "nulls ok");
-    assert_eq!(b.ok(&["run", "--rm", "-e", "A=b", "bare:1", "/bin/busybox", "sh", "-c", "echo bare $A"]), "bare b");
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "-e",
+            "A=b",
+            "bare:1",
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "echo bare $A"
+        ]),
+        "bare b"
+    );
     // No command at all: Docker's error, not a crash.
     let (_, err) = b.fails(&["run", "--rm", "bare:1"]);
     assert!(err.to_lowercase().contains("no command specified"), "{err}");
     b.ok(&["history", "nulls:1"]);
     b.ok(&["history", "bare:1"]);
     b.ok(&["image", "inspect", "nulls:1", "bare:1"]);
-    assert!(b.ok(&["images", "--format", "{{.Repository}}"]).contains("bare"));
+    assert!(b
+        .ok(&["images", "--format", "{{.Repository}}"])
+        .contains("bare"));
 
     // save passes the config through byte for byte.
     let saved = tar_files(&save(b.cmd(&["save", "nulls:1"])));
-    assert_eq!(saved[&format!("blobs/sha256/{}", &sha256(&nulls)[7..])], nulls);
+    assert_eq!(
+        saved[&format!("blobs/sha256/{}", &sha256(&nulls)[7..])],
+        nulls
+    );
 
     // Built on: ENV onto a null Env, ONBUILD onto a null OnBuild.
     let ctx = b.root.with_file_name("ctx-nulls");
     fs::create_dir_all(&ctx).unwrap();
-    fs::write(ctx.join("Dockerfile"), "FROM nulls:1\nENV A=1\nLABEL l=v\nONBUILD RUN true\nRUN [\"/bin/busybox\", \"true\"]\n").unwrap();
-    let o = b.cmd(&["build", "-q", "-t", "child", ctx.to_str().unwrap()]).env("DOCKER_BUILDKIT", "0").output().unwrap();
-    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    assert_eq!(b.inspect("child", "{{json .Config.OnBuild}} {{json .Config.Env}} {{.Config.Labels.l}}"), r#"["RUN true"] ["A=1"] v"#);
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM nulls:1\nENV A=1\nLABEL l=v\nONBUILD RUN true\nRUN [\"/bin/busybox\", \"true\"]\n",
+    )
+    .unwrap();
+    let o = b
+        .cmd(&["build", "-q", "-t", "child", ctx.to_str().unwrap()])
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        b.inspect(
+            "child",
+            "{{json .Config.OnBuild}} {{json .Config.Env}} {{.Config.Labels.l}}"
+        ),
+        r#"["RUN true"] ["A=1"] v"#
+    );
     assert_eq!(b.ok(&["run", "--rm", "child"]), "nulls ok");
 
     // Pushed by hand (curl) to Berth's registry, with each config.
@@ -266,12 +336,19 @@ fn configs_from_other_tools_load_pull_run_and_build() {
             &manifest.to_string(),
             &format!("http://{reg}/v2/{repo}/manifests/1"),
         ]);
-        b.ok(&["rmi", "-f", &format!("{}:1", repo.trim_start_matches("hand/"))]);
+        b.ok(&[
+            "rmi",
+            "-f",
+            &format!("{}:1", repo.trim_start_matches("hand/")),
+        ]);
         let image = format!("{reg}/{repo}:1");
         b.ok(&["pull", &image]);
         assert_eq!(b.inspect(&image, "{{.Id}}"), cfg);
         if out.is_empty() {
-            assert_eq!(b.ok(&["run", "--rm", &image, "/bin/busybox", "echo", "pulled"]), "pulled");
+            assert_eq!(
+                b.ok(&["run", "--rm", &image, "/bin/busybox", "echo", "pulled"]),
+                "pulled"
+            );
         } else {
             assert_eq!(b.ok(&["run", "--rm", &image]), out);
         }
@@ -293,9 +370,24 @@ fn layer_tars_keep_modes_links_nodes_long_names_sparse_files_and_whiteouts() {
     let b = Berth::start();
     let base = {
         let mut t = tar::Builder::new(Vec::new());
-        t.append_data(&mut header(tar::EntryType::Directory, 0, 0o755), "bin/", std::io::empty()).unwrap();
-        file(&mut t, "bin/busybox", 0o755, &fs::read("/bin/busybox").unwrap());
-        t.append_link(&mut header(tar::EntryType::Symlink, 0, 0o777), "bin/sh", "busybox").unwrap();
+        t.append_data(
+            &mut header(tar::EntryType::Directory, 0, 0o755),
+            "bin/",
+            std::io::empty(),
+        )
+        .unwrap();
+        file(
+            &mut t,
+            "bin/busybox",
+            0o755,
+            &fs::read("/bin/busybox").unwrap(),
+        );
+        t.append_link(
+            &mut header(tar::EntryType::Symlink, 0, 0o777),
+            "bin/sh",
+            "busybox",
+        )
+        .unwrap();
         file(&mut t, "etc/old", 0o644, b"old");
         file(&mut t, "opq/a", 0o644, b"a");
         file(&mut t, "opq/sub/b", 0o644, b"b");
@@ -308,10 +400,20 @@ fn layer_tars_keep_modes_links_nodes_long_names_sparse_files_and_whiteouts() {
         let mut t = tar::Builder::new(Vec::new());
         pax(&mut t, &[("SCHILY.xattr.user.note", b"kept")]);
         file(&mut t, "notes", 0o644, b"notes");
-        t.append_link(&mut header(tar::EntryType::Link, 0, 0o644), "notes-link", "notes").unwrap();
+        t.append_link(
+            &mut header(tar::EntryType::Link, 0, 0o644),
+            "notes-link",
+            "notes",
+        )
+        .unwrap();
         file(&mut t, "su", 0o4755, b"su");
         file(&mut t, "sgid", 0o2755, b"sg");
-        t.append_data(&mut header(tar::EntryType::Directory, 0, 0o1777), "sticky/", std::io::empty()).unwrap();
+        t.append_data(
+            &mut header(tar::EntryType::Directory, 0, 0o1777),
+            "sticky/",
+            std::io::empty(),
+        )
+        .unwrap();
         for (name, kind, major, minor, mode) in [
             ("nodes/null", tar::EntryType::Char, 1, 3, 0o666),
             ("nodes/loop", tar::EntryType::Block, 7, 0, 0o660),
@@ -330,7 +432,12 @@ fn layer_tars_keep_modes_links_nodes_long_names_sparse_files_and_whiteouts() {
         h.as_gnu_mut().unwrap().name[..9].copy_from_slice(b"truncated");
         h.set_cksum();
         t.append(&h, &b"pax"[..]).unwrap();
-        t.append_link(&mut header(tar::EntryType::Symlink, 0, 0o777), "longlink", &long_target).unwrap();
+        t.append_link(
+            &mut header(tar::EntryType::Symlink, 0, 0o777),
+            "longlink",
+            &long_target,
+        )
+        .unwrap();
         // A GNU sparse entry: 8 MiB, data only at its end.
         let dir = tempfile::tempdir().unwrap();
         let sparse = dir.path().join("sparse");
@@ -342,15 +449,31 @@ fn layer_tars_keep_modes_links_nodes_long_names_sparse_files_and_whiteouts() {
         t.append_path_with_name(&sparse, "sparse").unwrap();
         // Whiteout and opaque directory, AUFS style.
         file(&mut t, "etc/.wh.old", 0o600, b"");
-        t.append_data(&mut header(tar::EntryType::Directory, 0, 0o755), "opq/", std::io::empty()).unwrap();
+        t.append_data(
+            &mut header(tar::EntryType::Directory, 0, 0o755),
+            "opq/",
+            std::io::empty(),
+        )
+        .unwrap();
         file(&mut t, "opq/.wh..wh..opq", 0o600, b"");
         file(&mut t, "opq/new", 0o644, b"new");
         t.into_inner().unwrap()
     };
     {
         let mut ar = tar::Archive::new(&top[..]);
-        let sparse_kind = ar.entries().unwrap().map(|e| e.unwrap()).find(|e| e.path().unwrap().to_str() == Some("sparse")).unwrap().header().entry_type();
-        assert_eq!(sparse_kind, tar::EntryType::GNUSparse, "the test's sparse entry is written sparse");
+        let sparse_kind = ar
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap().to_str() == Some("sparse"))
+            .unwrap()
+            .header()
+            .entry_type();
+        assert_eq!(
+            sparse_kind,
+            tar::EntryType::GNUSparse,
+            "the test's sparse entry is written sparse"
+        );
     }
     let layers = vec![base, top];
     let config = json!({
@@ -359,7 +482,10 @@ fn layer_tars_keep_modes_links_nodes_long_names_sparse_files_and_whiteouts() {
         "rootfs": {"type": "layers", "diff_ids": diff_ids(&layers)},
     })
     .to_string();
-    load(&b, &docker_archive(&[("made:1", config.as_bytes(), layers)]));
+    load(
+        &b,
+        &docker_archive(&[("made:1", config.as_bytes(), layers)]),
+    );
     let script = format!(
         "b=/bin/busybox; \
          $b ls /etc; echo opq: $($b ls /opq); \
@@ -386,7 +512,10 @@ fn layer_tars_keep_modes_links_nodes_long_names_sparse_files_and_whiteouts() {
         .filter(|p| p.exists())
         .collect();
     assert_eq!(notes.len(), 1, "{notes:?}");
-    assert_eq!(getxattr(&notes[0], "user.note").as_deref(), Some(&b"kept"[..]));
+    assert_eq!(
+        getxattr(&notes[0], "user.note").as_deref(),
+        Some(&b"kept"[..])
+    );
 
     // A container makes the same kinds of changes; commit writes them as Docker does.
     let changes = format!(
@@ -394,33 +523,61 @@ fn layer_tars_keep_modes_links_nodes_long_names_sparse_files_and_whiteouts() {
          $b mknod /n2 c 1 5; $b chmod 4700 /sgid; $b rm -rf /opq; $b mkdir /opq; echo y > /opq/y; \
          $b mkdir -p /{long_gnu}x; $b ln -s {long_target}x /longlink2"
     );
-    b.ok(&["run", "--name", "changer", "made:1", "/bin/busybox", "sh", "-c", &changes]);
+    b.ok(&[
+        "run",
+        "--name",
+        "changer",
+        "made:1",
+        "/bin/busybox",
+        "sh",
+        "-c",
+        &changes,
+    ]);
     b.ok(&["commit", "changer", "committed:1"]);
-    let top = saved_layers(&save(b.cmd(&["save", "committed:1"]))).pop().unwrap();
+    let top = saved_layers(&save(b.cmd(&["save", "committed:1"])))
+        .pop()
+        .unwrap();
     let mut kinds = BTreeMap::new();
     let mut ar = tar::Archive::new(&top[..]);
     for e in ar.entries().unwrap() {
         let mut e = e.unwrap();
-        let p = e.path().unwrap().to_string_lossy().trim_end_matches('/').to_string();
+        let p = e
+            .path()
+            .unwrap()
+            .to_string_lossy()
+            .trim_end_matches('/')
+            .to_string();
         if let Some(exts) = e.pax_extensions().unwrap() {
             for x in exts {
                 let k = x.unwrap().key().unwrap().to_string();
                 assert!(!k.contains("overlay"), "{p}: {k}");
             }
         }
-        let link = e.link_name().unwrap().map(|l| l.to_string_lossy().into_owned());
+        let link = e
+            .link_name()
+            .unwrap()
+            .map(|l| l.to_string_lossy().into_owned());
         let h = e.header();
         let kind = match h.entry_type() {
             tar::EntryType::Link => format!("link {}", link.unwrap()),
             tar::EntryType::Symlink => format!("symlink {}", link.unwrap().len()),
-            tar::EntryType::Char => format!("char {},{}", h.device_major().unwrap().unwrap(), h.device_minor().unwrap().unwrap()),
+            tar::EntryType::Char => format!(
+                "char {},{}",
+                h.device_major().unwrap().unwrap(),
+                h.device_minor().unwrap().unwrap()
+            ),
             tar::EntryType::Fifo => "fifo".into(),
             tar::EntryType::Directory => "dir".into(),
             _ => format!("file {:o}", h.mode().unwrap() & 0o7777),
         };
         kinds.insert(p, kind);
     }
-    let get = |p: &str| kinds.get(p).cloned().unwrap_or_else(|| panic!("{p} not in the layer: {kinds:?}"));
+    let get = |p: &str| {
+        kinds
+            .get(p)
+            .cloned()
+            .unwrap_or_else(|| panic!("{p} not in the layer: {kinds:?}"))
+    };
     assert_eq!(get(".wh.notes-link"), "file 600");
     assert_eq!(get("bin/busybox"), "file 755", "copied up by the link");
     assert_eq!(get("bin/hl"), "link bin/busybox");
@@ -429,10 +586,17 @@ fn layer_tars_keep_modes_links_nodes_long_names_sparse_files_and_whiteouts() {
     assert_eq!(get("sgid"), "file 4700");
     assert_eq!(get("opq/.wh..wh..opq"), "file 600");
     assert_eq!(get(&format!("{long_gnu}x")), "dir");
-    assert_eq!(get("longlink2"), format!("symlink {}", long_target.len() + 1));
+    assert_eq!(
+        get("longlink2"),
+        format!("symlink {}", long_target.len() + 1)
+    );
     // And it runs as the container left it.
     let out = sh(&b, "committed:1", "b=/bin/busybox; $b ls /opq; $b stat -c '%F %t,%T' /n2 /f2; $b ls /notes-link 2>&1 | $b wc -l; [ $($b stat -c %i /bin/hl) = $($b stat -c %i /bin/busybox) ] && echo linked");
-    assert_eq!(out.trim(), "y\ncharacter special file 1,5\nfifo 0,0\n1\nlinked", "{out}");
+    assert_eq!(
+        out.trim(),
+        "y\ncharacter special file 1,5\nfifo 0,0\n1\nlinked",
+        "{out}"
+    );
 }
 
 fn getxattr(path: &Path, name: &str) -> Option<Vec<u8>> {
@@ -457,10 +621,17 @@ fn caps_context(name: &str, beside: &Path) -> PathBuf {
     fs::create_dir_all(&ctx).unwrap();
     let capeff = static_fixture("capeff");
     let setcap = static_fixture("setcap");
-    for (from, to) in [(&capeff, "capeff"), (&setcap, "setcap"), (&capeff, "capeff-host")] {
+    for (from, to) in [
+        (&capeff, "capeff"),
+        (&setcap, "setcap"),
+        (&capeff, "capeff-host"),
+    ] {
         fs::copy(from, ctx.join(to)).unwrap();
     }
-    let st = Command::new(&setcap).arg(ctx.join("capeff-host")).status().unwrap();
+    let st = Command::new(&setcap)
+        .arg(ctx.join("capeff-host"))
+        .status()
+        .unwrap();
     assert!(st.success(), "setcap on the host");
     fs::write(
         ctx.join("Dockerfile"),
@@ -473,11 +644,22 @@ fn caps_context(name: &str, beside: &Path) -> PathBuf {
 
 /// Asserts what the probe printed: the capability, in effect, for uid 1000.
 fn assert_raw(out: &str, what: &str) {
-    assert!(out.contains(NET_RAW) && out.contains("raw=ok") && out.contains("uid=1000"), "{what}: {out}");
+    assert!(
+        out.contains(NET_RAW) && out.contains("raw=ok") && out.contains("uid=1000"),
+        "{what}: {out}"
+    );
 }
 
 fn run_caps(b: &Berth, image: &str, entrypoint: &str) -> String {
-    b.ok(&["run", "--rm", "-u", "1000", "--entrypoint", entrypoint, image])
+    b.ok(&[
+        "run",
+        "--rm",
+        "-u",
+        "1000",
+        "--entrypoint",
+        entrypoint,
+        image,
+    ])
 }
 
 /// A file capability set in a build step keeps working through everything that
@@ -487,12 +669,27 @@ fn run_caps(b: &Berth, image: &str, entrypoint: &str) -> String {
 fn file_capabilities_work_through_build_push_pull_save_load_and_commit() {
     let b = Berth::start();
     let ctx = caps_context("caps", &b.root);
-    let o = b.cmd(&["build", "-q", "-t", "caps:1", ctx.to_str().unwrap()]).env("DOCKER_BUILDKIT", "0").output().unwrap();
-    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let o = b
+        .cmd(&["build", "-q", "-t", "caps:1", ctx.to_str().unwrap()])
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_raw(&b.ok(&["run", "--rm", "caps:1"]), "built");
-    assert_raw(&run_caps(&b, "caps:1", "/capeff-host"), "COPY of a context file with the capability");
+    assert_raw(
+        &run_caps(&b, "caps:1", "/capeff-host"),
+        "COPY of a context file with the capability",
+    );
     let plain = run_caps(&b, "caps:1", "/plain/capeff");
-    assert!(plain.contains("capeff=0000000000000000") && plain.contains("raw=EPERM"), "no capability: {plain}");
+    assert!(
+        plain.contains("capeff=0000000000000000") && plain.contains("raw=EPERM"),
+        "no capability: {plain}"
+    );
 
     let reg = b.registry_addr();
     let remote = format!("{reg}/caps/probe:1");
@@ -507,11 +704,23 @@ fn file_capabilities_work_through_build_push_pull_save_load_and_commit() {
     load(&b, &saved);
     assert_raw(&run_caps(&b, &remote, "/capeff"), "saved and loaded");
 
-    b.ok(&["run", "--name", "setter", "-u", "0", "--entrypoint", "/setcap", &remote, "/plain/capeff"]);
+    b.ok(&[
+        "run",
+        "--name",
+        "setter",
+        "-u",
+        "0",
+        "--entrypoint",
+        "/setcap",
+        &remote,
+        "/plain/capeff",
+    ]);
     b.ok(&["commit", "setter", "committed:1"]);
     assert_raw(&run_caps(&b, "committed:1", "/plain/capeff"), "committed");
     // In the committed layer as Docker writes it: a v2 value in a PAX record.
-    let top = saved_layers(&save(b.cmd(&["save", "committed:1"]))).pop().unwrap();
+    let top = saved_layers(&save(b.cmd(&["save", "committed:1"])))
+        .pop()
+        .unwrap();
     let mut ar = tar::Archive::new(&top[..]);
     let mut found = None;
     for e in ar.entries().unwrap() {
@@ -538,34 +747,87 @@ fn file_capabilities_cross_between_berth_and_debian_dockerd() {
     let b = Berth::start();
     let dd = Dockerd::start(&[]);
     let busybox = save(b.cmd(&["save", "busybox"]));
-    let mut child = dd.cmd(&["load"]).stdin(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let mut child = dd
+        .cmd(&["load"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     child.stdin.take().unwrap().write_all(&busybox).unwrap();
     assert!(child.wait().unwrap().success(), "dockerd loads busybox");
     let ctx = caps_context("caps-dd", &b.root);
     let o = dd
-        .cmd(&["build", "-q", "--network", "none", "-t", "capsd:1", ctx.to_str().unwrap()])
+        .cmd(&[
+            "build",
+            "-q",
+            "--network",
+            "none",
+            "-t",
+            "capsd:1",
+            ctx.to_str().unwrap(),
+        ])
         .env("DOCKER_BUILDKIT", "0")
         .output()
         .unwrap();
-    assert!(o.status.success(), "dockerd build: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    let dd_run = |image: &str, entrypoint: &str| dd.ok(&["run", "--rm", "--network", "none", "-u", "1000", "--entrypoint", entrypoint, image]);
+    assert!(
+        o.status.success(),
+        "dockerd build: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let dd_run = |image: &str, entrypoint: &str| {
+        dd.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-u",
+            "1000",
+            "--entrypoint",
+            entrypoint,
+            image,
+        ])
+    };
     assert_raw(&dd_run("capsd:1", "/capeff"), "dockerd's own build");
     // Not compared: dockerd's classic builder drops the context file's capability on
     // COPY (the CLI sends it; Berth keeps it, as BuildKit does).
 
     // dockerd → Berth.
     load(&b, &save(dd.cmd(&["save", "capsd:1"])));
-    assert_raw(&run_caps(&b, "capsd:1", "/capeff"), "dockerd's image on Berth");
+    assert_raw(
+        &run_caps(&b, "capsd:1", "/capeff"),
+        "dockerd's image on Berth",
+    );
 
     // Berth → dockerd.
-    let o = b.cmd(&["build", "-q", "-t", "capsb:1", ctx.to_str().unwrap()]).env("DOCKER_BUILDKIT", "0").output().unwrap();
-    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let o = b
+        .cmd(&["build", "-q", "-t", "capsb:1", ctx.to_str().unwrap()])
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     let ours = save(b.cmd(&["save", "capsb:1"]));
-    let mut child = dd.cmd(&["load"]).stdin(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let mut child = dd
+        .cmd(&["load"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     child.stdin.take().unwrap().write_all(&ours).unwrap();
-    assert!(child.wait().unwrap().success(), "dockerd loads Berth's save");
+    assert!(
+        child.wait().unwrap().success(),
+        "dockerd loads Berth's save"
+    );
     assert_raw(&dd_run("capsb:1", "/capeff"), "Berth's image on dockerd");
-    assert_raw(&dd_run("capsb:1", "/capeff-host"), "Berth's image on dockerd");
+    assert_raw(
+        &dd_run("capsb:1", "/capeff-host"),
+        "Berth's image on dockerd",
+    );
     let plain = dd_run("capsb:1", "/plain/capeff");
     assert!(plain.contains("raw=EPERM"), "{plain}");
     let _ = fs::remove_dir_all(&ctx);
@@ -582,14 +844,50 @@ fn file_capabilities_work_in_a_lab_sessions_user_namespace() {
     let ctx = caps_context("caps-lab", &lab.berth.root);
     let docker = |args: &[&str]| {
         let o = lab.session_docker(&id, args);
-        assert!(o.status.success(), "docker {args:?}: {}{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr), lab.berth.server_log());
+        assert!(
+            o.status.success(),
+            "docker {args:?}: {}{}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            lab.berth.server_log()
+        );
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
-    assert!(docker(&["run", "--rm", "busybox", "cat", "/proc/self/uid_map"]).split_whitespace().nth(1) != Some("0"), "the session runs in a user namespace");
+    assert!(
+        docker(&["run", "--rm", "busybox", "cat", "/proc/self/uid_map"])
+            .split_whitespace()
+            .nth(1)
+            != Some("0"),
+        "the session runs in a user namespace"
+    );
     docker(&["build", "-q", "-t", "caps:1", ctx.to_str().unwrap()]);
-    assert_raw(&docker(&["run", "--rm", "-u", "1000", "caps:1"]), "built in the session");
-    docker(&["run", "--name", "setter", "-u", "0", "--entrypoint", "/setcap", "caps:1", "/plain/capeff"]);
+    assert_raw(
+        &docker(&["run", "--rm", "-u", "1000", "caps:1"]),
+        "built in the session",
+    );
+    docker(&[
+        "run",
+        "--name",
+        "setter",
+        "-u",
+        "0",
+        "--entrypoint",
+        "/setcap",
+        "caps:1",
+        "/plain/capeff",
+    ]);
     docker(&["commit", "setter", "committed:1"]);
-    assert_raw(&docker(&["run", "--rm", "-u", "1000", "--entrypoint", "/plain/capeff", "committed:1"]), "committed in the session");
+    assert_raw(
+        &docker(&[
+            "run",
+            "--rm",
+            "-u",
+            "1000",
+            "--entrypoint",
+            "/plain/capeff",
+            "committed:1",
+        ]),
+        "committed in the session",
+    );
     let _ = fs::remove_dir_all(&ctx);
 }
