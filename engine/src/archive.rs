@@ -561,6 +561,10 @@ pub fn apply_changes(run: &mut RunConfig, changes: &[String]) -> Result<()> {
             "STOPSIGNAL" => run.stop_signal = Some(rest.to_string()),
             "ONBUILD" => {
                 let list = run.extra.entry("OnBuild".into()).or_insert_with(|| json!([]));
+                // Another tool's config may say `"OnBuild": null`.
+                if list.is_null() {
+                    *list = json!([]);
+                }
                 if let Value::Array(a) = list {
                     a.push(json!(rest));
                 }

@@ -23,24 +23,35 @@ use crate::store::Store;
 pub const MEDIA_TYPE_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 pub const MEDIA_TYPE_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
+/// Reads `null` as the type's default. Configs written by other tools (Go's
+/// encoding/json marshals a nil slice or map as `null`) say `"Env": null`,
+/// `"Labels": null`, `"config": null`, `"history": null`; Docker reads those as empty.
+fn null_default<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct RunConfig {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "String::is_empty")]
     pub user: String,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "BTreeMap::is_empty")]
     pub exposed_ports: BTreeMap<String, serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entrypoint: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cmd: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "BTreeMap::is_empty")]
     pub volumes: BTreeMap<String, serde_json::Value>,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "String::is_empty")]
     pub working_dir: String,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
@@ -58,14 +69,15 @@ pub struct History {
     pub author: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "std::ops::Not::not")]
     pub empty_layer: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct RootFs {
-    #[serde(rename = "type")]
+    #[serde(rename = "type", default, deserialize_with = "null_default")]
     pub kind: String,
+    #[serde(default, deserialize_with = "null_default")]
     pub diff_ids: Vec<String>,
 }
 
@@ -76,12 +88,15 @@ pub struct ImageConfig {
     pub created: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
+    // Missing in some hand-made and old configs; Docker shows them empty.
+    #[serde(default, deserialize_with = "null_default")]
     pub architecture: String,
+    #[serde(default, deserialize_with = "null_default")]
     pub os: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub config: RunConfig,
     pub rootfs: RootFs,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<History>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -372,6 +387,27 @@ mod tests {
         let back = serde_json::to_value(&c).unwrap();
         assert_eq!(back["config"]["Healthcheck"]["Test"][0], "NONE");
         assert_eq!(back["docker_version"], "28");
+    }
+
+    /// Go tools marshal nil slices and maps as `null`; some configs leave whole
+    /// sections out. Both read as empty, as Docker reads them.
+    #[test]
+    fn config_reads_null_and_missing_as_empty() {
+        let json = br#"{"architecture":"amd64","os":"linux","created":null,
+            "rootfs":{"type":"layers","diff_ids":null},"history":null,
+            "config":{"Env":null,"Cmd":null,"Entrypoint":null,"Volumes":null,"ExposedPorts":null,
+                "Labels":null,"OnBuild":null,"Shell":null,"User":null,"WorkingDir":null}}"#;
+        let c = ImageConfig::parse(json).unwrap();
+        assert!(c.config.env.is_empty() && c.config.labels.is_empty() && c.config.volumes.is_empty());
+        assert_eq!((c.config.cmd, c.config.entrypoint), (None, None));
+        assert!(c.history.is_empty() && c.rootfs.diff_ids.is_empty() && c.created.is_none());
+        let c = ImageConfig::parse(br#"{"config":null,"rootfs":{"type":"layers","diff_ids":[]},
+            "history":[{"created":null,"created_by":null,"empty_layer":null}]}"#).unwrap();
+        assert_eq!(c.config, RunConfig::default());
+        assert_eq!((c.architecture.as_str(), c.os.as_str()), ("", ""));
+        assert_eq!(c.history, vec![History::default()]);
+        let c = ImageConfig::parse(br#"{"rootfs":{"type":"layers","diff_ids":[]}}"#).unwrap();
+        assert_eq!(c.config, RunConfig::default());
     }
 
     #[test]

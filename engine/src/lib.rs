@@ -51,6 +51,7 @@ pub mod spec;
 pub mod store;
 pub mod userns;
 pub mod volume;
+pub mod xattrs;
 
 pub use engine::{
     AttachStream, CommitOptions, CreateRequest, EndpointRequest, Engine, EngineOptions, NetworkCreate, ExecConfig, ExecIo, ExecRecord, ImageSummary,

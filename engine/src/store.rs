@@ -249,7 +249,9 @@ pub(crate) fn unpack_entries<R: Read>(ar: &mut tar::Archive<R>, dest: &Path, obs
     let root = nix::unistd::geteuid().is_root();
     ar.set_preserve_permissions(true);
     ar.set_preserve_ownerships(root);
-    ar.set_unpack_xattrs(root);
+    // Attributes are set here, after each entry is in place (the tar crate sets them
+    // on regular files only), and only those a layer keeps (see `xattrs`).
+    ar.set_unpack_xattrs(false);
     ar.set_overwrite(true);
     let mut size = 0;
     let bad = |m: String| Error::InvalidArgument(format!("invalid layer tar: {m}"));
@@ -292,10 +294,19 @@ pub(crate) fn unpack_entries<R: Read>(ar: &mut tar::Archive<R>, dest: &Path, obs
             // Layers may omit parent directory entries.
             fs::create_dir_all(dest.join(parent)).ctx(|| format!("create {}", parent.display()))?;
         }
+        // Only root may set trusted.* and security.* attributes.
+        let mut attrs = crate::xattrs::from_pax(&mut entry).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+        attrs.retain(|(n, _)| root || n.starts_with("user."));
+        let with_attrs = |placed: io::Result<()>| placed.and_then(|()| crate::xattrs::apply(&on_disk, &attrs)).map_err(|e| bad(format!("{}: {e}", path.display())));
+        if matches!(kind, tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo) {
+            // The tar crate would write these as regular files.
+            with_attrs(place_node(&entry, dest, &on_disk, root))?;
+            continue;
+        }
         // Only plain files are read in one piece (a sparse entry's data is not).
         let file_size = entry.header().size().ok().filter(|_| matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous));
         if let Some(sz) = file_size.filter(|sz| obs.keep(&on_disk, *sz)) {
-            place_kept_file(&mut entry, dest, &on_disk, sz, obs).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+            with_attrs(place_kept_file(&mut entry, dest, &on_disk, sz, obs))?;
             continue;
         }
         if let Some(sz) = file_size {
@@ -305,12 +316,53 @@ pub(crate) fn unpack_entries<R: Read>(ar: &mut tar::Archive<R>, dest: &Path, obs
         if let Some(sz) = file_size {
             obs.file_done(&on_disk, sz, matches!(unpacked, Ok(true)));
         }
-        unpacked.map_err(|e| {
+        let placed = unpacked.map_err(|e| {
             let cause = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
             bad(format!("{}: {e}{cause}", path.display()))
         })?;
+        if placed && !attrs.is_empty() {
+            // After the owner and mode: a chown clears security.capability.
+            with_attrs(Ok(()))?;
+        }
     }
     Ok(size)
+}
+
+/// Makes a device node or FIFO entry, with its mode, owner and mtime. Checks what
+/// `unpack_in` checks: it lands inside `dest` even through symlinks, and replaces
+/// anything but a directory. Without root, device nodes cannot be made and are left
+/// out (as a rootless Docker does); FIFOs can.
+fn place_node<R: Read>(entry: &tar::Entry<R>, dest: &Path, on_disk: &Path, root: bool) -> io::Result<()> {
+    use nix::sys::stat::{Mode, SFlag};
+    let header = entry.header();
+    let kind = match header.entry_type() {
+        tar::EntryType::Char => SFlag::S_IFCHR,
+        tar::EntryType::Block => SFlag::S_IFBLK,
+        _ => SFlag::S_IFIFO,
+    };
+    if kind != SFlag::S_IFIFO && !root {
+        tracing::debug!("{}: a device node, which only root can make", on_disk.display());
+        return Ok(());
+    }
+    let parent = on_disk.parent().ok_or_else(|| io::Error::other("no parent directory"))?;
+    if !fs::canonicalize(parent)?.starts_with(fs::canonicalize(dest)?) {
+        return Err(io::Error::other("the path escapes the archive's root through a symlink"));
+    }
+    match fs::symlink_metadata(on_disk) {
+        Ok(m) if m.is_dir() => return Err(io::Error::other("a directory is in the way")),
+        Ok(_) => fs::remove_file(on_disk)?,
+        Err(_) => {}
+    }
+    let dev = nix::sys::stat::makedev(u64::from(header.device_major()?.unwrap_or(0)), u64::from(header.device_minor()?.unwrap_or(0)));
+    nix::sys::stat::mknod(on_disk, kind, Mode::empty(), dev)?;
+    if root {
+        std::os::unix::fs::lchown(on_disk, Some(header.uid()? as u32), Some(header.gid()? as u32))?;
+    }
+    // After the chown, which clears set-id bits; not through the node (never opened).
+    fs::set_permissions(on_disk, std::os::unix::fs::PermissionsExt::from_mode(header.mode()? & 0o7777))?;
+    let mtime = nix::sys::time::TimeSpec::new(header.mtime().unwrap_or(0) as i64, 0);
+    nix::sys::stat::utimensat(None, on_disk, &mtime, &mtime, nix::sys::stat::UtimensatFlags::NoFollowSymlink)?;
+    Ok(())
 }
 
 /// The size of the pieces a kept file's content is read in (the last may be shorter).
@@ -425,6 +477,27 @@ pub(crate) mod tests {
         use std::os::unix::fs::FileTypeExt;
         let wh = fs::symlink_metadata(s.layer_dir(&c2).unwrap().join("b")).unwrap();
         assert!(wh.file_type().is_char_device());
+    }
+
+    /// Attributes in PAX records land on every kind of entry (a directory here);
+    /// overlayfs' own never do, so a layer cannot make a directory opaque but by
+    /// `.wh..wh..opq`.
+    #[test]
+    fn pax_attributes_land_but_overlay_ones_do_not() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let attrs = vec![("trusted.overlay.opaque".to_string(), b"y".to_vec()), ("user.kind".to_string(), b"dir".to_vec())];
+        crate::xattrs::append_pax(&mut b, &attrs).unwrap();
+        b.append_data(&mut header(tar::EntryType::Directory, 0, 0o755, 0), "d/", io::empty()).unwrap();
+        b.append_data(&mut header(tar::EntryType::Regular, 0, 0o644, 0), "e/.wh..wh..opq", io::empty()).unwrap();
+        let l = s.put_blob(&b.into_inner().unwrap()).unwrap();
+        let (_, c) = s.unpack_layer(&l, &[]).unwrap();
+        let dir = s.layer_dir(&c).unwrap();
+        assert_eq!(xattr::get(dir.join("d"), "user.kind").unwrap().as_deref(), Some(&b"dir"[..]));
+        assert!(!crate::xattrs::is_opaque(&dir.join("d")));
+        assert!(crate::xattrs::is_opaque(&dir.join("e")));
+        assert!(!dir.join("e/.wh..wh..opq").exists());
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod copy;
 mod images;
 mod interactive;
 mod lab;
+mod layers;
 mod lessons;
 mod networks;
 mod python_sdk;

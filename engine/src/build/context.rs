@@ -150,7 +150,8 @@ impl Drop for Kept {
     }
 }
 
-/// Fills a kept file's hole, keeping its mtime. What is at `path` now must still be
+/// Fills a kept file's hole, keeping its mtime and file capabilities (the kernel
+/// drops `security.capability` on a write). What is at `path` now must still be
 /// the regular file of that size the unpacking made (not followed through a symlink).
 fn write_kept(path: &Path, content: &[Arc<Vec<u8>>]) -> Result<()> {
     use std::io::Write;
@@ -163,8 +164,12 @@ fn write_kept(path: &Path, content: &[Arc<Vec<u8>>]) -> Result<()> {
     if !md.is_file() || md.len() != content.iter().map(|p| p.len() as u64).sum::<u64>() {
         return Ok(());
     }
+    let caps = xattr::FileExt::get_xattr(&f, crate::xattrs::CAPABILITY).map_err(io_err)?;
     for piece in content {
         f.write_all(piece).map_err(io_err)?;
+    }
+    if let Some(caps) = caps {
+        xattr::FileExt::set_xattr(&f, crate::xattrs::CAPABILITY, &caps).map_err(io_err)?;
     }
     f.set_modified(md.modified().map_err(io_err)?).map_err(io_err)
 }

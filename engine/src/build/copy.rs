@@ -450,6 +450,10 @@ pub fn write_layer<W: Write>(entries: &[Entry], out: W) -> Result<W> {
                 b.append_link(&mut h, &e.dest, t).map_err(io_err)?;
             }
             Kind::File(p) => {
+                // File capabilities and other attributes the source has, as Docker's
+                // COPY keeps `security.capability`.
+                let attrs = crate::xattrs::for_layer(p).ctx(|| format!("read the attributes of {}", p.display()))?;
+                crate::xattrs::append_pax(&mut b, &attrs).map_err(io_err)?;
                 let f = fs::File::open(p).ctx(|| format!("open {}", p.display()))?;
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(f.metadata().ctx(|| format!("stat {}", p.display()))?.len());
@@ -481,7 +485,14 @@ fn append_archive<W: Write>(b: &mut tar::Builder<W>, path: &Path, dest: &str) ->
             continue;
         }
         let target = Path::new(dest).join(&rel);
+        // What the entry's PAX records carried (its attributes) goes on with it.
+        crate::xattrs::append_pax(b, &crate::xattrs::from_pax(&mut entry).map_err(bad)?).map_err(bad)?;
         let mut h = entry.header().clone();
+        if h.entry_type() == tar::EntryType::GNUSparse {
+            // The entry reads as the whole file, holes as zeros: a plain file now.
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(entry.size());
+        }
         if h.entry_type().is_hard_link() {
             if let Some(l) = entry.link_name().map_err(bad)?.and_then(|l| clean(&l.to_string_lossy())) {
                 b.append_link(&mut h, &target, Path::new(dest).join(l)).map_err(bad)?;

@@ -477,6 +477,10 @@ impl Builder<'_> {
                     return Err(Error::InvalidArgument(format!("{first} isn't allowed as an ONBUILD trigger")));
                 }
                 let list = st.config.config.extra.entry("OnBuild".into()).or_insert_with(|| json!([]));
+                // Another tool's config may say `"OnBuild": null`.
+                if list.is_null() {
+                    *list = json!([]);
+                }
                 if let Value::Array(a) = list {
                     a.push(json!(inner));
                 }

@@ -2,6 +2,7 @@
 //! a container's upper dir becomes a layer blob, and a child image is recorded on top
 //! of its parent's layers without unpacking those again.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -29,25 +30,18 @@ pub struct CommitOptions {
     pub changes: Vec<String>,
 }
 
-fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let p = CString::new(path.as_os_str().as_bytes()).ok()?;
-    let n = CString::new(name).ok()?;
-    let mut buf = [0u8; 16];
-    // SAFETY: both strings are NUL-terminated; buf is valid for its length.
-    let rc = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    (rc >= 0).then(|| buf[..rc as usize].to_vec())
-}
-
 /// Writes an overlayfs upper dir as a layer tar: whiteouts (0/0 char devices) become
 /// `.wh.NAME` files and opaque directories get a `.wh..wh..opq` entry, the AUFS
 /// convention image layers use. The upper dir of a container in a user namespace
-/// holds host ids: `userns` shifts them back to the container's.
+/// holds host ids: `userns` shifts them back to the container's. As Docker's
+/// `pkg/archive` does, files linked more than once become one file and hard links
+/// to it, and extended attributes (file capabilities) go in PAX records.
 pub(crate) fn tar_upper<W: Write>(upper: &Path, userns: Option<IdMap>, out: W) -> Result<W> {
     let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
     let io_err = |e: io::Error| Error::Io { context: format!("tar {}", upper.display()), source: e };
+    // (device, inode) of files with more than one link → the first name written.
+    let mut linked: HashMap<(u64, u64), PathBuf> = HashMap::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let dir = upper.join(&rel);
@@ -75,7 +69,7 @@ pub(crate) fn tar_upper<W: Write>(upper: &Path, userns: Option<IdMap>, out: W) -
             }
             if md.is_dir() {
                 append_entry(&mut b, &abs, &relp, &md, userns).map_err(io_err)?;
-                if get_xattr(&abs, "trusted.overlay.opaque").as_deref() == Some(b"y") {
+                if crate::xattrs::is_opaque(&abs) {
                     let mut h = tar::Header::new_gnu();
                     h.set_entry_type(tar::EntryType::Regular);
                     h.set_size(0);
@@ -83,7 +77,20 @@ pub(crate) fn tar_upper<W: Write>(upper: &Path, userns: Option<IdMap>, out: W) -
                     b.append_data(&mut h, relp.join(".wh..wh..opq"), io::empty()).map_err(io_err)?;
                 }
                 subdirs.push(relp);
+            } else if let Some(first) = (md.is_file() && md.nlink() > 1).then(|| linked.get(&(md.dev(), md.ino()))).flatten() {
+                let mut h = tar::Header::new_gnu();
+                h.set_metadata_in_mode(&md, tar::HeaderMode::Complete);
+                if let Some(m) = userns {
+                    h.set_uid(m.to_container(md.uid()) as u64);
+                    h.set_gid(m.to_container(md.gid()) as u64);
+                }
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_size(0);
+                b.append_link(&mut h, &relp, first).map_err(io_err)?;
             } else {
+                if md.is_file() && md.nlink() > 1 {
+                    linked.insert((md.dev(), md.ino()), relp.clone());
+                }
                 append_entry(&mut b, &abs, &relp, &md, userns).map_err(io_err)?;
             }
         }
@@ -96,11 +103,17 @@ pub(crate) fn tar_upper<W: Write>(upper: &Path, userns: Option<IdMap>, out: W) -
 /// One file, directory, link or node of an upper dir, as the tar crate would write it
 /// (`append_path_with_name`), with its ids shifted by `userns`.
 fn append_entry<W: Write>(b: &mut tar::Builder<W>, abs: &Path, rel: &Path, md: &fs::Metadata, userns: Option<IdMap>) -> io::Result<()> {
+    crate::xattrs::append_pax(b, &crate::xattrs::for_layer(abs)?)?;
     let mut h = tar::Header::new_gnu();
     h.set_metadata_in_mode(md, tar::HeaderMode::Complete);
     if let Some(m) = userns {
         h.set_uid(m.to_container(md.uid()) as u64);
         h.set_gid(m.to_container(md.gid()) as u64);
+    }
+    if md.file_type().is_char_device() || md.file_type().is_block_device() {
+        // `set_metadata` leaves them 0, and a 0/0 character device is a whiteout.
+        h.set_device_major(nix::sys::stat::major(md.rdev()) as u32)?;
+        h.set_device_minor(nix::sys::stat::minor(md.rdev()) as u32)?;
     }
     if md.file_type().is_symlink() {
         b.append_link(&mut h, rel, fs::read_link(abs)?)
@@ -250,6 +263,75 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// cap_net_raw+ep as `vfs_ns_cap_data` (v3) with root id 100000, as a setcap in
+    /// a user namespace leaves it on the upper dir.
+    fn net_raw_v3() -> Vec<u8> {
+        let mut v = vec![0x01, 0, 0, 0x03, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        v.extend_from_slice(&100000u32.to_le_bytes());
+        v
+    }
+
+    /// What the tar carries comes back from unpacking: capabilities (as v2), other
+    /// attributes, set-id and sticky bits, hard links, device nodes and FIFOs, long
+    /// names and link targets, sparse files (as their content).
+    #[test]
+    fn upper_dir_round_trips_what_files_carry() {
+        use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+        let t = tempfile::tempdir().unwrap();
+        let upper = t.path().join("upper");
+        let long_dir = upper.join("l".repeat(120)).join("m".repeat(120));
+        fs::create_dir_all(&long_dir).unwrap();
+        fs::create_dir_all(upper.join("bin")).unwrap();
+        fs::write(upper.join("bin/ping"), b"elf").unwrap();
+        xattr::set(upper.join("bin/ping"), "security.capability", &net_raw_v3()).unwrap();
+        xattr::set(upper.join("bin/ping"), "user.note", b"kept").unwrap();
+        xattr::set(upper.join("bin/ping"), "trusted.overlay.origin", b"x").unwrap();
+        fs::write(upper.join("bin/su"), b"su").unwrap();
+        fs::set_permissions(upper.join("bin/su"), fs::Permissions::from_mode(0o4755)).unwrap();
+        fs::create_dir(upper.join("tmp")).unwrap();
+        fs::set_permissions(upper.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
+        fs::hard_link(upper.join("bin/ping"), upper.join("bin/ping6")).unwrap();
+        fs::hard_link(upper.join("bin/ping"), long_dir.join("ping-too")).unwrap();
+        mknod(&upper.join("null"), SFlag::S_IFCHR, Mode::empty(), makedev(1, 3)).unwrap();
+        fs::set_permissions(upper.join("null"), fs::Permissions::from_mode(0o666)).unwrap();
+        mknod(&upper.join("loop9"), SFlag::S_IFBLK, Mode::from_bits_truncate(0o660), makedev(7, 9)).unwrap();
+        nix::unistd::mkfifo(&upper.join("fifo"), Mode::from_bits_truncate(0o600)).unwrap();
+        let target = format!("/{}", "t".repeat(200));
+        std::os::unix::fs::symlink(&target, upper.join("link")).unwrap();
+        let sparse = fs::File::create(upper.join("sparse")).unwrap();
+        sparse.set_len(1 << 20).unwrap();
+        std::os::unix::fs::FileExt::write_at(&sparse, b"end", (1 << 20) - 3).unwrap();
+        drop(sparse);
+
+        let bytes = tar_upper(&upper, None, Vec::new()).unwrap();
+        let back = t.path().join("back");
+        fs::create_dir_all(&back).unwrap();
+        crate::store::unpack_tar(&bytes[..], &back).unwrap();
+
+        let caps = xattr::get(back.join("bin/ping"), "security.capability").unwrap().unwrap();
+        assert_eq!(caps, crate::xattrs::capability_v2(net_raw_v3()));
+        assert_eq!(xattr::get(back.join("bin/ping"), "user.note").unwrap().as_deref(), Some(&b"kept"[..]));
+        assert_eq!(xattr::get(back.join("bin/ping"), "trusted.overlay.origin").unwrap(), None);
+        assert_eq!(fs::metadata(back.join("bin/su")).unwrap().mode() & 0o7777, 0o4755);
+        assert_eq!(fs::metadata(back.join("tmp")).unwrap().mode() & 0o7777, 0o1777);
+        let ino = fs::metadata(back.join("bin/ping")).unwrap().ino();
+        assert_eq!(fs::metadata(back.join("bin/ping6")).unwrap().ino(), ino);
+        let long_back = back.join("l".repeat(120)).join("m".repeat(120));
+        assert_eq!(fs::metadata(long_back.join("ping-too")).unwrap().ino(), ino);
+        assert_eq!(fs::metadata(back.join("bin/ping")).unwrap().nlink(), 3);
+        let null = fs::symlink_metadata(back.join("null")).unwrap();
+        assert!(null.file_type().is_char_device() && null.rdev() == makedev(1, 3), "{null:?}");
+        assert_eq!(null.mode() & 0o7777, 0o666);
+        let blk = fs::symlink_metadata(back.join("loop9")).unwrap();
+        assert!(blk.file_type().is_block_device() && blk.rdev() == makedev(7, 9));
+        assert!(fs::symlink_metadata(back.join("fifo")).unwrap().file_type().is_fifo());
+        assert_eq!(fs::read_link(back.join("link")).unwrap(), Path::new(&target));
+        let content = fs::read(back.join("sparse")).unwrap();
+        assert_eq!(content.len(), 1 << 20);
+        assert!(content.ends_with(b"end") && content[..(1 << 20) - 3].iter().all(|&b| b == 0));
+    }
 
     /// Overlay whiteouts and opaque dirs in an upper dir come out as AUFS-style
     /// `.wh.` entries, which `store::unpack_tar` turns back into overlay ones.
