@@ -50,6 +50,9 @@ pub struct ContainerConfig {
     pub stop_signal: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<i64>,
+    /// Fields Berth has no member for: refused when set (see `unsupported`).
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -69,7 +72,7 @@ pub struct RestartPolicy {
     pub maximum_retry_count: i64,
 }
 
-/// `HostConfig`, in Docker's field names; only what Berth acts on.
+/// `HostConfig`, in Docker's field names: what Berth acts on, and in `unknown` the rest.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct HostConfig {
@@ -113,21 +116,47 @@ pub struct HostConfig {
     pub masked_paths: Vec<String>,
     #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub readonly_paths: Vec<String>,
-    /// Settings Berth has no mechanism for yet (`--uts`, `--cgroupns`, `--cgroup`,
-    /// `--mount`, `--tmpfs`, `--sysctl`, `--device-cgroup-rule`): kept so
-    /// `security::validate` refuses them by name instead of ignoring them.
+    /// Namespace and device settings Berth has no mechanism for yet (`--uts`,
+    /// `--cgroupns`, `--cgroup`, `--device-cgroup-rule`): kept so `security::validate`
+    /// refuses them by name.
     #[serde(rename = "UTSMode", deserialize_with = "nullable")]
     pub uts_mode: String,
     #[serde(deserialize_with = "nullable")]
     pub cgroupns_mode: String,
     #[serde(deserialize_with = "nullable")]
     pub cgroup: String,
+    /// `--mount`: binds, volumes and tmpfs in Docker's long form.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
-    pub mounts: Vec<serde_json::Value>,
+    pub mounts: Vec<Mount>,
+    /// `--tmpfs PATH[:OPTIONS]`.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "BTreeMap::is_empty")]
     pub tmpfs: BTreeMap<String, String>,
+    /// `--sysctl`: the namespaced ones Docker allows (see `settings::check_sysctl`).
     #[serde(deserialize_with = "nullable", skip_serializing_if = "BTreeMap::is_empty")]
     pub sysctls: BTreeMap<String, String>,
+    /// `--add-host NAME:IP`: lines of /etc/hosts.
+    #[serde(deserialize_with = "nullable")]
+    pub extra_hosts: Vec<String>,
+    /// `--dns`, `--dns-search`, `--dns-option`: the container's resolv.conf (on a
+    /// user-defined network, the embedded DNS's upstream servers).
+    #[serde(deserialize_with = "nullable")]
+    pub dns: Vec<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub dns_search: Vec<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub dns_options: Vec<String>,
+    /// `--init`: tini runs as PID 1 (as `/sbin/docker-init`) and starts the command.
+    pub init: Option<bool>,
+    /// `--shm-size` in bytes; 0: Docker's 64 MiB.
+    pub shm_size: i64,
+    /// `--group-add`: supplementary groups (names from the image's /etc/group, or ids).
+    #[serde(deserialize_with = "nullable")]
+    pub group_add: Vec<String>,
+    /// `--ulimit NAME=SOFT[:HARD]`.
+    #[serde(deserialize_with = "nullable")]
+    pub ulimits: Vec<Ulimit>,
+    /// `--oom-score-adj`.
+    pub oom_score_adj: i64,
     #[serde(deserialize_with = "nullable")]
     pub device_cgroup_rules: Vec<String>,
     #[serde(deserialize_with = "nullable")]
@@ -146,6 +175,76 @@ pub struct HostConfig {
     /// `runtime::WASMTIME`).
     #[serde(deserialize_with = "nullable")]
     pub runtime: String,
+    /// Fields Berth has no member for: refused when set (see `unsupported`).
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, serde_json::Value>,
+}
+
+/// One `--ulimit`, as the API sends it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Ulimit {
+    #[serde(deserialize_with = "nullable")]
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
+/// One `--mount`, in the API's shape.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Mount {
+    /// `bind`, `volume` or `tmpfs` (others are refused).
+    #[serde(rename = "Type", deserialize_with = "nullable")]
+    pub kind: String,
+    #[serde(deserialize_with = "nullable")]
+    pub source: String,
+    #[serde(deserialize_with = "nullable")]
+    pub target: String,
+    pub read_only: bool,
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "String::is_empty")]
+    pub consistency: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind_options: Option<BindOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_options: Option<VolumeOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tmpfs_options: Option<TmpfsOptions>,
+    /// Fields Berth has no member for: refused when set (see `unsupported`).
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct BindOptions {
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "String::is_empty")]
+    pub propagation: String,
+    pub non_recursive: bool,
+    pub create_mountpoint: bool,
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeOptions {
+    pub no_copy: bool,
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "String::is_empty")]
+    pub subpath: String,
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TmpfsOptions {
+    pub size_bytes: i64,
+    pub mode: u32,
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -198,7 +297,7 @@ pub struct State {
 /// A volume or bind mounted into the container.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct MountPoint {
-    /// "volume" or "bind".
+    /// "volume", "bind" or "tmpfs" (`--mount type=tmpfs`).
     pub kind: String,
     /// Volume name (empty for binds).
     pub name: String,
@@ -207,6 +306,12 @@ pub struct MountPoint {
     pub rw: bool,
     #[serde(default)]
     pub anonymous: bool,
+    /// A tmpfs's mount options (`size=…,mode=…`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tmpfs: String,
+    /// `--mount type=bind,bind-nonrecursive`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub non_recursive: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -111,9 +111,6 @@ pub fn validate(h: &HostConfig) -> Result<()> {
         (!h.devices.is_empty(), "--device"),
         (!h.device_cgroup_rules.is_empty(), "--device-cgroup-rule"),
         (!h.cgroup.is_empty(), "--cgroup"),
-        (!h.mounts.is_empty(), "--mount (use -v)"),
-        (!h.tmpfs.is_empty(), "--tmpfs"),
-        (!h.sysctls.is_empty(), "--sysctl"),
     ];
     if let Some((_, flag)) = set.iter().find(|(on, _)| *on) {
         return Err(unsupported(flag));
@@ -159,8 +156,8 @@ mod tests {
         assert!(validate(&h).is_err());
         let h = HostConfig { pid_mode: "container:abc".into(), ..Default::default() };
         assert!(validate(&h).unwrap_err().to_string().contains("--pid container:abc is not supported by Berth"));
-        let h = HostConfig { mounts: vec![serde_json::json!({"Type": "bind"})], ..Default::default() };
-        assert!(validate(&h).unwrap_err().to_string().contains("--mount"));
+        let h = HostConfig { device_cgroup_rules: vec!["c 1:3 rwm".into()], ..Default::default() };
+        assert!(validate(&h).unwrap_err().to_string().contains("--device-cgroup-rule"));
         validate(&HostConfig { ipc_mode: "private".into(), cgroupns_mode: "host".into(), ..Default::default() }).unwrap();
     }
 }

@@ -2,6 +2,7 @@
 //! `<container dir>/spec.json`, read by `berth shim`. Everything is resolved already
 //! (paths, argv, environment), so the shim never looks at images or metadata.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,9 @@ pub struct RuntimeSpec {
     /// /etc/passwd and /etc/group.
     pub user: String,
     pub hostname: String,
+    /// `--domainname` (the UTS namespace's NIS domain name).
+    #[serde(default)]
+    pub domainname: String,
     pub tty: bool,
     pub open_stdin: bool,
     pub readonly_rootfs: bool,
@@ -61,6 +65,20 @@ pub struct RuntimeSpec {
     /// see [`crate::userns`].
     #[serde(default)]
     pub userns: Option<crate::userns::IdMap>,
+    /// `--init`: this host file (tini, static) is bound at `/sbin/docker-init` and
+    /// `args` already start with it.
+    #[serde(default)]
+    pub init: Option<PathBuf>,
+    /// `/dev/shm`'s size in bytes (`--shm-size`; Docker's 64 MiB when 0).
+    #[serde(default)]
+    pub shm_size: i64,
+    /// Sysctls written in the container's namespaces before it runs (`--sysctl`, and
+    /// Docker's default `net.ipv4.ping_group_range`).
+    #[serde(default)]
+    pub sysctls: BTreeMap<String, String>,
+    /// `--oom-score-adj`.
+    #[serde(default)]
+    pub oom_score_adj: i64,
     /// Set for a WebAssembly container: `args[0]` is the module's path in the root,
     /// run under wasmtime instead of exec'd (see `runtime::wasm`).
     #[serde(default)]
@@ -91,13 +109,25 @@ pub struct Security {
     /// The compiled seccomp program (a file of `struct sock_filter`); None: unconfined.
     pub seccomp: Option<PathBuf>,
     pub no_new_privileges: bool,
+    /// `--group-add`: more supplementary groups (names resolved in the container).
+    #[serde(default)]
+    pub extra_groups: Vec<String>,
+    /// `--ulimit`: resource limits set before the program runs.
+    #[serde(default)]
+    pub rlimits: Vec<crate::container::Ulimit>,
 }
 
 impl Default for Security {
     /// Docker's default capabilities, no filter: what a spec written before these
     /// settings existed ran with.
     fn default() -> Self {
-        Security { capabilities: crate::capabilities::DEFAULT.iter().map(|c| c.to_string()).collect(), seccomp: None, no_new_privileges: false }
+        Security {
+            capabilities: crate::capabilities::DEFAULT.iter().map(|c| c.to_string()).collect(),
+            seccomp: None,
+            no_new_privileges: false,
+            extra_groups: Vec::new(),
+            rlimits: Vec::new(),
+        }
     }
 }
 
@@ -111,6 +141,12 @@ pub struct MountSpec {
     /// Absolute path inside the container.
     pub destination: String,
     pub readonly: bool,
+    /// A tmpfs with these mount options (`source` unused) instead of a bind.
+    #[serde(default)]
+    pub tmpfs: Option<String>,
+    /// A bind of the source alone, not the mounts below it (`bind-nonrecursive`).
+    #[serde(default)]
+    pub non_recursive: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]

@@ -7,6 +7,7 @@ mod classroom;
 mod compose;
 mod containers;
 mod copy;
+mod fidelity;
 mod images;
 mod interactive;
 mod lab;

@@ -152,6 +152,8 @@ impl Engine {
 
     pub fn create_container(&self, ns: &str, req: CreateRequest) -> Result<Container> {
         let CreateRequest { name, mut config, mut host_config, system, join_network, endpoints_config, platform } = req;
+        crate::unsupported::check(&config.unknown)?;
+        crate::unsupported::check(&host_config.unknown)?;
         let image_id = self.images.resolve(ns, &config.image).map_err(|_| {
             let shown = Reference::parse(&config.image).map(|r| r.familiar()).unwrap_or(config.image.clone());
             Error::NotFound(format!("No such image: {shown}"))
@@ -293,7 +295,7 @@ impl Engine {
             nix::unistd::chown(&dir.join("upper"), Some(nix::unistd::Uid::from_raw(map.base)), Some(nix::unistd::Gid::from_raw(map.base)))
                 .ctx(|| "chown the container's root to its user namespace".into())?;
         }
-        write_etc_files(&dir, &config.hostname)?;
+        write_etc_files(&dir, &config, &host_config)?;
         let c = Container {
             id: id.clone(),
             namespace: ns.to_string(),
@@ -352,10 +354,48 @@ impl Engine {
         }
         let anon: Vec<String> = config.volumes.keys().chain(image.config.volumes.keys()).cloned().collect();
         for dest in anon {
-            if !mounts.iter().any(|m| m.destination == dest) && !host.binds.iter().any(|b| bind_dest(b) == Some(dest.as_str())) {
+            let explicit = host.binds.iter().any(|b| bind_dest(b) == Some(dest.as_str())) || host.mounts.iter().any(|m| m.target == dest) || host.tmpfs.contains_key(&dest);
+            if !mounts.iter().any(|m| m.destination == dest) && !explicit {
                 let v = self.create_volume(ns, None, BTreeMap::new())?;
                 crate::volume::copy_up(layers, &dest, &v.mountpoint)?;
-                add(MountPoint { kind: "volume".into(), name: v.name.clone(), source: v.mountpoint.display().to_string(), destination: dest, rw: true, anonymous: true }, &mut mounts);
+                add(MountPoint { kind: "volume".into(), name: v.name.clone(), source: v.mountpoint.display().to_string(), destination: dest, rw: true, anonymous: true, tmpfs: String::new(), non_recursive: false }, &mut mounts);
+            }
+        }
+        for m in &host.mounts {
+            let dest = m.target.clone();
+            match m.kind.as_str() {
+                "bind" => {
+                    // Unlike -v, --mount does not make a missing source (unless asked).
+                    if fs::metadata(&m.source).is_err() {
+                        if m.bind_options.as_ref().is_some_and(|b| b.create_mountpoint) {
+                            fs::create_dir_all(&m.source).ctx(|| format!("create bind source {}", m.source))?;
+                        } else {
+                            return Err(Error::InvalidArgument(format!("invalid mount config for type \"bind\": bind source path does not exist: {}", m.source)));
+                        }
+                    }
+                    let non_recursive = m.bind_options.as_ref().is_some_and(|b| b.non_recursive);
+                    add(MountPoint { kind: "bind".into(), name: String::new(), source: m.source.clone(), destination: dest, rw: !m.read_only, anonymous: false, tmpfs: String::new(), non_recursive }, &mut mounts);
+                }
+                "volume" => {
+                    let named = !m.source.is_empty();
+                    let labels = m.volume_options.as_ref().map(|v| v.labels.clone()).unwrap_or_default();
+                    let v = self.create_volume(ns, named.then_some(m.source.as_str()), labels)?;
+                    let opts = m.volume_options.clone().unwrap_or_default();
+                    if !opts.no_copy && opts.subpath.is_empty() {
+                        crate::volume::copy_up(layers, &dest, &v.mountpoint)?;
+                    }
+                    let mut source = v.mountpoint.clone();
+                    if !opts.subpath.is_empty() {
+                        source = source.join(&opts.subpath);
+                        // Docker: the subpath must exist in the volume.
+                        let inside = fs::symlink_metadata(&source).map(|md| !md.file_type().is_symlink()).unwrap_or(false);
+                        if !inside {
+                            return Err(Error::InvalidArgument(format!("cannot access path {}: no such file or directory in volume {}", source.display(), v.name)));
+                        }
+                    }
+                    add(MountPoint { kind: "volume".into(), name: v.name.clone(), source: source.display().to_string(), destination: dest, rw: !m.read_only, anonymous: !named, tmpfs: String::new(), non_recursive: false }, &mut mounts);
+                }
+                _ => add(MountPoint { kind: "tmpfs".into(), name: String::new(), source: String::new(), destination: dest, rw: !m.read_only, anonymous: false, tmpfs: crate::mounts::mount_tmpfs_data(m), non_recursive: false }, &mut mounts),
             }
         }
         for b in &host.binds {
@@ -374,13 +414,13 @@ impl Engine {
                 if fs::metadata(src).is_err() {
                     fs::create_dir_all(src).ctx(|| format!("create bind source {src}"))?;
                 }
-                add(MountPoint { kind: "bind".into(), name: String::new(), source: src.to_string(), destination: dest.to_string(), rw, anonymous: false }, &mut mounts);
+                add(MountPoint { kind: "bind".into(), name: String::new(), source: src.to_string(), destination: dest.to_string(), rw, anonymous: false, tmpfs: String::new(), non_recursive: false }, &mut mounts);
             } else {
                 let v = self.create_volume(ns, Some(src), BTreeMap::new())?;
                 // Docker fills an empty volume from the image at its first mount;
                 // copy_up leaves a volume that has content alone.
                 crate::volume::copy_up(layers, dest, &v.mountpoint)?;
-                add(MountPoint { kind: "volume".into(), name: v.name.clone(), source: v.mountpoint.display().to_string(), destination: dest.to_string(), rw, anonymous: false }, &mut mounts);
+                add(MountPoint { kind: "volume".into(), name: v.name.clone(), source: v.mountpoint.display().to_string(), destination: dest.to_string(), rw, anonymous: false, tmpfs: String::new(), non_recursive: false }, &mut mounts);
             }
         }
         Ok(mounts)
@@ -470,6 +510,11 @@ impl Engine {
         let h = &c.host_config;
         let nano_cpus = if h.nano_cpus > 0 { h.nano_cpus } else if h.cpu_quota > 0 { h.cpu_quota * 1_000_000_000 / h.cpu_period.max(1000) } else { 0 };
         let (module, func) = runtime::wasm::split_entry(&c.path);
+        let mut args: Vec<String> = std::iter::once(c.path.clone()).chain(c.args.iter().cloned()).collect();
+        if h.init == Some(true) {
+            // As Docker runs tini: `/sbin/docker-init -- CMD…`.
+            args.splice(0..0, [runtime::INIT_PATH.to_string(), "--".to_string()]);
+        }
         let wasm = (h.runtime == runtime::WASMTIME)
             .then(|| WasmSpec { func: func.to_string(), memory: h.memory, cache_dir: self.root.join("wasm-cache"), isolated: self.linux_runtime });
         if wasm.is_none() && !self.linux_runtime {
@@ -488,7 +533,7 @@ impl Engine {
             lowerdirs,
             upperdir: dir.join("upper"),
             workdir: dir.join("work"),
-            args: std::iter::once(if wasm.is_some() { module.to_string() } else { c.path.clone() }).chain(c.args.iter().cloned()).collect(),
+            args: if wasm.is_some() { std::iter::once(module.to_string()).chain(c.args.iter().cloned()).collect() } else { args },
             env: {
                 // Link variables first: the container's own settings win.
                 let mut env = self.link_env(c);
@@ -498,10 +543,32 @@ impl Engine {
             cwd: c.config.working_dir.clone(),
             user: c.config.user.clone(),
             hostname: c.config.hostname.clone(),
+            domainname: c.config.domainname.clone(),
             tty: c.config.tty,
             open_stdin: c.config.open_stdin,
             readonly_rootfs: h.readonly_rootfs,
-            mounts: c.mounts.iter().map(|m| MountSpec { source: PathBuf::from(&m.source), destination: m.destination.clone(), readonly: !m.rw }).collect(),
+            mounts: {
+                let mut mounts: Vec<MountSpec> = c
+                    .mounts
+                    .iter()
+                    .map(|m| MountSpec {
+                        source: PathBuf::from(&m.source),
+                        destination: m.destination.clone(),
+                        readonly: !m.rw,
+                        tmpfs: (m.kind == "tmpfs").then(|| m.tmpfs.clone()),
+                        non_recursive: m.non_recursive,
+                    })
+                    .collect();
+                // `--tmpfs` mounts are not in `Mounts` (Docker does not list them there).
+                for (path, opts) in &h.tmpfs {
+                    mounts.retain(|m| &m.destination != path);
+                    let data = crate::mounts::tmpfs_data(opts)?;
+                    mounts.push(MountSpec { source: PathBuf::new(), destination: path.clone(), readonly: false, tmpfs: Some(data), non_recursive: false });
+                }
+                // Parents before children, so a tmpfs does not hide a bind below it.
+                mounts.sort_by_key(|m| m.destination.trim_end_matches('/').matches('/').count());
+                mounts
+            },
             etc_files: vec![
                 (dir.join("hostname"), "/etc/hostname".into()),
                 (dir.join("hosts"), "/etc/hosts".into()),
@@ -522,6 +589,20 @@ impl Engine {
             socket_path: shim_socket(self, &c.id),
             security: self.container_security(c)?,
             userns: c.userns,
+            init: if h.init == Some(true) { Some(runtime::init_binary()?) } else { None },
+            shm_size: h.shm_size,
+            sysctls: {
+                let mut sysctls = h.sysctls.clone();
+                // Docker's default for a container with a network of its own: any group
+                // may open ICMP sockets, so `ping` works without CAP_NET_RAW. Written
+                // from inside a user namespace, the range must be ids mapped there.
+                if h.network_mode != "host" && c.join_network.is_none() {
+                    let top = c.userns.map_or(2147483647, |m| m.size.saturating_sub(1));
+                    sysctls.entry("net.ipv4.ping_group_range".into()).or_insert(format!("0 {top}"));
+                }
+                sysctls
+            },
+            oom_score_adj: h.oom_score_adj,
             wasm,
         })
     }
@@ -538,7 +619,13 @@ impl Engine {
             Seccomp::Profile(json) => Some(self.seccomp.program(Some(json), &capabilities)),
         };
         let seccomp = seccomp.transpose().map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        Ok(crate::spec::Security { capabilities, seccomp, no_new_privileges: opts.no_new_privileges })
+        Ok(crate::spec::Security {
+            capabilities,
+            seccomp,
+            no_new_privileges: opts.no_new_privileges,
+            extra_groups: h.group_add.clone(),
+            rlimits: h.ulimits.clone(),
+        })
     }
 
     /// Runs `berth shim DIR` and walks it through the start handshake (see `shim`).
@@ -1079,6 +1166,21 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
     if !h.cgroup_parent.is_empty() {
         crate::cgroup::validate_parent(&h.cgroup_parent)?;
     }
+    if h.shm_size < 0 {
+        return Err(Error::InvalidArgument("SHM size can not be less than 0".into()));
+    }
+    if !(-1000..=1000).contains(&h.oom_score_adj) {
+        return Err(Error::InvalidArgument(format!("Invalid value {}, range for oom score adj is [-1000, 1000]", h.oom_score_adj)));
+    }
+    if h.init == Some(true) {
+        if h.runtime == runtime::WASMTIME {
+            return Err(Error::InvalidArgument("--init is not supported by Berth for WebAssembly containers".into()));
+        }
+        runtime::init_binary()?;
+    }
+    crate::mounts::validate(h)?;
+    crate::etc_files::validate(h)?;
+    crate::sysctl::validate(h)?;
     crate::security::validate(h)
 }
 
@@ -1109,22 +1211,11 @@ fn port_specs(config: &ContainerConfig, h: &HostConfig) -> Result<Vec<PortSpec>>
     Ok(out)
 }
 
-/// The lines every container's /etc/hosts starts with (Docker's).
-pub(super) const HOSTS_HEADER: &str =
-    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
-
-fn write_etc_files(dir: &std::path::Path, hostname: &str) -> Result<()> {
-    fs::write(dir.join("hostname"), format!("{hostname}\n")).ctx(|| "write hostname".into())?;
-    // Until a start gives it its addresses (see `network_ops::write_hosts`).
-    let hosts = format!("{HOSTS_HEADER}127.0.0.1\t{hostname}\n");
-    fs::write(dir.join("hosts"), hosts).ctx(|| "write hosts".into())?;
-    // The host's resolver, minus loopback servers the container cannot reach.
-    let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let resolv: String = host
-        .lines()
-        .filter(|l| !(l.starts_with("nameserver") && (l.contains(" 127.") || l.contains(" ::1"))))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    fs::write(dir.join("resolv.conf"), resolv).ctx(|| "write resolv.conf".into())?;
+fn write_etc_files(dir: &std::path::Path, config: &ContainerConfig, h: &HostConfig) -> Result<()> {
+    use crate::etc_files;
+    fs::write(dir.join("hostname"), format!("{}\n", config.hostname)).ctx(|| "write hostname".into())?;
+    // Until a start gives it its addresses (see `network_ops::plumb`).
+    fs::write(dir.join("hosts"), etc_files::hosts(config, h, "127.0.0.1", "")).ctx(|| "write hosts".into())?;
+    fs::write(dir.join("resolv.conf"), etc_files::resolv_conf(h, false)).ctx(|| "write resolv.conf".into())?;
     Ok(())
 }

@@ -292,7 +292,7 @@ fn nsexec(spec: &NsExecSpec) -> std::result::Result<i32, String> {
 fn exec_child(spec: &NsExecSpec, seccomp: Option<&[u8]>) -> String {
     let run = || -> std::result::Result<std::convert::Infallible, String> {
         let _ = nix::unistd::chdir("/");
-        let (uid, gid, groups, home) = linux::resolve_user(&spec.user)?;
+        let (uid, gid, groups, home) = linux::resolve_user(&spec.user, &spec.security.extra_groups)?;
         if spec.tty {
             linux::open_tty_and_send(3, uid, gid)?;
         } else {

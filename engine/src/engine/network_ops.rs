@@ -332,7 +332,7 @@ impl Engine {
     /// Points the container's resolver at the embedded DNS (which its shim serves
     /// whenever it has a network), in place: /etc/resolv.conf is a bind of this file.
     fn use_embedded_dns(&self, c: &Container) -> Result<()> {
-        std::fs::write(self.root.join("containers").join(&c.id).join("resolv.conf"), "nameserver 127.0.0.11\noptions ndots:0\n")
+        std::fs::write(self.root.join("containers").join(&c.id).join("resolv.conf"), crate::etc_files::resolv_conf(&c.host_config, true))
             .map_err(|e| Error::Runtime(format!("write resolv.conf: {e}")))
     }
 
@@ -427,10 +427,8 @@ impl Engine {
 
     /// /etc/hosts: localhost, the container's own address, and its links.
     fn write_hosts(&self, c: &Container) -> Result<()> {
-        let mut hosts = String::from(super::container_ops::HOSTS_HEADER);
         let own = c.endpoints.first().map(|e| e.ip.clone()).unwrap_or_else(|| "127.0.0.1".into());
-        hosts.push_str(&self.link_lines(c)?);
-        hosts.push_str(&format!("{own}\t{}\n", c.config.hostname));
+        let hosts = crate::etc_files::hosts(&c.config, &c.host_config, &own, &self.link_lines(c)?);
         std::fs::write(self.root.join("containers").join(&c.id).join("hosts"), hosts).map_err(|e| Error::Runtime(format!("write hosts: {e}")))
     }
 
@@ -444,7 +442,6 @@ impl Engine {
         let containers: Vec<Container> = self.containers(ns);
         let running = |c: &Container| c.state.status == Status::Running || Some(c.id.as_str()) == starting;
         let dns_nets: Vec<String> = self.networks.list(ns).unwrap_or_default().into_iter().filter(Network::has_dns).map(|n| n.id).collect();
-        let upstream = host_nameservers();
         for c in containers.iter().filter(|c| running(c)) {
             let mine: Vec<&Endpoint> = c.endpoints.iter().filter(|e| dns_nets.contains(&e.network_id)).collect();
             if mine.is_empty() {
@@ -471,7 +468,7 @@ impl Engine {
             // Rewritten on every start and exit in the namespace: atomic, not fsynced
             // (the next change or start writes it again).
             let path = self.root.join("containers").join(&c.id).join("dns.json");
-            if let Err(e) = crate::dns::write_names_file(&path, &names, &upstream) {
+            if let Err(e) = crate::dns::write_names_file(&path, &names, &crate::etc_files::upstream(&c.host_config)) {
                 tracing::warn!(container = %c.id, "write the DNS names: {e}");
             }
         }
@@ -481,16 +478,4 @@ impl Engine {
 /// The host-side veth name of an endpoint: unique per container and network.
 fn host_name(c: &Container, ep: &Endpoint) -> String {
     format!("vb{}{}", &c.id[..6], &ep.network_id[..5])
-}
-
-/// The host's DNS servers the embedded DNS forwards to (loopback ones are unreachable).
-fn host_nameservers() -> Vec<std::net::SocketAddr> {
-    std::fs::read_to_string("/etc/resolv.conf")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.strip_prefix("nameserver"))
-        .map(str::trim)
-        .filter(|ip| ip.parse::<Ipv4Addr>().is_ok_and(|ip| !ip.is_loopback()))
-        .filter_map(|ip| format!("{ip}:53").parse().ok())
-        .collect()
 }

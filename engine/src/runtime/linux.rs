@@ -80,7 +80,7 @@ fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd:
     mount_rootfs(spec, userns.map(|(fd, _)| fd))?;
     let root = &spec.rootfs;
 
-    mount_special(root, userns.map(|(_, map)| map))?;
+    mount_special(root, userns.map(|(_, map)| map), spec.shm_size)?;
     for (src, dst) in &spec.etc_files {
         if let Some((_, map)) = userns {
             // Root in the container may edit /etc/hosts, as in Docker.
@@ -89,9 +89,16 @@ fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd:
         bind(src, &root.join(dst.trim_start_matches('/')), false, true, None)?;
     }
     for m in &spec.mounts {
-        bind_mount(root, m, userns.map(|(fd, _)| fd))?;
+        bind_mount(root, m, userns.map(|(fd, _)| fd), userns.map(|(_, map)| map))?;
+    }
+    if let Some(init) = &spec.init {
+        // Root-owned 0755 on the host: any user of the container may run it.
+        bind(init, &root.join(crate::runtime::INIT_PATH.trim_start_matches('/')), true, false, None)?;
     }
     e(sethostname(&spec.hostname), || "set hostname".into())?;
+    if !spec.domainname.is_empty() {
+        set_domainname(&spec.domainname)?;
+    }
     // In a user namespace the network namespace is made once inside it (below).
     if userns.is_none() {
         loopback_up()?;
@@ -101,6 +108,12 @@ fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd:
     e(pivot_root(".", "."), || "pivot_root".into())?;
     e(umount2(".", MntFlags::MNT_DETACH), || "detach old root".into())?;
     e(chdir("/"), || "chdir /".into())?;
+    // Kept open through mask_paths (which makes /proc/sys read-only) to write the
+    // sysctls once the container's network namespace is final.
+    let proc_sys = if spec.sysctls.is_empty() { None } else { Some(e(fs::File::open("/proc/sys"), || "open /proc/sys".into())?) };
+    if spec.oom_score_adj != 0 {
+        e(fs::write("/proc/self/oom_score_adj", spec.oom_score_adj.to_string()), || "set oom_score_adj".into())?;
+    }
     mask_paths();
     if spec.readonly_rootfs {
         e(mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY, None::<&str>), || "remount / read-only".into())?;
@@ -117,7 +130,10 @@ fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd:
         }
     }
 
-    let (uid, gid, groups, home) = resolve_user(&spec.user)?;
+    if let Some(dir) = &proc_sys {
+        write_sysctls(dir, &spec.sysctls)?;
+    }
+    let (uid, gid, groups, home) = resolve_user(&spec.user, &spec.security.extra_groups)?;
     setup_stdio(stdio, uid, gid)?;
     if let Some(fd) = sync_fd {
         // SAFETY: fd is our end of the shim's sync socket, open for the whole setup.
@@ -133,6 +149,45 @@ fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd:
         env.push(format!("HOME={home}"));
     }
     match become_and_exec(&spec.args, env, &spec.cwd, (uid, gid, &groups), &spec.security, seccomp.as_deref())? {}
+}
+
+/// Writes each sysctl through `dir` (an fd of a writable /proc/sys): the values land
+/// in the namespaces this process is in now.
+fn write_sysctls(dir: &fs::File, sysctls: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
+    for (key, value) in sysctls {
+        let path = CString::new(crate::sysctl::proc_path(key)).map_err(|_| format!("bad sysctl {key}"))?;
+        // SAFETY: openat on our own open directory fd with a NUL-terminated relative path.
+        let fd = unsafe { libc::openat(dir.as_raw_fd(), path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW) };
+        if fd < 0 {
+            return Err(format!("open sysctl {key}: {}", std::io::Error::last_os_error()));
+        }
+        // SAFETY: fd was just opened by us and is owned by this File from now on.
+        let mut f = unsafe { fs::File::from_raw_fd(fd) };
+        e(f.write_all(value.as_bytes()), || format!("write sysctl {key}={value}"))?;
+    }
+    Ok(())
+}
+
+fn set_domainname(name: &str) -> Result<(), String> {
+    // SAFETY: setdomainname reads `len` bytes of a valid buffer.
+    if unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) } != 0 {
+        return Err(format!("set domainname: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Applies `--ulimit`s to this process (inherited by what it execs).
+fn set_rlimits(limits: &[crate::container::Ulimit]) -> Result<(), String> {
+    for l in limits {
+        let Some(resource) = crate::sysctl::resource(&l.name) else { return Err(format!("invalid ulimit type: {}", l.name)) };
+        let v = |n: i64| if n < 0 { libc::RLIM_INFINITY } else { n as libc::rlim_t };
+        let lim = libc::rlimit { rlim_cur: v(l.soft), rlim_max: v(l.hard) };
+        // SAFETY: setrlimit with a valid resource number and struct.
+        if unsafe { libc::setrlimit(resource as _, &lim) } != 0 {
+            return Err(format!("setrlimit {}: {}", l.name, std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
 }
 
 /// The signal we get when our parent (the shim) dies; 0 for none.
@@ -217,6 +272,8 @@ pub fn become_and_exec(
     e(chdir(cwd), || format!("chdir to cwd (\"{cwd}\") set in config.json failed"))?;
 
     let program = find_program(args, &env)?;
+    // While still privileged: raising a hard limit needs CAP_SYS_RESOURCE.
+    set_rlimits(&security.rlimits)?;
     // Switching to a user other than root clears the parent death signal: set it again.
     let death = parent_death_signal();
     confine(security, seccomp, user)?;
@@ -266,7 +323,7 @@ fn find_program(args: &[String], env: &[String]) -> Result<String, String> {
 
 /// /proc, /dev and /sys. With a user namespace, /dev and /dev/shm belong to the
 /// container's root and ptys to its tty group (5), as they would inside one.
-fn mount_special(root: &Path, userns: Option<IdMap>) -> Result<(), String> {
+fn mount_special(root: &Path, userns: Option<IdMap>, shm_size: i64) -> Result<(), String> {
     let owner = userns.map(|m| format!(",uid={},gid={}", m.base, m.base)).unwrap_or_default();
     let tty_gid = userns.map_or(5, |m| m.to_host(5));
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
@@ -282,7 +339,8 @@ fn mount_special(root: &Path, userns: Option<IdMap>) -> Result<(), String> {
     // standard devices are bind mounts of the host's nodes, which keep working.
     m("tmpfs", "/dev", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME, &format!("mode=755,size=65536k{owner}"))?;
     m("devpts", "/dev/pts", "devpts", MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, &format!("newinstance,ptmxmode=0666,mode=0620,gid={tty_gid}"))?;
-    m("shm", "/dev/shm", "tmpfs", nosuid_nodev_noexec, &format!("mode=1777,size=65536k{owner}"))?;
+    let shm = if shm_size > 0 { shm_size.to_string() } else { "65536k".into() };
+    m("shm", "/dev/shm", "tmpfs", nosuid_nodev_noexec, &format!("mode=1777,size={shm}{owner}"))?;
     m("mqueue", "/dev/mqueue", "mqueue", nosuid_nodev_noexec, "")?;
     m("sysfs", "/sys", "sysfs", nosuid_nodev_noexec | MsFlags::MS_RDONLY, "")?;
     for name in ["null", "zero", "full", "random", "urandom", "tty"] {
@@ -348,13 +406,30 @@ fn kept_flags(path: &Path) -> MsFlags {
     .fold(MsFlags::empty(), |acc, (_, ms)| acc | ms)
 }
 
-fn bind_mount(root: &Path, m: &MountSpec, userns: Option<BorrowedFd<'_>>) -> Result<(), String> {
+fn bind_mount(root: &Path, m: &MountSpec, userns: Option<BorrowedFd<'_>>, map: Option<IdMap>) -> Result<(), String> {
     let dst = root.join(m.destination.trim_start_matches('/'));
     // A destination that climbs out through a symlink would mount on the host.
     if m.destination.split('/').any(|c| c == "..") {
         return Err(format!("invalid mount destination: {}", m.destination));
     }
-    bind(&m.source, &dst, m.readonly, true, userns)
+    if let Some(opts) = &m.tmpfs {
+        let (mut flags, mut data) = crate::mounts::split_options(opts);
+        if m.readonly {
+            flags |= MsFlags::MS_RDONLY;
+        }
+        // Made by the host's root before the user namespace is entered: owned by the
+        // container's root unless the options say otherwise.
+        if let Some(map) = map {
+            for (key, id) in [("uid", map.base), ("gid", map.base)] {
+                if !data.split(',').any(|o| o.starts_with(&format!("{key}="))) {
+                    data = if data.is_empty() { format!("{key}={id}") } else { format!("{data},{key}={id}") };
+                }
+            }
+        }
+        e(fs::create_dir_all(&dst), || format!("create mountpoint {}", dst.display()))?;
+        return e(mount(Some("tmpfs"), &dst, Some("tmpfs"), flags, (!data.is_empty()).then_some(data.as_str())), || format!("mount tmpfs on {}", m.destination));
+    }
+    bind(&m.source, &dst, m.readonly, !m.non_recursive, userns)
 }
 
 fn mask_paths() {
@@ -401,7 +476,9 @@ pub(crate) fn loopback_up() -> Result<(), String> {
 }
 
 /// Finds uid, gid, supplementary groups and home for a Docker `--user` value.
-pub fn resolve_user(user: &str) -> Result<(u32, u32, Vec<u32>, String), String> {
+/// The uid, gid, supplementary groups (with `extra`: `--group-add` names or ids) and
+/// home directory of `user` in the container's /etc/passwd and /etc/group.
+pub fn resolve_user(user: &str, extra: &[String]) -> Result<(u32, u32, Vec<u32>, String), String> {
     let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
     let group = fs::read_to_string("/etc/group").unwrap_or_default();
     let (u, g) = match user.split_once(':') {
@@ -436,6 +513,17 @@ pub fn resolve_user(user: &str) -> Result<(u32, u32, Vec<u32>, String), String> 
                     groups.push(n);
                 }
             }
+        }
+    }
+    for g in extra {
+        let ge = group.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| f.len() >= 3 && f[0] == g);
+        let n = match (ge, g.parse::<u32>()) {
+            (Some(f), _) => f[2].parse().map_err(|_| format!("bad gid in /etc/group for {g}"))?,
+            (None, Ok(n)) => n,
+            (None, Err(_)) => return Err(format!("Unable to find group {g}: no matching entries in group file")),
+        };
+        if !groups.contains(&n) {
+            groups.push(n);
         }
     }
     Ok((uid, gid, groups, if home.is_empty() { "/".into() } else { home }))

@@ -17,6 +17,20 @@ pub const WASMTIME: &str = "io.containerd.wasmtime.v1";
 /// containerd's name for runc, which Docker also takes).
 pub const NAMES: &[&str] = &[RUNC, "io.containerd.runc.v2", WASMTIME];
 
+/// Where `--init` puts the init inside the container (Docker's path).
+pub const INIT_PATH: &str = "/sbin/docker-init";
+
+/// The static init `--init` runs: tini, as Docker ships it (`docker-init`, which
+/// Debian's docker.io links to tini-static), from Debian's `tini` package. Static,
+/// so it runs in any image (busybox has no libc to load a dynamic one).
+pub fn init_binary() -> Result<std::path::PathBuf> {
+    ["/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/libexec/docker/docker-init", "/usr/local/bin/docker-init"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()))
+        .ok_or_else(|| Error::InvalidArgument("--init needs a static init on the Berth host: install tini (apt-get install tini)".into()))
+}
+
 /// The start of the error for a Linux image on a host without namespaces.
 pub const NO_LINUX: &str = "this Berth host cannot run Linux containers";
 
