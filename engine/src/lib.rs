@@ -33,6 +33,7 @@ pub mod envelope;
 pub mod error;
 pub mod events;
 pub mod fsutil;
+pub mod health;
 pub mod image;
 pub mod log_config;
 pub mod logs;
