@@ -388,6 +388,10 @@ mod tests {
         c.state.status = Status::Running;
         c.state.started_at = Some(now - chrono::Duration::seconds(3));
         assert_eq!(c.status_text(now), "Up 3 seconds");
+        c.state.health = Some(crate::health::Health { status: crate::health::HealthStatus::Starting, failing_streak: 0, log: vec![] });
+        assert_eq!(c.status_text(now), "Up 3 seconds (health: starting)");
+        c.state.status = Status::Paused;
+        assert_eq!(c.status_text(now), "Up 3 seconds (Paused)");
         c.state.status = Status::Exited;
         c.state.exit_code = 137;
         c.state.finished_at = Some(now - chrono::Duration::seconds(90));

@@ -6,6 +6,7 @@ mod build;
 mod classroom;
 mod containers;
 mod copy;
+mod health;
 mod images;
 mod interactive;
 mod lab;

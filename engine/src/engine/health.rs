@@ -25,7 +25,9 @@ impl Engine {
     /// after a server restart). It ends by itself when that run of the container
     /// ends: it is tied to the run's pid and start time.
     pub(super) fn watch_health(self: &Arc<Self>, c: &Container) {
-        let Some(cfg) = c.config.healthcheck.clone().filter(|h| h.probe().is_some()) else { return };
+        let Some(cfg) = c.config.healthcheck.clone().filter(|h| h.probe().is_some()) else {
+            return;
+        };
         if c.state.health.is_none() {
             return;
         }
@@ -35,17 +37,40 @@ impl Engine {
     }
 
     fn health_loop(self: Arc<Self>, run: Container, cfg: HealthConfig) {
-        let Some(started) = run.state.started_at else { return };
-        let same_run = |c: &Container| c.state.pid == run.state.pid && c.state.started_at == run.state.started_at && c.state.status.is_live();
+        let Some(started) = run.state.started_at else {
+            return;
+        };
+        let same_run = |c: &Container| {
+            c.state.pid == run.state.pid
+                && c.state.started_at == run.state.started_at
+                && c.state.status.is_live()
+        };
         // Wakes the wait early when the container dies or is removed.
         let (_, events) = self.events.subscribe(None);
         loop {
-            let Some(c) = self.container(&run.namespace, &run.id).ok().filter(same_run) else { return };
-            let wait = health::next_wait(&cfg, started, Utc::now(), c.state.health.as_ref().map(|h| h.status));
+            let Some(c) = self
+                .container(&run.namespace, &run.id)
+                .ok()
+                .filter(same_run)
+            else {
+                return;
+            };
+            let wait = health::next_wait(
+                &cfg,
+                started,
+                Utc::now(),
+                c.state.health.as_ref().map(|h| h.status),
+            );
             if !sleep_while_running(&events, &run.id, wait) {
                 return;
             }
-            let Some(c) = self.container(&run.namespace, &run.id).ok().filter(same_run) else { return };
+            let Some(c) = self
+                .container(&run.namespace, &run.id)
+                .ok()
+                .filter(same_run)
+            else {
+                return;
+            };
             // dockerd stops probing a paused container and starts again at unpause.
             if c.state.status == Status::Paused {
                 continue;
@@ -63,7 +88,9 @@ impl Engine {
                 _ => None,
             });
             match changed {
-                Ok(Some(status)) => self.emit_container(&c, &format!("health_status: {}", status.as_str()), &[]),
+                Ok(Some(status)) => {
+                    self.emit_container(&c, &format!("health_status: {}", status.as_str()), &[])
+                }
                 Ok(None) => {}
                 Err(_) => return,
             }
@@ -78,7 +105,12 @@ impl Engine {
             Ok(r) => r,
             Err(e) => (-1, e.to_string()),
         };
-        HealthResult { start, end: Utc::now(), exit_code, output }
+        HealthResult {
+            start,
+            end: Utc::now(),
+            exit_code,
+            output,
+        }
     }
 
     fn run_probe(&self, c: &Container, cfg: &HealthConfig) -> Result<(i64, String)> {
@@ -90,15 +122,35 @@ impl Engine {
         // exec_die for probes too), but past a lab's freeze: it is not the student's.
         // Empty user and working dir: the container's.
         let exec_id = crate::fsutil::random_id();
-        let config = ExecConfig { attach_stdout: true, attach_stderr: true, cmd: cmd.clone(), ..Default::default() };
+        let config = ExecConfig {
+            attach_stdout: true,
+            attach_stderr: true,
+            cmd: cmd.clone(),
+            ..Default::default()
+        };
         self.execs.lock().unwrap_or_else(|p| p.into_inner()).insert(
             exec_id.clone(),
-            ExecRecord { id: exec_id.clone(), namespace: c.namespace.clone(), container_id: c.id.clone(), config, running: false, exit_code: None, pid: 0 },
+            ExecRecord {
+                id: exec_id.clone(),
+                namespace: c.namespace.clone(),
+                container_id: c.id.clone(),
+                config,
+                running: false,
+                exit_code: None,
+                pid: 0,
+            },
         );
-        self.emit_container(c, &format!("exec_create: {}", cmd.join(" ")), &[("execID", &exec_id)]);
+        self.emit_container(
+            c,
+            &format!("exec_create: {}", cmd.join(" ")),
+            &[("execID", &exec_id)],
+        );
         let out = self.start_probe(c, &exec_id, cfg.timeout());
         // Probes are not listed as the container's execs afterwards.
-        self.execs.lock().unwrap_or_else(|p| p.into_inner()).remove(&exec_id);
+        self.execs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&exec_id);
         out
     }
 
@@ -107,17 +159,26 @@ impl Engine {
         let output = Arc::new(Mutex::new(LimitedBuffer::default()));
         // stdout and stderr into one buffer, as they come (dockerd's probe output).
         let (done_tx, done_rx) = channel::<()>();
-        let readers: Vec<Box<dyn Read + Send>> = [child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), child.stderr.take().map(|s| Box::new(s) as _)]
-            .into_iter()
-            .flatten()
-            .collect();
+        let readers: Vec<Box<dyn Read + Send>> = [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child.stderr.take().map(|s| Box::new(s) as _),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let n_readers = readers.len();
         for mut r in readers {
             let (output, done) = (output.clone(), done_tx.clone());
             std::thread::spawn(move || {
                 let mut buf = [0u8; 4096];
                 while let Ok(n @ 1..) = r.read(&mut buf) {
-                    output.lock().unwrap_or_else(|p| p.into_inner()).write(&buf[..n]);
+                    output
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .write(&buf[..n]);
                 }
                 let _ = done.send(());
             });
@@ -134,18 +195,28 @@ impl Engine {
             Ok(code) => (code, false),
             Err(_) => {
                 kill_probe(helper);
-                (code_rx.recv_timeout(Duration::from_secs(10)).unwrap_or(-1), true)
+                (
+                    code_rx.recv_timeout(Duration::from_secs(10)).unwrap_or(-1),
+                    true,
+                )
             }
         };
         let end = Instant::now() + OUTPUT_GRACE;
         for _ in 0..n_readers {
-            if done_rx.recv_timeout(end.saturating_duration_since(Instant::now())).is_err() {
+            if done_rx
+                .recv_timeout(end.saturating_duration_since(Instant::now()))
+                .is_err()
+            {
                 break;
             }
         }
         self.exec_finished(&c.namespace, exec_id, code);
         let text = output.lock().unwrap_or_else(|p| p.into_inner()).text();
-        Ok(if timed_out { (-1, health::timeout_output(timeout_ns, &text)) } else { (code as i64, text) })
+        Ok(if timed_out {
+            (-1, health::timeout_output(timeout_ns))
+        } else {
+            (code as i64, text)
+        })
     }
 }
 
@@ -155,8 +226,12 @@ impl Engine {
 fn kill_probe(helper: i32) {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
-    let children = std::fs::read_to_string(format!("/proc/{helper}/task/{helper}/children")).unwrap_or_default();
-    let children: Vec<i32> = children.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+    let children = std::fs::read_to_string(format!("/proc/{helper}/task/{helper}/children"))
+        .unwrap_or_default();
+    let children: Vec<i32> = children
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
     for &pid in &children {
         let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -178,7 +253,13 @@ fn sleep_while_running(events: &Receiver<Event>, id: &str, d: Duration) -> bool 
     let end = Instant::now() + d;
     while let Some(left) = end.checked_duration_since(Instant::now()) {
         match events.recv_timeout(left) {
-            Ok(e) if e.kind == "container" && e.id == id && matches!(e.action.as_str(), "die" | "destroy") => return false,
+            Ok(e)
+                if e.kind == "container"
+                    && e.id == id
+                    && matches!(e.action.as_str(), "die" | "destroy") =>
+            {
+                return false
+            }
             Ok(_) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return true,
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return false,
