@@ -518,6 +518,9 @@ fn image_healthcheck_merges_as_in_dockerd() {
             out.push(d.ok(&["inspect", "-f", "{{json .Config.Healthcheck}}", args[1]]));
         }
         out.push(d.json("c4", ".State.Health").to_string());
+        // `docker commit` keeps the container's (merged) check.
+        d.ok(&["commit", "c2", "committed"]);
+        out.push(d.ok(&["image", "inspect", "-f", "{{json .Config.Healthcheck}}", "committed"]));
         out
     };
     let (ours, theirs) = (shapes(Daemon::Berth(&b)), shapes(Daemon::Dockerd(&dd)));
@@ -535,6 +538,7 @@ fn image_healthcheck_merges_as_in_dockerd() {
         r#"{"Test":["CMD-SHELL","true"],"Interval":1000000000,"Timeout":2000000000,"Retries":2}"#
     );
     assert_eq!(theirs[5], "null");
+    assert_eq!(theirs[6], theirs[2]);
 
     // The image's check runs: unhealthy until the file it tests is there.
     let d = Daemon::Berth(&b);
