@@ -50,6 +50,9 @@ pub struct ContainerConfig {
     pub stop_signal: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<i64>,
+    /// `--health-*`, `--no-healthcheck`; after create, merged with the image's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<crate::health::HealthConfig>,
     /// Fields Berth has no member for: refused when set (see `unsupported`).
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, serde_json::Value>,
@@ -292,6 +295,9 @@ pub struct State {
     /// Set when the user stopped it, so `unless-stopped` and `always` know.
     #[serde(default)]
     pub stopped_by_user: bool,
+    /// Its probes' results, when its health check has probes (see `health`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::Health>,
 }
 
 /// A volume or bind mounted into the container.
@@ -370,7 +376,11 @@ impl Container {
             Status::Created => "Created".into(),
             Status::Running | Status::Paused => {
                 let up = format!("Up {}", human_duration(now - s.started_at.unwrap_or(now)));
-                if s.status == Status::Paused { format!("{up} (Paused)") } else { up }
+                match &s.health {
+                    _ if s.status == Status::Paused => format!("{up} (Paused)"),
+                    Some(h) => format!("{up} ({})", h.status.ps_text()),
+                    None => up,
+                }
             }
             Status::Restarting => format!("Restarting ({}) {} ago", s.exit_code, human_duration(now - s.finished_at.unwrap_or(now))),
             Status::Removing => "Removal In Progress".into(),
@@ -483,6 +493,10 @@ mod tests {
         c.state.status = Status::Running;
         c.state.started_at = Some(now - chrono::Duration::seconds(3));
         assert_eq!(c.status_text(now), "Up 3 seconds");
+        c.state.health = Some(crate::health::Health { status: crate::health::HealthStatus::Starting, failing_streak: 0, log: vec![] });
+        assert_eq!(c.status_text(now), "Up 3 seconds (health: starting)");
+        c.state.status = Status::Paused;
+        assert_eq!(c.status_text(now), "Up 3 seconds (Paused)");
         c.state.status = Status::Exited;
         c.state.exit_code = 137;
         c.state.finished_at = Some(now - chrono::Duration::seconds(90));

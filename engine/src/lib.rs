@@ -34,6 +34,7 @@ pub mod error;
 pub mod etc_files;
 pub mod events;
 pub mod fsutil;
+pub mod health;
 pub mod image;
 pub mod log_config;
 pub mod logs;

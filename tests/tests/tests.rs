@@ -8,6 +8,7 @@ mod compose;
 mod containers;
 mod copy;
 mod fidelity;
+mod health;
 mod images;
 mod interactive;
 mod lab;

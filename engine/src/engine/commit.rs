@@ -236,6 +236,10 @@ impl Engine {
         run.user = c.config.user.clone();
         run.labels = c.config.labels.clone();
         run.exposed_ports = c.config.exposed_ports.clone();
+        // Its health check (already merged with the image's), in the builder's place.
+        if let Some(h) = &c.config.healthcheck {
+            run.extra.insert("Healthcheck".into(), serde_json::to_value(h).map_err(|e| Error::Runtime(e.to_string()))?);
+        }
         crate::archive::apply_changes(run, &opts.changes)?;
         let (digest, size) = self.container_layer(&c)?;
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);

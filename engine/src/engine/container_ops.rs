@@ -142,7 +142,7 @@ impl Engine {
         v
     }
 
-    fn update<T>(&self, id: &str, f: impl FnOnce(&mut Container) -> T) -> Result<T> {
+    pub(super) fn update<T>(&self, id: &str, f: impl FnOnce(&mut Container) -> T) -> Result<T> {
         let mut map = self.containers.lock().unwrap_or_else(|p| p.into_inner());
         let c = map.get_mut(id).ok_or_else(|| no_such(id))?;
         let out = f(c);
@@ -152,6 +152,10 @@ impl Engine {
 
     pub fn create_container(&self, ns: &str, req: CreateRequest) -> Result<Container> {
         let CreateRequest { name, mut config, mut host_config, system, join_network, endpoints_config, platform } = req;
+        // Checked before the image, as dockerd does.
+        if let Some(h) = &config.healthcheck {
+            h.validate()?;
+        }
         crate::unsupported::check(&config.unknown)?;
         crate::unsupported::check(&host_config.unknown)?;
         let image_id = self.images.resolve(ns, &config.image).map_err(|_| {
@@ -222,6 +226,9 @@ impl Engine {
         if config.stop_signal.is_none() {
             config.stop_signal = ic.stop_signal.clone();
         }
+        // The builder keeps the image's HEALTHCHECK among the config's other fields.
+        let image_health = ic.extra.get("Healthcheck").and_then(|v| serde_json::from_value(v.clone()).ok());
+        config.healthcheck = crate::health::merge(config.healthcheck.take(), image_health);
         let mut argv: Vec<String> = entrypoint;
         argv.extend(config.cmd.iter().cloned());
         if argv.is_empty() {
@@ -455,11 +462,12 @@ impl Engine {
     fn launch(self: &Arc<Self>, c: &Container) -> Result<()> {
         match self.spawn_shim(c) {
             Ok((pid, shim_pid, ports)) => {
-                let stopped = self.update(&c.id, |c| {
+                let (stopped, running) = self.update(&c.id, |c| {
                     let stopped_by_user = c.state.stopped_by_user;
-                    c.state = State { status: Status::Running, pid, shim_pid, started_at: Some(Utc::now()), stopped_by_user, ..Default::default() };
+                    let health = crate::health::Health::on_start(c.config.healthcheck.as_ref(), c.state.health.take());
+                    c.state = State { status: Status::Running, pid, shim_pid, started_at: Some(Utc::now()), stopped_by_user, health, ..Default::default() };
                     c.ports = ports;
-                    stopped_by_user
+                    (stopped_by_user, c.clone())
                 })?;
                 // Docker reports each volume a starting container mounts.
                 for m in c.mounts.iter().filter(|m| m.kind == "volume") {
@@ -468,6 +476,7 @@ impl Engine {
                 }
                 self.emit_container(c, "start", &[]);
                 self.monitor(c.id.clone());
+                self.watch_health(&running);
                 if stopped {
                     // A `docker stop` came while a policy restart was starting it.
                     let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -706,6 +715,9 @@ impl Engine {
             c.state.exit_code = info.exit_code;
             c.state.finished_at = Some(info.finished_at);
             c.state.oom_killed = info.oom_killed;
+            if let Some(h) = &mut c.state.health {
+                h.on_probes_stopped();
+            }
             c.state.pid = 0;
             c.state.shim_pid = 0;
             c.ports.clear();
@@ -751,13 +763,15 @@ impl Engine {
             for e in rd.flatten() {
                 let Some(c) = fsutil::read_json::<Container>(&e.path().join("container.json")).ok().flatten() else { continue };
                 if c.state.status.is_live() {
-                    live.push(c.id.clone());
+                    live.push(c.clone());
                 }
                 map.insert(c.id.clone(), c);
             }
         }
-        for id in live {
-            self.monitor(id);
+        for c in live {
+            self.monitor(c.id.clone());
+            // The health state was kept with the container: probes go on from it.
+            self.watch_health(&c);
         }
         // Docker starts `always` (and `unless-stopped` not stopped by the user)
         // containers when the daemon starts.
@@ -871,7 +885,13 @@ impl Engine {
             }));
         }
         Cgroup::new(&cgroup_name(&c)).freeze(pause)?;
-        self.update(&c.id, |c| c.state.status = if pause { Status::Paused } else { Status::Running })?;
+        self.update(&c.id, |c| {
+            c.state.status = if pause { Status::Paused } else { Status::Running };
+            // dockerd stops the probes of a paused container: it shows unhealthy.
+            if let Some(h) = c.state.health.as_mut().filter(|_| pause) {
+                h.on_probes_stopped();
+            }
+        })?;
         self.emit_container(&c, verb, &[]);
         Ok(())
     }

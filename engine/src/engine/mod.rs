@@ -6,6 +6,7 @@ mod archive_ops;
 mod commit;
 mod container_ops;
 mod exec;
+mod health;
 mod image_ops;
 mod network_ops;
 mod volume_ops;
@@ -337,9 +338,11 @@ impl Engine {
         Ok(())
     }
 
-    /// A container event, with the `name` and `image` attributes Docker puts on each.
+    /// A container event, with the attributes Docker puts on each: its labels, then
+    /// `name` and `image` (which win over labels of those names).
     pub(crate) fn emit_container(&self, c: &Container, action: &str, extra: &[(&str, &str)]) {
-        let mut attrs: Vec<(&str, &str)> = vec![("name", &c.name), ("image", &c.config.image)];
+        let mut attrs: Vec<(&str, &str)> = c.config.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        attrs.extend_from_slice(&[("name", &c.name), ("image", &c.config.image)]);
         attrs.extend_from_slice(extra);
         self.emit(&c.namespace, "container", action, &c.id, &attrs);
     }

@@ -204,14 +204,20 @@ fn matches_filters(c: &Container, f: &BTreeMap<String, Vec<String>>, image_ids: 
             None => c.config.labels.contains_key(l),
         }))
         && any("ancestor", &|a| c.config.image == a || image_ids(a).is_some_and(|id| id == c.image))
+        && any("health", &|h| h == c.state.health.as_ref().map_or("none", |h| h.status.as_str()))
 }
 
 async fn list(State(s): State<ApiState>, Query(q): Q) -> Result<Json<Vec<Value>>, ApiError> {
     s.engine.note_request(&s.namespace, "ps", &[("all", &flag(&q, "all").to_string())]);
     let filters = parse_filters(&opt(&q, "filters"))?;
     for k in filters.keys() {
-        if !["name", "id", "status", "exited", "label", "ancestor"].contains(&k.as_str()) {
+        if !["name", "id", "status", "exited", "label", "ancestor", "health"].contains(&k.as_str()) {
             return Err(ApiError::bad_request(format!("invalid filter '{k}'")));
+        }
+    }
+    for h in filters.get("health").into_iter().flatten() {
+        if !["starting", "healthy", "unhealthy", "none"].contains(&h.as_str()) {
+            return Err(ApiError::bad_request(format!("Unrecognised filter value for health: {h}")));
         }
     }
     let all = flag(&q, "all");
@@ -261,24 +267,29 @@ fn inspect_json(engine: &berth_engine::Engine, c: &Container) -> Value {
     if c.host_config.network_mode.is_empty() {
         host_config["NetworkMode"] = json!("none");
     }
+    let mut state = json!({
+        "Status": st.status.as_str(),
+        "Running": st.status.is_live(),
+        "Paused": st.status == Status::Paused,
+        "Restarting": st.status == Status::Restarting,
+        "OOMKilled": st.oom_killed,
+        "Dead": st.status == Status::Dead,
+        "Pid": st.pid,
+        "ExitCode": st.exit_code,
+        "Error": st.error,
+        "StartedAt": rfc3339(st.started_at),
+        "FinishedAt": rfc3339(st.finished_at),
+    });
+    // Only containers whose health check has probes have a Health, as in dockerd.
+    if let Some(h) = &st.health {
+        state["Health"] = h.inspect_json();
+    }
     json!({
         "Id": c.id,
         "Created": logs::docker_time(&c.created),
         "Path": c.path,
         "Args": c.args,
-        "State": {
-            "Status": st.status.as_str(),
-            "Running": st.status.is_live(),
-            "Paused": st.status == Status::Paused,
-            "Restarting": st.status == Status::Restarting,
-            "OOMKilled": st.oom_killed,
-            "Dead": st.status == Status::Dead,
-            "Pid": st.pid,
-            "ExitCode": st.exit_code,
-            "Error": st.error,
-            "StartedAt": rfc3339(st.started_at),
-            "FinishedAt": rfc3339(st.finished_at),
-        },
+        "State": state,
         "Image": c.image,
         "ResolvConfPath": dir.join("resolv.conf"),
         "HostnamePath": dir.join("hostname"),
