@@ -78,7 +78,6 @@ fn flag(key: &str) -> String {
         "StorageOpt" => "--storage-opt",
         "ShmSize" => "--shm-size",
         "Isolation" => "--isolation",
-        "Healthcheck" => "--health-* (health checks)",
         "MacAddress" => "--mac-address",
         "NetworkDisabled" => "NetworkDisabled",
         "ArgsEscaped" => "ArgsEscaped",
@@ -112,7 +111,7 @@ mod tests {
         let body = fields(json!({
             "CpuShares": 0, "BlkioWeightDevice": [], "MemorySwappiness": -1, "Isolation": "",
             "Init": null, "OomKillDisable": false, "ConsoleSize": [24, 80], "ContainerIDFile": "/tmp/x",
-            "Healthcheck": {"Test": null, "Interval": 0}, "KernelMemory": 0.0,
+            "Annotations": {"a": null}, "KernelMemory": 0.0,
         }));
         check(&body).unwrap();
     }
@@ -123,7 +122,7 @@ mod tests {
         assert_eq!(err(json!({"CpuShares": 512})), "--cpu-shares is not supported by Berth");
         assert_eq!(err(json!({"MemorySwappiness": 10})), "--memory-swappiness is not supported by Berth");
         assert_eq!(err(json!({"Isolation": "hyperv"})), "--isolation is not supported by Berth");
-        assert_eq!(err(json!({"Healthcheck": {"Test": ["CMD", "true"]}})), "--health-* (health checks) is not supported by Berth");
+        assert_eq!(err(json!({"Annotations": {"a": "b"}})), "--annotation is not supported by Berth");
         // A field Berth has never heard of is named as the API names it.
         assert_eq!(err(json!({"SomethingNew": {"On": true}})), "SomethingNew is not supported by Berth");
     }
