@@ -78,6 +78,9 @@ impl Policy {
         if h.ipc_mode == "host" {
             return Err(refuse("--ipc host"));
         }
+        if h.uts_mode == "host" {
+            return Err(refuse("--uts host"));
+        }
         // Tightening settings (--cap-drop, no-new-privileges) are the student's to
         // choose; a way out of Docker's default seccomp profile is not.
         match SecurityOpts::parse(&h.security_opt)?.seccomp {
@@ -114,7 +117,16 @@ impl Policy {
             binds.push(self.map_bind(b)?);
         }
         h.binds = binds;
+        for m in h.mounts.iter_mut().filter(|m| m.kind == "bind") {
+            m.source = self.map_source(&m.source)?.display().to_string();
+        }
         Ok(())
+    }
+
+    /// The home directory a bind source of this session must stay beneath, on the host
+    /// (the runtime opens the source from it without following a way out).
+    pub fn bind_root(&self) -> Option<&std::path::Path> {
+        self.home.as_ref().map(|h| h.host_path.as_path())
     }
 
     /// `SRC:DEST[:MODE]` with SRC a path in the user's home: the same bind with SRC on
@@ -124,6 +136,13 @@ impl Policy {
         if !src.starts_with('/') {
             return Ok(bind.to_string());
         }
+        Ok(format!("{}:{rest}", self.map_source(src)?.display()))
+    }
+
+    /// A bind source path as the user sees it (in their home) to the host's path.
+    /// A symlink in the home that leads out of it is refused here; the runtime checks
+    /// again when it mounts (the link could change in between).
+    fn map_source(&self, src: &str) -> Result<PathBuf> {
         let Some(home) = &self.home else { return Err(refuse("a bind mount")) };
         let inside = normalize(src).ok_or_else(|| refuse(&format!("bind mount {src}")))?;
         let under = if inside == home.user_path {
@@ -138,7 +157,20 @@ impl Policy {
             )));
         };
         let host = if rel.is_empty() { home.host_path.clone() } else { home.host_path.join(rel) };
-        Ok(format!("{}:{rest}", host.display()))
+        // The longest part that exists, with its symlinks resolved, must still be in
+        // the home (the rest is made as directories by the bind).
+        let root = home.host_path.canonicalize().unwrap_or_else(|_| home.host_path.clone());
+        let mut existing = host.as_path();
+        while !existing.exists() && existing != home.host_path {
+            match existing.parent() {
+                Some(p) => existing = p,
+                None => break,
+            }
+        }
+        if existing.exists() && existing.canonicalize().map(|real| !real.starts_with(&root)).unwrap_or(false) {
+            return Err(Error::InvalidArgument(format!("bind mount {src}: it leads out of your home ({}) through a symbolic link", home.user_path)));
+        }
+        Ok(host)
     }
 
     /// Fills in the log rotation and refuses more than `max` (the host config was

@@ -94,17 +94,21 @@ pub fn validate(h: &HostConfig) -> Result<()> {
     if !h.masked_paths.is_empty() || !h.readonly_paths.is_empty() {
         return Err(unsupported("MaskedPaths and ReadonlyPaths"));
     }
-    // Namespaces: every container gets private pid, ipc and uts namespaces; a request
-    // to share one (with the host or another container) would be quietly wrong.
+    // Namespaces: private, the host's, or another container's (`container:X`); an
+    // `--ipc none` (no /dev/shm) or a private cgroup namespace would be quietly wrong.
     for (flag, value, fine) in [
-        ("--pid", &h.pid_mode, &["", "private"][..]),
-        ("--ipc", &h.ipc_mode, &["", "private"][..]),
-        ("--uts", &h.uts_mode, &[""][..]),
+        ("--pid", &h.pid_mode, &["", "private", "host"][..]),
+        ("--ipc", &h.ipc_mode, &["", "private", "shareable", "host"][..]),
+        ("--uts", &h.uts_mode, &["", "host"][..]),
         // Containers share the host's cgroup namespace (what Docker does on cgroup v1).
         ("--cgroupns", &h.cgroupns_mode, &["", "host"][..]),
     ] {
-        if !fine.contains(&value.as_str()) {
+        let shared = value.strip_prefix("container:").is_some_and(|n| !n.is_empty()) && flag != "--uts" && flag != "--cgroupns";
+        if !fine.contains(&value.as_str()) && !shared {
             return Err(unsupported(&format!("{flag} {value}")));
+        }
+        if h.runtime == crate::runtime::WASMTIME && !matches!(value.as_str(), "" | "private" | "shareable") && flag != "--cgroupns" {
+            return Err(unsupported(&format!("{flag} {value} for WebAssembly containers")));
         }
     }
     let set = [
@@ -154,8 +158,9 @@ mod tests {
         }
         let h = HostConfig { userns_mode: "private".into(), ..Default::default() };
         assert!(validate(&h).is_err());
-        let h = HostConfig { pid_mode: "container:abc".into(), ..Default::default() };
-        assert!(validate(&h).unwrap_err().to_string().contains("--pid container:abc is not supported by Berth"));
+        let h = HostConfig { uts_mode: "container:abc".into(), ..Default::default() };
+        assert!(validate(&h).unwrap_err().to_string().contains("--uts container:abc is not supported by Berth"));
+        validate(&HostConfig { pid_mode: "container:abc".into(), ipc_mode: "container:abc".into(), ..Default::default() }).unwrap();
         let h = HostConfig { device_cgroup_rules: vec!["c 1:3 rwm".into()], ..Default::default() };
         assert!(validate(&h).unwrap_err().to_string().contains("--device-cgroup-rule"));
         validate(&HostConfig { ipc_mode: "private".into(), cgroupns_mode: "host".into(), ..Default::default() }).unwrap();

@@ -160,6 +160,28 @@ fn run(spec: &RuntimeSpec, dir: &Path, reporter: &mut fs::File) -> Result<i32, S
         let f = fs::File::open(net).map_err(|e| format!("open network {}: {e}", net.display()))?;
         nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| format!("enter network {}: {e}", net.display()))?;
     }
+    // Namespaces shared with another container: entered here, so the clone below
+    // starts the container in them.
+    let mut shared = nix::sched::CloneFlags::empty();
+    // The pid namespace is entered only around the clone: while a process's children
+    // would be born in another pid namespace, it cannot start threads (EINVAL).
+    let mut pid_join: Option<(fs::File, fs::File)> = None;
+    for (ns, flag) in [(&spec.pid_ns, nix::sched::CloneFlags::CLONE_NEWPID), (&spec.ipc_ns, nix::sched::CloneFlags::CLONE_NEWIPC), (&spec.uts_ns, nix::sched::CloneFlags::CLONE_NEWUTS)] {
+        match ns {
+            crate::spec::Namespace::New => {}
+            crate::spec::Namespace::Host => shared |= flag,
+            crate::spec::Namespace::Join(path) => {
+                let f = fs::File::open(path).map_err(|e| format!("open namespace {}: {e}", path.display()))?;
+                if flag == nix::sched::CloneFlags::CLONE_NEWPID {
+                    let own = fs::File::open("/proc/self/ns/pid").map_err(|e| format!("open own pid namespace: {e}"))?;
+                    pid_join = Some((f, own));
+                } else {
+                    nix::sched::setns(&f, flag).map_err(|e| format!("enter namespace {}: {e}", path.display()))?;
+                }
+                shared |= flag;
+            }
+        }
+    }
     let listeners = bind_ports(&spec.ports)?;
     let _ = fs::remove_file(&spec.socket_path);
     let sock = UnixListener::bind(&spec.socket_path).map_err(|e| format!("listen on {}: {e}", spec.socket_path.display()))?;
@@ -211,7 +233,7 @@ fn run(spec: &RuntimeSpec, dir: &Path, reporter: &mut fs::File) -> Result<i32, S
     let (namespaces, child_fn): (_, Box<dyn FnMut() -> isize>) = match &spec.wasm {
         None => (
             // With a user namespace the child makes its network namespace inside it.
-            if spec.new_network && userns.is_none() { linux::NAMESPACES } else { linux::NAMESPACES.difference(nix::sched::CloneFlags::CLONE_NEWNET) },
+            if spec.new_network && userns.is_none() { linux::NAMESPACES } else { linux::NAMESPACES.difference(nix::sched::CloneFlags::CLONE_NEWNET) }.difference(shared),
             Box::new(|| linux::child_main(spec, go_fd, err_fd, &stdio, sync, userns_fd)),
         ),
         Some(w) => (
@@ -223,9 +245,16 @@ fn run(spec: &RuntimeSpec, dir: &Path, reporter: &mut fs::File) -> Result<i32, S
     // own to serve DNS in, and cgroups may be out of reach too.
     let own_network = spec.new_network && spec.wasm.as_ref().is_none_or(|w| w.isolated);
     let need_cgroup = spec.wasm.as_ref().is_none_or(|w| w.isolated);
+    if let Some((target, _)) = &pid_join {
+        nix::sched::setns(target, nix::sched::CloneFlags::CLONE_NEWPID).map_err(|e| format!("enter the pid namespace: {e}"))?;
+    }
     // SAFETY: we are single-threaded here (no thread has been spawned yet), so the
     // child may allocate and run ordinary Rust code until it execs.
-    let pid = unsafe { nix::sched::clone(child_fn, &mut stack, namespaces, Some(Signal::SIGCHLD as i32)) }
+    let cloned = unsafe { nix::sched::clone(child_fn, &mut stack, namespaces, Some(Signal::SIGCHLD as i32)) };
+    if let Some((_, own)) = &pid_join {
+        nix::sched::setns(own, nix::sched::CloneFlags::CLONE_NEWPID).map_err(|e| format!("leave the pid namespace: {e}"))?;
+    }
+    let pid = cloned
         .map_err(|e| match (e, &spec.shim_cgroup) {
             // Out of processes in the parent (a lab session's envelope full of them).
             (nix::Error::EAGAIN, Some(cg)) => format!("clone: {e}: {} is at its process limit", cg.trim_end_matches("/shims")),

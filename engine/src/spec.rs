@@ -79,6 +79,17 @@ pub struct RuntimeSpec {
     /// `--oom-score-adj`.
     #[serde(default)]
     pub oom_score_adj: i64,
+    /// `--pid`, `--ipc`, `--uts`: a new namespace, the host's, or another container's.
+    #[serde(default)]
+    pub pid_ns: Namespace,
+    #[serde(default)]
+    pub ipc_ns: Namespace,
+    #[serde(default)]
+    pub uts_ns: Namespace,
+    /// The /dev/shm of a shareable container (its own, or the one whose IPC namespace
+    /// it joins), bound over the container's own.
+    #[serde(default)]
+    pub shm_from: Option<PathBuf>,
     /// Set for a WebAssembly container: `args[0]` is the module's path in the root,
     /// run under wasmtime instead of exec'd (see `runtime::wasm`).
     #[serde(default)]
@@ -131,6 +142,19 @@ impl Default for Security {
     }
 }
 
+/// Where a container gets one of its namespaces.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub enum Namespace {
+    /// A new one of its own (Docker's `private`).
+    #[default]
+    New,
+    /// The host's (`host`): the shim's own, which it keeps.
+    Host,
+    /// Another container's (`container:X`): this `/proc/PID/ns/…` file, entered by the
+    /// shim before it clones the container.
+    Join(PathBuf),
+}
+
 fn yes() -> bool {
     true
 }
@@ -147,6 +171,10 @@ pub struct MountSpec {
     /// A bind of the source alone, not the mounts below it (`bind-nonrecursive`).
     #[serde(default)]
     pub non_recursive: bool,
+    /// The source must be reached from this directory without leaving it (a lab
+    /// session's home: a symlink there must not lead to the host's files).
+    #[serde(default)]
+    pub beneath: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]

@@ -15,12 +15,34 @@ fn out(o: &Output) -> String {
 
 /// Copies the seed busybox into the dockerd, which has no registry to pull from.
 fn load_busybox(b: &Berth, d: &Dockerd) {
-    let saved = b.cmd(&["save", "busybox"]).stdin(Stdio::null()).output().expect("docker save");
-    assert!(saved.status.success(), "save: {}", String::from_utf8_lossy(&saved.stderr));
-    let mut load = d.cmd(&["load"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("docker load");
-    load.stdin.take().expect("stdin").write_all(&saved.stdout).expect("write image");
+    let saved = b
+        .cmd(&["save", "busybox"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("docker save");
+    assert!(
+        saved.status.success(),
+        "save: {}",
+        String::from_utf8_lossy(&saved.stderr)
+    );
+    let mut load = d
+        .cmd(&["load"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("docker load");
+    load.stdin
+        .take()
+        .expect("stdin")
+        .write_all(&saved.stdout)
+        .expect("write image");
     let o = load.wait_with_output().expect("load");
-    assert!(o.status.success(), "dockerd load: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "dockerd load: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// `docker run --rm --network none FLAGS… busybox sh -c SCRIPT` on both engines.
@@ -30,15 +52,32 @@ fn both(b: &Berth, d: &Dockerd, flags: &[&str], script: &str) -> (String, String
     args.extend_from_slice(&["busybox", "sh", "-c", script]);
     let ours = b.docker(&args);
     let theirs = d.docker(&args);
-    assert!(theirs.status.success(), "dockerd {args:?}: {}", String::from_utf8_lossy(&theirs.stderr));
-    assert!(ours.status.success(), "berth {args:?}: {}\n{}", String::from_utf8_lossy(&ours.stderr), b.server_log().lines().rev().take(15).collect::<Vec<_>>().join("\n"));
+    assert!(
+        theirs.status.success(),
+        "dockerd {args:?}: {}",
+        String::from_utf8_lossy(&theirs.stderr)
+    );
+    assert!(
+        ours.status.success(),
+        "berth {args:?}: {}\n{}",
+        String::from_utf8_lossy(&ours.stderr),
+        b.server_log()
+            .lines()
+            .rev()
+            .take(15)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     (out(&ours), out(&theirs))
 }
 
 /// The same output on both engines.
 fn same(b: &Berth, d: &Dockerd, flags: &[&str], script: &str) -> String {
     let (ours, theirs) = both(b, d, flags, script);
-    assert_eq!(ours, theirs, "{flags:?} `{script}`: Berth's output (left) differs from dockerd's (right)");
+    assert_eq!(
+        ours, theirs,
+        "{flags:?} `{script}`: Berth's output (left) differs from dockerd's (right)"
+    );
     ours
 }
 
@@ -49,54 +88,200 @@ fn run_flags_take_effect_as_on_dockerd() {
     load_busybox(&b, &d);
 
     // --add-host, --domainname, --dns*: the files Docker writes.
-    let hosts = same(&b, &d, &["--add-host", "db.example:10.1.2.3", "--add-host", "v6:fe80::1"], "grep -E 'db|v6' /etc/hosts");
+    let hosts = same(
+        &b,
+        &d,
+        &[
+            "--add-host",
+            "db.example:10.1.2.3",
+            "--add-host",
+            "v6:fe80::1",
+        ],
+        "awk '$2 == \"db.example\" || $2 == \"v6\"' /etc/hosts",
+    );
     assert_eq!(hosts, "10.1.2.3\tdb.example\nfe80::1\tv6\n");
-    let dom = same(&b, &d, &["--hostname", "web", "--domainname", "example.org"], "cat /proc/sys/kernel/domainname; hostname");
+    let dom = same(
+        &b,
+        &d,
+        &["--hostname", "web", "--domainname", "example.org"],
+        "cat /proc/sys/kernel/domainname; hostname",
+    );
     assert_eq!(dom, "example.org\nweb\n");
     let sorted = |s: String| {
-        let mut l: Vec<String> = s.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).map(str::to_string).collect();
+        let mut l: Vec<String> = s
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(str::to_string)
+            .collect();
         l.sort();
         l
     };
-    let dns = ["--dns", "9.9.9.9", "--dns", "1.1.1.1", "--dns-search", "corp.example", "--dns-option", "ndots:3"];
+    let dns = [
+        "--dns",
+        "9.9.9.9",
+        "--dns",
+        "1.1.1.1",
+        "--dns-search",
+        "corp.example",
+        "--dns-option",
+        "ndots:3",
+    ];
     let (ours, theirs) = both(&b, &d, &dns, "cat /etc/resolv.conf");
     assert_eq!(sorted(ours.clone()), sorted(theirs), "resolv.conf: {ours}");
-    assert!(ours.contains("nameserver 9.9.9.9\nnameserver 1.1.1.1\n"), "{ours}");
+    assert!(
+        ours.contains("nameserver 9.9.9.9\nnameserver 1.1.1.1\n"),
+        "{ours}"
+    );
 
     // --init: tini as PID 1, the command its child; it reaps an orphaned zombie.
-    let init = same(&b, &d, &["--init"], "cat /proc/1/cmdline | tr '\\0' ' '; echo");
-    assert_eq!(init, "/sbin/docker-init -- sh -c cat /proc/1/cmdline | tr '\\0' ' '; echo \n");
+    let init = same(
+        &b,
+        &d,
+        &["--init"],
+        "cat /proc/1/cmdline | tr '\\0' ' '; echo",
+    );
+    assert_eq!(
+        init,
+        "/sbin/docker-init -- sh -c cat /proc/1/cmdline | tr '\\0' ' '; echo \n"
+    );
     let reaped = "sh -c 'sleep 0.2 & exec true' ; sleep 1; ps -o stat,comm | grep -c '^Z' || true";
-    assert_eq!(same(&b, &d, &["--init"], reaped), "0\n", "a zombie left under --init");
+    assert_eq!(
+        same(&b, &d, &["--init"], reaped),
+        "0\n",
+        "a zombie left under --init"
+    );
 
     // --tmpfs and --mount type=tmpfs: mount options, size and mode as Docker's.
-    let t = same(&b, &d, &["--tmpfs", "/scratch:size=1m,mode=1770"], "grep ' /scratch ' /proc/mounts; stat -c %a /scratch");
+    let t = same(
+        &b,
+        &d,
+        &["--tmpfs", "/scratch:size=1m,mode=1770"],
+        "grep ' /scratch ' /proc/mounts; stat -c %a /scratch",
+    );
     assert!(t.contains("size=1024k") && t.ends_with("1770\n"), "{t}");
-    same(&b, &d, &["--tmpfs", "/run/x"], "grep ' /run/x ' /proc/mounts; stat -c %a /run/x; touch /run/x/f && echo written");
-    let mt = same(&b, &d, &["--mount", "type=tmpfs,destination=/t,tmpfs-size=2097152,tmpfs-mode=0700"], "grep ' /t ' /proc/mounts; stat -c %a /t");
+    same(
+        &b,
+        &d,
+        &["--tmpfs", "/run/x"],
+        "grep ' /run/x ' /proc/mounts; stat -c %a /run/x; touch /run/x/f && echo written",
+    );
+    let mt = same(
+        &b,
+        &d,
+        &[
+            "--mount",
+            "type=tmpfs,destination=/t,tmpfs-size=2097152,tmpfs-mode=0700",
+        ],
+        "grep ' /t ' /proc/mounts; stat -c %a /t",
+    );
     assert!(mt.contains("size=2048k") && mt.ends_with("700\n"), "{mt}");
     // --shm-size
-    assert_eq!(same(&b, &d, &["--shm-size", "8m"], "df -k /dev/shm | tail -1 | awk '{print $2}'"), "8192\n");
+    assert_eq!(
+        same(
+            &b,
+            &d,
+            &["--shm-size", "8m"],
+            "df -k /dev/shm | tail -1 | awk '{print $2}'"
+        ),
+        "8192\n"
+    );
 
     // --mount type=bind (read-only, a missing source refused), type=volume (+ subpath).
     let src = tempfile::tempdir().expect("temp dir");
     std::fs::write(src.path().join("f"), "from the host\n").expect("write");
-    let bind = format!("type=bind,source={},target=/b,readonly", src.path().display());
-    let r = same(&b, &d, &["--mount", &bind], "cat /b/f; touch /b/g 2>/dev/null || echo read-only");
+    let bind = format!(
+        "type=bind,source={},target=/b,readonly",
+        src.path().display()
+    );
+    let r = same(
+        &b,
+        &d,
+        &["--mount", &bind],
+        "cat /b/f; touch /b/g 2>/dev/null || echo read-only",
+    );
     assert_eq!(r, "from the host\nread-only\n");
-    let missing = ["run", "--rm", "--mount", "type=bind,source=/no/such/dir,target=/b", "busybox", "true"];
+    let missing = [
+        "run",
+        "--rm",
+        "--mount",
+        "type=bind,source=/no/such/dir,target=/b",
+        "busybox",
+        "true",
+    ];
     let (ours, theirs) = (b.docker(&missing), d.docker(&missing));
     assert!(!ours.status.success() && !theirs.status.success());
-    assert!(String::from_utf8_lossy(&ours.stderr).contains("bind source path does not exist: /no/such/dir"), "{}", String::from_utf8_lossy(&ours.stderr));
-    same(&b, &d, &["--mount", "type=volume,source=fvol,target=/data"], "mkdir -p /data/sub && echo kept > /data/sub/f");
-    assert_eq!(same(&b, &d, &["--mount", "type=volume,source=fvol,target=/data,readonly"], "cat /data/sub/f; touch /data/x 2>/dev/null || echo read-only"), "kept\nread-only\n");
+    assert!(
+        String::from_utf8_lossy(&ours.stderr)
+            .contains("bind source path does not exist: /no/such/dir"),
+        "{}",
+        String::from_utf8_lossy(&ours.stderr)
+    );
+    same(
+        &b,
+        &d,
+        &["--mount", "type=volume,source=fvol,target=/data"],
+        "mkdir -p /data/sub && echo kept > /data/sub/f",
+    );
+    assert_eq!(
+        same(
+            &b,
+            &d,
+            &["--mount", "type=volume,source=fvol,target=/data,readonly"],
+            "cat /data/sub/f; touch /data/x 2>/dev/null || echo read-only"
+        ),
+        "kept\nread-only\n"
+    );
 
     // --group-add, --ulimit, --sysctl, --oom-score-adj, ping_group_range.
-    assert_eq!(same(&b, &d, &["-u", "1000:1000", "--group-add", "123", "--group-add", "456"], "id -G"), "1000 123 456\n");
-    assert_eq!(same(&b, &d, &["--ulimit", "nofile=512:1024"], "ulimit -n; ulimit -Hn"), "512\n1024\n");
-    let sys = ["--sysctl", "net.ipv4.ip_forward=1", "--sysctl", "kernel.shmmax=123456789"];
-    assert_eq!(same(&b, &d, &sys, "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax"), "1\n123456789\n");
-    assert_eq!(same(&b, &d, &["--oom-score-adj", "200"], "cat /proc/self/oom_score_adj"), "200\n");
+    assert_eq!(
+        same(
+            &b,
+            &d,
+            &[
+                "-u",
+                "1000:1000",
+                "--group-add",
+                "123",
+                "--group-add",
+                "456"
+            ],
+            "id -G"
+        ),
+        "1000 123 456\n"
+    );
+    assert_eq!(
+        same(
+            &b,
+            &d,
+            &["--ulimit", "nofile=512:1024"],
+            "ulimit -n; ulimit -Hn"
+        ),
+        "512\n1024\n"
+    );
+    let sys = [
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        "--sysctl",
+        "kernel.shmmax=123456789",
+    ];
+    assert_eq!(
+        same(
+            &b,
+            &d,
+            &sys,
+            "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax"
+        ),
+        "1\n123456789\n"
+    );
+    assert_eq!(
+        same(
+            &b,
+            &d,
+            &["--oom-score-adj", "200"],
+            "cat /proc/self/oom_score_adj"
+        ),
+        "200\n"
+    );
     same(&b, &d, &[], "cat /proc/sys/net/ipv4/ping_group_range");
 }
 
@@ -106,10 +291,25 @@ fn run_flags_take_effect_as_on_dockerd() {
 fn unimplemented_settings_are_refused_by_name() {
     let b = Berth::start();
     for (flags, want) in [
-        (&["--cpu-rt-runtime", "1000"][..], "--cpu-rt-runtime is not supported by Berth"),
-        (&["--memory-swappiness", "10"][..], "--memory-swappiness is not supported by Berth"),
-        (&["--mount", "type=bind,source=/tmp,target=/x,bind-propagation=rshared"][..], "bind-propagation=rshared is not supported by Berth"),
-        (&["--add-host", "gw:host-gateway"][..], "host-gateway is not supported by Berth"),
+        (
+            &["--cpu-rt-runtime", "1000"][..],
+            "--cpu-rt-runtime is not supported by Berth",
+        ),
+        (
+            &["--memory-swappiness", "10"][..],
+            "--memory-swappiness is not supported by Berth",
+        ),
+        (
+            &[
+                "--mount",
+                "type=bind,source=/tmp,target=/x,bind-propagation=rshared",
+            ][..],
+            "bind-propagation=rshared is not supported by Berth",
+        ),
+        (
+            &["--add-host", "gw:host-gateway"][..],
+            "host-gateway is not supported by Berth",
+        ),
     ] {
         let mut args = vec!["run", "--rm"];
         args.extend_from_slice(flags);
@@ -119,21 +319,170 @@ fn unimplemented_settings_are_refused_by_name() {
     }
     // Through the API: a set field Berth has no member for, and a bad sysctl.
     for (body, want) in [
-        (r#"{"Image":"busybox","HostConfig":{"SomethingNew":{"On":true}}}"#, "SomethingNew is not supported by Berth"),
-        (r#"{"Image":"busybox","MacAddress":"02:42:ac:11:00:09"}"#, "--mac-address is not supported by Berth"),
-        (r#"{"Image":"busybox","HostConfig":{"Sysctls":{"kernel.hostname":"x"}}}"#, "sysctl 'kernel.hostname=x' is not allowed"),
-        (r#"{"Image":"busybox","HostConfig":{"Ulimits":[{"Name":"bogus","Soft":1,"Hard":1}]}}"#, "invalid ulimit type: bogus"),
+        (
+            r#"{"Image":"busybox","HostConfig":{"SomethingNew":{"On":true}}}"#,
+            "SomethingNew is not supported by Berth",
+        ),
+        (
+            r#"{"Image":"busybox","MacAddress":"02:42:ac:11:00:09"}"#,
+            "--mac-address is not supported by Berth",
+        ),
+        (
+            r#"{"Image":"busybox","HostConfig":{"Sysctls":{"kernel.hostname":"x"}}}"#,
+            "sysctl 'kernel.hostname=x' is not allowed",
+        ),
+        (
+            r#"{"Image":"busybox","HostConfig":{"Ulimits":[{"Name":"bogus","Soft":1,"Hard":1}]}}"#,
+            "invalid ulimit type: bogus",
+        ),
     ] {
         let o = Command::new("curl")
             .args(["-s", "--unix-socket"])
             .arg(&b.sock)
-            .args(["-H", "Content-Type: application/json", "-d", body, "http://d/v1.47/containers/create"])
+            .args([
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                body,
+                "http://d/v1.47/containers/create",
+            ])
             .output()
             .expect("curl");
         let text = out(&o);
         assert!(text.contains(want), "{body}: {text}");
     }
     // Zero values, as the CLI sends for flags not given, pass: `docker run` works.
-    assert_eq!(b.ok(&["run", "--rm", "busybox", "echo", "ok"]), "ok\n");
+    assert_eq!(b.ok(&["run", "--rm", "busybox", "echo", "ok"]), "ok");
     assert_eq!(b.ok(&["ps", "-aq"]), "");
+}
+
+/// `--pid`, `--ipc`, `--network` `container:X` and `--uts host`: the namespaces are
+/// really shared, with Docker's conflicts and errors.
+#[test]
+fn namespaces_are_shared_as_on_dockerd() {
+    let b = Berth::start();
+    let d = Dockerd::start(&[]);
+    load_busybox(&b, &d);
+    let donor = [
+        "run",
+        "-d",
+        "--name",
+        "donor",
+        "--network",
+        "none",
+        "--ipc",
+        "shareable",
+        "--hostname",
+        "giver",
+        "busybox",
+        "sh",
+        "-c",
+        "echo served > /tmp/index.html; httpd -p 127.0.0.1:8080 -h /tmp; exec sleep 300",
+    ];
+    b.ok(&donor);
+    d.ok(&donor);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "plain",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "plain",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let run = |engine: &dyn Fn(&[&str]) -> Output, flags: &[&str], script: &str| -> String {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["busybox", "sh", "-c", script]);
+        let o = engine(&args);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        out(&o)
+    };
+    let ours = |a: &[&str]| b.docker(a);
+    let theirs = |a: &[&str]| d.docker(a);
+    for engine in [&ours as &dyn Fn(&[&str]) -> Output, &theirs] {
+        // The donor's processes, its IPC namespace and /dev/shm, its network and name.
+        let ps = run(
+            engine,
+            &["--network", "none", "--pid", "container:donor"],
+            "ps -o comm | sort | uniq | tr '\\n' ' '",
+        );
+        assert!(ps.contains("sleep") && ps.contains("httpd"), "{ps}");
+        let ipc_donor = out(&engine(&["exec", "donor", "readlink", "/proc/self/ns/ipc"]));
+        engine(&[
+            "exec",
+            "donor",
+            "sh",
+            "-c",
+            "echo from-donor > /dev/shm/note",
+        ]);
+        let ipc = run(
+            engine,
+            &["--network", "none", "--ipc", "container:donor"],
+            "readlink /proc/self/ns/ipc; cat /dev/shm/note",
+        );
+        assert_eq!(ipc, format!("{ipc_donor}from-donor\n"));
+        let net = run(
+            engine,
+            &["--network", "container:donor"],
+            "wget -qO- http://127.0.0.1:8080/index.html; hostname",
+        );
+        assert_eq!(net, "served\ngiver\n");
+        let uts = run(engine, &["--network", "none", "--uts", "host"], "hostname");
+        assert_eq!(
+            uts.trim(),
+            nix::unistd::gethostname().unwrap().to_string_lossy()
+        );
+    }
+    // Docker's refusals, word for word on both.
+    for (flags, want) in [
+        (
+            &["--network", "container:donor", "--hostname", "x"][..],
+            "conflicting options: hostname and the network mode",
+        ),
+        (
+            &["--network", "container:donor", "-p", "80:80"][..],
+            "conflicting options: port publishing and the container type network mode",
+        ),
+        (
+            &["--uts", "host", "--hostname", "x"][..],
+            "conflicting options: hostname and the UTS mode",
+        ),
+        (&["--ipc", "container:plain"][..], "non-shareable IPC"),
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["busybox", "true"]);
+        for (who, o) in [("berth", b.docker(&args)), ("dockerd", d.docker(&args))] {
+            let err = String::from_utf8_lossy(&o.stderr).to_string();
+            assert!(
+                !o.status.success() && err.contains(want),
+                "{who} {flags:?}: {err}"
+            );
+        }
+    }
+    // A donor that is not running.
+    b.ok(&["stop", "-t", "0", "plain"]);
+    let (_, err) = b.fails(&["run", "--rm", "--pid", "container:plain", "busybox", "true"]);
+    assert!(
+        err.contains("cannot join PID of a non running container"),
+        "{err}"
+    );
 }

@@ -207,10 +207,31 @@ fn sessions_cannot_reach_each_other_or_the_host() {
             vec!["run", "--rm", "-m", "4g", "busybox", "true"],
             "above this lab session's limit",
         ),
+        (
+            vec!["run", "--rm", "--mount", "type=bind,source=/etc,target=/x", "busybox", "true"],
+            "only paths in your home (/root)",
+        ),
     ] {
         let err = fails(&a, &args);
         assert!(err.contains(needle), "docker {args:?}: {err}");
     }
+    // A symlink in the home that leads out of it: refused at create, and a link
+    // swapped in after create finds the runtime's check (openat2 RESOLVE_BENEATH).
+    ok(&a, &["run", "--rm", "-v", "/root:/h", "busybox", "sh", "-c", "mkdir -p /h/inside && ln -s / /h/escape"]);
+    for spec in ["/root/escape:/x", "/root/escape/etc:/x"] {
+        let err = fails(&a, &["run", "--rm", "-v", spec, "busybox", "ls", "/x"]);
+        assert!(err.contains("leads out of your home"), "-v {spec}: {err}");
+    }
+    let err = fails(&a, &["run", "--rm", "--mount", "type=bind,source=/root/escape,target=/x", "busybox", "true"]);
+    assert!(err.contains("leads out of your home"), "--mount: {err}");
+    ok(&a, &["create", "--name", "swapped", "-v", "/root/inside:/x", "busybox", "ls", "/x/etc"]);
+    ok(&a, &["run", "--rm", "-v", "/root:/h", "busybox", "sh", "-c", "rmdir /h/inside && ln -s / /h/inside"]);
+    let err = fails(&a, &["start", "-a", "swapped"]);
+    assert!(err.contains("leads out of the session's home"), "start after the swap: {err}");
+    ok(&a, &["rm", "swapped"]);
+    // --mount and --tmpfs work in a session's user namespace: root owns its tmpfs.
+    let t = ok(&a, &["run", "--rm", "--tmpfs", "/scratch", "--mount", "type=bind,source=/root,target=/h,readonly", "busybox", "sh", "-c", "touch /scratch/f && stat -c %u /scratch/f && ls /h"]);
+    assert!(t.starts_with("0\n") && t.contains("escape"), "{t}");
     // Containers get the session's limits by default.
     ok(&a, &["create", "--name", "limited", "busybox", "true"]);
     assert_eq!(

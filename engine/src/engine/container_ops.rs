@@ -261,6 +261,7 @@ impl Engine {
             },
         };
         let id = fsutil::random_id();
+        share_namespaces(&map, ns, &mut config, &mut host_config)?;
         if config.hostname.is_empty() {
             config.hostname = id[..12].to_string();
         }
@@ -278,7 +279,7 @@ impl Engine {
         host_config.links = Self::check_links(&map, ns, &host_config.links).map_err(not_found_is_bad)?;
         let mode = self.network_mode(ns, &host_config).map_err(not_found_is_bad)?;
         let endpoints = match (&join_network, mode) {
-            (Some(_), _) | (None, Mode::None | Mode::Host) => vec![],
+            (Some(_), _) | (None, Mode::None | Mode::Host | Mode::Container) => vec![],
             (None, Mode::Network(net)) => {
                 let req = endpoints_config.get(&net.name).or_else(|| endpoints_config.get(&host_config.network_mode)).cloned().unwrap_or_default();
                 vec![self.new_endpoint(&map, ns, &net, &name, &req)?]
@@ -536,6 +537,39 @@ impl Engine {
             _ => h.memory,
         };
         self.ensure_envelope(c)?;
+        // A namespace shared with a running container: its init's, by /proc.
+        let running = |id: &str, what: &str| -> Result<Container> {
+            let other = self.container(&c.namespace, id)?;
+            if !other.state.status.is_live() {
+                return Err(Error::Conflict(format!("cannot join {what} of a non running container: {id}")));
+            }
+            Ok(other)
+        };
+        let namespace = |mode: &str, kind: &str, what: &str| -> Result<crate::spec::Namespace> {
+            Ok(match mode {
+                "host" => crate::spec::Namespace::Host,
+                m if m.starts_with("container:") => {
+                    let other = running(&m["container:".len()..], what)?;
+                    crate::spec::Namespace::Join(PathBuf::from(format!("/proc/{}/ns/{kind}", other.state.pid)))
+                }
+                _ => crate::spec::Namespace::New,
+            })
+        };
+        let pid_ns = namespace(&h.pid_mode, "pid", "PID")?;
+        let ipc_ns = namespace(&h.ipc_mode, "ipc", "IPC")?;
+        let uts_ns = namespace(&h.uts_mode, "uts", "UTS")?;
+        let shm_from = match h.ipc_mode.strip_prefix("container:") {
+            Some(id) => Some(self.shareable_shm(&running(id, "IPC")?)?),
+            None if h.ipc_mode == "shareable" => Some(self.shareable_shm(c)?),
+            None => None,
+        };
+        // `--network container:X`: X's network namespace, and X's /etc files.
+        let net_donor = match h.network_mode.strip_prefix("container:") {
+            Some(id) => Some(running(id, "network")?),
+            None => None,
+        };
+        let bind_root: Option<PathBuf> = self.policy(&c.namespace).and_then(|p| p.bind_root().map(std::path::Path::to_path_buf));
+        let etc_dir = net_donor.as_ref().map(|o| dir_of(self, &o.id)).unwrap_or_else(|| dir.clone());
         Ok(RuntimeSpec {
             id: c.id.clone(),
             rootfs: dir.join("rootfs"),
@@ -566,31 +600,35 @@ impl Engine {
                         readonly: !m.rw,
                         tmpfs: (m.kind == "tmpfs").then(|| m.tmpfs.clone()),
                         non_recursive: m.non_recursive,
+                        beneath: bind_root.as_ref().filter(|root| m.kind == "bind" && std::path::Path::new(&m.source).starts_with(root)).cloned(),
                     })
                     .collect();
                 // `--tmpfs` mounts are not in `Mounts` (Docker does not list them there).
                 for (path, opts) in &h.tmpfs {
                     mounts.retain(|m| &m.destination != path);
                     let data = crate::mounts::tmpfs_data(opts)?;
-                    mounts.push(MountSpec { source: PathBuf::new(), destination: path.clone(), readonly: false, tmpfs: Some(data), non_recursive: false });
+                    mounts.push(MountSpec { source: PathBuf::new(), destination: path.clone(), readonly: false, tmpfs: Some(data), non_recursive: false, beneath: None });
                 }
                 // Parents before children, so a tmpfs does not hide a bind below it.
                 mounts.sort_by_key(|m| m.destination.trim_end_matches('/').matches('/').count());
                 mounts
             },
             etc_files: vec![
-                (dir.join("hostname"), "/etc/hostname".into()),
-                (dir.join("hosts"), "/etc/hosts".into()),
-                (dir.join("resolv.conf"), "/etc/resolv.conf".into()),
+                (etc_dir.join("hostname"), "/etc/hostname".into()),
+                (etc_dir.join("hosts"), "/etc/hosts".into()),
+                (etc_dir.join("resolv.conf"), "/etc/resolv.conf".into()),
             ],
             ports: port_specs(&c.config, h)?,
             limits: Limits { memory, nano_cpus, pids: h.pids_limit.max(0) },
             cgroup: cgroup_name(c),
             shim_cgroup: (!h.cgroup_parent.is_empty()).then(|| format!("{}/shims", h.cgroup_parent.trim_matches('/'))),
-            network: c.join_network.clone().or_else(|| self.policy(&c.namespace).and_then(|p| p.network)),
+            network: match &net_donor {
+                Some(o) => Some(PathBuf::from(format!("/proc/{}/ns/net", o.state.pid))),
+                None => c.join_network.clone().or_else(|| self.policy(&c.namespace).and_then(|p| p.network)),
+            },
             // `--network host`: the namespace's host network (a lab session's own network
             // is refused by its policy before it gets here).
-            new_network: c.join_network.is_none() && h.network_mode != "host",
+            new_network: c.join_network.is_none() && h.network_mode != "host" && net_donor.is_none(),
             dns: (!c.endpoints.is_empty()).then(|| dir.join("dns.json")),
             log_path: dir.join("container.log"),
             log_mode: h.log_config.mode()?,
@@ -605,15 +643,37 @@ impl Engine {
                 // Docker's default for a container with a network of its own: any group
                 // may open ICMP sockets, so `ping` works without CAP_NET_RAW. Written
                 // from inside a user namespace, the range must be ids mapped there.
-                if h.network_mode != "host" && c.join_network.is_none() {
+                if h.network_mode != "host" && c.join_network.is_none() && net_donor.is_none() {
                     let top = c.userns.map_or(2147483647, |m| m.size.saturating_sub(1));
                     sysctls.entry("net.ipv4.ping_group_range".into()).or_insert(format!("0 {top}"));
                 }
                 sysctls
             },
             oom_score_adj: h.oom_score_adj,
+            pid_ns,
+            ipc_ns,
+            uts_ns,
+            shm_from,
             wasm,
         })
+    }
+
+    /// The /dev/shm of a shareable container: a tmpfs on the host (a mount in another
+    /// container's mount namespace cannot be bound from outside it), made at its first
+    /// start and bound into it and into each container that joins its IPC namespace,
+    /// as Docker does. Unmounted when the container is removed.
+    fn shareable_shm(&self, c: &Container) -> Result<PathBuf> {
+        let path = dir_of(self, &c.id).join("shm");
+        fs::create_dir_all(&path).ctx(|| format!("create {}", path.display()))?;
+        let mounted = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().lines().any(|l| l.split(' ').nth(4) == Some(path.to_str().unwrap_or("")));
+        if !mounted {
+            let size = if c.host_config.shm_size > 0 { c.host_config.shm_size.to_string() } else { "65536k".into() };
+            let owner = c.userns.map(|m| format!(",uid={},gid={}", m.base, m.base)).unwrap_or_default();
+            use nix::mount::MsFlags;
+            nix::mount::mount(Some("shm"), &path, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some(format!("mode=1777,size={size}{owner}").as_str()))
+                .map_err(|e| Error::Runtime(format!("mount the shareable /dev/shm: {e}")))?;
+        }
+        Ok(path)
     }
 
     /// What the runtime applies to the container's processes: its capabilities and
@@ -954,6 +1014,8 @@ impl Engine {
         }
         let dir = dir_of(self, &c.id);
         let _ = nix::mount::umount2(&dir.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
+        // A shareable container's /dev/shm (see `shareable_shm`).
+        let _ = nix::mount::umount2(&dir.join("shm"), nix::mount::MntFlags::MNT_DETACH);
         let _ = fs::remove_file(shim_socket(self, &c.id));
         if let Ok(real) = fs::read_link(&dir) {
             // On the namespace's disk: the directory there, then the link.
@@ -1229,6 +1291,55 @@ fn port_specs(config: &ContainerConfig, h: &HostConfig) -> Result<Vec<PortSpec>>
         }
     }
     Ok(out)
+}
+
+/// `--pid`, `--ipc`, `--network` `container:X` and `--uts host`: Docker's conflicts
+/// checked, X resolved to its id (as Docker records it) and, sharing X's network, X's
+/// host name taken, as in Docker.
+fn share_namespaces(map: &HashMap<String, Container>, ns: &str, config: &mut ContainerConfig, h: &mut HostConfig) -> Result<()> {
+    let conflict = |what: &str| Error::InvalidArgument(format!("conflicting options: {what}"));
+    if h.uts_mode == "host" && !config.hostname.is_empty() {
+        return Err(conflict("hostname and the UTS mode"));
+    }
+    if h.network_mode.starts_with("container:") {
+        if !config.hostname.is_empty() {
+            return Err(conflict("hostname and the network mode"));
+        }
+        if !h.links.is_empty() {
+            return Err(conflict("container type network can't be used with links. This would result in undefined behavior"));
+        }
+        if !h.dns.is_empty() || !h.dns_search.is_empty() || !h.dns_options.is_empty() {
+            return Err(conflict("dns and the network mode"));
+        }
+        if !h.extra_hosts.is_empty() {
+            return Err(conflict("custom host-to-IP mapping and the network mode"));
+        }
+        if !h.port_bindings.is_empty() || h.publish_all_ports {
+            return Err(conflict("port publishing and the container type network mode"));
+        }
+        if !config.exposed_ports.is_empty() {
+            return Err(conflict("port exposing and the container type network mode"));
+        }
+    }
+    for (kind, mode) in [("pid", &mut h.pid_mode), ("ipc", &mut h.ipc_mode), ("net", &mut h.network_mode)] {
+        let Some(name) = mode.strip_prefix("container:") else { continue };
+        let other = Engine::lookup(map, ns, name).map_err(|e| match e {
+            Error::NotFound(m) => Error::InvalidArgument(m),
+            e => e,
+        })?;
+        if kind == "ipc" && other.host_config.ipc_mode != "shareable" {
+            return Err(Error::InvalidArgument("non-shareable IPC (hint: use IpcMode:shareable for the donor container)".into()));
+        }
+        if kind == "net" {
+            config.hostname = other.config.hostname.clone();
+            config.domainname = other.config.domainname.clone();
+        }
+        *mode = format!("container:{}", other.id);
+    }
+    if h.uts_mode == "host" {
+        config.hostname = nix::unistd::gethostname().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    }
+    Ok(())
 }
 
 fn write_etc_files(dir: &std::path::Path, config: &ContainerConfig, h: &HostConfig) -> Result<()> {

@@ -41,6 +41,8 @@ pub(crate) enum Mode {
     Host,
     /// Its own namespace, on one network.
     Network(Network),
+    /// Another container's network namespace (`--network container:X`).
+    Container,
 }
 
 impl Engine {
@@ -181,7 +183,7 @@ impl Engine {
             "" | "default" => Ok(Mode::Network(self.networks.find(ns, network::DEFAULT)?)),
             "none" => Ok(Mode::None),
             "host" => Ok(Mode::Host),
-            m if m.starts_with("container:") => Err(Error::InvalidArgument("--network container:NAME is not supported by Berth".into())),
+            m if m.starts_with("container:") => Ok(Mode::Container),
             name => {
                 let net = self.networks.find(ns, name)?;
                 Ok(match net.driver.as_str() {

@@ -95,9 +95,15 @@ fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd:
         // Root-owned 0755 on the host: any user of the container may run it.
         bind(init, &root.join(crate::runtime::INIT_PATH.trim_start_matches('/')), true, false, None)?;
     }
-    e(sethostname(&spec.hostname), || "set hostname".into())?;
-    if !spec.domainname.is_empty() {
-        set_domainname(&spec.domainname)?;
+    if spec.uts_ns == crate::spec::Namespace::New {
+        e(sethostname(&spec.hostname), || "set hostname".into())?;
+        if !spec.domainname.is_empty() {
+            set_domainname(&spec.domainname)?;
+        }
+    }
+    if let Some(shm) = &spec.shm_from {
+        // A tmpfs on the host, shared by the containers of one IPC namespace.
+        bind(shm, &root.join("dev/shm"), false, false, None)?;
     }
     // In a user namespace the network namespace is made once inside it (below).
     if userns.is_none() {
@@ -429,7 +435,27 @@ fn bind_mount(root: &Path, m: &MountSpec, userns: Option<BorrowedFd<'_>>, map: O
         e(fs::create_dir_all(&dst), || format!("create mountpoint {}", dst.display()))?;
         return e(mount(Some("tmpfs"), &dst, Some("tmpfs"), flags, (!data.is_empty()).then_some(data.as_str())), || format!("mount tmpfs on {}", m.destination));
     }
-    bind(&m.source, &dst, m.readonly, !m.non_recursive, userns)
+    match &m.beneath {
+        Some(root) => {
+            let fd = open_beneath(root, &m.source)?;
+            bind(Path::new(&format!("/proc/self/fd/{}", fd.as_raw_fd())), &dst, m.readonly, !m.non_recursive, userns)
+        }
+        None => bind(&m.source, &dst, m.readonly, !m.non_recursive, userns),
+    }
+}
+
+/// Opens `path` (under `root`) as an O_PATH fd with openat2's RESOLVE_BENEATH: no
+/// `..`, absolute symlink or magic link may lead out of `root`.
+fn open_beneath(root: &Path, path: &Path) -> Result<OwnedFd, String> {
+    let rel = path.strip_prefix(root).map_err(|_| format!("bind source {} is not in {}", path.display(), root.display()))?;
+    let dir = e(fs::File::open(root), || format!("open {}", root.display()))?;
+    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+    let how = OpenHow::new().flags(OFlag::O_PATH | OFlag::O_CLOEXEC).resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = nix::fcntl::openat2(dir.as_raw_fd(), rel, how)
+        .map_err(|err| format!("bind source {}: it leads out of the session's home: {err}", path.display()))?;
+    // SAFETY: a new fd returned by the kernel, owned by us from here.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 fn mask_paths() {
