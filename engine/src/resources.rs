@@ -136,10 +136,14 @@ pub fn adapt(h: &mut HostConfig, host: &Support) -> Result<Vec<String>> {
         h.memory_swap = -1;
     }
     if h.memory > 0 && h.memory_swap > 0 && h.memory_swap < h.memory {
-        return Err(invalid("Minimum memoryswap limit should be larger than memory limit, see usage"));
+        return Err(invalid(
+            "Minimum memoryswap limit should be larger than memory limit, see usage",
+        ));
     }
     if h.memory == 0 && h.memory_swap > 0 {
-        return Err(invalid("You should always set the Memory limit when using Memoryswap limit, see usage"));
+        return Err(invalid(
+            "You should always set the Memory limit when using Memoryswap limit, see usage",
+        ));
     }
     if h.memory_swappiness.is_some() && !host.swappiness {
         warnings.push("Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded.".into());
@@ -147,7 +151,9 @@ pub fn adapt(h: &mut HostConfig, host: &Support) -> Result<Vec<String>> {
     }
     if let Some(s) = h.memory_swappiness {
         if !(0..=100).contains(&s) {
-            return Err(invalid(format!("Invalid value: {s}, valid memory swappiness range is 0-100")));
+            return Err(invalid(format!(
+                "Invalid value: {s}, valid memory swappiness range is 0-100"
+            )));
         }
     }
     if h.memory_reservation > 0 && !host.reservation {
@@ -158,11 +164,15 @@ pub fn adapt(h: &mut HostConfig, host: &Support) -> Result<Vec<String>> {
         return Err(invalid("Minimum memory reservation allowed is 6MB"));
     }
     if h.memory > 0 && h.memory_reservation > 0 && h.memory < h.memory_reservation {
-        return Err(invalid("Minimum memory limit can not be less than memory reservation limit, see usage"));
+        return Err(invalid(
+            "Minimum memory limit can not be less than memory reservation limit, see usage",
+        ));
     }
     if h.oom_kill_disable.is_some() && !host.oom_kill_disable {
         if h.oom_kill_disable == Some(true) {
-            warnings.push("Your kernel does not support OomKillDisable. OomKillDisable discarded.".into());
+            warnings.push(
+                "Your kernel does not support OomKillDisable. OomKillDisable discarded.".into(),
+            );
         }
         h.oom_kill_disable = None;
     }
@@ -172,30 +182,43 @@ pub fn adapt(h: &mut HostConfig, host: &Support) -> Result<Vec<String>> {
 
     // CPU.
     if h.nano_cpus > 0 && h.cpu_period > 0 {
-        return Err(invalid("Conflicting options: Nano CPUs and CPU Period cannot both be set"));
+        return Err(invalid(
+            "Conflicting options: Nano CPUs and CPU Period cannot both be set",
+        ));
     }
     if h.nano_cpus > 0 && h.cpu_quota > 0 {
-        return Err(invalid("Conflicting options: Nano CPUs and CPU Quota cannot both be set"));
+        return Err(invalid(
+            "Conflicting options: Nano CPUs and CPU Quota cannot both be set",
+        ));
     }
     if h.cpu_shares > 0 && !host.cpu_shares {
         warnings.push("Your kernel does not support CPU shares or the cgroup is not mounted. Shares discarded.".into());
         h.cpu_shares = 0;
     }
     if (h.cpu_period != 0 || h.cpu_quota != 0) && !host.cfs {
-        warnings.push("Your kernel does not support CPU CFS scheduler. CPU period/quota discarded.".into());
+        warnings.push(
+            "Your kernel does not support CPU CFS scheduler. CPU period/quota discarded.".into(),
+        );
         h.cpu_period = 0;
         h.cpu_quota = 0;
     }
     if h.cpu_period != 0 && !(1000..=1_000_000).contains(&h.cpu_period) {
-        return Err(invalid("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"));
+        return Err(invalid(
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+        ));
     }
     if h.cpu_quota > 0 && h.cpu_quota < 1000 {
-        return Err(invalid("CPU cfs quota can not be less than 1ms (i.e. 1000)"));
+        return Err(invalid(
+            "CPU cfs quota can not be less than 1ms (i.e. 1000)",
+        ));
     }
 
     // Cpusets.
     if (!h.cpuset_cpus.is_empty() || !h.cpuset_mems.is_empty()) && !host.cpuset {
-        warnings.push("Your kernel does not support cpuset or the cgroup is not mounted. Cpuset discarded.".into());
+        warnings.push(
+            "Your kernel does not support cpuset or the cgroup is not mounted. Cpuset discarded."
+                .into(),
+        );
         h.cpuset_cpus.clear();
         h.cpuset_mems.clear();
     }
@@ -215,10 +238,30 @@ pub fn adapt(h: &mut HostConfig, host: &Support) -> Result<Vec<String>> {
         h.blkio_weight_device.clear();
     }
     let throttles = [
-        (&mut h.blkio_device_read_bps, host.read_bps, "BPS Block I/O read limit", "Block I/O BPS read limit"),
-        (&mut h.blkio_device_write_bps, host.write_bps, "BPS Block I/O write limit", "Block I/O BPS write limit"),
-        (&mut h.blkio_device_read_i_ops, host.read_iops, "IOPS Block I/O read limit", "Block I/O IOPS read limit"),
-        (&mut h.blkio_device_write_i_ops, host.write_iops, "IOPS Block I/O write limit", "Block I/O IOPS write limit"),
+        (
+            &mut h.blkio_device_read_bps,
+            host.read_bps,
+            "BPS Block I/O read limit",
+            "Block I/O BPS read limit",
+        ),
+        (
+            &mut h.blkio_device_write_bps,
+            host.write_bps,
+            "BPS Block I/O write limit",
+            "Block I/O BPS write limit",
+        ),
+        (
+            &mut h.blkio_device_read_i_ops,
+            host.read_iops,
+            "IOPS Block I/O read limit",
+            "Block I/O IOPS read limit",
+        ),
+        (
+            &mut h.blkio_device_write_i_ops,
+            host.write_iops,
+            "IOPS Block I/O write limit",
+            "Block I/O IOPS write limit",
+        ),
     ];
     for (devices, supported, what, limit) in throttles {
         if !devices.is_empty() && !supported {
@@ -231,11 +274,17 @@ pub fn adapt(h: &mut HostConfig, host: &Support) -> Result<Vec<String>> {
 
 /// dockerd's check of `--cpuset-cpus`/`--cpuset-mems` against what the host has.
 fn check_cpuset(asked: &str, available: &str, flag: &str, what: &str) -> Result<()> {
-    let want = parse_list(asked).ok_or_else(|| invalid(format!("Invalid value {asked} for cpuset {flag}: invalid format: {asked}")))?;
+    let want = parse_list(asked).ok_or_else(|| {
+        invalid(format!(
+            "Invalid value {asked} for cpuset {flag}: invalid format: {asked}"
+        ))
+    })?;
     // The host's list is the kernel's: well formed.
     let have = parse_list(available).unwrap_or_default();
     if want.iter().any(|n| !have.contains(n)) {
-        return Err(invalid(format!("Requested {what} are not available - requested {asked}, available: {available}")));
+        return Err(invalid(format!(
+            "Requested {what} are not available - requested {asked}, available: {available}"
+        )));
     }
     Ok(())
 }
@@ -264,9 +313,14 @@ fn parse_list(list: &str) -> Option<Vec<u32>> {
 /// The `MAJOR:MINOR` of a device node, as runc names it in the cgroup files; fails at
 /// start, as dockerd does, when the path is not there.
 fn device_number(path: &str) -> Result<String> {
-    let md = fs::metadata(path).map_err(|e| invalid(format!("stat {path}: {}", go_error_text(&e))))?;
+    let md =
+        fs::metadata(path).map_err(|e| invalid(format!("stat {path}: {}", go_error_text(&e))))?;
     let rdev = md.rdev();
-    Ok(format!("{}:{}", nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev)))
+    Ok(format!(
+        "{}:{}",
+        nix::sys::stat::major(rdev),
+        nix::sys::stat::minor(rdev)
+    ))
 }
 
 /// An OS error as Go prints it ("no such file or directory"), as dockerd's messages
@@ -281,7 +335,15 @@ fn go_error_text(e: &std::io::Error) -> String {
 /// The limits of `h` beyond memory, CPUs and pids, for the cgroup at start.
 pub fn limits(h: &HostConfig, base: Limits) -> Result<Limits> {
     let throttle = |devices: &[ThrottleDevice]| -> Result<Vec<DeviceLimit>> {
-        devices.iter().map(|d| Ok(DeviceLimit { device: device_number(&d.path)?, value: d.rate })).collect()
+        devices
+            .iter()
+            .map(|d| {
+                Ok(DeviceLimit {
+                    device: device_number(&d.path)?,
+                    value: d.rate,
+                })
+            })
+            .collect()
     };
     Ok(Limits {
         memory_swap: h.memory_swap,
@@ -297,7 +359,12 @@ pub fn limits(h: &HostConfig, base: Limits) -> Result<Limits> {
         blkio_weight_device: h
             .blkio_weight_device
             .iter()
-            .map(|d| Ok(DeviceLimit { device: device_number(&d.path)?, value: u64::from(d.weight) }))
+            .map(|d| {
+                Ok(DeviceLimit {
+                    device: device_number(&d.path)?,
+                    value: u64::from(d.weight),
+                })
+            })
             .collect::<Result<_>>()?,
         read_bps: throttle(&h.blkio_device_read_bps)?,
         write_bps: throttle(&h.blkio_device_write_bps)?,
@@ -338,10 +405,18 @@ mod tests {
 
     #[test]
     fn swap_defaults_to_twice_the_memory() {
-        let mut h = HostConfig { memory: 64 << 20, memory_swappiness: Some(-1), ..Default::default() };
+        let mut h = HostConfig {
+            memory: 64 << 20,
+            memory_swappiness: Some(-1),
+            ..Default::default()
+        };
         assert!(adapt(&mut h, &v1_host()).unwrap().is_empty());
         assert_eq!((h.memory_swap, h.memory_swappiness), (128 << 20, None));
-        let mut h = HostConfig { memory: 64 << 20, memory_swap: -1, ..Default::default() };
+        let mut h = HostConfig {
+            memory: 64 << 20,
+            memory_swap: -1,
+            ..Default::default()
+        };
         adapt(&mut h, &v1_host()).unwrap();
         assert_eq!(h.memory_swap, -1);
     }
@@ -349,38 +424,143 @@ mod tests {
     #[test]
     fn bad_values_fail_with_dockerds_messages() {
         let m = 64 << 20;
-        assert_eq!(err(HostConfig { memory: m, memory_swap: m / 2, ..Default::default() }), "Minimum memoryswap limit should be larger than memory limit, see usage");
-        assert_eq!(err(HostConfig { memory_swap: m, ..Default::default() }), "You should always set the Memory limit when using Memoryswap limit, see usage");
-        assert_eq!(err(HostConfig { memory: m, memory_reservation: 2 * m, ..Default::default() }), "Minimum memory limit can not be less than memory reservation limit, see usage");
-        assert_eq!(err(HostConfig { memory_reservation: 1 << 20, ..Default::default() }), "Minimum memory reservation allowed is 6MB");
-        assert_eq!(err(HostConfig { memory_swappiness: Some(101), ..Default::default() }), "Invalid value: 101, valid memory swappiness range is 0-100");
-        assert_eq!(err(HostConfig { nano_cpus: 1_000_000_000, cpu_period: 50_000, ..Default::default() }), "Conflicting options: Nano CPUs and CPU Period cannot both be set");
-        assert_eq!(err(HostConfig { nano_cpus: 1_000_000_000, cpu_quota: 50_000, ..Default::default() }), "Conflicting options: Nano CPUs and CPU Quota cannot both be set");
-        assert_eq!(err(HostConfig { cpu_period: 500, ..Default::default() }), "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)");
-        assert_eq!(err(HostConfig { cpu_quota: 500, ..Default::default() }), "CPU cfs quota can not be less than 1ms (i.e. 1000)");
-        assert_eq!(err(HostConfig { cpuset_cpus: "0-7".into(), ..Default::default() }), "Requested CPUs are not available - requested 0-7, available: 0-1");
-        assert_eq!(err(HostConfig { cpuset_cpus: "1-0".into(), ..Default::default() }), "Invalid value 1-0 for cpuset cpus: invalid format: 1-0");
-        assert_eq!(err(HostConfig { cpuset_mems: "1".into(), ..Default::default() }), "Requested memory nodes are not available - requested 1, available: 0");
+        assert_eq!(
+            err(HostConfig {
+                memory: m,
+                memory_swap: m / 2,
+                ..Default::default()
+            }),
+            "Minimum memoryswap limit should be larger than memory limit, see usage"
+        );
+        assert_eq!(
+            err(HostConfig {
+                memory_swap: m,
+                ..Default::default()
+            }),
+            "You should always set the Memory limit when using Memoryswap limit, see usage"
+        );
+        assert_eq!(
+            err(HostConfig {
+                memory: m,
+                memory_reservation: 2 * m,
+                ..Default::default()
+            }),
+            "Minimum memory limit can not be less than memory reservation limit, see usage"
+        );
+        assert_eq!(
+            err(HostConfig {
+                memory_reservation: 1 << 20,
+                ..Default::default()
+            }),
+            "Minimum memory reservation allowed is 6MB"
+        );
+        assert_eq!(
+            err(HostConfig {
+                memory_swappiness: Some(101),
+                ..Default::default()
+            }),
+            "Invalid value: 101, valid memory swappiness range is 0-100"
+        );
+        assert_eq!(
+            err(HostConfig {
+                nano_cpus: 1_000_000_000,
+                cpu_period: 50_000,
+                ..Default::default()
+            }),
+            "Conflicting options: Nano CPUs and CPU Period cannot both be set"
+        );
+        assert_eq!(
+            err(HostConfig {
+                nano_cpus: 1_000_000_000,
+                cpu_quota: 50_000,
+                ..Default::default()
+            }),
+            "Conflicting options: Nano CPUs and CPU Quota cannot both be set"
+        );
+        assert_eq!(
+            err(HostConfig {
+                cpu_period: 500,
+                ..Default::default()
+            }),
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"
+        );
+        assert_eq!(
+            err(HostConfig {
+                cpu_quota: 500,
+                ..Default::default()
+            }),
+            "CPU cfs quota can not be less than 1ms (i.e. 1000)"
+        );
+        assert_eq!(
+            err(HostConfig {
+                cpuset_cpus: "0-7".into(),
+                ..Default::default()
+            }),
+            "Requested CPUs are not available - requested 0-7, available: 0-1"
+        );
+        assert_eq!(
+            err(HostConfig {
+                cpuset_cpus: "1-0".into(),
+                ..Default::default()
+            }),
+            "Invalid value 1-0 for cpuset cpus: invalid format: 1-0"
+        );
+        assert_eq!(
+            err(HostConfig {
+                cpuset_mems: "1".into(),
+                ..Default::default()
+            }),
+            "Requested memory nodes are not available - requested 1, available: 0"
+        );
         let mut weighted = v1_host();
         weighted.blkio_weight = true;
-        let e = adapt(&mut HostConfig { blkio_weight: 5, ..Default::default() }, &weighted).unwrap_err().to_string();
+        let e = adapt(
+            &mut HostConfig {
+                blkio_weight: 5,
+                ..Default::default()
+            },
+            &weighted,
+        )
+        .unwrap_err()
+        .to_string();
         assert_eq!(e, "Range of blkio weight is from 10 to 1000");
     }
 
     #[test]
     fn what_the_host_cannot_apply_is_discarded_with_a_warning() {
-        let mut h = HostConfig { blkio_weight: 5, blkio_weight_device: vec![WeightDevice { path: "/dev/vda".into(), weight: 300 }], ..Default::default() };
+        let mut h = HostConfig {
+            blkio_weight: 5,
+            blkio_weight_device: vec![WeightDevice {
+                path: "/dev/vda".into(),
+                weight: 300,
+            }],
+            ..Default::default()
+        };
         let w = adapt(&mut h, &v1_host()).unwrap();
         assert_eq!(w[0], "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.");
         assert_eq!((h.blkio_weight, h.blkio_weight_device.len()), (0, 0));
         // cgroup v2: no OOM-killer switch, no swappiness.
-        let v2 = Support { v2: true, oom_kill_disable: false, swappiness: false, ..v1_host() };
-        let mut h = HostConfig { memory: 64 << 20, oom_kill_disable: Some(true), memory_swappiness: Some(10), ..Default::default() };
+        let v2 = Support {
+            v2: true,
+            oom_kill_disable: false,
+            swappiness: false,
+            ..v1_host()
+        };
+        let mut h = HostConfig {
+            memory: 64 << 20,
+            oom_kill_disable: Some(true),
+            memory_swappiness: Some(10),
+            ..Default::default()
+        };
         let w = adapt(&mut h, &v2).unwrap();
         assert_eq!(w, ["Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded.", "Your kernel does not support OomKillDisable. OomKillDisable discarded."]);
         assert_eq!((h.oom_kill_disable, h.memory_swappiness), (None, None));
-        let mut h = HostConfig { oom_kill_disable: Some(true), ..Default::default() };
-        assert!(adapt(&mut h, &v1_host()).unwrap()[0].starts_with("OOM killer is disabled for the container, but no memory limit is set"));
+        let mut h = HostConfig {
+            oom_kill_disable: Some(true),
+            ..Default::default()
+        };
+        assert!(adapt(&mut h, &v1_host()).unwrap()[0]
+            .starts_with("OOM killer is disabled for the container, but no memory limit is set"));
     }
 
     #[test]
@@ -394,6 +574,9 @@ mod tests {
     #[test]
     fn devices_are_named_by_number() {
         assert_eq!(device_number("/dev/null").unwrap(), "1:3");
-        assert_eq!(device_number("/dev/nope").unwrap_err().to_string(), "stat /dev/nope: no such file or directory");
+        assert_eq!(
+            device_number("/dev/nope").unwrap_err().to_string(),
+            "stat /dev/nope: no such file or directory"
+        );
     }
 }
