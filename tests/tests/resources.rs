@@ -203,7 +203,9 @@ fn resource_flags_write_the_cgroup_files_dockerd_writes() {
             ("blkio", v1)
         }
     };
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>)> = vec![
+    // (flags, cgroup files as (controller, file))
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>);
+    let cases: Vec<Case> = vec![
         (
             vec![],
             vec![
@@ -524,7 +526,7 @@ fn a_lab_session_keeps_resource_flags_in_its_envelope() {
     let cpuset = cgroup_dir(&pid, "cpuset");
     assert!(cpuset.ends_with(&envelope), "{}", cpuset.display());
     assert_eq!(
-        std::fs::read_to_string(cpuset.join(if v2() { "cpuset.cpus" } else { "cpuset.cpus" }))
+        std::fs::read_to_string(cpuset.join("cpuset.cpus"))
             .expect("cpuset.cpus")
             .trim(),
         "0"
