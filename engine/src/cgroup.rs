@@ -13,7 +13,14 @@ use crate::error::{Context, Result};
 use crate::spec::Limits;
 
 const ROOT: &str = "/sys/fs/cgroup";
-const V1_CONTROLLERS: &[&str] = &["memory", "cpu", "pids", "freezer", "cpuacct"];
+/// Every container joins them all, as under runc (cpuset and blkio hold only
+/// `--cpuset-*` and `--blkio-*`/`--device-*` limits but are joined all the same).
+const V1_CONTROLLERS: &[&str] = &["memory", "cpu", "pids", "freezer", "cpuacct", "cpuset", "blkio"];
+/// The v2 controllers enabled for the subtree, one at a time: a write naming one
+/// the host lacks would enable none of them.
+const V2_CONTROLLERS: &[&str] = &["memory", "cpu", "pids", "cpuset", "io"];
+/// The CFS period when only a quota is given (the kernel's default).
+const DEFAULT_PERIOD: i64 = 100_000;
 /// Where containers without a `CgroupParent` go (Docker's is `docker`).
 pub const DEFAULT_PARENT: &str = "berth";
 
@@ -72,38 +79,157 @@ impl Cgroup {
             // Controllers must be enabled in every ancestor's subtree_control.
             let mut p = PathBuf::from(ROOT);
             for comp in dir.strip_prefix(ROOT).unwrap_or(dir).parent().into_iter().flat_map(|x| x.components()) {
-                let _ = fs::write(p.join("cgroup.subtree_control"), "+memory +cpu +pids");
+                enable_v2_controllers(&p);
                 p.push(comp);
                 fs::create_dir_all(&p).ctx(|| format!("create {}", p.display()))?;
             }
-            let _ = fs::write(p.join("cgroup.subtree_control"), "+memory +cpu +pids");
+            enable_v2_controllers(&p);
             fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
         } else {
             for d in &self.dirs {
-                fs::create_dir_all(d).ctx(|| format!("create {}", d.display()))?;
+                if d.strip_prefix(ROOT).is_ok_and(|r| r.starts_with("cpuset")) {
+                    create_v1_cpuset(d)?;
+                } else {
+                    fs::create_dir_all(d).ctx(|| format!("create {}", d.display()))?;
+                }
             }
         }
+        self.write_memory(limits)?;
+        self.write_cpu(limits)?;
+        if limits.pids > 0 {
+            self.write_v("pids.max", "pids", "pids.max", &limits.pids.to_string())?;
+        }
+        if !limits.cpuset_cpus.is_empty() {
+            self.write("cpuset", "cpuset.cpus", &limits.cpuset_cpus)?;
+        }
+        if !limits.cpuset_mems.is_empty() {
+            self.write("cpuset", "cpuset.mems", &limits.cpuset_mems)?;
+        }
+        self.write_blkio(limits)
+    }
+
+    fn write_memory(&self, limits: &Limits) -> Result<()> {
         if limits.memory > 0 {
             self.write_v("memory.max", "memory", "memory.limit_in_bytes", &limits.memory.to_string())?;
         }
-        if limits.nano_cpus > 0 {
-            let quota = limits.nano_cpus / 10_000; // period 100000us
-            if self.v2 {
-                self.write_v("cpu.max", "cpu", "", &format!("{quota} 100000"))?;
-            } else {
-                // v1 refuses a quota above the parent's (v2 takes it and applies the
-                // parent's anyway): the parent's is what the child gets either way.
-                let parent = self.dir_for("cpu").and_then(|d| d.parent()).and_then(|p| fs::read_to_string(p.join("cpu.cfs_quota_us")).ok());
-                let quota = match parent.and_then(|q| q.trim().parse::<i64>().ok()) {
-                    Some(p) if p > 0 => quota.min(p),
-                    _ => quota,
-                };
-                self.write_v("", "cpu", "cpu.cfs_period_us", "100000")?;
-                self.write_v("", "cpu", "cpu.cfs_quota_us", &quota.to_string())?;
+        // Memory plus swap: v1 takes the sum (after the memory limit: it may not be
+        // below it), v2 the swap alone, as runc converts it.
+        let swap_file = if self.v2 { "memory.swap.max" } else { "memory.memsw.limit_in_bytes" };
+        let swap_there = self.dir_for("memory").is_some_and(|d| d.join(swap_file).exists());
+        let swap = match limits.memory_swap {
+            0 => None,
+            -1 if self.v2 => Some("max".to_string()),
+            -1 => Some("-1".to_string()),
+            total if self.v2 => Some((total - limits.memory).max(0).to_string()),
+            total => Some(total.to_string()),
+        };
+        // Without swap accounting, create warned and made it -1 (unlimited): nothing to write.
+        if let (Some(swap), true) = (swap, swap_there) {
+            self.write("memory", swap_file, &swap)?;
+        }
+        if limits.memory_reservation > 0 {
+            self.write_v("memory.low", "memory", "memory.soft_limit_in_bytes", &limits.memory_reservation.to_string())?;
+        }
+        // v2 has neither (create discarded them there).
+        if !self.v2 {
+            if limits.oom_kill_disable {
+                self.write("memory", "memory.oom_control", "1")?;
+            }
+            if let Some(s) = limits.swappiness {
+                self.write("memory", "memory.swappiness", &s.to_string())?;
             }
         }
-        if limits.pids > 0 {
-            self.write_v("pids.max", "pids", "pids.max", &limits.pids.to_string())?;
+        Ok(())
+    }
+
+    fn write_cpu(&self, limits: &Limits) -> Result<()> {
+        if limits.cpu_shares < 0 {
+            return Err(crate::error::Error::InvalidArgument("shares: invalid argument".into()));
+        }
+        if limits.cpu_shares > 0 {
+            if self.v2 {
+                self.write("cpu", "cpu.weight", &shares_to_weight(limits.cpu_shares).to_string())?;
+            } else {
+                // The kernel clamps what it cannot take; runc reads it back and says so.
+                self.write("cpu", "cpu.shares", &limits.cpu_shares.to_string())?;
+                let got = self.read_u64("cpu", "cpu.shares") as i64;
+                if limits.cpu_shares > got {
+                    return Err(crate::error::Error::InvalidArgument(format!("the maximum allowed cpu-shares is {got}")));
+                }
+                if limits.cpu_shares < got {
+                    return Err(crate::error::Error::InvalidArgument(format!("the minimum allowed cpu-shares is {got}")));
+                }
+            }
+        }
+        let (period, quota) = if limits.nano_cpus > 0 {
+            (DEFAULT_PERIOD, limits.nano_cpus * DEFAULT_PERIOD / 1_000_000_000)
+        } else if limits.cpu_period > 0 || limits.cpu_quota != 0 {
+            (if limits.cpu_period > 0 { limits.cpu_period } else { DEFAULT_PERIOD }, limits.cpu_quota)
+        } else {
+            return Ok(());
+        };
+        if self.v2 {
+            let quota = if quota > 0 { quota.to_string() } else { "max".into() };
+            return self.write("cpu", "cpu.max", &format!("{quota} {period}"));
+        }
+        // v1 refuses a share of CPU time above the parent's (v2 takes it and applies
+        // the parent's anyway): the parent's is what the child gets either way.
+        let parent = self.dir_for("cpu").and_then(|d| d.parent()).map(|p| {
+            let read = |f: &str| fs::read_to_string(p.join(f)).ok().and_then(|v| v.trim().parse::<i64>().ok());
+            (read("cpu.cfs_quota_us"), read("cpu.cfs_period_us"))
+        });
+        let quota = match parent {
+            Some((Some(pq), Some(pp))) if pq > 0 && pp > 0 => {
+                let most = pq * period / pp;
+                if quota > 0 { quota.min(most) } else { most }
+            }
+            _ => quota,
+        };
+        self.write("cpu", "cpu.cfs_period_us", &period.to_string())?;
+        if quota != 0 {
+            self.write("cpu", "cpu.cfs_quota_us", &quota.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// v1 blkio files; on v2 `io.max`, and the BFQ scheduler's weights where it is
+    /// there (else `io.weight`, converted), as runc writes them.
+    fn write_blkio(&self, limits: &Limits) -> Result<()> {
+        if self.v2 {
+            let bfq = self.dir_for("io").is_some_and(|d| d.join("io.bfq.weight").exists());
+            if limits.blkio_weight > 0 {
+                if bfq {
+                    self.write("io", "io.bfq.weight", &limits.blkio_weight.to_string())?;
+                } else {
+                    self.write("io", "io.weight", &blkio_to_io_weight(limits.blkio_weight).to_string())?;
+                }
+            }
+            if bfq {
+                for d in &limits.blkio_weight_device {
+                    self.write("io", "io.bfq.weight", &format!("{} {}", d.device, d.value))?;
+                }
+            }
+            for (key, devices) in [("rbps", &limits.read_bps), ("wbps", &limits.write_bps), ("riops", &limits.read_iops), ("wiops", &limits.write_iops)] {
+                for d in devices {
+                    self.write("io", "io.max", &format!("{} {key}={}", d.device, d.value))?;
+                }
+            }
+            return Ok(());
+        }
+        if limits.blkio_weight > 0 {
+            self.write("blkio", "blkio.weight", &limits.blkio_weight.to_string())?;
+        }
+        let files = [
+            ("blkio.weight_device", &limits.blkio_weight_device),
+            ("blkio.throttle.read_bps_device", &limits.read_bps),
+            ("blkio.throttle.write_bps_device", &limits.write_bps),
+            ("blkio.throttle.read_iops_device", &limits.read_iops),
+            ("blkio.throttle.write_iops_device", &limits.write_iops),
+        ];
+        for (file, devices) in files {
+            for d in devices {
+                self.write("blkio", file, &format!("{} {}", d.device, d.value))?;
+            }
         }
         Ok(())
     }
@@ -142,6 +268,15 @@ impl Cgroup {
         } else {
             self.dirs.iter().find(|d| d.strip_prefix(ROOT).ok().and_then(|r| r.components().next()).is_some_and(|c| c.as_os_str() == controller))
         }
+    }
+
+    /// Writes `file` of `controller` (v2: of the one directory).
+    fn write(&self, controller: &str, file: &str, value: &str) -> Result<()> {
+        if let Some(d) = self.dir_for(controller) {
+            let p = d.join(file);
+            fs::write(&p, value).ctx(|| format!("write {value} to {}", p.display()))?;
+        }
+        Ok(())
     }
 
     fn write_v(&self, v2_file: &str, controller: &str, v1_file: &str, value: &str) -> Result<()> {
@@ -256,6 +391,43 @@ impl Cgroup {
     }
 }
 
+fn enable_v2_controllers(dir: &Path) {
+    for c in V2_CONTROLLERS {
+        let _ = fs::write(dir.join("cgroup.subtree_control"), format!("+{c}"));
+    }
+}
+
+/// Makes a v1 cpuset cgroup and its missing ancestors. A new cpuset starts with no
+/// CPUs and no memory nodes, and no process can join it: each level gets its
+/// parent's, as runc does.
+fn create_v1_cpuset(dir: &Path) -> Result<()> {
+    let root = Path::new(ROOT).join("cpuset");
+    let mut p = root.clone();
+    for comp in dir.strip_prefix(&root).unwrap_or(dir).components() {
+        let parent = p.clone();
+        p.push(comp);
+        fs::create_dir_all(&p).ctx(|| format!("create {}", p.display()))?;
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let mine = fs::read_to_string(p.join(file)).unwrap_or_default();
+            if mine.trim().is_empty() {
+                let theirs = fs::read_to_string(parent.join(file)).ctx(|| format!("read {}", parent.join(file).display()))?;
+                fs::write(p.join(file), theirs.trim()).ctx(|| format!("write {}", p.join(file).display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// runc's conversion of v1 `cpu.shares` (2..262144) to v2 `cpu.weight` (1..10000).
+fn shares_to_weight(shares: i64) -> i64 {
+    1 + ((shares - 2) * 9999) / 262142
+}
+
+/// runc's conversion of a blkio weight (10..1000) to v2 `io.weight` (1..10000).
+fn blkio_to_io_weight(weight: u16) -> u64 {
+    1 + (u64::from(weight).saturating_sub(10)) * 9999 / 990
+}
+
 /// Depth first: kills the processes of each cgroup and removes it; what could not be
 /// removed yet (processes still dying) goes to `left`.
 fn remove_dir_tree(dir: &Path, left: &mut Vec<PathBuf>) {
@@ -296,9 +468,22 @@ mod tests {
         let shown: Vec<String> = v1.iter().map(|d| d.display().to_string()).collect();
         assert_eq!(
             shown,
-            ["/sys/fs/cgroup/memory/berth/lab-x/id", "/sys/fs/cgroup/cpu/berth/lab-x/id", "/sys/fs/cgroup/pids/berth/lab-x/id", "/sys/fs/cgroup/cpuacct/berth/lab-x/id"]
+            [
+                "/sys/fs/cgroup/memory/berth/lab-x/id",
+                "/sys/fs/cgroup/cpu/berth/lab-x/id",
+                "/sys/fs/cgroup/pids/berth/lab-x/id",
+                "/sys/fs/cgroup/cpuacct/berth/lab-x/id",
+                "/sys/fs/cgroup/cpuset/berth/lab-x/id",
+                "/sys/fs/cgroup/blkio/berth/lab-x/id"
+            ]
         );
         assert_eq!(dirs_for(root, true, &name, |_| false), [PathBuf::from("/sys/fs/cgroup/berth/lab-x/id")]);
+    }
+
+    #[test]
+    fn v2_weights_convert_as_runc_does() {
+        assert_eq!((shares_to_weight(2), shares_to_weight(1024), shares_to_weight(262144)), (1, 39, 10000));
+        assert_eq!((blkio_to_io_weight(10), blkio_to_io_weight(500), blkio_to_io_weight(1000)), (1, 4950, 10000));
     }
 
     #[test]

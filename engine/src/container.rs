@@ -92,6 +92,33 @@ pub struct HostConfig {
     pub cpu_period: i64,
     #[serde(deserialize_with = "nullable")]
     pub pids_limit: i64,
+    /// `--memory-swap`: memory plus swap, -1 unlimited; after create, Docker's
+    /// default of twice `memory` (see `resources`).
+    pub memory_swap: i64,
+    /// `--memory-reservation`: the soft limit.
+    pub memory_reservation: i64,
+    /// `--oom-kill-disable`; null where the host's cgroups cannot (v2).
+    pub oom_kill_disable: Option<bool>,
+    /// `--memory-swappiness` 0..100; null (the CLI's -1) when not set.
+    pub memory_swappiness: Option<i64>,
+    /// `--cpu-shares`: the relative CPU weight (v2: converted to `cpu.weight`).
+    pub cpu_shares: i64,
+    #[serde(deserialize_with = "nullable")]
+    pub cpuset_cpus: String,
+    #[serde(deserialize_with = "nullable")]
+    pub cpuset_mems: String,
+    /// `--blkio-weight` and the `--blkio-weight-device`, `--device-*-bps/iops` lists.
+    pub blkio_weight: u16,
+    #[serde(deserialize_with = "nullable")]
+    pub blkio_weight_device: Vec<crate::resources::WeightDevice>,
+    #[serde(deserialize_with = "nullable")]
+    pub blkio_device_read_bps: Vec<crate::resources::ThrottleDevice>,
+    #[serde(deserialize_with = "nullable")]
+    pub blkio_device_write_bps: Vec<crate::resources::ThrottleDevice>,
+    #[serde(rename = "BlkioDeviceReadIOps", deserialize_with = "nullable")]
+    pub blkio_device_read_i_ops: Vec<crate::resources::ThrottleDevice>,
+    #[serde(rename = "BlkioDeviceWriteIOps", deserialize_with = "nullable")]
+    pub blkio_device_write_i_ops: Vec<crate::resources::ThrottleDevice>,
     /// `--cgroup-parent`: the container's cgroup is `<parent>/<id>` (a lab session's
     /// envelope, see `envelope`); empty: `berth/<id>`.
     #[serde(deserialize_with = "nullable")]
@@ -351,6 +378,10 @@ pub struct Container {
     /// upper dir holds ids shifted by it (see `userns`).
     #[serde(default)]
     pub userns: Option<crate::userns::IdMap>,
+    /// dockerd's warnings from create (settings the host cannot apply, discarded),
+    /// for the create response only.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// A container's place on one network.
@@ -487,7 +518,7 @@ mod tests {
             id: "x".into(), namespace: "default".into(), name: "n".into(), created: now,
             image: String::new(), config: Default::default(), host_config: Default::default(),
             state: Default::default(), path: String::new(), args: vec![], mounts: vec![],
-            ports: vec![], restart_count: 0, join_network: None, endpoints: vec![], userns: None,
+            ports: vec![], restart_count: 0, join_network: None, endpoints: vec![], userns: None, warnings: vec![],
         };
         assert_eq!(c.status_text(now), "Created");
         c.state.status = Status::Running;

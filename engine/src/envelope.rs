@@ -39,12 +39,12 @@ impl Envelope {
     pub fn ensure(&self) -> Result<()> {
         cgroup::validate_parent(&self.cgroup)?;
         let cg = self.cgroup();
-        cg.create(&Limits { memory: 0, nano_cpus: 0, pids: 0 })?;
+        cg.create(&Limits::default())?;
         if self.memory > 0 && !cg.memory_hierarchy() {
             tracing::warn!(cgroup = %self.cgroup, "memory.use_hierarchy is off on this host: the session's memory limit covers none of its containers");
         }
         cg.set_default_cpu_weight()?;
-        cg.create(&Limits { memory: self.memory, nano_cpus: self.nano_cpus, pids: self.pids })
+        cg.create(&Limits { memory: self.memory, nano_cpus: self.nano_cpus, pids: self.pids, ..Default::default() })
     }
 
     /// Whether the cgroup is there (it is gone after a reboot of the host).

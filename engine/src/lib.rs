@@ -44,6 +44,7 @@ pub mod netns;
 pub mod network;
 pub mod policy;
 pub mod reference;
+pub mod resources;
 pub mod registry;
 pub mod runtime;
 pub mod seccomp;

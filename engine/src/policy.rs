@@ -96,13 +96,25 @@ impl Policy {
                 "this lab session already has {containers} containers, its limit: remove some (docker container prune) first"
             )));
         }
-        limit(&mut h.memory, self.memory, "--memory", |v| format!("{}m", v / (1024 * 1024)))?;
-        limit(&mut h.nano_cpus, self.nano_cpus, "--cpus", |v| format!("{:.2}", v as f64 / 1e9))?;
-        limit(&mut h.pids_limit, self.pids, "--pids-limit", |v| v.to_string())?;
-        if h.cpu_quota > 0 && self.nano_cpus > 0 {
-            h.cpu_quota = 0;
-            h.cpu_period = 0;
+        // An OOM killer that never comes lets one container sit on the session's
+        // memory for good, its siblings starved.
+        if h.oom_kill_disable == Some(true) {
+            return Err(refuse("--oom-kill-disable"));
         }
+        let mib = |v: i64| format!("{}m", v / (1024 * 1024));
+        limit(&mut h.memory, self.memory, "--memory", mib)?;
+        if self.memory > 0 {
+            // Swap is memory too: at most Docker's default for a container at the
+            // limit (twice it, memory plus as much swap).
+            if h.memory_swap == -1 {
+                return Err(refuse("--memory-swap -1 (unlimited swap)"));
+            }
+            if h.memory_swap > 2 * self.memory {
+                return Err(Error::InvalidArgument(format!("--memory-swap {} is above this lab session's limit of {}", mib(h.memory_swap), mib(2 * self.memory))));
+            }
+        }
+        self.limit_cpus(h)?;
+        limit(&mut h.pids_limit, self.pids, "--pids-limit", |v| v.to_string())?;
         if let Some(env) = &self.envelope {
             if !h.cgroup_parent.is_empty() && h.cgroup_parent.trim_matches('/') != env.cgroup {
                 return Err(refuse("--cgroup-parent"));
@@ -127,6 +139,28 @@ impl Policy {
     /// (the runtime opens the source from it without following a way out).
     pub fn bind_root(&self) -> Option<&std::path::Path> {
         self.home.as_ref().map(|h| h.host_path.as_path())
+    }
+
+    /// `--cpus`, or `--cpu-quota`/`--cpu-period` (which Docker does not let go
+    /// with `--cpus`): within the policy's CPUs, which are the default.
+    fn limit_cpus(&self, h: &mut HostConfig) -> Result<()> {
+        let cpus = |v: i64| format!("{:.2}", v as f64 / 1e9);
+        if self.nano_cpus <= 0 || h.nano_cpus > 0 || (h.cpu_quota == 0 && h.cpu_period == 0) {
+            return limit(&mut h.nano_cpus, self.nano_cpus, "--cpus", cpus);
+        }
+        let period = if h.cpu_period > 0 { h.cpu_period } else { 100_000 };
+        if h.cpu_quota <= 0 {
+            // No quota (or -1, none): the policy's CPUs over the period asked for.
+            h.cpu_quota = self.nano_cpus * period / 1_000_000_000;
+        } else if h.cpu_quota * 1_000_000_000 / period > self.nano_cpus {
+            return Err(Error::InvalidArgument(format!(
+                "--cpu-quota {} over a period of {period} ({} CPUs) is above this lab session's limit of {}",
+                h.cpu_quota,
+                cpus(h.cpu_quota * 1_000_000_000 / period),
+                cpus(self.nano_cpus)
+            )));
+        }
+        Ok(())
     }
 
     /// `SRC:DEST[:MODE]` with SRC a path in the user's home: the same bind with SRC on
@@ -287,6 +321,30 @@ mod tests {
         assert!(p.apply(&mut h, 0).unwrap_err().to_string().contains("--memory 1024m is above"));
         let mut h = HostConfig::default();
         assert!(matches!(p.apply(&mut h, 2), Err(Error::Conflict(_))));
+    }
+
+    #[test]
+    fn resources_stay_in_the_envelope() {
+        let p = lab();
+        let apply = |h: HostConfig| {
+            let mut h = h;
+            p.apply(&mut h, 0).map(|_| h).map_err(|e| e.to_string())
+        };
+        let e = apply(HostConfig { oom_kill_disable: Some(true), ..Default::default() }).unwrap_err();
+        assert_eq!(e, "--oom-kill-disable is not allowed in a lab session");
+        apply(HostConfig { oom_kill_disable: Some(false), ..Default::default() }).unwrap();
+        let e = apply(HostConfig { memory_swap: -1, ..Default::default() }).unwrap_err();
+        assert_eq!(e, "--memory-swap -1 (unlimited swap) is not allowed in a lab session");
+        let e = apply(HostConfig { memory: 128 << 20, memory_swap: 1 << 30, ..Default::default() }).unwrap_err();
+        assert_eq!(e, "--memory-swap 1024m is above this lab session's limit of 512m");
+        apply(HostConfig { memory: 128 << 20, memory_swap: 512 << 20, ..Default::default() }).unwrap();
+        // --cpu-quota/--cpu-period instead of --cpus: kept, within the session's CPUs.
+        let h = apply(HostConfig { cpu_quota: 50_000, ..Default::default() }).unwrap();
+        assert_eq!((h.nano_cpus, h.cpu_quota, h.cpu_period), (0, 50_000, 0));
+        let h = apply(HostConfig { cpu_period: 50_000, ..Default::default() }).unwrap();
+        assert_eq!((h.nano_cpus, h.cpu_quota, h.cpu_period), (0, 50_000, 50_000));
+        let e = apply(HostConfig { cpu_quota: 200_000, ..Default::default() }).unwrap_err();
+        assert_eq!(e, "--cpu-quota 200000 over a period of 100000 (2.00 CPUs) is above this lab session's limit of 1.00");
     }
 
     #[test]

@@ -195,6 +195,45 @@ pub struct Limits {
     pub nano_cpus: i64,
     /// 0 = none.
     pub pids: i64,
+    /// The settings of `resources`, as Docker's HostConfig has them (0, empty: none).
+    #[serde(default)]
+    pub memory_swap: i64,
+    #[serde(default)]
+    pub memory_reservation: i64,
+    #[serde(default)]
+    pub oom_kill_disable: bool,
+    #[serde(default)]
+    pub swappiness: Option<i64>,
+    #[serde(default)]
+    pub cpu_shares: i64,
+    /// Microseconds; used when `nano_cpus` is 0.
+    #[serde(default)]
+    pub cpu_period: i64,
+    #[serde(default)]
+    pub cpu_quota: i64,
+    #[serde(default)]
+    pub cpuset_cpus: String,
+    #[serde(default)]
+    pub cpuset_mems: String,
+    #[serde(default)]
+    pub blkio_weight: u16,
+    #[serde(default)]
+    pub blkio_weight_device: Vec<DeviceLimit>,
+    #[serde(default)]
+    pub read_bps: Vec<DeviceLimit>,
+    #[serde(default)]
+    pub write_bps: Vec<DeviceLimit>,
+    #[serde(default)]
+    pub read_iops: Vec<DeviceLimit>,
+    #[serde(default)]
+    pub write_iops: Vec<DeviceLimit>,
+}
+
+/// A per-device limit: the device's `MAJOR:MINOR` and the weight or rate.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DeviceLimit {
+    pub device: String,
+    pub value: u64,
 }
 
 /// What the shim reports once the container's process runs (or failed to).

@@ -400,13 +400,15 @@ pub fn cleanup_root(root: &Path) {
 }
 
 /// Where cgroups of Berth's may be: the v2 root and each v1 controller Berth uses.
-pub const CGROUP_BASES: [&str; 6] = [
+pub const CGROUP_BASES: [&str; 8] = [
     "/sys/fs/cgroup",
     "/sys/fs/cgroup/memory",
     "/sys/fs/cgroup/cpu",
     "/sys/fs/cgroup/pids",
     "/sys/fs/cgroup/freezer",
     "/sys/fs/cgroup/cpuacct",
+    "/sys/fs/cgroup/cpuset",
+    "/sys/fs/cgroup/blkio",
 ];
 
 /// Kills what runs in a cgroup and below, and removes them all, for a few seconds.

@@ -291,25 +291,10 @@ fn run_flags_take_effect_as_on_dockerd() {
 fn unimplemented_settings_are_refused_by_name() {
     let b = Berth::start();
     for (flags, want) in [
-        (
-            &["--cpu-rt-runtime", "1000"][..],
-            "--cpu-rt-runtime is not supported by Berth",
-        ),
-        (
-            &["--memory-swappiness", "10"][..],
-            "--memory-swappiness is not supported by Berth",
-        ),
-        (
-            &[
-                "--mount",
-                "type=bind,source=/tmp,target=/x,bind-propagation=rshared",
-            ][..],
-            "bind-propagation=rshared is not supported by Berth",
-        ),
-        (
-            &["--add-host", "gw:host-gateway"][..],
-            "host-gateway is not supported by Berth",
-        ),
+        (&["--cpu-rt-runtime", "1000"][..], "--cpu-rt-runtime is not supported by Berth"),
+        (&["--cpu-rt-period", "1000"][..], "--cpu-rt-period is not supported by Berth"),
+        (&["--mount", "type=bind,source=/tmp,target=/x,bind-propagation=rshared"][..], "bind-propagation=rshared is not supported by Berth"),
+        (&["--add-host", "gw:host-gateway"][..], "host-gateway is not supported by Berth"),
     ] {
         let mut args = vec!["run", "--rm"];
         args.extend_from_slice(flags);

@@ -19,6 +19,7 @@ mod python_sdk;
 mod registry_client;
 mod registry_flow;
 mod registry_server;
+mod resources;
 mod security;
 mod system;
 mod userns;

@@ -192,6 +192,7 @@ impl Engine {
         }
         // After the policy: a lab session's refusal says it is the session's rule.
         validate_host_config(&host_config)?;
+        let warnings = crate::resources::adapt(&mut host_config, &crate::resources::Support::detect())?;
         // The image's defaults, overridden by the request, as Docker merges them.
         let ic = &image.config;
         let mut env = ic.env.clone();
@@ -321,6 +322,7 @@ impl Engine {
             join_network,
             userns,
             endpoints,
+            warnings,
         };
         self.save(&c)?;
         map.insert(id.clone(), c.clone());
@@ -518,7 +520,6 @@ impl Engine {
             lowerdirs.push(empty);
         }
         let h = &c.host_config;
-        let nano_cpus = if h.nano_cpus > 0 { h.nano_cpus } else if h.cpu_quota > 0 { h.cpu_quota * 1_000_000_000 / h.cpu_period.max(1000) } else { 0 };
         let (module, func) = runtime::wasm::split_entry(&c.path);
         let mut args: Vec<String> = std::iter::once(c.path.clone()).chain(c.args.iter().cloned()).collect();
         if h.init == Some(true) {
@@ -619,7 +620,14 @@ impl Engine {
                 (etc_dir.join("resolv.conf"), "/etc/resolv.conf".into()),
             ],
             ports: port_specs(&c.config, h)?,
-            limits: Limits { memory, nano_cpus, pids: h.pids_limit.max(0) },
+            limits: {
+                let mut limits = crate::resources::limits(h, Limits { memory, nano_cpus: h.nano_cpus, pids: h.pids_limit.max(0), ..Default::default() })?;
+                if wasm.is_some() && limits.memory_swap > 0 {
+                    // Memory plus swap: the same allowance on top.
+                    limits.memory_swap += memory - h.memory;
+                }
+                limits
+            },
             cgroup: cgroup_name(c),
             shim_cgroup: (!h.cgroup_parent.is_empty()).then(|| format!("{}/shims", h.cgroup_parent.trim_matches('/'))),
             network: match &net_donor {

@@ -88,7 +88,7 @@ async fn create(State(s): State<ApiState>, Query(q): Q, body: Bytes) -> Result<R
     let platform = opt(&q, "platform");
     let req = CreateRequest { name, config: b.config, host_config: b.host_config, endpoints_config, platform, ..Default::default() };
     let c = blocking(move || Ok(s.engine.create_container(&s.namespace, req)?)).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "Id": c.id, "Warnings": [] }))).into_response())
+    Ok((StatusCode::CREATED, Json(json!({ "Id": c.id, "Warnings": c.warnings }))).into_response())
 }
 
 fn ports_json(c: &Container) -> Vec<Value> {
