@@ -195,9 +195,9 @@ pub struct HostConfig {
     pub pid_mode: String,
     #[serde(deserialize_with = "nullable")]
     pub ipc_mode: String,
-    /// `--device`: not implemented; kept so it is refused by name.
+    /// `--device HOST[:CONTAINER[:PERMISSIONS]]` (refused in lab sessions).
     #[serde(deserialize_with = "nullable")]
-    pub devices: Vec<serde_json::Value>,
+    pub devices: Vec<DeviceMapping>,
     /// `--link NAME:ALIAS`.
     #[serde(deserialize_with = "nullable")]
     pub links: Vec<String>,
@@ -208,6 +208,18 @@ pub struct HostConfig {
     /// Fields Berth has no member for: refused when set (see `unsupported`).
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, serde_json::Value>,
+}
+
+/// One `--device`, as the API sends it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DeviceMapping {
+    #[serde(deserialize_with = "nullable")]
+    pub path_on_host: String,
+    #[serde(deserialize_with = "nullable")]
+    pub path_in_container: String,
+    #[serde(deserialize_with = "nullable")]
+    pub cgroup_permissions: String,
 }
 
 /// One `--ulimit`, as the API sends it.

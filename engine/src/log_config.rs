@@ -1,7 +1,8 @@
 //! A container's logging: Docker's `HostConfig.LogConfig` (`--log-driver`,
 //! `--log-opt`), checked at create with Docker's messages, and what the shim does with
 //! the output ([`LogMode`]). Berth has the `json-file` driver (with `max-size`,
-//! `max-file`) and `none`; any other driver is refused, never silently ignored.
+//! `max-file`), `local` (the same files, rotated by default as Docker's `local` is)
+//! and `none`; any other driver is refused, never silently ignored.
 
 use std::collections::BTreeMap;
 
@@ -11,11 +12,15 @@ use crate::container::nullable;
 use crate::error::{Error, Result};
 
 pub const JSON_FILE: &str = "json-file";
+pub const LOCAL: &str = "local";
 pub const NONE: &str = "none";
+
+/// Docker's `local` driver's defaults: 20 MiB per file, 5 files.
+const LOCAL_DEFAULT: Rotation = Rotation { max_size: 20 * 1024 * 1024, max_file: 5 };
 
 /// Docker's drivers Berth does not have: named in the refusal so the user knows it
 /// is Berth, not a typo.
-const DOCKER_DRIVERS: &[&str] = &["local", "syslog", "journald", "gelf", "fluentd", "awslogs", "splunk", "etwlogs", "gcplogs", "logentries"];
+const DOCKER_DRIVERS: &[&str] = &["syslog", "journald", "gelf", "fluentd", "awslogs", "splunk", "etwlogs", "gcplogs", "logentries"];
 
 /// `HostConfig.LogConfig`, in Docker's field names.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -70,11 +75,19 @@ impl LogConfig {
                 }
                 self.mode().map(|_| ())
             }
+            LOCAL => {
+                for key in self.config.keys() {
+                    if !matches!(key.as_str(), "max-size" | "max-file" | "compress") {
+                        return Err(Error::InvalidArgument(format!("unknown log opt '{key}' for log driver local")));
+                    }
+                }
+                self.mode().map(|_| ())
+            }
             NONE => match self.config.keys().next() {
                 Some(key) => Err(Error::InvalidArgument(format!("unknown log opt '{key}' for none log driver"))),
                 None => Ok(()),
             },
-            d if DOCKER_DRIVERS.contains(&d) => Err(Error::InvalidArgument(format!("log driver {d} is not supported by Berth (json-file and none are)"))),
+            d if DOCKER_DRIVERS.contains(&d) => Err(Error::InvalidArgument(format!("log driver {d} is not supported by Berth (json-file, local and none are)"))),
             d => Err(Error::InvalidArgument(format!("logger: no log driver named '{d}' is registered"))),
         }
     }
@@ -112,6 +125,15 @@ impl LogConfig {
             if on {
                 return Err(Error::InvalidArgument("log opt compress=true is not supported by Berth: rotated logs are kept uncompressed".into()));
             }
+        }
+        if self.driver() == LOCAL {
+            // Always rotated; the user's options over Docker's defaults. (Docker's
+            // local driver also compresses rotated files by default; Berth keeps them
+            // as they are, and refuses an explicit compress=true above.)
+            return Ok(LogMode::Rotated(Rotation {
+                max_size: max_size.unwrap_or(LOCAL_DEFAULT.max_size),
+                max_file: if self.config.contains_key("max-file") { max_file } else { LOCAL_DEFAULT.max_file },
+            }));
         }
         Ok(match max_size {
             Some(max_size) => LogMode::Rotated(Rotation { max_size, max_file }),
@@ -222,8 +244,14 @@ mod tests {
         assert_eq!(err(cfg("json-file", &[("colour", "red")])), "unknown log opt 'colour' for json-file log driver");
         assert_eq!(err(cfg("json-file", &[("max-size", "1k"), ("compress", "true")])), "compress cannot be true when max-file is less than 2 or max-size is not set");
         assert!(err(cfg("json-file", &[("max-size", "1k"), ("max-file", "3"), ("compress", "true")])).contains("not supported by Berth"));
-        assert_eq!(err(cfg("syslog", &[])), "log driver syslog is not supported by Berth (json-file and none are)");
-        assert_eq!(err(cfg("local", &[])), "log driver local is not supported by Berth (json-file and none are)");
+        assert_eq!(err(cfg("syslog", &[])), "log driver syslog is not supported by Berth (json-file, local and none are)");
+        let mut local = cfg("local", &[]);
+        local.validate().unwrap();
+        assert_eq!(local.mode().unwrap(), LogMode::Rotated(LOCAL_DEFAULT));
+        let mut local = cfg("local", &[("max-size", "1k"), ("max-file", "2")]);
+        local.validate().unwrap();
+        assert_eq!(local.mode().unwrap(), LogMode::Rotated(Rotation { max_size: 1000, max_file: 2 }));
+        assert!(err(cfg("local", &[("tag", "x")])).contains("unknown log opt 'tag' for log driver local"));
         assert_eq!(err(cfg("nope", &[])), "logger: no log driver named 'nope' is registered");
         assert_eq!(err(cfg("none", &[("max-size", "1k")])), "unknown log opt 'max-size' for none log driver");
     }

@@ -106,6 +106,36 @@ pub fn validate(h: &HostConfig) -> Result<()> {
     Ok(())
 }
 
+/// Checks each `--device`: a character or block device on the host, an absolute path
+/// in the container, permissions from `rwm`. Docker's messages.
+pub fn validate_devices(h: &HostConfig) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    for d in &h.devices {
+        let md = std::fs::metadata(&d.path_on_host).map_err(|e| {
+            Error::InvalidArgument(format!("error gathering device information while adding custom device \"{}\": {}", d.path_on_host, e.kind().to_string().to_lowercase()))
+        })?;
+        if md.is_dir() {
+            return Err(unsupported(&format!("--device {} (a directory of devices)", d.path_on_host)));
+        }
+        if !md.file_type().is_char_device() && !md.file_type().is_block_device() {
+            return Err(Error::InvalidArgument(format!("error gathering device information while adding custom device \"{}\": not a device node", d.path_on_host)));
+        }
+        let inside = if d.path_in_container.is_empty() { &d.path_on_host } else { &d.path_in_container };
+        if !inside.starts_with('/') || inside.split('/').any(|c| c == "..") {
+            return Err(Error::InvalidArgument(format!("bad format for path: {inside}")));
+        }
+        if d.cgroup_permissions.chars().any(|c| !"rwm".contains(c)) {
+            return Err(Error::InvalidArgument(format!("invalid device mode: {}", d.cgroup_permissions)));
+        }
+        // Docker narrows a device with its device cgroup; a read-only mount does not
+        // stop writes to a device node, and Berth keeps no device cgroup.
+        if !d.cgroup_permissions.is_empty() && !(d.cgroup_permissions.contains('r') && d.cgroup_permissions.contains('w')) {
+            return Err(unsupported(&format!("--device {}:{} (only rw and rwm)", d.path_on_host, d.cgroup_permissions)));
+        }
+    }
+    Ok(())
+}
+
 /// Options a tmpfs takes as mount flags rather than as data.
 const FLAG_OPTIONS: &[&str] = &["ro", "rw", "exec", "noexec", "suid", "nosuid", "dev", "nodev", "atime", "noatime", "diratime", "nodiratime", "relatime", "strictatime"];
 

@@ -100,8 +100,7 @@ pub fn validate(h: &HostConfig) -> Result<()> {
         ("--pid", &h.pid_mode, &["", "private", "host"][..]),
         ("--ipc", &h.ipc_mode, &["", "private", "shareable", "host"][..]),
         ("--uts", &h.uts_mode, &["", "host"][..]),
-        // Containers share the host's cgroup namespace (what Docker does on cgroup v1).
-        ("--cgroupns", &h.cgroupns_mode, &["", "host"][..]),
+        ("--cgroupns", &h.cgroupns_mode, &["", "host", "private"][..]),
     ] {
         let shared = value.strip_prefix("container:").is_some_and(|n| !n.is_empty()) && flag != "--uts" && flag != "--cgroupns";
         if !fine.contains(&value.as_str()) && !shared {
@@ -112,7 +111,6 @@ pub fn validate(h: &HostConfig) -> Result<()> {
         }
     }
     let set = [
-        (!h.devices.is_empty(), "--device"),
         (!h.device_cgroup_rules.is_empty(), "--device-cgroup-rule"),
         (!h.cgroup.is_empty(), "--cgroup"),
     ];

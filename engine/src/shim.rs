@@ -245,6 +245,16 @@ fn run(spec: &RuntimeSpec, dir: &Path, reporter: &mut fs::File) -> Result<i32, S
     // own to serve DNS in, and cgroups may be out of reach too.
     let own_network = spec.new_network && spec.wasm.as_ref().is_none_or(|w| w.isolated);
     let need_cgroup = spec.wasm.as_ref().is_none_or(|w| w.isolated);
+    // Made before the clone, so the container's setup finds its cgroup to show at
+    // /sys/fs/cgroup; the child is moved into it right after the clone.
+    let cgroup = Cgroup::new(&spec.cgroup);
+    let created = cgroup.create(&spec.limits);
+    if let Err(e) = &created {
+        if need_cgroup {
+            cgroup.remove();
+            return Err(format!("cgroup: {e}"));
+        }
+    }
     if let Some((target, _)) = &pid_join {
         nix::sched::setns(target, nix::sched::CloneFlags::CLONE_NEWPID).map_err(|e| format!("enter the pid namespace: {e}"))?;
     }
@@ -269,8 +279,7 @@ fn run(spec: &RuntimeSpec, dir: &Path, reporter: &mut fs::File) -> Result<i32, S
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
         let _ = waitpid(pid, None);
     };
-    let cgroup = Cgroup::new(&spec.cgroup);
-    if let Err(e) = cgroup.create(&spec.limits).and_then(|_| cgroup.add(pid.as_raw())) {
+    if let Err(e) = created.and_then(|_| cgroup.add(pid.as_raw())) {
         cgroup.remove();
         if need_cgroup {
             kill_child();

@@ -79,6 +79,10 @@ pub struct RuntimeSpec {
     /// `--oom-score-adj`.
     #[serde(default)]
     pub oom_score_adj: i64,
+    /// `--cgroupns private`: the container gets a cgroup namespace rooted at its own
+    /// cgroup (Docker's default on cgroup v2).
+    #[serde(default)]
+    pub cgroupns: bool,
     /// `--pid`, `--ipc`, `--uts`: a new namespace, the host's, or another container's.
     #[serde(default)]
     pub pid_ns: Namespace,
@@ -171,6 +175,9 @@ pub struct MountSpec {
     /// A bind of the source alone, not the mounts below it (`bind-nonrecursive`).
     #[serde(default)]
     pub non_recursive: bool,
+    /// A device node (`--device`): bound without `nodev`, so it opens.
+    #[serde(default)]
+    pub device: bool,
     /// The source must be reached from this directory without leaving it (a lab
     /// session's home: a symlink there must not lead to the host's files).
     #[serde(default)]

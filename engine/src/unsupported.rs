@@ -28,8 +28,6 @@ const ALWAYS_ACCEPTED: &[&str] = &[
 pub fn is_unset(key: &str, value: &Value) -> bool {
     match (key, value) {
         (k, _) if ALWAYS_ACCEPTED.contains(&k) => true,
-        // -1 is "not set" for swappiness (the CLI's default).
-        ("MemorySwappiness", Value::Number(n)) => n.as_i64() == Some(-1),
         ("Isolation", Value::String(s)) => s.is_empty() || s == "default",
         (_, Value::Null) => true,
         (_, Value::Bool(b)) => !b,
@@ -43,46 +41,23 @@ pub fn is_unset(key: &str, value: &Value) -> bool {
 /// The `docker run` flag that sets an API field, for the refusal's message.
 fn flag(key: &str) -> String {
     let known = match key {
-        "CpuShares" => "--cpu-shares",
-        "BlkioWeight" => "--blkio-weight",
-        "BlkioWeightDevice" => "--blkio-weight-device",
-        "BlkioDeviceReadBps" => "--device-read-bps",
-        "BlkioDeviceWriteBps" => "--device-write-bps",
-        "BlkioDeviceReadIOps" => "--device-read-iops",
-        "BlkioDeviceWriteIOps" => "--device-write-iops",
         "CpuRealtimePeriod" => "--cpu-rt-period",
         "CpuRealtimeRuntime" => "--cpu-rt-runtime",
-        "CpusetCpus" => "--cpuset-cpus",
-        "CpusetMems" => "--cpuset-mems",
         "DeviceRequests" => "--gpus",
         "KernelMemory" => "--kernel-memory",
-        "KernelMemoryTCP" => "KernelMemoryTCP",
-        "MemoryReservation" => "--memory-reservation",
-        "MemorySwap" => "--memory-swap",
-        "MemorySwappiness" => "--memory-swappiness",
-        "OomKillDisable" => "--oom-kill-disable",
-        "OomScoreAdj" => "--oom-score-adj",
-        "Init" => "--init",
-        "Ulimits" => "--ulimit",
         "CpuCount" => "--cpu-count",
         "CpuPercent" => "--cpu-percent",
         "IOMaximumIOps" => "--io-maxiops",
         "IOMaximumBandwidth" => "--io-maxbandwidth",
         "VolumeDriver" => "--volume-driver",
         "Annotations" => "--annotation",
-        "Dns" => "--dns",
-        "DnsOptions" => "--dns-option",
-        "DnsSearch" => "--dns-search",
-        "ExtraHosts" => "--add-host",
-        "GroupAdd" => "--group-add",
         "StorageOpt" => "--storage-opt",
-        "ShmSize" => "--shm-size",
         "Isolation" => "--isolation",
         "MacAddress" => "--mac-address",
-        "NetworkDisabled" => "NetworkDisabled",
-        "ArgsEscaped" => "ArgsEscaped",
-        "OnBuild" => "OnBuild",
-        "Shell" => "Shell",
+        "LinkLocalIPs" => "--link-local-ip",
+        "IPv6Address" => "--ip6",
+        "DriverOpts" => "--driver-opt",
+        "Links" => "Links (of an endpoint)",
         _ => return key.to_string(),
     };
     known.to_string()
@@ -109,8 +84,8 @@ mod tests {
     #[test]
     fn zero_values_pass() {
         let body = fields(json!({
-            "CpuShares": 0, "BlkioWeightDevice": [], "MemorySwappiness": -1, "Isolation": "",
-            "Init": null, "OomKillDisable": false, "ConsoleSize": [24, 80], "ContainerIDFile": "/tmp/x",
+            "CpuRealtimePeriod": 0, "DeviceRequests": [], "Isolation": "",
+            "VolumeDriver": null, "NetworkDisabled": false, "ConsoleSize": [24, 80], "ContainerIDFile": "/tmp/x",
             "Annotations": {"a": null}, "KernelMemory": 0.0,
         }));
         check(&body).unwrap();
@@ -119,8 +94,8 @@ mod tests {
     #[test]
     fn set_values_are_refused_by_flag() {
         let err = |v: Value| check(&fields(v)).unwrap_err().to_string();
-        assert_eq!(err(json!({"CpuShares": 512})), "--cpu-shares is not supported by Berth");
-        assert_eq!(err(json!({"MemorySwappiness": 10})), "--memory-swappiness is not supported by Berth");
+        assert_eq!(err(json!({"CpuRealtimeRuntime": 512})), "--cpu-rt-runtime is not supported by Berth");
+        assert_eq!(err(json!({"StorageOpt": {"size": "1G"}})), "--storage-opt is not supported by Berth");
         assert_eq!(err(json!({"Isolation": "hyperv"})), "--isolation is not supported by Berth");
         assert_eq!(err(json!({"Annotations": {"a": "b"}})), "--annotation is not supported by Berth");
         // A field Berth has never heard of is named as the API names it.

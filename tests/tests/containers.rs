@@ -778,7 +778,7 @@ fn logs_follow_across_rotations() {
 }
 
 #[test]
-fn log_drivers_other_than_json_file_and_none_are_refused() {
+fn log_drivers_other_than_json_file_local_and_none_are_refused() {
     let b = Berth::start();
     for (args, needle) in [
         (
@@ -786,8 +786,8 @@ fn log_drivers_other_than_json_file_and_none_are_refused() {
             "log driver syslog is not supported by Berth",
         ),
         (
-            vec!["--log-driver", "local"],
-            "log driver local is not supported by Berth",
+            vec!["--log-driver", "journald"],
+            "log driver journald is not supported by Berth",
         ),
         (
             vec!["--log-driver", "nosuch"],

@@ -283,6 +283,37 @@ fn run_flags_take_effect_as_on_dockerd() {
         "200\n"
     );
     same(&b, &d, &[], "cat /proc/sys/net/ipv4/ping_group_range");
+    // --device: the host's node opens (a container's own /dev is nodev).
+    let full = same(
+        &b,
+        &d,
+        &["--device", "/dev/full:/dev/myfull"],
+        "head -c 4 /dev/myfull | od -An -tx1; echo x > /dev/myfull || echo full",
+    );
+    assert!(
+        full.contains("00 00 00 00") && full.ends_with("full\n"),
+        "{full}"
+    );
+
+    // /sys/fs/cgroup shows the container's own cgroup (its limits), read-only; with
+    // --cgroupns private, /proc/self/cgroup is rooted there.
+    let limits = ["-m", "64m", "--pids-limit", "50"];
+    let script = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max"
+    } else {
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; touch /sys/fs/cgroup/memory/x 2>/dev/null || echo read-only"
+    };
+    let seen = same(&b, &d, &limits, script);
+    assert!(seen.starts_with("67108864\n50\n"), "{seen}");
+    assert_eq!(
+        same(
+            &b,
+            &d,
+            &["--cgroupns", "private"],
+            "grep -E ':(memory|pids):' /proc/self/cgroup | cut -d: -f3 | sort -u"
+        ),
+        "/\n"
+    );
 }
 
 /// What Berth does not implement fails `create` with the flag's name, through the CLI
@@ -291,10 +322,38 @@ fn run_flags_take_effect_as_on_dockerd() {
 fn unimplemented_settings_are_refused_by_name() {
     let b = Berth::start();
     for (flags, want) in [
-        (&["--cpu-rt-runtime", "1000"][..], "--cpu-rt-runtime is not supported by Berth"),
-        (&["--cpu-rt-period", "1000"][..], "--cpu-rt-period is not supported by Berth"),
-        (&["--mount", "type=bind,source=/tmp,target=/x,bind-propagation=rshared"][..], "bind-propagation=rshared is not supported by Berth"),
-        (&["--add-host", "gw:host-gateway"][..], "host-gateway is not supported by Berth"),
+        (
+            &["--cpu-rt-runtime", "1000"][..],
+            "--cpu-rt-runtime is not supported by Berth",
+        ),
+        (
+            &["--cpu-rt-period", "1000"][..],
+            "--cpu-rt-period is not supported by Berth",
+        ),
+        (
+            &[
+                "--mount",
+                "type=bind,source=/tmp,target=/x,bind-propagation=rshared",
+            ][..],
+            "bind-propagation=rshared is not supported by Berth",
+        ),
+        (
+            &["--add-host", "gw:host-gateway"][..],
+            "host-gateway is not supported by Berth",
+        ),
+        (
+            &["--mac-address", "02:42:ac:11:00:09"][..],
+            "--mac-address is not supported by Berth",
+        ),
+        (&["--ip6", "fd00::5"][..], "--ip6 is not supported by Berth"),
+        (
+            &["--link-local-ip", "169.254.1.1"][..],
+            "--link-local-ip is not supported by Berth",
+        ),
+        (
+            &["--device", "/dev/zero:/dev/z:r"][..],
+            "--device /dev/zero:r (only rw and rwm) is not supported by Berth",
+        ),
     ] {
         let mut args = vec!["run", "--rm"];
         args.extend_from_slice(flags);
@@ -470,4 +529,111 @@ fn namespaces_are_shared_as_on_dockerd() {
         err.contains("cannot join PID of a non running container"),
         "{err}"
     );
+}
+
+/// `--log-driver local`: Docker's defaults (rotated), its options, `docker logs` across
+/// the rotated files; no LogPath in inspect, as in Docker.
+#[test]
+fn the_local_log_driver_rotates_and_reads_back() {
+    let b = Berth::start();
+    let id = b.ok(&[
+        "run",
+        "-d",
+        "--log-driver",
+        "local",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=2",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in $(seq 1 200); do echo line$i; done",
+    ]);
+    assert_eq!(b.ok(&["wait", &id]), "0");
+    let logs = b.ok(&["logs", "--tail", "3", &id]);
+    assert_eq!(logs, "line198\nline199\nline200");
+    assert_eq!(
+        b.inspect(
+            &id,
+            "{{.HostConfig.LogConfig.Type}} {{.HostConfig.LogConfig.Config}} [{{.LogPath}}]"
+        ),
+        "local map[max-file:2 max-size:1k] []"
+    );
+    let files = std::fs::read_dir(b.root.join("containers").join(&id))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("container.log"))
+        .count();
+    assert_eq!(files, 2, "max-file=2 keeps two files");
+    let (_, err) = b.fails(&[
+        "run",
+        "--rm",
+        "--log-driver",
+        "local",
+        "--log-opt",
+        "tag=x",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        err.contains("unknown log opt 'tag' for log driver local"),
+        "{err}"
+    );
+    // Docker's defaults: 20 MiB × 5, shown as Docker shows them (no options).
+    let id = b.ok(&["create", "--log-driver", "local", "busybox", "true"]);
+    assert_eq!(b.inspect(&id, "{{.HostConfig.LogConfig.Config}}"), "map[]");
+}
+
+/// Dockerfile flags: `COPY --chmod` (BuildKit's, which tutorials use) and `--link`
+/// work; BuildKit-only ones and unknown ones fail the build with their name.
+#[test]
+fn dockerfile_flags_work_or_are_refused() {
+    let b = Berth::start();
+    let ctx = tempfile::tempdir().expect("temp dir");
+    std::fs::write(ctx.path().join("tool.sh"), "#!/bin/sh\necho tool ran\n").expect("write");
+    std::fs::create_dir_all(ctx.path().join("conf/sub")).expect("mkdir");
+    std::fs::write(ctx.path().join("conf/sub/a.conf"), "x\n").expect("write");
+    let build = |dockerfile: &str, tag: &str| -> Output {
+        std::fs::write(ctx.path().join("Dockerfile"), dockerfile).expect("write");
+        b.cmd(&["build", "-t", tag, ctx.path().to_str().unwrap()])
+            .env("DOCKER_BUILDKIT", "0")
+            .stdin(Stdio::null())
+            .output()
+            .expect("docker build")
+    };
+    let o = build("FROM busybox\nCOPY --chmod=750 tool.sh /app/\nCOPY --link --chmod=0600 conf /etc/conf\nADD --chmod=711 tool.sh /bin/tool\n", "chmodded");
+    assert!(
+        o.status.success(),
+        "{}{}",
+        out(&o),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let modes = b.ok(&["run", "--rm", "chmodded", "sh", "-c", "stat -c '%a %n' /app /app/tool.sh /etc/conf/sub/a.conf /etc/conf/sub /bin/tool; /app/tool.sh"]);
+    assert_eq!(modes, "755 /app\n750 /app/tool.sh\n600 /etc/conf/sub/a.conf\n600 /etc/conf/sub\n711 /bin/tool\ntool ran");
+    for (dockerfile, want) in [
+        (
+            "FROM busybox\nRUN --mount=type=cache,target=/c true\n",
+            "RUN --mount is not supported by Berth's builder",
+        ),
+        (
+            "FROM busybox\nRUN --network=none true\n",
+            "RUN --network is not supported by Berth's builder",
+        ),
+        (
+            "FROM busybox\nCOPY --bogus=1 tool.sh /\n",
+            "Unknown flag: bogus",
+        ),
+        (
+            "FROM busybox\nCOPY --chmod=u+x tool.sh /\n",
+            "invalid chmod parameter",
+        ),
+    ] {
+        let o = build(dockerfile, "refused");
+        let text = out(&o) + &String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && text.contains(want),
+            "{dockerfile}: {text}"
+        );
+    }
 }

@@ -162,8 +162,8 @@ fn a_profile_of_the_users_own_is_applied_and_a_bad_one_refused() {
             "invalid --security-opt 2",
         ),
         (
-            vec!["--cgroupns", "private"],
-            "--cgroupns private is not supported by Berth",
+            vec!["--ipc", "none"],
+            "--ipc none is not supported by Berth",
         ),
         (
             vec!["--sysctl", "vm.swappiness=1"],

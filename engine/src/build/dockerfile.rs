@@ -49,7 +49,35 @@ pub struct Instruction {
     pub line: usize,
 }
 
+/// The flags each instruction takes in Berth's builder; `COPY --link` changes only how
+/// BuildKit caches a layer, not what the image holds, so it is accepted as is.
+const FLAGS: &[(&str, &[&str])] = &[
+    ("FROM", &["platform"]),
+    ("COPY", &["from", "chown", "chmod", "link"]),
+    ("ADD", &["chown", "chmod", "link"]),
+    ("HEALTHCHECK", &["interval", "timeout", "start-period", "start-interval", "retries"]),
+    ("RUN", &[]),
+];
+
 impl Instruction {
+    /// Refuses a flag the instruction does not take, as the classic builder does
+    /// (naming the BuildKit-only ones), instead of ignoring it.
+    pub fn check_flags(&self) -> crate::error::Result<()> {
+        let known = FLAGS.iter().find(|(k, _)| *k == self.keyword).map(|(_, f)| *f).unwrap_or(&[]);
+        for (name, _) in &self.flags {
+            if known.contains(&name.as_str()) {
+                continue;
+            }
+            let buildkit = matches!((self.keyword.as_str(), name.as_str()), ("RUN", "mount" | "network" | "security") | ("COPY", "parents" | "exclude") | ("ADD", "checksum" | "keep-git-dir" | "exclude"));
+            return Err(crate::error::Error::InvalidArgument(if buildkit {
+                format!("{} --{name} is not supported by Berth's builder (it is a BuildKit feature)", self.keyword)
+            } else {
+                format!("Unknown flag: {name}")
+            }));
+        }
+        Ok(())
+    }
+
     pub fn flag(&self, name: &str) -> Option<&str> {
         self.flags.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }

@@ -269,6 +269,7 @@ impl Builder<'_> {
     }
 
     fn step(&mut self, stage: &mut Option<Stage>, ins: &Instruction) -> Result<()> {
+        ins.check_flags()?;
         if ins.keyword == "FROM" {
             if let Some(s) = stage.take() {
                 self.done.push((s.name, s.image));
@@ -643,6 +644,21 @@ impl Builder<'_> {
         if !sources.is_empty() {
             let req = CopyRequest { sources: &sources, dest: &dest, from, ignore, image: &image_tree, owner, unpack_archives: kw == "ADD", keyword: kw };
             entries.splice(0..0, copy::plan(&req)?);
+        }
+        if let Some(m) = ins.flag("chmod") {
+            // BuildKit's `--chmod`: the mode of what is copied (files, and directories
+            // below the destination), not of the parents made on the way.
+            let mode = u32::from_str_radix(&self.expand(st, m)?, 8)
+                .ok()
+                .filter(|m| *m <= 0o7777)
+                .ok_or_else(|| Error::InvalidArgument(format!("invalid chmod parameter: '{m}'. it should be octal string and between 0 and 07777")))?;
+            let under = copy::clean(&dest).unwrap_or_default();
+            for e in entries.iter_mut() {
+                let below = std::path::Path::new(&e.dest).strip_prefix(&under).is_ok_and(|r| !r.as_os_str().is_empty());
+                if !matches!(e.kind, copy::Kind::Dir) || below {
+                    e.mode = (e.mode & !0o7777) | mode;
+                }
+            }
         }
         let hash = copy::content_hash(&entries, &self.digests)?;
         let what = if entries.iter().filter(|e| !matches!(e.kind, copy::Kind::Dir)).count() == 1 { "file" } else { "dir" };

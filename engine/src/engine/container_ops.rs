@@ -602,13 +602,19 @@ impl Engine {
                         tmpfs: (m.kind == "tmpfs").then(|| m.tmpfs.clone()),
                         non_recursive: m.non_recursive,
                         beneath: bind_root.as_ref().filter(|root| m.kind == "bind" && std::path::Path::new(&m.source).starts_with(root)).cloned(),
+                        device: false,
                     })
                     .collect();
+                // `--device`: the host's node at its path (`rw`, see `validate_devices`).
+                for d in &h.devices {
+                    let inside = if d.path_in_container.is_empty() { d.path_on_host.clone() } else { d.path_in_container.clone() };
+                    mounts.push(MountSpec { source: PathBuf::from(&d.path_on_host), destination: inside, readonly: false, tmpfs: None, non_recursive: true, beneath: None, device: true });
+                }
                 // `--tmpfs` mounts are not in `Mounts` (Docker does not list them there).
                 for (path, opts) in &h.tmpfs {
                     mounts.retain(|m| &m.destination != path);
                     let data = crate::mounts::tmpfs_data(opts)?;
-                    mounts.push(MountSpec { source: PathBuf::new(), destination: path.clone(), readonly: false, tmpfs: Some(data), non_recursive: false, beneath: None });
+                    mounts.push(MountSpec { source: PathBuf::new(), destination: path.clone(), readonly: false, tmpfs: Some(data), non_recursive: false, beneath: None, device: false });
                 }
                 // Parents before children, so a tmpfs does not hide a bind below it.
                 mounts.sort_by_key(|m| m.destination.trim_end_matches('/').matches('/').count());
@@ -662,6 +668,12 @@ impl Engine {
             ipc_ns,
             uts_ns,
             shm_from,
+            // Docker's default: private on cgroup v2, the host's on v1.
+            cgroupns: match h.cgroupns_mode.as_str() {
+                "private" => true,
+                "host" => false,
+                _ => crate::cgroup::is_v2(),
+            },
             wasm,
         })
     }
@@ -1086,11 +1098,11 @@ impl Engine {
         Ok(())
     }
 
-    /// Where a container's json-file log is (rotated files beside it); None for a
-    /// driver that keeps no file (`none`).
+    /// Where a container's log is (rotated files beside it: json-file and local keep
+    /// the same files); None for a driver that keeps no file (`none`).
     pub fn log_path(&self, ns: &str, name: &str) -> Result<Option<PathBuf>> {
         let c = self.container(ns, name)?;
-        Ok((c.host_config.log_config.driver() == crate::log_config::JSON_FILE).then(|| dir_of(self, &c.id).join("container.log")))
+        Ok((c.host_config.log_config.driver() != crate::log_config::NONE).then(|| dir_of(self, &c.id).join("container.log")))
     }
 
     /// `docker logs`: the entries that pass the filter, across rotated files, and a
@@ -1269,6 +1281,7 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
         runtime::init_binary()?;
     }
     crate::mounts::validate(h)?;
+    crate::mounts::validate_devices(h)?;
     crate::etc_files::validate(h)?;
     crate::sysctl::validate(h)?;
     crate::security::validate(h)

@@ -250,7 +250,7 @@ pub fn nsexec_main() -> i32 {
 fn nsexec(spec: &NsExecSpec) -> std::result::Result<i32, String> {
     use nix::sched::CloneFlags;
     let open = |ns: &str| fs::File::open(format!("/proc/{}/ns/{ns}", spec.pid)).map_err(|e| format!("open {ns} namespace: {e}"));
-    let nss = [("ipc", CloneFlags::CLONE_NEWIPC), ("uts", CloneFlags::CLONE_NEWUTS), ("net", CloneFlags::CLONE_NEWNET), ("pid", CloneFlags::CLONE_NEWPID), ("mnt", CloneFlags::CLONE_NEWNS)];
+    let nss = [("ipc", CloneFlags::CLONE_NEWIPC), ("uts", CloneFlags::CLONE_NEWUTS), ("net", CloneFlags::CLONE_NEWNET), ("pid", CloneFlags::CLONE_NEWPID), ("cgroup", CloneFlags::CLONE_NEWCGROUP), ("mnt", CloneFlags::CLONE_NEWNS)];
     let files = nss.iter().map(|(n, f)| open(n).map(|file| (file, *f))).collect::<std::result::Result<Vec<_>, _>>()?;
     // A lab session's container: its user namespace is joined last (after it we hold
     // capabilities only inside it), as its init did.

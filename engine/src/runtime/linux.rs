@@ -81,6 +81,7 @@ fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd:
     let root = &spec.rootfs;
 
     mount_special(root, userns.map(|(_, map)| map), spec.shm_size)?;
+    mount_cgroup_view(root, &spec.cgroup)?;
     for (src, dst) in &spec.etc_files {
         if let Some((_, map)) = userns {
             // Root in the container may edit /etc/hosts, as in Docker.
@@ -150,6 +151,10 @@ fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd:
         return Err("start cancelled".into());
     }
 
+    if spec.cgroupns {
+        // Now that the shim has moved us into our cgroup: it becomes our cgroup root.
+        e(nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP), || "make the cgroup namespace".into())?;
+    }
     let mut env = spec.env.clone();
     if !env.iter().any(|v| v.starts_with("HOME=")) {
         env.push(format!("HOME={home}"));
@@ -194,6 +199,38 @@ fn set_rlimits(limits: &[crate::container::Ulimit]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// /sys/fs/cgroup as a container sees it in Docker: its own cgroup in each hierarchy,
+/// read-only, so `cat /sys/fs/cgroup/memory/memory.limit_in_bytes` (v1) or
+/// `/sys/fs/cgroup/memory.max` (v2) shows the container's own limit.
+fn mount_cgroup_view(root: &Path, cgroup: &str) -> Result<(), String> {
+    let host = Path::new("/sys/fs/cgroup");
+    let view = root.join("sys/fs/cgroup");
+    let name = cgroup.trim_matches('/');
+    if crate::cgroup::is_v2() {
+        let own = host.join(name);
+        return if own.is_dir() { bind(&own, &view, true, false, None) } else { Ok(()) };
+    }
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    e(mount(Some("tmpfs"), &view, Some("tmpfs"), flags, Some("mode=755")), || "mount tmpfs on /sys/fs/cgroup".into())?;
+    for entry in e(fs::read_dir(host), || "read /sys/fs/cgroup".into())?.flatten() {
+        let target = view.join(entry.file_name());
+        let Ok(kind) = entry.file_type() else { continue };
+        if kind.is_symlink() {
+            // `cpu -> cpu,cpuacct` and the like.
+            if let Ok(to) = fs::read_link(entry.path()) {
+                e(symlink(&to, &target), || format!("symlink {}", target.display()))?;
+            }
+            continue;
+        }
+        // A hierarchy the container has a cgroup in (others stay hidden).
+        let own = entry.path().join(name);
+        if kind.is_dir() && own.is_dir() {
+            bind(&own, &target, true, false, None)?;
+        }
+    }
+    e(mount(None::<&str>, &view, None::<&str>, flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>), || "remount /sys/fs/cgroup read-only".into())
 }
 
 /// The signal we get when our parent (the shim) dies; 0 for none.
@@ -434,6 +471,15 @@ fn bind_mount(root: &Path, m: &MountSpec, userns: Option<BorrowedFd<'_>>, map: O
         }
         e(fs::create_dir_all(&dst), || format!("create mountpoint {}", dst.display()))?;
         return e(mount(Some("tmpfs"), &dst, Some("tmpfs"), flags, (!data.is_empty()).then_some(data.as_str())), || format!("mount tmpfs on {}", m.destination));
+    }
+    if m.device {
+        // Not through `bind`: that one adds nodev, which would make the node useless.
+        if let Some(parent) = dst.parent() {
+            e(fs::create_dir_all(parent), || format!("create {}", parent.display()))?;
+        }
+        e(fs::File::create(&dst), || format!("create {}", m.destination))?;
+        e(mount(Some(&m.source), &dst, None::<&str>, MsFlags::MS_BIND, None::<&str>), || format!("bind device {}", m.source.display()))?;
+        return e(mount(None::<&str>, &dst, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, None::<&str>), || format!("remount device {}", m.destination));
     }
     match &m.beneath {
         Some(root) => {

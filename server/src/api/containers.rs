@@ -84,7 +84,7 @@ async fn create(State(s): State<ApiState>, Query(q): Q, body: Bytes) -> Result<R
         return Err(ApiError::bad_request("config cannot be empty in order to create a container"));
     }
     let name = opt(&q, "name");
-    let endpoints_config = b.networking_config.endpoints_config.into_iter().map(|(k, v)| (k, v.into())).collect();
+    let endpoints_config = b.networking_config.endpoints_config.into_iter().map(|(k, v)| Ok((k, v.into_request()?))).collect::<Result<_, ApiError>>()?;
     let platform = opt(&q, "platform");
     let req = CreateRequest { name, config: b.config, host_config: b.host_config, endpoints_config, platform, ..Default::default() };
     let c = blocking(move || Ok(s.engine.create_container(&s.namespace, req)?)).await?;
@@ -263,7 +263,14 @@ fn inspect_json(engine: &berth_engine::Engine, c: &Container) -> Value {
     let mut host_config = serde_json::to_value(&c.host_config).unwrap_or(json!({}));
     // Containers made before Berth kept a LogConfig: the default driver's.
     host_config["LogConfig"]["Type"] = json!(c.host_config.log_config.driver());
-    let log_path = engine.log_path(&c.namespace, &c.id).ok().flatten().map(|p| p.display().to_string()).unwrap_or_default();
+    // Docker names the file only for json-file (local's format is its own).
+    let log_path = engine
+        .log_path(&c.namespace, &c.id)
+        .ok()
+        .flatten()
+        .filter(|_| c.host_config.log_config.driver() == berth_engine::log_config::JSON_FILE)
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     if c.host_config.network_mode.is_empty() {
         host_config["NetworkMode"] = json!("none");
     }

@@ -38,6 +38,10 @@ pub struct EndpointSettings {
     pub aliases: Vec<String>,
     #[serde(rename = "IPAMConfig", deserialize_with = "berth_engine::container::nullable")]
     pub ipam_config: IpamConfig,
+    /// The rest: settings (refused when set, see `into_request`) and the fields
+    /// `inspect` shows, which clients may send back and Docker ignores on input.
+    #[serde(flatten)]
+    pub unknown: BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -45,11 +49,24 @@ pub struct EndpointSettings {
 pub struct IpamConfig {
     #[serde(rename = "IPv4Address", deserialize_with = "berth_engine::container::nullable")]
     pub ipv4_address: String,
+    #[serde(flatten)]
+    pub unknown: BTreeMap<String, Value>,
 }
 
-impl From<EndpointSettings> for EndpointRequest {
-    fn from(e: EndpointSettings) -> Self {
-        EndpointRequest { aliases: e.aliases, ipv4_address: Some(e.ipam_config.ipv4_address).filter(|a| !a.is_empty()) }
+/// What `inspect` shows in an endpoint: read-only, ignored on input as in Docker.
+const ENDPOINT_OUTPUTS: &[&str] = &[
+    "NetworkID", "EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "IPv6Gateway", "GlobalIPv6Address", "GlobalIPv6PrefixLen", "DNSNames",
+];
+
+impl EndpointSettings {
+    /// The request for the engine; a setting Berth does not implement
+    /// (`--mac-address`, `--link-local-ip`, an IPv6 address, driver options, …) is
+    /// refused by name.
+    pub fn into_request(self) -> Result<EndpointRequest, ApiError> {
+        let settings = |m: BTreeMap<String, Value>| m.into_iter().filter(|(k, _)| !ENDPOINT_OUTPUTS.contains(&k.as_str())).collect::<BTreeMap<_, _>>();
+        berth_engine::unsupported::check(&settings(self.unknown))?;
+        berth_engine::unsupported::check(&settings(self.ipam_config.unknown))?;
+        Ok(EndpointRequest { aliases: self.aliases, ipv4_address: Some(self.ipam_config.ipv4_address).filter(|a| !a.is_empty()) })
     }
 }
 
@@ -201,7 +218,8 @@ struct ConnectBody {
 
 async fn connect(State(s): State<ApiState>, Path(id): Path<String>, body: Bytes) -> Result<StatusCode, ApiError> {
     let b: ConnectBody = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
-    blocking(move || Ok(s.engine.connect_network(&s.namespace, &id, &b.container, b.endpoint_config.into())?)).await?;
+    let req = b.endpoint_config.into_request()?;
+    blocking(move || Ok(s.engine.connect_network(&s.namespace, &id, &b.container, req)?)).await?;
     Ok(StatusCode::OK)
 }
 
