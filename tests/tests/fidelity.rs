@@ -98,6 +98,10 @@ fn run_flags_take_effect_as_on_dockerd() {
     assert_eq!(same(&b, &d, &sys, "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax"), "1\n123456789\n");
     assert_eq!(same(&b, &d, &["--oom-score-adj", "200"], "cat /proc/self/oom_score_adj"), "200\n");
     same(&b, &d, &[], "cat /proc/sys/net/ipv4/ping_group_range");
+    // Any user may bind ports below 1024 in a network of its own (Docker's default).
+    assert_eq!(same(&b, &d, &[], "cat /proc/sys/net/ipv4/ip_unprivileged_port_start"), "0\n");
+    let sys = ["--sysctl", "net.ipv4.ip_unprivileged_port_start=1024"];
+    assert_eq!(same(&b, &d, &sys, "cat /proc/sys/net/ipv4/ip_unprivileged_port_start"), "1024\n");
 }
 
 /// What Berth does not implement fails `create` with the flag's name, through the CLI
