@@ -73,7 +73,7 @@ pub struct RuntimeSpec {
     #[serde(default)]
     pub shm_size: i64,
     /// Sysctls written in the container's namespaces before it runs (`--sysctl`, and
-    /// Docker's default `net.ipv4.ping_group_range`).
+    /// Docker's defaults `net.ipv4.ping_group_range` and `ip_unprivileged_port_start`).
     #[serde(default)]
     pub sysctls: BTreeMap<String, String>,
     /// `--oom-score-adj`.

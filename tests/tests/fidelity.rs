@@ -283,6 +283,26 @@ fn run_flags_take_effect_as_on_dockerd() {
         "200\n"
     );
     same(&b, &d, &[], "cat /proc/sys/net/ipv4/ping_group_range");
+    // Any user may bind ports below 1024 in a network of its own (Docker's default).
+    assert_eq!(
+        same(
+            &b,
+            &d,
+            &[],
+            "cat /proc/sys/net/ipv4/ip_unprivileged_port_start"
+        ),
+        "0\n"
+    );
+    let sys = ["--sysctl", "net.ipv4.ip_unprivileged_port_start=1024"];
+    assert_eq!(
+        same(
+            &b,
+            &d,
+            &sys,
+            "cat /proc/sys/net/ipv4/ip_unprivileged_port_start"
+        ),
+        "1024\n"
+    );
     // --device: the host's node opens (a container's own /dev is nodev).
     let full = same(
         &b,

@@ -7,6 +7,7 @@ mod classroom;
 mod compose;
 mod containers;
 mod copy;
+mod debian_images;
 mod fidelity;
 mod health;
 mod images;

@@ -654,12 +654,15 @@ impl Engine {
             shm_size: h.shm_size,
             sysctls: {
                 let mut sysctls = h.sysctls.clone();
-                // Docker's default for a container with a network of its own: any group
-                // may open ICMP sockets, so `ping` works without CAP_NET_RAW. Written
-                // from inside a user namespace, the range must be ids mapped there.
+                // Docker's defaults for a container with a network of its own: any group
+                // may open ICMP sockets, so `ping` works without CAP_NET_RAW, and any
+                // user may bind ports below 1024 (a non-root `nginx` or
+                // `http.server 80` works as on Docker). Written from inside a user
+                // namespace, the range must be ids mapped there.
                 if h.network_mode != "host" && c.join_network.is_none() && net_donor.is_none() {
                     let top = c.userns.map_or(2147483647, |m| m.size.saturating_sub(1));
                     sysctls.entry("net.ipv4.ping_group_range".into()).or_insert(format!("0 {top}"));
+                    sysctls.entry("net.ipv4.ip_unprivileged_port_start".into()).or_insert("0".into());
                 }
                 sysctls
             },
