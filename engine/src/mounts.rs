@@ -129,7 +129,8 @@ pub fn validate_devices(h: &HostConfig) -> Result<()> {
         }
         // Docker narrows a device with its device cgroup; a read-only mount does not
         // stop writes to a device node, and Berth keeps no device cgroup.
-        if !d.cgroup_permissions.is_empty() && !(d.cgroup_permissions.contains('r') && d.cgroup_permissions.contains('w')) {
+        let rw = d.cgroup_permissions.contains('r') && d.cgroup_permissions.contains('w');
+        if !d.cgroup_permissions.is_empty() && !rw {
             return Err(unsupported(&format!("--device {}:{} (only rw and rwm)", d.path_on_host, d.cgroup_permissions)));
         }
     }
