@@ -17,7 +17,7 @@ use crate::userns::IdMap;
 
 /// Files the runtime bind-mounts over the rootfs: their stand-ins in the upper dir
 /// are not the container's changes, and Docker leaves them out of commits too.
-const MOUNT_STANDINS: &[&str] = &["etc/hostname", "etc/hosts", "etc/resolv.conf"];
+pub(crate) const MOUNT_STANDINS: &[&str] = &["etc/hostname", "etc/hosts", "etc/resolv.conf"];
 
 /// What `docker commit` asks for besides the container.
 #[derive(Debug, Default, Clone)]

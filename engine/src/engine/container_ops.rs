@@ -894,8 +894,20 @@ impl Engine {
         }
         let sig = container::parse_signal(signal.unwrap_or("SIGKILL"))?;
         let signame = (sig as i32).to_string();
+        // As dockerd: a SIGKILL returns once the container is dead, so `kill` then
+        // `rm` or `inspect` sees it exited. Subscribed first: the exit may be quick.
+        let rx = (sig == Signal::SIGKILL).then(|| self.events.subscribe(None).1);
         self.emit_container(&c, "kill", &[("signal", &signame)]);
         nix::sys::signal::kill(Pid::from_raw(c.state.pid), sig).ctx(|| format!("kill {}", c.state.pid))?;
+        if let Some(rx) = rx {
+            if c.state.status == Status::Paused {
+                // A frozen process takes its SIGKILL once thawed.
+                let _ = Cgroup::new(&cgroup_name(&c)).freeze(false);
+            }
+            if !died(&rx, &c.id, Duration::from_secs(10)) {
+                return Err(Error::Runtime(format!("container {} did not die after SIGKILL", c.id)));
+            }
+        }
         Ok(())
     }
 
@@ -928,20 +940,9 @@ impl Engine {
             let _ = Cgroup::new(&cgroup_name(&c)).freeze(false);
         }
         let t = timeout.or(c.config.stop_timeout).unwrap_or(10).max(0) as u64;
-        let died = |rx: &Receiver<crate::events::Event>, d: Duration| {
-            let end = std::time::Instant::now() + d;
-            while let Some(left) = end.checked_duration_since(std::time::Instant::now()) {
-                match rx.recv_timeout(left) {
-                    Ok(e) if e.id == c.id && e.action == "die" => return true,
-                    Ok(_) => continue,
-                    Err(_) => return false,
-                }
-            }
-            false
-        };
-        if !died(&rx, Duration::from_secs(t)) {
+        if !died(&rx, &c.id, Duration::from_secs(t)) {
             let _ = nix::sys::signal::kill(Pid::from_raw(c.state.pid), Signal::SIGKILL);
-            if !died(&rx, Duration::from_secs(30)) {
+            if !died(&rx, &c.id, Duration::from_secs(30)) {
                 return Err(Error::Runtime(format!("container {} did not stop", c.id)));
             }
         }
@@ -1174,6 +1175,16 @@ impl Engine {
                 let relp = path.strip_prefix("/").unwrap_or(&path).to_path_buf();
                 let md = match e.path().symlink_metadata() { Ok(m) => m, Err(_) => continue };
                 use std::os::unix::fs::FileTypeExt;
+                let rel_s = relp.to_string_lossy();
+                if md.is_file() && md.len() == 0 && super::commit::MOUNT_STANDINS.contains(&rel_s.as_ref()) {
+                    // The mount points of /etc/hosts & co: Docker's are outside the
+                    // layer, so they are not the container's changes.
+                    continue;
+                }
+                if md.is_dir() && only_standins(&e.path(), &relp) {
+                    // `/etc`, copied up only to hold those mount points.
+                    continue;
+                }
                 let in_lower = lowers.iter().any(|l| l.join(&relp).symlink_metadata().is_ok());
                 let kind = if md.file_type().is_char_device() && md.len() == 0 { 2 } else if in_lower { 0 } else { 1 };
                 out.push((path.display().to_string(), kind));
@@ -1315,6 +1326,34 @@ fn port_specs(config: &ContainerConfig, h: &HostConfig) -> Result<Vec<PortSpec>>
         }
     }
     Ok(out)
+}
+
+/// Whether the upper-dir directory `dir` (at `rel` in the root) holds nothing but
+/// the runtime's mount points (see `commit::MOUNT_STANDINS`).
+fn only_standins(dir: &std::path::Path, rel: &std::path::Path) -> bool {
+    let Ok(rd) = fs::read_dir(dir) else { return false };
+    let mut any = false;
+    for e in rd.flatten() {
+        let child = rel.join(e.file_name());
+        if !super::commit::MOUNT_STANDINS.contains(&child.to_string_lossy().as_ref()) {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
+/// Whether container `id` dies (its `die` event) within `d`.
+fn died(rx: &Receiver<crate::events::Event>, id: &str, d: Duration) -> bool {
+    let end = std::time::Instant::now() + d;
+    while let Some(left) = end.checked_duration_since(std::time::Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(e) if e.id == id && e.action == "die" => return true,
+            Ok(_) => continue,
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 /// `--pid`, `--ipc`, `--network` `container:X` and `--uts host`: Docker's conflicts

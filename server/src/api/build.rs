@@ -195,7 +195,20 @@ async fn build_image(State(s): State<ApiState>, Query(q): Pairs, body: Body) -> 
         let _ = body_tx.send(Piece::Data(pending)).await;
     }
     let _ = body_tx.send(Piece::End).await;
-    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    // A build that fails before its first step (no Dockerfile, an empty or unparsable
+    // one, a bad option) is an HTTP error, as from dockerd; later failures are lines of
+    // the stream the client is already reading.
+    let mut rx = rx;
+    let first = rx.recv().await;
+    if let Some(Ok(bytes)) = &first {
+        if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
+            if let Some(m) = v.get("error").and_then(Value::as_str) {
+                return Err(ApiError::bad_request(m));
+            }
+        }
+    }
+    let rest = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let body = Body::from_stream(futures_util::stream::iter(first).chain(rest));
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 

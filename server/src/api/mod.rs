@@ -9,6 +9,7 @@ mod exec;
 mod hijack;
 mod images;
 pub(crate) mod networks;
+mod swarm;
 mod system;
 mod volumes;
 
@@ -47,6 +48,7 @@ pub fn app(state: ApiState) -> Router {
         .merge(archive::routes())
         .merge(build::routes())
         .merge(networks::routes())
+        .merge(swarm::routes())
         .fallback(|req: Request| async move {
             ApiError::not_found(format!("page not found: {} {}", req.method(), req.uri().path()))
         })

@@ -1,0 +1,131 @@
+//! Engine API parity beyond what the CLI shows: answers SDKs and tools rely on, each
+//! checked against what dockerd does.
+
+use std::process::Command;
+
+use berth_tests::Berth;
+
+/// `curl` over the server's socket: (status, body).
+fn api(b: &Berth, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let mut c = Command::new("curl");
+    c.args([
+        "-s",
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        method,
+        "--unix-socket",
+    ])
+    .arg(&b.sock);
+    if let Some(body) = body {
+        c.args(["-H", "Content-Type: application/json", "-d", body]);
+    }
+    let o = c
+        .arg(format!("http://d/v1.47{path}"))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+#[test]
+fn kill_returns_once_the_container_is_dead() {
+    let b = Berth::start();
+    for paused in [false, true] {
+        b.ok(&["run", "-d", "--name", "k", "busybox", "sleep", "300"]);
+        if paused {
+            b.ok(&["pause", "k"]);
+        }
+        b.ok(&["kill", "k"]);
+        // No waiting: dockerd's SIGKILL returns after the exit, so `rm` needs no -f.
+        assert_eq!(
+            b.inspect(
+                "k",
+                "{{.State.Running}} {{.State.Status}} {{.State.ExitCode}}"
+            ),
+            "false exited 137",
+            "paused: {paused}"
+        );
+        b.ok(&["rm", "k"]);
+    }
+    // Another signal returns at once (the container may handle it).
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "t",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 3' TERM; while true; do sleep 0.1; done",
+    ]);
+    b.ok(&["kill", "-s", "TERM", "t"]);
+    assert_eq!(b.ok(&["wait", "t"]), "3");
+}
+
+#[test]
+fn swarm_endpoints_say_this_is_not_a_swarm() {
+    let b = Berth::start();
+    for (method, path) in [
+        ("GET", "/swarm"),
+        ("GET", "/nodes"),
+        ("GET", "/services"),
+        ("GET", "/tasks"),
+        ("GET", "/secrets"),
+        ("GET", "/configs"),
+        ("POST", "/swarm/leave"),
+    ] {
+        let (code, body) = api(&b, method, path, None);
+        assert_eq!(code, 503, "{method} {path}: {body}");
+        assert!(
+            body.contains("This node is not a swarm manager"),
+            "{method} {path}: {body}"
+        );
+    }
+    let (code, body) = api(&b, "POST", "/swarm/init", Some("{}"));
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains("swarm mode is not supported by Berth"),
+        "{body}"
+    );
+    let (_, err) = b.fails(&["service", "ls"]);
+    assert!(err.contains("This node is not a swarm manager"), "{err}");
+    assert!(b
+        .ok(&["info", "--format", "{{.Swarm.LocalNodeState}}"])
+        .contains("inactive"));
+}
+
+#[test]
+fn an_empty_dockerfile_is_an_http_error_and_diff_leaves_out_the_mount_points() {
+    let b = Berth::start();
+    let ctx = tempfile::tempdir().expect("temp dir");
+    std::fs::write(ctx.path().join("Dockerfile"), "# nothing but a comment\n").expect("write");
+    let o = b
+        .cmd(&["build", ctx.path().to_str().unwrap()])
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .expect("build");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success()
+            && err.contains("Error response from daemon: the Dockerfile cannot be empty"),
+        "{err}"
+    );
+    // `docker diff` of a container that changed nothing is empty, as on Docker (the
+    // stand-ins for /etc/hosts, /etc/hostname, /etc/resolv.conf are not changes).
+    b.ok(&["run", "--name", "quiet", "busybox", "true"]);
+    assert_eq!(b.ok(&["diff", "quiet"]), "");
+    b.ok(&[
+        "run",
+        "--name",
+        "busy",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /etc/motd",
+    ]);
+    assert_eq!(b.ok(&["diff", "busy"]), "C /etc\nA /etc/motd");
+}
