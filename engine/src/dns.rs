@@ -142,7 +142,10 @@ pub fn write_names_file(path: &Path, entries: &[(String, Vec<IpAddr>)], upstream
     let file_name = path
         .file_name()
         .ok_or_else(|| io::Error::other("names file path has no file name"))?;
-    let tmp = dir.join(format!(".{}.{}.tmp", file_name.to_string_lossy(), std::process::id()));
+    // Unique per writer: two starts in a namespace may rewrite the same file at once.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{}.{}.{seq}.tmp", file_name.to_string_lossy(), std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(out.as_bytes())?;

@@ -44,6 +44,10 @@ pub const LESSON_FILES: &[(&str, &str)] = &[
         "09-beyond-linux",
         include_str!("../content/09-beyond-linux/lesson.toml"),
     ),
+    (
+        "10-compose",
+        include_str!("../content/10-compose/lesson.toml"),
+    ),
 ];
 
 /// Every shipped lesson, parsed, validated and rendered, in order.

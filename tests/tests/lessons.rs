@@ -213,3 +213,115 @@ fn lesson_9_beyond_linux() {
     assert_eq!(runtime("greeter"), "io.containerd.wasmtime.v1");
     assert_eq!(runtime("linuxbox"), "runc");
 }
+
+/// Compose v2 in the workstation, from `scripts/fetch-compose`'s directory.
+fn compose_dir() -> String {
+    let dir = "/var/cache/berth/compose-2.26.1-4";
+    assert!(
+        std::path::Path::new(dir).join("docker-compose").is_file(),
+        "lesson 10 needs Compose for the workstations in {dir}: run scripts/fetch-compose"
+    );
+    dir.to_string()
+}
+
+#[test]
+fn lesson_10_compose() {
+    let dir = compose_dir();
+    let lab = Lab::start_with(&["--lab-compose", &dir]);
+    let l = lesson("compose");
+    let session = lab.create_session();
+    lab.select(&session, &l.id);
+    let mut t = lab.terminal(&session);
+    t.resize(120, 40);
+    t.expect("$ ");
+    play(&lab, &session, &mut t, &l, Some("exec"));
+    // Reaching the db from the workstation's own shell is no exec in the web service.
+    t.line("docker compose exec db nc db 5432; docker compose exec web false");
+    t.settle(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !lab.done(&session, &l.id).contains(&"exec".to_string()),
+        "an exec in db, or a failing one in web, counted:\n{}",
+        tail(&t.text())
+    );
+    t.skip();
+    let mut rest = l.clone();
+    rest.steps
+        .retain(|s| !lab.done(&session, &l.id).contains(&s.id));
+    for step in &rest.steps {
+        if step.id == "down" {
+            app_works(&lab, &session);
+        }
+        type_inputs(&mut t, &step.commands);
+        lab.eventually(
+            &format!(
+                "step compose/{} to pass; terminal:\n{}",
+                step.id,
+                tail(&t.text())
+            ),
+            Duration::from_secs(30),
+            || lab.done(&session, &l.id).contains(&step.id),
+        );
+    }
+    // Compose built with the classic builder (BuildKit's output would differ); no typed
+    // line says this.
+    assert!(
+        t.text().contains("Successfully tagged app-web:latest"),
+        "{}",
+        tail(&t.text())
+    );
+    assert_eq!(lab.done(&session, &l.id).len(), l.steps.len());
+}
+
+/// What the lesson's texts promise of the app Compose made, asked of the session's
+/// engine (the typed lines hold these strings too, so the terminal cannot tell).
+fn app_works(lab: &Lab, session: &str) {
+    let out = |args: &[&str]| {
+        let o = lab.session_docker(session, args);
+        assert!(
+            o.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    assert_eq!(out(&["logs", "app-db-1"]).trim(), "db is ready");
+    // Service names resolve on the project's network, both ways.
+    assert_eq!(
+        out(&["exec", "app-web-1", "nc", "db", "5432"]).trim(),
+        "db is ok"
+    );
+    assert_eq!(
+        out(&["exec", "app-db-1", "wget", "-qO-", "web"]).trim(),
+        "hello from web"
+    );
+    let labels = out(&["inspect", "-f", "{{index .Config.Labels \"com.docker.compose.project\"}} {{index .Config.Labels \"com.docker.compose.service\"}}", "app-web-1"]);
+    assert_eq!(labels.trim(), "app web");
+}
+
+#[test]
+fn without_compose_the_lesson_lists_and_the_workstation_says_so() {
+    let lab = Lab::start_with(&["--lab-compose", "none"]);
+    let lessons = lab.json("GET", "/api/lessons", None);
+    assert!(
+        lessons.to_string().contains("\"compose\""),
+        "lesson 10 is not listed: {lessons}"
+    );
+    let session = lab.create_session();
+    let mut t = lab.terminal(&session);
+    t.resize(160, 40);
+    t.expect("$ ");
+    t.line("docker compose version; echo rc=$?; docker-compose up -d; echo rc=$?");
+    for _ in 0..2 {
+        t.expect("This Berth server has no Docker Compose");
+        t.expect("rc=1");
+    }
+    assert_eq!(
+        t.text()
+            .matches("This Berth server has no Docker Compose")
+            .count(),
+        2,
+        "{}",
+        tail(&t.text())
+    );
+}

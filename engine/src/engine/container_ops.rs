@@ -472,6 +472,10 @@ impl Engine {
                     c.ports = ports;
                     (stopped_by_user, c.clone())
                 })?;
+                // The names were written as it started; containers started alongside it
+                // (Compose starts a project's at once) each counted only themselves as
+                // running then, so write them again now that this one runs.
+                self.refresh_names(&c.namespace);
                 // Docker reports each volume a starting container mounts.
                 for m in c.mounts.iter().filter(|m| m.kind == "volume") {
                     let rw = m.rw.to_string();

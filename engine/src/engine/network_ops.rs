@@ -441,6 +441,10 @@ impl Engine {
 
     /// As [`Self::refresh_names`], counting `starting` as running already.
     fn refresh_names_with(&self, ns: &str, starting: Option<&str>) {
+        // One refresh at a time: one computed before a concurrent start must not land
+        // after the refresh that counts that start.
+        static REFRESH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = REFRESH.lock().unwrap_or_else(|p| p.into_inner());
         let containers: Vec<Container> = self.containers(ns);
         let running = |c: &Container| c.state.status == Status::Running || Some(c.id.as_str()) == starting;
         let dns_nets: Vec<String> = self.networks.list(ns).unwrap_or_default().into_iter().filter(Network::has_dns).map(|n| n.id).collect();

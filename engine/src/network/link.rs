@@ -48,8 +48,18 @@ pub(super) async fn index_of(h: &Handle, name: &str) -> std::result::Result<Opti
     }
 }
 
+/// Changes to network homes, one at a time: containers starting at once on a new
+/// network (Compose starts a project's together) would both add its bridge or address
+/// ("File exists"), and a link dump taken while another start adds links may miss one
+/// ("No such device").
+fn home_changes() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Makes sure bridge `name` exists in `home`, holds `gateway/prefix` and is up.
 pub fn ensure_bridge(home: &Path, name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<()> {
+    let _one = home_changes();
     let name = name.to_string();
     in_netns(home, move |h| async move {
         // Forwarding between the bridges of a home is refused by its FORWARD rules
@@ -105,6 +115,7 @@ pub struct Interface {
 pub fn attach(home: &Path, container_netns: &Path, i: &Interface) -> Result<()> {
     let peer = format!("{}p", &i.host_name[..i.host_name.len().min(14)]);
     let target = std::fs::File::open(container_netns).map_err(|e| err(format!("open {}: {e}", container_netns.display())))?;
+    let _one = home_changes();
     {
         let (host_name, peer, bridge) = (i.host_name.clone(), peer.clone(), i.bridge.clone());
         in_netns(home, move |h| async move {

@@ -5,7 +5,7 @@ use proptest::prelude::*;
 #[test]
 fn shipped_lessons_parse_and_validate() {
     let lessons = all().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(lessons.len(), 9);
+    assert_eq!(lessons.len(), 10);
     let ids: Vec<&str> = lessons.iter().map(|l| l.id.as_str()).collect();
     assert_eq!(
         ids,
@@ -18,7 +18,8 @@ fn shipped_lessons_parse_and_validate() {
             "dockerfile",
             "registry",
             "two-containers",
-            "beyond-linux"
+            "beyond-linux",
+            "compose"
         ]
     );
     for (i, l) in lessons.iter().enumerate() {

@@ -80,6 +80,12 @@ pub struct LabOptions {
     /// The docker CLI mounted (read-only) in every workstation; default: `docker` on PATH.
     #[arg(long = "lab-docker-cli")]
     pub docker_cli: Option<PathBuf>,
+    /// Compose v2 for the workstations (what `scripts/fetch-compose` makes: the plugin,
+    /// a loader and libc, and a `docker-compose` wrapper), bound read-only into every
+    /// new workstation at /usr/local/lib/compose; default: /var/cache/berth/compose-2.26.1-4
+    /// if it is there (else, or with `none`, `docker compose` says this server has none).
+    #[arg(long = "lab-compose")]
+    pub compose: Option<PathBuf>,
     /// A registry (HOST[:PORT]) sessions may pull from, push to, log in to and search
     /// although it is at a loopback, private or link-local address (sessions are
     /// refused those otherwise). Repeatable.
@@ -104,6 +110,9 @@ pub struct LabOptions {
     #[arg(long = "class-max-failures", default_value_t = 20)]
     pub max_failures: usize,
 }
+
+/// Where `scripts/fetch-compose` puts Compose by default.
+pub const DEFAULT_COMPOSE: &str = "/var/cache/berth/compose-2.26.1-4";
 
 impl LabOptions {
     pub fn nano_cpus(&self) -> i64 {
@@ -142,6 +151,23 @@ impl LabOptions {
 
     pub fn log_rotation(&self) -> Rotation {
         Rotation { max_size: self.log_max_size, max_file: self.log_max_file }
+    }
+
+    /// The Compose directory bound into workstations, if any.
+    pub fn compose_dir(&self) -> anyhow::Result<Option<PathBuf>> {
+        if let Some(d) = &self.compose {
+            if d.as_os_str() == "none" {
+                return Ok(None);
+            }
+            anyhow::ensure!(
+                d.join("docker-compose").is_file(),
+                "--lab-compose {}: no docker-compose wrapper in it (scripts/fetch-compose makes one)",
+                d.display()
+            );
+            return Ok(Some(d.clone()));
+        }
+        let d = std::path::Path::new(DEFAULT_COMPOSE);
+        Ok(d.join("docker-compose").is_file().then(|| d.to_path_buf()))
     }
 
     pub fn docker_cli(&self) -> anyhow::Result<PathBuf> {
@@ -277,6 +303,10 @@ impl Lab {
         std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
         let db = Db::open(&engine.root().join("lab.db")).await?;
         opts.docker_cli()?;
+        match opts.compose_dir()? {
+            Some(d) => tracing::info!("lab workstations get Compose from {}", d.display()),
+            None => tracing::info!("no Compose for the lab workstations ({DEFAULT_COMPOSE} is missing: scripts/fetch-compose)"),
+        }
         let failures = FailureLimit::new(opts.max_failures, Duration::from_secs(600));
         let rows = db.members().await?;
         let ended_ids: std::collections::HashSet<String> = rows.iter().filter(|m| m.ended.is_some()).map(|m| m.session.clone()).collect();

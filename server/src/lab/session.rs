@@ -214,6 +214,40 @@ impl Session {
     }
 }
 
+/// Where a workstation sees the Compose directory (the wrapper's paths are these).
+const COMPOSE_DIR: &str = "/usr/local/lib/compose";
+/// A CLI plugin directory the docker CLI searches (not the home, which the student owns).
+const CLI_PLUGIN: &str = "/usr/local/lib/docker/cli-plugins/docker-compose";
+
+/// Binds giving a workstation Compose v2, as `docker compose` and `docker-compose`; with
+/// no Compose on the server, a stand-in plugin saying so.
+fn compose_binds(opts: &LabOptions, dir: &Path) -> anyhow::Result<Vec<String>> {
+    if let Some(c) = opts.compose_dir()? {
+        let wrapper = c.join("docker-compose");
+        return Ok(vec![
+            format!("{}:{COMPOSE_DIR}:ro", c.display()),
+            format!("{}:{CLI_PLUGIN}:ro", wrapper.display()),
+            format!("{}:/usr/local/bin/docker-compose:ro", wrapper.display()),
+        ]);
+    }
+    let stand_in = dir.join("no-compose");
+    std::fs::write(&stand_in, NO_COMPOSE).with_context(|| format!("write {}", stand_in.display()))?;
+    std::fs::set_permissions(&stand_in, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    Ok(vec![
+        format!("{}:{CLI_PLUGIN}:ro", stand_in.display()),
+        format!("{}:/usr/local/bin/docker-compose:ro", stand_in.display()),
+    ])
+}
+
+const NO_COMPOSE: &str = r#"#!/bin/sh
+if [ "$1" = docker-cli-plugin-metadata ]; then
+    echo '{"SchemaVersion":"0.1.0","Vendor":"Berth","Version":"none","ShortDescription":"Docker Compose (not on this server)"}'
+    exit 0
+fi
+echo "This Berth server has no Docker Compose: its administrator can run scripts/fetch-compose and restart berth serve (or pass --lab-compose DIR)." >&2
+exit 1
+"#;
+
 /// The blocking part of opening a session: network, images, home, policy, workstation.
 fn prepare(engine: &Engine, opts: &LabOptions, dir: &Path, ns: &str, ws_ns: &str) -> anyhow::Result<()> {
     let network = network_path(dir);
@@ -277,12 +311,14 @@ fn prepare(engine: &Engine, opts: &LabOptions, dir: &Path, ns: &str, ws_ns: &str
         };
         let mut log_opts = Default::default();
         opts.log_rotation().set_in(&mut log_opts);
+        let mut binds = vec![
+            format!("{}:/usr/local/bin/docker:ro", docker.display()),
+            format!("{}:{API_DIR}:ro", dir.join("api").display()),
+            format!("home:{HOME}"),
+        ];
+        binds.extend(compose_binds(opts, dir)?);
         let host_config = HostConfig {
-            binds: vec![
-                format!("{}:/usr/local/bin/docker:ro", docker.display()),
-                format!("{}:{API_DIR}:ro", dir.join("api").display()),
-                format!("home:{HOME}"),
-            ],
+            binds,
             // No restart policy: the terminal starts a new shell when one ends.
             memory: opts.memory,
             pids_limit: opts.pids,
