@@ -129,3 +129,41 @@ fn an_empty_dockerfile_is_an_http_error_and_diff_leaves_out_the_mount_points() {
     ]);
     assert_eq!(b.ok(&["diff", "busy"]), "C /etc\nA /etc/motd");
 }
+
+#[test]
+fn a_restarting_or_paused_container_is_not_removed_without_force() {
+    let b = Berth::start();
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "again",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    b.eventually("the container waits for its restart", || {
+        b.inspect("again", "{{.State.Status}}") == "restarting"
+    });
+    let (_, err) = b.fails(&["rm", "again"]);
+    assert!(err.contains("cannot remove container \"/again\": container is restarting: stop the container before removing or force remove"), "{err}");
+    b.ok(&["rm", "-f", "again"]);
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(
+        b.ok(&["ps", "-aq"]),
+        "",
+        "a pending restart brought a removed container back"
+    );
+    b.ok(&["run", "-d", "--name", "frozen", "busybox", "sleep", "300"]);
+    b.ok(&["pause", "frozen"]);
+    let (_, err) = b.fails(&["rm", "frozen"]);
+    assert!(
+        err.contains("container is paused and must be unpaused first"),
+        "{err}"
+    );
+    b.ok(&["rm", "-f", "frozen"]);
+}

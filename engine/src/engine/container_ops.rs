@@ -1008,14 +1008,26 @@ impl Engine {
     /// Removes a container; `force` kills a running one, `volumes` removes its
     /// anonymous volumes.
     pub fn remove_container(&self, ns: &str, name: &str, force: bool, volumes: bool) -> Result<()> {
-        let c = self.container(ns, name)?;
+        let mut c = self.container(ns, name)?;
+        let status = c.state.status;
+        if (status.is_live() || status == Status::Restarting) && !force {
+            // Docker's words (a container waiting for its policy restart counts as running).
+            return Err(Error::Conflict(match status {
+                Status::Paused => format!("cannot remove container \"/{}\": container is paused and must be unpaused first", c.name),
+                s => format!("cannot remove container \"/{}\": container is {}: stop the container before removing or force remove", c.name, s.as_str()),
+            }));
+        }
+        if status == Status::Restarting {
+            // Its pending restart must not bring it back while it is removed.
+            c = self.update(&c.id, |c| {
+                c.state.stopped_by_user = true;
+                if c.state.status == Status::Restarting {
+                    c.state.status = Status::Exited;
+                }
+                c.clone()
+            })?;
+        }
         if c.state.status.is_live() {
-            if !force {
-                return Err(Error::Conflict(format!(
-                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
-                    c.name
-                )));
-            }
             let (_, rx) = self.events.subscribe(None);
             if c.state.status == Status::Paused {
                 let _ = Cgroup::new(&cgroup_name(&c)).freeze(false);
