@@ -167,3 +167,32 @@ fn a_restarting_or_paused_container_is_not_removed_without_force() {
     );
     b.ok(&["rm", "-f", "frozen"]);
 }
+
+/// `attach` with `stream=0` (the Docker SDK's `attach(stream=False, logs=True)`):
+/// the log so far, then the answer ends, as from dockerd; it never hangs.
+#[test]
+fn attach_without_stream_returns_the_log_and_ends() {
+    berth_tests::require("/usr/bin/python3", "apt-get install python3-docker");
+    let b = Berth::start();
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        "busybox",
+        "sh",
+        "-c",
+        "echo one; echo two; sleep 300",
+    ]);
+    b.eventually("the output is logged", || {
+        b.ok(&["logs", "talker"]).contains("two")
+    });
+    let script = "import docker, sys\nc = docker.DockerClient(base_url=sys.argv[1]).containers.get('talker')\nsys.stdout.write(c.attach(stdout=True, stream=False, logs=True).decode())\nsys.stdout.write('|' + repr(c.attach(stdout=True, stream=False, logs=False)))\n";
+    let o = Command::new("timeout")
+        .args(["20", "/usr/bin/python3", "-c", script])
+        .arg(format!("unix://{}", b.sock.display()))
+        .output()
+        .expect("python3");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "one\ntwo\n|b''");
+}

@@ -15,6 +15,7 @@ use berth_engine::spec::ShimRequest;
 use berth_engine::{CreateRequest, WaitCondition};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
 
 use super::hijack;
 use super::system::parse_filters;
@@ -476,6 +477,26 @@ async fn attach(State(s): State<ApiState>, Path(id): Path<String>, Query(q): Q, 
     let keys = opt(&q, "detachKeys").filter(|k| !k.is_empty()).unwrap_or_else(|| berth_engine::detach::DEFAULT_DETACH_KEYS.to_string());
     let detach_keys = berth_engine::detach::parse_detach_keys(&keys)?;
     let on = hijack::take_upgrade(&mut req)?;
+    let tty = c.config.tty;
+    // `logs=1`: the log so far comes first; `stream=0` (the default, as in Docker):
+    // nothing live, the answer ends after that.
+    let history = if flag(&q, "logs") && (flag(&q, "stdout") || flag(&q, "stderr")) {
+        let filter = LogFilter { stdout: flag(&q, "stdout"), stderr: flag(&q, "stderr"), since: None, until: None, tail: None };
+        let (engine, ns, cid) = (s.engine.clone(), s.namespace.clone(), c.id.clone());
+        let (entries, _) = blocking(move || Ok(engine.logs(&ns, &cid, &filter)?)).await?;
+        render(&entries, tty, false)
+    } else {
+        Vec::new()
+    };
+    if !flag(&q, "stream") {
+        tokio::spawn(async move {
+            let Some(mut client) = hijack::upgraded(on).await else { return };
+            hold_for_buffered_clients(&history).await;
+            let _ = client.write_all(&history).await;
+            let _ = client.shutdown().await;
+        });
+        return Ok(hijack::upgraded_response(tty));
+    }
     let request = ShimRequest::Attach {
         stdin: flag(&q, "stdin") && c.config.open_stdin,
         stdout: flag(&q, "stdout"),
@@ -484,9 +505,12 @@ async fn attach(State(s): State<ApiState>, Path(id): Path<String>, Query(q): Q, 
         stdin_once: c.config.stdin_once,
     };
     let rx = s.engine.attach(&s.namespace, &c.id, request)?;
-    let tty = c.config.tty;
     tokio::spawn(async move {
-        let Some(client) = hijack::upgraded(on).await else { return };
+        let Some(mut client) = hijack::upgraded(on).await else { return };
+        hold_for_buffered_clients(&history).await;
+        if !history.is_empty() && client.write_all(&history).await.is_err() {
+            return;
+        }
         let Ok(Ok(stream)) = tokio::task::spawn_blocking(move || rx.recv()).await else { return };
         if stream.set_nonblocking(true).is_err() {
             return;
@@ -499,6 +523,16 @@ async fn attach(State(s): State<ApiState>, Path(id): Path<String>, Query(q): Q, 
         }
     });
     Ok(hijack::upgraded_response(tty))
+}
+
+/// The Docker SDK for Python reads the 101 answer through a buffered reader, then
+/// reads the raw socket: bytes that arrive with the headers are lost in that buffer.
+/// dockerd's own latency (it reads the log after hijacking) keeps them apart; so does
+/// this short pause before a log history is written.
+async fn hold_for_buffered_clients(history: &[u8]) {
+    if !history.is_empty() {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 fn dims(q: &BTreeMap<String, String>) -> Result<(u16, u16), ApiError> {
