@@ -132,6 +132,10 @@ pub struct ImageRecord {
     /// The manifest's annotations when it was pulled (`module.wasm.image/variant`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// The image this one was made on here (`docker commit`, a build step): Docker's
+    /// `Parent`, local knowledge that pushes and pulls do not carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -235,13 +239,24 @@ impl Images {
             diff_ids.push(diff_id.clone());
             refs.push(LayerRef { digest: digest.clone(), media_type: media_type.clone(), size: *size, diff_id, chain_id });
         }
-        let mut record = ImageRecord { id: id.clone(), layers: refs, repo_digests: vec![], annotations: BTreeMap::new() };
+        let mut record = ImageRecord { id: id.clone(), layers: refs, repo_digests: vec![], annotations: BTreeMap::new(), parent: None };
         if let Ok(old) = self.record(&id) {
             record.repo_digests = old.repo_digests;
             record.annotations = old.annotations;
+            record.parent = old.parent;
         }
         fsutil::write_json(&self.record_path(&id), &record)?;
         Ok(id)
+    }
+
+    /// Records the image `id` was made on, unless it has one already.
+    pub fn set_parent(&self, id: &str, parent: &str) -> Result<()> {
+        let mut rec = self.record(id)?;
+        if rec.parent.is_some() || id == parent {
+            return Ok(());
+        }
+        rec.parent = Some(parent.to_string());
+        fsutil::write_json(&self.record_path(id), &rec)
     }
 
     /// Keeps the annotations of the manifest `id` was pulled with.

@@ -196,3 +196,39 @@ fn attach_without_stream_returns_the_log_and_ends() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "one\ntwo\n|b''");
 }
+
+/// `docker commit` records the image it was made on (`Parent`, and `ParentId` in
+/// `docker images`), as dockerd does.
+#[test]
+fn commit_records_its_parent() {
+    let b = Berth::start();
+    let busybox = b.inspect("busybox", "{{.Id}}");
+    assert_eq!(
+        b.inspect("busybox", "{{.Parent}}"),
+        "",
+        "a seed image has no parent here"
+    );
+    b.ok(&["run", "--name", "c", "busybox", "touch", "/made"]);
+    b.ok(&["commit", "c", "committed:1"]);
+    assert_eq!(b.inspect("committed:1", "{{.Parent}}"), busybox);
+    let listed = b.ok(&[
+        "image",
+        "ls",
+        "--no-trunc",
+        "--format",
+        "{{json .}}",
+        "committed",
+    ]);
+    assert!(listed.contains("committed"), "{listed}");
+    let (code, body) = api(
+        &b,
+        "GET",
+        "/images/json?filters=%7B%22reference%22%3A%5B%22committed%22%5D%7D",
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains(&format!("\"ParentId\":\"{busybox}\"")),
+        "{body}"
+    );
+}

@@ -509,7 +509,7 @@ fn the_playground_is_served() {
         assert_eq!(lab.http("GET", &format!("/assets/{f}"), None).0, 200, "{f}");
     }
     let lessons = lab.json("GET", "/api/lessons", None);
-    assert_eq!(lessons.as_array().map(Vec::len), Some(9));
+    assert_eq!(lessons.as_array().map(Vec::len), Some(10));
     assert_eq!(lab.http("GET", "/api/sessions/nope", None).0, 404);
     let (code, body) = lab.http(
         "POST",

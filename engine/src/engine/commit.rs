@@ -257,6 +257,9 @@ impl Engine {
             config.extra.insert("comment".into(), serde_json::json!(opts.comment));
         }
         let id = self.create_child_image(Some(&c.image), &config, Some((digest, size)))?;
+        // Docker's `Parent` of a commit: the container's image. (Build steps leave
+        // none: their intermediate images are not kept in the namespace here.)
+        self.images.set_parent(&id, &c.image)?;
         self.tag_built(ns, &id, reference.as_slice())?;
         let name = reference.as_ref().map(Reference::familiar).unwrap_or_default();
         self.emit_container(&c, "commit", &[("imageName", &name)]);

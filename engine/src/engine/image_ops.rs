@@ -27,6 +27,8 @@ pub struct ImageSummary {
     pub size: u64,
     pub labels: std::collections::BTreeMap<String, String>,
     pub containers: usize,
+    /// Docker's `Parent` (empty when the image came from elsewhere).
+    pub parent: String,
 }
 
 pub type RemovedImages = Vec<RemovedItem>;
@@ -79,6 +81,7 @@ impl Engine {
             size: self.image_size(id),
             labels: config.config.labels.clone(),
             containers: self.containers(ns).iter().filter(|c| c.image == id).count(),
+            parent: rec.parent.clone().unwrap_or_default(),
         })
     }
 

@@ -87,17 +87,32 @@ async fn put_archive(State(s): State<ApiState>, Path(id): Path<String>, Query(q)
     let copy_uid_gid = qbool(&q.get("copyUIDGID").cloned());
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
     // Feed the body while the engine extracts; a send fails once extraction stopped.
-    tokio::spawn(async move {
+    // The rest is then read and dropped (up to a bound): a client still sending
+    // would otherwise get a broken pipe instead of the error (a read-only volume).
+    let feeder = tokio::spawn(async move {
+        const DRAIN_LIMIT: usize = 256 << 20;
         let mut stream = body.into_data_stream();
+        let mut drained = 0usize;
+        let mut feeding = true;
         while let Some(frame) = stream.next().await {
-            let item = frame.map_err(io::Error::other);
-            if tx.send(item).await.is_err() {
-                break;
+            if feeding {
+                if tx.send(frame.map_err(io::Error::other)).await.is_err() {
+                    feeding = false;
+                }
+            } else {
+                drained += frame.map(|b| b.len()).unwrap_or(DRAIN_LIMIT);
+                if drained >= DRAIN_LIMIT {
+                    break;
+                }
             }
         }
     });
     let reader = crate::chunks::ChunkReader::new(rx);
-    blocking(move || Ok(s.engine.extract_to_container(&s.namespace, &id, &path, no_overwrite, copy_uid_gid, Box::new(reader))?)).await?;
+    let result = blocking(move || Ok(s.engine.extract_to_container(&s.namespace, &id, &path, no_overwrite, copy_uid_gid, Box::new(reader))?)).await;
+    if result.is_err() {
+        let _ = feeder.await;
+    }
+    result?;
     Ok(StatusCode::OK.into_response())
 }
 

@@ -95,7 +95,7 @@ fn ts(t: Option<DateTime<Utc>>) -> i64 {
 fn summary_json(s: &ImageSummary, tags: &[String]) -> Value {
     json!({
         "Id": s.id,
-        "ParentId": "",
+        "ParentId": s.parent,
         "RepoTags": tags,
         "RepoDigests": s.repo_digests,
         "Created": ts(s.created),
@@ -266,7 +266,7 @@ async fn inspect(State(s): State<ApiState>, name: String) -> Result<Response, Ap
         "Id": img.id,
         "RepoTags": img.repo_tags,
         "RepoDigests": img.repo_digests,
-        "Parent": "",
+        "Parent": img.parent,
         "Comment": extra("comment"),
         "Created": config.created.clone().unwrap_or_default(),
         "DockerVersion": extra("docker_version"),
