@@ -357,6 +357,10 @@ pub struct MountPoint {
     /// `--mount type=bind,bind-nonrecursive`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub non_recursive: bool,
+    /// The source must be opened beneath this directory (a volume's, for
+    /// `volume-subpath`): see `spec::MountSpec::beneath`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub beneath: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -81,6 +81,10 @@ impl Policy {
         if h.uts_mode == "host" {
             return Err(refuse("--uts host"));
         }
+        if h.oom_score_adj < 0 {
+            // A container the OOM killer spares takes the others' memory instead.
+            return Err(refuse("a negative --oom-score-adj"));
+        }
         // Tightening settings (--cap-drop, no-new-privileges) are the student's to
         // choose; a way out of Docker's default seccomp profile is not.
         match SecurityOpts::parse(&h.security_opt)?.seccomp {

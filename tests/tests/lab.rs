@@ -208,8 +208,19 @@ fn sessions_cannot_reach_each_other_or_the_host() {
             "above this lab session's limit",
         ),
         (
-            vec!["run", "--rm", "--mount", "type=bind,source=/etc,target=/x", "busybox", "true"],
+            vec![
+                "run",
+                "--rm",
+                "--mount",
+                "type=bind,source=/etc,target=/x",
+                "busybox",
+                "true",
+            ],
             "only paths in your home (/root)",
+        ),
+        (
+            vec!["run", "--rm", "--oom-score-adj", "-500", "busybox", "true"],
+            "a negative --oom-score-adj is not allowed in a lab session",
         ),
     ] {
         let err = fails(&a, &args);
@@ -217,20 +228,105 @@ fn sessions_cannot_reach_each_other_or_the_host() {
     }
     // A symlink in the home that leads out of it: refused at create, and a link
     // swapped in after create finds the runtime's check (openat2 RESOLVE_BENEATH).
-    ok(&a, &["run", "--rm", "-v", "/root:/h", "busybox", "sh", "-c", "mkdir -p /h/inside && ln -s / /h/escape"]);
+    ok(
+        &a,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "/root:/h",
+            "busybox",
+            "sh",
+            "-c",
+            "mkdir -p /h/inside && ln -s / /h/escape",
+        ],
+    );
     for spec in ["/root/escape:/x", "/root/escape/etc:/x"] {
         let err = fails(&a, &["run", "--rm", "-v", spec, "busybox", "ls", "/x"]);
         assert!(err.contains("leads out of your home"), "-v {spec}: {err}");
     }
-    let err = fails(&a, &["run", "--rm", "--mount", "type=bind,source=/root/escape,target=/x", "busybox", "true"]);
+    let err = fails(
+        &a,
+        &[
+            "run",
+            "--rm",
+            "--mount",
+            "type=bind,source=/root/escape,target=/x",
+            "busybox",
+            "true",
+        ],
+    );
     assert!(err.contains("leads out of your home"), "--mount: {err}");
-    ok(&a, &["create", "--name", "swapped", "-v", "/root/inside:/x", "busybox", "ls", "/x/etc"]);
-    ok(&a, &["run", "--rm", "-v", "/root:/h", "busybox", "sh", "-c", "rmdir /h/inside && ln -s / /h/inside"]);
+    ok(
+        &a,
+        &[
+            "create",
+            "--name",
+            "swapped",
+            "-v",
+            "/root/inside:/x",
+            "busybox",
+            "ls",
+            "/x/etc",
+        ],
+    );
+    ok(
+        &a,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "/root:/h",
+            "busybox",
+            "sh",
+            "-c",
+            "rmdir /h/inside && ln -s / /h/inside",
+        ],
+    );
     let err = fails(&a, &["start", "-a", "swapped"]);
-    assert!(err.contains("leads out of the session's home"), "start after the swap: {err}");
+    assert!(
+        err.contains("leads out of the session's home"),
+        "start after the swap: {err}"
+    );
     ok(&a, &["rm", "swapped"]);
+    // The same through a volume's subpath: a symlink the student put in the volume.
+    ok(
+        &a,
+        &[
+            "run", "--rm", "-v", "esc:/v", "busybox", "ln", "-s", "/", "/v/out",
+        ],
+    );
+    let err = fails(
+        &a,
+        &[
+            "run",
+            "--rm",
+            "--mount",
+            "type=volume,source=esc,target=/x,volume-subpath=out/etc",
+            "busybox",
+            "true",
+        ],
+    );
+    assert!(
+        err.contains("leads out of volume esc"),
+        "volume-subpath: {err}"
+    );
     // --mount and --tmpfs work in a session's user namespace: root owns its tmpfs.
-    let t = ok(&a, &["run", "--rm", "--tmpfs", "/scratch", "--mount", "type=bind,source=/root,target=/h,readonly", "busybox", "sh", "-c", "touch /scratch/f && stat -c %u /scratch/f && ls /h"]);
+    let t = ok(
+        &a,
+        &[
+            "run",
+            "--rm",
+            "--tmpfs",
+            "/scratch",
+            "--mount",
+            "type=bind,source=/root,target=/h,readonly",
+            "busybox",
+            "sh",
+            "-c",
+            "touch /scratch/f && stat -c %u /scratch/f && ls /h",
+        ],
+    );
     assert!(t.starts_with("0\n") && t.contains("escape"), "{t}");
     // Containers get the session's limits by default.
     ok(&a, &["create", "--name", "limited", "busybox", "true"]);

@@ -368,7 +368,7 @@ impl Engine {
             if !mounts.iter().any(|m| m.destination == dest) && !explicit {
                 let v = self.create_volume(ns, None, BTreeMap::new())?;
                 crate::volume::copy_up(layers, &dest, &v.mountpoint)?;
-                add(MountPoint { kind: "volume".into(), name: v.name.clone(), source: v.mountpoint.display().to_string(), destination: dest, rw: true, anonymous: true, tmpfs: String::new(), non_recursive: false }, &mut mounts);
+                add(MountPoint { kind: "volume".into(), name: v.name.clone(), source: v.mountpoint.display().to_string(), destination: dest, rw: true, anonymous: true, tmpfs: String::new(), non_recursive: false, beneath: String::new() }, &mut mounts);
             }
         }
         for m in &host.mounts {
@@ -384,7 +384,7 @@ impl Engine {
                         }
                     }
                     let non_recursive = m.bind_options.as_ref().is_some_and(|b| b.non_recursive);
-                    add(MountPoint { kind: "bind".into(), name: String::new(), source: m.source.clone(), destination: dest, rw: !m.read_only, anonymous: false, tmpfs: String::new(), non_recursive }, &mut mounts);
+                    add(MountPoint { kind: "bind".into(), name: String::new(), source: m.source.clone(), destination: dest, rw: !m.read_only, anonymous: false, tmpfs: String::new(), non_recursive, beneath: String::new() }, &mut mounts);
                 }
                 "volume" => {
                     let named = !m.source.is_empty();
@@ -395,17 +395,23 @@ impl Engine {
                         crate::volume::copy_up(layers, &dest, &v.mountpoint)?;
                     }
                     let mut source = v.mountpoint.clone();
+                    let mut beneath = String::new();
                     if !opts.subpath.is_empty() {
                         source = source.join(&opts.subpath);
                         // Docker: the subpath must exist in the volume.
-                        let inside = fs::symlink_metadata(&source).map(|md| !md.file_type().is_symlink()).unwrap_or(false);
-                        if !inside {
+                        let Ok(real) = source.canonicalize() else {
                             return Err(Error::InvalidArgument(format!("cannot access path {}: no such file or directory in volume {}", source.display(), v.name)));
+                        };
+                        // A symlink in the volume (which its users write) must not lead
+                        // to the host's files; the runtime checks again when it mounts.
+                        if !real.starts_with(v.mountpoint.canonicalize().unwrap_or(v.mountpoint.clone())) {
+                            return Err(Error::InvalidArgument(format!("volume-subpath {}: it leads out of volume {}", opts.subpath, v.name)));
                         }
+                        beneath = v.mountpoint.display().to_string();
                     }
-                    add(MountPoint { kind: "volume".into(), name: v.name.clone(), source: source.display().to_string(), destination: dest, rw: !m.read_only, anonymous: !named, tmpfs: String::new(), non_recursive: false }, &mut mounts);
+                    add(MountPoint { kind: "volume".into(), name: v.name.clone(), source: source.display().to_string(), destination: dest, rw: !m.read_only, anonymous: !named, tmpfs: String::new(), non_recursive: false, beneath }, &mut mounts);
                 }
-                _ => add(MountPoint { kind: "tmpfs".into(), name: String::new(), source: String::new(), destination: dest, rw: !m.read_only, anonymous: false, tmpfs: crate::mounts::mount_tmpfs_data(m), non_recursive: false }, &mut mounts),
+                _ => add(MountPoint { kind: "tmpfs".into(), name: String::new(), source: String::new(), destination: dest, rw: !m.read_only, anonymous: false, tmpfs: crate::mounts::mount_tmpfs_data(m), non_recursive: false, beneath: String::new() }, &mut mounts),
             }
         }
         for b in &host.binds {
@@ -424,13 +430,13 @@ impl Engine {
                 if fs::metadata(src).is_err() {
                     fs::create_dir_all(src).ctx(|| format!("create bind source {src}"))?;
                 }
-                add(MountPoint { kind: "bind".into(), name: String::new(), source: src.to_string(), destination: dest.to_string(), rw, anonymous: false, tmpfs: String::new(), non_recursive: false }, &mut mounts);
+                add(MountPoint { kind: "bind".into(), name: String::new(), source: src.to_string(), destination: dest.to_string(), rw, anonymous: false, tmpfs: String::new(), non_recursive: false, beneath: String::new() }, &mut mounts);
             } else {
                 let v = self.create_volume(ns, Some(src), BTreeMap::new())?;
                 // Docker fills an empty volume from the image at its first mount;
                 // copy_up leaves a volume that has content alone.
                 crate::volume::copy_up(layers, dest, &v.mountpoint)?;
-                add(MountPoint { kind: "volume".into(), name: v.name.clone(), source: v.mountpoint.display().to_string(), destination: dest.to_string(), rw, anonymous: false, tmpfs: String::new(), non_recursive: false }, &mut mounts);
+                add(MountPoint { kind: "volume".into(), name: v.name.clone(), source: v.mountpoint.display().to_string(), destination: dest.to_string(), rw, anonymous: false, tmpfs: String::new(), non_recursive: false, beneath: String::new() }, &mut mounts);
             }
         }
         Ok(mounts)
@@ -605,7 +611,11 @@ impl Engine {
                         readonly: !m.rw,
                         tmpfs: (m.kind == "tmpfs").then(|| m.tmpfs.clone()),
                         non_recursive: m.non_recursive,
-                        beneath: bind_root.as_ref().filter(|root| m.kind == "bind" && std::path::Path::new(&m.source).starts_with(root)).cloned(),
+                        beneath: if m.beneath.is_empty() {
+                            bind_root.as_ref().filter(|root| m.kind == "bind" && std::path::Path::new(&m.source).starts_with(root)).cloned()
+                        } else {
+                            Some(PathBuf::from(&m.beneath))
+                        },
                         device: false,
                     })
                     .collect();
