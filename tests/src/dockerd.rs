@@ -100,6 +100,40 @@ impl Dockerd {
         format!("unix://{}", self.sock.display())
     }
 
+    /// Copies `image` from a Berth into this dockerd (`docker save` there, `docker
+    /// load` here): the peer has no registry to pull from.
+    pub fn load_from(&self, b: &crate::Berth, image: &str) {
+        use std::io::Write;
+        let saved = b
+            .cmd(&["save", image])
+            .stdin(Stdio::null())
+            .output()
+            .expect("docker save");
+        assert!(
+            saved.status.success(),
+            "save: {}",
+            String::from_utf8_lossy(&saved.stderr)
+        );
+        let mut load = self
+            .cmd(&["load"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("docker load");
+        load.stdin
+            .take()
+            .expect("stdin")
+            .write_all(&saved.stdout)
+            .expect("write image");
+        let o = load.wait_with_output().expect("load");
+        assert!(
+            o.status.success(),
+            "dockerd load: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
     /// Runs the docker CLI against it, expects success, returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let o = self.docker(args);

@@ -3,7 +3,6 @@
 //! (the same commands run against both in one test), or is refused with a message
 //! naming it. Nothing is silently ignored.
 
-use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use berth_tests::dockerd::Dockerd;
@@ -11,38 +10,6 @@ use berth_tests::Berth;
 
 fn out(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-/// Copies the seed busybox into the dockerd, which has no registry to pull from.
-fn load_busybox(b: &Berth, d: &Dockerd) {
-    let saved = b
-        .cmd(&["save", "busybox"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("docker save");
-    assert!(
-        saved.status.success(),
-        "save: {}",
-        String::from_utf8_lossy(&saved.stderr)
-    );
-    let mut load = d
-        .cmd(&["load"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("docker load");
-    load.stdin
-        .take()
-        .expect("stdin")
-        .write_all(&saved.stdout)
-        .expect("write image");
-    let o = load.wait_with_output().expect("load");
-    assert!(
-        o.status.success(),
-        "dockerd load: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 /// `docker run --rm --network none FLAGS… busybox sh -c SCRIPT` on both engines.
@@ -85,7 +52,7 @@ fn same(b: &Berth, d: &Dockerd, flags: &[&str], script: &str) -> String {
 fn run_flags_take_effect_as_on_dockerd() {
     let b = Berth::start();
     let d = Dockerd::start(&[]);
-    load_busybox(&b, &d);
+    d.load_from(&b, "busybox");
 
     // --add-host, --domainname, --dns*: the files Docker writes.
     let hosts = same(
@@ -426,7 +393,7 @@ fn unimplemented_settings_are_refused_by_name() {
 fn namespaces_are_shared_as_on_dockerd() {
     let b = Berth::start();
     let d = Dockerd::start(&[]);
-    load_busybox(&b, &d);
+    d.load_from(&b, "busybox");
     let donor = [
         "run",
         "-d",

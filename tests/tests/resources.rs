@@ -5,9 +5,8 @@
 //! container's cgroup files on the host, found through /proc/PID/cgroup), what
 //! `inspect` shows, and the errors and warnings for what cannot be applied.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use berth_tests::dockerd::Dockerd;
 use berth_tests::lab::Lab;
@@ -18,38 +17,6 @@ fn text(o: &Output) -> (String, String) {
         String::from_utf8_lossy(&o.stdout).to_string(),
         String::from_utf8_lossy(&o.stderr).to_string(),
     )
-}
-
-/// Copies the seed busybox into the dockerd, which has no registry to pull from.
-fn load_busybox(b: &Berth, d: &Dockerd) {
-    let saved = b
-        .cmd(&["save", "busybox"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("docker save");
-    assert!(
-        saved.status.success(),
-        "save: {}",
-        String::from_utf8_lossy(&saved.stderr)
-    );
-    let mut load = d
-        .cmd(&["load"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("docker load");
-    load.stdin
-        .take()
-        .expect("stdin")
-        .write_all(&saved.stdout)
-        .expect("write image");
-    let o = load.wait_with_output().expect("load");
-    assert!(
-        o.status.success(),
-        "dockerd load: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 fn v2() -> bool {
@@ -158,7 +125,7 @@ fn resource_flags_write_the_cgroup_files_dockerd_writes() {
     } else {
         Dockerd::start(&[])
     };
-    load_busybox(&b, &d);
+    d.load_from(&b, "busybox");
     let dev = block_device();
     let cpu = last_cpu();
     let throttle = |flag: &str, v: &str| format!("{flag}={dev}:{v}");
@@ -382,7 +349,7 @@ fn resource_flags_write_the_cgroup_files_dockerd_writes() {
 fn bad_resource_values_fail_as_on_dockerd() {
     let b = Berth::start();
     let d = Dockerd::start(&[]);
-    load_busybox(&b, &d);
+    d.load_from(&b, "busybox");
     let daemon_error = |err: &str| {
         err.lines()
             .find(|l| l.contains("Error response from daemon"))
