@@ -108,12 +108,25 @@ impl Cgroup {
         self.write_blkio(limits)
     }
 
-    fn write_memory(&self, limits: &Limits) -> Result<()> {
-        if limits.memory > 0 {
-            self.write_v("memory.max", "memory", "memory.limit_in_bytes", &limits.memory.to_string())?;
+    /// Writes new limits to the cgroup of a running container (`docker update`):
+    /// every limit `limits` sets, and no pids limit where it sets none.
+    pub fn update(&self, limits: &Limits) -> Result<()> {
+        self.write_memory(limits)?;
+        self.write_cpu(limits)?;
+        let pids = if limits.pids > 0 { limits.pids.to_string() } else { "max".into() };
+        self.write_v("pids.max", "pids", "pids.max", &pids)?;
+        if !limits.cpuset_cpus.is_empty() {
+            self.write("cpuset", "cpuset.cpus", &limits.cpuset_cpus)?;
         }
-        // Memory plus swap: v1 takes the sum (after the memory limit: it may not be
-        // below it), v2 the swap alone, as runc converts it.
+        if !limits.cpuset_mems.is_empty() {
+            self.write("cpuset", "cpuset.mems", &limits.cpuset_mems)?;
+        }
+        self.write_blkio(limits)
+    }
+
+    fn write_memory(&self, limits: &Limits) -> Result<()> {
+        // Memory plus swap: v1 takes the sum (never below the memory limit), v2 the
+        // swap alone, as runc converts it.
         let swap_file = if self.v2 { "memory.swap.max" } else { "memory.memsw.limit_in_bytes" };
         let swap_there = self.dir_for("memory").is_some_and(|d| d.join(swap_file).exists());
         let swap = match limits.memory_swap {
@@ -124,7 +137,21 @@ impl Cgroup {
             total => Some(total.to_string()),
         };
         // Without swap accounting, create warned and made it -1 (unlimited): nothing to write.
-        if let (Some(swap), true) = (swap, swap_there) {
+        let swap = swap.filter(|_| swap_there);
+        // v1 keeps memory <= memory+swap at every write: a limit that grows past the
+        // current sum needs the sum raised first, one that shrinks needs it after (runc's
+        // order). A new cgroup's limit is unlimited, so there memory goes first.
+        let current = self.read_u64("memory", "memory.limit_in_bytes");
+        let swap_first = !self.v2 && limits.memory > 0 && (limits.memory_swap == -1 || (limits.memory_swap > 0 && current < limits.memory_swap as u64));
+        if swap_first {
+            if let Some(swap) = &swap {
+                self.write("memory", swap_file, swap)?;
+            }
+        }
+        if limits.memory > 0 {
+            self.write_v("memory.max", "memory", "memory.limit_in_bytes", &limits.memory.to_string())?;
+        }
+        if let (Some(swap), false) = (swap, swap_first) {
             self.write("memory", swap_file, &swap)?;
         }
         if limits.memory_reservation > 0 {

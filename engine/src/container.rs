@@ -90,8 +90,8 @@ pub struct HostConfig {
     pub nano_cpus: i64,
     pub cpu_quota: i64,
     pub cpu_period: i64,
-    #[serde(deserialize_with = "nullable")]
-    pub pids_limit: i64,
+    /// `--pids-limit`: null when not given, 0 for none (-1 is taken for 0, as dockerd does).
+    pub pids_limit: Option<i64>,
     /// `--memory-swap`: memory plus swap, -1 unlimited; after create, Docker's
     /// default of twice `memory` (see `resources`).
     pub memory_swap: i64,

@@ -118,7 +118,11 @@ impl Policy {
             }
         }
         self.limit_cpus(h)?;
-        limit(&mut h.pids_limit, self.pids, "--pids-limit", |v| v.to_string())?;
+        let mut pids = h.pids_limit.unwrap_or(0);
+        limit(&mut pids, self.pids, "--pids-limit", |v| v.to_string())?;
+        if self.pids > 0 {
+            h.pids_limit = Some(pids);
+        }
         if let Some(env) = &self.envelope {
             if !h.cgroup_parent.is_empty() && h.cgroup_parent.trim_matches('/') != env.cgroup {
                 return Err(refuse("--cgroup-parent"));
@@ -320,7 +324,7 @@ mod tests {
         let p = lab();
         let mut h = HostConfig::default();
         p.apply(&mut h, 0).unwrap();
-        assert_eq!((h.memory, h.nano_cpus, h.pids_limit), (256 << 20, 1_000_000_000, 256));
+        assert_eq!((h.memory, h.nano_cpus, h.pids_limit), (256 << 20, 1_000_000_000, Some(256)));
         let mut h = HostConfig { memory: 1 << 30, ..Default::default() };
         assert!(p.apply(&mut h, 0).unwrap_err().to_string().contains("--memory 1024m is above"));
         let mut h = HostConfig::default();

@@ -120,14 +120,29 @@ fn invalid(msg: impl Into<String>) -> Error {
 /// Checks the resource settings of `h` and adapts them as dockerd does at create;
 /// returns dockerd's warnings for what it discarded.
 pub fn adapt(h: &mut HostConfig, host: &Support) -> Result<Vec<String>> {
-    let mut warnings = Vec::new();
-    // The CLI sends -1 for "not set"; dockerd keeps null.
-    if h.memory_swappiness.is_some_and(|s| s == -1) {
-        h.memory_swappiness = None;
+    // No pids limit is null at create (an update keeps 0, see `verify`).
+    if h.pids_limit.is_some_and(|p| p <= 0) {
+        h.pids_limit = None;
     }
     // adaptContainerSettings: swap defaults to as much again as the memory.
     if h.memory > 0 && h.memory_swap == 0 {
         h.memory_swap = h.memory * 2;
+    }
+    verify(h, host, false)
+}
+
+/// dockerd's `verifyPlatformContainerResources`: checks the settings of `h` (at
+/// create, or the fields a `docker update` asks to change when `update`), discards
+/// what the host cannot apply and returns the warnings saying so.
+pub fn verify(h: &mut HostConfig, host: &Support, update: bool) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    // -1 (the old word for no limit) is 0: no limit.
+    if h.pids_limit.is_some_and(|p| p < 0) {
+        h.pids_limit = Some(0);
+    }
+    // The CLI sends -1 for "not set"; dockerd keeps null.
+    if h.memory_swappiness.is_some_and(|s| s == -1) {
+        h.memory_swappiness = None;
     }
 
     // Memory.
@@ -140,7 +155,8 @@ pub fn adapt(h: &mut HostConfig, host: &Support) -> Result<Vec<String>> {
             "Minimum memoryswap limit should be larger than memory limit, see usage",
         ));
     }
-    if h.memory == 0 && h.memory_swap > 0 {
+    // An update may change the swap alone: the memory limit is the container's.
+    if h.memory == 0 && h.memory_swap > 0 && !update {
         return Err(invalid(
             "You should always set the Memory limit when using Memoryswap limit, see usage",
         ));

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real docker CLI against `berth serve` on a temp root.
 //! One test binary, one module per area (ripgrep's layout).
 
+mod api_endpoints;
 mod api_parity;
 mod browser;
 mod build;

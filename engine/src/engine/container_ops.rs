@@ -541,12 +541,6 @@ impl Engine {
         if wasm.is_none() && !self.linux_runtime {
             return Err(Error::InvalidArgument(format!("{NO_LINUX}: {}", self.linux_missing().unwrap_or("no namespaces"))));
         }
-        let memory = match &wasm {
-            // `--memory` caps the guest's linear memory exactly; the process around it
-            // (wasmtime, its code) gets an allowance on top in the cgroup.
-            Some(_) if h.memory > 0 => h.memory + runtime::wasm::RUNTIME_ALLOWANCE,
-            _ => h.memory,
-        };
         self.ensure_envelope(c)?;
         // A namespace shared with a running container: its init's, by /proc.
         let running = |id: &str, what: &str| -> Result<Container> {
@@ -640,14 +634,7 @@ impl Engine {
                 (etc_dir.join("resolv.conf"), "/etc/resolv.conf".into()),
             ],
             ports: port_specs(&c.config, h)?,
-            limits: {
-                let mut limits = crate::resources::limits(h, Limits { memory, nano_cpus: h.nano_cpus, pids: h.pids_limit.max(0), ..Default::default() })?;
-                if wasm.is_some() && limits.memory_swap > 0 {
-                    // Memory plus swap: the same allowance on top.
-                    limits.memory_swap += memory - h.memory;
-                }
-                limits
-            },
+            limits: cgroup_limits(h)?,
             cgroup: cgroup_name(c),
             shim_cgroup: (!h.cgroup_parent.is_empty()).then(|| format!("{}/shims", h.cgroup_parent.trim_matches('/'))),
             network: match &net_donor {
@@ -1254,6 +1241,23 @@ fn wait_shim(sock: &std::path::Path) -> Option<ExitInfo> {
     serde_json::from_str(&line).ok()
 }
 
+/// The limits of a container's cgroup, from its settings.
+pub(super) fn cgroup_limits(h: &HostConfig) -> Result<Limits> {
+    let memory = if h.runtime == runtime::WASMTIME && h.memory > 0 {
+        // `--memory` caps a wasm guest's linear memory exactly; the process around it
+        // (wasmtime, its code) gets an allowance on top in the cgroup.
+        h.memory + runtime::wasm::RUNTIME_ALLOWANCE
+    } else {
+        h.memory
+    };
+    let mut limits = crate::resources::limits(h, Limits { memory, nano_cpus: h.nano_cpus, pids: h.pids_limit.unwrap_or(0).max(0), ..Default::default() })?;
+    if limits.memory_swap > 0 {
+        // Memory plus swap: the same allowance on top.
+        limits.memory_swap += memory - h.memory;
+    }
+    Ok(limits)
+}
+
 pub(crate) fn cgroup_name(c: &Container) -> String {
     crate::cgroup::container_name(&c.host_config.cgroup_parent, &c.id)
 }
@@ -1282,7 +1286,9 @@ fn bind_dest(b: &str) -> Option<&str> {
     b.split(':').nth(1)
 }
 
-fn validate_host_config(h: &HostConfig) -> Result<()> {
+/// The checks of the settings `docker update` may also change: memory, CPUs and
+/// restart policy.
+pub(super) fn validate_limits(h: &HostConfig) -> Result<()> {
     if h.memory < 0 {
         return Err(Error::InvalidArgument("invalid memory limit: must be positive".into()));
     }
@@ -1302,6 +1308,11 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
         "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
         other => return Err(Error::InvalidArgument(format!("invalid restart policy '{other}'"))),
     }
+    Ok(())
+}
+
+fn validate_host_config(h: &HostConfig) -> Result<()> {
+    validate_limits(h)?;
     if h.auto_remove && !matches!(h.restart_policy.name.as_str(), "" | "no") {
         return Err(Error::InvalidArgument("can't create 'AutoRemove' container with restart policy".into()));
     }

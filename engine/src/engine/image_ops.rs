@@ -491,17 +491,41 @@ impl Engine {
     /// then the class's.
     fn fetch_for_pull(&self, ns: &str, r: &Reference, creds: Option<&Credentials>, progress: &ProgressFn) -> Result<(pull::Fetched, String), RegistryError> {
         let arch = archive::host_arch();
+        self.from_pull_source(ns, r, creds, |client, remote| {
+            // The student sees the name they pulled, not the session's prefix.
+            let pulling = format!("Pulling from {}", remote.repository);
+            let shown = |p: Progress| match p {
+                Progress::Status { id, text } if text == pulling => progress(Progress::Status { id, text: format!("Pulling from {}", r.repository) }),
+                p => progress(p),
+            };
+            pull::fetch(client, &self.store, remote, &arch, &shown)
+        })
+    }
+
+    /// `GET /distribution/{name}/json`: the manifest's descriptor and platforms of an
+    /// image in its registry, reached as a pull would reach it.
+    pub fn distribution_inspect(&self, ns: &str, name: &str, creds: Option<&Credentials>) -> Result<pull::Distribution, RegistryError> {
+        let r = Reference::parse(name)?;
+        Ok(self.from_pull_source(ns, &r, creds, |client, remote| pull::inspect(client, remote))?.0)
+    }
+
+    /// Runs `read` against where a pull of `r` reads from: Docker Hub names through
+    /// the operator's mirrors first, then the registry itself, past the namespace's
+    /// guard (a lab session's names and the addresses it may reach), trying each
+    /// repository the session's names map to. Returns what `read` returned and the
+    /// repository it read.
+    fn from_pull_source<T>(&self, ns: &str, r: &Reference, creds: Option<&Credentials>, read: impl Fn(&Client, &Reference) -> Result<T, RegistryError>) -> Result<(T, String), RegistryError> {
         if r.registry == crate::reference::DEFAULT_REGISTRY {
             let scope = format!("repository:{}:pull", r.repository);
             // Mirrors are the operator's choice: not guarded, even for a lab session.
             for mirror in self.registry_mirrors() {
-                match Client::connect_url(&mirror, creds, &scope).and_then(|c| pull::fetch(&c, &self.store, r, &arch, progress)) {
+                match Client::connect_url(&mirror, creds, &scope).and_then(|c| read(&c, r)) {
                     Ok(f) => {
-                        tracing::debug!("pulled {} from the mirror {mirror}", r.familiar());
+                        tracing::debug!("read {} from the mirror {mirror}", r.familiar());
                         return Ok((f, r.repository.clone()));
                     }
                     Err(e) if registry::mirror_falls_back(&e) => {
-                        tracing::debug!("pull {} from the mirror {mirror} failed ({e}); trying the next endpoint", r.familiar());
+                        tracing::debug!("reading {} from the mirror {mirror} failed ({e}); trying the next endpoint", r.familiar());
                     }
                     Err(e) => return Err(e),
                 }
@@ -516,13 +540,7 @@ impl Engine {
         let client = Client::connect_pinned(&r.registry, &self.insecure_registries, creds, &scope, pin)?;
         for (i, repo) in sources.iter().enumerate() {
             let remote = Reference { repository: repo.clone(), ..r.clone() };
-            // The student sees the name they pulled, not the session's prefix.
-            let pulling = format!("Pulling from {repo}");
-            let shown = |p: Progress| match p {
-                Progress::Status { id, text } if text == pulling => progress(Progress::Status { id, text: format!("Pulling from {}", r.repository) }),
-                p => progress(p),
-            };
-            match pull::fetch(&client, &self.store, &remote, &arch, &shown) {
+            match read(&client, &remote) {
                 Ok(f) => return Ok((f, repo.clone())),
                 Err(RegistryError::NotFound(e)) if i + 1 < sources.len() => tracing::debug!("{e}; trying {}", sources[i + 1]),
                 Err(e) => return Err(e),

@@ -7,6 +7,8 @@ mod commit;
 mod container_ops;
 mod exec;
 mod health;
+mod system_df;
+mod update;
 mod image_ops;
 mod network_ops;
 mod volume_ops;
@@ -20,6 +22,7 @@ pub use container_ops::{AttachStream, CreateRequest, WaitCondition, Waiter};
 pub use exec::{nsexec_main, ExecConfig, ExecIo, ExecRecord};
 pub use image_ops::{ImageSummary, RemovedImages};
 pub use network_ops::{EndpointRequest, NetworkCreate};
+pub use system_df::{ContainerSize, DiskUsage, ImageUsage, VolumeUsage};
 
 use crate::container::Container;
 use crate::fsutil;
@@ -426,7 +429,7 @@ mod tests {
             e.seed_images("lab").unwrap();
             e.set_policy("lab", Some(Policy { max_containers: 1, pids: 64, ..Default::default() })).unwrap();
             let c = e.create_container("lab", req("one")).unwrap();
-            assert_eq!(c.host_config.pids_limit, 64);
+            assert_eq!(c.host_config.pids_limit, Some(64));
         }
         // A reopened engine (a restarted server) still holds the namespace to it.
         let e = engine(t.path());

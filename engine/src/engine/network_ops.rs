@@ -257,6 +257,27 @@ impl Engine {
         Ok(out)
     }
 
+    /// `docker rm --link /PARENT/ALIAS`: PARENT forgets its link ALIAS (dockerd's
+    /// `rmLink`); both containers stay. The running parent keeps what the link gave
+    /// it at its start (environment, hosts entry), as on dockerd.
+    pub fn remove_link(&self, ns: &str, link: &str) -> Result<()> {
+        let full = format!("/{}", link.trim_start_matches('/'));
+        let (parent, alias) = full.rsplit_once('/').unwrap_or(("", &full));
+        if parent.is_empty() {
+            return Err(Error::Conflict("Conflict, cannot remove the default link name of the container".into()));
+        }
+        let not_found = || Error::NotFound(format!("No such container: {link}"));
+        let mut map = self.containers.lock().unwrap_or_else(|p| p.into_inner());
+        let id = Self::lookup(&map, ns, parent).map_err(|_| not_found())?.id.clone();
+        let c = map.get_mut(&id).ok_or_else(not_found)?;
+        let before = c.host_config.links.len();
+        c.host_config.links.retain(|l| l.split_once(':').map(|(_, a)| a) != Some(alias));
+        if c.host_config.links.len() == before {
+            return Err(not_found());
+        }
+        self.save(c)
+    }
+
     /// `docker network connect`.
     pub fn connect_network(&self, ns: &str, network: &str, container: &str, req: EndpointRequest) -> Result<()> {
         let net = self.networks.find(ns, network)?;

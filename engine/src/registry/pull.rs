@@ -150,6 +150,35 @@ fn resolve(client: &Client, r: &Reference, arch: &str) -> RResult<(Manifest, Str
     Err(RegistryError::Protocol(format!("{}: indexes nested too deeply", r.familiar_name())))
 }
 
+/// What the registry says of `r` without a pull (`GET /distribution/{name}/json`):
+/// the descriptor of what the name points at, and the platforms it has.
+#[derive(Debug, Clone)]
+pub struct Distribution {
+    pub descriptor: Descriptor,
+    pub platforms: Vec<Platform>,
+}
+
+/// Reads `r`'s manifest and, for a single image, its config (where its platform is
+/// written), as dockerd's distribution inspect does.
+pub fn inspect(client: &Client, r: &Reference) -> RResult<Distribution> {
+    let reference = r.digest.clone().or_else(|| r.tag.clone()).unwrap_or_else(|| reference::DEFAULT_TAG.to_string());
+    let (bytes, header_type, digest) = get_manifest(client, r, &reference)?;
+    let m = parse_manifest(&bytes, &reference)?;
+    let media_type = if m.media_type.is_empty() { header_type } else { m.media_type.clone() };
+    let platforms = match &m.config {
+        Some(cfg) if m.manifests.is_empty() => {
+            let what = format!("config {}", cfg.digest);
+            let resp = client.send_ok(client.request(Method::GET, &format!("/v2/{}/blobs/{}", r.repository, cfg.digest)), &what)?;
+            let config = read_capped(resp, MAX_MANIFEST, "image config")?;
+            check_digest(&config, &cfg.digest, "image config")?;
+            let p: Platform = serde_json::from_slice(&config).map_err(|e| RegistryError::Protocol(format!("image config: {e}")))?;
+            vec![p]
+        }
+        _ => m.manifests.iter().filter_map(|d| d.platform.clone()).collect(),
+    };
+    Ok(Distribution { descriptor: Descriptor { media_type, digest, size: bytes.len() as u64, annotations: Default::default(), platform: None }, platforms })
+}
+
 /// Wraps a download: reports `Downloading` at most every 100 ms and `Verifying
 /// Checksum` when the stream ends (the store hashes while it writes).
 struct Meter<'a, R> {

@@ -35,6 +35,9 @@ pub fn routes() -> Router<ApiState> {
         .route("/containers/{id}/unpause", post(unpause))
         .route("/containers/{id}/wait", post(wait))
         .route("/containers/{id}", delete(remove))
+        // `docker rm --link /PARENT/ALIAS` names a link by its path.
+        .route("/containers/{parent}/{alias}", delete(remove_link))
+        .route("/containers/{id}/update", post(update))
         .route("/containers/{id}/rename", post(rename))
         .route("/containers/{id}/logs", get(logs))
         .route("/containers/{id}/attach", post(attach))
@@ -133,7 +136,7 @@ fn command_text(c: &Container) -> String {
     std::iter::once(c.path.as_str()).chain(c.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ")
 }
 
-fn summary(c: &Container, now: chrono::DateTime<chrono::Utc>) -> Value {
+pub(super) fn summary(c: &Container, now: chrono::DateTime<chrono::Utc>) -> Value {
     json!({
         "Id": c.id,
         "Names": [format!("/{}", c.name)],
@@ -222,6 +225,8 @@ async fn list(State(s): State<ApiState>, Query(q): Q) -> Result<Json<Vec<Value>>
         }
     }
     let all = flag(&q, "all");
+    // `docker ps --size`: each container's writable layer, and that with its image.
+    let with_size = flag(&q, "size");
     let limit: Option<usize> = opt(&q, "limit").and_then(|l| l.parse().ok()).filter(|l: &usize| *l > 0);
     let engine = s.engine.clone();
     let ns = s.namespace.clone();
@@ -233,7 +238,15 @@ async fn list(State(s): State<ApiState>, Query(q): Q) -> Result<Json<Vec<Value>>
             .iter()
             .filter(|c| all || limit.is_some() || c.state.status.is_live() || filters.contains_key("status"))
             .filter(|c| matches_filters(c, &filters, &resolve))
-            .map(|c| summary(c, now))
+            .map(|c| {
+                let mut v = summary(c, now);
+                if with_size {
+                    let size = engine.container_size(c);
+                    v["SizeRw"] = json!(size.rw);
+                    v["SizeRootFs"] = json!(size.root_fs);
+                }
+                v
+            })
             .collect();
         if let Some(l) = limit {
             v.truncate(l);
@@ -262,6 +275,7 @@ fn inspect_json(engine: &berth_engine::Engine, c: &Container) -> Value {
         }
     }
     let mut host_config = serde_json::to_value(&c.host_config).unwrap_or(json!({}));
+    as_dockerd_shows_host_config(&mut host_config, c);
     // Containers made before Berth kept a LogConfig: the default driver's.
     host_config["LogConfig"]["Type"] = json!(c.host_config.log_config.driver());
     // Docker names the file only for json-file (local's format is its own).
@@ -274,6 +288,22 @@ fn inspect_json(engine: &berth_engine::Engine, c: &Container) -> Value {
         .unwrap_or_default();
     if c.host_config.network_mode.is_empty() {
         host_config["NetworkMode"] = json!("none");
+    }
+    // Docker shows a link as its two names: `/CHILD:/PARENT/ALIAS` (null for none).
+    host_config["Links"] = if c.host_config.links.is_empty() {
+        Value::Null
+    } else {
+        json!(c.host_config.links.iter().map(|l| {
+            let (child, alias) = l.split_once(':').unwrap_or((l, l));
+            format!("/{}:/{}/{alias}", child.trim_start_matches('/'), c.name)
+        }).collect::<Vec<_>>())
+    };
+    let mut config = serde_json::to_value(&c.config).unwrap_or(json!({}));
+    if let Some(m) = config.as_object_mut() {
+        m.entry("OnBuild").or_insert(Value::Null);
+        if m.get("Volumes").is_some_and(|v| v.as_object().is_some_and(|o| o.is_empty())) {
+            m.insert("Volumes".into(), Value::Null);
+        }
     }
     let mut state = json!({
         "Status": st.status.as_str(),
@@ -314,9 +344,54 @@ fn inspect_json(engine: &berth_engine::Engine, c: &Container) -> Value {
         "HostConfig": host_config,
         "GraphDriver": { "Name": "overlayfs", "Data": { "UpperDir": dir.join("upper"), "WorkDir": dir.join("work"), "MergedDir": dir.join("rootfs") } },
         "Mounts": mounts_json(c),
-        "Config": c.config,
+        "Config": config,
         "NetworkSettings": network_settings(c, Value::Object(ports)),
     })
+}
+
+/// dockerd's inspect shows every HostConfig field, the ones Berth keeps no member
+/// for at their zero value (a set one was refused at create), an unset list as null,
+/// and the defaults it filled in at create.
+fn as_dockerd_shows_host_config(h: &mut Value, c: &Container) {
+    let Some(m) = h.as_object_mut() else { return };
+    for key in ["Binds", "CapAdd", "CapDrop", "DeviceCgroupRules", "ExtraHosts", "GroupAdd", "SecurityOpt", "VolumesFrom"] {
+        if m.get(key).is_some_and(|v| v.as_array().is_some_and(|a| a.is_empty())) {
+            m.insert(key.into(), Value::Null);
+        }
+    }
+    let zero = [
+        ("ConsoleSize", json!([0, 0])),
+        ("ContainerIDFile", json!("")),
+        ("CpuCount", json!(0)),
+        ("CpuPercent", json!(0)),
+        ("CpuRealtimePeriod", json!(0)),
+        ("CpuRealtimeRuntime", json!(0)),
+        ("DeviceRequests", Value::Null),
+        ("IOMaximumBandwidth", json!(0)),
+        ("IOMaximumIOps", json!(0)),
+        ("Isolation", json!("")),
+        ("KernelMemory", json!(0)),
+        ("KernelMemoryTCP", json!(0)),
+        ("VolumeDriver", json!("")),
+    ];
+    for (key, v) in zero {
+        m.entry(key).or_insert(v);
+    }
+    let defaults = [
+        ("IpcMode", json!("private")),
+        ("CgroupnsMode", json!(if berth_engine::cgroup::is_v2() { "private" } else { "host" })),
+        // /dev/shm's size when none is given (64 MiB, as Docker's).
+        ("ShmSize", json!(64 << 20)),
+    ];
+    for (key, v) in defaults {
+        if m.get(key).is_none_or(|x| x == "" || x == 0) {
+            m.insert(key.into(), v);
+        }
+    }
+    let linux = c.host_config.runtime != berth_engine::runtime::WASMTIME;
+    let paths = |p: &[&str]| if linux { json!(p) } else { Value::Null };
+    m.insert("MaskedPaths".into(), paths(berth_engine::runtime::linux::MASKED));
+    m.insert("ReadonlyPaths".into(), paths(berth_engine::runtime::linux::READONLY));
 }
 
 async fn inspect(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
@@ -386,8 +461,28 @@ async fn wait(State(s): State<ApiState>, Path(id): Path<String>, Query(q): Q) ->
 }
 
 async fn remove(State(s): State<ApiState>, Path(id): Path<String>, Query(q): Q) -> Result<Response, ApiError> {
+    if flag(&q, "link") {
+        blocking(move || Ok(s.engine.remove_link(&s.namespace, &id)?)).await?;
+        return Ok(no_content());
+    }
     let (force, volumes) = (flag(&q, "force"), flag(&q, "v"));
     blocking(move || Ok(s.engine.remove_container(&s.namespace, &id, force, volumes)?)).await?;
+    Ok(no_content())
+}
+
+/// `docker update`: the body is the `Resources` part of a HostConfig and its
+/// `RestartPolicy`.
+async fn update(State(s): State<ApiState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+    let req: HostConfig = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+    let warnings = blocking(move || Ok(s.engine.update_container(&s.namespace, &id, req)?)).await?;
+    Ok(Json(json!({ "Warnings": warnings })).into_response())
+}
+
+async fn remove_link(State(s): State<ApiState>, Path((parent, alias)): Path<(String, String)>, Query(q): Q) -> Result<Response, ApiError> {
+    if !flag(&q, "link") {
+        return Err(ApiError::not_found(format!("page not found: DELETE /containers/{parent}/{alias}")));
+    }
+    blocking(move || Ok(s.engine.remove_link(&s.namespace, &format!("/{parent}/{alias}"))?)).await?;
     Ok(no_content())
 }
 

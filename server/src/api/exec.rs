@@ -41,6 +41,12 @@ async fn create(State(s): State<ApiState>, Path(id): Path<String>, body: Bytes) 
 #[serde(rename_all = "PascalCase", default)]
 struct StartBody {
     detach: bool,
+    /// How the output is sent, as dockerd decides it: raw with `Tty`, else framed
+    /// (stdout and stderr told apart), whatever the exec was created with.
+    tty: bool,
+    /// The terminal's size to start with (API 1.42): `[height, width]`.
+    #[serde(deserialize_with = "berth_engine::container::nullable")]
+    console_size: Vec<u16>,
 }
 
 async fn start(State(s): State<ApiState>, Path(exec_id): Path<String>, mut req: Request) -> Result<Response, ApiError> {
@@ -48,13 +54,23 @@ async fn start(State(s): State<ApiState>, Path(exec_id): Path<String>, mut req: 
     let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.map_err(|e| ApiError::bad_request(e.to_string()))?;
     let b: StartBody = if body.is_empty() { StartBody::default() } else { serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))? };
     let rec = s.engine.exec_inspect(&s.namespace, &exec_id)?;
-    let (engine, ns, id) = (s.engine.clone(), s.namespace.clone(), exec_id.clone());
-    let (mut child, io) = blocking(move || Ok(engine.exec_start(&ns, &id)?)).await?;
     let finish = {
         let (engine, ns, id) = (s.engine.clone(), s.namespace.clone(), exec_id.clone());
         move |code: i32| engine.exec_finished(&ns, &id, code)
     };
+    let exec_start = {
+        let (engine, ns, id, console) = (s.engine.clone(), s.namespace.clone(), exec_id.clone(), b.console_size.clone());
+        move || -> Result<(Child, ExecIo), berth_engine::Error> {
+            let started = engine.exec_start(&ns, &id)?;
+            if let ([h, w], true) = (console.as_slice(), rec.config.tty) {
+                // The CLI resizes right after too; a client that only sends this gets its size.
+                let _ = engine.exec_resize(&ns, &id, *h, *w);
+            }
+            Ok(started)
+        }
+    };
     if b.detach || on.is_none() {
+        let (mut child, io) = blocking(move || Ok(exec_start()?)).await?;
         // Nobody reads the output: drain it so the process never blocks on a full pipe.
         tokio::task::spawn_blocking(move || {
             let _master = io;
@@ -72,23 +88,38 @@ async fn start(State(s): State<ApiState>, Path(exec_id): Path<String>, mut req: 
         return Ok(StatusCode::OK.into_response());
     }
     let on = on.ok_or_else(|| ApiError::bad_request("exec start needs an upgraded connection"))?;
-    let tty = rec.config.tty;
-    let keys = if rec.config.detach_keys.is_empty() { DEFAULT_DETACH_KEYS.to_string() } else { rec.config.detach_keys.clone() };
-    let keys = parse_detach_keys(&keys)?;
+    // Detach keys work on a terminal only (dockerd's rule): without one, input is
+    // passed through whole.
+    let keys = match (rec.config.tty, rec.config.detach_keys.is_empty()) {
+        (false, _) => vec![],
+        (true, true) => parse_detach_keys(DEFAULT_DETACH_KEYS)?,
+        (true, false) => parse_detach_keys(&rec.config.detach_keys)?,
+    };
+    let raw = b.tty;
     tokio::spawn(async move {
-        let Some(client) = hijack::upgraded(on).await else {
-            let _ = child.kill();
-            return;
-        };
-        relay_exec(client, child, io, tty, keys, finish).await;
+        let Some(mut client) = hijack::upgraded(on).await else { return };
+        // The process starts once the connection is the client's, as on dockerd: a
+        // client that reads the upgrade's headers with a buffered reader (the Python
+        // SDK) would otherwise find the first output in that buffer, and lose it.
+        match tokio::task::spawn_blocking(exec_start).await {
+            Ok(Ok((child, io))) => relay_exec(client, child, io, raw, keys, finish).await,
+            Ok(Err(e)) => {
+                // The answer was sent already: the error goes down the stream, as dockerd writes it.
+                let text = format!("{e}\r\n");
+                let bytes = if raw { text.into_bytes() } else { logs::frame(Stream::Stdout, text.as_bytes()) };
+                let _ = client.write_all(&bytes).await;
+                let _ = client.shutdown().await;
+            }
+            Err(_) => {}
+        }
     });
-    Ok(hijack::upgraded_response(tty))
+    Ok(hijack::upgraded_response(raw))
 }
 
-/// Pumps the exec's output to the client (raw with a TTY, framed without) and the
-/// client's input to the exec; records the exit code before closing, because the
-/// CLI asks for it as soon as the stream ends.
-async fn relay_exec(client: hijack::Upgraded, mut child: Child, io: ExecIo, tty: bool, keys: Vec<u8>, finish: impl FnOnce(i32) + Send + 'static) {
+/// Pumps the exec's output to the client (raw when the start asked for a TTY, framed
+/// otherwise) and the client's input to the exec; records the exit code before
+/// closing, because the CLI asks for it as soon as the stream ends.
+async fn relay_exec(client: hijack::Upgraded, mut child: Child, io: ExecIo, raw: bool, keys: Vec<u8>, finish: impl FnOnce(i32) + Send + 'static) {
     let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(32);
     let mut readers = Vec::new();
     let input: Option<Box<dyn Write + Send>>;
@@ -115,15 +146,24 @@ async fn relay_exec(client: hijack::Upgraded, mut child: Child, io: ExecIo, tty:
         ExecIo::Tty(master) => {
             let m = std::fs::File::from(master);
             input = m.try_clone().ok().map(|w| Box::new(w) as Box<dyn Write + Send>);
-            readers.push(spawn_reader(Box::new(m), None, out_tx.clone()));
+            readers.push(spawn_reader(Box::new(m), if raw { None } else { Some(Stream::Stdout) }, out_tx.clone()));
         }
         ExecIo::Pipes => {
             input = child.stdin.take().map(|w| Box::new(w) as Box<dyn Write + Send>);
             if let Some(o) = child.stdout.take() {
-                readers.push(spawn_reader(Box::new(o), if tty { None } else { Some(Stream::Stdout) }, out_tx.clone()));
+                readers.push(spawn_reader(Box::new(o), if raw { None } else { Some(Stream::Stdout) }, out_tx.clone()));
             }
             if let Some(e) = child.stderr.take() {
-                readers.push(spawn_reader(Box::new(e), if tty { None } else { Some(Stream::Stderr) }, out_tx.clone()));
+                if raw {
+                    // dockerd attaches no stderr to a raw stream: it is read and dropped,
+                    // so the process never blocks on a full pipe.
+                    readers.push(std::thread::spawn(move || {
+                        let mut e = e;
+                        let _ = std::io::copy(&mut e, &mut std::io::sink());
+                    }));
+                } else {
+                    readers.push(spawn_reader(Box::new(e), Some(Stream::Stderr), out_tx.clone()));
+                }
             }
         }
     }
@@ -145,7 +185,7 @@ async fn relay_exec(client: hijack::Upgraded, mut child: Child, io: ExecIo, tty:
     }
     let detach2 = detach.clone();
     let reader = tokio::spawn(async move {
-        let mut scanner = DetachScanner::new(if tty { keys } else { vec![] });
+        let mut scanner = DetachScanner::new(keys);
         let mut buf = vec![0u8; 8192];
         loop {
             match cr.read(&mut buf).await {

@@ -40,6 +40,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/images/prune", post(prune))
         .route("/images/search", get(search))
         .route("/auth", post(auth))
+        .route("/distribution/{*rest}", get(distribution))
         .route("/images/{*rest}", get(get_named).post(post_named).delete(remove))
 }
 
@@ -92,7 +93,7 @@ fn ts(t: Option<DateTime<Utc>>) -> i64 {
     t.map_or(0, |t| t.timestamp())
 }
 
-fn summary_json(s: &ImageSummary, tags: &[String]) -> Value {
+pub(super) fn summary_json(s: &ImageSummary, tags: &[String]) -> Value {
     json!({
         "Id": s.id,
         "ParentId": s.parent,
@@ -668,6 +669,26 @@ async fn search(State(s): State<ApiState>, Query(q): Pairs) -> Result<Response, 
         .map(|r| json!(r))
         .collect();
     Ok(Json(out).into_response())
+}
+
+/// `GET /distribution/{name}/json` (`docker buildx imagetools`-like tools, the SDK's
+/// `get_registry_data`): the manifest's descriptor and platforms, from the registry.
+async fn distribution(State(s): State<ApiState>, Path(rest): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let Some(name) = rest.strip_suffix("/json").filter(|n| !n.is_empty()) else {
+        return Err(page_not_found("GET", &format!("/distribution/{rest}")));
+    };
+    let name = name.to_string();
+    let creds = registry_auth(&headers);
+    let d = tokio::task::spawn_blocking(move || s.engine.distribution_inspect(&s.namespace, &name, creds.as_ref()))
+        .await
+        .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
+        .map_err(registry_error)?;
+    let platforms: Vec<Value> = d.platforms.iter().map(|p| json!({ "architecture": p.architecture, "os": p.os })).collect();
+    Ok(Json(json!({
+        "Descriptor": { "mediaType": d.descriptor.media_type, "digest": d.descriptor.digest, "size": d.descriptor.size },
+        "Platforms": platforms,
+    }))
+    .into_response())
 }
 
 #[cfg(test)]

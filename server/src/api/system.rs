@@ -1,4 +1,4 @@
-//! `/_ping`, `/version`, `/info`, `/events`.
+//! `/_ping`, `/version`, `/info`, `/events`, `/system/df`.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +21,69 @@ pub fn routes() -> Router<ApiState> {
         .route("/version", get(version))
         .route("/info", get(info))
         .route("/events", get(events))
+        .route("/system/df", get(disk_usage))
+}
+
+/// `docker system df`: images (with the bytes they share), containers (with their
+/// sizes), volumes (with theirs and how many containers use them). `type` (API 1.42)
+/// picks the parts; the others are left out. Berth's classic builder keeps no
+/// build cache apart from images, so that part is always empty.
+async fn disk_usage(State(s): State<ApiState>, Query(q): Query<Vec<(String, String)>>) -> Result<Json<Value>, ApiError> {
+    let mut types: Vec<String> = Vec::new();
+    for (k, v) in &q {
+        if k == "type" {
+            if !["container", "image", "volume", "build-cache"].contains(&v.as_str()) {
+                return Err(ApiError::bad_request(format!("unknown object type: {v}")));
+            }
+            types.push(v.clone());
+        }
+    }
+    let wants = |t: &str| types.is_empty() || types.iter().any(|x| x == t);
+    let du = super::blocking(move || Ok(s.engine.system_df(&s.namespace)?)).await?;
+    let now = chrono::Utc::now();
+    let mut out = serde_json::Map::new();
+    if wants("image") {
+        out.insert("LayersSize".into(), json!(du.layers_size));
+        let images: Vec<Value> = du
+            .images
+            .iter()
+            .map(|i| {
+                let mut v = super::images::summary_json(&i.summary, &i.summary.repo_tags);
+                v["SharedSize"] = json!(i.shared_size);
+                v
+            })
+            .collect();
+        out.insert("Images".into(), json!(images));
+    }
+    if wants("container") {
+        let containers: Vec<Value> = du
+            .containers
+            .iter()
+            .map(|(c, size)| {
+                let mut v = super::containers::summary(c, now);
+                v["SizeRw"] = json!(size.rw);
+                v["SizeRootFs"] = json!(size.root_fs);
+                v
+            })
+            .collect();
+        out.insert("Containers".into(), json!(containers));
+    }
+    if wants("volume") {
+        let volumes: Vec<Value> = du
+            .volumes
+            .iter()
+            .map(|u| {
+                let mut v = super::volumes::volume_json(&u.volume);
+                v["UsageData"] = json!({ "Size": u.size, "RefCount": u.ref_count });
+                v
+            })
+            .collect();
+        out.insert("Volumes".into(), json!(volumes));
+    }
+    if wants("build-cache") {
+        out.insert("BuildCache".into(), json!([]));
+    }
+    Ok(Json(Value::Object(out)))
 }
 
 async fn ping() -> Response {

@@ -26,7 +26,7 @@ pub fn routes() -> Router<ApiState> {
 type Q = Query<BTreeMap<String, String>>;
 
 /// Docker's `Volume` object.
-fn volume_json(v: &Volume) -> Value {
+pub(super) fn volume_json(v: &Volume) -> Value {
     json!({
         "CreatedAt": v.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "Driver": v.driver,

@@ -321,7 +321,7 @@ fn prepare(engine: &Engine, opts: &LabOptions, dir: &Path, ns: &str, ws_ns: &str
             binds,
             // No restart policy: the terminal starts a new shell when one ends.
             memory: opts.memory,
-            pids_limit: opts.pids,
+            pids_limit: Some(opts.pids),
             // Not held to the namespace's policy (it is Berth's), but it is the
             // session's all the same: in its envelope, its log bounded.
             cgroup_parent: envelope.cgroup.clone(),
