@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use berth_server::lab::db::DatabaseOptions;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -60,6 +61,8 @@ enum InstructorCommand {
         /// The state directory of `berth serve`.
         #[arg(long, default_value = "/var/lib/berth")]
         root: PathBuf,
+        #[command(flatten)]
+        db: DatabaseOptions,
         name: String,
     },
 }
@@ -70,6 +73,8 @@ enum ClassCommand {
     Create {
         #[arg(long, default_value = "/var/lib/berth")]
         root: PathBuf,
+        #[command(flatten)]
+        db: DatabaseOptions,
         #[arg(long)]
         name: String,
         /// Lessons in the class, in order: numbers (1,2,5) or ids; default: all.
@@ -104,6 +109,8 @@ enum ClassCommand {
     List {
         #[arg(long, default_value = "/var/lib/berth")]
         root: PathBuf,
+        #[command(flatten)]
+        db: DatabaseOptions,
     },
 }
 
@@ -128,7 +135,8 @@ fn transcript(cmd: TranscriptCommand) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
     let expected = match (root, key) {
         (Some(root), _) => {
-            anyhow::ensure!(root.join("lab.db").is_file(), "{} is not a Berth state directory", root.display());
+            // A server with its records in PostgreSQL has no lab.db, but its key if it signed anything.
+            anyhow::ensure!(root.join("lab.db").is_file() || root.join(transcript::KEY_FILE).is_file(), "{} is not a Berth state directory", root.display());
             Some(ServerKey::load_or_create(&root)?.public())
         }
         (None, Some(k)) => {
@@ -150,19 +158,21 @@ fn transcript(cmd: TranscriptCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The lab database of a state root, for the commands that share it with the server.
-async fn lab_db(root: &std::path::Path) -> anyhow::Result<berth_server::lab::Db> {
-    anyhow::ensure!(root.is_dir(), "{} is not a Berth state directory (berth serve --root DIR makes one)", root.display());
-    Ok(berth_server::lab::Db::open(&root.join("lab.db")).await?)
+/// The lab database of a state root (or `--database`), for the commands that share it
+/// with the server.
+async fn lab_db(root: &std::path::Path, db: &DatabaseOptions) -> anyhow::Result<berth_server::lab::Db> {
+    // The root's own file only: a database elsewhere needs no state directory here.
+    anyhow::ensure!(db.is_set() || root.is_dir(), "{} is not a Berth state directory (berth serve --root DIR makes one)", root.display());
+    Ok(berth_server::lab::Db::connect(&db.url(root)?).await?)
 }
 
 fn instructor(cmd: InstructorCommand) -> anyhow::Result<()> {
-    let InstructorCommand::Add { root, name } = cmd;
+    let InstructorCommand::Add { root, db, name } = cmd;
     let mut line = String::new();
     std::io::stdin().read_line(&mut line).context("read the password from stdin")?;
     let password = line.trim_end_matches(['\n', '\r']);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("start the async runtime")?;
-    let added = rt.block_on(async { berth_server::classroom::add_instructor(&lab_db(&root).await?, &name, password).await.map_err(anyhow::Error::from) })?;
+    let added = rt.block_on(async { berth_server::classroom::add_instructor(&lab_db(&root, &db).await?, &name, password).await.map_err(anyhow::Error::from) })?;
     eprintln!("instructor {} {}", name.trim(), if added { "added" } else { "has a new password" });
     Ok(())
 }
@@ -172,7 +182,7 @@ fn class(cmd: ClassCommand) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("start the async runtime")?;
     rt.block_on(async {
         match cmd {
-            ClassCommand::Create { root, name, lessons, opens, closes, url, session_cpus, session_memory, session_pids, disk, containers } => {
+            ClassCommand::Create { root, db, name, lessons, opens, closes, url, session_cpus, session_memory, session_pids, disk, containers } => {
                 let catalog = berth_lessons::all().context("read the lessons")?;
                 let new = NewClass {
                     name,
@@ -181,13 +191,13 @@ fn class(cmd: ClassCommand) -> anyhow::Result<()> {
                     closes: closes.as_deref().map(classroom::parse_time).transpose()?,
                     limits: berth_lessons::api::ClassLimits { session_cpus, session_memory, session_pids, disk, containers },
                 };
-                let (row, code) = classroom::create_class(&lab_db(&root).await?, new).await?;
+                let (row, code) = classroom::create_class(&lab_db(&root, &db).await?, new).await?;
                 println!("class: {} ({})", row.name, row.id);
                 println!("join code: {code}");
                 println!("join URL: {}/join/{code}", url.trim_end_matches('/'));
             }
-            ClassCommand::List { root } => {
-                for c in lab_db(&root).await?.classes().await? {
+            ClassCommand::List { root, db } => {
+                for c in lab_db(&root, &db).await?.classes().await? {
                     let when = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".into());
                     let code: classroom::join_code::JoinCode = c.code.parse()?;
                     println!("{}\t{code}\t{}\t{}\t{}\t{}", c.id, c.name, c.lessons.join(","), when(c.opens), when(c.closes));

@@ -6,6 +6,7 @@
 
 pub mod dockerd;
 pub mod lab;
+pub mod postgres;
 pub mod wasm;
 
 use std::fs;

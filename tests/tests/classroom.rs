@@ -1,14 +1,29 @@
 //! The classroom's records from the shell: `berth instructor add` and `berth class
 //! create|list` on the state root of a running lab server.
+//!
+//! The tests named `…_on_postgres` are the ones before them with the records in a
+//! private PostgreSQL (`berth serve --database`) instead of the state root's SQLite file.
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use berth_tests::berth_bin;
 use berth_tests::lab::Lab;
+use berth_tests::postgres::Postgres;
 
 fn berth(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(berth_bin())
+    berth_on(None, args, stdin)
+}
+
+/// `berth ARGS` on the records of `db` (None: the `--root`'s own file), which the
+/// command finds in BERTH_DATABASE_URL, as it would in a pod of the server.
+fn berth_on(db: Option<&Postgres>, args: &[&str], stdin: &str) -> Output {
+    let mut cmd = Command::new(berth_bin());
+    match db {
+        Some(pg) => cmd.env("BERTH_DATABASE_URL", pg.url()),
+        None => cmd.env_remove("BERTH_DATABASE_URL"),
+    };
+    let mut child = cmd
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -40,9 +55,53 @@ fn field<'a>(out: &'a str, label: &str) -> &'a str {
         .trim()
 }
 
+/// A lab server with `args`, its records in `db` (None: its state root's SQLite file).
+fn start_on(db: Option<&Postgres>, args: &[&str]) -> Lab {
+    let url = db.map(Postgres::url);
+    let mut all = args.to_vec();
+    if let Some(url) = &url {
+        all.extend(["--database", url]);
+    }
+    let lab = Lab::start_with(&all);
+    if let Some(pg) = db {
+        let log = lab.berth.server_log();
+        assert!(
+            log.contains(&format!(
+                "lab database: postgres://berth:****@127.0.0.1:{}/berth",
+                pg.port()
+            )) && !log.contains(pg.password()),
+            "the server names its database, without the password: {log}"
+        );
+    }
+    lab
+}
+
+/// After a test on PostgreSQL: the records were there, not in the state root.
+fn records_were_in(db: Option<&Postgres>, lab: &Lab) {
+    let file = lab.berth.root.join("lab.db");
+    match db {
+        Some(pg) => {
+            assert!(!file.exists(), "{} was made", file.display());
+            assert_ne!(pg.sql("berth", "SELECT COUNT(*) FROM classes"), "0");
+            assert!(!lab.berth.server_log().contains(pg.password()));
+        }
+        None => assert!(file.is_file(), "{} is missing", file.display()),
+    }
+}
+
 #[test]
 fn instructors_and_classes_are_made_from_the_shell_while_the_server_runs() {
-    let lab = Lab::start();
+    shell_records(None);
+}
+
+#[test]
+fn instructors_and_classes_are_made_from_the_shell_while_the_server_runs_on_postgres() {
+    shell_records(Some(&Postgres::start()));
+}
+
+fn shell_records(db: Option<&Postgres>) {
+    let berth = |args: &[&str], stdin: &str| berth_on(db, args, stdin);
+    let lab = start_on(db, &[]);
     let root = lab.berth.root.to_str().unwrap().to_string();
     let r = root.as_str();
 
@@ -157,14 +216,21 @@ fn instructors_and_classes_are_made_from_the_shell_while_the_server_runs() {
         );
     }
     let o = berth(&["class", "list", "--root", "/nonexistent/berth"], "");
-    assert!(
-        !o.status.success() && text(&o).contains("not a Berth state directory"),
-        "{}",
-        text(&o)
-    );
+    if db.is_some() {
+        // Records kept elsewhere are the same from any machine (root or none).
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), list);
+    } else {
+        assert!(
+            !o.status.success() && text(&o).contains("not a Berth state directory"),
+            "{}",
+            text(&o)
+        );
+    }
 
     // The server went on serving throughout, on the same database.
     let _ = lab.create_session();
+    records_were_in(db, &lab);
 }
 
 /// The `berth_teach` cookie of a login, as a request header.
@@ -200,7 +266,7 @@ fn join(lab: &Lab, body: serde_json::Value) -> (u16, serde_json::Value) {
     )
 }
 
-fn class_code(lab: &Lab, extra: &[&str]) -> String {
+fn class_code(lab: &Lab, db: Option<&Postgres>, extra: &[&str]) -> String {
     let root = lab.berth.root.to_str().unwrap().to_string();
     let mut args = vec![
         "class",
@@ -213,15 +279,27 @@ fn class_code(lab: &Lab, extra: &[&str]) -> String {
         "1",
     ];
     args.extend_from_slice(extra);
-    let o = berth(&args, "");
+    let o = berth_on(db, &args, "");
     assert!(o.status.success(), "{}", text(&o));
     field(&String::from_utf8_lossy(&o.stdout), "join code:").to_string()
 }
 
 #[test]
 fn students_join_by_code_and_come_back_to_the_same_lab() {
-    let lab = Lab::start_with(&["--open-playground=false", "--class-max-failures", "4"]);
-    let code = class_code(&lab, &[]);
+    students_join(None);
+}
+
+#[test]
+fn students_join_by_code_and_come_back_to_the_same_lab_on_postgres() {
+    students_join(Some(&Postgres::start()));
+}
+
+fn students_join(db: Option<&Postgres>) {
+    let lab = start_on(
+        db,
+        &["--open-playground=false", "--class-max-failures", "4"],
+    );
+    let code = class_code(&lab, db, &[]);
     // Only class members get labs on this server.
     let (status, body, _) = lab.http_with("POST", "/api/sessions", None, &[]);
     assert_eq!(status, 403, "{body}");
@@ -373,6 +451,7 @@ fn students_join_by_code_and_come_back_to_the_same_lab() {
         headers.to_ascii_lowercase().contains("retry-after: "),
         "{headers}"
     );
+    records_were_in(db, &lab);
 }
 
 /// Reads server-sent events of a dashboard from a raw HTTP connection.
@@ -436,9 +515,19 @@ fn student<'a>(d: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 
 #[test]
 fn a_teacher_sees_the_class_live_and_closes_and_reopens_it() {
-    let mut lab = Lab::start_with(&["--class-stuck-attempts", "3"]);
+    teacher_live(None);
+}
+
+#[test]
+fn a_teacher_sees_the_class_live_and_closes_and_reopens_it_on_postgres() {
+    teacher_live(Some(&Postgres::start()));
+}
+
+fn teacher_live(db: Option<&Postgres>) {
+    let mut lab = start_on(db, &["--class-stuck-attempts", "3"]);
     let root = lab.berth.root.to_str().unwrap().to_string();
-    let o = berth(
+    let o = berth_on(
+        db,
         &["instructor", "add", "--root", &root, "kim"],
         "correct horse\n",
     );
@@ -638,6 +727,7 @@ fn a_teacher_sees_the_class_live_and_closes_and_reopens_it() {
         lab.http_with("GET", "/api/teach/me", None, &[&cookie]).0,
         401
     );
+    records_were_in(db, &lab);
 }
 
 /// Logs in as a new instructor `kim` and makes a class of lesson 1: (cookie header, class id, code).
@@ -1024,7 +1114,7 @@ fn a_class_sets_the_limits_of_its_labs() {
         "{}",
         text(&o)
     );
-    let code = class_code(&lab, &["--containers", "1", "--session-pids", "100"]);
+    let code = class_code(&lab, None, &["--containers", "1", "--session-pids", "100"]);
     let (status, v) = join(&lab, serde_json::json!({ "code": code, "name": "Ann" }));
     assert_eq!(status, 201, "{v}");
     let sid = v["session"]["id"].as_str().unwrap().to_string();
@@ -1112,5 +1202,93 @@ fn a_class_sets_the_limits_of_its_labs() {
     assert!(
         status == 400 && body.contains("bad_class"),
         "{status} {body}"
+    );
+}
+
+/// `berth serve` on a database it cannot use stops at once, saying why, and never
+/// shows the password (nor does `--help` show the one in BERTH_DATABASE_URL).
+#[test]
+fn a_server_on_a_bad_database_stops_with_a_clear_error() {
+    berth_tests::require("/bin/busybox", "apt-get install busybox-static");
+    let pg = Postgres::start();
+    let wrong_password = pg.url().replace(pg.password(), "hunter2");
+    for (flag, env, says) in [
+        (
+            Some("mysql://root:hunter2@db.example/berth"),
+            None,
+            "database URL: mysql: not a database",
+        ),
+        (
+            None,
+            Some(wrong_password.as_str()),
+            "password authentication failed for user \"berth\"",
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let log = tmp.path().join("server.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(berth_bin());
+        cmd.arg("serve")
+            .arg("--root")
+            .arg(&root)
+            .arg("--docker-host")
+            .arg(format!(
+                "unix://{}",
+                tmp.path().join("docker.sock").display()
+            ))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--registry-listen",
+                "127.0.0.1:0",
+            ])
+            .env_remove("BERTH_DATABASE_URL")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file);
+        if let Some(url) = flag {
+            cmd.args(["--database", url]);
+        }
+        if let Some(url) = env {
+            cmd.env("BERTH_DATABASE_URL", url);
+        }
+        let mut child = cmd.spawn().expect("start berth serve");
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if std::time::Instant::now() > end {
+                let _ = child.kill();
+                let _ = child.wait();
+                berth_tests::cleanup_root(&root);
+                panic!(
+                    "berth serve kept running: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        berth_tests::cleanup_root(&root);
+        let out = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(!status.success(), "{out}");
+        assert!(
+            out.contains(says) && !out.contains("hunter2") && !out.contains("panicked"),
+            "{out}"
+        );
+    }
+
+    let o = Command::new(berth_bin())
+        .args(["serve", "--help"])
+        .env("BERTH_DATABASE_URL", &wrong_password)
+        .output()
+        .expect("run berth serve --help");
+    let help = text(&o);
+    assert!(
+        help.contains("--database <URL>")
+            && help.contains("BERTH_DATABASE_URL")
+            && !help.contains("hunter2"),
+        "{help}"
     );
 }

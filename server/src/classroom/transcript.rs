@@ -33,7 +33,8 @@ use sha2::{Digest, Sha256};
 
 use crate::lab::db::{ClassRow, DoneStep};
 
-const KEY_FILE: &str = "classroom.key";
+/// The server's signing key, in its state root.
+pub const KEY_FILE: &str = "classroom.key";
 const VERSION: &str = "1";
 const SIGNATURE: &str = "signature: ";
 

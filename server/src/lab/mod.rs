@@ -109,6 +109,8 @@ pub struct LabOptions {
     /// per 10 minutes (also per instructor name, for passwords).
     #[arg(long = "class-max-failures", default_value_t = 20)]
     pub max_failures: usize,
+    #[command(flatten)]
+    pub database: db::DatabaseOptions,
 }
 
 /// Where `scripts/fetch-compose` puts Compose by default.
@@ -301,7 +303,9 @@ impl Lab {
         let lessons = berth_lessons::all().context("load the lessons")?;
         let dir = engine.root().join("lab");
         std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-        let db = Db::open(&engine.root().join("lab.db")).await?;
+        let url = opts.database.url(engine.root())?;
+        let db = Db::connect(&url).await?;
+        tracing::info!("lab database: {url}");
         opts.docker_cli()?;
         match opts.compose_dir()? {
             Some(d) => tracing::info!("lab workstations get Compose from {}", d.display()),
