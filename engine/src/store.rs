@@ -7,9 +7,11 @@
 //! <root>/layers/<chain-hex>.json { diff_id, size }
 //! ```
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Condvar, Mutex};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -44,6 +46,22 @@ pub struct LayerInfo {
 
 pub struct Store {
     root: PathBuf,
+    /// Blobs some pull is fetching now (see [`Store::fetching`]).
+    fetching: Mutex<HashSet<String>>,
+    fetched: Condvar,
+}
+
+/// A blob being fetched: while it is held, others asking for the same digest wait.
+pub struct Fetching<'a> {
+    store: &'a Store,
+    digest: String,
+}
+
+impl Drop for Fetching<'_> {
+    fn drop(&mut self) {
+        self.store.fetching.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.digest);
+        self.store.fetched.notify_all();
+    }
 }
 
 impl Store {
@@ -51,7 +69,20 @@ impl Store {
         for d in ["blobs/sha256", "layers", "tmp"] {
             fs::create_dir_all(root.join(d)).ctx(|| format!("create {}", root.join(d).display()))?;
         }
-        Ok(Store { root: root.to_path_buf() })
+        Ok(Store { root: root.to_path_buf(), fetching: Mutex::new(HashSet::new()), fetched: Condvar::new() })
+    }
+
+    /// Waits until no one else is fetching `digest`, then marks it as ours until the
+    /// guard drops. When a whole class pulls the same image at once, the first pull
+    /// downloads each layer and the others, finding it stored after the wait, do not
+    /// fetch it again.
+    pub fn fetching(&self, digest: &str) -> Fetching<'_> {
+        let mut busy = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+        while busy.contains(digest) {
+            busy = self.fetched.wait(busy).unwrap_or_else(|p| p.into_inner());
+        }
+        busy.insert(digest.to_string());
+        Fetching { store: self, digest: digest.to_string() }
     }
 
     pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {

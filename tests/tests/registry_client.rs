@@ -343,6 +343,74 @@ fn large_layers_go_up_in_chunks() {
     assert_eq!(b.inspect(&name, "{{.Id}}"), id);
 }
 
+/// Pulls of the same image at once (a class typing the same command): all succeed,
+/// and each layer is fetched from the registry once, the other pulls waiting for it.
+#[test]
+fn pulls_of_the_same_image_at_once_fetch_each_layer_once() {
+    let reg = Registry::start(None);
+    let pusher = Berth::start();
+    // Two incompressible layers on busybox, so fetching one takes a moment.
+    let ctx = pusher.root.with_file_name("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    for f in ["a.bin", "b.bin"] {
+        let mut data = vec![0u8; 4 << 20];
+        fs::File::open("/dev/urandom")
+            .unwrap()
+            .read_exact(&mut data)
+            .unwrap();
+        fs::write(ctx.join(f), &data).unwrap();
+    }
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nCOPY a.bin /\nCOPY b.bin /\n",
+    )
+    .unwrap();
+    let name = format!("{}/class/same:1", reg.host());
+    pusher.ok(&["build", "-q", "-t", &name, &ctx.display().to_string()]);
+    pusher.ok(&["push", &name]);
+    let (manifest, _) = raw_manifest(&name, None);
+    let layers: Vec<String> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect();
+    let before = reg.log();
+    let puller = Berth::start();
+    let pulls: Vec<_> = (0..6)
+        .map(|_| {
+            puller
+                .cmd(&["pull", &name])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("docker pull")
+        })
+        .collect();
+    for p in pulls {
+        let o = p.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "pull: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    assert_eq!(puller.ok(&["images", "-q", &name]).lines().count(), 1);
+    puller.ok(&["run", "--rm", &name, "ls", "/a.bin", "/b.bin"]);
+    let log = reg.log();
+    let fetched = &log[before.len().min(log.len())..];
+    // The puller has busybox's layer (its seed image) and lacks the two others.
+    for (i, digest) in layers.iter().enumerate() {
+        let gets = fetched
+            .lines()
+            .filter(|l| l.contains(&format!("\"GET /v2/class/same/blobs/{digest} ")))
+            .count();
+        let want = if i == 0 { 0 } else { 1 };
+        assert_eq!(gets, want, "{digest} fetched {gets} times:\n{fetched}");
+    }
+}
+
 #[test]
 fn run_pulls_a_missing_image_first() {
     let reg = Registry::start(None);

@@ -331,6 +331,14 @@ fn fetch_blobs(client: &Client, store: &Store, r: &Reference, m: &Manifest, prog
                 let Some(&i) = todo.get(k) else { return };
                 let (d, c, stored, _, diff_id) = &plan[i];
                 let id = short_id(&d.digest);
+                let _fetching = store.fetching(stored);
+                if store.has_blob(stored) {
+                    // Another pull fetched it while this one waited.
+                    let size = store.blob_path(stored).ok().and_then(|p| std::fs::metadata(p).ok()).map_or(d.size, |m| m.len());
+                    progress(Progress::Layer { id, state: LayerState::DownloadComplete });
+                    sizes.lock().unwrap_or_else(|p| p.into_inner()).push((i, size));
+                    continue;
+                }
                 let res = download(client, store, repo, d, &id, progress).and_then(|size| {
                     added.lock().unwrap_or_else(|p| p.into_inner()).push(d.digest.clone());
                     if *c == Compression::Zstd {
