@@ -491,7 +491,7 @@ impl Engine {
     /// then the class's.
     fn fetch_for_pull(&self, ns: &str, r: &Reference, creds: Option<&Credentials>, progress: &ProgressFn) -> Result<(pull::Fetched, String), RegistryError> {
         let arch = archive::host_arch();
-        self.from_pull_source(ns, r, creds, |client, remote| {
+        self.read_pull_source(ns, r, creds, |client, remote| {
             // The student sees the name they pulled, not the session's prefix.
             let pulling = format!("Pulling from {}", remote.repository);
             let shown = |p: Progress| match p {
@@ -506,7 +506,7 @@ impl Engine {
     /// image in its registry, reached as a pull would reach it.
     pub fn distribution_inspect(&self, ns: &str, name: &str, creds: Option<&Credentials>) -> Result<pull::Distribution, RegistryError> {
         let r = Reference::parse(name)?;
-        Ok(self.from_pull_source(ns, &r, creds, |client, remote| pull::inspect(client, remote))?.0)
+        Ok(self.read_pull_source(ns, &r, creds, pull::inspect)?.0)
     }
 
     /// Runs `read` against where a pull of `r` reads from: Docker Hub names through
@@ -514,7 +514,7 @@ impl Engine {
     /// guard (a lab session's names and the addresses it may reach), trying each
     /// repository the session's names map to. Returns what `read` returned and the
     /// repository it read.
-    fn from_pull_source<T>(&self, ns: &str, r: &Reference, creds: Option<&Credentials>, read: impl Fn(&Client, &Reference) -> Result<T, RegistryError>) -> Result<(T, String), RegistryError> {
+    fn read_pull_source<T>(&self, ns: &str, r: &Reference, creds: Option<&Credentials>, read: impl Fn(&Client, &Reference) -> Result<T, RegistryError>) -> Result<(T, String), RegistryError> {
         if r.registry == crate::reference::DEFAULT_REGISTRY {
             let scope = format!("repository:{}:pull", r.repository);
             // Mirrors are the operator's choice: not guarded, even for a lab session.
