@@ -375,7 +375,10 @@ fn networks_and_endpoints_match_dockerd() {
     for n in ["pn-app", "pn nulls", "pn-pool", "pn-range", "pn/odd.name"] {
         let (ours, theirs) = both(&format!("/networks/{}", n.replace(' ', "%20").replace('/', "%2F")));
         same_shape(&format!("network {n}"), &ours, &theirs);
-        assert_eq!(ours["IPAM"]["Config"], theirs["IPAM"]["Config"], "{n}'s IPAM.Config");
+        // The pools asked for read back alike (the others' subnets are each engine's pick).
+        if n == "pn-pool" || n == "pn-range" {
+            assert_eq!(ours["IPAM"]["Config"], theirs["IPAM"]["Config"], "{n}'s IPAM.Config");
+        }
     }
     // Since API 1.45 the aliases are only those asked for; the DNS names (1.44+) have
     // the name and short id too.

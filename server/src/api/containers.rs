@@ -75,8 +75,9 @@ struct CreateBody {
 #[derive(Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 struct NetworkingConfig {
+    /// An entry may be null too, as Docker reads it.
     #[serde(deserialize_with = "berth_engine::container::nullable")]
-    endpoints_config: BTreeMap<String, super::networks::EndpointSettings>,
+    endpoints_config: BTreeMap<String, Option<super::networks::EndpointSettings>>,
 }
 
 async fn create(State(s): State<ApiState>, Query(q): Q, body: Bytes) -> Result<Response, ApiError> {
@@ -85,7 +86,7 @@ async fn create(State(s): State<ApiState>, Query(q): Q, body: Bytes) -> Result<R
         return Err(ApiError::bad_request("config cannot be empty in order to create a container"));
     }
     let name = opt(&q, "name");
-    let endpoints_config = b.networking_config.endpoints_config.into_iter().map(|(k, v)| Ok((k, v.into_request()?))).collect::<Result<_, ApiError>>()?;
+    let endpoints_config = b.networking_config.endpoints_config.into_iter().map(|(k, v)| Ok((k, v.unwrap_or_default().into_request()?))).collect::<Result<_, ApiError>>()?;
     let platform = opt(&q, "platform");
     let req = CreateRequest { name, config: b.config, host_config: b.host_config, endpoints_config, platform, ..Default::default() };
     let c = blocking(move || Ok(s.engine.create_container(&s.namespace, req)?)).await?;
