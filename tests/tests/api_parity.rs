@@ -329,7 +329,7 @@ fn networks_and_endpoints_match_dockerd() {
     d.load_from(&b, "busybox");
     let _cleanup = DockerdNetworks {
         d: &d,
-        containers: vec!["web", "cr", "mac", "badmac"],
+        containers: vec!["web", "cr", "fixed", "nulls", "mac", "badmac"],
         networks: vec!["pn-app", "pn-second", "pn nulls", "pn-pool", "pn-range", "pn/odd.name"],
     };
     let dsock = std::path::PathBuf::from(d.host().trim_start_matches("unix://"));
@@ -355,11 +355,21 @@ fn networks_and_endpoints_match_dockerd() {
         ok(&["run", "-d", "--name", "web", "--network", "pn-app", "--network-alias", "foo", "busybox", "sleep", "300"]);
         ok(&["create", "--name", "cr", "--network", "pn-app", "--network-alias", "bar", "busybox", "true"]);
         ok(&["network", "connect", "--alias", "s1", "pn-second", "web"]);
+        ok(&["run", "-d", "--name", "fixed", "--network", "pn-range", "--ip", "10.232.0.9", "busybox", "sleep", "300"]);
+        // Every endpoint field null.
+        let nulls = r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"NetworkMode":"pn-app"},"NetworkingConfig":{"EndpointsConfig":{"pn-app":{"Aliases":null,"IPAMConfig":{"IPv4Address":null,"IPv6Address":null,"LinkLocalIPs":null},"Links":null,"MacAddress":null,"DriverOpts":null,"NetworkID":null,"EndpointID":null}}}}"#;
+        let (code, out) = call(sock, "1.41", "POST", "/containers/create?name=nulls", Some(nulls));
+        assert_eq!(code, 201, "{out}");
     }
     let both = |path: &str| (get_json(&b.sock, path), get_json(&dsock, path));
-    for c in ["web", "cr"] {
+    for c in ["web", "cr", "fixed", "nulls"] {
         let (ours, theirs) = both(&format!("/containers/{c}/json"));
         same_shape(&format!("{c}'s NetworkSettings"), &ours["NetworkSettings"], &theirs["NetworkSettings"]);
+        let ipam = |j: &serde_json::Value| j["NetworkSettings"]["Networks"].as_object().unwrap().values().map(|e| e["IPAMConfig"].clone()).collect::<Vec<_>>();
+        assert_eq!(ipam(&ours), ipam(&theirs), "{c}'s IPAMConfig");
+        if c == "fixed" || c == "nulls" {
+            continue;
+        }
         // The aliases asked for, and at 1.41 the short id of a container that ran.
         for (json, label) in [(&ours, "berth"), (&theirs, "dockerd")] {
             let short = &json["Id"].as_str().unwrap()[..12];
