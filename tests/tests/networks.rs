@@ -530,7 +530,7 @@ fn outbound_traffic_is_masqueraded_through_the_host() {
 }
 
 #[test]
-fn mac_addresses_names_and_ipv6_refusals() {
+fn mac_addresses_names_several_networks_and_ipv6_refusals() {
     let b = Berth::start();
     // --mac-address on the default bridge and on a user network (the CLI sends it per
     // endpoint): the interface has it, inspect shows it, a restart keeps it.
@@ -562,6 +562,17 @@ fn mac_addresses_names_and_ipv6_refusals() {
         .expect("curl");
     assert_eq!(String::from_utf8_lossy(&o.stdout), "200");
     assert_eq!(b.ok(&["exec", "m1", "cat", "/sys/class/net/eth1/address"]), "02:42:ac:11:00:55");
+    // Several networks at create (API 1.44+): one interface each, the first one's
+    // gateway the default route, the name resolving on each.
+    b.ok(&["run", "-d", "--name", "two", "--network", "my net", "--network", "second", "busybox", "sleep", "300"]);
+    let addrs = b.ok(&["exec", "two", "sh", "-c", "ip -o -4 addr | awk '{print $2}'; ip route | grep default"]);
+    let gw = b.inspect("two", "{{(index .NetworkSettings.Networks \"my net\").Gateway}}");
+    assert_eq!(addrs, format!("lo\neth0\neth1\ndefault via {gw} dev eth0"));
+    let two = b.inspect("two", "{{.NetworkSettings.Networks.second.IPAddress}}");
+    let found = b.ok(&["run", "--rm", "--network", "second", "busybox", "nslookup", "two"]);
+    assert!(found.contains(&two), "{found}");
+    let (_, err) = b.fails(&["run", "--rm", "--network", "second", "--network", "nope", "busybox", "true"]);
+    assert!(err.contains("network nope not found"), "{err}");
     // Refusals, in Docker's words where Docker has them.
     let (_, err) = b.fails(&["run", "--rm", "--mac-address", "zz", "busybox", "true"]);
     assert!(err.contains("zz is not a valid mac address"), "{err}");
@@ -587,5 +598,5 @@ fn mac_addresses_names_and_ipv6_refusals() {
     assert_eq!(b.ok(&["network", "inspect", "-f", "{{len .Containers}}", "team/a.b"]), "1");
     b.ok(&["network", "disconnect", "team/a.b", "m1"]);
     b.ok(&["network", "rm", "team/a.b"]);
-    b.ok(&["rm", "-f", "m1"]);
+    b.ok(&["rm", "-f", "m1", "two"]);
 }

@@ -288,6 +288,11 @@ impl Engine {
             (None, Mode::Host | Mode::Container) if !config.mac_address.is_empty() || endpoints_config.values().any(|r| r.mac_address.is_some()) => {
                 return Err(Error::InvalidArgument("conflicting options: mac-address and the network mode".into()));
             }
+            // Another network beside none, host or a container's: nowhere to plug it.
+            (None, Mode::None | Mode::Host | Mode::Container) if endpoints_config.keys().any(|k| *k != host_config.network_mode) => {
+                let names: Vec<&str> = endpoints_config.keys().map(String::as_str).collect();
+                return Err(Error::InvalidArgument(format!("Container cannot be connected to network endpoints: {}", names.join(", "))));
+            }
             (Some(_), _) | (None, Mode::None | Mode::Host | Mode::Container) => vec![],
             (None, Mode::Network(net)) => {
                 let mut req = endpoints_config.get(&net.name).or_else(|| endpoints_config.get(&host_config.network_mode)).cloned().unwrap_or_default();
@@ -305,7 +310,23 @@ impl Engine {
                         }
                     }
                 }
-                vec![self.new_endpoint(&map, ns, &net, &req)?]
+                let mut endpoints = vec![self.new_endpoint(&map, ns, &net, &req)?];
+                // API 1.44+ (`docker run --network a --network b`): the other networks
+                // of `EndpointsConfig` too, in name order after the main one.
+                for (key, req) in &endpoints_config {
+                    if *key == net.name || *key == net.id || *key == host_config.network_mode {
+                        continue;
+                    }
+                    let other = self.networks.find(ns, key).map_err(not_found_is_bad)?;
+                    if other.driver != "bridge" {
+                        return Err(Error::InvalidArgument(format!("container cannot be connected to network {key} and to another one")));
+                    }
+                    if endpoints.iter().any(|e| e.network_id == other.id) {
+                        continue;
+                    }
+                    endpoints.push(self.new_endpoint(&map, ns, &other, req)?);
+                }
+                endpoints
             }
         };
         let dir = dir_of(self, &id);

@@ -302,10 +302,11 @@ async fn prune(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct ConnectBody {
+    #[serde(default, deserialize_with = "berth_engine::container::nullable")]
     container: String,
     #[serde(default, deserialize_with = "berth_engine::container::nullable")]
     endpoint_config: EndpointSettings,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "berth_engine::container::nullable")]
     force: bool,
 }
 
