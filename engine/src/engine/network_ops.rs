@@ -271,7 +271,6 @@ impl Engine {
             }
             _ => net
                 .pool()
-                .into_iter()
                 .find(|ip| !reserved.contains(ip) && !used.contains(&ip.to_string()))
                 .ok_or_else(|| Error::Conflict(format!("no available IPv4 addresses on this network's address pools: {} ({})", net.name, net.id)))?,
         };

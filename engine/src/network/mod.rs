@@ -95,12 +95,13 @@ impl Network {
     /// The addresses handed out in order: the range's (all of the subnet's when it
     /// has none), less the subnet's network and broadcast addresses. A range that
     /// starts inside the subnet hands out its first address too, as Docker's does.
-    pub fn pool(&self) -> Vec<Ipv4Addr> {
-        let Some(subnet) = self.subnet() else { return vec![] };
-        let range = Subnet::parse_range(&self.ip_range).unwrap_or(subnet);
-        let (start, end) = (u32::from(range.addr), u32::from(range.addr) | !range.mask());
-        let (net, broadcast) = (u32::from(subnet.addr), u32::from(subnet.addr) | !subnet.mask());
-        (start..=end).filter(|a| *a != net && *a != broadcast).map(Ipv4Addr::from).collect()
+    /// Lazily: a /8 holds 16 million.
+    pub fn pool(&self) -> impl Iterator<Item = Ipv4Addr> {
+        let subnet = self.subnet();
+        let range = subnet.map(|s| Subnet::parse_range(&self.ip_range).unwrap_or(s));
+        let bounds = |s: Subnet| (u32::from(s.addr), u32::from(s.addr) | !s.mask());
+        let (net, broadcast) = subnet.map(bounds).unwrap_or_default();
+        range.map(bounds).into_iter().flat_map(|(first, last)| first..=last).filter(move |a| *a != net && *a != broadcast).map(Ipv4Addr::from)
     }
 
     /// Names resolve on user-defined bridges only, as in Docker.
@@ -369,12 +370,13 @@ mod tests {
             ipam_gateway: true,
             ipam_options: None,
         };
-        let whole = net("10.0.0.0/30", "").pool();
+        let whole: Vec<_> = net("10.0.0.0/30", "").pool().collect();
         assert_eq!(whole, vec![Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)]);
         // A range inside the subnet starts at its own first address (Docker's 10.45.5.0).
-        let range = net("10.45.0.0/16", "10.45.5.0/30").pool();
+        let range: Vec<_> = net("10.45.0.0/16", "10.45.5.0/30").pool().collect();
         assert_eq!(range, (0..4).map(|d| Ipv4Addr::new(10, 45, 5, d)).collect::<Vec<_>>());
         // A range at the end of the subnet never hands out its broadcast address.
-        assert_eq!(net("10.45.0.0/16", "10.45.255.252/30").pool().len(), 3);
+        assert_eq!(net("10.45.0.0/16", "10.45.255.252/30").pool().count(), 3);
+        assert_eq!(net("", "").pool().count(), 0);
     }
 }

@@ -70,9 +70,8 @@ impl EndpointSettings {
     pub fn into_request(self) -> Result<EndpointRequest, ApiError> {
         let settings = |m: BTreeMap<String, Value>| m.into_iter().filter(|(k, _)| !ENDPOINT_OUTPUTS.contains(&k.as_str())).collect::<BTreeMap<_, _>>();
         berth_engine::unsupported::check(&settings(self.unknown))?;
-        let driver_opts = self.driver_opts.map(|o| o.into_iter().map(|(k, v)| (k, Value::String(v))).collect::<serde_json::Map<_, _>>());
-        if let Some(o) = &driver_opts {
-            berth_engine::unsupported::check(&BTreeMap::from([("DriverOpts".to_string(), Value::Object(o.clone()))]))?;
+        if let Some(opts) = &self.driver_opts {
+            berth_engine::unsupported::check(&BTreeMap::from([("DriverOpts".to_string(), json!(opts))]))?;
         }
         let ipam = self.ipam_config.as_ref();
         if let Some(ipam) = ipam {
@@ -83,7 +82,7 @@ impl EndpointSettings {
             ipv4_address: ipam.map(|i| i.ipv4_address.clone()).filter(|a| !a.is_empty()),
             mac_address: Some(self.mac_address).filter(|m| !m.is_empty()),
             ipam_config: ipam.is_some(),
-            driver_opts: driver_opts.is_some(),
+            driver_opts: self.driver_opts.is_some(),
         })
     }
 }
