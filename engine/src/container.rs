@@ -53,6 +53,11 @@ pub struct ContainerConfig {
     /// `--health-*`, `--no-healthcheck`; after create, merged with the image's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<crate::health::HealthConfig>,
+    /// `--mac-address`: the main network's MAC address, as given. Clients of API
+    /// < 1.44 send it here, newer ones in the endpoint's settings (then it is copied
+    /// here, where Docker shows it too).
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "String::is_empty")]
+    pub mac_address: String,
     /// Fields Berth has no member for: refused when set (see `unsupported`).
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, serde_json::Value>,
@@ -411,8 +416,16 @@ pub struct Endpoint {
     pub prefix: u8,
     pub gateway: String,
     pub mac: String,
-    /// Names it answers to in the network's DNS (its own name first on user networks).
+    /// `--network-alias`: names it answers to in the network's DNS besides its own
+    /// name and short id (records of older Berth builds may list its name first).
     pub aliases: Vec<String>,
+    /// The request's `IPAMConfig` (its IPv4 address, maybe empty), None when it had
+    /// none: inspect shows it back, as Docker does.
+    #[serde(default)]
+    pub ipam_config: Option<String>,
+    /// Whether the request had a `DriverOpts` object (options set are refused).
+    #[serde(default)]
+    pub driver_opts: bool,
 }
 
 impl Container {

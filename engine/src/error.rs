@@ -15,6 +15,10 @@ pub enum Error {
     /// The request itself is wrong, e.g. a bad flag value (HTTP 400).
     #[error("{0}")]
     InvalidArgument(String),
+    /// Docker refuses this operation whatever the request says, e.g. creating a
+    /// network named like a predefined one (HTTP 403).
+    #[error("{0}")]
+    Forbidden(String),
     /// Nothing to do, e.g. starting a running container (HTTP 304).
     #[error("{0}")]
     NotModified(String),

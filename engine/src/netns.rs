@@ -24,6 +24,13 @@ pub fn is_live(path: &Path) -> bool {
 
 /// Makes `path` a live network namespace with loopback up, unless it already is one.
 pub fn ensure(path: &Path) -> Result<()> {
+    // One check-and-make at a time: two containers starting at once in a namespace
+    // whose home is not made yet (Compose starts a project's together) would each
+    // see no namespace and mount one, the second over the first. The first start's
+    // bridge then lies in a namespace the path no longer opens, and its next netlink
+    // step there fails with "No such device".
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = MAKING.lock().unwrap_or_else(|p| p.into_inner());
     if is_live(path) {
         return Ok(());
     }

@@ -235,6 +235,35 @@ try:
 except NotFound:
     pass
 
+step("networks: null pool fields, a MAC address, aliases at the SDK's API version")
+# IPAMPool sends IPRange, Gateway and AuxiliaryAddresses as null.
+ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet="10.233.0.0/24")])
+net = client.networks.create("sdk-pool", ipam=ipam, labels=LABEL)
+assert net.attrs["IPAM"]["Config"] == [{"Subnet": "10.233.0.0/24"}], net.attrs["IPAM"]
+# mac_address goes in Config.MacAddress (API < 1.44).
+c = client.containers.run(
+    "busybox", ["sleep", "600"], detach=True, name="sdk-mac", network="sdk-pool", mac_address="02:42:0a:e9:00:77"
+)
+code, out = c.exec_run(["cat", "/sys/class/net/eth0/address"])
+assert (code, out) == (0, b"02:42:0a:e9:00:77\n"), (code, out)
+c.reload()
+ep = c.attrs["NetworkSettings"]["Networks"]["sdk-pool"]
+assert ep["MacAddress"] == "02:42:0a:e9:00:77" and ep["IPAddress"].startswith("10.233.0."), ep
+# The SDK speaks the server's version: the aliases asked for (none here), and the
+# names the DNS answers to (API 1.44+).
+assert ep["Aliases"] is None and ep["DNSNames"] == ["sdk-mac", c.id[:12]], ep
+# At dockerd 20.10's API 1.41 the short id is among a user network's aliases.
+old = docker.from_env(version="1.41").api.inspect_container(c.id)
+assert old["NetworkSettings"]["Networks"]["sdk-pool"]["Aliases"] == [c.id[:12]], old["NetworkSettings"]
+# An endpoint entry may be null, as the SDK's own NetworkingConfig allows.
+low = api.create_container(
+    "busybox", ["true"], host_config=api.create_host_config(network_mode="sdk-pool"),
+    networking_config={"EndpointsConfig": {"sdk-pool": None}},
+)
+api.remove_container(low["Id"])
+c.remove(force=True)
+net.remove()
+
 step("low-level APIClient: create_container, start, wait, logs, exec, inspect, remove")
 host_config = api.create_host_config(
     port_bindings={8080: ("127.0.0.1", None)}, binds={"sdk-low": {"bind": "/v", "mode": "rw"}}

@@ -3,6 +3,7 @@
 
 use std::process::Command;
 
+use berth_tests::dockerd::Dockerd;
 use berth_tests::Berth;
 
 /// `curl` over the server's socket: (status, body).
@@ -231,4 +232,214 @@ fn commit_records_its_parent() {
         body.contains(&format!("\"ParentId\":\"{busybox}\"")),
         "{body}"
     );
+}
+
+/// curl at an API version over any engine's socket: (status, body).
+fn call(sock: &std::path::Path, version: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let mut c = Command::new("curl");
+    c.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, "--unix-socket"])
+        .arg(sock);
+    if let Some(body) = body {
+        c.args(["-H", "Content-Type: application/json", "-d", body]);
+    }
+    let o = c.arg(format!("http://d/v{version}{path}")).output().expect("curl");
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// GET as JSON at API 1.41 (dockerd 20.10's).
+fn get_json(sock: &std::path::Path, path: &str) -> serde_json::Value {
+    let (code, body) = call(sock, "1.41", "GET", path, None);
+    assert_eq!(code, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+}
+
+/// Every key path of a JSON value with its type (a 64-hex id as a key is `<id>`;
+/// an array's items as `[]`).
+fn shape(v: &serde_json::Value, path: &str, out: &mut std::collections::BTreeMap<String, &'static str>) {
+    use serde_json::Value;
+    let kind = match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    out.insert(path.to_string(), kind);
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                let is_id = k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit());
+                shape(x, &format!("{path}.{}", if is_id { "<id>" } else { k }), out);
+            }
+        }
+        Value::Array(a) => {
+            for x in a {
+                shape(x, &format!("{path}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Fields of API versions after dockerd 20.10's 1.41 that Berth shows at any version,
+/// as Docker 28 does.
+const NEWER_FIELDS: &[&str] = &["DNSNames", "GwPriority", "EnableIPv4"];
+
+/// The same keys with the same types on both, but for [`NEWER_FIELDS`] on Berth's side.
+fn same_shape(what: &str, ours: &serde_json::Value, theirs: &serde_json::Value) {
+    let (mut a, mut b) = (Default::default(), Default::default());
+    shape(ours, "", &mut a);
+    shape(theirs, "", &mut b);
+    let newer = |k: &str| NEWER_FIELDS.iter().any(|f| k.split(['.', '[']).any(|p| p == *f));
+    let diff: Vec<String> = a
+        .keys()
+        .chain(b.keys())
+        .filter(|k| a.get(*k) != b.get(*k) && !(b.get(*k).is_none() && newer(k)))
+        .map(|k| format!("{k}: berth {:?}, dockerd {:?}", a.get(k), b.get(k)))
+        .collect();
+    assert!(diff.is_empty(), "{what}: shapes differ:\n{}", diff.join("\n"));
+}
+
+/// Removes what a test made on a dockerd even when it fails: its user networks are
+/// bridges on the host, which outlive the dockerd.
+struct DockerdNetworks<'a> {
+    d: &'a Dockerd,
+    containers: Vec<&'static str>,
+    networks: Vec<&'static str>,
+}
+
+impl Drop for DockerdNetworks<'_> {
+    fn drop(&mut self) {
+        let mut rm = vec!["rm", "-f"];
+        rm.extend(&self.containers);
+        let _ = self.d.docker(&rm);
+        for n in &self.networks {
+            let _ = self.d.docker(&["network", "rm", n]);
+        }
+    }
+}
+
+#[test]
+fn networks_and_endpoints_match_dockerd() {
+    let b = Berth::start();
+    let d = Dockerd::start(&[]);
+    d.load_from(&b, "busybox");
+    let _cleanup = DockerdNetworks {
+        d: &d,
+        containers: vec!["web", "cr", "fixed", "nulls", "mac", "badmac"],
+        networks: vec!["pn-app", "pn-second", "pn nulls", "pn-pool", "pn-range", "pn/odd.name"],
+    };
+    let dsock = std::path::PathBuf::from(d.host().trim_start_matches("unix://"));
+    let engines: [(&str, &std::path::Path, &dyn Fn(&[&str]) -> String); 2] = [
+        ("berth", &b.sock, &|a| b.ok(a)),
+        ("dockerd", &dsock, &|a| d.ok(a)),
+    ];
+    for (_, sock, ok) in &engines {
+        // Nulls where SDKs send them (docker-py's IPAMPool sends every field).
+        let nulls = r#"{"Name":"pn nulls","Driver":null,"Internal":null,"Attachable":null,"EnableIPv6":null,"CheckDuplicate":null,"IPAM":null,"Options":null,"Labels":null}"#;
+        let pool = r#"{"Name":"pn-pool","IPAM":{"Driver":null,"Options":null,"Config":[{"Subnet":"10.231.0.0/16","IPRange":null,"Gateway":null,"AuxiliaryAddresses":null}]}}"#;
+        for body in [nulls, pool] {
+            let (code, out) = call(sock, "1.41", "POST", "/networks/create", Some(body));
+            assert_eq!(code, 201, "{body}: {out}");
+        }
+        ok(&["network", "create", "pn-app"]);
+        ok(&["network", "create", "pn-second"]);
+        ok(&["network", "create", "pn/odd.name"]);
+        ok(&[
+            "network", "create", "--subnet", "10.232.0.0/16", "--ip-range", "10.232.5.0/24",
+            "--gateway", "10.232.0.1", "--aux-address", "r1=10.232.5.1", "--aux-address", "r2=10.232.0.2", "pn-range",
+        ]);
+        ok(&["run", "-d", "--name", "web", "--network", "pn-app", "--network-alias", "foo", "busybox", "sleep", "300"]);
+        ok(&["create", "--name", "cr", "--network", "pn-app", "--network-alias", "bar", "busybox", "true"]);
+        ok(&["network", "connect", "--alias", "s1", "pn-second", "web"]);
+        ok(&["run", "-d", "--name", "fixed", "--network", "pn-range", "--ip", "10.232.0.9", "busybox", "sleep", "300"]);
+        // Every endpoint field null.
+        let nulls = r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"NetworkMode":"pn-app"},"NetworkingConfig":{"EndpointsConfig":{"pn-app":{"Aliases":null,"IPAMConfig":{"IPv4Address":null,"IPv6Address":null,"LinkLocalIPs":null},"Links":null,"MacAddress":null,"DriverOpts":null,"NetworkID":null,"EndpointID":null}}}}"#;
+        let (code, out) = call(sock, "1.41", "POST", "/containers/create?name=nulls", Some(nulls));
+        assert_eq!(code, 201, "{out}");
+    }
+    let both = |path: &str| (get_json(&b.sock, path), get_json(&dsock, path));
+    for c in ["web", "cr", "fixed", "nulls"] {
+        let (ours, theirs) = both(&format!("/containers/{c}/json"));
+        same_shape(&format!("{c}'s NetworkSettings"), &ours["NetworkSettings"], &theirs["NetworkSettings"]);
+        let ipam = |j: &serde_json::Value| j["NetworkSettings"]["Networks"].as_object().unwrap().values().map(|e| e["IPAMConfig"].clone()).collect::<Vec<_>>();
+        assert_eq!(ipam(&ours), ipam(&theirs), "{c}'s IPAMConfig");
+        if c == "fixed" || c == "nulls" {
+            continue;
+        }
+        // The aliases asked for, and at 1.41 the short id of a container that ran.
+        for (json, label) in [(&ours, "berth"), (&theirs, "dockerd")] {
+            let short = &json["Id"].as_str().unwrap()[..12];
+            let nets = &json["NetworkSettings"]["Networks"];
+            let want = if c == "web" {
+                serde_json::json!([["foo", short], ["s1", short]])
+            } else {
+                serde_json::json!([["bar"], null])
+            };
+            assert_eq!(serde_json::json!([nets["pn-app"]["Aliases"], nets["pn-second"]["Aliases"]]), want, "{label}: {c}");
+        }
+    }
+    for n in ["pn-app", "pn nulls", "pn-pool", "pn-range", "pn/odd.name"] {
+        let (ours, theirs) = both(&format!("/networks/{}", n.replace(' ', "%20").replace('/', "%2F")));
+        same_shape(&format!("network {n}"), &ours, &theirs);
+        // The pools asked for read back alike (the others' subnets are each engine's pick).
+        if n == "pn-pool" || n == "pn-range" {
+            assert_eq!(ours["IPAM"]["Config"], theirs["IPAM"]["Config"], "{n}'s IPAM.Config");
+        }
+    }
+    // Since API 1.45 the aliases are only those asked for; the DNS names (1.44+) have
+    // the name and short id too.
+    let (_, v150) = call(&b.sock, "1.50", "GET", "/containers/web/json", None);
+    let v150: serde_json::Value = serde_json::from_str(&v150).expect("inspect JSON");
+    let short = &v150["Id"].as_str().unwrap()[..12];
+    assert_eq!(v150["NetworkSettings"]["Networks"]["pn-app"]["Aliases"], serde_json::json!(["foo"]));
+    assert_eq!(v150["NetworkSettings"]["Networks"]["pn-app"]["DNSNames"], serde_json::json!(["web", "foo", short]));
+    // The range hands out its first address, an aux-address is taken, on both.
+    let addr = |ok: &dyn Fn(&[&str]) -> String, ip: &[&str]| {
+        let mut args = vec!["run", "--rm", "--network", "pn-range"];
+        args.extend_from_slice(ip);
+        args.extend_from_slice(&["busybox", "sh", "-c", "ip -o -4 addr show eth0 | awk '{print $4}'"]);
+        ok(&args).trim().to_string()
+    };
+    assert_eq!(addr(&|a| b.ok(a), &[]), addr(&|a| d.ok(a), &[]));
+    assert_eq!(addr(&|a| b.ok(a), &[]), "10.232.5.0/16");
+    for engine in [b.docker(&["run", "--rm", "--network", "pn-range", "--ip", "10.232.0.2", "busybox", "true"]),
+        d.docker(&["run", "--rm", "--network", "pn-range", "--ip", "10.232.0.2", "busybox", "true"])] {
+        assert!(String::from_utf8_lossy(&engine.stderr).contains("Address already in use"), "{engine:?}");
+    }
+    // Names: anything but blank or a predefined network's.
+    for (name, status) in [("   ", None), ("host", Some(403))] {
+        for (label, sock, _) in &engines {
+            let (code, out) = call(sock, "1.41", "POST", "/networks/create", Some(&format!(r#"{{"Name":"{name}"}}"#)));
+            let want = if name == "host" { "operation is not permitted on predefined host network" } else { "invalid name:" };
+            assert!(out.contains(want) && status.is_none_or(|s| s == code), "{label} {name:?}: {code} {out}");
+        }
+    }
+    // A MAC address in Config (API < 1.44 clients): applied, shown as given there and
+    // normalised on the endpoint, on both.
+    let create = r#"{"Image":"busybox","Cmd":["sleep","300"],"MacAddress":"02-42-AC-11-00-98","HostConfig":{"NetworkMode":"pn-app"}}"#;
+    let mut seen = vec![];
+    for (label, sock, ok) in &engines {
+        let (code, out) = call(sock, "1.41", "POST", "/containers/create?name=mac", Some(create));
+        assert_eq!(code, 201, "{label}: {out}");
+        ok(&["start", "mac"]);
+        let inside = ok(&["exec", "mac", "cat", "/sys/class/net/eth0/address"]);
+        let json = get_json(sock, "/containers/mac/json");
+        seen.push((inside.trim().to_string(), json["Config"]["MacAddress"].clone(), json["NetworkSettings"]["Networks"]["pn-app"]["MacAddress"].clone()));
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(seen[0].0, "02:42:ac:11:00:98");
+    // An invalid one: dockerd 20.10 refuses it at start, Berth already at create (as
+    // Docker 25+ does), in the same words.
+    let bad = r#"{"Image":"busybox","Cmd":["true"],"MacAddress":"zz","HostConfig":{"NetworkMode":"pn-app"}}"#;
+    let (code, out) = call(&b.sock, "1.41", "POST", "/containers/create", Some(bad));
+    assert!(code == 400 && out.contains("invalid MAC address zz"), "{code} {out}");
+    let (_, out) = call(&dsock, "1.41", "POST", "/containers/create?name=badmac", Some(bad));
+    assert!(out.contains("\"Id\""), "{out}");
+    let (code, out) = call(&dsock, "1.41", "POST", "/containers/badmac/start", None);
+    assert!(code >= 400 && out.contains("invalid MAC address"), "{code} {out}");
+    d.docker(&["rm", "-f", "badmac"]);
 }

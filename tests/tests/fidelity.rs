@@ -328,10 +328,6 @@ fn unimplemented_settings_are_refused_by_name() {
             &["--add-host", "gw:host-gateway"][..],
             "host-gateway is not supported by Berth",
         ),
-        (
-            &["--mac-address", "02:42:ac:11:00:09"][..],
-            "--mac-address is not supported by Berth",
-        ),
         (&["--ip6", "fd00::5"][..], "--ip6 is not supported by Berth"),
         (
             &["--link-local-ip", "169.254.1.1"][..],
@@ -355,8 +351,8 @@ fn unimplemented_settings_are_refused_by_name() {
             "SomethingNew is not supported by Berth",
         ),
         (
-            r#"{"Image":"busybox","MacAddress":"02:42:ac:11:00:09"}"#,
-            "--mac-address is not supported by Berth",
+            r#"{"Image":"busybox","NetworkingConfig":{"EndpointsConfig":{"bridge":{"DriverOpts":{"a":"b"}}}}}"#,
+            "--driver-opt is not supported by Berth",
         ),
         (
             r#"{"Image":"busybox","HostConfig":{"Sysctls":{"kernel.hostname":"x"}}}"#,

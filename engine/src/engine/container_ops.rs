@@ -158,6 +158,9 @@ impl Engine {
         }
         crate::unsupported::check(&config.unknown)?;
         crate::unsupported::check(&host_config.unknown)?;
+        for mac in std::iter::once(&config.mac_address).chain(endpoints_config.values().filter_map(|r| r.mac_address.as_ref())).filter(|m| !m.is_empty()) {
+            crate::network::parse_mac(mac)?;
+        }
         let image_id = self.images.resolve(ns, &config.image).map_err(|_| {
             let shown = Reference::parse(&config.image).map(|r| r.familiar()).unwrap_or(config.image.clone());
             Error::NotFound(format!("No such image: {shown}"))
@@ -280,10 +283,50 @@ impl Engine {
         host_config.links = Self::check_links(&map, ns, &host_config.links).map_err(not_found_is_bad)?;
         let mode = self.network_mode(ns, &host_config).map_err(not_found_is_bad)?;
         let endpoints = match (&join_network, mode) {
+            // No interface of its own to give the address to (`none` has one to give
+            // none: Docker takes the address there and uses it nowhere).
+            (None, Mode::Host | Mode::Container) if !config.mac_address.is_empty() || endpoints_config.values().any(|r| r.mac_address.is_some()) => {
+                return Err(Error::InvalidArgument("conflicting options: mac-address and the network mode".into()));
+            }
+            // Another network beside none, host or a container's: nowhere to plug it.
+            (None, Mode::None | Mode::Host | Mode::Container) if endpoints_config.keys().any(|k| *k != host_config.network_mode) => {
+                let names: Vec<&str> = endpoints_config.keys().map(String::as_str).collect();
+                return Err(Error::InvalidArgument(format!("Container cannot be connected to network endpoints: {}", names.join(", "))));
+            }
             (Some(_), _) | (None, Mode::None | Mode::Host | Mode::Container) => vec![],
             (None, Mode::Network(net)) => {
-                let req = endpoints_config.get(&net.name).or_else(|| endpoints_config.get(&host_config.network_mode)).cloned().unwrap_or_default();
-                vec![self.new_endpoint(&map, ns, &net, &name, &req)?]
+                let mut req = endpoints_config.get(&net.name).or_else(|| endpoints_config.get(&host_config.network_mode)).cloned().unwrap_or_default();
+                // `Config.MacAddress` (clients of API < 1.44) is the main network's;
+                // Docker shows the main network's in it whichever way it came.
+                match (&req.mac_address, config.mac_address.as_str()) {
+                    (None, "") => {}
+                    (None, m) => req.mac_address = Some(m.to_string()),
+                    (Some(e), "") => config.mac_address = e.clone(),
+                    (Some(e), m) => {
+                        if crate::network::parse_mac(e)? != crate::network::parse_mac(m)? {
+                            return Err(Error::InvalidArgument(
+                                "the container-wide MAC address must match the endpoint-specific MAC address for the main network, or be left empty".into(),
+                            ));
+                        }
+                    }
+                }
+                let mut endpoints = vec![self.new_endpoint(&map, ns, &net, &req)?];
+                // API 1.44+ (`docker run --network a --network b`): the other networks
+                // of `EndpointsConfig` too, in name order after the main one.
+                for (key, req) in &endpoints_config {
+                    if *key == net.name || *key == net.id || *key == host_config.network_mode {
+                        continue;
+                    }
+                    let other = self.networks.find(ns, key).map_err(not_found_is_bad)?;
+                    if other.driver != "bridge" {
+                        return Err(Error::InvalidArgument(format!("container cannot be connected to network {key} and to another one")));
+                    }
+                    if endpoints.iter().any(|e| e.network_id == other.id) {
+                        continue;
+                    }
+                    endpoints.push(self.new_endpoint(&map, ns, &other, req)?);
+                }
+                endpoints
             }
         };
         let dir = dir_of(self, &id);

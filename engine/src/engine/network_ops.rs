@@ -24,13 +24,24 @@ pub struct NetworkCreate {
     pub attachable: bool,
     pub labels: BTreeMap<String, String>,
     pub options: BTreeMap<String, String>,
+    /// `--ip-range`: a part of the subnet to hand addresses out from.
+    pub ip_range: Option<String>,
+    /// `--aux-address`: addresses kept from containers.
+    pub aux_addresses: BTreeMap<String, String>,
+    /// `IPAM.Options` as sent (None: null); options themselves are refused.
+    pub ipam_options: Option<BTreeMap<String, String>>,
 }
 
-/// A container's wish for one network (`--network-alias`, `--ip`).
+/// A container's wish for one network (`--network-alias`, `--ip`, `--mac-address`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EndpointRequest {
     pub aliases: Vec<String>,
     pub ipv4_address: Option<String>,
+    pub mac_address: Option<String>,
+    /// Whether the request had an `IPAMConfig` and a `DriverOpts` object (even an
+    /// empty one): inspect shows them back as Docker does, null otherwise.
+    pub ipam_config: bool,
+    pub driver_opts: bool,
 }
 
 /// Where a container's network mode puts it.
@@ -91,7 +102,18 @@ impl Engine {
 
     pub fn create_network(&self, ns: &str, req: NetworkCreate) -> Result<Network> {
         let _g = self.image_lock.lock().unwrap_or_else(|p| p.into_inner());
-        crate::container::validate_name(&req.name).map_err(|_| Error::InvalidArgument(format!("invalid network name {:?}", req.name)))?;
+        // Docker's only rules for a name: not blank, not a predefined network's. Any
+        // other text goes (spaces, slashes, dots): bridges are named by id.
+        if req.name.trim().is_empty() {
+            return Err(Error::InvalidArgument(format!("invalid name: {}", req.name)));
+        }
+        if matches!(req.name.as_str(), "bridge" | "host" | "none") {
+            return Err(Error::Forbidden(format!("operation is not permitted on predefined {} network", req.name)));
+        }
+        check_bridge_options(&req.options)?;
+        if req.ipam_options.as_ref().is_some_and(|o| !o.is_empty()) {
+            return Err(Error::InvalidArgument("IPAM driver options are not supported by Berth".into()));
+        }
         let mut nets = self.networks.list(ns)?;
         if nets.iter().any(|n| n.name == req.name) {
             return Err(Error::Conflict(format!("network with name {} already exists", req.name)));
@@ -102,6 +124,10 @@ impl Engine {
             d => return Err(Error::NotFound(format!("plugin \"{d}\" not found"))),
         }
         let used: Vec<Subnet> = nets.iter().filter_map(Network::subnet).collect();
+        // The CLI's rules for the pool's parts (dockerd 20.10 checks less), by its words.
+        if req.subnet.is_none() && (req.gateway.is_some() || req.ip_range.is_some()) {
+            return Err(Error::InvalidArgument("every ip-range or gateway must have a corresponding subnet".into()));
+        }
         let subnet = match &req.subnet {
             Some(s) => {
                 let s: Subnet = s.parse()?;
@@ -114,7 +140,7 @@ impl Engine {
         };
         let gateway = match &req.gateway {
             Some(g) => {
-                let ip: Ipv4Addr = g.parse().map_err(|_| Error::InvalidArgument(format!("invalid gateway address {g}")))?;
+                let ip = network::parse_ipv4("gateway address", g)?;
                 if !subnet.contains(ip) {
                     return Err(Error::InvalidArgument(format!("Invalid address {g}: It does not belong to any of this network's subnets")));
                 }
@@ -122,6 +148,21 @@ impl Engine {
             }
             None => subnet.first(),
         };
+        let ip_range = match &req.ip_range {
+            Some(r) => {
+                let range = Subnet::parse_range(r)?;
+                if !subnet.covers(&range) {
+                    return Err(Error::InvalidArgument(format!("no matching subnet for range {r}")));
+                }
+                range.to_string()
+            }
+            None => String::new(),
+        };
+        for a in req.aux_addresses.values() {
+            if !subnet.contains(network::parse_ipv4("aux-address", a)?) {
+                return Err(Error::InvalidArgument(format!("no matching subnet for aux-address {a}")));
+            }
+        }
         let net = Network {
             id: fsutil::random_id(),
             name: req.name.clone(),
@@ -133,6 +174,10 @@ impl Engine {
             attachable: req.attachable,
             labels: req.labels,
             options: req.options,
+            ip_range,
+            aux_addresses: req.aux_addresses,
+            ipam_gateway: req.subnet.is_none() || req.gateway.is_some(),
+            ipam_options: req.ipam_options,
         };
         nets.push(net.clone());
         self.networks.save(ns, &nets)?;
@@ -201,7 +246,6 @@ impl Engine {
         map: &HashMap<String, Container>,
         ns: &str,
         net: &Network,
-        container_name: &str,
         req: &EndpointRequest,
     ) -> Result<Endpoint> {
         let subnet = net.subnet().ok_or_else(|| Error::InvalidArgument(format!("network {} has no subnet", net.name)))?;
@@ -209,6 +253,7 @@ impl Engine {
             return Err(Error::InvalidArgument("network-scoped alias is supported only for containers in user defined networks".into()));
         }
         let used: Vec<String> = map.values().filter(|c| c.namespace == ns).flat_map(|c| c.endpoints.iter()).filter(|e| e.network_id == net.id).map(|e| e.ip.clone()).collect();
+        let reserved = net.reserved();
         let ip = match &req.ipv4_address {
             Some(a) if !a.is_empty() => {
                 if !net.has_dns() {
@@ -218,20 +263,23 @@ impl Engine {
                 if !subnet.contains(ip) || Some(ip) == net.gateway_ip() {
                     return Err(Error::InvalidArgument(format!("Invalid address {a}: It does not belong to any of this network's subnets")));
                 }
-                if used.contains(&ip.to_string()) {
+                // An auxiliary address is taken, as dockerd answers for one.
+                if used.contains(&ip.to_string()) || reserved.contains(&ip) {
                     return Err(Error::Conflict(format!("Address already in use: {a}")));
                 }
                 ip
             }
-            _ => subnet
-                .hosts()
-                .find(|ip| Some(*ip) != net.gateway_ip() && !used.contains(&ip.to_string()))
+            _ => net
+                .pool()
+                .find(|ip| !reserved.contains(ip) && !used.contains(&ip.to_string()))
                 .ok_or_else(|| Error::Conflict(format!("no available IPv4 addresses on this network's address pools: {} ({})", net.name, net.id)))?,
         };
-        let mut aliases = req.aliases.clone();
-        if net.has_dns() && !aliases.iter().any(|a| a == container_name) {
-            aliases.insert(0, container_name.to_string());
-        }
+        let mac = match &req.mac_address {
+            Some(m) => network::parse_mac(m)?,
+            None => network::mac_for(ip),
+        };
+        // The container's own name, its short id and these aliases all resolve (see
+        // `refresh_names`); only the aliases asked for are kept, as Docker keeps them.
         Ok(Endpoint {
             network_id: net.id.clone(),
             network: net.name.clone(),
@@ -239,8 +287,10 @@ impl Engine {
             ip: ip.to_string(),
             prefix: subnet.prefix,
             gateway: net.gateway.clone(),
-            mac: network::mac_string(&network::mac_for(ip)),
-            aliases,
+            mac: network::mac_string(&mac),
+            aliases: req.aliases.clone(),
+            ipam_config: req.ipam_config.then(|| req.ipv4_address.clone().unwrap_or_default()),
+            driver_opts: req.driver_opts,
         })
     }
 
@@ -293,7 +343,7 @@ impl Engine {
             if matches!(c.host_config.network_mode.as_str(), "host" | "none") {
                 return Err(Error::InvalidArgument("container sharing network namespace with another container or host cannot be connected to any other network".into()));
             }
-            let ep = self.new_endpoint(&map, ns, &net, &c.name, &req)?;
+            let ep = self.new_endpoint(&map, ns, &net, &req)?;
             let entry = map.get_mut(&c.id).ok_or_else(|| Error::NotFound(format!("No such container: {container}")))?;
             entry.endpoints.push(ep);
             let c = entry.clone();
@@ -366,6 +416,8 @@ impl Engine {
         let home = self.network_home(&c.namespace)?;
         link::ensure_bridge(&home, &net.bridge(), gw, subnet.prefix)?;
         let ip: Ipv4Addr = ep.ip.parse().map_err(|_| Error::Runtime(format!("bad address {}", ep.ip)))?;
+        // The address generated from the IP, or the one asked for (checked at create).
+        let mac = network::parse_mac(&ep.mac).unwrap_or_else(|_| network::mac_for(ip));
         // The first network carries the default route, as in Docker.
         let gateway = (index == 0 && !net.internal).then_some(gw);
         link::attach(
@@ -377,7 +429,7 @@ impl Engine {
                 bridge: net.bridge(),
                 ip,
                 prefix: subnet.prefix,
-                mac: network::mac_for(ip),
+                mac,
                 gateway,
             },
         )
@@ -500,6 +552,33 @@ impl Engine {
             }
         }
     }
+}
+
+/// The bridge driver's options (`docker network create -o`) that change what a
+/// network does: each is refused unless it has Docker's default value, as Berth
+/// applies none of them. Other keys Docker keeps and ignores, and so does Berth.
+fn check_bridge_options(options: &BTreeMap<String, String>) -> Result<()> {
+    const DEFAULTS: &[(&str, &[&str])] = &[
+        ("com.docker.network.bridge.name", &[]),
+        ("com.docker.network.bridge.enable_ip_masquerade", &["true"]),
+        ("com.docker.network.bridge.enable_icc", &["true"]),
+        ("com.docker.network.bridge.host_binding_ipv4", &["0.0.0.0", ""]),
+        ("com.docker.network.bridge.inhibit_ipv4", &["false"]),
+        ("com.docker.network.bridge.gateway_mode_ipv4", &["nat", ""]),
+        ("com.docker.network.bridge.gateway_mode_ipv6", &["nat", ""]),
+        ("com.docker.network.bridge.trusted_host_interfaces", &[""]),
+        ("com.docker.network.driver.mtu", &["1500", "0", ""]),
+        ("com.docker.network.container_iface_prefix", &["eth", ""]),
+        ("com.docker.network.enable_ipv6", &["false"]),
+    ];
+    for (key, value) in options {
+        if let Some((_, ok)) = DEFAULTS.iter().find(|(k, _)| k == key) {
+            if !ok.contains(&value.as_str()) {
+                return Err(Error::InvalidArgument(format!("network option {key}={value} is not supported by Berth")));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The host-side veth name of an endpoint: unique per container and network.

@@ -42,6 +42,25 @@ pub struct Network {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+    /// `--ip-range`: where addresses are handed out from (a subnet of `subnet`;
+    /// empty: all of it). A fixed `--ip` may lie outside it, as in Docker.
+    #[serde(default)]
+    pub ip_range: String,
+    /// `--aux-address`: addresses kept from containers, by the name given.
+    #[serde(default)]
+    pub aux_addresses: BTreeMap<String, String>,
+    /// Whether `IPAM.Config` shows the gateway: Docker shows it when it picked the
+    /// subnet or was given the gateway, not when it derived it from a given subnet.
+    #[serde(default = "yes")]
+    pub ipam_gateway: bool,
+    /// `IPAM.Options` as the request had it: null when it sent none, as Docker
+    /// shows it (any option set is refused).
+    #[serde(default)]
+    pub ipam_options: Option<BTreeMap<String, String>>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Network {
@@ -67,6 +86,24 @@ impl Network {
         self.gateway.parse().ok()
     }
 
+    /// The addresses no container gets unless asked for by `--ip`: the gateway and
+    /// the auxiliary addresses.
+    pub fn reserved(&self) -> Vec<Ipv4Addr> {
+        self.gateway_ip().into_iter().chain(self.aux_addresses.values().filter_map(|a| a.parse().ok())).collect()
+    }
+
+    /// The addresses handed out in order: the range's (all of the subnet's when it
+    /// has none), less the subnet's network and broadcast addresses. A range that
+    /// starts inside the subnet hands out its first address too, as Docker's does.
+    /// Lazily: a /8 holds 16 million.
+    pub fn pool(&self) -> impl Iterator<Item = Ipv4Addr> {
+        let subnet = self.subnet();
+        let range = subnet.map(|s| Subnet::parse_range(&self.ip_range).unwrap_or(s));
+        let bounds = |s: Subnet| (u32::from(s.addr), u32::from(s.addr) | !s.mask());
+        let (net, broadcast) = subnet.map(bounds).unwrap_or_default();
+        range.map(bounds).into_iter().flat_map(|(first, last)| first..=last).filter(move |a| *a != net && *a != broadcast).map(Ipv4Addr::from)
+    }
+
     /// Names resolve on user-defined bridges only, as in Docker.
     pub fn has_dns(&self) -> bool {
         self.driver == "bridge" && self.name != DEFAULT
@@ -82,16 +119,9 @@ pub struct Subnet {
 
 impl std::str::FromStr for Subnet {
     type Err = Error;
+    /// A network's subnet: room for a gateway and at least one container.
     fn from_str(s: &str) -> Result<Subnet> {
-        let bad = || Error::InvalidArgument(format!("invalid subnet {s}: use an IPv4 CIDR such as 172.20.0.0/16"));
-        let (a, p) = s.split_once('/').ok_or_else(bad)?;
-        let addr: Ipv4Addr = a.parse().map_err(|_| bad())?;
-        let prefix: u8 = p.parse().map_err(|_| bad())?;
-        if !(8..=30).contains(&prefix) {
-            return Err(bad());
-        }
-        let net = Subnet { addr, prefix };
-        Ok(Subnet { addr: Ipv4Addr::from(u32::from(addr) & net.mask()), prefix })
+        Subnet::parse(s, "subnet", 8..=30)
     }
 }
 
@@ -102,12 +132,39 @@ impl std::fmt::Display for Subnet {
 }
 
 impl Subnet {
+    /// An IPv4 CIDR (`what`, for the message) whose prefix length is in `prefixes`;
+    /// the address is masked to the network's. IPv6 is refused as such.
+    fn parse(s: &str, what: &str, prefixes: std::ops::RangeInclusive<u8>) -> Result<Subnet> {
+        let bad = || Error::InvalidArgument(format!("invalid {what} {s}: use an IPv4 CIDR such as 172.20.0.0/16"));
+        let (a, p) = s.split_once('/').ok_or_else(bad)?;
+        if a.parse::<std::net::Ipv6Addr>().is_ok() {
+            return Err(ipv6_refused(s));
+        }
+        let addr: Ipv4Addr = a.parse().map_err(|_| bad())?;
+        let prefix: u8 = p.parse().map_err(|_| bad())?;
+        if !prefixes.contains(&prefix) {
+            return Err(bad());
+        }
+        let net = Subnet { addr, prefix };
+        Ok(Subnet { addr: Ipv4Addr::from(u32::from(addr) & net.mask()), prefix })
+    }
+
+    /// An `--ip-range`: any IPv4 CIDR down to one address.
+    pub fn parse_range(s: &str) -> Result<Subnet> {
+        Subnet::parse(s, "ip-range", 8..=32)
+    }
+
     fn mask(&self) -> u32 {
         u32::MAX << (32 - self.prefix as u32)
     }
 
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
         u32::from(ip) & self.mask() == u32::from(self.addr)
+    }
+
+    /// Whether `other` lies wholly inside this subnet.
+    pub fn covers(&self, other: &Subnet) -> bool {
+        other.prefix >= self.prefix && self.contains(other.addr)
     }
 
     pub fn overlaps(&self, other: &Subnet) -> bool {
@@ -124,6 +181,21 @@ impl Subnet {
         let start = u32::from(self.addr) + 1;
         let end = u32::from(self.addr) | !self.mask();
         (start..end).map(Ipv4Addr::from)
+    }
+}
+
+/// The refusal of anything IPv6 in a network's or endpoint's settings.
+pub fn ipv6_refused(what: &str) -> Error {
+    Error::InvalidArgument(format!("IPv6 networks are not supported by Berth ({what} is IPv6)"))
+}
+
+/// An address of an IPAM setting (`what`: "gateway address", "aux-address"); IPv6
+/// is refused as such.
+pub fn parse_ipv4(what: &str, s: &str) -> Result<Ipv4Addr> {
+    match s.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => Ok(ip),
+        Ok(std::net::IpAddr::V6(_)) => Err(ipv6_refused(s)),
+        Err(_) => Err(Error::InvalidArgument(format!("invalid {what} {s}"))),
     }
 }
 
@@ -149,6 +221,34 @@ pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
 
 pub fn mac_string(mac: &[u8; 6]) -> String {
     mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// A requested MAC address (`--mac-address`, an endpoint's `MacAddress`) in the
+/// forms Go's `net.ParseMAC` reads for 48 bits, as dockerd does: `02:42:ac:11:00:02`,
+/// `02-42-AC-11-00-02` or `0242.ac11.0002`. One an interface cannot take (multicast,
+/// all zeros) is refused here too: the kernel would refuse it only at start.
+pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
+    let bad = |why: &str| Error::InvalidArgument(format!("invalid MAC address {s}{why}"));
+    let groups: Vec<&str> = if s.contains(':') || s.contains('-') {
+        s.split([':', '-']).collect()
+    } else {
+        s.split('.').flat_map(|g| if g.len() == 4 { vec![&g[..2], &g[2..]] } else { vec![g] }).collect()
+    };
+    let mixed = s.contains(':') && s.contains('-');
+    if mixed || groups.len() != 6 || groups.iter().any(|g| g.len() != 2 || !g.bytes().all(|b| b.is_ascii_hexdigit())) {
+        return Err(bad(""));
+    }
+    let mut mac = [0u8; 6];
+    for (i, g) in groups.iter().enumerate() {
+        mac[i] = u8::from_str_radix(g, 16).map_err(|_| bad(""))?;
+    }
+    if mac[0] & 1 == 1 {
+        return Err(bad(": a multicast address cannot be an interface's"));
+    }
+    if mac == [0; 6] {
+        return Err(bad(": an interface cannot have the all-zero address"));
+    }
+    Ok(mac)
 }
 
 /// The networks of every namespace, on disk.
@@ -182,6 +282,10 @@ impl Networks {
                 attachable: false,
                 labels: BTreeMap::new(),
                 options: BTreeMap::new(),
+                ip_range: String::new(),
+                aux_addresses: BTreeMap::new(),
+                ipam_gateway: true,
+                ipam_options: None,
             };
             let mut pre = vec![
                 mk(DEFAULT, "bridge", subnet.to_string(), subnet.first().to_string()),
@@ -233,5 +337,46 @@ mod tests {
         let used = vec!["172.17.0.0/16".parse().unwrap(), "172.18.0.0/16".parse().unwrap()];
         assert_eq!(free_subnet(&used).unwrap().to_string(), "172.19.0.0/16");
         assert_eq!(mac_string(&mac_for(Ipv4Addr::new(172, 17, 0, 2))), "02:42:ac:11:00:02");
+        assert!("fd00::/64".parse::<Subnet>().unwrap_err().to_string().contains("IPv6 networks are not supported by Berth"));
+    }
+
+    #[test]
+    fn macs() {
+        for ok in ["02:42:ac:11:00:99", "02-42-AC-11-00-99", "0242.ac11.0099"] {
+            assert_eq!(mac_string(&parse_mac(ok).unwrap()), "02:42:ac:11:00:99", "{ok}");
+        }
+        for bad in ["zz", "02:42:ac:11:00", "02:42:ac:11:00:99:00", "02:42-ac:11:00:99", "2:42:ac:11:00:99", "0242.ac11.009", "02:42:ac:11:00:9g"] {
+            assert_eq!(parse_mac(bad).unwrap_err().to_string(), format!("invalid MAC address {bad}"));
+        }
+        assert!(parse_mac("01:00:5e:00:00:01").unwrap_err().to_string().contains("multicast"));
+        assert!(parse_mac("00:00:00:00:00:00").unwrap_err().to_string().contains("all-zero"));
+    }
+
+    #[test]
+    fn pools() {
+        let net = |subnet: &str, range: &str| Network {
+            id: "x".repeat(64),
+            name: "n".into(),
+            driver: "bridge".into(),
+            created: Utc::now(),
+            subnet: subnet.into(),
+            gateway: String::new(),
+            internal: false,
+            attachable: false,
+            labels: BTreeMap::new(),
+            options: BTreeMap::new(),
+            ip_range: range.into(),
+            aux_addresses: BTreeMap::new(),
+            ipam_gateway: true,
+            ipam_options: None,
+        };
+        let whole: Vec<_> = net("10.0.0.0/30", "").pool().collect();
+        assert_eq!(whole, vec![Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)]);
+        // A range inside the subnet starts at its own first address (Docker's 10.45.5.0).
+        let range: Vec<_> = net("10.45.0.0/16", "10.45.5.0/30").pool().collect();
+        assert_eq!(range, (0..4).map(|d| Ipv4Addr::new(10, 45, 5, d)).collect::<Vec<_>>());
+        // A range at the end of the subnet never hands out its broadcast address.
+        assert_eq!(net("10.45.0.0/16", "10.45.255.252/30").pool().count(), 3);
+        assert_eq!(net("", "").pool().count(), 0);
     }
 }

@@ -19,7 +19,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::hijack;
 use super::system::parse_filters;
-use super::{blocking, qbool, ApiError, ApiState};
+use super::{blocking, qbool, ApiError, ApiState, ApiVersion};
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -78,8 +78,9 @@ struct CreateBody {
 #[derive(Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 struct NetworkingConfig {
+    /// An entry may be null too, as Docker reads it.
     #[serde(deserialize_with = "berth_engine::container::nullable")]
-    endpoints_config: BTreeMap<String, super::networks::EndpointSettings>,
+    endpoints_config: BTreeMap<String, Option<super::networks::EndpointSettings>>,
 }
 
 async fn create(State(s): State<ApiState>, Query(q): Q, body: Bytes) -> Result<Response, ApiError> {
@@ -88,7 +89,7 @@ async fn create(State(s): State<ApiState>, Query(q): Q, body: Bytes) -> Result<R
         return Err(ApiError::bad_request("config cannot be empty in order to create a container"));
     }
     let name = opt(&q, "name");
-    let endpoints_config = b.networking_config.endpoints_config.into_iter().map(|(k, v)| Ok((k, v.into_request()?))).collect::<Result<_, ApiError>>()?;
+    let endpoints_config = b.networking_config.endpoints_config.into_iter().map(|(k, v)| Ok((k, v.unwrap_or_default().into_request()?))).collect::<Result<_, ApiError>>()?;
     let platform = opt(&q, "platform");
     let req = CreateRequest { name, config: b.config, host_config: b.host_config, endpoints_config, platform, ..Default::default() };
     let c = blocking(move || Ok(s.engine.create_container(&s.namespace, req)?)).await?;
@@ -136,7 +137,7 @@ fn command_text(c: &Container) -> String {
     std::iter::once(c.path.as_str()).chain(c.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ")
 }
 
-pub(super) fn summary(c: &Container, now: chrono::DateTime<chrono::Utc>) -> Value {
+pub(super) fn summary(c: &Container, now: chrono::DateTime<chrono::Utc>, version: ApiVersion) -> Value {
     json!({
         "Id": c.id,
         "Names": [format!("/{}", c.name)],
@@ -149,25 +150,49 @@ pub(super) fn summary(c: &Container, now: chrono::DateTime<chrono::Utc>) -> Valu
         "State": c.state.status.as_str(),
         "Status": c.status_text(now),
         "HostConfig": { "NetworkMode": "none" },
-        "NetworkSettings": { "Networks": networks_json(c) },
+        "NetworkSettings": { "Networks": networks_json(c, version) },
         "Mounts": mounts_json(c),
     })
 }
 
-/// `NetworkSettings.Networks`: one entry per network the container is on; addresses
-/// only while it runs, as Docker shows them.
-fn networks_json(c: &Container) -> serde_json::Map<String, Value> {
+/// `NetworkSettings.Networks`: one entry per network the container is on, as
+/// dockerd shows it: addresses only while it runs, the network's id once it has
+/// started, the request's `IPAMConfig` and `DriverOpts` back as sent.
+fn networks_json(c: &Container, version: ApiVersion) -> serde_json::Map<String, Value> {
     let live = c.state.status.is_live();
+    let started = c.state.started_at.is_some();
+    let short_id = &c.id[..12];
     let mut out = serde_json::Map::new();
     for e in &c.endpoints {
         let (ip, prefix, gw, mac, eid) = if live { (e.ip.as_str(), e.prefix, e.gateway.as_str(), e.mac.as_str(), e.endpoint_id.as_str()) } else { ("", 0, "", "", "") };
+        // Endpoints are on bridge networks only: all but `bridge` are user-defined,
+        // where names resolve.
+        let user_defined = e.network != berth_engine::network::DEFAULT;
+        let mut aliases = e.aliases.clone();
+        // Before API 1.45 Docker lists the short id among the aliases on a user-defined
+        // network (dockerd 20.10 from the first start on); since, only those asked for.
+        if user_defined && started && version.below(1, 45) && !aliases.iter().any(|a| a == short_id) {
+            aliases.push(short_id.to_string());
+        }
+        // API 1.44+: every name the embedded DNS answers for it there.
+        let mut dns_names: Vec<&str> = vec![];
+        if user_defined && started {
+            for n in std::iter::once(c.name.as_str()).chain(e.aliases.iter().map(String::as_str)).chain([short_id]) {
+                if !dns_names.contains(&n) {
+                    dns_names.push(n);
+                }
+            }
+        }
+        let or_null = |v: Value, set: bool| if set { v } else { Value::Null };
         out.insert(
             e.network.clone(),
             json!({
-                "IPAMConfig": null, "Links": null, "Aliases": if e.aliases.is_empty() { Value::Null } else { json!(e.aliases) },
-                "MacAddress": mac, "DriverOpts": null, "GwPriority": 0, "NetworkID": e.network_id, "EndpointID": eid,
+                "IPAMConfig": e.ipam_config.as_ref().map(|ip| if ip.is_empty() { json!({}) } else { json!({ "IPv4Address": ip }) }),
+                "Links": null, "Aliases": or_null(json!(aliases), !aliases.is_empty()),
+                "MacAddress": mac, "DriverOpts": or_null(json!({}), e.driver_opts), "GwPriority": 0,
+                "NetworkID": if started { e.network_id.as_str() } else { "" }, "EndpointID": eid,
                 "Gateway": gw, "IPAddress": ip, "IPPrefixLen": prefix, "IPv6Gateway": "", "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0, "DNSNames": if e.aliases.is_empty() { Value::Null } else { json!(e.aliases) },
+                "GlobalIPv6PrefixLen": 0, "DNSNames": or_null(json!(dns_names), !dns_names.is_empty()),
             }),
         );
     }
@@ -181,17 +206,23 @@ fn networks_json(c: &Container) -> serde_json::Map<String, Value> {
     out
 }
 
-fn network_settings(c: &Container, ports: Value) -> Value {
-    // The top-level fields describe the default bridge only (Docker's legacy shape).
-    let bridge = c.endpoints.iter().find(|e| e.network == "bridge").filter(|_| c.state.status.is_live());
+fn network_settings(c: &Container, ports: Value, version: ApiVersion) -> Value {
+    // The top-level fields describe the default bridge only (Docker's legacy shape),
+    // IPv6 ones always empty: Berth's networks are IPv4 only.
+    let bridge = c.endpoints.iter().find(|e| e.network == berth_engine::network::DEFAULT).filter(|_| c.state.status.is_live());
     json!({
         "Bridge": "", "SandboxID": "", "SandboxKey": "", "HairpinMode": false,
+        "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
         "Ports": ports,
+        "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
+        "EndpointID": bridge.map_or("", |e| e.endpoint_id.as_str()),
+        "Gateway": bridge.map_or("", |e| e.gateway.as_str()),
+        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
         "IPAddress": bridge.map_or("", |e| e.ip.as_str()),
         "IPPrefixLen": bridge.map_or(0, |e| e.prefix),
-        "Gateway": bridge.map_or("", |e| e.gateway.as_str()),
+        "IPv6Gateway": "",
         "MacAddress": bridge.map_or("", |e| e.mac.as_str()),
-        "Networks": networks_json(c),
+        "Networks": networks_json(c, version),
     })
 }
 
@@ -211,7 +242,7 @@ fn matches_filters(c: &Container, f: &BTreeMap<String, Vec<String>>, image_ids: 
         && any("health", &|h| h == c.state.health.as_ref().map_or("none", |h| h.status.as_str()))
 }
 
-async fn list(State(s): State<ApiState>, Query(q): Q) -> Result<Json<Vec<Value>>, ApiError> {
+async fn list(State(s): State<ApiState>, version: ApiVersion, Query(q): Q) -> Result<Json<Vec<Value>>, ApiError> {
     s.engine.note_request(&s.namespace, "ps", &[("all", &flag(&q, "all").to_string())]);
     let filters = parse_filters(&opt(&q, "filters"))?;
     for k in filters.keys() {
@@ -239,7 +270,7 @@ async fn list(State(s): State<ApiState>, Query(q): Q) -> Result<Json<Vec<Value>>
             .filter(|c| all || limit.is_some() || c.state.status.is_live() || filters.contains_key("status"))
             .filter(|c| matches_filters(c, &filters, &resolve))
             .map(|c| {
-                let mut v = summary(c, now);
+                let mut v = summary(c, now, version);
                 if with_size {
                     let size = engine.container_size(c);
                     v["SizeRw"] = json!(size.rw);
@@ -257,7 +288,7 @@ async fn list(State(s): State<ApiState>, Query(q): Q) -> Result<Json<Vec<Value>>
     Ok(Json(out))
 }
 
-fn inspect_json(engine: &berth_engine::Engine, c: &Container) -> Value {
+fn inspect_json(engine: &berth_engine::Engine, c: &Container, version: ApiVersion) -> Value {
     let dir = engine.root().join("containers").join(&c.id);
     let st = &c.state;
     let mut ports = serde_json::Map::new();
@@ -345,7 +376,7 @@ fn inspect_json(engine: &berth_engine::Engine, c: &Container) -> Value {
         "GraphDriver": { "Name": "overlayfs", "Data": { "UpperDir": dir.join("upper"), "WorkDir": dir.join("work"), "MergedDir": dir.join("rootfs") } },
         "Mounts": mounts_json(c),
         "Config": config,
-        "NetworkSettings": network_settings(c, Value::Object(ports)),
+        "NetworkSettings": network_settings(c, Value::Object(ports), version),
     })
 }
 
@@ -394,10 +425,10 @@ fn as_dockerd_shows_host_config(h: &mut Value, c: &Container) {
     m.insert("ReadonlyPaths".into(), paths(berth_engine::runtime::linux::READONLY));
 }
 
-async fn inspect(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn inspect(State(s): State<ApiState>, version: ApiVersion, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let c = s.engine.container(&s.namespace, &id)?;
     s.engine.note_request(&s.namespace, "inspect", &[("target", &c.name), ("type", "container")]);
-    Ok(Json(inspect_json(&s.engine, &c)))
+    Ok(Json(inspect_json(&s.engine, &c, version)))
 }
 
 fn no_content() -> Response {

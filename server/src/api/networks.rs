@@ -22,22 +22,28 @@ pub fn routes() -> Router<ApiState> {
         .route("/networks", get(list))
         .route("/networks/create", post(create))
         .route("/networks/prune", post(prune))
-        .route("/networks/{id}", get(inspect).delete(remove))
-        .route("/networks/{id}/connect", post(connect))
-        .route("/networks/{id}/disconnect", post(disconnect))
+        // A network's name may hold slashes, which the CLI sends unescaped
+        // (`/networks/a/b`): dockerd's routes take the rest of the path as the name.
+        .route("/networks/{*id}", get(inspect).delete(remove).post(connect_or_disconnect))
         // Move to the build module once it exists: the CLI calls it even against a
         // builder-version-1 daemon (checked with CLI 28.2).
         .route("/build/prune", post(prune_build_cache))
 }
 
-/// The `EndpointsConfig` entry of a container create or a connect.
+/// The `EndpointsConfig` entry of a container create or a connect. Every field may
+/// be null, as Docker (Go) reads JSON.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct EndpointSettings {
     #[serde(deserialize_with = "berth_engine::container::nullable")]
     pub aliases: Vec<String>,
-    #[serde(rename = "IPAMConfig", deserialize_with = "berth_engine::container::nullable")]
-    pub ipam_config: IpamConfig,
+    /// None when absent or null (inspect tells the two cases from `{}`).
+    #[serde(rename = "IPAMConfig")]
+    pub ipam_config: Option<IpamConfig>,
+    /// `--mac-address` (API 1.44+ sends it here rather than in `Config`).
+    #[serde(deserialize_with = "berth_engine::container::nullable")]
+    pub mac_address: String,
+    pub driver_opts: Option<BTreeMap<String, String>>,
     /// The rest: settings (refused when set, see `into_request`) and the fields
     /// `inspect` shows, which clients may send back and Docker ignores on input.
     #[serde(flatten)]
@@ -60,13 +66,24 @@ const ENDPOINT_OUTPUTS: &[&str] = &[
 
 impl EndpointSettings {
     /// The request for the engine; a setting Berth does not implement
-    /// (`--mac-address`, `--link-local-ip`, an IPv6 address, driver options, …) is
-    /// refused by name.
+    /// (`--link-local-ip`, an IPv6 address, driver options, …) is refused by name.
     pub fn into_request(self) -> Result<EndpointRequest, ApiError> {
         let settings = |m: BTreeMap<String, Value>| m.into_iter().filter(|(k, _)| !ENDPOINT_OUTPUTS.contains(&k.as_str())).collect::<BTreeMap<_, _>>();
         berth_engine::unsupported::check(&settings(self.unknown))?;
-        berth_engine::unsupported::check(&settings(self.ipam_config.unknown))?;
-        Ok(EndpointRequest { aliases: self.aliases, ipv4_address: Some(self.ipam_config.ipv4_address).filter(|a| !a.is_empty()) })
+        if let Some(opts) = &self.driver_opts {
+            berth_engine::unsupported::check(&BTreeMap::from([("DriverOpts".to_string(), json!(opts))]))?;
+        }
+        let ipam = self.ipam_config.as_ref();
+        if let Some(ipam) = ipam {
+            berth_engine::unsupported::check(&settings(ipam.unknown.clone()))?;
+        }
+        Ok(EndpointRequest {
+            aliases: self.aliases,
+            ipv4_address: ipam.map(|i| i.ipv4_address.clone()).filter(|a| !a.is_empty()),
+            mac_address: Some(self.mac_address).filter(|m| !m.is_empty()),
+            ipam_config: ipam.is_some(),
+            driver_opts: self.driver_opts.is_some(),
+        })
     }
 }
 
@@ -83,7 +100,22 @@ fn network_json(s: &ApiState, n: &Network, verbose: bool) -> Value {
     } else {
         Default::default()
     };
-    let config: Vec<Value> = if n.subnet.is_empty() { vec![] } else { vec![json!({ "Subnet": n.subnet, "Gateway": n.gateway })] };
+    // Docker's pool as configured: its optional parts only when set.
+    let config: Vec<Value> = if n.subnet.is_empty() {
+        vec![]
+    } else {
+        let mut pool = json!({ "Subnet": n.subnet });
+        if !n.ip_range.is_empty() {
+            pool["IPRange"] = json!(n.ip_range);
+        }
+        if n.ipam_gateway {
+            pool["Gateway"] = json!(n.gateway);
+        }
+        if !n.aux_addresses.is_empty() {
+            pool["AuxiliaryAddresses"] = json!(n.aux_addresses);
+        }
+        vec![pool]
+    };
     json!({
         "Name": n.name,
         "Id": n.id,
@@ -92,7 +124,7 @@ fn network_json(s: &ApiState, n: &Network, verbose: bool) -> Value {
         "Driver": n.driver,
         "EnableIPv4": true,
         "EnableIPv6": false,
-        "IPAM": { "Driver": "default", "Options": {}, "Config": config },
+        "IPAM": { "Driver": "default", "Options": n.ipam_options, "Config": config },
         "Internal": n.internal,
         "Attachable": n.attachable,
         "Ingress": false,
@@ -132,29 +164,66 @@ async fn list(State(s): State<ApiState>, Query(q): Query<BTreeMap<String, String
     Ok(Json(out))
 }
 
+/// `POST /networks/create`. Every field may be null, as Docker (Go) reads JSON; one
+/// Berth has no member for is refused when set.
 #[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", default)]
 struct CreateBody {
+    #[serde(deserialize_with = "berth_engine::container::nullable")]
     name: String,
-    #[serde(default)]
+    #[serde(deserialize_with = "berth_engine::container::nullable")]
     driver: String,
-    #[serde(default)]
+    #[serde(deserialize_with = "berth_engine::container::nullable")]
     internal: bool,
-    #[serde(default)]
+    #[serde(deserialize_with = "berth_engine::container::nullable")]
     attachable: bool,
-    #[serde(default, deserialize_with = "berth_engine::container::nullable")]
+    #[serde(deserialize_with = "berth_engine::container::nullable")]
     labels: BTreeMap<String, String>,
-    #[serde(default, deserialize_with = "berth_engine::container::nullable")]
+    #[serde(deserialize_with = "berth_engine::container::nullable")]
     options: BTreeMap<String, String>,
-    #[serde(default, rename = "IPAM", deserialize_with = "berth_engine::container::nullable")]
+    #[serde(rename = "IPAM", deserialize_with = "berth_engine::container::nullable")]
     ipam: Ipam,
-    #[serde(default, rename = "EnableIPv6", deserialize_with = "berth_engine::container::nullable")]
+    #[serde(rename = "EnableIPv6", deserialize_with = "berth_engine::container::nullable")]
     enable_ipv6: bool,
+    /// API 1.47+; null or absent is Docker's default, true.
+    #[serde(rename = "EnableIPv4")]
+    enable_ipv4: Option<bool>,
+    /// Docker checks for a duplicate name whatever this says (deprecated in 1.44).
+    #[serde(rename = "CheckDuplicate")]
+    _check_duplicate: Option<Value>,
+    /// "local" is the only scope of a bridge network.
+    #[serde(deserialize_with = "berth_engine::container::nullable")]
+    scope: String,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, Value>,
+}
+
+impl Default for CreateBody {
+    fn default() -> CreateBody {
+        CreateBody {
+            name: String::new(),
+            driver: String::new(),
+            internal: false,
+            attachable: false,
+            labels: BTreeMap::new(),
+            options: BTreeMap::new(),
+            ipam: Ipam::default(),
+            enable_ipv6: false,
+            enable_ipv4: None,
+            _check_duplicate: None,
+            scope: String::new(),
+            unknown: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 struct Ipam {
+    #[serde(deserialize_with = "berth_engine::container::nullable")]
+    driver: String,
+    /// None: null or absent (inspect shows it back so).
+    options: Option<BTreeMap<String, String>>,
     #[serde(deserialize_with = "berth_engine::container::nullable")]
     config: Vec<IpamPool>,
 }
@@ -162,8 +231,16 @@ struct Ipam {
 #[derive(Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 struct IpamPool {
+    #[serde(deserialize_with = "berth_engine::container::nullable")]
     subnet: String,
+    #[serde(rename = "IPRange", deserialize_with = "berth_engine::container::nullable")]
+    ip_range: String,
+    #[serde(deserialize_with = "berth_engine::container::nullable")]
     gateway: String,
+    #[serde(deserialize_with = "berth_engine::container::nullable")]
+    auxiliary_addresses: BTreeMap<String, String>,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, Value>,
 }
 
 async fn create(State(s): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
@@ -171,19 +248,34 @@ async fn create(State(s): State<ApiState>, body: Bytes) -> Result<Response, ApiE
     if b.enable_ipv6 {
         return Err(ApiError::bad_request("IPv6 networks are not supported by Berth"));
     }
+    if b.enable_ipv4 == Some(false) {
+        return Err(ApiError::bad_request("a network without IPv4 (--ipv4=false) is not supported by Berth"));
+    }
+    if !matches!(b.scope.as_str(), "" | "local") {
+        return Err(ApiError::bad_request(format!("a network of scope {:?} is not supported by Berth: its networks are local", b.scope)));
+    }
+    berth_engine::unsupported::check(&b.unknown)?;
+    if !matches!(b.ipam.driver.as_str(), "" | "default") {
+        return Err(ApiError::bad_request(format!("IPAM driver {:?} is not supported by Berth: its networks use the default one", b.ipam.driver)));
+    }
     if b.ipam.config.len() > 1 {
         return Err(ApiError::bad_request("Berth networks have one IPv4 subnet"));
     }
     let pool = b.ipam.config.into_iter().next().unwrap_or_default();
+    berth_engine::unsupported::check(&pool.unknown)?;
+    let given = |x: String| Some(x).filter(|x| !x.is_empty());
     let req = NetworkCreate {
         name: b.name,
         driver: b.driver,
-        subnet: Some(pool.subnet).filter(|x| !x.is_empty()),
-        gateway: Some(pool.gateway).filter(|x| !x.is_empty()),
+        subnet: given(pool.subnet),
+        gateway: given(pool.gateway),
         internal: b.internal,
         attachable: b.attachable,
         labels: b.labels,
         options: b.options,
+        ip_range: given(pool.ip_range),
+        aux_addresses: pool.auxiliary_addresses,
+        ipam_options: b.ipam.options,
     };
     let n = blocking(move || Ok(s.engine.create_network(&s.namespace, req)?)).await?;
     Ok((StatusCode::CREATED, Json(json!({ "Id": n.id, "Warning": "" }))).into_response())
@@ -209,21 +301,33 @@ async fn prune(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct ConnectBody {
+    #[serde(default, deserialize_with = "berth_engine::container::nullable")]
     container: String,
     #[serde(default, deserialize_with = "berth_engine::container::nullable")]
     endpoint_config: EndpointSettings,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "berth_engine::container::nullable")]
     force: bool,
 }
 
-async fn connect(State(s): State<ApiState>, Path(id): Path<String>, body: Bytes) -> Result<StatusCode, ApiError> {
+/// `POST /networks/{id}/connect` and `/disconnect`, the id being any path.
+async fn connect_or_disconnect(state: State<ApiState>, Path(path): Path<String>, body: Bytes) -> Result<StatusCode, ApiError> {
+    if let Some(id) = path.strip_suffix("/connect") {
+        connect(state, id.to_string(), body).await
+    } else if let Some(id) = path.strip_suffix("/disconnect") {
+        disconnect(state, id.to_string(), body).await
+    } else {
+        Err(ApiError::not_found(format!("page not found: POST /networks/{path}")))
+    }
+}
+
+async fn connect(State(s): State<ApiState>, id: String, body: Bytes) -> Result<StatusCode, ApiError> {
     let b: ConnectBody = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
     let req = b.endpoint_config.into_request()?;
     blocking(move || Ok(s.engine.connect_network(&s.namespace, &id, &b.container, req)?)).await?;
     Ok(StatusCode::OK)
 }
 
-async fn disconnect(State(s): State<ApiState>, Path(id): Path<String>, body: Bytes) -> Result<StatusCode, ApiError> {
+async fn disconnect(State(s): State<ApiState>, id: String, body: Bytes) -> Result<StatusCode, ApiError> {
     let b: ConnectBody = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
     blocking(move || Ok(s.engine.disconnect_network(&s.namespace, &id, &b.container, b.force)?)).await?;
     Ok(StatusCode::OK)

@@ -28,7 +28,7 @@ pub fn routes() -> Router<ApiState> {
 /// sizes), volumes (with theirs and how many containers use them). `type` (API 1.42)
 /// picks the parts; the others are left out. Berth's classic builder keeps no
 /// build cache apart from images, so that part is always empty.
-async fn disk_usage(State(s): State<ApiState>, Query(q): Query<Vec<(String, String)>>) -> Result<Json<Value>, ApiError> {
+async fn disk_usage(State(s): State<ApiState>, version: super::ApiVersion, Query(q): Query<Vec<(String, String)>>) -> Result<Json<Value>, ApiError> {
     let mut types: Vec<String> = Vec::new();
     for (k, v) in &q {
         if k == "type" {
@@ -60,7 +60,7 @@ async fn disk_usage(State(s): State<ApiState>, Query(q): Query<Vec<(String, Stri
             .containers
             .iter()
             .map(|(c, size)| {
-                let mut v = super::containers::summary(c, now);
+                let mut v = super::containers::summary(c, now, version);
                 v["SizeRw"] = json!(size.rw);
                 v["SizeRootFs"] = json!(size.root_fs);
                 v
