@@ -3,6 +3,8 @@ low-level client, and prints them as JSON so the Rust test compares two engines.
 
 Usage: wire_check.py exec CONTAINER      (exec output bytes for each create/start Tty)
        wire_check.py distribution NAME   (GET /distribution/NAME/json)
+       wire_check.py update CONTAINER    (update_container, then what inspect shows)
+       wire_check.py df -                (the shape of df(): parts and row keys)
 DOCKER_HOST names the engine.
 """
 
@@ -46,6 +48,27 @@ def exec_bytes(api, container):
     return out
 
 
+def update(api, container):
+    answer = api.update_container(
+        container,
+        mem_limit="96m",
+        memswap_limit="192m",
+        cpu_shares=256,
+        restart_policy={"Name": "on-failure", "MaximumRetryCount": 2},
+    )
+    h = api.inspect_container(container)["HostConfig"]
+    keys = ["Memory", "MemorySwap", "CpuShares", "RestartPolicy"]
+    return {"answer": answer, "HostConfig": {k: h[k] for k in keys}}
+
+
+def df_shape(api):
+    d = api.df()
+    rows = {}
+    for part in ("Images", "Containers", "Volumes"):
+        rows[part] = sorted({k for row in (d.get(part) or []) for k in row})
+    return {"parts": sorted(d), "rows": rows}
+
+
 def main():
     api = docker.APIClient(base_url=os.environ["DOCKER_HOST"], version="1.41")
     what, arg = sys.argv[1], sys.argv[2]
@@ -53,6 +76,10 @@ def main():
         print(json.dumps(exec_bytes(api, arg), sort_keys=True))
     elif what == "distribution":
         print(json.dumps(api.inspect_distribution(arg), sort_keys=True))
+    elif what == "update":
+        print(json.dumps(update(api, arg), sort_keys=True))
+    elif what == "df":
+        print(json.dumps(df_shape(api), sort_keys=True))
     else:
         sys.exit("unknown check " + what)
 

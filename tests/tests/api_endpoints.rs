@@ -192,6 +192,46 @@ fn update_changes_limits_and_restart_policy_as_dockerd_does() {
     }
 }
 
+/// The Python SDK's `update_container` and `df` get the same answers and shapes from
+/// both engines.
+#[test]
+fn the_sdk_updates_and_counts_as_on_dockerd() {
+    let b = Berth::start();
+    let d = Dockerd::start(&[]);
+    d.load_from(&b, "busybox");
+    let args = [
+        "run",
+        "-d",
+        "--name",
+        "sdk-upd",
+        "--network",
+        "none",
+        "--memory",
+        "64m",
+        "-v",
+        "sdkvol:/v",
+        "busybox",
+        "sleep",
+        "300",
+    ];
+    b.ok(&args);
+    d.ok(&args);
+    let berth_host = format!("unix://{}", b.sock.display());
+    assert_eq!(
+        wire_check(&berth_host, &["update", "sdk-upd"]),
+        wire_check(&d.host(), &["update", "sdk-upd"])
+    );
+    let (berth, dockerd) = (
+        wire_check(&berth_host, &["df", "-"]),
+        wire_check(&d.host(), &["df", "-"]),
+    );
+    assert_eq!(berth["rows"], dockerd["rows"]);
+    // dockerd 20.10 also reports `BuildCache` from BuildKit, which Berth has as an empty list.
+    assert_eq!(berth["parts"], dockerd["parts"]);
+    b.ok(&["rm", "-f", "sdk-upd"]);
+    d.ok(&["rm", "-f", "sdk-upd"]);
+}
+
 /// In a lab session the session's limits hold for `docker update` as for `run`.
 #[test]
 fn update_in_a_lab_session_stays_within_its_limits() {

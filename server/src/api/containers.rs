@@ -137,6 +137,17 @@ fn command_text(c: &Container) -> String {
     std::iter::once(c.path.as_str()).chain(c.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ")
 }
 
+/// `SizeRw` and `SizeRootFs` of a container's summary, left out when 0 as dockerd
+/// leaves them out.
+pub(super) fn add_sizes(v: &mut Value, size: berth_engine::ContainerSize) {
+    if size.rw > 0 {
+        v["SizeRw"] = json!(size.rw);
+    }
+    if size.root_fs > 0 {
+        v["SizeRootFs"] = json!(size.root_fs);
+    }
+}
+
 pub(super) fn summary(c: &Container, now: chrono::DateTime<chrono::Utc>, version: ApiVersion) -> Value {
     json!({
         "Id": c.id,
@@ -272,9 +283,7 @@ async fn list(State(s): State<ApiState>, version: ApiVersion, Query(q): Q) -> Re
             .map(|c| {
                 let mut v = summary(c, now, version);
                 if with_size {
-                    let size = engine.container_size(c);
-                    v["SizeRw"] = json!(size.rw);
-                    v["SizeRootFs"] = json!(size.root_fs);
+                    add_sizes(&mut v, engine.container_size(c));
                 }
                 v
             })
@@ -506,6 +515,8 @@ async fn remove(State(s): State<ApiState>, Path(id): Path<String>, Query(q): Q) 
 async fn update(State(s): State<ApiState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
     let req: HostConfig = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
     let warnings = blocking(move || Ok(s.engine.update_container(&s.namespace, &id, req)?)).await?;
+    // dockerd's answer has null, not [], for no warnings.
+    let warnings = if warnings.is_empty() { Value::Null } else { json!(warnings) };
     Ok(Json(json!({ "Warnings": warnings })).into_response())
 }
 

@@ -93,8 +93,8 @@ fn ts(t: Option<DateTime<Utc>>) -> i64 {
     t.map_or(0, |t| t.timestamp())
 }
 
-pub(super) fn summary_json(s: &ImageSummary, tags: &[String]) -> Value {
-    json!({
+pub(super) fn summary_json(s: &ImageSummary, tags: &[String], version: super::ApiVersion) -> Value {
+    let mut v = json!({
         "Id": s.id,
         "ParentId": s.parent,
         "RepoTags": tags,
@@ -104,7 +104,13 @@ pub(super) fn summary_json(s: &ImageSummary, tags: &[String]) -> Value {
         "SharedSize": -1,
         "Labels": if s.labels.is_empty() { Value::Null } else { json!(s.labels) },
         "Containers": s.containers,
-    })
+    });
+    // API 1.44 dropped `VirtualSize` (always `Size` since images share no layers
+    // with containers' counts); older clients still read it.
+    if version.below(1, 44) {
+        v["VirtualSize"] = json!(s.size);
+    }
+    v
 }
 
 /// Go's `path.Match`, which Docker's `reference=` filter uses: `*` and `?` never
@@ -209,7 +215,7 @@ fn parse_until(v: &str) -> Result<DateTime<Utc>, ApiError> {
     Err(bad())
 }
 
-async fn list(State(s): State<ApiState>, Query(q): Pairs) -> Result<Json<Vec<Value>>, ApiError> {
+async fn list(State(s): State<ApiState>, version: super::ApiVersion, Query(q): Pairs) -> Result<Json<Vec<Value>>, ApiError> {
     s.engine.note_request(&s.namespace, "images", &[]);
     let filters = parse_filters(&first(&q, "filters"))?;
     for k in filters.keys() {
@@ -251,7 +257,7 @@ async fn list(State(s): State<ApiState>, Query(q): Pairs) -> Result<Json<Vec<Val
             if !patterns.is_empty() && tags.is_empty() {
                 continue;
             }
-            out.push(summary_json(&img, &tags));
+            out.push(summary_json(&img, &tags, version));
         }
         Ok(out)
     })

@@ -48,7 +48,7 @@ async fn disk_usage(State(s): State<ApiState>, version: super::ApiVersion, Query
             .images
             .iter()
             .map(|i| {
-                let mut v = super::images::summary_json(&i.summary, &i.summary.repo_tags);
+                let mut v = super::images::summary_json(&i.summary, &i.summary.repo_tags, version);
                 v["SharedSize"] = json!(i.shared_size);
                 v
             })
@@ -61,8 +61,7 @@ async fn disk_usage(State(s): State<ApiState>, version: super::ApiVersion, Query
             .iter()
             .map(|(c, size)| {
                 let mut v = super::containers::summary(c, now, version);
-                v["SizeRw"] = json!(size.rw);
-                v["SizeRootFs"] = json!(size.root_fs);
+                super::containers::add_sizes(&mut v, *size);
                 v
             })
             .collect();
@@ -82,6 +81,10 @@ async fn disk_usage(State(s): State<ApiState>, version: super::ApiVersion, Query
     }
     if wants("build-cache") {
         out.insert("BuildCache".into(), json!([]));
+        // The builder's bytes apart, as API 1.41 and older report them.
+        if version.below(1, 42) {
+            out.insert("BuilderSize".into(), json!(0));
+        }
     }
     Ok(Json(Value::Object(out)))
 }
