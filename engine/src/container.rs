@@ -308,6 +308,9 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every state, for counts that show the empty ones too.
+    pub const ALL: [Status; 7] = [Status::Created, Status::Running, Status::Paused, Status::Restarting, Status::Removing, Status::Exited, Status::Dead];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Created => "created",

@@ -62,4 +62,15 @@ impl Envelope {
     pub fn pids_current(&self) -> u64 {
         self.cgroup().pids_current()
     }
+
+    /// Memory the whole session is charged now, in bytes (its page cache included: the
+    /// limit counts it too).
+    pub fn memory_usage(&self) -> u64 {
+        self.cgroup().memory_usage()
+    }
+
+    /// CPU time the whole session has used since its envelope was made, in nanoseconds.
+    pub fn cpu_usage_ns(&self) -> u64 {
+        self.cgroup().cpu_usage_ns()
+    }
 }

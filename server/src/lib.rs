@@ -8,6 +8,7 @@ pub mod api;
 pub mod chunks;
 pub mod classroom;
 pub mod lab;
+pub mod metrics;
 pub mod registry;
 pub mod serve;
 pub mod web;

@@ -1,15 +1,20 @@
 //! `berth serve`: open the engine, seed images, listen on every `--docker-host`.
 
+use std::convert::Infallible;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{bail, Context};
-use axum::ServiceExt;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::{Router, ServiceExt};
 use berth_engine::registry::guard::Guard;
 use berth_engine::{Engine, EngineOptions};
 use tower::Layer;
 
 use crate::api::{self, ApiState};
+use crate::metrics::{Listener, Metrics, MetricsToken, Parts, Requests};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeOptions {
@@ -20,9 +25,14 @@ pub struct ServeOptions {
     /// Repeatable; each serves the `default` namespace.
     #[arg(long = "docker-host", default_value = "unix:///var/run/berth.sock")]
     pub docker_hosts: Vec<String>,
-    /// Web listener for the playground and its lab sessions (HOST:PORT).
+    /// Web listener for the playground and its lab sessions (HOST:PORT); also serves
+    /// /healthz, /readyz and /metrics.
     #[arg(long)]
     pub listen: Option<String>,
+    /// A bearer token that may read /metrics from anywhere (without it, only clients on
+    /// this machine may).
+    #[arg(long = "metrics-token", value_name = "TOKEN", env = "BERTH_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<MetricsToken>,
     #[command(flatten)]
     pub lab: crate::lab::LabOptions,
     /// The static busybox the seed image is made from.
@@ -37,6 +47,15 @@ pub struct ServeOptions {
 }
 
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
+    let requests = Requests::default();
+    let parts = Arc::new(Parts::default());
+    let mut tasks = tokio::task::JoinSet::new();
+    // The web listener first: its probes answer (alive, not ready) while the engine and
+    // the lab open, which takes a while when a restart reopens many sessions.
+    let web = match &opts.listen {
+        Some(addr) => Some(listen_web(addr, Metrics::new(parts.clone(), &requests, opts.metrics_token.clone()), &requests, &mut tasks).await?),
+        None => None,
+    };
     let helper_exe = std::env::current_exe().context("find the berth binary")?;
     let engine = {
         let o = EngineOptions { root: opts.root.clone(), helper_exe, busybox: opts.busybox.clone(), insecure_registries: opts.insecure_registries.clone(), registry_mirrors: opts.registry.engine_mirrors()? };
@@ -47,32 +66,30 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         })
         .await??
     };
+    let _ = parts.engine.set(engine.clone());
     let state = ApiState { engine, namespace: "default".into() };
-    let mut tasks = tokio::task::JoinSet::new();
     // Bound before the Docker API, so once that answers the registry's address is known.
     let registry_addr = crate::registry::start(&opts.registry, &opts.root, &mut tasks).await?;
     crate::registry::use_as_mirror(&state.engine, &opts.registry, registry_addr).await;
     // Before any lab session can ask for a pull or push.
     state.engine.set_lab_guard(Guard { allow: opts.lab.registry_allow.clone(), own: registry_addr });
-    if let Some(addr) = &opts.listen {
+    if let Some(app_slot) = web {
         if !crate::web::embedded() {
             tracing::warn!("this binary has no playground built in: run scripts/build-playground playground-web/dist, then rebuild");
         }
         if let Some(why) = state.engine.linux_missing() {
             tracing::warn!("lab sessions cannot start here: their workstations are Linux containers ({why})");
         }
-        let lab = crate::lab::Lab::open(state.engine.clone(), opts.lab.clone()).await.context("open the lab")?;
+        let lab = crate::lab::Lab::open(state.engine.clone(), opts.lab.clone(), requests.clone()).await.context("open the lab")?;
         let app = crate::web::routes()
             .merge(crate::lab::routes(lab.clone()))
-            .merge(crate::classroom::web::routes(lab))
+            .merge(crate::classroom::web::routes(lab.clone()))
             .layer(axum::middleware::from_fn(crate::web::no_store_api));
-        let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listen on {addr}"))?;
-        tracing::info!("playground on http://{addr}/");
-        // The client's address: the classroom's rate limits are per address.
-        tasks.spawn(async move { axum::serve(l, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await });
+        let _ = app_slot.set(requests.instrument(app, Listener::Web));
+        let _ = parts.lab.set(lab);
     }
     for host in &opts.docker_hosts {
-        let svc = tower::util::MapRequestLayer::new(api::strip_version).layer(api::app(state.clone()));
+        let svc = tower::util::MapRequestLayer::new(api::strip_version).layer(requests.instrument(api::app(state.clone()), Listener::Docker));
         if let Some(path) = host.strip_prefix("unix://") {
             let _ = std::fs::remove_file(path);
             if let Some(dir) = std::path::Path::new(path).parent() {
@@ -101,6 +118,34 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Binds the web listener and serves its probes and `/metrics` at once; everything else
+/// there (the playground, lab and classroom) answers 503 until the app is put in the
+/// slot returned.
+async fn listen_web(addr: &str, metrics: Arc<Metrics>, requests: &Requests, tasks: &mut tokio::task::JoinSet<std::io::Result<()>>) -> anyhow::Result<Arc<OnceLock<Router>>> {
+    let slot: Arc<OnceLock<Router>> = Default::default();
+    let app = {
+        let slot = slot.clone();
+        tower::service_fn(move |req: Request| {
+            let app = slot.get().cloned();
+            async move {
+                Ok::<_, Infallible>(match app {
+                    Some(app) => tower::ServiceExt::oneshot(app, req).await.into_response(),
+                    None => (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "5")], "Berth is starting: try again in a few seconds\n").into_response(),
+                })
+            }
+        })
+    };
+    // Timed here are the probes and /metrics; the app times its own requests (its
+    // router knows their routes), so the fallback is added after the layer.
+    let router = requests.instrument(metrics.routes(), Listener::Web).fallback_service(app);
+    let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listen on {addr}"))?;
+    tracing::info!("playground on http://{addr}/ (/healthz, /readyz, /metrics)");
+    // The client's address: the classroom's rate limits are per address, and /metrics
+    // answers loopback clients without a token.
+    tasks.spawn(async move { axum::serve(l, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await });
+    Ok(slot)
 }
 
 async fn shutdown_signal() {

@@ -30,8 +30,13 @@ impl Lab {
     }
 
     pub fn start_with(extra: &[&str]) -> Lab {
+        Lab::start_on(&format!("127.0.0.1:{}", free_port()), extra)
+    }
+
+    /// A lab server whose web listener is at `addr` (HOST:PORT).
+    pub fn start_on(addr: &str, extra: &[&str]) -> Lab {
         require("curl", "apt-get install curl");
-        let addr = format!("127.0.0.1:{}", free_port());
+        let addr = addr.to_string();
         let mut args = vec!["--listen", addr.as_str()];
         args.extend_from_slice(extra);
         let berth = Berth::start_with(&args);

@@ -75,20 +75,7 @@ impl Postgres {
         let mut tries = 0;
         loop {
             pg.port = free_port();
-            let out = as_owner(&pg.bin.join("pg_ctl"))
-                .arg("-D")
-                .arg(pg.data())
-                .arg("-l")
-                .arg(pg.log())
-                .args(["-w", "-t", "60", "-o"])
-                .arg(format!(
-                    "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-                    pg.port,
-                    pg.dir.path().display()
-                ))
-                .arg("start")
-                .output()
-                .expect("run pg_ctl start");
+            let out = pg.pg_ctl_start();
             if out.status.success() {
                 break;
             }
@@ -102,6 +89,47 @@ impl Postgres {
         }
         pg.sql("postgres", &format!("CREATE DATABASE {DATABASE}"));
         pg
+    }
+
+    /// Starts the server of the cluster (on `self.port`).
+    fn pg_ctl_start(&self) -> Output {
+        as_owner(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.data())
+            .arg("-l")
+            .arg(self.log())
+            .args(["-w", "-t", "60", "-o"])
+            .arg(format!(
+                "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+                self.port,
+                self.dir.path().display()
+            ))
+            .arg("start")
+            .output()
+            .expect("run pg_ctl start")
+    }
+
+    /// Stops the server (its connections dropped at once), as a database that went
+    /// away would; [`Postgres::start_again`] brings it back on the same port.
+    pub fn stop(&self) {
+        let out = as_owner(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.data())
+            .args(["-w", "-m", "immediate", "stop"])
+            .output()
+            .expect("run pg_ctl stop");
+        assert!(out.status.success(), "pg_ctl stop failed: {}", text(&out));
+    }
+
+    /// Starts the stopped server again, on the port its URLs name.
+    pub fn start_again(&self) {
+        let out = self.pg_ctl_start();
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}\nserver log: {}",
+            text(&out),
+            self.server_log()
+        );
     }
 
     /// The URL of the database `berth`, with the superuser's password.

@@ -18,6 +18,7 @@ mod lab;
 mod layers;
 mod lessons;
 mod networks;
+mod observability;
 mod python_sdk;
 mod registry_client;
 mod registry_flow;

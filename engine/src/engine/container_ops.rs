@@ -142,6 +142,13 @@ impl Engine {
         v
     }
 
+    /// How many containers are in each state, in all namespaces (lab sessions' and
+    /// their workstations' too): counted under the lock, without cloning them.
+    pub fn container_counts(&self) -> Vec<(Status, usize)> {
+        let map = self.containers.lock().unwrap_or_else(|p| p.into_inner());
+        Status::ALL.iter().map(|s| (*s, map.values().filter(|c| c.state.status == *s).count())).collect()
+    }
+
     pub(super) fn update<T>(&self, id: &str, f: impl FnOnce(&mut Container) -> T) -> Result<T> {
         let mut map = self.containers.lock().unwrap_or_else(|p| p.into_inner());
         let c = map.get_mut(id).ok_or_else(|| no_such(id))?;

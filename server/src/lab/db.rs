@@ -474,6 +474,12 @@ impl Db {
         })
     }
 
+    /// A trivial query: whether the database answers now (the server's readiness).
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub async fn insert_session(&self, s: &SessionRow) -> Result<(), DbError> {
         sqlx::query("INSERT INTO sessions (id, created, last_seen, lesson) VALUES ($1, $2, $3, $4)")
             .bind(&s.id)

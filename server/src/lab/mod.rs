@@ -29,6 +29,7 @@ use berth_lessons::Lesson;
 use chrono::{DateTime, Utc};
 
 use crate::classroom::rate_limit::FailureLimit;
+use crate::metrics::Requests;
 use futures_util::{SinkExt, StreamExt};
 
 pub use db::Db;
@@ -237,6 +238,8 @@ pub struct Lab {
     watchers: Mutex<Vec<(u64, String, berth_lessons::api::Watching)>>,
     /// Sessions being reset now: their pages wait (503) rather than give up (404).
     resetting: Mutex<std::collections::HashSet<String>>,
+    /// Where the sessions' Docker API sockets count their requests.
+    requests: Requests,
 }
 
 pub(crate) struct WatchGuard {
@@ -299,7 +302,8 @@ impl From<anyhow::Error> for LabError {
 
 impl Lab {
     /// Opens the lab on the engine's root, reopening the sessions of an earlier run.
-    pub async fn open(engine: Arc<Engine>, opts: LabOptions) -> anyhow::Result<Arc<Lab>> {
+    /// The sessions' Docker APIs count their requests in `requests`.
+    pub async fn open(engine: Arc<Engine>, opts: LabOptions, requests: Requests) -> anyhow::Result<Arc<Lab>> {
         let lessons = berth_lessons::all().context("load the lessons")?;
         let dir = engine.root().join("lab");
         std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
@@ -328,6 +332,7 @@ impl Lab {
             ended: Mutex::new(HashMap::new()),
             watchers: Mutex::new(Vec::new()),
             resetting: Mutex::new(Default::default()),
+            requests,
         });
         for row in lab.db.sessions().await? {
             let tracker = lab.stored_tracker(&row).await?;
@@ -336,7 +341,7 @@ impl Lab {
                 continue;
             }
             let opts = lab.opts_for(&row.id).await?;
-            match Session::open(lab.engine.clone(), &opts, &lab.dir, &row.id, row.created, tracker).await {
+            match Session::open(lab.engine.clone(), &lab.requests, &opts, &lab.dir, &row.id, row.created, tracker).await {
                 Ok(s) => {
                     *s.last_seen.lock().unwrap_or_else(|p| p.into_inner()) = row.last_seen;
                     lab.sessions_lock().insert(row.id.clone(), Arc::new(s));
@@ -389,7 +394,7 @@ impl Lab {
     async fn reset_now(&self, id: &str) -> anyhow::Result<()> {
         let tracker = self.take_down(id).await?;
         let created = self.db.sessions().await?.into_iter().find(|r| r.id == id).map_or_else(Utc::now, |r| r.created);
-        let s = Session::open(self.engine.clone(), &self.opts_for(id).await?, &self.dir, id, created, tracker).await?;
+        let s = Session::open(self.engine.clone(), &self.requests, &self.opts_for(id).await?, &self.dir, id, created, tracker).await?;
         self.sessions_lock().insert(id.to_string(), Arc::new(s));
         self.apply_class_windows().await?;
         self.notify();
@@ -409,7 +414,7 @@ impl Lab {
     pub(crate) async fn reopen_session(&self, id: &str) -> anyhow::Result<Arc<Session>> {
         let tracker = self.ended_lock().remove(id).unwrap_or_default();
         let created = self.db.sessions().await?.into_iter().find(|r| r.id == id).map_or_else(Utc::now, |r| r.created);
-        let s = Arc::new(Session::open(self.engine.clone(), &self.opts_for(id).await?, &self.dir, id, created, tracker).await?);
+        let s = Arc::new(Session::open(self.engine.clone(), &self.requests, &self.opts_for(id).await?, &self.dir, id, created, tracker).await?);
         self.sessions_lock().insert(id.to_string(), s.clone());
         self.apply_class_windows().await?;
         self.notify();
@@ -473,6 +478,11 @@ impl Lab {
 
     pub(crate) fn get_session(&self, id: &str) -> Option<Arc<Session>> {
         self.sessions_lock().get(id).cloned()
+    }
+
+    /// The sessions open now (not ended ones).
+    pub(crate) fn sessions(&self) -> Vec<Arc<Session>> {
+        self.sessions_lock().values().cloned().collect()
     }
 
     /// Makes `lesson` the session's current one (the student picked it, or joined a
@@ -611,7 +621,7 @@ impl Lab {
         let id = berth_engine::fsutil::random_id()[..32].to_string();
         let now = Utc::now();
         self.db.insert_session(&db::SessionRow { id: id.clone(), created: now, last_seen: now, lesson: None }).await?;
-        let s = match Session::open(self.engine.clone(), opts, &self.dir, &id, now, Tracker::default()).await {
+        let s = match Session::open(self.engine.clone(), &self.requests, opts, &self.dir, &id, now, Tracker::default()).await {
             Ok(s) => Arc::new(s),
             Err(e) => {
                 let _ = self.db.delete_session(&id).await;

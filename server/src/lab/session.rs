@@ -107,7 +107,7 @@ fn disk(dir: &Path, opts: &LabOptions) -> Option<Disk> {
 impl Session {
     /// Makes (or, after a restart, finds again) everything a session needs and opens
     /// its terminal and API socket. Blocking engine work runs off the async threads.
-    pub async fn open(engine: Arc<Engine>, opts: &LabOptions, lab_dir: &Path, id: &str, created: DateTime<Utc>, tracker: Tracker) -> anyhow::Result<Session> {
+    pub async fn open(engine: Arc<Engine>, requests: &crate::metrics::Requests, opts: &LabOptions, lab_dir: &Path, id: &str, created: DateTime<Utc>, tracker: Tracker) -> anyhow::Result<Session> {
         let (ns, ws_ns) = namespaces(id);
         let dir = lab_dir.join(id);
         let api_dir = dir.join("api");
@@ -119,7 +119,8 @@ impl Session {
         let socket = api_dir.join("docker.sock");
         let _ = std::fs::remove_file(&socket);
         let listener = tokio::net::UnixListener::bind(&socket).with_context(|| format!("listen on {}", socket.display()))?;
-        let svc = tower::util::MapRequestLayer::new(api::strip_version).layer(api::app(ApiState { engine: engine.clone(), namespace: ns.clone() }));
+        let app = requests.instrument(api::app(ApiState { engine: engine.clone(), namespace: ns.clone() }), crate::metrics::Listener::Docker);
+        let svc = tower::util::MapRequestLayer::new(api::strip_version).layer(app);
         let api = tokio::spawn(async move {
             use axum::ServiceExt;
             if let Err(e) = axum::serve(listener, svc.into_make_service()).await {
