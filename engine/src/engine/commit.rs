@@ -171,13 +171,17 @@ impl Engine {
     /// `Images::create` unpacks only the new layer: the parent's are on disk already.
     /// Returns the image id.
     pub(crate) fn create_child_image(&self, parent: Option<&str>, config: &ImageConfig, layer: Option<(String, u64)>) -> Result<String> {
+        self.create_child_image_with(parent, config, layer.map(|(digest, size)| (digest, MEDIA_TYPE_LAYER_TAR.to_string(), size)))
+    }
+
+    /// [`Engine::create_child_image`] with a layer blob of any media type (digest,
+    /// media type, size): one another image already has, maybe compressed.
+    pub(crate) fn create_child_image_with(&self, parent: Option<&str>, config: &ImageConfig, layer: Option<(String, String, u64)>) -> Result<String> {
         let mut layers: Vec<(String, String, u64)> = match parent {
             Some(p) => self.images.record(p)?.layers.into_iter().map(|l| (l.digest, l.media_type, l.size)).collect(),
             None => vec![],
         };
-        if let Some((digest, size)) = layer {
-            layers.push((digest, MEDIA_TYPE_LAYER_TAR.to_string(), size));
-        }
+        layers.extend(layer);
         let bytes = serde_json::to_vec(config).ctx(|| "encode image config".into())?;
         self.images.create(&self.store, &bytes, &layers)
     }

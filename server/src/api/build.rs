@@ -58,13 +58,39 @@ fn options(q: &[(String, String)]) -> Result<BuildOptions, ApiError> {
         quiet: qbool(&first(q, "q")),
         pull: qbool(&first(q, "pull")),
         platform: first(q, "platform").filter(|p| !p.is_empty()),
+        // Repeated, one `NAME:IP` each, as the CLI and the SDKs send them.
+        extra_hosts: all_of(q, "extrahosts").into_iter().filter(|h| !h.is_empty()).collect(),
+        network_mode: first(q, "networkmode").unwrap_or_default(),
+        cache_from: json_map::<Option<Vec<String>>>(q, "cachefrom")?.unwrap_or_default(),
     })
 }
 
-fn line(v: Value) -> Result<Bytes, io::Error> {
+fn json_line(v: Value) -> Bytes {
     let mut b = v.to_string().into_bytes();
     b.push(b'\n');
-    Ok(Bytes::from(b))
+    Bytes::from(b)
+}
+
+fn line(v: Value) -> Out {
+    Out::Line(json_line(v))
+}
+
+/// What the build thread sends the handler.
+enum Out {
+    /// A line of the JSON stream.
+    Line(Bytes),
+    /// The build failed: an HTTP error if nothing was sent yet (as dockerd answers a
+    /// build that fails before its first step), else the stream's error line.
+    Failed(ApiError),
+}
+
+impl Out {
+    fn into_bytes(self) -> Result<Bytes, io::Error> {
+        match self {
+            Out::Line(b) => Ok(b),
+            Out::Failed(e) => Ok(json_line(json!({ "errorDetail": { "message": e.message }, "error": e.message }))),
+        }
+    }
 }
 
 /// What the handler passes to the build thread: the context body, piece by piece.
@@ -118,7 +144,7 @@ async fn build_image(State(s): State<ApiState>, Query(q): Pairs, body: Body) -> 
     // much of a large context in memory.
     let (body_tx, body_rx) = mpsc::channel::<Piece>(16);
     let reader = BodyReader { rx: body_rx, cur: Default::default(), ended: false };
-    let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(256);
+    let (tx, rx) = mpsc::channel::<Out>(256);
     tokio::task::spawn_blocking(move || {
         let quiet = opts.quiet;
         let text_tx = tx.clone();
@@ -148,8 +174,7 @@ async fn build_image(State(s): State<ApiState>, Query(q): Pairs, body: Body) -> 
             }
             Err(e) => {
                 tracing::info!("build failed: {e}");
-                let m = e.to_string();
-                let _ = tx.blocking_send(line(json!({ "errorDetail": { "message": m }, "error": m })));
+                let _ = tx.blocking_send(Out::Failed(ApiError::from(e)));
                 None
             }
         };
@@ -196,19 +221,16 @@ async fn build_image(State(s): State<ApiState>, Query(q): Pairs, body: Body) -> 
     }
     let _ = body_tx.send(Piece::End).await;
     // A build that fails before its first step (no Dockerfile, an empty or unparsable
-    // one, a bad option) is an HTTP error, as from dockerd; later failures are lines of
-    // the stream the client is already reading.
+    // one, a bad option) is an HTTP error, as from dockerd, with the status its kind
+    // of error has; later failures are lines of the stream the client is already
+    // reading.
     let mut rx = rx;
-    let first = rx.recv().await;
-    if let Some(Ok(bytes)) = &first {
-        if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
-            if let Some(m) = v.get("error").and_then(Value::as_str) {
-                return Err(ApiError::bad_request(m));
-            }
-        }
-    }
+    let first = match rx.recv().await {
+        Some(Out::Failed(e)) => return Err(e),
+        other => other,
+    };
     let rest = tokio_stream::wrappers::ReceiverStream::new(rx);
-    let body = Body::from_stream(futures_util::stream::iter(first).chain(rest));
+    let body = Body::from_stream(futures_util::stream::iter(first).chain(rest).map(Out::into_bytes));
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
