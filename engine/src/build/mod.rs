@@ -575,10 +575,24 @@ impl Builder<'_> {
             self.cache_broken = true;
             return false;
         }
+        if let Err(e) = self.keep(&st.image.clone(), &st.config, &id) {
+            tracing::warn!("keep the cached build step {id}: {e}");
+            self.cache_broken = true;
+            return false;
+        }
         self.say(" ---> Using cache\n");
         st.image = id;
         st.config = config;
         true
+    }
+
+    /// Keeps a step's image in the namespace with its parent (see
+    /// [`Engine::keep_build_step`]); `parent_config` is the parent's, or the stage's
+    /// config still equal to it in history and layers. The empty image `FROM scratch`
+    /// starts from is no one's parent, as with Docker, which makes none.
+    fn keep(&self, parent: &str, parent_config: &ImageConfig, id: &str) -> Result<()> {
+        let scratch = parent_config.history.is_empty() && parent_config.rootfs.diff_ids.is_empty();
+        self.engine.keep_build_step(self.ns, id, Some(parent).filter(|_| !scratch))
     }
 
     /// Whether a locally cached step image may serve this build: any may without
@@ -650,8 +664,10 @@ impl Builder<'_> {
             st.config = probe.config;
             return Ok(());
         }
+        let before = st.config.clone();
         Self::history(st, by, true);
         let id = self.engine.create_child_image(Some(&parent), &st.config, None)?;
+        self.keep(&parent, &before, &id)?;
         self.cache.put(&parent, by, content, &id)?;
         st.image = id;
         Ok(())
@@ -660,9 +676,11 @@ impl Builder<'_> {
     /// A step that made a layer blob: a new image with it on top.
     fn commit_layer(&mut self, st: &mut Stage, by: &str, content: &str, layer: (String, u64)) -> Result<()> {
         let parent = st.image.clone();
+        let before = st.config.clone();
         Self::history(st, by, false);
         st.config.rootfs.diff_ids.push(layer.0.clone());
         let id = self.engine.create_child_image(Some(&parent), &st.config, Some(layer))?;
+        self.keep(&parent, &before, &id)?;
         self.cache.put(&parent, by, content, &id)?;
         st.image = id;
         Ok(())

@@ -210,6 +210,21 @@ impl Engine {
         Ok(())
     }
 
+    /// Keeps a build step's image as Docker's classic builder does: in the namespace,
+    /// untagged (`docker images` hides it while another image is built on it, `-a`
+    /// lists it, `docker history` shows its id, a failed build leaves its finished
+    /// steps), with the image it was made on as its `Parent` (none for a step on
+    /// `FROM scratch`). A step served from the cache is kept again, which changes
+    /// nothing on disk when it is there already.
+    pub(crate) fn keep_build_step(&self, ns: &str, id: &str, parent: Option<&str>) -> Result<()> {
+        let _g = self.image_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = parent {
+            self.images.set_parent(id, p)?;
+        }
+        self.images.tag(ns, id, None)?;
+        Ok(())
+    }
+
     /// Points tags at a built or committed image in a namespace (none: dangling).
     pub(crate) fn tag_built(&self, ns: &str, id: &str, tags: &[Reference]) -> Result<()> {
         let _g = self.image_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -261,8 +276,7 @@ impl Engine {
             config.extra.insert("comment".into(), serde_json::json!(opts.comment));
         }
         let id = self.create_child_image(Some(&c.image), &config, Some((digest, size)))?;
-        // Docker's `Parent` of a commit: the container's image. (Build steps leave
-        // none: their intermediate images are not kept in the namespace here.)
+        // Docker's `Parent` of a commit: the container's image.
         self.images.set_parent(&id, &c.image)?;
         self.tag_built(ns, &id, reference.as_slice())?;
         let name = reference.as_ref().map(Reference::familiar).unwrap_or_default();
