@@ -506,6 +506,18 @@ fn bad_input_fails_clearly_and_moves_no_tag() {
         1,
         "--force-rm removes the failed step's container"
     );
+    // Settings the builder does not implement are refused by name, not ignored.
+    for (flag, value, shown) in [
+        ("--memory", "100m", "--memory (memory=104857600)"),
+        ("--shm-size", "1g", "--shm-size (shmsize=1073741824)"),
+        ("--cgroup-parent", "mine", "--cgroup-parent (cgroupparent=mine)"),
+    ] {
+        let out = build_fails(&b, &[flag, value], &ctx);
+        assert!(
+            out.contains(&format!("{shown} is not supported by Berth's builder")),
+            "{flag}: {out}"
+        );
+    }
 }
 
 #[test]

@@ -43,7 +43,34 @@ fn json_map<T: serde::de::DeserializeOwned + Default>(q: &[(String, String)], k:
     }
 }
 
+/// Build settings dockerd takes that Berth's builder does not implement, with the
+/// value that means "not set" (what the CLI and the SDKs send, when they send it):
+/// anything else is refused rather than ignored.
+const NOT_IMPLEMENTED: &[(&str, &str, &[&str])] = &[
+    ("memory", "--memory", &["", "0"]),
+    ("memswap", "--memory-swap", &["", "0"]),
+    ("cpushares", "--cpu-shares", &["", "0"]),
+    ("cpuperiod", "--cpu-period", &["", "0"]),
+    ("cpuquota", "--cpu-quota", &["", "0"]),
+    ("cpusetcpus", "--cpuset-cpus", &[""]),
+    ("cpusetmems", "--cpuset-mems", &[""]),
+    ("shmsize", "--shm-size", &["", "0"]),
+    ("ulimits", "--ulimit", &["", "null", "[]"]),
+    ("cgroupparent", "--cgroup-parent", &[""]),
+    ("isolation", "--isolation", &["", "default"]),
+    ("squash", "--squash", &["", "0", "false", "False"]),
+    ("remote", "a remote build context (a URL or Git repository)", &[""]),
+    ("outputs", "--output", &["", "null", "[]"]),
+    // 2 is BuildKit, which Berth does not have: only the classic builder (1).
+    ("version", "BuildKit (build version 2)", &["", "1"]),
+];
+
 fn options(q: &[(String, String)]) -> Result<BuildOptions, ApiError> {
+    for (key, what, unset) in NOT_IMPLEMENTED {
+        if let Some(v) = q.iter().find(|(k, v)| k == key && !unset.contains(&v.as_str())).map(|(_, v)| v) {
+            return Err(ApiError::bad_request(format!("{what} ({key}={v}) is not supported by Berth's builder")));
+        }
+    }
     let rm = first(q, "rm");
     Ok(BuildOptions {
         tags: all_of(q, "t").into_iter().filter(|t| !t.is_empty()).collect(),
@@ -139,7 +166,16 @@ impl io::Read for BodyReader {
 }
 
 async fn build_image(State(s): State<ApiState>, Query(q): Pairs, body: Body) -> Result<Response, ApiError> {
-    let opts = options(&q)?;
+    let opts = match options(&q) {
+        Ok(opts) => opts,
+        Err(e) => {
+            // The client sends the whole context before it reads the answer: answering
+            // first would show it a broken pipe instead of the message.
+            let mut rest = body.into_data_stream();
+            while let Some(Ok(_)) = rest.next().await {}
+            return Err(e);
+        }
+    };
     // A few chunks in flight let receiving and unpacking overlap without buffering
     // much of a large context in memory.
     let (body_tx, body_rx) = mpsc::channel::<Piece>(16);
