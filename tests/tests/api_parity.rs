@@ -348,3 +348,56 @@ fn empty_dockerfiles_and_bad_load_archives_answer_as_on_dockerd() {
     }
     assert_eq!(b.ok(&["images", "-q", "--filter", "dangling=true"]), "");
 }
+
+/// The Python SDK's `images.build` with `extra_hosts`, `network_mode` and
+/// `cache_from`, from a directory with `.dockerignore` exceptions (the SDK applies
+/// the rules itself): the same RUN output and cache use from Berth as from dockerd.
+#[test]
+fn python_sdk_builds_with_hosts_network_and_cache_from_as_on_dockerd() {
+    berth_tests::require("/usr/bin/python3", "apt-get install python3-docker");
+    let b = Berth::start();
+    let d = berth_tests::dockerd::Dockerd::start(&[]);
+    d.load_from(&b, "busybox");
+    let ctx = tempfile::tempdir().expect("temp dir");
+    for (path, content) in [
+        (
+            "Dockerfile",
+            "FROM busybox\nCOPY . /ctx\nRUN grep -w foo /etc/hosts; ls /sys/class/net | tr '\\n' ' '; find /ctx | sort | tr '\\n' ' '\n",
+        ),
+        (".dockerignore", "dir\n!dir/keep\n"),
+        ("dir/keep", "k\n"),
+        ("dir/drop", "d\n"),
+    ] {
+        let p = ctx.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).expect("mkdir");
+        std::fs::write(p, content).expect("write");
+    }
+    let script = r#"
+import docker, sys
+c = docker.DockerClient(base_url=sys.argv[1])
+def build(**kw):
+    _, logs = c.images.build(path=sys.argv[2], rm=True, **kw)
+    return ''.join(l.get('stream', '') for l in logs)
+out = build(tag='sdk:1', nocache=True, extra_hosts={'foo': '1.2.3.4'}, network_mode='none')
+run = out.split(' ---> Running in ')[1].split('\n', 1)[1].split('Removing intermediate container')[0]
+print(repr(run))
+for source in (['busybox'], ['sdk:1']):
+    print(source, build(cache_from=source).count(' ---> Using cache'))
+c.images.remove('sdk:1')
+"#;
+    let mut seen = Vec::new();
+    for (name, host) in [("berth", format!("unix://{}", b.sock.display())), ("dockerd", d.host())] {
+        let o = Command::new("timeout")
+            .args(["120", "/usr/bin/python3", "-c", script, &host])
+            .arg(ctx.path())
+            .output()
+            .expect("python3");
+        assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        seen.push(String::from_utf8_lossy(&o.stdout).to_string());
+    }
+    assert_eq!(
+        seen[0],
+        "'1.2.3.4\\tfoo\\nlo /ctx /ctx/.dockerignore /ctx/Dockerfile /ctx/dir /ctx/dir/keep '\n['busybox'] 0\n['sdk:1'] 2\n"
+    );
+    assert_eq!(seen[1], seen[0], "dockerd");
+}

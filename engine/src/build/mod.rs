@@ -575,7 +575,7 @@ impl Builder<'_> {
             self.cache_broken = true;
             return false;
         }
-        if let Err(e) = self.keep(&st.image.clone(), &st.config, &id) {
+        if let Err(e) = self.keep(&st.image, &st.config, &id) {
             tracing::warn!("keep the cached build step {id}: {e}");
             self.cache_broken = true;
             return false;
@@ -618,12 +618,8 @@ impl Builder<'_> {
         let Some(sources) = &self.cache_sources else { return Ok(None) };
         let n = st.config.history.len();
         for (source_id, source) in sources {
-            let fits = source.history.len() > n && source.history.starts_with(&st.config.history) && source.rootfs.diff_ids.starts_with(&st.config.rootfs.diff_ids);
-            let entry = &source.history.get(n);
-            if !fits || entry.and_then(|h| h.created_by.as_deref()) != Some(by) {
-                continue;
-            }
-            let Some(entry) = entry.cloned() else { continue };
+            let fits = source.history.starts_with(&st.config.history) && source.rootfs.diff_ids.starts_with(&st.config.rootfs.diff_ids);
+            let Some(entry) = source.history.get(n).filter(|h| fits && h.created_by.as_deref() == Some(by)).cloned() else { continue };
             let id = if n + 1 == source.history.len() {
                 // The source's last step: the source itself.
                 source_id.clone()
