@@ -791,7 +791,8 @@ fn dockerignore_exceptions_and_patterns_as_on_dockerd() {
 /// `--cache-from`: only the named images' own steps serve from the cache (an
 /// unrelated image serves none), and an image loaded back with no local cache entry
 /// (as after a pull) still serves every step and is the result; without the option
-/// the local cache serves as before. The same counts on dockerd.
+/// the local cache serves as before, and a miss in one stage leaves the next stage's
+/// cache open. The same on dockerd.
 #[test]
 fn cache_from_limits_the_cache_to_those_images_as_on_dockerd() {
     let b = Berth::start();
@@ -833,6 +834,25 @@ fn cache_from_limits_the_cache_to_those_images_as_on_dockerd() {
             daemon.name()
         );
         daemon.ok(&["rmi", "cf:1", "cf:2"]);
+        // A miss in one stage leaves the next stage's cache open.
+        fs::write(
+            Path::new(ctx).join("Dockerfile"),
+            "FROM busybox AS a\nARG X=1\nRUN echo $X > /x\nFROM busybox\nRUN echo stable > /s\n",
+        )
+        .unwrap();
+        daemon.ok(&["build", ctx]);
+        let again = daemon.ok(&["build", "--build-arg", "X=2", ctx]);
+        assert!(
+            step_block(&again, "Step 3/5").contains(" ---> Running in ")
+                && step_block(&again, "Step 5/5").contains(" ---> Using cache"),
+            "{}: {again}",
+            daemon.name()
+        );
+        fs::write(
+            Path::new(ctx).join("Dockerfile"),
+            "FROM busybox\nRUN echo one > /one\nRUN echo two > /two\n",
+        )
+        .unwrap();
         seen.push((daemon.name(), counts, restored));
     }
     assert_eq!(seen[0], ("berth", (0, 2, 0, 2), 2));

@@ -322,6 +322,9 @@ impl Builder<'_> {
             if let Some(s) = stage.take() {
                 self.done.push((s.name, s.image));
             }
+            // A stage starts with the cache open again, as Docker's classic builder
+            // probes each stage afresh: a miss in one stage says nothing of the next.
+            self.cache_broken = self.opts.no_cache;
             let st = self.from(ins)?;
             self.say(&format!(" ---> {}\n", short(&st.image)));
             *stage = Some(st);
