@@ -103,7 +103,7 @@ fn swarm_endpoints_say_this_is_not_a_swarm() {
 fn an_empty_dockerfile_is_an_http_error_and_diff_leaves_out_the_mount_points() {
     let b = Berth::start();
     let ctx = tempfile::tempdir().expect("temp dir");
-    std::fs::write(ctx.path().join("Dockerfile"), "# nothing but a comment\n").expect("write");
+    std::fs::write(ctx.path().join("Dockerfile"), "").expect("write");
     let o = b
         .cmd(&["build", ctx.path().to_str().unwrap()])
         .env("DOCKER_BUILDKIT", "0")
@@ -112,7 +112,7 @@ fn an_empty_dockerfile_is_an_http_error_and_diff_leaves_out_the_mount_points() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         !o.status.success()
-            && err.contains("Error response from daemon: the Dockerfile cannot be empty"),
+            && err.contains("Error response from daemon: the Dockerfile (Dockerfile) cannot be empty"),
         "{err}"
     );
     // `docker diff` of a container that changed nothing is empty, as on Docker (the
@@ -243,6 +243,22 @@ fn call(sock: &std::path::Path, version: &str, method: &str, path: &str, body: O
         c.args(["-H", "Content-Type: application/json", "-d", body]);
     }
     let o = c.arg(format!("http://d/v{version}{path}")).output().expect("curl");
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// `curl` of a file to a daemon's socket (`unix://…`): (status, body).
+fn post_file(host: &str, path: &str, file: &std::path::Path) -> (u16, String) {
+    let o = Command::new("curl")
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", "POST"])
+        .args(["-H", "Content-Type: application/x-tar", "--unix-socket"])
+        .arg(host.trim_start_matches("unix://"))
+        .arg("--data-binary")
+        .arg(format!("@{}", file.display()))
+        .arg(format!("http://d/v1.41{path}"))
+        .output()
+        .expect("curl");
     let text = String::from_utf8_lossy(&o.stdout).to_string();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
     (code.trim().parse().unwrap_or(0), body.to_string())
@@ -442,4 +458,155 @@ fn networks_and_endpoints_match_dockerd() {
     let (code, out) = call(&dsock, "1.41", "POST", "/containers/badmac/start", None);
     assert!(code >= 400 && out.contains("invalid MAC address"), "{code} {out}");
     d.docker(&["rm", "-f", "badmac"]);
+/// A tar of `(path, content)` files at `dest`.
+fn write_tar(dest: &std::path::Path, files: &[(&str, &[u8])]) {
+    let mut t = tar::Builder::new(std::fs::File::create(dest).expect("create tar"));
+    for (path, content) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(content.len() as u64);
+        t.append_data(&mut h, path, *content).expect("append");
+    }
+    t.finish().expect("finish tar");
+}
+
+/// An empty Dockerfile (no bytes, or nothing but comments) is an HTTP 400 with
+/// dockerd's words; `docker load` of something that is no image archive (not a tar,
+/// a tar without manifest.json, a cut-off archive) answers 200 with an error line
+/// in the stream, as dockerd does, so the CLI prints the message alone and the
+/// Python SDK raises `ImageLoadError`.
+#[test]
+fn empty_dockerfiles_and_bad_load_archives_answer_as_on_dockerd() {
+    berth_tests::require("/usr/bin/python3", "apt-get install python3-docker");
+    let b = Berth::start();
+    let d = berth_tests::dockerd::Dockerd::start(&[]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let berth = format!("unix://{}", b.sock.display());
+    let hosts = [("berth", berth.as_str()), ("dockerd", &d.host())];
+
+    let zero = dir.path().join("zero.tar");
+    write_tar(&zero, &[("Dockerfile", b"")]);
+    let comments = dir.path().join("comments.tar");
+    write_tar(&comments, &[("Dockerfile", b"# only a comment\n\n")]);
+    for (tar, want) in [
+        (&zero, "the Dockerfile (Dockerfile) cannot be empty"),
+        (&comments, "failed to parse Dockerfile: file with no instructions"),
+    ] {
+        for (name, host) in hosts {
+            let (code, body) = post_file(host, "/build", tar);
+            let message: serde_json::Value = serde_json::from_str(&body)
+                .unwrap_or_else(|e| panic!("{name}: {e}: {body}"));
+            assert_eq!((code, message["message"].as_str()), (400, Some(want)), "{name}: {body}");
+        }
+    }
+
+    let not_tar = dir.path().join("not-a-tar");
+    std::fs::write(&not_tar, "this is not an image archive\n").expect("write");
+    let no_manifest = dir.path().join("no-manifest.tar");
+    write_tar(&no_manifest, &[("hello.txt", b"hello\n")]);
+    let saved = b.cmd(&["save", "busybox"]).output().expect("docker save");
+    assert!(saved.status.success());
+    let cut = dir.path().join("cut.tar");
+    std::fs::write(&cut, &saved.stdout[..saved.stdout.len() / 2]).expect("write");
+    let archives = [&not_tar, &no_manifest, &cut];
+    for archive in archives {
+        for (name, host) in hosts {
+            let (code, body) = post_file(host, "/images/load", archive);
+            let last: serde_json::Value = body
+                .lines()
+                .last()
+                .and_then(|l| serde_json::from_str(l).ok())
+                .unwrap_or_else(|| panic!("{name} {archive:?}: not a JSON line: {body}"));
+            let error = last["error"].as_str().unwrap_or_default();
+            assert!(
+                code == 200 && !error.is_empty() && last["errorDetail"]["message"] == error,
+                "{name} {archive:?}: {code} {body}"
+            );
+            let o = Command::new("docker")
+                .args(["load", "-i"])
+                .arg(archive)
+                .env("DOCKER_HOST", host)
+                .env_remove("DOCKER_CONTEXT")
+                .output()
+                .expect("docker load");
+            let err = String::from_utf8_lossy(&o.stderr);
+            // dockerd's message names a temp dir of its own, new on every load.
+            let same = name == "dockerd" || err.trim() == error;
+            assert!(
+                !o.status.success() && same && !err.trim().is_empty() && !err.contains("Error response from daemon"),
+                "{name} {archive:?}: the CLI prints the message alone: {err}"
+            );
+        }
+    }
+    let script = "import docker, sys\nc = docker.DockerClient(base_url=sys.argv[1])\nfor path in sys.argv[2:]:\n    try:\n        c.images.load(open(path, 'rb').read())\n        print('loaded')\n    except docker.errors.ImageLoadError:\n        print('ImageLoadError')\n    except docker.errors.APIError as e:\n        print('APIError', e.response.status_code)\n";
+    for (name, host) in hosts {
+        let o = Command::new("timeout")
+            .args(["60", "/usr/bin/python3", "-c", script, host])
+            .args(archives)
+            .output()
+            .expect("python3");
+        assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            "ImageLoadError\n".repeat(3),
+            "{name}"
+        );
+    }
+    assert_eq!(b.ok(&["images", "-q", "--filter", "dangling=true"]), "");
+}
+
+/// The Python SDK's `images.build` with `extra_hosts`, `network_mode` and
+/// `cache_from`, from a directory with `.dockerignore` exceptions (the SDK applies
+/// the rules itself): the same RUN output and cache use from Berth as from dockerd.
+#[test]
+fn python_sdk_builds_with_hosts_network_and_cache_from_as_on_dockerd() {
+    berth_tests::require("/usr/bin/python3", "apt-get install python3-docker");
+    let b = Berth::start();
+    let d = berth_tests::dockerd::Dockerd::start(&[]);
+    d.load_from(&b, "busybox");
+    let ctx = tempfile::tempdir().expect("temp dir");
+    for (path, content) in [
+        (
+            "Dockerfile",
+            "FROM busybox\nCOPY . /ctx\nRUN grep -w foo /etc/hosts; ls /sys/class/net | tr '\\n' ' '; find /ctx | sort | tr '\\n' ' '\n",
+        ),
+        (".dockerignore", "dir\n!dir/keep\n"),
+        ("dir/keep", "k\n"),
+        ("dir/drop", "d\n"),
+    ] {
+        let p = ctx.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).expect("mkdir");
+        std::fs::write(p, content).expect("write");
+    }
+    let script = r#"
+import docker, sys
+c = docker.DockerClient(base_url=sys.argv[1])
+def build(**kw):
+    _, logs = c.images.build(path=sys.argv[2], rm=True, **kw)
+    return ''.join(l.get('stream', '') for l in logs)
+out = build(tag='sdk:1', nocache=True, extra_hosts={'foo': '1.2.3.4'}, network_mode='none')
+run = out.split(' ---> Running in ')[1].split('\n', 1)[1].split('Removing intermediate container')[0]
+print(repr(run))
+for source in (['busybox'], ['sdk:1']):
+    print(source, build(cache_from=source).count(' ---> Using cache'))
+c.images.remove('sdk:1')
+"#;
+    let mut seen = Vec::new();
+    for (name, host) in [("berth", format!("unix://{}", b.sock.display())), ("dockerd", d.host())] {
+        let o = Command::new("timeout")
+            .args(["120", "/usr/bin/python3", "-c", script, &host])
+            .arg(ctx.path())
+            .output()
+            .expect("python3");
+        assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        seen.push(String::from_utf8_lossy(&o.stdout).to_string());
+    }
+    assert_eq!(
+        seen[0],
+        "'1.2.3.4\\tfoo\\nlo /ctx /ctx/.dockerignore /ctx/Dockerfile /ctx/dir /ctx/dir/keep '\n['busybox'] 0\n['sdk:1'] 2\n"
+    );
+    assert_eq!(seen[1], seen[0], "dockerd");
 }

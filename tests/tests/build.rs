@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
+use berth_tests::dockerd::Dockerd;
 use berth_tests::Berth;
 
 /// A build context dir next to the test's state root (removed with it).
@@ -505,6 +506,18 @@ fn bad_input_fails_clearly_and_moves_no_tag() {
         1,
         "--force-rm removes the failed step's container"
     );
+    // Settings the builder does not implement are refused by name, not ignored.
+    for (flag, value, shown) in [
+        ("--memory", "100m", "--memory (memory=104857600)"),
+        ("--shm-size", "1g", "--shm-size (shmsize=1073741824)"),
+        ("--cgroup-parent", "mine", "--cgroup-parent (cgroupparent=mine)"),
+    ] {
+        let out = build_fails(&b, &[flag, value], &ctx);
+        assert!(
+            out.contains(&format!("{shown} is not supported by Berth's builder")),
+            "{flag}: {out}"
+        );
+    }
 }
 
 #[test]
@@ -580,4 +593,337 @@ fn large_context_files_arrive_whole() {
         in_image(),
         format!("{}\n{}", sum(&edited), sum(&big[..1_500_000]))
     );
+}
+
+/// A daemon the same docker CLI talks to: Berth, or the peer dockerd.
+enum Daemon<'a> {
+    Berth(&'a Berth),
+    Dockerd(&'a Dockerd),
+}
+
+impl Daemon<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Daemon::Berth(_) => "berth",
+            Daemon::Dockerd(_) => "dockerd",
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> std::process::Command {
+        let mut c = match self {
+            Daemon::Berth(b) => b.cmd(args),
+            Daemon::Dockerd(d) => d.cmd(args),
+        };
+        c.env("DOCKER_BUILDKIT", "0").stdin(std::process::Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run docker")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "{}: docker {args:?} failed:\n{}{}",
+            self.name(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim_end().to_string()
+    }
+
+    /// The output of the only RUN step of a build: what came between "Running in"
+    /// and "Removing intermediate container".
+    fn run_output(&self, args: &[&str]) -> String {
+        let out = self.ok(args);
+        let start = out
+            .find(" ---> Running in ")
+            .unwrap_or_else(|| panic!("{}: no RUN in:\n{out}", self.name()));
+        let rest = &out[start..];
+        let rest = &rest[rest.find('\n').map_or(rest.len(), |i| i + 1)..];
+        rest[..rest.find("Removing intermediate container").unwrap_or(rest.len())].to_string()
+    }
+}
+
+/// `docker build --add-host` and `--network` reach the RUN steps as on dockerd: a
+/// user network's peers by name and alias, `none` with a loopback only, `host`,
+/// `default` and `bridge` accepted, an unknown network refused; a step's stderr
+/// comes in dockerd's red escape, its container removal in dockerd's words.
+#[test]
+fn run_steps_take_add_host_and_network_as_on_dockerd() {
+    let b = Berth::start();
+    let d = Dockerd::start(&[]);
+    d.load_from(&b, "busybox");
+    let ctx = context(
+        &b,
+        "network",
+        &[(
+            "Dockerfile",
+            concat!(
+                "FROM busybox\n",
+                "RUN grep -w foo /etc/hosts; ",
+                "(ping -c1 -W2 peeralias >/dev/null 2>&1 && ping -c1 -W2 peer >/dev/null 2>&1 && echo reached) || echo unreached; ",
+                "ls /sys/class/net | tr '\\n' ' '; echo; echo to-stderr >&2\n"
+            ),
+        )],
+    );
+    let plain = context(&b, "network-plain", &[("Dockerfile", "FROM busybox\nRUN true\n")]);
+    let (ctx, plain) = (ctx.to_str().unwrap(), plain.to_str().unwrap());
+    let mut seen = Vec::new();
+    for daemon in [Daemon::Berth(&b), Daemon::Dockerd(&d)] {
+        daemon.ok(&["network", "create", "buildnet"]);
+        daemon.ok(&[
+            "run", "-d", "--name", "peer", "--network", "buildnet", "--network-alias", "peeralias",
+            "busybox", "sleep", "300",
+        ]);
+        // The step's stderr, in dockerd's red, comes apart from its stdout (two pipes:
+        // where it lands among the stdout lines is not fixed).
+        let red = "\u{1b}[91mto-stderr\n\u{1b}[0m";
+        let apart = |out: String| {
+            assert_eq!(out.matches(red).count(), 1, "{}: {out:?}", daemon.name());
+            out.replacen(red, "", 1)
+        };
+        let on_net = apart(daemon.run_output(&[
+            "build", "--no-cache", "--network", "buildnet", "--add-host", "foo:1.2.3.4", ctx,
+        ]));
+        let offline = apart(daemon.run_output(&["build", "--no-cache", "--network", "none", ctx]));
+        for mode in ["host", "default", "bridge"] {
+            daemon.ok(&["build", "--no-cache", "--network", mode, plain]);
+        }
+        let o = daemon.run(&["build", "--no-cache", "--network", "nosuch", plain]);
+        let err = String::from_utf8_lossy(&o.stderr).to_string() + &String::from_utf8_lossy(&o.stdout);
+        assert!(
+            !o.status.success() && err.contains("network nosuch not found"),
+            "{}: {err}",
+            daemon.name()
+        );
+        let full = daemon.ok(&["build", "--no-cache", plain]);
+        assert!(
+            full.contains("Removing intermediate container ") && !full.contains("Removed intermediate"),
+            "{}: {full}",
+            daemon.name()
+        );
+        daemon.ok(&["rm", "-f", "peer"]);
+        daemon.ok(&["network", "rm", "buildnet"]);
+        seen.push((daemon.name(), on_net, offline));
+    }
+    let (_, berth_net, berth_offline) = &seen[0];
+    assert_eq!(berth_net, "1.2.3.4\tfoo\nreached\neth0 lo \n", "berth");
+    assert_eq!(berth_offline, "unreached\nlo \n", "berth");
+    for (name, net, offline) in &seen[1..] {
+        assert_eq!((net, offline), (berth_net, berth_offline), "{name} differs from berth");
+    }
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
+}
+
+/// `.dockerignore` as Docker applies it: the CLI leaves excluded files out (later
+/// rules win, `**`, a leading `/`, exceptions under an excluded directory), always
+/// sends the Dockerfile and `.dockerignore`, and the daemon takes those two out when
+/// excluded. A client that sends every file (the raw API) gets every file, as from
+/// dockerd, which applies no other rule itself.
+#[test]
+fn dockerignore_exceptions_and_patterns_as_on_dockerd() {
+    let b = Berth::start();
+    let d = Dockerd::start(&[]);
+    d.load_from(&b, "busybox");
+    let mut files = vec![
+        ("Dockerfile", "FROM busybox\nCOPY . /ctx\nRUN find /ctx | sort | tr '\\n' ' '\n"),
+        (
+            ".dockerignore",
+            "# a comment\nsecret\ndir\n!dir/keep\n**/*.tmp\n/rootonly\nDockerfile\n.dockerignore\n",
+        ),
+    ];
+    for f in ["secret", "dir/keep", "dir/drop", "dir/sub/x", "a/b/c.tmp", "a/b/c.txt", "rootonly", "sub/rootonly"] {
+        files.push((f, "x\n"));
+    }
+    let ctx = context(&b, "ignore", &files);
+    // The whole directory as one tar, as a client that applies no rule sends it.
+    let tar = b.root.with_file_name("ignore-context.tar");
+    let o = std::process::Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&ctx)
+        .arg(".")
+        .output()
+        .expect("tar");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let raw = |host: &str| {
+        let sock = host.trim_start_matches("unix://").to_string();
+        let o = std::process::Command::new("curl")
+            .args(["-s", "-X", "POST", "-H", "Content-Type: application/x-tar", "--unix-socket", &sock, "--data-binary"])
+            .arg(format!("@{}", tar.display()))
+            .arg("http://d/v1.41/build?nocache=1")
+            .output()
+            .expect("curl");
+        let body = String::from_utf8_lossy(&o.stdout).to_string();
+        body.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["stream"].as_str().map(str::to_string))
+            .find(|s| s.starts_with("/ctx "))
+            .unwrap_or_else(|| panic!("no listing in:\n{body}"))
+    };
+    let berth_host = format!("unix://{}", b.sock.display());
+    let mut seen = Vec::new();
+    for daemon in [Daemon::Berth(&b), Daemon::Dockerd(&d)] {
+        let cli = daemon.run_output(&["build", "--no-cache", ctx.to_str().unwrap()]);
+        let host = match &daemon {
+            Daemon::Berth(_) => berth_host.clone(),
+            Daemon::Dockerd(d) => d.host(),
+        };
+        seen.push((daemon.name(), cli, raw(&host)));
+    }
+    let (_, cli, all) = &seen[0];
+    assert_eq!(
+        cli,
+        "/ctx /ctx/a /ctx/a/b /ctx/a/b/c.txt /ctx/dir /ctx/dir/keep /ctx/sub /ctx/sub/rootonly "
+    );
+    assert_eq!(
+        all,
+        "/ctx /ctx/a /ctx/a/b /ctx/a/b/c.tmp /ctx/a/b/c.txt /ctx/dir /ctx/dir/drop /ctx/dir/keep /ctx/dir/sub /ctx/dir/sub/x /ctx/rootonly /ctx/secret /ctx/sub /ctx/sub/rootonly "
+    );
+    assert_eq!(seen[1].1, *cli, "dockerd, through the CLI");
+    assert_eq!(seen[1].2, *all, "dockerd, every file sent");
+}
+
+/// `--cache-from`: only the named images' own steps serve from the cache (an
+/// unrelated image serves none), and an image loaded back with no local cache entry
+/// (as after a pull) still serves every step and is the result; without the option
+/// the local cache serves as before, and a miss in one stage leaves the next stage's
+/// cache open. The same on dockerd.
+#[test]
+fn cache_from_limits_the_cache_to_those_images_as_on_dockerd() {
+    let b = Berth::start();
+    let d = Dockerd::start(&[]);
+    d.load_from(&b, "busybox");
+    let ctx = context(
+        &b,
+        "cache-from",
+        &[("Dockerfile", "FROM busybox\nRUN echo one > /one\nRUN echo two > /two\n")],
+    );
+    let ctx = ctx.to_str().unwrap();
+    let saved = b.root.with_file_name("cache-from.tar");
+    let saved = saved.to_str().unwrap();
+    let mut seen = Vec::new();
+    for daemon in [Daemon::Berth(&b), Daemon::Dockerd(&d)] {
+        let cached = |args: &[&str]| {
+            let mut all = vec!["build"];
+            all.extend_from_slice(args);
+            all.push(ctx);
+            daemon.ok(&all).matches(" ---> Using cache").count()
+        };
+        daemon.ok(&["build", "-t", "cf:1", ctx]);
+        let id = daemon.ok(&["inspect", "-f", "{{.Id}}", "cf:1"]);
+        let counts = (
+            cached(&["--cache-from", "busybox"]),
+            cached(&["--cache-from", "cf:1"]),
+            cached(&["--cache-from", "no-such-image"]),
+            cached(&[]),
+        );
+        daemon.ok(&["save", "-o", saved, "cf:1"]);
+        daemon.ok(&["rmi", "cf:1"]);
+        daemon.ok(&["image", "prune", "-f"]);
+        daemon.ok(&["load", "-i", saved]);
+        let restored = cached(&["--cache-from", "cf:1", "-t", "cf:2"]);
+        assert_eq!(
+            daemon.ok(&["inspect", "-f", "{{.Id}}", "cf:2"]),
+            id,
+            "{}: the build is the cache image itself",
+            daemon.name()
+        );
+        daemon.ok(&["rmi", "cf:1", "cf:2"]);
+        // A miss in one stage leaves the next stage's cache open.
+        fs::write(
+            Path::new(ctx).join("Dockerfile"),
+            "FROM busybox AS a\nARG X=1\nRUN echo $X > /x\nFROM busybox\nRUN echo stable > /s\n",
+        )
+        .unwrap();
+        daemon.ok(&["build", ctx]);
+        let again = daemon.ok(&["build", "--build-arg", "X=2", ctx]);
+        assert!(
+            step_block(&again, "Step 3/5").contains(" ---> Running in ")
+                && step_block(&again, "Step 5/5").contains(" ---> Using cache"),
+            "{}: {again}",
+            daemon.name()
+        );
+        fs::write(
+            Path::new(ctx).join("Dockerfile"),
+            "FROM busybox\nRUN echo one > /one\nRUN echo two > /two\n",
+        )
+        .unwrap();
+        seen.push((daemon.name(), counts, restored));
+    }
+    assert_eq!(seen[0], ("berth", (0, 2, 0, 2), 2));
+    assert_eq!((seen[1].1, seen[1].2), (seen[0].1, seen[0].2), "dockerd");
+}
+
+/// Each build step's image is kept with the image it was made on as its `Parent`, as
+/// dockerd's classic builder does: `inspect` and `history` show the chain, `images`
+/// hides the steps and `images -a` lists them, a step others need cannot be removed
+/// by id, removing the built image removes its steps too, and removing the last tag
+/// of the base only untags it. The same on dockerd.
+#[test]
+fn build_steps_record_their_parents_as_on_dockerd() {
+    let b = Berth::start();
+    let d = Dockerd::start(&[]);
+    d.load_from(&b, "busybox");
+    let ctx = context(
+        &b,
+        "parents",
+        &[("Dockerfile", "FROM busybox\nENV A=1\nRUN echo hi > /f\nCOPY Dockerfile /\n")],
+    );
+    let ctx = ctx.to_str().unwrap();
+    let mut seen = Vec::new();
+    for daemon in [Daemon::Berth(&b), Daemon::Dockerd(&d)] {
+        let name = daemon.name();
+        let busybox = daemon.ok(&["inspect", "-f", "{{.Id}}", "busybox"]);
+        let all_before = daemon.ok(&["images", "-aq"]).lines().count();
+        let shown_before = daemon.ok(&["images", "-q"]).lines().count();
+        daemon.ok(&["build", "-t", "p:1", ctx]);
+        let rows: Vec<String> = daemon
+            .ok(&["history", "-q", "--no-trunc", "p:1"])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let id = daemon.ok(&["inspect", "-f", "{{.Id}}", "p:1"]);
+        assert_eq!(rows[0], id, "{name}");
+        assert_eq!(rows[3], busybox, "{name}: the base's own step");
+        assert!(rows[4..].iter().all(|r| r == "<missing>"), "{name}: {rows:?}");
+        // Each step's Parent is the step before, up to the base.
+        for i in 0..3 {
+            assert_eq!(
+                daemon.ok(&["inspect", "-f", "{{.Parent}}", &rows[i]]),
+                rows[i + 1],
+                "{name}: parent of history row {i}"
+            );
+        }
+        let counts = (
+            daemon.ok(&["images", "-aq"]).lines().count() - all_before,
+            daemon.ok(&["images", "-q"]).lines().count() - shown_before,
+        );
+        let o = daemon.run(&["rmi", &rows[1]]);
+        let refused = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(
+            !o.status.success() && refused.contains("image has dependent child images"),
+            "{name}: {refused}"
+        );
+        let removed = daemon.ok(&["rmi", "p:1"]);
+        for row in &rows[..3] {
+            assert!(removed.contains(&format!("Deleted: {row}")), "{name}: {removed}");
+        }
+        assert_eq!(daemon.ok(&["images", "-aq"]).lines().count(), all_before, "{name}");
+        // The base of a built image loses its tag only.
+        daemon.ok(&["build", "-t", "p:1", ctx]);
+        assert_eq!(daemon.ok(&["rmi", "busybox"]), "Untagged: busybox:latest", "{name}");
+        assert_eq!(
+            daemon.ok(&["inspect", "-f", "{{.Id}}", &busybox]),
+            busybox,
+            "{name}: the base stays"
+        );
+        seen.push((name, counts));
+    }
+    assert_eq!(seen[0], ("berth", (3, 1)));
+    assert_eq!(seen[1].1, seen[0].1, "dockerd");
 }

@@ -1,5 +1,5 @@
 //! COPY and ADD: reading sources from the build context (or another stage's layers),
-//! wildcards, `.dockerignore`, and writing the result as a layer tar. No container
+//! wildcards, and writing the result as a layer tar. No container
 //! is needed: the layer is made straight from the source files.
 
 use std::fs;
@@ -134,52 +134,6 @@ pub fn clean(p: &str) -> Option<PathBuf> {
     Some(out)
 }
 
-/// `.dockerignore` rules: patterns over context paths, `!` re-includes, the last
-/// matching rule wins, and a rule matching a directory covers what is inside.
-#[derive(Default)]
-pub struct Ignore {
-    rules: Vec<(bool, Vec<String>)>,
-}
-
-impl Ignore {
-    pub fn parse(text: &str) -> Ignore {
-        let mut rules = Vec::new();
-        for l in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
-            let (neg, p) = match l.strip_prefix('!') {
-                Some(p) => (true, p.trim()),
-                None => (false, l),
-            };
-            if let Some(c) = clean(p) {
-                let comps: Vec<String> = c.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
-                if !comps.is_empty() {
-                    rules.push((neg, comps));
-                }
-            }
-        }
-        Ignore { rules }
-    }
-
-    pub fn ignored(&self, rel: &Path) -> bool {
-        let comps: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
-        let mut out = false;
-        for (neg, rule) in &self.rules {
-            // The path itself or any parent directory of it.
-            if (1..=comps.len()).any(|k| path_match(rule, &comps[..k])) {
-                out = !neg;
-            }
-        }
-        out
-    }
-}
-
-fn path_match(p: &[String], n: &[String]) -> bool {
-    match p.first() {
-        None => n.is_empty(),
-        Some(s) if s == "**" => (0..=n.len()).any(|i| path_match(&p[1..], &n[i..])),
-        Some(s) => !n.is_empty() && glob_match(s, &n[0]) && path_match(&p[1..], &n[1..]),
-    }
-}
-
 /// One entry of the layer a COPY or ADD makes.
 #[derive(Debug)]
 pub struct Entry {
@@ -208,9 +162,10 @@ pub struct CopyRequest<'a> {
     /// Absolute destination, as written (a trailing `/` means a directory).
     pub dest: &'a str,
     pub from: &'a Tree,
-    /// Some for the build context (whose symlinks must stay inside it), None for
-    /// a stage or an image (`--from`).
-    pub ignore: Option<&'a Ignore>,
+    /// Whether `from` is the build context (whose symlinks must stay inside it)
+    /// rather than a stage or an image (`--from`). What `.dockerignore` excludes the
+    /// client never sent (see `super::ignore`).
+    pub context: bool,
     /// The image the layer goes on, to see what exists there.
     pub image: &'a Tree,
     pub owner: Option<(u64, u64)>,
@@ -251,12 +206,8 @@ pub fn plan(req: &CopyRequest) -> Result<Vec<Entry>> {
                 }
                 found = next;
             }
-            found.retain(|p| !req.ignore.is_some_and(|i| i.ignored(p)));
             matches.extend(found);
         } else {
-            if req.ignore.is_some_and(|i| i.ignored(&rel)) && rel.as_os_str() != "" {
-                return Err(not_found(s));
-            }
             if req.from.lookup(&rel).is_none() {
                 return Err(not_found(s));
             }
@@ -275,7 +226,7 @@ pub fn plan(req: &CopyRequest) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
     let mut dirs_made = std::collections::BTreeSet::new();
     for m in &matches {
-        let real = resolve_source(req.from, m, req.ignore.is_some())
+        let real = resolve_source(req.from, m, req.context)
             .map_err(|e| Error::InvalidArgument(format!("{kw} failed: {e}")))?
             .ok_or_else(|| not_found(&m.to_string_lossy()))?;
         let md = real.symlink_metadata().ctx(|| format!("stat {}", real.display()))?;
@@ -375,9 +326,6 @@ fn parents(req: &CopyRequest, target: &Path, is_dir: bool, made: &mut std::colle
 fn walk(req: &CopyRequest, _real: &Path, rel: &Path, dest: &Path, out: &mut Vec<Entry>) -> Result<()> {
     for name in req.from.list(rel) {
         let r = rel.join(&name);
-        if req.ignore.is_some_and(|i| i.ignored(&r)) {
-            continue;
-        }
         let Some(real) = req.from.lookup(&r) else { continue };
         let md = real.symlink_metadata().ctx(|| format!("stat {}", real.display()))?;
         let d = dest.join(&name);
@@ -520,16 +468,6 @@ mod tests {
         assert!(!glob_match("*.txt", "a.txt.bak"));
         assert!(glob_match("fil?[0-9]", "file1"));
         assert!(glob_match("[!a]x", "bx") && !glob_match("[!a]x", "ax"));
-    }
-
-    #[test]
-    fn dockerignore_rules() {
-        let i = Ignore::parse("# comment\nnode_modules\n*.log\n!keep.log\n**/secret\n");
-        assert!(i.ignored(Path::new("node_modules/x/y.js")));
-        assert!(i.ignored(Path::new("debug.log")));
-        assert!(!i.ignored(Path::new("keep.log")));
-        assert!(i.ignored(Path::new("a/b/secret")));
-        assert!(!i.ignored(Path::new("src/app.js")));
     }
 
     #[test]

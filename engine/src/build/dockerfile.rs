@@ -101,6 +101,9 @@ fn parse_error(line: usize, msg: impl std::fmt::Display) -> Error {
     Error::InvalidArgument(format!("Dockerfile parse error line {line}: {msg}"))
 }
 
+/// What parsing a Dockerfile of only comments and blank lines fails with.
+pub const NO_INSTRUCTIONS: &str = "file with no instructions";
+
 /// Parses a whole Dockerfile.
 pub fn parse(text: &str) -> Result<Dockerfile> {
     let lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
@@ -202,7 +205,8 @@ pub fn parse(text: &str) -> Result<Dockerfile> {
         instructions.push(Instruction { keyword, flags, args, heredocs, original, line: start + 1 });
     }
     if instructions.is_empty() {
-        return Err(Error::InvalidArgument("the Dockerfile cannot be empty".into()));
+        // Docker's parser's words; the builder names the file (see `build`).
+        return Err(Error::InvalidArgument(NO_INSTRUCTIONS.into()));
     }
     Ok(Dockerfile { escape, instructions })
 }
@@ -458,7 +462,7 @@ mod tests {
     fn errors_in_dockerfile_words() {
         let e = parse("FROM busybox\nRUNN true\n").unwrap_err().to_string();
         assert_eq!(e, "Dockerfile parse error line 2: unknown instruction: RUNN");
-        assert!(parse("\n# only a comment\n").unwrap_err().to_string().contains("cannot be empty"));
+        assert_eq!(parse("\n# only a comment\n").unwrap_err().to_string(), NO_INSTRUCTIONS);
         assert!(parse("# escape=x\nFROM a").unwrap_err().to_string().contains("invalid escape token"));
     }
 

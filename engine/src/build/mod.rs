@@ -16,6 +16,7 @@ pub mod cache;
 pub mod context;
 pub mod copy;
 pub mod dockerfile;
+pub mod ignore;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -32,7 +33,8 @@ use crate::reference::Reference;
 use crate::spec::ShimRequest;
 use crate::Engine;
 use cache::Cache;
-use copy::{CopyRequest, Ignore, Tree};
+use copy::{CopyRequest, Tree};
+use ignore::DockerIgnore;
 use dockerfile::{expand, key_values, words, Args, Instruction};
 
 #[derive(Debug, Clone)]
@@ -58,6 +60,14 @@ pub struct BuildOptions {
     /// `--platform os/arch`: what `FROM scratch` records (`wasi/wasm` for a wasm
     /// image); a `FROM --platform=` of its own wins.
     pub platform: Option<String>,
+    /// `--add-host NAME:IP`: lines added to /etc/hosts of every RUN step.
+    pub extra_hosts: Vec<String>,
+    /// `--network`: where RUN steps run, as `docker run --network` takes it (empty:
+    /// the default network).
+    pub network_mode: String,
+    /// `--cache-from`: when not empty, only these images (and the images they were
+    /// built on) may serve a step from the cache, as with Docker's classic builder.
+    pub cache_from: Vec<String>,
 }
 
 impl Default for BuildOptions {
@@ -74,6 +84,9 @@ impl Default for BuildOptions {
             force_rm: false,
             quiet: false,
             pull: false,
+            extra_hosts: vec![],
+            network_mode: String::new(),
+            cache_from: vec![],
         }
     }
 }
@@ -131,7 +144,6 @@ struct Builder<'a> {
     digests: context::Digests,
     /// The context's large files, in memory until a step needs them on disk.
     kept: context::Kept,
-    ignore: Ignore,
     escape: char,
     global_args: BTreeMap<String, Option<String>>,
     /// Finished stages: (name, image id).
@@ -141,6 +153,8 @@ struct Builder<'a> {
     /// Whether an earlier step missed the cache: then later ones are not looked up,
     /// as in Docker.
     cache_broken: bool,
+    /// `--cache-from`'s images that exist here (id, config); None without the option.
+    cache_sources: Option<Vec<(String, ImageConfig)>>,
 }
 
 /// Builds an image from a context tar (maybe gzip) and tags it. `out` receives the
@@ -179,10 +193,16 @@ pub fn build_keeping_scratch(engine: &Arc<Engine>, ns: &str, context: impl Read,
     }
     let text = copy::read_context_file(&context_tree, &df_rel)?
         .ok_or_else(|| Error::InvalidArgument(format!("Cannot locate specified Dockerfile: {}", opts.dockerfile)))?;
+    // dockerd's two answers (both 400): no bytes at all, or nothing but comments.
+    if text.is_empty() {
+        return Err(Error::InvalidArgument(format!("the Dockerfile ({}) cannot be empty", opts.dockerfile)));
+    }
     let text = String::from_utf8(text).map_err(|_| Error::InvalidArgument(format!("the Dockerfile {} is not UTF-8 text", opts.dockerfile)))?;
-    let df = dockerfile::parse(&text)?;
-    let ignore = copy::read_context_file(&context_tree, std::path::Path::new(".dockerignore"))?.unwrap_or_default();
-    let ignore = Ignore::parse(&String::from_utf8_lossy(&ignore));
+    let df = dockerfile::parse(&text).map_err(|e| match e {
+        Error::InvalidArgument(m) if m == dockerfile::NO_INSTRUCTIONS => Error::InvalidArgument(format!("failed to parse {}: {m}", opts.dockerfile)),
+        e => e,
+    })?;
+    drop_ignored_build_files(&context_tree, &ctx_dir, &df_rel)?;
     let mut b = Builder {
         engine,
         ns,
@@ -192,12 +212,12 @@ pub fn build_keeping_scratch(engine: &Arc<Engine>, ns: &str, context: impl Read,
         context: context_tree,
         digests,
         kept,
-        ignore,
         escape: df.escape,
         global_args: BTreeMap::new(),
         done: vec![],
         consumed: Default::default(),
         cache_broken: opts.no_cache,
+        cache_sources: cache_sources(engine, ns, &opts.cache_from),
     };
     let id = b.run(&df.instructions)?;
     // Tags move only now, after every step worked: a failed build leaves them be.
@@ -206,6 +226,34 @@ pub fn build_keeping_scratch(engine: &Arc<Engine>, ns: &str, context: impl Read,
     let names = tags.iter().map(Reference::familiar).collect::<Vec<_>>().join(",");
     engine.emit(ns, "image", "build", &id, &[("name", &names)]);
     Ok((id, dir))
+}
+
+/// The images `--cache-from` names. As dockerd does, a name that is not here is left
+/// out (the build then simply misses the cache for it); None when none were named.
+fn cache_sources(engine: &Engine, ns: &str, names: &[String]) -> Option<Vec<(String, ImageConfig)>> {
+    if names.is_empty() {
+        return None;
+    }
+    Some(names.iter().filter_map(|n| engine.image_config(ns, n).ok()).collect())
+}
+
+/// The client sends the Dockerfile and `.dockerignore` even when `.dockerignore`
+/// excludes them, for the daemon to read; dockerd then takes them out of the context,
+/// so `COPY . /` copies neither. Other excluded files never arrived: the client left
+/// them out (see [`ignore`]).
+fn drop_ignored_build_files(tree: &Tree, ctx_dir: &std::path::Path, dockerfile: &std::path::Path) -> Result<()> {
+    let Some(text) = copy::read_context_file(tree, std::path::Path::new(".dockerignore"))? else { return Ok(()) };
+    // dockerd ignores a pattern it cannot read here (the client refused it already,
+    // if it applied the file): nothing is taken out then.
+    let Ok(rules) = DockerIgnore::parse(&String::from_utf8_lossy(&text)) else { return Ok(()) };
+    for rel in [std::path::Path::new(".dockerignore"), dockerfile] {
+        let path = ctx_dir.join(rel);
+        let is_file = path.symlink_metadata().is_ok_and(|m| !m.is_dir());
+        if is_file && rules.excludes(&rel.to_string_lossy()) {
+            std::fs::remove_file(&path).ctx(|| format!("remove {} from the build context", rel.display()))?;
+        }
+    }
+    Ok(())
 }
 
 impl Builder<'_> {
@@ -274,6 +322,9 @@ impl Builder<'_> {
             if let Some(s) = stage.take() {
                 self.done.push((s.name, s.image));
             }
+            // A stage starts with the cache open again, as Docker's classic builder
+            // probes each stage afresh: a miss in one stage says nothing of the next.
+            self.cache_broken = self.opts.no_cache;
             let st = self.from(ins)?;
             self.say(&format!(" ---> {}\n", short(&st.image)));
             *stage = Some(st);
@@ -497,12 +548,25 @@ impl Builder<'_> {
         }
     }
 
-    /// Looks a step up in the cache; on a hit, moves the stage there.
+    /// Looks a step up in the cache; on a hit, moves the stage there. With
+    /// `--cache-from`, only a step of those images may serve (see [`Self::may_serve`]
+    /// and [`Self::from_cache_sources`]).
     fn cached(&mut self, st: &mut Stage, by: &str, content: &str) -> bool {
         if self.cache_broken {
             return false;
         }
-        let Some(id) = self.cache.get(&st.image, by, content) else {
+        let local = self.cache.get(&st.image, by, content).filter(|id| self.may_serve(id));
+        let found = match local {
+            Some(id) => Some(id),
+            None => match self.from_cache_sources(st, by, content) {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!("build cache from --cache-from images: {e}");
+                    None
+                }
+            },
+        };
+        let Some(id) = found else {
             self.cache_broken = true;
             return false;
         };
@@ -514,10 +578,74 @@ impl Builder<'_> {
             self.cache_broken = true;
             return false;
         }
+        if let Err(e) = self.keep(&st.image, &st.config, &id) {
+            tracing::warn!("keep the cached build step {id}: {e}");
+            self.cache_broken = true;
+            return false;
+        }
         self.say(" ---> Using cache\n");
         st.image = id;
         st.config = config;
         true
+    }
+
+    /// Keeps a step's image in the namespace with its parent (see
+    /// [`Engine::keep_build_step`]); `parent_config` is the parent's, or the stage's
+    /// config still equal to it in history and layers. The empty image `FROM scratch`
+    /// starts from is no one's parent, as with Docker, which makes none.
+    fn keep(&self, parent: &str, parent_config: &ImageConfig, id: &str) -> Result<()> {
+        let scratch = parent_config.history.is_empty() && parent_config.rootfs.diff_ids.is_empty();
+        self.engine.keep_build_step(self.ns, id, Some(parent).filter(|_| !scratch))
+    }
+
+    /// Whether a locally cached step image may serve this build: any may without
+    /// `--cache-from`; with it, only one of those images or an image one of them was
+    /// built on (its history and layers are a prefix of theirs), as the classic
+    /// builder allows only the sources' own chains.
+    fn may_serve(&self, id: &str) -> bool {
+        let Some(sources) = &self.cache_sources else { return true };
+        let Ok(candidate) = self.engine.images.config(&self.engine.store, id) else { return false };
+        sources.iter().any(|(source_id, source)| {
+            source_id == id
+                || (source.history.len() > candidate.history.len()
+                    && source.history.starts_with(&candidate.history)
+                    && source.rootfs.diff_ids.starts_with(&candidate.rootfs.diff_ids))
+        })
+    }
+
+    /// A step taken from a `--cache-from` image that has no local cache entry (pulled
+    /// from a registry, loaded): when the image starts with this stage's history and
+    /// layers and its next history entry is this step, the step's image is remade
+    /// from that entry and its layer, as Docker's classic builder restores it.
+    fn from_cache_sources(&self, st: &Stage, by: &str, content: &str) -> Result<Option<String>> {
+        let Some(sources) = &self.cache_sources else { return Ok(None) };
+        let n = st.config.history.len();
+        for (source_id, source) in sources {
+            let fits = source.history.starts_with(&st.config.history) && source.rootfs.diff_ids.starts_with(&st.config.rootfs.diff_ids);
+            let Some(entry) = source.history.get(n).filter(|h| fits && h.created_by.as_deref() == Some(by)).cloned() else { continue };
+            let id = if n + 1 == source.history.len() {
+                // The source's last step: the source itself.
+                source_id.clone()
+            } else {
+                let mut config = st.config.clone();
+                let layer = if entry.empty_layer {
+                    None
+                } else {
+                    // The layer this entry made: one per earlier non-empty entry before it.
+                    let index = source.history[..n].iter().filter(|h| !h.empty_layer).count();
+                    let record = self.engine.images.record(source_id)?;
+                    let (Some(l), Some(diff_id)) = (record.layers.get(index), source.rootfs.diff_ids.get(index)) else { continue };
+                    config.rootfs.diff_ids.push(diff_id.clone());
+                    Some((l.digest.clone(), l.media_type.clone(), l.size))
+                };
+                config.created = entry.created.clone();
+                config.history.push(entry);
+                self.engine.create_child_image_with(Some(&st.image), &config, layer)?
+            };
+            self.cache.put(&st.image, by, content, &id)?;
+            return Ok(Some(id));
+        }
+        Ok(None)
     }
 
     fn history(st: &mut Stage, by: &str, empty: bool) {
@@ -535,8 +663,10 @@ impl Builder<'_> {
             st.config = probe.config;
             return Ok(());
         }
+        let before = st.config.clone();
         Self::history(st, by, true);
         let id = self.engine.create_child_image(Some(&parent), &st.config, None)?;
+        self.keep(&parent, &before, &id)?;
         self.cache.put(&parent, by, content, &id)?;
         st.image = id;
         Ok(())
@@ -545,9 +675,11 @@ impl Builder<'_> {
     /// A step that made a layer blob: a new image with it on top.
     fn commit_layer(&mut self, st: &mut Stage, by: &str, content: &str, layer: (String, u64)) -> Result<()> {
         let parent = st.image.clone();
+        let before = st.config.clone();
         Self::history(st, by, false);
         st.config.rootfs.diff_ids.push(layer.0.clone());
         let id = self.engine.create_child_image(Some(&parent), &st.config, Some(layer))?;
+        self.keep(&parent, &before, &id)?;
         self.cache.put(&parent, by, content, &id)?;
         st.image = id;
         Ok(())
@@ -611,7 +743,7 @@ impl Builder<'_> {
         };
         let image_tree = self.image_tree(&st.image)?;
         let from_tree;
-        let (from, ignore) = match ins.flag("from") {
+        let (from, context) = match ins.flag("from") {
             Some(f) => {
                 let f = self.expand(st, f)?;
                 let id = match f.parse::<usize>().ok().and_then(|i| self.done.get(i)) {
@@ -622,9 +754,9 @@ impl Builder<'_> {
                     },
                 };
                 from_tree = self.image_tree(&id)?;
-                (&from_tree, None)
+                (&from_tree, false)
             }
-            None => (&self.context, Some(&self.ignore)),
+            None => (&self.context, true),
         };
         let mut entries = Vec::new();
         // Heredoc sources: `COPY <<EOF /file` writes the heredoc's content.
@@ -642,7 +774,7 @@ impl Builder<'_> {
             self.kept.write_all()?;
         }
         if !sources.is_empty() {
-            let req = CopyRequest { sources: &sources, dest: &dest, from, ignore, image: &image_tree, owner, unpack_archives: kw == "ADD", keyword: kw };
+            let req = CopyRequest { sources: &sources, dest: &dest, from, context, image: &image_tree, owner, unpack_archives: kw == "ADD", keyword: kw };
             entries.splice(0..0, copy::plan(&req)?);
         }
         if let Some(m) = ins.flag("chmod") {
@@ -730,6 +862,11 @@ impl Builder<'_> {
                 env,
                 ..Default::default()
             },
+            host_config: crate::container::HostConfig {
+                extra_hosts: self.opts.extra_hosts.clone(),
+                network_mode: self.opts.network_mode.clone(),
+                ..Default::default()
+            },
             ..Default::default()
         })?;
         self.say(&format!(" ---> Running in {}\n", &c.id[..12]));
@@ -751,7 +888,7 @@ impl Builder<'_> {
         let result = layer.and_then(|layer| self.commit_layer(st, by, "", layer));
         if self.opts.rm || self.opts.force_rm {
             let _ = engine.remove_container(ns, &c.id, true, true);
-            self.say(&format!(" ---> Removed intermediate container {}\n", &c.id[..12]));
+            self.say(&format!("Removing intermediate container {}\n", &c.id[..12]));
         }
         result
     }
@@ -772,8 +909,13 @@ impl Builder<'_> {
                     break;
                 }
                 if !self.opts.quiet {
-                    let text = String::from_utf8_lossy(&buf).into_owned();
-                    self.say(&text);
+                    let text = String::from_utf8_lossy(&buf);
+                    if header[0] == 2 {
+                        // The step's stderr, in red, as dockerd's classic builder sends it.
+                        self.say(&format!("\x1b[91m{text}\x1b[0m"));
+                    } else {
+                        self.say(&text);
+                    }
                 }
             }
         }

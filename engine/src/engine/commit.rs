@@ -171,13 +171,17 @@ impl Engine {
     /// `Images::create` unpacks only the new layer: the parent's are on disk already.
     /// Returns the image id.
     pub(crate) fn create_child_image(&self, parent: Option<&str>, config: &ImageConfig, layer: Option<(String, u64)>) -> Result<String> {
+        self.create_child_image_with(parent, config, layer.map(|(digest, size)| (digest, MEDIA_TYPE_LAYER_TAR.to_string(), size)))
+    }
+
+    /// [`Engine::create_child_image`] with a layer blob of any media type (digest,
+    /// media type, size): one another image already has, maybe compressed.
+    pub(crate) fn create_child_image_with(&self, parent: Option<&str>, config: &ImageConfig, layer: Option<(String, String, u64)>) -> Result<String> {
         let mut layers: Vec<(String, String, u64)> = match parent {
             Some(p) => self.images.record(p)?.layers.into_iter().map(|l| (l.digest, l.media_type, l.size)).collect(),
             None => vec![],
         };
-        if let Some((digest, size)) = layer {
-            layers.push((digest, MEDIA_TYPE_LAYER_TAR.to_string(), size));
-        }
+        layers.extend(layer);
         let bytes = serde_json::to_vec(config).ctx(|| "encode image config".into())?;
         self.images.create(&self.store, &bytes, &layers)
     }
@@ -203,6 +207,21 @@ impl Engine {
             idx.images.remove(id);
             self.images.save_namespace(ns, &idx)?;
         }
+        Ok(())
+    }
+
+    /// Keeps a build step's image as Docker's classic builder does: in the namespace,
+    /// untagged (`docker images` hides it while another image is built on it, `-a`
+    /// lists it, `docker history` shows its id, a failed build leaves its finished
+    /// steps), with the image it was made on as its `Parent` (none for a step on
+    /// `FROM scratch`). A step served from the cache is kept again, which changes
+    /// nothing on disk when it is there already.
+    pub(crate) fn keep_build_step(&self, ns: &str, id: &str, parent: Option<&str>) -> Result<()> {
+        let _g = self.image_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = parent {
+            self.images.set_parent(id, p)?;
+        }
+        self.images.tag(ns, id, None)?;
         Ok(())
     }
 
@@ -257,8 +276,7 @@ impl Engine {
             config.extra.insert("comment".into(), serde_json::json!(opts.comment));
         }
         let id = self.create_child_image(Some(&c.image), &config, Some((digest, size)))?;
-        // Docker's `Parent` of a commit: the container's image. (Build steps leave
-        // none: their intermediate images are not kept in the namespace here.)
+        // Docker's `Parent` of a commit: the container's image.
         self.images.set_parent(&id, &c.image)?;
         self.tag_built(ns, &id, reference.as_slice())?;
         let name = reference.as_ref().map(Reference::familiar).unwrap_or_default();

@@ -99,8 +99,8 @@ impl Engine {
     }
 
     /// Untagged images another image of the namespace was built on: its history and
-    /// layers are a strict prefix of the child's. (We keep no parent links, and this is
-    /// what a parent link would say.)
+    /// layers are a strict prefix of the child's. (What a `Parent` link says for build
+    /// steps and commits, and it also holds for images that came without links.)
     fn parent_images(&self, idx: &crate::image::NamespaceImages) -> BTreeSet<String> {
         let facts: Vec<(String, Vec<History>, Vec<String>)> = idx
             .images
@@ -194,6 +194,8 @@ impl Engine {
         let by_id = hex.len() >= 4 && id[7..].starts_with(hex);
         let by_tag = if by_id { None } else { Reference::parse(name).ok().filter(|r| idx.tags.get(&r.to_string()) == Some(&id)) };
         let tags: Vec<String> = idx.tags.iter().filter(|(_, v)| **v == id).map(|(k, _)| k.clone()).collect();
+        // Images of the namespace made on this one (build steps, commits) need it.
+        let has_children = !self.children(&idx, &id).is_empty();
         let mut out = Vec::new();
         let mut untag = |idx: &mut crate::image::NamespaceImages, k: &str| {
             idx.tags.remove(k);
@@ -212,7 +214,8 @@ impl Engine {
                     }
                 }
                 untag(&mut idx, &r.to_string());
-                if tags.len() > 1 || !users.is_empty() {
+                // An image others were made on stays, untagged, as Docker keeps it.
+                if tags.len() > 1 || !users.is_empty() || has_children {
                     self.images.save_namespace(ns, &idx)?;
                     return Ok(out);
                 }
@@ -228,6 +231,9 @@ impl Engine {
                     return Err(Error::Conflict(format!(
                         "conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories"
                     )));
+                }
+                if has_children {
+                    return Err(Error::Conflict(format!("conflict: unable to delete {short} (cannot be forced) - image has dependent child images")));
                 }
                 if let (false, Some(c)) = (force, users.first()) {
                     return Err(Error::Conflict(format!(
@@ -245,17 +251,40 @@ impl Engine {
             }
         }
         idx.images.remove(&id);
+        // Then, as Docker does, the untagged images it was made on that nothing else
+        // needs (no tag, no container, no other child): a built image's steps.
+        let mut gone = vec![id.clone()];
+        let used: BTreeSet<String> = self.containers(ns).into_iter().map(|c| c.image).collect();
+        let mut parent = self.images.record(&id).ok().and_then(|r| r.parent);
+        while let Some(p) = parent.take() {
+            let free = idx.images.contains_key(&p) && !idx.tags.values().any(|v| *v == p) && !used.contains(&p) && self.children(&idx, &p).is_empty();
+            if !free {
+                break;
+            }
+            idx.images.remove(&p);
+            parent = self.images.record(&p).ok().and_then(|r| r.parent);
+            gone.push(p);
+        }
         self.images.save_namespace(ns, &idx)?;
-        self.emit(ns, "image", "delete", &id, &[]);
+        for g in &gone {
+            self.emit(ns, "image", "delete", g, &[]);
+        }
         let deleted = self.images.collect_garbage(&self.store)?;
-        // The image first (another namespace may still hold it: for this user it is
-        // gone all the same), then the layers that went with it.
-        out.push(RemovedItem::Deleted(id.clone()));
-        out.extend(deleted.into_iter().filter(|d| *d != id).map(RemovedItem::Deleted));
+        // The images first (another namespace may still hold them: for this user they
+        // are gone all the same), then the layers that went with them.
+        out.extend(gone.iter().cloned().map(RemovedItem::Deleted));
+        out.extend(deleted.into_iter().filter(|d| !gone.contains(d)).map(RemovedItem::Deleted));
         Ok(out)
     }
 
-    /// `docker history`: newest first, with the image id on the step that made it.
+    /// The images of a namespace whose `Parent` is `id`.
+    fn children(&self, idx: &crate::image::NamespaceImages, id: &str) -> Vec<String> {
+        idx.images.keys().filter(|c| self.images.record(c).ok().and_then(|r| r.parent).as_deref() == Some(id)).cloned().collect()
+    }
+
+    /// `docker history`: newest first, with the image id on the step that made it:
+    /// the image's own on its last step, then, as Docker does, its `Parent`'s on the
+    /// step before and so on up the chain while those images are here.
     pub fn history(&self, ns: &str, name: &str) -> Result<Vec<(Option<String>, History, u64)>> {
         let id = self.resolve_image(ns, name)?;
         let config = self.images.config(&self.store, &id)?;
@@ -270,8 +299,12 @@ impl Engine {
             })
             .collect();
         rows.reverse();
-        if let Some(first) = rows.first_mut() {
-            first.0 = Some(id);
+        let idx = self.images.namespace(ns)?;
+        let mut next = Some(id);
+        for row in rows.iter_mut() {
+            let Some(cur) = next.take() else { break };
+            next = self.images.record(&cur).ok().and_then(|r| r.parent).filter(|p| idx.images.contains_key(p));
+            row.0 = Some(cur);
         }
         Ok(rows)
     }
@@ -296,6 +329,11 @@ impl Engine {
             if used.contains(id) || (tagged && !all) || parents.contains(id) {
                 continue;
             }
+            // An earlier removal here may have taken this one with it (a built
+            // image's steps go with it).
+            if !self.images.namespace(ns)?.images.contains_key(id) {
+                continue;
+            }
             if !keep(&self.image_summary(ns, id)?) {
                 continue;
             }
@@ -305,7 +343,13 @@ impl Engine {
                     layer_sizes.insert(l.chain_id, size);
                 }
             }
-            out.extend(self.remove_image(ns, id, true)?);
+            match self.remove_image(ns, id, true) {
+                Ok(removed) => out.extend(removed),
+                // One others were made on goes with the last of them, as Docker's
+                // prune skips it.
+                Err(Error::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
         }
         let reclaimed: u64 = out
             .iter()

@@ -288,11 +288,19 @@ impl Engine {
         for v in self.list_volumes(ns) {
             self.remove_volume(ns, &v.name, true)?;
         }
-        for i in self.list_images(ns, true)? {
-            for t in i.repo_tags.iter().filter(|t| !t.ends_with("<none>:<none>")) {
-                let _ = self.remove_image(ns, t, true);
+        // Newest first, and again while any goes: an image others were made on (a
+        // build's base) can go only after them.
+        loop {
+            let mut progress = false;
+            for i in self.list_images(ns, true)? {
+                for t in i.repo_tags.iter().filter(|t| !t.ends_with("<none>:<none>")) {
+                    progress |= self.remove_image(ns, t, true).is_ok();
+                }
+                progress |= self.remove_image(ns, &i.id, true).is_ok();
             }
-            let _ = self.remove_image(ns, &i.id, true);
+            if !progress {
+                break;
+            }
         }
         self.set_policy(ns, None)?;
         // A link to the namespace's disk, if it had one (the disk is its owner's to
@@ -307,10 +315,12 @@ impl Engine {
     }
 
     /// Bytes a namespace takes on disk: its volumes, its containers' writable layers,
-    /// and the layers of the images it has tags for (shared layers count in full for
-    /// each namespace: that is what a student would take alone).
+    /// and the layers of its images, each once however many of its images share it (a
+    /// build keeps an image per step, all on the same layers); a layer shared with
+    /// another namespace counts in full for each: that is what a student would take
+    /// alone.
     pub fn disk_usage(&self, ns: &str) -> u64 {
-        let images = self.list_images(ns, true).map(|imgs| imgs.iter().map(|i| i.size).sum::<u64>()).unwrap_or(0);
+        let images = self.image_layer_bytes(ns);
         // With a disk of its own, what is on it (the home and the workstation's share
         // included) is what the file system says.
         if let Some(used) = self.disk(ns).and_then(|d| d.used()) {
@@ -322,6 +332,21 @@ impl Engine {
         // A lab session's home lives outside the namespace (with its workstation).
         if let Some(home) = self.policy(ns).and_then(|p| p.home) {
             total += fsutil::dir_size(&home.host_path);
+        }
+        total
+    }
+
+    /// The bytes of the distinct layers of a namespace's images.
+    fn image_layer_bytes(&self, ns: &str) -> u64 {
+        let Ok(idx) = self.images.namespace(ns) else { return 0 };
+        let mut seen = std::collections::BTreeSet::new();
+        let mut total = 0;
+        for rec in idx.images.keys().filter_map(|id| self.images.record(id).ok()) {
+            for l in rec.layers {
+                if seen.insert(l.chain_id.clone()) {
+                    total += self.store.layer_info(&l.chain_id).ok().flatten().map_or(0, |i| i.size);
+                }
+            }
         }
         total
     }

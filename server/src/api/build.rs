@@ -43,7 +43,34 @@ fn json_map<T: serde::de::DeserializeOwned + Default>(q: &[(String, String)], k:
     }
 }
 
+/// Build settings dockerd takes that Berth's builder does not implement, with the
+/// value that means "not set" (what the CLI and the SDKs send, when they send it):
+/// anything else is refused rather than ignored.
+const NOT_IMPLEMENTED: &[(&str, &str, &[&str])] = &[
+    ("memory", "--memory", &["", "0"]),
+    ("memswap", "--memory-swap", &["", "0"]),
+    ("cpushares", "--cpu-shares", &["", "0"]),
+    ("cpuperiod", "--cpu-period", &["", "0"]),
+    ("cpuquota", "--cpu-quota", &["", "0"]),
+    ("cpusetcpus", "--cpuset-cpus", &[""]),
+    ("cpusetmems", "--cpuset-mems", &[""]),
+    ("shmsize", "--shm-size", &["", "0"]),
+    ("ulimits", "--ulimit", &["", "null", "[]"]),
+    ("cgroupparent", "--cgroup-parent", &[""]),
+    ("isolation", "--isolation", &["", "default"]),
+    ("squash", "--squash", &["", "0", "false", "False"]),
+    ("remote", "a remote build context (a URL or Git repository)", &[""]),
+    ("outputs", "--output", &["", "null", "[]"]),
+    // 2 is BuildKit, which Berth does not have: only the classic builder (1).
+    ("version", "BuildKit (build version 2)", &["", "1"]),
+];
+
 fn options(q: &[(String, String)]) -> Result<BuildOptions, ApiError> {
+    for (key, what, unset) in NOT_IMPLEMENTED {
+        if let Some(v) = q.iter().find(|(k, v)| k == key && !unset.contains(&v.as_str())).map(|(_, v)| v) {
+            return Err(ApiError::bad_request(format!("{what} ({key}={v}) is not supported by Berth's builder")));
+        }
+    }
     let rm = first(q, "rm");
     Ok(BuildOptions {
         tags: all_of(q, "t").into_iter().filter(|t| !t.is_empty()).collect(),
@@ -58,13 +85,39 @@ fn options(q: &[(String, String)]) -> Result<BuildOptions, ApiError> {
         quiet: qbool(&first(q, "q")),
         pull: qbool(&first(q, "pull")),
         platform: first(q, "platform").filter(|p| !p.is_empty()),
+        // Repeated, one `NAME:IP` each, as the CLI and the SDKs send them.
+        extra_hosts: all_of(q, "extrahosts").into_iter().filter(|h| !h.is_empty()).collect(),
+        network_mode: first(q, "networkmode").unwrap_or_default(),
+        cache_from: json_map::<Option<Vec<String>>>(q, "cachefrom")?.unwrap_or_default(),
     })
 }
 
-fn line(v: Value) -> Result<Bytes, io::Error> {
+fn json_line(v: Value) -> Bytes {
     let mut b = v.to_string().into_bytes();
     b.push(b'\n');
-    Ok(Bytes::from(b))
+    Bytes::from(b)
+}
+
+fn line(v: Value) -> Out {
+    Out::Line(json_line(v))
+}
+
+/// What the build thread sends the handler.
+enum Out {
+    /// A line of the JSON stream.
+    Line(Bytes),
+    /// The build failed: an HTTP error if nothing was sent yet (as dockerd answers a
+    /// build that fails before its first step), else the stream's error line.
+    Failed(ApiError),
+}
+
+impl Out {
+    fn into_bytes(self) -> Result<Bytes, io::Error> {
+        match self {
+            Out::Line(b) => Ok(b),
+            Out::Failed(e) => Ok(json_line(json!({ "errorDetail": { "message": e.message }, "error": e.message }))),
+        }
+    }
 }
 
 /// What the handler passes to the build thread: the context body, piece by piece.
@@ -113,12 +166,21 @@ impl io::Read for BodyReader {
 }
 
 async fn build_image(State(s): State<ApiState>, Query(q): Pairs, body: Body) -> Result<Response, ApiError> {
-    let opts = options(&q)?;
+    let opts = match options(&q) {
+        Ok(opts) => opts,
+        Err(e) => {
+            // The client sends the whole context before it reads the answer: answering
+            // first would show it a broken pipe instead of the message.
+            let mut rest = body.into_data_stream();
+            while let Some(Ok(_)) = rest.next().await {}
+            return Err(e);
+        }
+    };
     // A few chunks in flight let receiving and unpacking overlap without buffering
     // much of a large context in memory.
     let (body_tx, body_rx) = mpsc::channel::<Piece>(16);
     let reader = BodyReader { rx: body_rx, cur: Default::default(), ended: false };
-    let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(256);
+    let (tx, rx) = mpsc::channel::<Out>(256);
     tokio::task::spawn_blocking(move || {
         let quiet = opts.quiet;
         let text_tx = tx.clone();
@@ -148,8 +210,7 @@ async fn build_image(State(s): State<ApiState>, Query(q): Pairs, body: Body) -> 
             }
             Err(e) => {
                 tracing::info!("build failed: {e}");
-                let m = e.to_string();
-                let _ = tx.blocking_send(line(json!({ "errorDetail": { "message": m }, "error": m })));
+                let _ = tx.blocking_send(Out::Failed(ApiError::from(e)));
                 None
             }
         };
@@ -196,19 +257,16 @@ async fn build_image(State(s): State<ApiState>, Query(q): Pairs, body: Body) -> 
     }
     let _ = body_tx.send(Piece::End).await;
     // A build that fails before its first step (no Dockerfile, an empty or unparsable
-    // one, a bad option) is an HTTP error, as from dockerd; later failures are lines of
-    // the stream the client is already reading.
+    // one, a bad option) is an HTTP error, as from dockerd, with the status its kind
+    // of error has; later failures are lines of the stream the client is already
+    // reading.
     let mut rx = rx;
-    let first = rx.recv().await;
-    if let Some(Ok(bytes)) = &first {
-        if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
-            if let Some(m) = v.get("error").and_then(Value::as_str) {
-                return Err(ApiError::bad_request(m));
-            }
-        }
-    }
+    let first = match rx.recv().await {
+        Some(Out::Failed(e)) => return Err(e),
+        other => other,
+    };
     let rest = tokio_stream::wrappers::ReceiverStream::new(rx);
-    let body = Body::from_stream(futures_util::stream::iter(first).chain(rest));
+    let body = Body::from_stream(futures_util::stream::iter(first).chain(rest).map(Out::into_bytes));
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 

@@ -477,11 +477,17 @@ fn loaded_lines(loaded: &[Loaded]) -> Vec<Value> {
 }
 
 /// `docker load`. `quiet` only hides progress bars in Docker, and we draw none.
+/// Like dockerd, the answer is 200 whatever happens: a load that fails (not a tar, no
+/// manifest, cut short) says so in an error line of the stream, which the CLI prints
+/// and the SDKs raise (docker-py's `ImageLoadError`).
 async fn load(State(s): State<ApiState>, body: Body) -> Result<Response, ApiError> {
     let (reader, pump) = body_reader(body);
     let loaded = blocking(move || Ok(s.engine.load_images(&s.namespace, reader)?)).await;
     let _ = pump.await;
-    Ok(json_lines(loaded_lines(&loaded?)))
+    Ok(match loaded {
+        Ok(loaded) => json_lines(loaded_lines(&loaded)),
+        Err(e) => json_lines([json!({ "errorDetail": { "message": e.message }, "error": e.message })]),
+    })
 }
 
 /// `POST /images/create`: a pull (`fromImage`, streaming progress) or `docker import`
