@@ -13,6 +13,7 @@ mod fidelity;
 mod health;
 mod images;
 mod interactive;
+mod kubernetes;
 mod lab;
 mod layers;
 mod lessons;

@@ -1,0 +1,210 @@
+//! The Kubernetes test cluster itself (tests/kubernetes/cluster, through
+//! `berth_tests::kubernetes::Cluster`): what a deployment of Berth will rely on —
+//! privileged pods of a StatefulSet finding each other by name, local persistent
+//! volumes that outlive a pod — and that `down` leaves the machine as it found it.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use berth_tests::kubernetes::{busybox_image, state_dir, Cluster};
+
+const NS: &str = "berth-k8s-test";
+
+/// A headless Service and a StatefulSet of two privileged busybox pods, each with a
+/// claim on a local volume, each serving its name over HTTP.
+fn manifest() -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Service
+metadata: {{name: x, namespace: {NS}}}
+spec:
+  clusterIP: None
+  selector: {{app: x}}
+  ports: [{{name: http, port: 8080}}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: x, namespace: {NS}}}
+spec:
+  serviceName: x
+  replicas: 2
+  selector: {{matchLabels: {{app: x}}}}
+  template:
+    metadata: {{labels: {{app: x}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: x
+        image: local/busybox:1
+        imagePullPolicy: Never
+        securityContext: {{privileged: true}}
+        command: ["/bin/sh", "-c"]
+        args:
+        - |
+          mkdir -p /www && hostname > /www/index.html
+          exec httpd -f -p 8080 -h /www
+        volumeMounts: [{{name: data, mountPath: /data}}]
+  volumeClaimTemplates:
+  - metadata: {{name: data}}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {{requests: {{storage: 100Mi}}}}
+"#
+    )
+}
+
+/// What of the machine the cluster may change and must give back: interfaces, routes,
+/// iptables chains, mounts and sysctls as they were (the cluster's names only: other
+/// tests change the rest of the machine meanwhile).
+fn cluster_traces() -> Vec<String> {
+    let mut t = Vec::new();
+    let state = state_dir();
+    let state_s = state.display().to_string();
+    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let cmdline = fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(&format!("{state_s}/")) || cmdline.contains(&format!("{state_s} ")) {
+            t.push(format!("process {}: {cmdline}", e.file_name().to_string_lossy()));
+        }
+    }
+    let links = run("ip", &["-o", "link", "show"]);
+    for name in ["cni0", "berthk8s0"] {
+        if links.contains(&format!(": {name}:")) {
+            t.push(format!("interface {name}"));
+        }
+    }
+    for l in run("ip", &["route", "show", "table", "all"]).lines() {
+        if l.contains("10.244.") || l.contains("10.96.") || l.contains("berthk8s0") || l.contains("cni0") {
+            t.push(format!("route {l}"));
+        }
+    }
+    for cmd in ["iptables-save", "ip6tables-save"] {
+        for l in run(cmd, &[]).lines() {
+            if l.contains("KUBE-") || l.contains("CNI-") || l.contains("BERTH-K8S-") {
+                t.push(format!("{cmd}: {l}"));
+            }
+        }
+    }
+    for l in fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().lines() {
+        let point = l.split(' ').nth(4).unwrap_or("");
+        if point.starts_with(&state_s) {
+            t.push(format!("mount {point}"));
+        }
+    }
+    for base in berth_tests::CGROUP_BASES {
+        if Path::new(base).join("berth-k8s").exists() {
+            t.push(format!("cgroup {base}/berth-k8s"));
+        }
+    }
+    for p in ["/var/log/pods", "/var/log/containers"] {
+        for e in fs::read_dir(p).into_iter().flatten().flatten() {
+            t.push(format!("{}", e.path().display()));
+        }
+    }
+    if state.exists() {
+        t.push(format!("state dir {state_s}"));
+    }
+    t
+}
+
+/// The sysctls the kubelet and kube-proxy set, which `down` must restore.
+fn sysctls() -> Vec<String> {
+    [
+        "net/ipv4/conf/all/route_localnet",
+        "kernel/panic",
+        "kernel/panic_on_oops",
+        "vm/overcommit_memory",
+        "vm/panic_on_oom",
+        "kernel/keys/root_maxkeys",
+        "kernel/keys/root_maxbytes",
+        "net/ipv4/ip_forward",
+    ]
+    .iter()
+    .map(|k| format!("{k}={}", fs::read_to_string(Path::new("/proc/sys").join(k)).unwrap_or_default().trim()))
+    .collect()
+}
+
+fn run(cmd: &str, args: &[&str]) -> String {
+    let o = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+#[test]
+fn statefulset_of_privileged_pods_finds_itself_by_name_keeps_its_volumes_and_down_cleans_up() {
+    let t0 = Instant::now();
+    let sysctls_before = sysctls();
+    let c = Cluster::up();
+    eprintln!("kubernetes: cluster up in {:.1} s", c.up_seconds);
+    // The node is Ready and the server is the version built (no kubectl skew).
+    assert!(c.ok(&["get", "nodes"]).contains(" Ready "), "node not Ready");
+    assert!(c.ok(&["version", "--short"]).contains("Server Version: v1.20.2"));
+
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let image = tmp.path().join("busybox.tar");
+    busybox_image("local/busybox:1", &image);
+    c.load_image(&image);
+
+    c.ok(&["create", "namespace", NS]);
+    c.apply_yaml(&manifest());
+    c.ok(&["-n", NS, "rollout", "status", "statefulset/x", "--timeout=180s"]);
+    let pod_ip = |name: &str| c.ok(&["-n", NS, "get", "pod", name, "-o", "jsonpath={.status.podIP}"]);
+    let ip1 = pod_ip("x-1");
+    assert!(ip1.starts_with("10.244.0."), "x-1's IP: {ip1}");
+
+    // Pod-to-pod DNS by StatefulSet name, and a connection to the name.
+    let name1 = format!("x-1.x.{NS}.svc.cluster.local");
+    c.eventually(&format!("{name1} resolving to {ip1} in x-0"), Duration::from_secs(30), || {
+        let o = c.kubectl(&["-n", NS, "exec", "x-0", "--", "nslookup", &name1]);
+        String::from_utf8_lossy(&o.stdout).contains(&format!("Address: {ip1}"))
+    });
+    let page = c.ok(&["-n", NS, "exec", "x-0", "--", "wget", "-qO-", &format!("http://{name1}:8080/")]);
+    assert_eq!(page.trim(), "x-1", "x-1's page fetched from x-0 by name");
+    // The short name resolves through the pod's search path.
+    let o = c.kubectl(&["-n", NS, "exec", "x-1", "--", "nslookup", "x-0.x"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!("Address: {}", pod_ip("x-0"))),
+        "x-0.x from x-1: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    // Names outside the cluster are refused, not looked up elsewhere.
+    let o = c.kubectl(&["-n", NS, "exec", "x-0", "--", "nslookup", "deb.debian.org"]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("Address: ") || !o.status.success());
+
+    // A privileged pod can mount (what Berth inside a pod needs).
+    let out = c.ok(&[
+        "-n", NS, "exec", "x-0", "--", "sh", "-c",
+        "mkdir -p /mnt/t && mount -t tmpfs -o size=1m tmpfs /mnt/t && echo mounted > /mnt/t/f && cat /mnt/t/f && grep ' /mnt/t ' /proc/mounts && umount /mnt/t",
+    ]);
+    assert!(out.starts_with("mounted") && out.contains("tmpfs"), "tmpfs in a privileged pod: {out}");
+
+    // The local volume outlives its pod: write, delete the pod, read it back from the
+    // pod the StatefulSet makes anew.
+    let token = format!("token-{}", std::process::id());
+    c.ok(&["-n", NS, "exec", "x-1", "--", "sh", "-c", &format!("echo {token} > /data/token")]);
+    let uid = c.ok(&["-n", NS, "get", "pod", "x-1", "-o", "jsonpath={.metadata.uid}"]);
+    c.ok(&["-n", NS, "delete", "pod", "x-1", "--wait=true"]);
+    c.eventually("x-1 back and Ready", Duration::from_secs(120), || {
+        let o = c.kubectl(&[
+            "-n", NS, "get", "pod", "x-1", "-o",
+            r#"jsonpath={.metadata.uid} {.status.conditions[?(@.type=="Ready")].status}"#,
+        ]);
+        let s = String::from_utf8_lossy(&o.stdout);
+        o.status.success() && !s.starts_with(&uid) && s.ends_with(" True")
+    });
+    let back = c.ok(&["-n", NS, "exec", "x-1", "--", "cat", "/data/token"]);
+    assert_eq!(back.trim(), token, "x-1's volume after the pod was recreated");
+    let pv = c.ok(&["-n", NS, "get", "pvc", "data-x-1", "-o", "jsonpath={.spec.volumeName}"]);
+    assert!(pv.starts_with("local-pv"), "data-x-1 bound to {pv}");
+
+    let test_seconds = t0.elapsed().as_secs_f64();
+    let down = c.down();
+    eprintln!("kubernetes: test {test_seconds:.1} s, down {down:.1} s");
+    let left = cluster_traces();
+    assert!(left.is_empty(), "left after cluster down:\n{}", left.join("\n"));
+    assert_eq!(sysctls(), sysctls_before, "sysctls after cluster down");
+}
