@@ -66,7 +66,10 @@ fn cluster_traces() -> Vec<String> {
         let cmdline = fs::read(e.path().join("cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         if cmdline.contains(&format!("{state_s}/")) || cmdline.contains(&format!("{state_s} ")) {
-            t.push(format!("process {}: {cmdline}", e.file_name().to_string_lossy()));
+            t.push(format!(
+                "process {}: {cmdline}",
+                e.file_name().to_string_lossy()
+            ));
         }
     }
     let links = run("ip", &["-o", "link", "show"]);
@@ -76,7 +79,11 @@ fn cluster_traces() -> Vec<String> {
         }
     }
     for l in run("ip", &["route", "show", "table", "all"]).lines() {
-        if l.contains("10.244.") || l.contains("10.96.") || l.contains("berthk8s0") || l.contains("cni0") {
+        if l.contains("10.244.")
+            || l.contains("10.96.")
+            || l.contains("berthk8s0")
+            || l.contains("cni0")
+        {
             t.push(format!("route {l}"));
         }
     }
@@ -87,7 +94,10 @@ fn cluster_traces() -> Vec<String> {
             }
         }
     }
-    for l in fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().lines() {
+    for l in fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+    {
         let point = l.split(' ').nth(4).unwrap_or("");
         if point.starts_with(&state_s) {
             t.push(format!("mount {point}"));
@@ -122,8 +132,29 @@ fn sysctls() -> Vec<String> {
         "net/ipv4/ip_forward",
     ]
     .iter()
-    .map(|k| format!("{k}={}", fs::read_to_string(Path::new("/proc/sys").join(k)).unwrap_or_default().trim()))
+    .map(|k| {
+        format!(
+            "{k}={}",
+            fs::read_to_string(Path::new("/proc/sys").join(k))
+                .unwrap_or_default()
+                .trim()
+        )
+    })
     .collect()
+}
+
+/// Packets the cluster's FORWARD chain dropped for coming from a pod.
+fn forward_drops() -> u64 {
+    let save = run("iptables-save", &["-c", "-t", "filter"]);
+    let line = save
+        .lines()
+        .find(|l| l.ends_with("-A BERTH-K8S-FORWARD -s 10.244.0.0/16 -j DROP"))
+        .unwrap_or_else(|| panic!("no pod DROP rule in BERTH-K8S-FORWARD:\n{save}"));
+    line.trim_start_matches('[')
+        .split(':')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("packet count of {line}"))
 }
 
 fn run(cmd: &str, args: &[&str]) -> String {
@@ -141,8 +172,13 @@ fn statefulset_of_privileged_pods_finds_itself_by_name_keeps_its_volumes_and_dow
     let c = Cluster::up();
     eprintln!("kubernetes: cluster up in {:.1} s", c.up_seconds);
     // The node is Ready and the server is the version built (no kubectl skew).
-    assert!(c.ok(&["get", "nodes"]).contains(" Ready "), "node not Ready");
-    assert!(c.ok(&["version", "--short"]).contains("Server Version: v1.20.2"));
+    assert!(
+        c.ok(&["get", "nodes"]).contains(" Ready "),
+        "node not Ready"
+    );
+    assert!(c
+        .ok(&["version", "--short"])
+        .contains("Server Version: v1.20.2"));
 
     let tmp = tempfile::tempdir().expect("temp dir");
     let image = tmp.path().join("busybox.tar");
@@ -151,60 +187,182 @@ fn statefulset_of_privileged_pods_finds_itself_by_name_keeps_its_volumes_and_dow
 
     c.ok(&["create", "namespace", NS]);
     c.apply_yaml(&manifest());
-    c.ok(&["-n", NS, "rollout", "status", "statefulset/x", "--timeout=180s"]);
-    let pod_ip = |name: &str| c.ok(&["-n", NS, "get", "pod", name, "-o", "jsonpath={.status.podIP}"]);
+    c.ok(&[
+        "-n",
+        NS,
+        "rollout",
+        "status",
+        "statefulset/x",
+        "--timeout=180s",
+    ]);
+    let pod_ip = |name: &str| {
+        c.ok(&[
+            "-n",
+            NS,
+            "get",
+            "pod",
+            name,
+            "-o",
+            "jsonpath={.status.podIP}",
+        ])
+    };
     let ip1 = pod_ip("x-1");
     assert!(ip1.starts_with("10.244.0."), "x-1's IP: {ip1}");
 
     // Pod-to-pod DNS by StatefulSet name, and a connection to the name.
     let name1 = format!("x-1.x.{NS}.svc.cluster.local");
-    c.eventually(&format!("{name1} resolving to {ip1} in x-0"), Duration::from_secs(30), || {
-        let o = c.kubectl(&["-n", NS, "exec", "x-0", "--", "nslookup", &name1]);
-        String::from_utf8_lossy(&o.stdout).contains(&format!("Address: {ip1}"))
-    });
-    let page = c.ok(&["-n", NS, "exec", "x-0", "--", "wget", "-qO-", &format!("http://{name1}:8080/")]);
+    c.eventually(
+        &format!("{name1} resolving to {ip1} in x-0"),
+        Duration::from_secs(30),
+        || {
+            let o = c.kubectl(&["-n", NS, "exec", "x-0", "--", "nslookup", &name1]);
+            String::from_utf8_lossy(&o.stdout).contains(&format!("Address: {ip1}"))
+        },
+    );
+    let page = c.ok(&[
+        "-n",
+        NS,
+        "exec",
+        "x-0",
+        "--",
+        "wget",
+        "-qO-",
+        &format!("http://{name1}:8080/"),
+    ]);
     assert_eq!(page.trim(), "x-1", "x-1's page fetched from x-0 by name");
-    // The short name resolves through the pod's search path.
-    let o = c.kubectl(&["-n", NS, "exec", "x-1", "--", "nslookup", "x-0.x"]);
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains(&format!("Address: {}", pod_ip("x-0"))),
-        "x-0.x from x-1: {}",
-        String::from_utf8_lossy(&o.stdout)
+    // The short name, through the pod's search path (libc's resolver; busybox's
+    // nslookup does not search).
+    let page = c.ok(&[
+        "-n",
+        NS,
+        "exec",
+        "x-1",
+        "--",
+        "wget",
+        "-qO-",
+        "http://x-0.x:8080/",
+    ]);
+    assert_eq!(
+        page.trim(),
+        "x-0",
+        "x-0's page fetched from x-1 by its short name"
     );
     // Names outside the cluster are refused, not looked up elsewhere.
     let o = c.kubectl(&["-n", NS, "exec", "x-0", "--", "nslookup", "deb.debian.org"]);
-    assert!(!String::from_utf8_lossy(&o.stdout).contains("Address: ") || !o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        !o.status.success() && out.contains("REFUSED"),
+        "deb.debian.org from a pod: {out}"
+    );
+
+    // Services: the API's cluster IP reaches the apiserver (kube-proxy's NAT)...
+    c.ok(&[
+        "-n",
+        NS,
+        "exec",
+        "x-0",
+        "--",
+        "nc",
+        "-w",
+        "5",
+        "10.96.0.1",
+        "443",
+    ]);
+    // ...and what a pod sends anywhere else is dropped by the cluster's FORWARD chain
+    // (here a service IP no Service has, which would otherwise be routed off the pod).
+    let dropped = forward_drops();
+    let o = c.kubectl(&[
+        "-n",
+        NS,
+        "exec",
+        "x-0",
+        "--",
+        "nc",
+        "-w",
+        "2",
+        "10.96.0.99",
+        "80",
+    ]);
+    assert!(
+        !o.status.success(),
+        "a connection to an unused service IP succeeded"
+    );
+    assert!(
+        forward_drops() > dropped,
+        "BERTH-K8S-FORWARD dropped nothing"
+    );
 
     // A privileged pod can mount (what Berth inside a pod needs).
     let out = c.ok(&[
         "-n", NS, "exec", "x-0", "--", "sh", "-c",
         "mkdir -p /mnt/t && mount -t tmpfs -o size=1m tmpfs /mnt/t && echo mounted > /mnt/t/f && cat /mnt/t/f && grep ' /mnt/t ' /proc/mounts && umount /mnt/t",
     ]);
-    assert!(out.starts_with("mounted") && out.contains("tmpfs"), "tmpfs in a privileged pod: {out}");
+    assert!(
+        out.starts_with("mounted") && out.contains("tmpfs"),
+        "tmpfs in a privileged pod: {out}"
+    );
 
     // The local volume outlives its pod: write, delete the pod, read it back from the
     // pod the StatefulSet makes anew.
     let token = format!("token-{}", std::process::id());
-    c.ok(&["-n", NS, "exec", "x-1", "--", "sh", "-c", &format!("echo {token} > /data/token")]);
-    let uid = c.ok(&["-n", NS, "get", "pod", "x-1", "-o", "jsonpath={.metadata.uid}"]);
+    c.ok(&[
+        "-n",
+        NS,
+        "exec",
+        "x-1",
+        "--",
+        "sh",
+        "-c",
+        &format!("echo {token} > /data/token"),
+    ]);
+    let uid = c.ok(&[
+        "-n",
+        NS,
+        "get",
+        "pod",
+        "x-1",
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
     c.ok(&["-n", NS, "delete", "pod", "x-1", "--wait=true"]);
     c.eventually("x-1 back and Ready", Duration::from_secs(120), || {
         let o = c.kubectl(&[
-            "-n", NS, "get", "pod", "x-1", "-o",
+            "-n",
+            NS,
+            "get",
+            "pod",
+            "x-1",
+            "-o",
             r#"jsonpath={.metadata.uid} {.status.conditions[?(@.type=="Ready")].status}"#,
         ]);
         let s = String::from_utf8_lossy(&o.stdout);
         o.status.success() && !s.starts_with(&uid) && s.ends_with(" True")
     });
     let back = c.ok(&["-n", NS, "exec", "x-1", "--", "cat", "/data/token"]);
-    assert_eq!(back.trim(), token, "x-1's volume after the pod was recreated");
-    let pv = c.ok(&["-n", NS, "get", "pvc", "data-x-1", "-o", "jsonpath={.spec.volumeName}"]);
+    assert_eq!(
+        back.trim(),
+        token,
+        "x-1's volume after the pod was recreated"
+    );
+    let pv = c.ok(&[
+        "-n",
+        NS,
+        "get",
+        "pvc",
+        "data-x-1",
+        "-o",
+        "jsonpath={.spec.volumeName}",
+    ]);
     assert!(pv.starts_with("local-pv"), "data-x-1 bound to {pv}");
 
     let test_seconds = t0.elapsed().as_secs_f64();
     let down = c.down();
     eprintln!("kubernetes: test {test_seconds:.1} s, down {down:.1} s");
     let left = cluster_traces();
-    assert!(left.is_empty(), "left after cluster down:\n{}", left.join("\n"));
+    assert!(
+        left.is_empty(),
+        "left after cluster down:\n{}",
+        left.join("\n")
+    );
     assert_eq!(sysctls(), sysctls_before, "sysctls after cluster down");
 }
