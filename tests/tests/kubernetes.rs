@@ -119,28 +119,28 @@ fn cluster_traces() -> Vec<String> {
     t
 }
 
-/// The sysctls the kubelet and kube-proxy set, which `down` must restore.
-fn sysctls() -> Vec<String> {
-    [
-        "net/ipv4/conf/all/route_localnet",
-        "kernel/panic",
-        "kernel/panic_on_oops",
-        "vm/overcommit_memory",
-        "vm/panic_on_oom",
-        "kernel/keys/root_maxkeys",
-        "kernel/keys/root_maxbytes",
-        "net/ipv4/ip_forward",
-    ]
-    .iter()
-    .map(|k| {
-        format!(
-            "{k}={}",
-            fs::read_to_string(Path::new("/proc/sys").join(k))
-                .unwrap_or_default()
-                .trim()
-        )
-    })
-    .collect()
+/// The sysctls `cluster up` saved before the kubelet and kube-proxy changed them
+/// (`key=value` lines, as sysctl names them), which `down` must restore.
+fn saved_sysctls() -> Vec<(String, String)> {
+    let f = state_dir().join("saved/sysctl");
+    let saved = fs::read_to_string(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+    let kv: Vec<(String, String)> = saved
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for k in ["kernel.panic", "net.ipv4.conf.all.route_localnet"] {
+        assert!(kv.iter().any(|(n, _)| n == k), "{k} not saved in {saved}");
+    }
+    kv
+}
+
+fn sysctl(name: &str) -> String {
+    let path = Path::new("/proc/sys").join(name.replace('.', "/"));
+    fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .to_string()
 }
 
 /// Packets the cluster's FORWARD chain dropped for coming from a pod.
@@ -168,9 +168,16 @@ fn run(cmd: &str, args: &[&str]) -> String {
 #[test]
 fn statefulset_of_privileged_pods_finds_itself_by_name_keeps_its_volumes_and_down_cleans_up() {
     let t0 = Instant::now();
-    let sysctls_before = sysctls();
     let c = Cluster::up();
     eprintln!("kubernetes: cluster up in {:.1} s", c.up_seconds);
+    // What the machine had before (read here, not before `up`: a cluster left by a
+    // killed test would have changed them; `up` tears that one down first).
+    let sysctls_before = saved_sysctls();
+    assert_eq!(
+        sysctl("kernel.panic"),
+        "10",
+        "the kubelet sets kernel.panic (this test checks that down restores it)"
+    );
     // The node is Ready and the server is the version built (no kubectl skew).
     assert!(
         c.ok(&["get", "nodes"]).contains(" Ready "),
@@ -364,5 +371,7 @@ fn statefulset_of_privileged_pods_finds_itself_by_name_keeps_its_volumes_and_dow
         "left after cluster down:\n{}",
         left.join("\n")
     );
-    assert_eq!(sysctls(), sysctls_before, "sysctls after cluster down");
+    for (name, before) in sysctls_before {
+        assert_eq!(sysctl(&name), before, "{name} after cluster down");
+    }
 }
