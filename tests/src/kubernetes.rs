@@ -152,22 +152,55 @@ impl Cluster {
         );
     }
 
-    /// Polls `f` every half second until it holds, or fails the test after `timeout`.
+    /// Polls `f` every half second until it holds, or fails the test after `timeout`
+    /// with what the cluster says of its pods.
     pub fn eventually(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
         let end = Instant::now() + timeout;
         while !f() {
             assert!(
                 Instant::now() < end,
-                "timed out after {timeout:?} waiting for: {what}\npods: {}\nevents: {}",
-                String::from_utf8_lossy(&self.kubectl(&["get", "pods", "-A", "-o", "wide"]).stdout),
-                String::from_utf8_lossy(
-                    &self
-                        .kubectl(&["get", "events", "-A", "--sort-by=.lastTimestamp"])
-                        .stdout
-                )
+                "timed out after {timeout:?} waiting for: {what}\n{}",
+                self.diagnostics()
             );
             std::thread::sleep(Duration::from_millis(500));
         }
+    }
+
+    /// `kubectl rollout status` of `what` (e.g. `statefulset/x`) in `namespace`; on
+    /// a timeout, fails with the pods, claims and events.
+    pub fn rollout(&self, namespace: &str, what: &str, timeout: Duration) {
+        let o = self.kubectl(&[
+            "-n",
+            namespace,
+            "rollout",
+            "status",
+            what,
+            &format!("--timeout={}s", timeout.as_secs()),
+        ]);
+        assert!(
+            o.status.success(),
+            "{what} in {namespace} did not roll out: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            self.diagnostics()
+        );
+    }
+
+    /// Pods, claims, volumes and recent events of the whole cluster, for failures.
+    pub fn diagnostics(&self) -> String {
+        let text = |args: &[&str]| {
+            let o = self.kubectl(args);
+            format!(
+                "$ kubectl {}\n{}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        };
+        [
+            text(&["get", "nodes,pods,pvc,pv", "-A", "-o", "wide"]),
+            text(&["get", "events", "-A", "--sort-by=.lastTimestamp"]),
+        ]
+        .join("\n")
     }
 
     /// Brings the cluster down now (`cluster down`), returning how long it took; fails

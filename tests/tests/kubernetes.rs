@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use berth_tests::kubernetes::{busybox_image, state_dir, Cluster};
@@ -157,6 +157,21 @@ fn forward_drops() -> u64 {
         .unwrap_or_else(|| panic!("packet count of {line}"))
 }
 
+/// A field (jsonpath) of an object of the test's namespace.
+fn get(c: &Cluster, object: &str, path: &str) -> String {
+    c.ok(&["-n", NS, "get", object, "-o", &format!("jsonpath={path}")])
+}
+
+/// `sh -c SCRIPT` in POD of the test's namespace; its output whatever the status.
+fn sh(c: &Cluster, pod: &str, script: &str) -> Output {
+    c.kubectl(&["-n", NS, "exec", pod, "--", "sh", "-c", script])
+}
+
+/// `sh -c SCRIPT` in POD, expected to succeed; its stdout.
+fn sh_ok(c: &Cluster, pod: &str, script: &str) -> String {
+    c.ok(&["-n", NS, "exec", pod, "--", "sh", "-c", script])
+}
+
 fn run(cmd: &str, args: &[&str]) -> String {
     let o = Command::new(cmd)
         .args(args)
@@ -194,25 +209,8 @@ fn statefulset_of_privileged_pods_finds_itself_by_name_keeps_its_volumes_and_dow
 
     c.ok(&["create", "namespace", NS]);
     c.apply_yaml(&manifest());
-    c.ok(&[
-        "-n",
-        NS,
-        "rollout",
-        "status",
-        "statefulset/x",
-        "--timeout=180s",
-    ]);
-    let pod_ip = |name: &str| {
-        c.ok(&[
-            "-n",
-            NS,
-            "get",
-            "pod",
-            name,
-            "-o",
-            "jsonpath={.status.podIP}",
-        ])
-    };
+    c.rollout(NS, "statefulset/x", Duration::from_secs(180));
+    let pod_ip = |pod: &str| get(&c, &format!("pod/{pod}"), "{.status.podIP}");
     let ip1 = pod_ip("x-1");
     assert!(ip1.starts_with("10.244.0."), "x-1's IP: {ip1}");
 
@@ -222,40 +220,23 @@ fn statefulset_of_privileged_pods_finds_itself_by_name_keeps_its_volumes_and_dow
         &format!("{name1} resolving to {ip1} in x-0"),
         Duration::from_secs(30),
         || {
-            let o = c.kubectl(&["-n", NS, "exec", "x-0", "--", "nslookup", &name1]);
-            String::from_utf8_lossy(&o.stdout).contains(&format!("Address: {ip1}"))
+            let out = String::from_utf8_lossy(&sh(&c, "x-0", &format!("nslookup {name1}")).stdout)
+                .to_string();
+            out.contains(&format!("Address: {ip1}"))
         },
     );
-    let page = c.ok(&[
-        "-n",
-        NS,
-        "exec",
-        "x-0",
-        "--",
-        "wget",
-        "-qO-",
-        &format!("http://{name1}:8080/"),
-    ]);
+    let page = sh_ok(&c, "x-0", &format!("wget -qO- http://{name1}:8080/"));
     assert_eq!(page.trim(), "x-1", "x-1's page fetched from x-0 by name");
     // The short name, through the pod's search path (libc's resolver; busybox's
     // nslookup does not search).
-    let page = c.ok(&[
-        "-n",
-        NS,
-        "exec",
-        "x-1",
-        "--",
-        "wget",
-        "-qO-",
-        "http://x-0.x:8080/",
-    ]);
+    let page = sh_ok(&c, "x-1", "wget -qO- http://x-0.x:8080/");
     assert_eq!(
         page.trim(),
         "x-0",
         "x-0's page fetched from x-1 by its short name"
     );
     // Names outside the cluster are refused, not looked up elsewhere.
-    let o = c.kubectl(&["-n", NS, "exec", "x-0", "--", "nslookup", "deb.debian.org"]);
+    let o = sh(&c, "x-0", "nslookup deb.debian.org");
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         !o.status.success() && out.contains("REFUSED"),
@@ -263,33 +244,11 @@ fn statefulset_of_privileged_pods_finds_itself_by_name_keeps_its_volumes_and_dow
     );
 
     // Services: the API's cluster IP reaches the apiserver (kube-proxy's NAT)...
-    c.ok(&[
-        "-n",
-        NS,
-        "exec",
-        "x-0",
-        "--",
-        "nc",
-        "-w",
-        "5",
-        "10.96.0.1",
-        "443",
-    ]);
+    sh_ok(&c, "x-0", "nc -w 5 10.96.0.1 443 </dev/null");
     // ...and what a pod sends anywhere else is dropped by the cluster's FORWARD chain
     // (here a service IP no Service has, which would otherwise be routed off the pod).
     let dropped = forward_drops();
-    let o = c.kubectl(&[
-        "-n",
-        NS,
-        "exec",
-        "x-0",
-        "--",
-        "nc",
-        "-w",
-        "2",
-        "10.96.0.99",
-        "80",
-    ]);
+    let o = sh(&c, "x-0", "nc -w 2 10.96.0.99 80 </dev/null");
     assert!(
         !o.status.success(),
         "a connection to an unused service IP succeeded"
@@ -300,10 +259,12 @@ fn statefulset_of_privileged_pods_finds_itself_by_name_keeps_its_volumes_and_dow
     );
 
     // A privileged pod can mount (what Berth inside a pod needs).
-    let out = c.ok(&[
-        "-n", NS, "exec", "x-0", "--", "sh", "-c",
-        "mkdir -p /mnt/t && mount -t tmpfs -o size=1m tmpfs /mnt/t && echo mounted > /mnt/t/f && cat /mnt/t/f && grep ' /mnt/t ' /proc/mounts && umount /mnt/t",
-    ]);
+    let out = sh_ok(
+        &c,
+        "x-0",
+        "mkdir -p /mnt/t && mount -t tmpfs -o size=1m tmpfs /mnt/t && echo mounted > /mnt/t/f \
+         && cat /mnt/t/f && grep ' /mnt/t ' /proc/mounts && umount /mnt/t",
+    );
     assert!(
         out.starts_with("mounted") && out.contains("tmpfs"),
         "tmpfs in a privileged pod: {out}"
@@ -312,54 +273,28 @@ fn statefulset_of_privileged_pods_finds_itself_by_name_keeps_its_volumes_and_dow
     // The local volume outlives its pod: write, delete the pod, read it back from the
     // pod the StatefulSet makes anew.
     let token = format!("token-{}", std::process::id());
-    c.ok(&[
-        "-n",
-        NS,
-        "exec",
-        "x-1",
-        "--",
-        "sh",
-        "-c",
-        &format!("echo {token} > /data/token"),
-    ]);
-    let uid = c.ok(&[
-        "-n",
-        NS,
-        "get",
-        "pod",
-        "x-1",
-        "-o",
-        "jsonpath={.metadata.uid}",
-    ]);
+    sh_ok(&c, "x-1", &format!("echo {token} > /data/token"));
+    let uid = get(&c, "pod/x-1", "{.metadata.uid}");
     c.ok(&["-n", NS, "delete", "pod", "x-1", "--wait=true"]);
     c.eventually("x-1 back and Ready", Duration::from_secs(120), || {
         let o = c.kubectl(&[
             "-n",
             NS,
             "get",
-            "pod",
-            "x-1",
+            "pod/x-1",
             "-o",
             r#"jsonpath={.metadata.uid} {.status.conditions[?(@.type=="Ready")].status}"#,
         ]);
         let s = String::from_utf8_lossy(&o.stdout);
         o.status.success() && !s.starts_with(&uid) && s.ends_with(" True")
     });
-    let back = c.ok(&["-n", NS, "exec", "x-1", "--", "cat", "/data/token"]);
+    let back = sh_ok(&c, "x-1", "cat /data/token");
     assert_eq!(
         back.trim(),
         token,
         "x-1's volume after the pod was recreated"
     );
-    let pv = c.ok(&[
-        "-n",
-        NS,
-        "get",
-        "pvc",
-        "data-x-1",
-        "-o",
-        "jsonpath={.spec.volumeName}",
-    ]);
+    let pv = get(&c, "pvc/data-x-1", "{.spec.volumeName}");
     assert!(pv.starts_with("local-pv"), "data-x-1 bound to {pv}");
 
     let test_seconds = t0.elapsed().as_secs_f64();
