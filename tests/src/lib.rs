@@ -5,6 +5,7 @@
 //! mounts, cgroups, the temp root), even when the test fails.
 
 pub mod dockerd;
+pub mod kubernetes;
 pub mod lab;
 pub mod postgres;
 pub mod wasm;

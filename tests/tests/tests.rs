@@ -14,6 +14,7 @@ mod fidelity;
 mod health;
 mod images;
 mod interactive;
+mod kubernetes;
 mod lab;
 mod layers;
 mod lessons;
