@@ -112,7 +112,9 @@ fn an_empty_dockerfile_is_an_http_error_and_diff_leaves_out_the_mount_points() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         !o.status.success()
-            && err.contains("Error response from daemon: the Dockerfile (Dockerfile) cannot be empty"),
+            && err.contains(
+                "Error response from daemon: the Dockerfile (Dockerfile) cannot be empty"
+            ),
         "{err}"
     );
     // `docker diff` of a container that changed nothing is empty, as on Docker (the
@@ -235,28 +237,30 @@ fn commit_records_its_parent() {
 }
 
 /// curl at an API version over any engine's socket: (status, body).
-fn call(sock: &std::path::Path, version: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+fn call(
+    sock: &std::path::Path,
+    version: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, String) {
     let mut c = Command::new("curl");
-    c.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, "--unix-socket"])
-        .arg(sock);
+    c.args([
+        "-s",
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        method,
+        "--unix-socket",
+    ])
+    .arg(sock);
     if let Some(body) = body {
         c.args(["-H", "Content-Type: application/json", "-d", body]);
     }
-    let o = c.arg(format!("http://d/v{version}{path}")).output().expect("curl");
-    let text = String::from_utf8_lossy(&o.stdout).to_string();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_string())
-}
-
-/// `curl` of a file to a daemon's socket (`unix://…`): (status, body).
-fn post_file(host: &str, path: &str, file: &std::path::Path) -> (u16, String) {
-    let o = Command::new("curl")
-        .args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", "POST"])
-        .args(["-H", "Content-Type: application/x-tar", "--unix-socket"])
-        .arg(host.trim_start_matches("unix://"))
-        .arg("--data-binary")
-        .arg(format!("@{}", file.display()))
-        .arg(format!("http://d/v1.41{path}"))
+    let o = c
+        .arg(format!("http://d/v{version}{path}"))
         .output()
         .expect("curl");
     let text = String::from_utf8_lossy(&o.stdout).to_string();
@@ -273,7 +277,11 @@ fn get_json(sock: &std::path::Path, path: &str) -> serde_json::Value {
 
 /// Every key path of a JSON value with its type (a 64-hex id as a key is `<id>`;
 /// an array's items as `[]`).
-fn shape(v: &serde_json::Value, path: &str, out: &mut std::collections::BTreeMap<String, &'static str>) {
+fn shape(
+    v: &serde_json::Value,
+    path: &str,
+    out: &mut std::collections::BTreeMap<String, &'static str>,
+) {
     use serde_json::Value;
     let kind = match v {
         Value::Null => "null",
@@ -288,7 +296,11 @@ fn shape(v: &serde_json::Value, path: &str, out: &mut std::collections::BTreeMap
         Value::Object(m) => {
             for (k, x) in m {
                 let is_id = k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit());
-                shape(x, &format!("{path}.{}", if is_id { "<id>" } else { k }), out);
+                shape(
+                    x,
+                    &format!("{path}.{}", if is_id { "<id>" } else { k }),
+                    out,
+                );
             }
         }
         Value::Array(a) => {
@@ -309,14 +321,22 @@ fn same_shape(what: &str, ours: &serde_json::Value, theirs: &serde_json::Value) 
     let (mut a, mut b) = (Default::default(), Default::default());
     shape(ours, "", &mut a);
     shape(theirs, "", &mut b);
-    let newer = |k: &str| NEWER_FIELDS.iter().any(|f| k.split(['.', '[']).any(|p| p == *f));
+    let newer = |k: &str| {
+        NEWER_FIELDS
+            .iter()
+            .any(|f| k.split(['.', '[']).any(|p| p == *f))
+    };
     let diff: Vec<String> = a
         .keys()
         .chain(b.keys())
-        .filter(|k| a.get(*k) != b.get(*k) && !(b.get(*k).is_none() && newer(k)))
+        .filter(|k| a.get(*k) != b.get(*k) && (b.contains_key(*k) || !newer(k)))
         .map(|k| format!("{k}: berth {:?}, dockerd {:?}", a.get(k), b.get(k)))
         .collect();
-    assert!(diff.is_empty(), "{what}: shapes differ:\n{}", diff.join("\n"));
+    assert!(
+        diff.is_empty(),
+        "{what}: shapes differ:\n{}",
+        diff.join("\n")
+    );
 }
 
 /// Removes what a test made on a dockerd even when it fails: its user networks are
@@ -346,10 +366,18 @@ fn networks_and_endpoints_match_dockerd() {
     let _cleanup = DockerdNetworks {
         d: &d,
         containers: vec!["web", "cr", "fixed", "nulls", "mac", "badmac"],
-        networks: vec!["pn-app", "pn-second", "pn nulls", "pn-pool", "pn-range", "pn/odd.name"],
+        networks: vec![
+            "pn-app",
+            "pn-second",
+            "pn nulls",
+            "pn-pool",
+            "pn-range",
+            "pn/odd.name",
+        ],
     };
     let dsock = std::path::PathBuf::from(d.host().trim_start_matches("unix://"));
-    let engines: [(&str, &std::path::Path, &dyn Fn(&[&str]) -> String); 2] = [
+    type Engine<'a> = (&'a str, &'a std::path::Path, &'a dyn Fn(&[&str]) -> String);
+    let engines: [Engine; 2] = [
         ("berth", &b.sock, &|a| b.ok(a)),
         ("dockerd", &dsock, &|a| d.ok(a)),
     ];
@@ -365,23 +393,85 @@ fn networks_and_endpoints_match_dockerd() {
         ok(&["network", "create", "pn-second"]);
         ok(&["network", "create", "pn/odd.name"]);
         ok(&[
-            "network", "create", "--subnet", "10.232.0.0/16", "--ip-range", "10.232.5.0/24",
-            "--gateway", "10.232.0.1", "--aux-address", "r1=10.232.5.1", "--aux-address", "r2=10.232.0.2", "pn-range",
+            "network",
+            "create",
+            "--subnet",
+            "10.232.0.0/16",
+            "--ip-range",
+            "10.232.5.0/24",
+            "--gateway",
+            "10.232.0.1",
+            "--aux-address",
+            "r1=10.232.5.1",
+            "--aux-address",
+            "r2=10.232.0.2",
+            "pn-range",
         ]);
-        ok(&["run", "-d", "--name", "web", "--network", "pn-app", "--network-alias", "foo", "busybox", "sleep", "300"]);
-        ok(&["create", "--name", "cr", "--network", "pn-app", "--network-alias", "bar", "busybox", "true"]);
+        ok(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--network",
+            "pn-app",
+            "--network-alias",
+            "foo",
+            "busybox",
+            "sleep",
+            "300",
+        ]);
+        ok(&[
+            "create",
+            "--name",
+            "cr",
+            "--network",
+            "pn-app",
+            "--network-alias",
+            "bar",
+            "busybox",
+            "true",
+        ]);
         ok(&["network", "connect", "--alias", "s1", "pn-second", "web"]);
-        ok(&["run", "-d", "--name", "fixed", "--network", "pn-range", "--ip", "10.232.0.9", "busybox", "sleep", "300"]);
+        ok(&[
+            "run",
+            "-d",
+            "--name",
+            "fixed",
+            "--network",
+            "pn-range",
+            "--ip",
+            "10.232.0.9",
+            "busybox",
+            "sleep",
+            "300",
+        ]);
         // Every endpoint field null.
         let nulls = r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"NetworkMode":"pn-app"},"NetworkingConfig":{"EndpointsConfig":{"pn-app":{"Aliases":null,"IPAMConfig":{"IPv4Address":null,"IPv6Address":null,"LinkLocalIPs":null},"Links":null,"MacAddress":null,"DriverOpts":null,"NetworkID":null,"EndpointID":null}}}}"#;
-        let (code, out) = call(sock, "1.41", "POST", "/containers/create?name=nulls", Some(nulls));
+        let (code, out) = call(
+            sock,
+            "1.41",
+            "POST",
+            "/containers/create?name=nulls",
+            Some(nulls),
+        );
         assert_eq!(code, 201, "{out}");
     }
     let both = |path: &str| (get_json(&b.sock, path), get_json(&dsock, path));
     for c in ["web", "cr", "fixed", "nulls"] {
         let (ours, theirs) = both(&format!("/containers/{c}/json"));
-        same_shape(&format!("{c}'s NetworkSettings"), &ours["NetworkSettings"], &theirs["NetworkSettings"]);
-        let ipam = |j: &serde_json::Value| j["NetworkSettings"]["Networks"].as_object().unwrap().values().map(|e| e["IPAMConfig"].clone()).collect::<Vec<_>>();
+        same_shape(
+            &format!("{c}'s NetworkSettings"),
+            &ours["NetworkSettings"],
+            &theirs["NetworkSettings"],
+        );
+        let ipam = |j: &serde_json::Value| {
+            j["NetworkSettings"]["Networks"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|e| e["IPAMConfig"].clone())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(ipam(&ours), ipam(&theirs), "{c}'s IPAMConfig");
         if c == "fixed" || c == "nulls" {
             continue;
@@ -395,15 +485,25 @@ fn networks_and_endpoints_match_dockerd() {
             } else {
                 serde_json::json!([["bar"], null])
             };
-            assert_eq!(serde_json::json!([nets["pn-app"]["Aliases"], nets["pn-second"]["Aliases"]]), want, "{label}: {c}");
+            assert_eq!(
+                serde_json::json!([nets["pn-app"]["Aliases"], nets["pn-second"]["Aliases"]]),
+                want,
+                "{label}: {c}"
+            );
         }
     }
     for n in ["pn-app", "pn nulls", "pn-pool", "pn-range", "pn/odd.name"] {
-        let (ours, theirs) = both(&format!("/networks/{}", n.replace(' ', "%20").replace('/', "%2F")));
+        let (ours, theirs) = both(&format!(
+            "/networks/{}",
+            n.replace(' ', "%20").replace('/', "%2F")
+        ));
         same_shape(&format!("network {n}"), &ours, &theirs);
         // The pools asked for read back alike (the others' subnets are each engine's pick).
         if n == "pn-pool" || n == "pn-range" {
-            assert_eq!(ours["IPAM"]["Config"], theirs["IPAM"]["Config"], "{n}'s IPAM.Config");
+            assert_eq!(
+                ours["IPAM"]["Config"], theirs["IPAM"]["Config"],
+                "{n}'s IPAM.Config"
+            );
         }
     }
     // Since API 1.45 the aliases are only those asked for; the DNS names (1.44+) have
@@ -411,27 +511,74 @@ fn networks_and_endpoints_match_dockerd() {
     let (_, v150) = call(&b.sock, "1.50", "GET", "/containers/web/json", None);
     let v150: serde_json::Value = serde_json::from_str(&v150).expect("inspect JSON");
     let short = &v150["Id"].as_str().unwrap()[..12];
-    assert_eq!(v150["NetworkSettings"]["Networks"]["pn-app"]["Aliases"], serde_json::json!(["foo"]));
-    assert_eq!(v150["NetworkSettings"]["Networks"]["pn-app"]["DNSNames"], serde_json::json!(["web", "foo", short]));
+    assert_eq!(
+        v150["NetworkSettings"]["Networks"]["pn-app"]["Aliases"],
+        serde_json::json!(["foo"])
+    );
+    assert_eq!(
+        v150["NetworkSettings"]["Networks"]["pn-app"]["DNSNames"],
+        serde_json::json!(["web", "foo", short])
+    );
     // The range hands out its first address, an aux-address is taken, on both.
     let addr = |ok: &dyn Fn(&[&str]) -> String, ip: &[&str]| {
         let mut args = vec!["run", "--rm", "--network", "pn-range"];
         args.extend_from_slice(ip);
-        args.extend_from_slice(&["busybox", "sh", "-c", "ip -o -4 addr show eth0 | awk '{print $4}'"]);
+        args.extend_from_slice(&[
+            "busybox",
+            "sh",
+            "-c",
+            "ip -o -4 addr show eth0 | awk '{print $4}'",
+        ]);
         ok(&args).trim().to_string()
     };
     assert_eq!(addr(&|a| b.ok(a), &[]), addr(&|a| d.ok(a), &[]));
     assert_eq!(addr(&|a| b.ok(a), &[]), "10.232.5.0/16");
-    for engine in [b.docker(&["run", "--rm", "--network", "pn-range", "--ip", "10.232.0.2", "busybox", "true"]),
-        d.docker(&["run", "--rm", "--network", "pn-range", "--ip", "10.232.0.2", "busybox", "true"])] {
-        assert!(String::from_utf8_lossy(&engine.stderr).contains("Address already in use"), "{engine:?}");
+    for engine in [
+        b.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "pn-range",
+            "--ip",
+            "10.232.0.2",
+            "busybox",
+            "true",
+        ]),
+        d.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "pn-range",
+            "--ip",
+            "10.232.0.2",
+            "busybox",
+            "true",
+        ]),
+    ] {
+        assert!(
+            String::from_utf8_lossy(&engine.stderr).contains("Address already in use"),
+            "{engine:?}"
+        );
     }
     // Names: anything but blank or a predefined network's.
     for (name, status) in [("   ", None), ("host", Some(403))] {
         for (label, sock, _) in &engines {
-            let (code, out) = call(sock, "1.41", "POST", "/networks/create", Some(&format!(r#"{{"Name":"{name}"}}"#)));
-            let want = if name == "host" { "operation is not permitted on predefined host network" } else { "invalid name:" };
-            assert!(out.contains(want) && status.is_none_or(|s| s == code), "{label} {name:?}: {code} {out}");
+            let (code, out) = call(
+                sock,
+                "1.41",
+                "POST",
+                "/networks/create",
+                Some(&format!(r#"{{"Name":"{name}"}}"#)),
+            );
+            let want = if name == "host" {
+                "operation is not permitted on predefined host network"
+            } else {
+                "invalid name:"
+            };
+            assert!(
+                out.contains(want) && status.is_none_or(|s| s == code),
+                "{label} {name:?}: {code} {out}"
+            );
         }
     }
     // A MAC address in Config (API < 1.44 clients): applied, shown as given there and
@@ -439,12 +586,22 @@ fn networks_and_endpoints_match_dockerd() {
     let create = r#"{"Image":"busybox","Cmd":["sleep","300"],"MacAddress":"02-42-AC-11-00-98","HostConfig":{"NetworkMode":"pn-app"}}"#;
     let mut seen = vec![];
     for (label, sock, ok) in &engines {
-        let (code, out) = call(sock, "1.41", "POST", "/containers/create?name=mac", Some(create));
+        let (code, out) = call(
+            sock,
+            "1.41",
+            "POST",
+            "/containers/create?name=mac",
+            Some(create),
+        );
         assert_eq!(code, 201, "{label}: {out}");
         ok(&["start", "mac"]);
         let inside = ok(&["exec", "mac", "cat", "/sys/class/net/eth0/address"]);
         let json = get_json(sock, "/containers/mac/json");
-        seen.push((inside.trim().to_string(), json["Config"]["MacAddress"].clone(), json["NetworkSettings"]["Networks"]["pn-app"]["MacAddress"].clone()));
+        seen.push((
+            inside.trim().to_string(),
+            json["Config"]["MacAddress"].clone(),
+            json["NetworkSettings"]["Networks"]["pn-app"]["MacAddress"].clone(),
+        ));
     }
     assert_eq!(seen[0], seen[1]);
     assert_eq!(seen[0].0, "02:42:ac:11:00:98");
@@ -452,12 +609,42 @@ fn networks_and_endpoints_match_dockerd() {
     // Docker 25+ does), in the same words.
     let bad = r#"{"Image":"busybox","Cmd":["true"],"MacAddress":"zz","HostConfig":{"NetworkMode":"pn-app"}}"#;
     let (code, out) = call(&b.sock, "1.41", "POST", "/containers/create", Some(bad));
-    assert!(code == 400 && out.contains("invalid MAC address zz"), "{code} {out}");
-    let (_, out) = call(&dsock, "1.41", "POST", "/containers/create?name=badmac", Some(bad));
+    assert!(
+        code == 400 && out.contains("invalid MAC address zz"),
+        "{code} {out}"
+    );
+    let (_, out) = call(
+        &dsock,
+        "1.41",
+        "POST",
+        "/containers/create?name=badmac",
+        Some(bad),
+    );
     assert!(out.contains("\"Id\""), "{out}");
     let (code, out) = call(&dsock, "1.41", "POST", "/containers/badmac/start", None);
-    assert!(code >= 400 && out.contains("invalid MAC address"), "{code} {out}");
+    assert!(
+        code >= 400 && out.contains("invalid MAC address"),
+        "{code} {out}"
+    );
     d.docker(&["rm", "-f", "badmac"]);
+}
+
+/// `curl` of a file to a daemon's socket (`unix://…`): (status, body).
+fn post_file(host: &str, path: &str, file: &std::path::Path) -> (u16, String) {
+    let o = Command::new("curl")
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", "POST"])
+        .args(["-H", "Content-Type: application/x-tar", "--unix-socket"])
+        .arg(host.trim_start_matches("unix://"))
+        .arg("--data-binary")
+        .arg(format!("@{}", file.display()))
+        .arg(format!("http://d/v1.41{path}"))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
 /// A tar of `(path, content)` files at `dest`.
 fn write_tar(dest: &std::path::Path, files: &[(&str, &[u8])]) {
     let mut t = tar::Builder::new(std::fs::File::create(dest).expect("create tar"));
@@ -493,13 +680,20 @@ fn empty_dockerfiles_and_bad_load_archives_answer_as_on_dockerd() {
     write_tar(&comments, &[("Dockerfile", b"# only a comment\n\n")]);
     for (tar, want) in [
         (&zero, "the Dockerfile (Dockerfile) cannot be empty"),
-        (&comments, "failed to parse Dockerfile: file with no instructions"),
+        (
+            &comments,
+            "failed to parse Dockerfile: file with no instructions",
+        ),
     ] {
         for (name, host) in hosts {
             let (code, body) = post_file(host, "/build", tar);
-            let message: serde_json::Value = serde_json::from_str(&body)
-                .unwrap_or_else(|e| panic!("{name}: {e}: {body}"));
-            assert_eq!((code, message["message"].as_str()), (400, Some(want)), "{name}: {body}");
+            let message: serde_json::Value =
+                serde_json::from_str(&body).unwrap_or_else(|e| panic!("{name}: {e}: {body}"));
+            assert_eq!(
+                (code, message["message"].as_str()),
+                (400, Some(want)),
+                "{name}: {body}"
+            );
         }
     }
 
@@ -536,7 +730,10 @@ fn empty_dockerfiles_and_bad_load_archives_answer_as_on_dockerd() {
             // dockerd's message names a temp dir of its own, new on every load.
             let same = name == "dockerd" || err.trim() == error;
             assert!(
-                !o.status.success() && same && !err.trim().is_empty() && !err.contains("Error response from daemon"),
+                !o.status.success()
+                    && same
+                    && !err.trim().is_empty()
+                    && !err.contains("Error response from daemon"),
                 "{name} {archive:?}: the CLI prints the message alone: {err}"
             );
         }
@@ -548,7 +745,11 @@ fn empty_dockerfiles_and_bad_load_archives_answer_as_on_dockerd() {
             .args(archives)
             .output()
             .expect("python3");
-        assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         assert_eq!(
             String::from_utf8_lossy(&o.stdout),
             "ImageLoadError\n".repeat(3),
@@ -595,13 +796,20 @@ for source in (['busybox'], ['sdk:1']):
 c.images.remove('sdk:1')
 "#;
     let mut seen = Vec::new();
-    for (name, host) in [("berth", format!("unix://{}", b.sock.display())), ("dockerd", d.host())] {
+    for (name, host) in [
+        ("berth", format!("unix://{}", b.sock.display())),
+        ("dockerd", d.host()),
+    ] {
         let o = Command::new("timeout")
             .args(["120", "/usr/bin/python3", "-c", script, &host])
             .arg(ctx.path())
             .output()
             .expect("python3");
-        assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         seen.push(String::from_utf8_lossy(&o.stdout).to_string());
     }
     assert_eq!(

@@ -510,7 +510,11 @@ fn bad_input_fails_clearly_and_moves_no_tag() {
     for (flag, value, shown) in [
         ("--memory", "100m", "--memory (memory=104857600)"),
         ("--shm-size", "1g", "--shm-size (shmsize=1073741824)"),
-        ("--cgroup-parent", "mine", "--cgroup-parent (cgroupparent=mine)"),
+        (
+            "--cgroup-parent",
+            "mine",
+            "--cgroup-parent (cgroupparent=mine)",
+        ),
     ] {
         let out = build_fails(&b, &[flag, value], &ctx);
         assert!(
@@ -614,7 +618,8 @@ impl Daemon<'_> {
             Daemon::Berth(b) => b.cmd(args),
             Daemon::Dockerd(d) => d.cmd(args),
         };
-        c.env("DOCKER_BUILDKIT", "0").stdin(std::process::Stdio::null());
+        c.env("DOCKER_BUILDKIT", "0")
+            .stdin(std::process::Stdio::null());
         c
     }
 
@@ -643,7 +648,10 @@ impl Daemon<'_> {
             .unwrap_or_else(|| panic!("{}: no RUN in:\n{out}", self.name()));
         let rest = &out[start..];
         let rest = &rest[rest.find('\n').map_or(rest.len(), |i| i + 1)..];
-        rest[..rest.find("Removing intermediate container").unwrap_or(rest.len())].to_string()
+        rest[..rest
+            .find("Removing intermediate container")
+            .unwrap_or(rest.len())]
+            .to_string()
     }
 }
 
@@ -669,14 +677,27 @@ fn run_steps_take_add_host_and_network_as_on_dockerd() {
             ),
         )],
     );
-    let plain = context(&b, "network-plain", &[("Dockerfile", "FROM busybox\nRUN true\n")]);
+    let plain = context(
+        &b,
+        "network-plain",
+        &[("Dockerfile", "FROM busybox\nRUN true\n")],
+    );
     let (ctx, plain) = (ctx.to_str().unwrap(), plain.to_str().unwrap());
     let mut seen = Vec::new();
     for daemon in [Daemon::Berth(&b), Daemon::Dockerd(&d)] {
         daemon.ok(&["network", "create", "buildnet"]);
         daemon.ok(&[
-            "run", "-d", "--name", "peer", "--network", "buildnet", "--network-alias", "peeralias",
-            "busybox", "sleep", "300",
+            "run",
+            "-d",
+            "--name",
+            "peer",
+            "--network",
+            "buildnet",
+            "--network-alias",
+            "peeralias",
+            "busybox",
+            "sleep",
+            "300",
         ]);
         // The step's stderr, in dockerd's red, comes apart from its stdout (two pipes:
         // where it lands among the stdout lines is not fixed).
@@ -686,14 +707,21 @@ fn run_steps_take_add_host_and_network_as_on_dockerd() {
             out.replacen(red, "", 1)
         };
         let on_net = apart(daemon.run_output(&[
-            "build", "--no-cache", "--network", "buildnet", "--add-host", "foo:1.2.3.4", ctx,
+            "build",
+            "--no-cache",
+            "--network",
+            "buildnet",
+            "--add-host",
+            "foo:1.2.3.4",
+            ctx,
         ]));
         let offline = apart(daemon.run_output(&["build", "--no-cache", "--network", "none", ctx]));
         for mode in ["host", "default", "bridge"] {
             daemon.ok(&["build", "--no-cache", "--network", mode, plain]);
         }
         let o = daemon.run(&["build", "--no-cache", "--network", "nosuch", plain]);
-        let err = String::from_utf8_lossy(&o.stderr).to_string() + &String::from_utf8_lossy(&o.stdout);
+        let err =
+            String::from_utf8_lossy(&o.stderr).to_string() + &String::from_utf8_lossy(&o.stdout);
         assert!(
             !o.status.success() && err.contains("network nosuch not found"),
             "{}: {err}",
@@ -701,7 +729,8 @@ fn run_steps_take_add_host_and_network_as_on_dockerd() {
         );
         let full = daemon.ok(&["build", "--no-cache", plain]);
         assert!(
-            full.contains("Removing intermediate container ") && !full.contains("Removed intermediate"),
+            full.contains("Removing intermediate container ")
+                && !full.contains("Removed intermediate"),
             "{}: {full}",
             daemon.name()
         );
@@ -713,7 +742,11 @@ fn run_steps_take_add_host_and_network_as_on_dockerd() {
     assert_eq!(berth_net, "1.2.3.4\tfoo\nreached\neth0 lo \n", "berth");
     assert_eq!(berth_offline, "unreached\nlo \n", "berth");
     for (name, net, offline) in &seen[1..] {
-        assert_eq!((net, offline), (berth_net, berth_offline), "{name} differs from berth");
+        assert_eq!(
+            (net, offline),
+            (berth_net, berth_offline),
+            "{name} differs from berth"
+        );
     }
     assert_eq!(b.ok(&["ps", "-aq"]), "");
 }
@@ -728,14 +761,24 @@ fn dockerignore_exceptions_and_patterns_as_on_dockerd() {
     let b = Berth::start();
     let d = Dockerd::start(&[]);
     d.load_from(&b, "busybox");
-    let mut files = vec![
+    let mut files =
+        vec![
         ("Dockerfile", "FROM busybox\nCOPY . /ctx\nRUN find /ctx | sort | tr '\\n' ' '\n"),
         (
             ".dockerignore",
             "# a comment\nsecret\ndir\n!dir/keep\n**/*.tmp\n/rootonly\nDockerfile\n.dockerignore\n",
         ),
     ];
-    for f in ["secret", "dir/keep", "dir/drop", "dir/sub/x", "a/b/c.tmp", "a/b/c.txt", "rootonly", "sub/rootonly"] {
+    for f in [
+        "secret",
+        "dir/keep",
+        "dir/drop",
+        "dir/sub/x",
+        "a/b/c.tmp",
+        "a/b/c.txt",
+        "rootonly",
+        "sub/rootonly",
+    ] {
         files.push((f, "x\n"));
     }
     let ctx = context(&b, "ignore", &files);
@@ -753,7 +796,16 @@ fn dockerignore_exceptions_and_patterns_as_on_dockerd() {
     let raw = |host: &str| {
         let sock = host.trim_start_matches("unix://").to_string();
         let o = std::process::Command::new("curl")
-            .args(["-s", "-X", "POST", "-H", "Content-Type: application/x-tar", "--unix-socket", &sock, "--data-binary"])
+            .args([
+                "-s",
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/x-tar",
+                "--unix-socket",
+                &sock,
+                "--data-binary",
+            ])
             .arg(format!("@{}", tar.display()))
             .arg("http://d/v1.41/build?nocache=1")
             .output()
@@ -801,7 +853,10 @@ fn cache_from_limits_the_cache_to_those_images_as_on_dockerd() {
     let ctx = context(
         &b,
         "cache-from",
-        &[("Dockerfile", "FROM busybox\nRUN echo one > /one\nRUN echo two > /two\n")],
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo one > /one\nRUN echo two > /two\n",
+        )],
     );
     let ctx = ctx.to_str().unwrap();
     let saved = b.root.with_file_name("cache-from.tar");
@@ -872,7 +927,10 @@ fn build_steps_record_their_parents_as_on_dockerd() {
     let ctx = context(
         &b,
         "parents",
-        &[("Dockerfile", "FROM busybox\nENV A=1\nRUN echo hi > /f\nCOPY Dockerfile /\n")],
+        &[(
+            "Dockerfile",
+            "FROM busybox\nENV A=1\nRUN echo hi > /f\nCOPY Dockerfile /\n",
+        )],
     );
     let ctx = ctx.to_str().unwrap();
     let mut seen = Vec::new();
@@ -890,7 +948,10 @@ fn build_steps_record_their_parents_as_on_dockerd() {
         let id = daemon.ok(&["inspect", "-f", "{{.Id}}", "p:1"]);
         assert_eq!(rows[0], id, "{name}");
         assert_eq!(rows[3], busybox, "{name}: the base's own step");
-        assert!(rows[4..].iter().all(|r| r == "<missing>"), "{name}: {rows:?}");
+        assert!(
+            rows[4..].iter().all(|r| r == "<missing>"),
+            "{name}: {rows:?}"
+        );
         // Each step's Parent is the step before, up to the base.
         for i in 0..3 {
             assert_eq!(
@@ -911,12 +972,23 @@ fn build_steps_record_their_parents_as_on_dockerd() {
         );
         let removed = daemon.ok(&["rmi", "p:1"]);
         for row in &rows[..3] {
-            assert!(removed.contains(&format!("Deleted: {row}")), "{name}: {removed}");
+            assert!(
+                removed.contains(&format!("Deleted: {row}")),
+                "{name}: {removed}"
+            );
         }
-        assert_eq!(daemon.ok(&["images", "-aq"]).lines().count(), all_before, "{name}");
+        assert_eq!(
+            daemon.ok(&["images", "-aq"]).lines().count(),
+            all_before,
+            "{name}"
+        );
         // The base of a built image loses its tag only.
         daemon.ok(&["build", "-t", "p:1", ctx]);
-        assert_eq!(daemon.ok(&["rmi", "busybox"]), "Untagged: busybox:latest", "{name}");
+        assert_eq!(
+            daemon.ok(&["rmi", "busybox"]),
+            "Untagged: busybox:latest",
+            "{name}"
+        );
         assert_eq!(
             daemon.ok(&["inspect", "-f", "{{.Id}}", &busybox]),
             busybox,

@@ -535,67 +535,211 @@ fn mac_addresses_names_several_networks_and_ipv6_refusals() {
     // --mac-address on the default bridge and on a user network (the CLI sends it per
     // endpoint): the interface has it, inspect shows it, a restart keeps it.
     let mac = b.ok(&[
-        "run", "--rm", "--mac-address", "02:42:ac:11:00:99", "busybox", "cat", "/sys/class/net/eth0/address",
+        "run",
+        "--rm",
+        "--mac-address",
+        "02:42:ac:11:00:99",
+        "busybox",
+        "cat",
+        "/sys/class/net/eth0/address",
     ]);
     assert_eq!(mac, "02:42:ac:11:00:99");
     b.ok(&["network", "create", "my net"]);
     b.ok(&[
-        "run", "-d", "--name", "m1", "--network", "my net", "--mac-address", "02-42-AC-11-00-98", "busybox", "sleep", "300",
+        "run",
+        "-d",
+        "--name",
+        "m1",
+        "--network",
+        "my net",
+        "--mac-address",
+        "02-42-AC-11-00-98",
+        "busybox",
+        "sleep",
+        "300",
     ]);
-    let shown = "{{.Config.MacAddress}} {{(index .NetworkSettings.Networks \"my net\").MacAddress}}";
-    assert_eq!(b.inspect("m1", shown), "02-42-AC-11-00-98 02:42:ac:11:00:98");
+    let shown =
+        "{{.Config.MacAddress}} {{(index .NetworkSettings.Networks \"my net\").MacAddress}}";
+    assert_eq!(
+        b.inspect("m1", shown),
+        "02-42-AC-11-00-98 02:42:ac:11:00:98"
+    );
     b.ok(&["restart", "-t", "0", "m1"]);
     let link = b.ok(&["exec", "m1", "ip", "link", "show", "eth0"]);
     assert!(link.contains("link/ether 02:42:ac:11:00:98"), "{link}");
     // A name with a space resolves on it like any other.
-    let found = b.ok(&["run", "--rm", "--network", "my net", "busybox", "nslookup", "m1"]);
-    let ip = b.inspect("m1", "{{(index .NetworkSettings.Networks \"my net\").IPAddress}}");
+    let found = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "my net",
+        "busybox",
+        "nslookup",
+        "m1",
+    ]);
+    let ip = b.inspect(
+        "m1",
+        "{{(index .NetworkSettings.Networks \"my net\").IPAddress}}",
+    );
     assert!(found.contains(&ip), "{found}");
     // Per endpoint on connect (API 1.44+ only; the CLI has no flag for it).
     b.ok(&["network", "create", "second"]);
     let body = r#"{"Container":"m1","EndpointConfig":{"MacAddress":"02:42:ac:11:00:55","Aliases":null,"IPAMConfig":null,"Links":null,"DriverOpts":null}}"#;
     let o = std::process::Command::new("curl")
-        .args(["-s", "-w", "%{http_code}", "-X", "POST", "-H", "Content-Type: application/json", "-d", body, "--unix-socket"])
+        .args([
+            "-s",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            body,
+            "--unix-socket",
+        ])
         .arg(&b.sock)
         .arg("http://d/v1.50/networks/second/connect")
         .output()
         .expect("curl");
     assert_eq!(String::from_utf8_lossy(&o.stdout), "200");
-    assert_eq!(b.ok(&["exec", "m1", "cat", "/sys/class/net/eth1/address"]), "02:42:ac:11:00:55");
+    assert_eq!(
+        b.ok(&["exec", "m1", "cat", "/sys/class/net/eth1/address"]),
+        "02:42:ac:11:00:55"
+    );
     // Several networks at create (API 1.44+): one interface each, the first one's
     // gateway the default route, the name resolving on each.
-    b.ok(&["run", "-d", "--name", "two", "--network", "my net", "--network", "second", "busybox", "sleep", "300"]);
-    let addrs = b.ok(&["exec", "two", "sh", "-c", "ip -o -4 addr | awk '{print $2}'; ip route | grep default"]);
-    let gw = b.inspect("two", "{{(index .NetworkSettings.Networks \"my net\").Gateway}}");
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "two",
+        "--network",
+        "my net",
+        "--network",
+        "second",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let addrs = b.ok(&[
+        "exec",
+        "two",
+        "sh",
+        "-c",
+        "ip -o -4 addr | awk '{print $2}'; ip route | grep default",
+    ]);
+    let gw = b.inspect(
+        "two",
+        "{{(index .NetworkSettings.Networks \"my net\").Gateway}}",
+    );
     assert_eq!(addrs, format!("lo\neth0\neth1\ndefault via {gw} dev eth0"));
     let two = b.inspect("two", "{{.NetworkSettings.Networks.second.IPAddress}}");
-    let found = b.ok(&["run", "--rm", "--network", "second", "busybox", "nslookup", "two"]);
+    let found = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "second",
+        "busybox",
+        "nslookup",
+        "two",
+    ]);
     assert!(found.contains(&two), "{found}");
-    let (_, err) = b.fails(&["run", "--rm", "--network", "second", "--network", "nope", "busybox", "true"]);
+    let (_, err) = b.fails(&[
+        "run",
+        "--rm",
+        "--network",
+        "second",
+        "--network",
+        "nope",
+        "busybox",
+        "true",
+    ]);
     assert!(err.contains("network nope not found"), "{err}");
     // Refusals, in Docker's words where Docker has them.
     let (_, err) = b.fails(&["run", "--rm", "--mac-address", "zz", "busybox", "true"]);
     assert!(err.contains("zz is not a valid mac address"), "{err}");
-    let (_, err) = b.fails(&["run", "--rm", "--mac-address", "01:00:5e:00:00:01", "busybox", "true"]);
-    assert!(err.contains("invalid MAC address 01:00:5e:00:00:01: a multicast address"), "{err}");
-    let (_, err) = b.fails(&["run", "--rm", "--network", "host", "--mac-address", "02:42:ac:11:00:99", "busybox", "true"]);
-    assert!(err.contains("conflicting options: mac-address and the network mode"), "{err}");
+    let (_, err) = b.fails(&[
+        "run",
+        "--rm",
+        "--mac-address",
+        "01:00:5e:00:00:01",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        err.contains("invalid MAC address 01:00:5e:00:00:01: a multicast address"),
+        "{err}"
+    );
+    let (_, err) = b.fails(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--mac-address",
+        "02:42:ac:11:00:99",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        err.contains("conflicting options: mac-address and the network mode"),
+        "{err}"
+    );
     let (_, err) = b.fails(&["network", "create", "--ipv6", "--subnet", "fd00::/64", "v6"]);
-    assert!(err.contains("IPv6 networks are not supported by Berth"), "{err}");
+    assert!(
+        err.contains("IPv6 networks are not supported by Berth"),
+        "{err}"
+    );
     let (_, err) = b.fails(&["network", "create", "--subnet", "fd00::/64", "v6"]);
-    assert!(err.contains("IPv6 networks are not supported by Berth (fd00::/64 is IPv6)"), "{err}");
-    let (_, err) = b.fails(&["run", "--rm", "--network", "second", "--ip6", "fd00::5", "busybox", "true"]);
+    assert!(
+        err.contains("IPv6 networks are not supported by Berth (fd00::/64 is IPv6)"),
+        "{err}"
+    );
+    let (_, err) = b.fails(&[
+        "run",
+        "--rm",
+        "--network",
+        "second",
+        "--ip6",
+        "fd00::5",
+        "busybox",
+        "true",
+    ]);
     assert!(err.contains("--ip6 is not supported by Berth"), "{err}");
-    let (_, err) = b.fails(&["network", "create", "-o", "com.docker.network.driver.mtu=1400", "mtu"]);
-    assert!(err.contains("network option com.docker.network.driver.mtu=1400 is not supported by Berth"), "{err}");
+    let (_, err) = b.fails(&[
+        "network",
+        "create",
+        "-o",
+        "com.docker.network.driver.mtu=1400",
+        "mtu",
+    ]);
+    assert!(
+        err.contains("network option com.docker.network.driver.mtu=1400 is not supported by Berth"),
+        "{err}"
+    );
     let (_, err) = b.fails(&["network", "create", "--ip-range", "10.40.1.0/24", "norange"]);
-    assert!(err.contains("every ip-range or gateway must have a corresponding subnet"), "{err}");
+    assert!(
+        err.contains("every ip-range or gateway must have a corresponding subnet"),
+        "{err}"
+    );
     let (_, err) = b.fails(&["network", "create", "bridge"]);
-    assert!(err.contains("operation is not permitted on predefined bridge network"), "{err}");
+    assert!(
+        err.contains("operation is not permitted on predefined bridge network"),
+        "{err}"
+    );
     // A slash in a name: the CLI sends it unescaped in the path, as dockerd accepts.
     b.ok(&["network", "create", "team/a.b"]);
     b.ok(&["network", "connect", "team/a.b", "m1"]);
-    assert_eq!(b.ok(&["network", "inspect", "-f", "{{len .Containers}}", "team/a.b"]), "1");
+    assert_eq!(
+        b.ok(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{len .Containers}}",
+            "team/a.b"
+        ]),
+        "1"
+    );
     b.ok(&["network", "disconnect", "team/a.b", "m1"]);
     b.ok(&["network", "rm", "team/a.b"]);
     b.ok(&["rm", "-f", "m1", "two"]);

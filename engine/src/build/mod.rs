@@ -550,7 +550,7 @@ impl Builder<'_> {
 
     /// Looks a step up in the cache; on a hit, moves the stage there. With
     /// `--cache-from`, only a step of those images may serve (see [`Self::may_serve`]
-    /// and [`Self::from_cache_sources`]).
+    /// and [`Self::cached_from_sources`]).
     fn cached(&mut self, st: &mut Stage, by: &str, content: &str) -> bool {
         if self.cache_broken {
             return false;
@@ -558,7 +558,7 @@ impl Builder<'_> {
         let local = self.cache.get(&st.image, by, content).filter(|id| self.may_serve(id));
         let found = match local {
             Some(id) => Some(id),
-            None => match self.from_cache_sources(st, by, content) {
+            None => match self.cached_from_sources(st, by, content) {
                 Ok(found) => found,
                 Err(e) => {
                     tracing::warn!("build cache from --cache-from images: {e}");
@@ -617,7 +617,7 @@ impl Builder<'_> {
     /// from a registry, loaded): when the image starts with this stage's history and
     /// layers and its next history entry is this step, the step's image is remade
     /// from that entry and its layer, as Docker's classic builder restores it.
-    fn from_cache_sources(&self, st: &Stage, by: &str, content: &str) -> Result<Option<String>> {
+    fn cached_from_sources(&self, st: &Stage, by: &str, content: &str) -> Result<Option<String>> {
         let Some(sources) = &self.cache_sources else { return Ok(None) };
         let n = st.config.history.len();
         for (source_id, source) in sources {

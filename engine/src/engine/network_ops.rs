@@ -50,8 +50,8 @@ pub(crate) enum Mode {
     None,
     /// The namespace's host network (no namespace of its own).
     Host,
-    /// Its own namespace, on one network.
-    Network(Network),
+    /// Its own namespace, on one network (boxed: a network record is large).
+    Network(Box<Network>),
     /// Another container's network namespace (`--network container:X`).
     Container,
 }
@@ -225,7 +225,7 @@ impl Engine {
     /// Where a container's network mode (`HostConfig.NetworkMode`) puts it.
     pub(crate) fn network_mode(&self, ns: &str, h: &HostConfig) -> Result<Mode> {
         match h.network_mode.as_str() {
-            "" | "default" => Ok(Mode::Network(self.networks.find(ns, network::DEFAULT)?)),
+            "" | "default" => Ok(Mode::Network(Box::new(self.networks.find(ns, network::DEFAULT)?))),
             "none" => Ok(Mode::None),
             "host" => Ok(Mode::Host),
             m if m.starts_with("container:") => Ok(Mode::Container),
@@ -234,7 +234,7 @@ impl Engine {
                 Ok(match net.driver.as_str() {
                     "host" => Mode::Host,
                     "null" => Mode::None,
-                    _ => Mode::Network(net),
+                    _ => Mode::Network(Box::new(net)),
                 })
             }
         }

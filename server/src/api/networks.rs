@@ -166,7 +166,7 @@ async fn list(State(s): State<ApiState>, Query(q): Query<BTreeMap<String, String
 
 /// `POST /networks/create`. Every field may be null, as Docker (Go) reads JSON; one
 /// Berth has no member for is refused when set.
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 struct CreateBody {
     #[serde(deserialize_with = "berth_engine::container::nullable")]
@@ -196,25 +196,6 @@ struct CreateBody {
     scope: String,
     #[serde(flatten)]
     unknown: BTreeMap<String, Value>,
-}
-
-impl Default for CreateBody {
-    fn default() -> CreateBody {
-        CreateBody {
-            name: String::new(),
-            driver: String::new(),
-            internal: false,
-            attachable: false,
-            labels: BTreeMap::new(),
-            options: BTreeMap::new(),
-            ipam: Ipam::default(),
-            enable_ipv6: false,
-            enable_ipv4: None,
-            _check_duplicate: None,
-            scope: String::new(),
-            unknown: BTreeMap::new(),
-        }
-    }
 }
 
 #[derive(Default, Deserialize)]
