@@ -18,6 +18,39 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// `curl` of the Engine API at `version` over a unix socket (any engine's):
+/// (status, body).
+pub fn api_call(
+    sock: &Path,
+    version: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, String) {
+    let mut c = Command::new("curl");
+    c.args([
+        "-s",
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        method,
+        "--unix-socket",
+    ])
+    .arg(sock);
+    if let Some(body) = body {
+        c.args(["-H", "Content-Type: application/json", "-d", body]);
+    }
+    let o = c
+        .arg(format!("http://d/v{version}{path}"))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
 /// The `berth` binary next to the test executable (target/debug/berth), or $BERTH_BIN.
 pub fn berth_bin() -> PathBuf {
     if let Ok(p) = std::env::var("BERTH_BIN") {

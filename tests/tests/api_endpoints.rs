@@ -452,21 +452,14 @@ fn distribution_inspect_reads_the_registry_as_dockerd_does() {
         digest.ends_with(from_berth["Descriptor"]["digest"].as_str().expect("digest")),
         "{digest} vs {from_berth}"
     );
-    let (code, body) = {
-        let o = Command::new("curl")
-            .args(["-s", "-o", "-", "-w", "\n%{http_code}", "--unix-socket"])
-            .arg(&b.sock)
-            .arg(format!(
-                "http://d/v1.47/distribution/{}/nothere:1/json",
-                b.registry_addr()
-            ))
-            .output()
-            .expect("curl");
-        let text = String::from_utf8_lossy(&o.stdout).to_string();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-        (code.to_string(), body.to_string())
-    };
-    assert_eq!(code, "404", "{body}");
+    let (code, body) = berth_tests::api_call(
+        &b.sock,
+        "1.47",
+        "GET",
+        &format!("/distribution/{}/nothere:1/json", b.registry_addr()),
+        None,
+    );
+    assert_eq!(code, 404, "{body}");
 }
 
 /// Exec output is framed (stdout and stderr told apart) unless the *start* asks for

@@ -3,33 +3,13 @@
 
 use std::process::Command;
 
+use berth_tests::api_call as call;
 use berth_tests::dockerd::Dockerd;
 use berth_tests::Berth;
 
 /// `curl` over the server's socket: (status, body).
 fn api(b: &Berth, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-    let mut c = Command::new("curl");
-    c.args([
-        "-s",
-        "-o",
-        "-",
-        "-w",
-        "\n%{http_code}",
-        "-X",
-        method,
-        "--unix-socket",
-    ])
-    .arg(&b.sock);
-    if let Some(body) = body {
-        c.args(["-H", "Content-Type: application/json", "-d", body]);
-    }
-    let o = c
-        .arg(format!("http://d/v1.47{path}"))
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&o.stdout).to_string();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_string())
+    call(&b.sock, "1.47", method, path, body)
 }
 
 #[test]
@@ -234,38 +214,6 @@ fn commit_records_its_parent() {
         body.contains(&format!("\"ParentId\":\"{busybox}\"")),
         "{body}"
     );
-}
-
-/// curl at an API version over any engine's socket: (status, body).
-fn call(
-    sock: &std::path::Path,
-    version: &str,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> (u16, String) {
-    let mut c = Command::new("curl");
-    c.args([
-        "-s",
-        "-o",
-        "-",
-        "-w",
-        "\n%{http_code}",
-        "-X",
-        method,
-        "--unix-socket",
-    ])
-    .arg(sock);
-    if let Some(body) = body {
-        c.args(["-H", "Content-Type: application/json", "-d", body]);
-    }
-    let o = c
-        .arg(format!("http://d/v{version}{path}"))
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&o.stdout).to_string();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
 /// GET as JSON at API 1.41 (dockerd 20.10's).

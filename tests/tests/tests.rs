@@ -19,6 +19,7 @@ mod lab;
 mod layers;
 mod lessons;
 mod networks;
+mod on_kubernetes;
 mod observability;
 mod python_sdk;
 mod registry_client;
