@@ -158,7 +158,7 @@ impl Engine {
     }
 
     pub fn create_container(&self, ns: &str, req: CreateRequest) -> Result<Container> {
-        let CreateRequest { name, mut config, mut host_config, system, join_network, endpoints_config, platform } = req;
+        let CreateRequest { name, mut config, mut host_config, system, join_network, mut endpoints_config, platform } = req;
         // Checked before the image, as dockerd does.
         if let Some(h) = &config.healthcheck {
             h.validate()?;
@@ -183,7 +183,11 @@ impl Engine {
             // Networks and published ports are made of network namespaces: a guest
             // here gets none (WASI preview 1 has no sockets of its own anyway).
             match host_config.network_mode.as_str() {
-                "" | "default" | "bridge" | "none" => host_config.network_mode = "none".into(),
+                "" | "default" | "bridge" | "none" => {
+                    host_config.network_mode = "none".into();
+                    // The CLI names the default network in the endpoints too.
+                    endpoints_config.retain(|k, _| !matches!(k.as_str(), "" | "default" | "bridge" | "none"));
+                }
                 other => return Err(Error::InvalidArgument(format!("network {other}: {NO_LINUX} ({why}), so it has no networks"))),
             }
             if !host_config.port_bindings.is_empty() || host_config.publish_all_ports {
