@@ -100,6 +100,31 @@ impl Policy {
                 "this lab session already has {containers} containers, its limit: remove some (docker container prune) first"
             )));
         }
+        self.apply_limits(h)?;
+        if let Some(env) = &self.envelope {
+            if !h.cgroup_parent.is_empty() && h.cgroup_parent.trim_matches('/') != env.cgroup {
+                return Err(refuse("--cgroup-parent"));
+            }
+            h.cgroup_parent = env.cgroup.clone();
+        }
+        if let Some(max) = self.log {
+            self.limit_log(h, max)?;
+        }
+        let mut binds = Vec::with_capacity(h.binds.len());
+        for b in &h.binds {
+            binds.push(self.map_bind(b)?);
+        }
+        h.binds = binds;
+        for m in h.mounts.iter_mut().filter(|m| m.kind == "bind") {
+            m.source = self.map_source(&m.source)?.display().to_string();
+        }
+        Ok(())
+    }
+
+    /// The session's limits on a container's memory, swap, CPUs and processes: filled
+    /// in where none is asked, refused above the session's. Also what `docker update`
+    /// is held to.
+    pub fn apply_limits(&self, h: &mut HostConfig) -> Result<()> {
         // An OOM killer that never comes lets one container sit on the session's
         // memory for good, its siblings starved.
         if h.oom_kill_disable == Some(true) {
@@ -122,23 +147,6 @@ impl Policy {
         limit(&mut pids, self.pids, "--pids-limit", |v| v.to_string())?;
         if self.pids > 0 {
             h.pids_limit = Some(pids);
-        }
-        if let Some(env) = &self.envelope {
-            if !h.cgroup_parent.is_empty() && h.cgroup_parent.trim_matches('/') != env.cgroup {
-                return Err(refuse("--cgroup-parent"));
-            }
-            h.cgroup_parent = env.cgroup.clone();
-        }
-        if let Some(max) = self.log {
-            self.limit_log(h, max)?;
-        }
-        let mut binds = Vec::with_capacity(h.binds.len());
-        for b in &h.binds {
-            binds.push(self.map_bind(b)?);
-        }
-        h.binds = binds;
-        for m in h.mounts.iter_mut().filter(|m| m.kind == "bind") {
-            m.source = self.map_source(&m.source)?.display().to_string();
         }
         Ok(())
     }

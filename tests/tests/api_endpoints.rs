@@ -247,7 +247,10 @@ fn update_in_a_lab_session_stays_within_its_limits() {
         );
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     };
-    ok(&["run", "-d", "--name", "upd", "busybox", "sleep", "300"]);
+    // With the student's home bound in: an update leaves the bind as it was made.
+    ok(&[
+        "run", "-d", "--name", "upd", "-v", "/root:/h", "busybox", "sleep", "300",
+    ]);
     let o = docker(&["update", "--memory", "1g", "--memory-swap", "2g", "upd"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -265,6 +268,14 @@ fn update_in_a_lab_session_stays_within_its_limits() {
         ]),
         "134217728"
     );
+    let binds = ok(&["inspect", "-f", "{{json .HostConfig.Binds}}", "upd"]);
+    ok(&["update", "--cpus", "0.5", "upd"]);
+    assert_eq!(
+        ok(&["inspect", "-f", "{{json .HostConfig.Binds}}", "upd"]),
+        binds
+    );
+    ok(&["restart", "-t", "0", "upd"]);
+    ok(&["exec", "upd", "ls", "/h"]);
     ok(&["rm", "-f", "upd"]);
 }
 

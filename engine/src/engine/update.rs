@@ -122,9 +122,9 @@ impl Engine {
             crate::resources::verify(&mut req, &crate::resources::Support::detect(), true)?;
         let mut h = merge(&c.host_config, &req).map_err(cannot)?;
         if let Some(policy) = self.policy(ns) {
-            // The session's limits hold for an update as for a new container (its
-            // count is not the question here: the container exists).
-            policy.apply(&mut h, 0).map_err(cannot)?;
+            // The session's limits hold for an update as for a new container (only
+            // those: the rest of the policy was applied at create, binds mapped).
+            policy.apply_limits(&mut h).map_err(cannot)?;
         }
         let running = c.state.status.is_live();
         if running && h.runtime == crate::runtime::WASMTIME && h.memory != c.host_config.memory {
