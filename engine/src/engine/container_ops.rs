@@ -90,7 +90,7 @@ impl Waiter {
     }
 }
 
-fn dir_of(engine: &Engine, id: &str) -> PathBuf {
+pub(super) fn dir_of(engine: &Engine, id: &str) -> PathBuf {
     engine.root.join("containers").join(id)
 }
 

@@ -327,7 +327,7 @@ impl Engine {
             return used + images;
         }
         let mut total: u64 = self.list_volumes(ns).iter().map(|v| fsutil::dir_size(&v.mountpoint)).sum();
-        total += self.containers(ns).iter().map(|c| fsutil::dir_size(&self.root.join("containers").join(&c.id).join("upper"))).sum::<u64>();
+        total += self.containers(ns).iter().map(|c| self.container_size(c).rw).sum::<u64>();
         total += images;
         // A lab session's home lives outside the namespace (with its workstation).
         if let Some(home) = self.policy(ns).and_then(|p| p.home) {

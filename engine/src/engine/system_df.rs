@@ -45,7 +45,7 @@ pub struct DiskUsage {
 
 impl Engine {
     pub fn container_size(&self, c: &Container) -> ContainerSize {
-        let rw = fsutil::dir_size(&self.root.join("containers").join(&c.id).join("upper"));
+        let rw = fsutil::dir_size(&super::container_ops::dir_of(self, &c.id).join("upper"));
         ContainerSize {
             rw,
             root_fs: rw + self.image_size(&c.image),
