@@ -198,6 +198,9 @@ pub enum ErrorKind {
     BadMessage,
     /// An instructor is resetting the lab now: try again in `Retry-After` seconds.
     Resetting,
+    /// The lab node that holds the session is restarting (behind a hub): try again in
+    /// `Retry-After` seconds; the lab comes back with its work.
+    Reconnecting,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

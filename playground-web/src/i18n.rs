@@ -95,6 +95,7 @@ pub enum T {
     ErrNotInClass,
     ErrBadMessage,
     ErrResetting,
+    ErrReconnecting,
     NewClassLimits,
     NewClassLimitsHelp,
     LimitCpus,
@@ -416,6 +417,10 @@ pub fn tr(lang: Lang, key: T) -> &'static str {
             "강사가 실습 환경을 초기화하는 중입니다. 몇 초 뒤에 다시 연결됩니다.",
             "Your instructor is resetting this lab. It will be back in a few seconds.",
         ),
+        T::ErrReconnecting => (
+            "실습 환경이 있는 서버가 다시 시작하는 중입니다. 작업한 내용은 그대로이며 곧 다시 연결됩니다.",
+            "The server your lab runs on is restarting. Your work is kept, and it reconnects shortly.",
+        ),
         T::ErrNetwork => (
             "서버에 연결할 수 없습니다. 잠시 후 다시 해 보세요.",
             "Could not reach the server. Please try again shortly.",
@@ -683,6 +688,7 @@ pub fn error_text(lang: Lang, e: &http::Error) -> String {
         Some(ErrorKind::NotInClass) => T::ErrNotInClass,
         Some(ErrorKind::BadMessage) => T::ErrBadMessage,
         Some(ErrorKind::Resetting) => T::ErrResetting,
+        Some(ErrorKind::Reconnecting) => T::ErrReconnecting,
         None if e.status == 0 => T::ErrNetwork,
         None if e.status == 429 => T::ErrRateLimited,
         None => return e.message(),

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod chunks;
 pub mod classroom;
+pub mod cluster;
 pub mod lab;
 pub mod metrics;
 pub mod registry;

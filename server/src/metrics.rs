@@ -37,7 +37,8 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 use sha2::{Digest, Sha256};
 
-use crate::lab::Lab;
+use crate::cluster::Role;
+use crate::lab::{Db, Lab};
 
 /// How long `/readyz` waits for the database's answer: within the kubelet's default
 /// probe timeout (1 s), so a slow database reads as "not ready", not as a probe that
@@ -160,10 +161,18 @@ fn status_class(s: StatusCode) -> &'static str {
 /// The server's parts as they open (the web listener answers before they are: a
 /// liveness probe must not fail while a restart reopens thirty sessions), and what
 /// the scrape reads.
-#[derive(Default)]
 pub struct Parts {
+    pub role: Role,
     pub engine: OnceLock<Arc<Engine>>,
     pub lab: OnceLock<Arc<Lab>>,
+    /// A hub's database (it has no engine or lab).
+    pub hub_db: OnceLock<Db>,
+}
+
+impl Parts {
+    pub fn new(role: Role) -> Parts {
+        Parts { role, engine: OnceLock::new(), lab: OnceLock::new(), hub_db: OnceLock::new() }
+    }
 }
 
 /// The probes' and `/metrics`' state.
@@ -192,24 +201,37 @@ impl Metrics {
         Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics)).with_state(self.clone())
     }
 
-    /// Why this server cannot take new sessions now (empty: it can).
+    /// Why this server cannot take new sessions now (empty: it can). A hub can when it
+    /// reaches the database (where it finds the nodes).
     async fn not_ready(&self) -> Vec<String> {
         let mut why = Vec::new();
-        match self.parts.engine.get() {
-            None => why.push("the engine is not open yet".to_string()),
-            Some(e) => {
-                if let Some(m) = e.linux_missing() {
-                    why.push(format!("{} ({m}): lab sessions' workstations are Linux containers", berth_engine::runtime::NO_LINUX));
+        let db = if self.parts.role == Role::Hub {
+            let db = self.parts.hub_db.get();
+            if db.is_none() {
+                why.push("the hub's database is not open yet".to_string());
+            }
+            db
+        } else {
+            match self.parts.engine.get() {
+                None => why.push("the engine is not open yet".to_string()),
+                Some(e) => {
+                    if let Some(m) = e.linux_missing() {
+                        why.push(format!("{} ({m}): lab sessions' workstations are Linux containers", berth_engine::runtime::NO_LINUX));
+                    }
                 }
             }
-        }
-        match self.parts.lab.get() {
-            None => why.push("the lab is not open yet".to_string()),
-            Some(lab) => match tokio::time::timeout(DB_TIMEOUT, lab.db.ping()).await {
+            let lab = self.parts.lab.get();
+            if lab.is_none() {
+                why.push("the lab is not open yet".to_string());
+            }
+            lab.map(|l| &l.db)
+        };
+        if let Some(db) = db {
+            match tokio::time::timeout(DB_TIMEOUT, db.ping()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => why.push(e.to_string()),
                 Err(_) => why.push(format!("lab database: no answer within {} ms", DB_TIMEOUT.as_millis())),
-            },
+            }
         }
         why
     }
@@ -398,7 +420,7 @@ mod tests {
 
     #[test]
     fn only_loopback_without_a_proxy_or_the_token_may_scrape() {
-        let m = |token: Option<&str>| Metrics { parts: Default::default(), registry: Registry::default(), token: token.map(|t| t.parse().unwrap()) };
+        let m = |token: Option<&str>| Metrics { parts: Arc::new(Parts::new(Role::All)), registry: Registry::default(), token: token.map(|t| t.parse().unwrap()) };
         let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let mapped: SocketAddr = "[::ffff:127.0.0.1]:5000".parse().unwrap();
         let remote: SocketAddr = "10.1.2.3:5000".parse().unwrap();

@@ -14,6 +14,7 @@ use berth_engine::{Engine, EngineOptions};
 use tower::Layer;
 
 use crate::api::{self, ApiState};
+use crate::cluster::{ClusterOptions, Role};
 use crate::metrics::{Listener, Metrics, MetricsToken, Parts, Requests};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -44,11 +45,21 @@ pub struct ServeOptions {
     /// Berth's own registry (`--registry-listen`, `--registry-users`, `--mirror`).
     #[command(flatten)]
     pub registry: crate::registry::RegistryOptions,
+    /// The role in a cluster (`--role`, `--node-name`, `--advertise-url`, `--cluster-secret`).
+    #[command(flatten)]
+    pub cluster: ClusterOptions,
 }
 
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
+    opts.cluster.check()?;
+    if opts.cluster.role == Role::Hub {
+        return serve_hub(opts).await;
+    }
+    if opts.cluster.role == Role::Node && opts.listen.is_none() {
+        bail!("--role node needs --listen: the hub reaches the node's lab there");
+    }
     let requests = Requests::default();
-    let parts = Arc::new(Parts::default());
+    let parts = Arc::new(Parts::new(opts.cluster.role));
     let mut tasks = tokio::task::JoinSet::new();
     // The web listener first: its probes answer (alive, not ready) while the engine and
     // the lab open, which takes a while when a restart reopens many sessions.
@@ -80,11 +91,17 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         if let Some(why) = state.engine.linux_missing() {
             tracing::warn!("lab sessions cannot start here: their workstations are Linux containers ({why})");
         }
-        let lab = crate::lab::Lab::open(state.engine.clone(), opts.lab.clone(), requests.clone()).await.context("open the lab")?;
-        let app = crate::web::routes()
+        let lab = crate::lab::Lab::open(state.engine.clone(), opts.lab.clone(), &opts.cluster.node_name, requests.clone()).await.context("open the lab")?;
+        let mut app = crate::web::routes()
             .merge(crate::lab::routes(lab.clone()))
             .merge(crate::classroom::web::routes(lab.clone()))
             .layer(axum::middleware::from_fn(crate::web::no_store_api));
+        if let (Role::Node, Some(secret), Some(url)) = (opts.cluster.role, &opts.cluster.secret, &opts.cluster.advertise_url) {
+            app = app.layer(axum::middleware::from_fn_with_state(Arc::new(secret.clone()), crate::cluster::require_secret));
+            let accepting = state.engine.linux_missing().is_none();
+            crate::cluster::heartbeat(lab.clone(), opts.cluster.node_name.clone(), url.clone(), accepting);
+            tracing::info!(node = %opts.cluster.node_name, url = %url, "lab node: answering its hub");
+        }
         let _ = app_slot.set(requests.instrument(app, Listener::Web));
         let _ = parts.lab.set(lab);
     }
@@ -114,7 +131,44 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             }
         }
         _ = shutdown_signal() => {
+            if let (Role::Node, Some(lab), Some(url)) = (opts.cluster.role, parts.lab.get(), &opts.cluster.advertise_url) {
+                // The hub places no more sessions here while the node is away.
+                crate::cluster::leaving(lab, &opts.cluster.node_name, url).await;
+            }
             tracing::info!("shutting down; containers keep running under their shims");
+            Ok(())
+        }
+    }
+}
+
+/// `berth serve --role hub`: the playground in front of lab nodes (no engine here).
+async fn serve_hub(opts: ServeOptions) -> anyhow::Result<()> {
+    let addr = opts.listen.as_deref().context("--role hub needs --listen: the playground's address")?;
+    let secret = opts.cluster.secret.clone().context("--role hub needs --cluster-secret")?;
+    let requests = Requests::default();
+    let parts = Arc::new(Parts::new(Role::Hub));
+    let mut tasks = tokio::task::JoinSet::new();
+    let slot = listen_web(addr, Metrics::new(parts.clone(), &requests, opts.metrics_token.clone()), &requests, &mut tasks).await?;
+    let url = opts.lab.database.url(&opts.root)?;
+    if url.backend() == crate::lab::db::Backend::Sqlite {
+        tracing::warn!("the hub's database is a SQLite file ({url}): only nodes on this machine can share it; use PostgreSQL (--database) for nodes elsewhere");
+        std::fs::create_dir_all(&opts.root).with_context(|| format!("create {}", opts.root.display()))?;
+    }
+    let db = crate::lab::Db::connect(&url).await.context("open the database")?;
+    tracing::info!("hub database: {url}");
+    let hub = crate::cluster::hub::Hub::new(db.clone(), secret)?;
+    let app = crate::web::routes().merge(crate::cluster::hub::routes(hub)).layer(axum::middleware::from_fn(crate::web::no_store_api));
+    let _ = slot.set(requests.instrument(app, Listener::Web));
+    let _ = parts.hub_db.set(db);
+    tokio::select! {
+        r = tasks.join_next() => {
+            match r {
+                Some(Ok(Err(e))) => Err(e).context("web server failed"),
+                _ => Ok(()),
+            }
+        }
+        _ = shutdown_signal() => {
+            tracing::info!("hub shutting down");
             Ok(())
         }
     }

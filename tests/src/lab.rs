@@ -12,11 +12,11 @@ use crate::{require, Berth};
 
 pub struct Lab {
     pub berth: Berth,
-    /// HOST:PORT of the web listener.
-    pub addr: String,
+    /// Its web listener (`lab.addr`, `lab.http(…)` through `Deref`).
+    pub web: Web,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -40,7 +40,11 @@ impl Lab {
         let mut args = vec!["--listen", addr.as_str()];
         args.extend_from_slice(extra);
         let berth = Berth::start_with(&args);
-        let lab = Lab { berth, addr };
+        let log = berth.root.with_file_name("server.log");
+        let lab = Lab {
+            berth,
+            web: Web { addr, log },
+        };
         let end = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(&lab.addr).is_err() {
             assert!(
@@ -51,6 +55,73 @@ impl Lab {
             std::thread::sleep(Duration::from_millis(50));
         }
         lab
+    }
+
+    /// The session's Docker API socket: what its workstation's CLI talks to.
+    pub fn session_socket(&self, id: &str) -> std::path::PathBuf {
+        self.berth
+            .root
+            .join("lab")
+            .join(id)
+            .join("api")
+            .join("docker.sock")
+    }
+
+    /// A session's envelope cgroup for `controller` (`pids`, `cpu`, `memory`): on
+    /// cgroup v1 below that controller's root, on v2 the one directory.
+    pub fn session_cgroup(&self, id: &str, controller: &str) -> std::path::PathBuf {
+        let name = format!("berth/lab-{}", &id[..12]);
+        let root = std::path::Path::new("/sys/fs/cgroup");
+        if root.join("cgroup.controllers").exists() {
+            root.join(name)
+        } else {
+            root.join(controller).join(name)
+        }
+    }
+
+    /// A file of a session's envelope cgroup, trimmed (empty when it is not there).
+    pub fn session_cgroup_file(&self, id: &str, controller: &str, file: &str) -> String {
+        std::fs::read_to_string(self.session_cgroup(id, controller).join(file))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
+    /// The docker CLI on the host, pointed at a session's socket.
+    pub fn session_docker(&self, id: &str, args: &[&str]) -> Output {
+        Command::new("docker")
+            .args(args)
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", self.session_socket(id).display()),
+            )
+            .env("DOCKER_CONFIG", &self.berth.config_dir)
+            .env_remove("DOCKER_CONTEXT")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run docker")
+    }
+}
+
+impl std::ops::Deref for Lab {
+    type Target = Web;
+
+    fn deref(&self) -> &Web {
+        &self.web
+    }
+}
+
+/// A web listener of Berth (a lab server's, a lab node's, a hub's) as a browser uses it.
+pub struct Web {
+    /// HOST:PORT.
+    pub addr: String,
+    /// The server's log, shown when a request fails.
+    pub log: std::path::PathBuf,
+}
+
+impl Web {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// `curl` against the web listener: (status, body).
@@ -124,7 +195,7 @@ impl Lab {
         assert!(
             (200..300).contains(&code),
             "{method} {path}: {code} {text}\nserver log: {}",
-            self.berth.server_log()
+            self.log()
         );
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
@@ -158,51 +229,6 @@ impl Lab {
             .flat_map(|p| p["done"].as_array().cloned().unwrap_or_default())
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect()
-    }
-
-    /// The session's Docker API socket: what its workstation's CLI talks to.
-    pub fn session_socket(&self, id: &str) -> std::path::PathBuf {
-        self.berth
-            .root
-            .join("lab")
-            .join(id)
-            .join("api")
-            .join("docker.sock")
-    }
-
-    /// A session's envelope cgroup for `controller` (`pids`, `cpu`, `memory`): on
-    /// cgroup v1 below that controller's root, on v2 the one directory.
-    pub fn session_cgroup(&self, id: &str, controller: &str) -> std::path::PathBuf {
-        let name = format!("berth/lab-{}", &id[..12]);
-        let root = std::path::Path::new("/sys/fs/cgroup");
-        if root.join("cgroup.controllers").exists() {
-            root.join(name)
-        } else {
-            root.join(controller).join(name)
-        }
-    }
-
-    /// A file of a session's envelope cgroup, trimmed (empty when it is not there).
-    pub fn session_cgroup_file(&self, id: &str, controller: &str, file: &str) -> String {
-        std::fs::read_to_string(self.session_cgroup(id, controller).join(file))
-            .unwrap_or_default()
-            .trim()
-            .to_string()
-    }
-
-    /// The docker CLI on the host, pointed at a session's socket.
-    pub fn session_docker(&self, id: &str, args: &[&str]) -> Output {
-        Command::new("docker")
-            .args(args)
-            .env(
-                "DOCKER_HOST",
-                format!("unix://{}", self.session_socket(id).display()),
-            )
-            .env("DOCKER_CONFIG", &self.berth.config_dir)
-            .env_remove("DOCKER_CONTEXT")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run docker")
     }
 
     pub fn terminal(&self, id: &str) -> Term {
@@ -251,7 +277,7 @@ impl Lab {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let log = self.berth.server_log();
+        let log = self.log();
         let lines: Vec<&str> = log.lines().collect();
         panic!(
             "timed out waiting for: {what}\nserver log tail:\n{}",

@@ -4,6 +4,7 @@
 //! Everything a test starts is torn down in `Drop` (server, shims, containers,
 //! mounts, cgroups, the temp root), even when the test fails.
 
+pub mod cluster;
 pub mod dockerd;
 pub mod kubernetes;
 pub mod lab;

@@ -6,6 +6,7 @@ mod api_parity;
 mod browser;
 mod build;
 mod classroom;
+mod cluster;
 mod compose;
 mod containers;
 mod copy;

@@ -184,6 +184,27 @@ pub struct SessionRow {
     pub created: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
     pub lesson: Option<String>,
+    /// The lab node that holds the session ([`LOCAL_NODE`] on a server of its own).
+    pub node: String,
+}
+
+/// The node name of a server that is not part of a cluster (`berth serve --node-name`'s
+/// default), and of every session made before sessions had a node.
+pub const LOCAL_NODE: &str = "local";
+
+/// A lab node as it last told the database (`berth serve --role node`): where the hub
+/// reaches it and how loaded it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeRow {
+    pub name: String,
+    /// Its web listener, e.g. http://10.0.3.7:8080.
+    pub url: String,
+    /// Lab sessions open on it.
+    pub sessions: i64,
+    /// Whether it takes new sessions (ready, and not draining).
+    pub accepting: bool,
+    /// When it last said so: a node silent for long is gone.
+    pub seen: DateTime<Utc>,
 }
 
 #[derive(Clone)]
@@ -293,6 +314,17 @@ const SCHEMA_V1: &[&str] = &[
 const UPGRADES: &[&[&str]] = &[
     // 2: a class's labs' limits (JSON; none: the server's defaults).
     &["ALTER TABLE classes ADD COLUMN limits TEXT"],
+    // 3: lab nodes (a hub places sessions on them), and the node each session is on.
+    &[
+        "ALTER TABLE sessions ADD COLUMN node TEXT NOT NULL DEFAULT 'local'",
+        "CREATE TABLE IF NOT EXISTS nodes (
+            name TEXT PRIMARY KEY,
+            url TEXT NOT NULL,
+            sessions BIGINT NOT NULL,
+            accepting BIGINT NOT NULL,
+            seen {time} NOT NULL
+        )",
+    ],
 ];
 
 /// The schema version this Berth makes and reads.
@@ -481,25 +513,65 @@ impl Db {
     }
 
     pub async fn insert_session(&self, s: &SessionRow) -> Result<(), DbError> {
-        sqlx::query("INSERT INTO sessions (id, created, last_seen, lesson) VALUES ($1, $2, $3, $4)")
+        sqlx::query("INSERT INTO sessions (id, created, last_seen, lesson, node) VALUES ($1, $2, $3, $4, $5)")
             .bind(&s.id)
             .bind(s.created.to_rfc3339())
             .bind(s.last_seen.to_rfc3339())
             .bind(&s.lesson)
+            .bind(&s.node)
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
+    fn session_row(r: &AnyRow) -> SessionRow {
+        SessionRow { id: r.get("id"), created: parse_time(r.get("created")), last_seen: parse_time(r.get("last_seen")), lesson: r.get("lesson"), node: r.get("node") }
+    }
+
+    /// Every session, on any node.
     pub async fn sessions(&self) -> Result<Vec<SessionRow>, DbError> {
-        let rows = sqlx::query("SELECT id, created, last_seen, lesson FROM sessions ORDER BY created, id").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT id, created, last_seen, lesson, node FROM sessions ORDER BY created, id").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(Db::session_row).collect())
+    }
+
+    /// The sessions lab node `node` holds.
+    pub async fn sessions_on(&self, node: &str) -> Result<Vec<SessionRow>, DbError> {
+        let rows = sqlx::query("SELECT id, created, last_seen, lesson, node FROM sessions WHERE node = $1 ORDER BY created, id").bind(node).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(Db::session_row).collect())
+    }
+
+    pub async fn session(&self, id: &str) -> Result<Option<SessionRow>, DbError> {
+        let row = sqlx::query("SELECT id, created, last_seen, lesson, node FROM sessions WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(Db::session_row))
+    }
+
+    /// Records what a lab node says of itself now (made on its first word).
+    pub async fn put_node(&self, n: &NodeRow) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO nodes (name, url, sessions, accepting, seen) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (name) DO UPDATE SET url = excluded.url, sessions = excluded.sessions, accepting = excluded.accepting, seen = excluded.seen",
+        )
+        .bind(&n.name)
+        .bind(&n.url)
+        .bind(n.sessions)
+        .bind(i64::from(n.accepting))
+        .bind(n.seen.to_rfc3339())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The lab nodes that ever spoke, by name.
+    pub async fn nodes(&self) -> Result<Vec<NodeRow>, DbError> {
+        let rows = sqlx::query("SELECT name, url, sessions, accepting, seen FROM nodes ORDER BY name").fetch_all(&self.pool).await?;
         Ok(rows
             .iter()
-            .map(|r| SessionRow {
-                id: r.get("id"),
-                created: parse_time(r.get("created")),
-                last_seen: parse_time(r.get("last_seen")),
-                lesson: r.get("lesson"),
+            .map(|r| NodeRow {
+                name: r.get("name"),
+                url: r.get("url"),
+                sessions: r.get("sessions"),
+                accepting: r.get::<i64, _>("accepting") != 0,
+                seen: parse_time(r.get("seen")),
             })
             .collect())
     }
@@ -895,7 +967,7 @@ mod tests {
         };
     }
 
-    on_both!(sessions_and_progress_survive_reopening, classroom_records_round_trip, times_sort_as_times, servers_open_one_database_at_once, a_newer_schema_is_refused);
+    on_both!(sessions_and_progress_survive_reopening, nodes_hold_their_own_sessions, classroom_records_round_trip, times_sort_as_times, servers_open_one_database_at_once, a_newer_schema_is_refused);
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -905,7 +977,7 @@ mod tests {
         let now = Utc::now();
         {
             let db = f.open().await;
-            db.insert_session(&SessionRow { id: "s1".into(), created: now, last_seen: now, lesson: None }).await.unwrap();
+            db.insert_session(&SessionRow { id: "s1".into(), created: now, last_seen: now, lesson: None, node: LOCAL_NODE.into() }).await.unwrap();
             db.set_lesson("s1", "01-lifecycle").await.unwrap();
             db.mark_done("s1", "01-lifecycle", "search").await.unwrap();
             db.mark_done("s1", "01-lifecycle", "search").await.unwrap();
@@ -919,6 +991,29 @@ mod tests {
         db.delete_session("s1").await.unwrap();
         assert!(db.sessions().await.unwrap().is_empty());
         assert!(db.progress("s1").await.unwrap().is_empty());
+    }
+
+    async fn nodes_hold_their_own_sessions(f: Fresh) {
+        let db = f.open().await;
+        let now = Utc::now();
+        for (id, node) in [("a1", "node-a"), ("b1", "node-b"), ("a2", "node-a")] {
+            db.insert_session(&SessionRow { id: id.into(), created: now, last_seen: now, lesson: None, node: node.into() }).await.unwrap();
+        }
+        let ids = |rows: Vec<SessionRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(db.sessions_on("node-a").await.unwrap()), ["a1", "a2"]);
+        assert_eq!(ids(db.sessions_on("node-b").await.unwrap()), ["b1"]);
+        assert!(db.sessions_on(LOCAL_NODE).await.unwrap().is_empty());
+        assert_eq!(db.session("b1").await.unwrap().map(|r| r.node).as_deref(), Some("node-b"));
+        assert_eq!(db.session("nope").await.unwrap(), None);
+
+        let mut a = NodeRow { name: "node-a".into(), url: "http://10.0.0.1:8080".into(), sessions: 2, accepting: true, seen: at("2026-01-05T10:00:00Z") };
+        db.put_node(&a).await.unwrap();
+        // A node's next word replaces its last (a restarted pod may have a new address).
+        a = NodeRow { url: "http://10.0.0.9:8080".into(), sessions: 3, accepting: false, seen: at("2026-01-05T10:00:05Z"), ..a };
+        db.put_node(&a).await.unwrap();
+        let b = NodeRow { name: "node-b".into(), url: "http://10.0.0.2:8080".into(), sessions: 1, accepting: true, seen: at("2026-01-05T10:00:01Z") };
+        db.put_node(&b).await.unwrap();
+        assert_eq!(db.nodes().await.unwrap(), [a, b]);
     }
 
     fn class(id: &str, code: &str, created: DateTime<Utc>) -> ClassRow {
@@ -1003,7 +1098,7 @@ mod tests {
         assert_eq!(db.member("a", "bo").await.unwrap().unwrap().ended, None);
 
         // Steps done, with the evidence of those that have it, in the order done.
-        db.insert_session(&SessionRow { id: "s".into(), created: t0, last_seen: t0, lesson: None }).await.unwrap();
+        db.insert_session(&SessionRow { id: "s".into(), created: t0, last_seen: t0, lesson: None, node: LOCAL_NODE.into() }).await.unwrap();
         db.touch("s", later(30)).await.unwrap();
         assert_eq!(db.sessions().await.unwrap()[0].last_seen, later(30));
         db.mark_done("s", "lifecycle", "search").await.unwrap();
@@ -1077,7 +1172,7 @@ mod tests {
         db.insert_member(&member("later", "Bo", "t-bo", whole)).await.unwrap();
         assert_eq!(db.members().await.unwrap().iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["Bo", "Ann"]);
         for (id, created) in [("s-later", half), ("s-earlier", whole)] {
-            db.insert_session(&SessionRow { id: id.into(), created, last_seen: created, lesson: None }).await.unwrap();
+            db.insert_session(&SessionRow { id: id.into(), created, last_seen: created, lesson: None, node: LOCAL_NODE.into() }).await.unwrap();
         }
         assert_eq!(db.sessions().await.unwrap().iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["s-earlier", "s-later"]);
         // A login that expired on a whole second is cleared by a logout a moment later.
@@ -1243,7 +1338,7 @@ mod tests {
         }
 
         let db = Db::open(&path).await.unwrap();
-        assert_eq!(db.sessions().await.unwrap(), [SessionRow { id: "s1".into(), created: at("2026-01-05T10:00:00Z"), last_seen: at("2026-01-05T10:30:00.25Z"), lesson: Some("lifecycle".into()) }]);
+        assert_eq!(db.sessions().await.unwrap(), [SessionRow { id: "s1".into(), created: at("2026-01-05T10:00:00Z"), last_seen: at("2026-01-05T10:30:00.25Z"), lesson: Some("lifecycle".into()), node: LOCAL_NODE.into() }]);
         let done = db.done_steps("s1").await.unwrap();
         assert_eq!(done.iter().map(|d| (d.step.as_str(), d.attempts)).collect::<Vec<_>>(), [("search", Some(3)), ("pull", None)]);
         assert_eq!(done[1].done_at, at("2026-01-05T10:02:00.123456Z"));

@@ -221,6 +221,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 pub struct Lab {
     pub(crate) engine: Arc<Engine>,
     pub(crate) db: Db,
+    /// This server's name in the database (`--node-name`): its sessions carry it.
+    node: String,
     pub(crate) opts: LabOptions,
     dir: PathBuf,
     pub(crate) lessons: Arc<Vec<Lesson>>,
@@ -301,9 +303,10 @@ impl From<anyhow::Error> for LabError {
 }
 
 impl Lab {
-    /// Opens the lab on the engine's root, reopening the sessions of an earlier run.
-    /// The sessions' Docker APIs count their requests in `requests`.
-    pub async fn open(engine: Arc<Engine>, opts: LabOptions, requests: Requests) -> anyhow::Result<Arc<Lab>> {
+    /// Opens the lab on the engine's root, reopening this node's sessions of an earlier
+    /// run (`node`: its name in the database, which other nodes may share). The
+    /// sessions' Docker APIs count their requests in `requests`.
+    pub async fn open(engine: Arc<Engine>, opts: LabOptions, node: &str, requests: Requests) -> anyhow::Result<Arc<Lab>> {
         let lessons = berth_lessons::all().context("load the lessons")?;
         let dir = engine.root().join("lab");
         std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
@@ -322,6 +325,7 @@ impl Lab {
         let lab = Arc::new(Lab {
             engine,
             db,
+            node: node.to_string(),
             opts,
             dir,
             lessons: Arc::new(lessons),
@@ -334,7 +338,7 @@ impl Lab {
             resetting: Mutex::new(Default::default()),
             requests,
         });
-        for row in lab.db.sessions().await? {
+        for row in lab.db.sessions_on(&lab.node).await? {
             let tracker = lab.stored_tracker(&row).await?;
             if ended_ids.contains(&row.id) {
                 lab.ended_lock().insert(row.id.clone(), tracker);
@@ -393,7 +397,7 @@ impl Lab {
 
     async fn reset_now(&self, id: &str) -> anyhow::Result<()> {
         let tracker = self.take_down(id).await?;
-        let created = self.db.sessions().await?.into_iter().find(|r| r.id == id).map_or_else(Utc::now, |r| r.created);
+        let created = self.db.session(id).await?.map_or_else(Utc::now, |r| r.created);
         let s = Session::open(self.engine.clone(), &self.requests, &self.opts_for(id).await?, &self.dir, id, created, tracker).await?;
         self.sessions_lock().insert(id.to_string(), Arc::new(s));
         self.apply_class_windows().await?;
@@ -413,7 +417,7 @@ impl Lab {
     /// A new lab for an ended one, with its progress.
     pub(crate) async fn reopen_session(&self, id: &str) -> anyhow::Result<Arc<Session>> {
         let tracker = self.ended_lock().remove(id).unwrap_or_default();
-        let created = self.db.sessions().await?.into_iter().find(|r| r.id == id).map_or_else(Utc::now, |r| r.created);
+        let created = self.db.session(id).await?.map_or_else(Utc::now, |r| r.created);
         let s = Arc::new(Session::open(self.engine.clone(), &self.requests, &self.opts_for(id).await?, &self.dir, id, created, tracker).await?);
         self.sessions_lock().insert(id.to_string(), s.clone());
         self.apply_class_windows().await?;
@@ -620,7 +624,7 @@ impl Lab {
     pub(crate) async fn create_session_with(self: &Arc<Self>, opts: &LabOptions) -> anyhow::Result<Arc<Session>> {
         let id = berth_engine::fsutil::random_id()[..32].to_string();
         let now = Utc::now();
-        self.db.insert_session(&db::SessionRow { id: id.clone(), created: now, last_seen: now, lesson: None }).await?;
+        self.db.insert_session(&db::SessionRow { id: id.clone(), created: now, last_seen: now, lesson: None, node: self.node.clone() }).await?;
         let s = match Session::open(self.engine.clone(), &self.requests, opts, &self.dir, &id, now, Tracker::default()).await {
             Ok(s) => Arc::new(s),
             Err(e) => {
