@@ -448,6 +448,10 @@ pub struct StudentRow {
     pub containers_running: u32,
     /// Whether a terminal page of the student is connected now.
     pub online: bool,
+    /// The lab node holding the student's lab is away (restarting): the lab comes back
+    /// with its work; until then the row shows what the database holds.
+    #[serde(default)]
+    pub reconnecting: bool,
     pub stuck: Option<Stuck>,
 }
 

@@ -55,7 +55,9 @@ pub fn student_row(
         .as_deref()
         .map(|t| i18n::ago(l, age_secs(now, t)))
         .unwrap_or_else(|| tr(l, T::Never).to_string());
-    let (online_code, online_text) = if r.online {
+    let (online_code, online_text) = if r.reconnecting {
+        ("reconnecting", tr(l, T::Reconnecting))
+    } else if r.online {
         ("online", tr(l, T::Online))
     } else {
         ("offline", tr(l, T::Offline))

@@ -5,6 +5,7 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod changes;
 pub mod chunks;
 pub mod classroom;
 pub mod cluster;

@@ -14,6 +14,10 @@ use berth_engine::{Engine, EngineOptions};
 use tower::Layer;
 
 use crate::api::{self, ApiState};
+use crate::changes::Changes;
+use crate::classroom::labs::Labs;
+use crate::classroom::room::Classroom;
+use crate::classroom::roster::Roster;
 use crate::cluster::{ClusterOptions, Role};
 use crate::metrics::{Listener, Metrics, MetricsToken, Parts, Requests};
 
@@ -91,17 +95,28 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         if let Some(why) = state.engine.linux_missing() {
             tracing::warn!("lab sessions cannot start here: their workstations are Linux containers ({why})");
         }
-        let lab = crate::lab::Lab::open(state.engine.clone(), opts.lab.clone(), &opts.cluster.node_name, requests.clone()).await.context("open the lab")?;
-        let mut app = crate::web::routes()
-            .merge(crate::lab::routes(lab.clone()))
-            .merge(crate::classroom::web::routes(lab.clone()))
-            .layer(axum::middleware::from_fn(crate::web::no_store_api));
-        if let (Role::Node, Some(secret), Some(url)) = (opts.cluster.role, &opts.cluster.secret, &opts.cluster.advertise_url) {
-            app = app.layer(axum::middleware::from_fn_with_state(Arc::new(secret.clone()), crate::cluster::require_secret));
-            let accepting = state.engine.linux_missing().is_none();
-            crate::cluster::heartbeat(lab.clone(), opts.cluster.node_name.clone(), url.clone(), accepting);
-            tracing::info!(node = %opts.cluster.node_name, url = %url, "lab node: answering its hub");
+        let url = opts.lab.database.url(&opts.root)?;
+        let db = crate::lab::Db::connect(&url).await?;
+        tracing::info!("lab database: {url}");
+        let roster = Arc::new(Roster::load(&db).await?);
+        let changes = Changes::default();
+        let shared = crate::lab::Shared { db: db.clone(), roster: roster.clone(), changes: changes.clone() };
+        let lab = crate::lab::Lab::open(state.engine.clone(), opts.lab.clone(), &opts.cluster.node_name, requests.clone(), shared).await.context("open the lab")?;
+        let mut app = crate::web::routes().merge(crate::lab::routes(lab.clone()));
+        match (opts.cluster.role, &opts.cluster.secret, &opts.cluster.advertise_url) {
+            (Role::Node, Some(secret), Some(url)) => {
+                // The classroom is the hub's; a node answers its hub's questions about its labs.
+                app = app.merge(crate::cluster::node::routes(lab.clone())).layer(axum::middleware::from_fn_with_state(Arc::new(secret.clone()), crate::cluster::require_secret));
+                let accepting = state.engine.linux_missing().is_none();
+                crate::cluster::heartbeat(lab.clone(), opts.cluster.node_name.clone(), url.clone(), accepting);
+                tracing::info!(node = %opts.cluster.node_name, url = %url, "lab node: answering its hub");
+            }
+            _ => {
+                let room = Classroom::new(db, opts.lab.clone(), roster, changes, Labs::Local(lab.clone()), opts.root.clone())?;
+                app = app.merge(crate::classroom::web::routes(room));
+            }
         }
+        let app = app.layer(axum::middleware::from_fn(crate::web::no_store_api));
         let _ = app_slot.set(requests.instrument(app, Listener::Web));
         let _ = parts.lab.set(lab);
     }
@@ -156,8 +171,15 @@ async fn serve_hub(opts: ServeOptions) -> anyhow::Result<()> {
     }
     let db = crate::lab::Db::connect(&url).await.context("open the database")?;
     tracing::info!("hub database: {url}");
+    let roster = Arc::new(Roster::load(&db).await?);
+    let changes = Changes::default();
     let hub = crate::cluster::hub::Hub::new(db.clone(), secret)?;
-    let app = crate::web::routes().merge(crate::cluster::hub::routes(hub)).layer(axum::middleware::from_fn(crate::web::no_store_api));
+    hub.clone().follow_nodes(changes.clone());
+    let room = Classroom::new(db.clone(), opts.lab.clone(), roster, changes, Labs::Remote(hub.clone()), opts.root.clone())?;
+    let app = crate::web::routes()
+        .merge(crate::cluster::hub::routes(hub))
+        .merge(crate::classroom::web::routes(room))
+        .layer(axum::middleware::from_fn(crate::web::no_store_api));
     let _ = slot.set(requests.instrument(app, Listener::Web));
     let _ = parts.hub_db.set(db);
     tokio::select! {

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use berth_tests::cluster::{self, Hub};
+use berth_tests::lab::Web;
 use berth_tests::postgres::Postgres;
 
 #[test]
@@ -149,4 +150,206 @@ fn a_hub_spreads_sessions_over_nodes_and_forwards_their_requests() {
     }
     assert_eq!(pg.sql("berth", "SELECT count(*) FROM sessions"), "0");
     drop((ta, tb));
+}
+
+/// The `Cookie:` header of an instructor's login through `web`.
+fn login(web: &Web, name: &str, password: &str) -> String {
+    let (code, body, headers) = web.http_with(
+        "POST",
+        "/api/teach/login",
+        Some(&serde_json::json!({ "name": name, "password": password }).to_string()),
+        &[],
+    );
+    assert_eq!(code, 204, "{body}");
+    let cookie = headers
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
+        .unwrap_or_else(|| panic!("no cookie in {headers}"));
+    format!("Cookie: {}", cookie.split(';').next().unwrap())
+}
+
+fn dashboard(web: &Web, class: &str, cookie: &str) -> serde_json::Value {
+    let (code, body, _) = web.http_with(
+        "GET",
+        &format!("/api/teach/classes/{class}"),
+        None,
+        &[cookie],
+    );
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// The dashboard's row of `name`.
+fn row(d: &serde_json::Value, name: &str) -> serde_json::Value {
+    d["students"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no row for {name}: {d}"))
+}
+
+#[test]
+fn a_class_through_the_hub_spans_nodes() {
+    let pg = Postgres::start();
+    let db = pg.url();
+    let mut a = cluster::node("node-a", &db);
+    let b = cluster::node("node-b", &db);
+    let hub = Hub::start(&db);
+    hub.eventually(
+        "both nodes in the database",
+        Duration::from_secs(20),
+        || pg.sql("berth", "SELECT count(*) FROM nodes WHERE accepting = 1") == "2",
+    );
+
+    // The instructor is made in the shared database, as on a single server.
+    let mut add = std::process::Command::new(berth_tests::berth_bin())
+        .args(["instructor", "add", "--root", "/nonexistent", "kim"])
+        .env("BERTH_DATABASE_URL", &db)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run berth instructor add");
+    std::io::Write::write_all(&mut add.stdin.take().unwrap(), b"correct horse\n").unwrap();
+    let o = add.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cookie = login(&hub, "kim", "correct horse");
+    let (code, body, _) = hub.http_with(
+        "POST",
+        "/api/teach/classes",
+        Some(r#"{"name":"Docker 101","lessons":["lifecycle"]}"#),
+        &[&cookie],
+    );
+    assert_eq!(code, 201, "{body}");
+    let class: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let (id, join_code) = (
+        class["id"].as_str().unwrap().to_string(),
+        class["code"].as_str().unwrap().to_string(),
+    );
+
+    // Four students join through the hub: two labs on each node.
+    let names = ["Ann", "Bo", "Cy", "Di"];
+    let joins: Vec<serde_json::Value> = names
+        .iter()
+        .map(|n| {
+            hub.json(
+                "POST",
+                "/api/join",
+                Some(&serde_json::json!({ "code": join_code, "name": n }).to_string()),
+            )
+        })
+        .collect();
+    let sessions: Vec<String> = joins
+        .iter()
+        .map(|v| v["session"]["id"].as_str().unwrap().to_string())
+        .collect();
+    let node_of = |id: &str| {
+        pg.sql(
+            "berth",
+            &format!("SELECT node FROM sessions WHERE id = '{id}'"),
+        )
+    };
+    let nodes: Vec<String> = sessions.iter().map(|s| node_of(s)).collect();
+    assert_eq!(
+        nodes.iter().filter(|n| *n == "node-a").count(),
+        2,
+        "{nodes:?}"
+    );
+    let on_a: Vec<&str> = names
+        .iter()
+        .zip(&nodes)
+        .filter(|(_, n)| *n == "node-a")
+        .map(|(s, _)| *s)
+        .collect();
+    let on_b: Vec<&str> = names
+        .iter()
+        .zip(&nodes)
+        .filter(|(_, n)| *n == "node-b")
+        .map(|(s, _)| *s)
+        .collect();
+    let session_of = |name: &str| sessions[names.iter().position(|n| *n == name).unwrap()].clone();
+
+    // Every student on the dashboard, with their class's first lesson.
+    let d = dashboard(&hub, &id, &cookie);
+    assert_eq!(d["students"].as_array().map(Vec::len), Some(4), "{d}");
+    assert_eq!(row(&d, "Ann")["lesson"], "lifecycle");
+
+    // A student on node b passes a step; the dashboard on the hub sees it.
+    let student = on_b[0];
+    let mut t = hub.terminal(&session_of(student));
+    t.expect("$ ");
+    t.line("docker search busybox > /dev/null && echo searched-$((1+1))");
+    t.expect("searched-2");
+    hub.eventually(
+        "the step on the hub's dashboard",
+        Duration::from_secs(20),
+        || row(&dashboard(&hub, &id, &cookie), student)["done"] == 1,
+    );
+
+    // The teacher watches that terminal through the hub (counted as watching) and
+    // sees what the student types.
+    let mut watch = hub
+        .terminal_at(
+            &format!("/api/teach/classes/{id}/students/{student}/terminal"),
+            &[("Cookie", cookie.strip_prefix("Cookie: ").unwrap())],
+        )
+        .expect("watch through the hub");
+    hub.eventually(
+        "the watcher on the dashboard",
+        Duration::from_secs(10),
+        || {
+            dashboard(&hub, &id, &cookie)["watching"]
+                .to_string()
+                .contains(student)
+        },
+    );
+    t.line("echo typed-$((3*3))");
+    watch.expect("typed-9");
+    drop(watch);
+
+    // A reset through the hub, on node b: the lab is made afresh, the step kept.
+    let (code, body, _) = hub.http_with(
+        "POST",
+        &format!("/api/teach/classes/{id}/students/{student}/reset"),
+        None,
+        &[&cookie],
+    );
+    assert_eq!(code, 204, "{body}");
+    assert_eq!(row(&dashboard(&hub, &id, &cookie), student)["done"], 1);
+    assert!(b.berth.root.join("lab").join(session_of(student)).is_dir());
+
+    // Node a goes away: its students show as reconnecting, with their records; the
+    // others not. Back, and they are back.
+    a.berth.kill_server();
+    let d = dashboard(&hub, &id, &cookie);
+    for n in &on_a {
+        assert_eq!(row(&d, n)["reconnecting"], true, "{d}");
+        assert_eq!(row(&d, n)["lesson"], "lifecycle", "{d}");
+    }
+    for n in &on_b {
+        assert_eq!(row(&d, n)["reconnecting"], false, "{d}");
+    }
+    a.berth.start_server();
+    hub.eventually("node a's students back", Duration::from_secs(30), || {
+        let d = dashboard(&hub, &id, &cookie);
+        on_a.iter().all(|n| row(&d, n)["reconnecting"] == false)
+    });
+    // A student of node a comes back (from another browser, with the PIN): the same
+    // lab, found on its node.
+    let i = names.iter().position(|n| *n == on_a[0]).unwrap();
+    let v = hub.json(
+        "POST",
+        "/api/join",
+        Some(
+            &serde_json::json!({ "code": join_code, "name": on_a[0], "pin": joins[i]["pin"] })
+                .to_string(),
+        ),
+    );
+    assert_eq!(v["session"]["id"], sessions[i].as_str(), "{v}");
+    drop(t);
 }

@@ -11,8 +11,8 @@ use chrono::{DateTime, Duration, Utc};
 use super::class_info;
 use crate::lab::db::ClassRow;
 
-/// One student's lab as the dashboard needs it.
-#[derive(Debug, Clone, PartialEq)]
+/// One student's lab as the dashboard needs it (a lab node sends it to its hub).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StudentSnapshot {
     pub name: String,
     pub joined: DateTime<Utc>,
@@ -26,6 +26,9 @@ pub struct StudentSnapshot {
     pub last_action: Option<String>,
     pub containers_running: u32,
     pub online: bool,
+    /// Its lab node is away (see `StudentRow::reconnecting`).
+    #[serde(default)]
+    pub reconnecting: bool,
 }
 
 /// When a student counts as stuck (`berth serve --class-stuck-after`, `--class-stuck-attempts`).
@@ -107,6 +110,7 @@ fn row(s: &StudentSnapshot, lessons: &[&Lesson], total: usize, rule: StuckRule, 
         last_action: s.last_action.clone(),
         containers_running: s.containers_running,
         online: s.online,
+        reconnecting: s.reconnecting,
         stuck,
     }
 }
@@ -132,6 +136,7 @@ mod tests {
             last_action: None,
             containers_running: 0,
             online: true,
+            reconnecting: false,
         };
         let n = first.steps.len();
         let students = [s("fresh", 0, 1, 0), s("slow", 1, 20, 0), s("trying", 1, 2, 9), s("done", n, 60, 0)];

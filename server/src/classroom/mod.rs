@@ -5,8 +5,11 @@
 
 pub mod dashboard;
 pub mod join_code;
+pub mod labs;
 pub mod members;
 pub mod rate_limit;
+pub mod room;
+pub mod roster;
 pub mod teach;
 pub mod transcript;
 pub mod web;

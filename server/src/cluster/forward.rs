@@ -54,7 +54,13 @@ fn is_upgrade(headers: &axum::http::HeaderMap) -> bool {
 
 /// Sends `req` to the node at `node` and gives its answer. The client's `Host` stays
 /// (the node builds links from it); `X-Forwarded-For` says who the client is.
-pub async fn forward(node: &Authority, secret: &ClusterSecret, client: Option<std::net::SocketAddr>, mut req: Request) -> Result<Response, ForwardError> {
+pub async fn forward(node: &Authority, secret: &ClusterSecret, client: Option<std::net::SocketAddr>, req: Request) -> Result<Response, ForwardError> {
+    forward_holding(node, secret, client, req, Box::new(())).await
+}
+
+/// [`forward`], keeping `hold` as long as a WebSocket passed through lasts (dropped at
+/// once otherwise): an instructor counted as watching while their terminal is open.
+pub async fn forward_holding(node: &Authority, secret: &ClusterSecret, client: Option<std::net::SocketAddr>, mut req: Request, hold: Box<dyn Send>) -> Result<Response, ForwardError> {
     let unreachable = |reason: String| ForwardError::Unreachable { node: node.clone(), reason };
     let stream = match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&node.0)).await {
         Ok(Ok(s)) => s,
@@ -89,6 +95,7 @@ pub async fn forward(node: &Authority, secret: &ClusterSecret, client: Option<st
         let node_upgrade = hyper::upgrade::on(&mut resp);
         if let Some(client_upgrade) = client_upgrade {
             tokio::spawn(async move {
+                let _hold = hold;
                 let (Ok(client), Ok(node)) = (client_upgrade.await, node_upgrade.await) else { return };
                 let (mut client, mut node) = (TokioIo::new(client), TokioIo::new(node));
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut node).await;

@@ -4,23 +4,28 @@
 //! it (found in the shared database, where each node writes its sessions and
 //! itself).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use berth_lessons::api::{ApiError, ErrorKind};
 use berth_lessons::Lesson;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http_body_util::BodyExt;
 
 use super::forward::{self, Authority, ForwardError};
 use super::{ClusterSecret, GONE_AFTER};
+use crate::changes::Changes;
+use crate::classroom::dashboard::StudentSnapshot;
+use crate::classroom::roster::Member;
 use crate::lab::db::{Db, NodeRow};
+use crate::lab::LabError;
 
 pub struct Hub {
     pub db: Db,
@@ -31,7 +36,13 @@ pub struct Hub {
     /// Sessions placed on a node, by node, with when: counted in its load until its
     /// next heartbeat (which counts them itself).
     placed: Mutex<Vec<(String, DateTime<Utc>)>>,
+    /// The nodes' rows as last read, and when: a dashboard of 100 students asks where
+    /// each one's lab is, and the rows change every few seconds only.
+    nodes: Mutex<Option<(std::time::Instant, Vec<NodeRow>)>>,
 }
+
+/// How long the hub uses the nodes' rows it read.
+const NODES_FRESH: std::time::Duration = std::time::Duration::from_millis(500);
 
 type HubState = Arc<Hub>;
 
@@ -68,12 +79,23 @@ pub fn placement_order(nodes: &[NodeRow], placed: &[(String, DateTime<Utc>)], no
 impl Hub {
     pub fn new(db: Db, secret: ClusterSecret) -> anyhow::Result<Arc<Hub>> {
         let lessons = berth_lessons::all().map_err(|e| anyhow::anyhow!("load the lessons: {e}"))?;
-        Ok(Arc::new(Hub { db, secret, lessons: Arc::new(lessons), owners: Default::default(), placed: Default::default() }))
+        Ok(Arc::new(Hub { db, secret, lessons: Arc::new(lessons), owners: Default::default(), placed: Default::default(), nodes: Default::default() }))
     }
 
-    /// The node holding session `id`: (its name, where it is). None: no such session.
-    async fn owner(&self, id: &str) -> Result<Option<(String, Authority)>, Response> {
-        let db_err = |e: crate::lab::db::DbError| error(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string());
+    /// The nodes' rows, read at most every [`NODES_FRESH`].
+    async fn node_rows(&self) -> Result<Vec<NodeRow>, crate::lab::db::DbError> {
+        if let Some((at, rows)) = self.nodes.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            if at.elapsed() < NODES_FRESH {
+                return Ok(rows.clone());
+            }
+        }
+        let rows = self.db.nodes().await?;
+        *self.nodes.lock().unwrap_or_else(|p| p.into_inner()) = Some((std::time::Instant::now(), rows.clone()));
+        Ok(rows)
+    }
+
+    /// The node holding session `id`. None: no such session.
+    pub async fn owner_of(&self, id: &str) -> Result<Option<NodeAt>, LabError> {
         let cached = self.owners.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned();
         let name = match cached {
             Some(n) => n,
@@ -85,13 +107,169 @@ impl Hub {
                 None => return Ok(None),
             },
         };
-        let nodes = self.db.nodes().await.map_err(db_err)?;
+        let nodes = self.node_rows().await.map_err(db_err)?;
         let Some(node) = nodes.into_iter().find(|n| n.name == name) else {
-            return Err(error(StatusCode::SERVICE_UNAVAILABLE, Some(ErrorKind::Reconnecting), format!("the lab node {name} has not started yet")));
+            let mut e = LabError::kind(StatusCode::SERVICE_UNAVAILABLE, ErrorKind::Reconnecting, format!("the lab node {name} has not started yet"));
+            e.retry_after = Some(2);
+            return Err(e);
         };
-        let at = Authority::parse(&node.url).map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, None, format!("lab node {name}: {e}")))?;
-        Ok(Some((name, at)))
+        Ok(Some(NodeAt::of(&node).map_err(|e| LabError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("lab node {name}: {e}")))?))
     }
+
+    /// The nodes heard from lately (taking sessions or not).
+    pub async fn nodes_up(&self) -> Result<Vec<NodeAt>, LabError> {
+        let gone = chrono::Duration::from_std(GONE_AFTER).unwrap_or_default();
+        let now = Utc::now();
+        Ok(self.node_rows().await.map_err(db_err)?.iter().filter(|n| now - n.seen <= gone).filter_map(|n| NodeAt::of(n).ok()).collect())
+    }
+
+    /// Sends `req` to `node` (with the secret).
+    pub async fn forward_to(&self, node: &NodeAt, req: Request) -> Result<Response, ForwardError> {
+        forward::forward(&node.at, &self.secret, None, req).await
+    }
+
+    /// [`Hub::forward_to`], keeping `hold` while a WebSocket passed through lasts.
+    pub async fn forward_held(&self, node: &NodeAt, req: Request, hold: Box<dyn Send>) -> Result<Response, ForwardError> {
+        forward::forward_holding(&node.at, &self.secret, None, req, hold).await
+    }
+
+    /// A student's row from the database alone, for when their node is away: their
+    /// lesson and steps done, shown as reconnecting.
+    pub async fn stored_snapshot(&self, session: &str, member: &Member) -> Result<StudentSnapshot, LabError> {
+        let row = self.db.session(session).await.map_err(db_err)?;
+        let times = self.db.progress_times(session).await.map_err(db_err)?;
+        let mut done: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (lesson, step, _) in &times {
+            done.entry(lesson.clone()).or_default().push(step.clone());
+        }
+        Ok(StudentSnapshot {
+            name: member.name.clone(),
+            joined: member.joined,
+            lesson: row.and_then(|r| r.lesson),
+            done,
+            step_since: times.iter().map(|t| t.2).max().unwrap_or(member.joined),
+            last_activity: None,
+            attempts: 0,
+            last_action: None,
+            containers_running: 0,
+            online: false,
+            reconnecting: true,
+        })
+    }
+
+    /// POSTs `body` (JSON) to `path` on the first node in [`placement_order`] that takes
+    /// it, and gives that node's answer.
+    pub async fn place(&self, path: &str, body: Bytes, client: Option<SocketAddr>) -> Response {
+        let nodes = match self.node_rows().await {
+            Ok(n) => n,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string()),
+        };
+        let mut tried: Vec<String> = Vec::new();
+        let mut last = None;
+        loop {
+            // Chosen and counted under one lock: a whole class asking at once is spread,
+            // not sent to the node that was least loaded before any of them.
+            let (node, placed_at) = {
+                let mut placed = self.placed.lock().unwrap_or_else(|p| p.into_inner());
+                let at = Utc::now();
+                // Older than any node's last word that counts: the node counts them itself.
+                placed.retain(|(_, t)| at - *t < chrono::Duration::from_std(GONE_AFTER).unwrap_or_default());
+                let Some(node) = placement_order(&nodes, &placed, at).into_iter().find(|n| !tried.contains(&n.name)) else { break };
+                placed.push((node.name.clone(), at));
+                (node, at)
+            };
+            tried.push(node.name.clone());
+            let unplace = || self.placed.lock().unwrap_or_else(|p| p.into_inner()).retain(|(n, at)| !(*n == node.name && *at == placed_at));
+            let at = match NodeAt::of(&node) {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(node = %node.name, "{e}");
+                    unplace();
+                    continue;
+                }
+            };
+            let req = axum::http::Request::builder().method(Method::POST).uri(path).header(header::CONTENT_TYPE, "application/json").body(axum::body::Body::from(body.clone()));
+            let Ok(req) = req else { return error(StatusCode::BAD_REQUEST, None, format!("bad path {path}")) };
+            match forward::forward(&at.at, &self.secret, client, req).await {
+                Ok(resp) if resp.status() == StatusCode::CREATED => {
+                    let (parts, body) = resp.into_parts();
+                    let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    if let Some(id) = serde_json::from_slice::<berth_lessons::api::SessionInfo>(&bytes).ok().map(|i| i.id) {
+                        tracing::info!(session = %id, node = %node.name, "placed a lab session");
+                        self.owners.lock().unwrap_or_else(|p| p.into_inner()).insert(id, node.name.clone());
+                    }
+                    return Response::from_parts(parts, axum::body::Body::from(bytes));
+                }
+                // The node said no (no open playground, say): its word, as a single server's.
+                Ok(resp) if resp.status() != StatusCode::SERVICE_UNAVAILABLE => {
+                    unplace();
+                    return resp;
+                }
+                Ok(resp) => {
+                    unplace();
+                    last = Some(resp);
+                }
+                Err(e) => {
+                    unplace();
+                    tracing::warn!("{e}");
+                }
+            }
+        }
+        if tried.is_empty() {
+            return error(StatusCode::SERVICE_UNAVAILABLE, None, "no lab node takes new sessions now: try again in a minute (the operator may need to add nodes)");
+        }
+        last.unwrap_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, None, "no lab node could make a session now: try again in a minute"))
+    }
+
+    /// Listens to every node's changes (`/api/node/changes`) and bumps `changes` on
+    /// each, and when a node's stream ends (its students then show as reconnecting).
+    pub fn follow_nodes(self: Arc<Self>, changes: Changes) {
+        let following: Arc<Mutex<std::collections::HashSet<String>>> = Default::default();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(super::HEARTBEAT);
+            loop {
+                tick.tick().await;
+                let Ok(nodes) = self.nodes_up().await else { continue };
+                for node in nodes {
+                    if !following.lock().unwrap_or_else(|p| p.into_inner()).insert(node.name.clone()) {
+                        continue;
+                    }
+                    let (hub, changes, following) = (self.clone(), changes.clone(), following.clone());
+                    tokio::spawn(async move {
+                        let req = axum::http::Request::builder().uri("/api/node/changes").body(axum::body::Body::empty()).expect("a constant request");
+                        if let Ok(resp) = hub.forward_to(&node, req).await {
+                            if resp.status().is_success() {
+                                changes.notify();
+                                let mut body = resp.into_body().into_data_stream();
+                                while let Some(Ok(_)) = futures_util::StreamExt::next(&mut body).await {
+                                    changes.notify();
+                                }
+                            }
+                        }
+                        following.lock().unwrap_or_else(|p| p.into_inner()).remove(&node.name);
+                        changes.notify();
+                    });
+                }
+            }
+        });
+    }
+}
+
+/// A node by name, and where to reach it.
+#[derive(Debug, Clone)]
+pub struct NodeAt {
+    pub name: String,
+    pub at: Authority,
+}
+
+impl NodeAt {
+    fn of(n: &NodeRow) -> anyhow::Result<NodeAt> {
+        Ok(NodeAt { name: n.name.clone(), at: Authority::parse(&n.url)? })
+    }
+}
+
+fn db_err(e: crate::lab::db::DbError) -> LabError {
+    LabError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
 pub fn routes(hub: Arc<Hub>) -> Router {
@@ -101,9 +279,6 @@ pub fn routes(hub: Arc<Hub>) -> Router {
         .route("/api/sessions/{id}", any(to_session))
         .route("/api/sessions/{id}/{*rest}", any(to_session_rest))
         .route("/lab/{id}/{*rest}", any(to_session_rest))
-        .route("/api/join", any(no_classroom))
-        .route("/api/classes/{*rest}", any(no_classroom))
-        .route("/api/teach/{*rest}", any(no_classroom))
         .with_state(hub)
 }
 
@@ -111,78 +286,9 @@ async fn lessons(State(hub): State<HubState>) -> Json<Vec<Lesson>> {
     Json(hub.lessons.as_ref().clone())
 }
 
-/// Classes, joins and the teacher's pages need the classroom on the hub, which comes
-/// in a later step: said, not left to a 404.
-async fn no_classroom() -> Response {
-    error(StatusCode::NOT_IMPLEMENTED, None, "classes are not served through a hub yet: run the classroom on a single Berth server (--role all) for now")
-}
-
 /// A new session: on the first node in [`placement_order`] that makes it.
-async fn create_session(State(hub): State<HubState>, ConnectInfo(client): ConnectInfo<SocketAddr>, req: Request) -> Response {
-    let nodes = match hub.db.nodes().await {
-        Ok(n) => n,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string()),
-    };
-    let (parts, body) = req.into_parts();
-    // Kept whole so that the next node can be asked if one is away.
-    let body = match body.collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => return error(StatusCode::BAD_REQUEST, None, format!("read the request: {e}")),
-    };
-    let mut tried: Vec<String> = Vec::new();
-    let mut last = None;
-    loop {
-        // Chosen and counted under one lock: a whole class asking at once is spread,
-        // not sent to the node that was least loaded before any of them.
-        let (node, placed_at) = {
-            let mut placed = hub.placed.lock().unwrap_or_else(|p| p.into_inner());
-            let at = Utc::now();
-            // Older than any node's last word that counts: the node counts them itself.
-            placed.retain(|(_, t)| at - *t < chrono::Duration::from_std(GONE_AFTER).unwrap_or_default());
-            let Some(node) = placement_order(&nodes, &placed, at).into_iter().find(|n| !tried.contains(&n.name)) else { break };
-            placed.push((node.name.clone(), at));
-            (node, at)
-        };
-        tried.push(node.name.clone());
-        let unplace = || hub.placed.lock().unwrap_or_else(|p| p.into_inner()).retain(|(n, at)| !(*n == node.name && *at == placed_at));
-        let at = match Authority::parse(&node.url) {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(node = %node.name, "{e}");
-                unplace();
-                continue;
-            }
-        };
-        let req = Request::from_parts(parts.clone(), axum::body::Body::from(body.clone()));
-        match forward::forward(&at, &hub.secret, Some(client), req).await {
-            Ok(resp) if resp.status() == StatusCode::CREATED => {
-                let (parts, body) = resp.into_parts();
-                let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                if let Some(id) = serde_json::from_slice::<berth_lessons::api::SessionInfo>(&bytes).ok().map(|i| i.id) {
-                    tracing::info!(session = %id, node = %node.name, "placed a lab session");
-                    hub.owners.lock().unwrap_or_else(|p| p.into_inner()).insert(id, node.name.clone());
-                }
-                return Response::from_parts(parts, axum::body::Body::from(bytes));
-            }
-            // The node said no (no open playground, say): its word, as a single server's.
-            Ok(resp) if resp.status() != StatusCode::SERVICE_UNAVAILABLE => {
-                unplace();
-                return resp;
-            }
-            Ok(resp) => {
-                unplace();
-                last = Some(resp);
-            }
-            Err(e) => {
-                unplace();
-                tracing::warn!("{e}");
-            }
-        }
-    }
-    if tried.is_empty() {
-        return error(StatusCode::SERVICE_UNAVAILABLE, None, "no lab node takes new sessions now: try again in a minute (the operator may need to add nodes)");
-    }
-    last.unwrap_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, None, "no lab node could make a session now: try again in a minute"))
+async fn create_session(State(hub): State<HubState>, ConnectInfo(client): ConnectInfo<SocketAddr>, body: Bytes) -> Response {
+    hub.place("/api/sessions", body, Some(client)).await
 }
 
 async fn to_session(State(hub): State<HubState>, ConnectInfo(client): ConnectInfo<SocketAddr>, Path(id): Path<String>, req: Request) -> Response {
@@ -194,15 +300,15 @@ async fn to_session_rest(State(hub): State<HubState>, ConnectInfo(client): Conne
 }
 
 async fn to_owner(hub: HubState, client: SocketAddr, id: String, req: Request) -> Response {
-    let (name, at) = match hub.owner(&id).await {
-        Ok(Some(o)) => o,
+    let node = match hub.owner_of(&id).await {
+        Ok(Some(n)) => n,
         Ok(None) => return error(StatusCode::NOT_FOUND, None, format!("no such lab session: {id}")),
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
-    match forward::forward(&at, &hub.secret, Some(client), req).await {
+    match forward::forward(&node.at, &hub.secret, Some(client), req).await {
         Ok(r) => r,
         Err(e) => {
-            tracing::debug!(session = %id, node = %name, "session's node away");
+            tracing::debug!(session = %id, node = %node.name, "session's node away");
             away(&e)
         }
     }

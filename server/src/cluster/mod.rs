@@ -15,6 +15,7 @@
 
 pub mod forward;
 pub mod hub;
+pub mod node;
 
 use std::fmt;
 use std::str::FromStr;

@@ -26,9 +26,10 @@ use berth_engine::log_config::Rotation;
 use berth_engine::Engine;
 use berth_lessons::api::{ApiError, ErrorKind, Hand, LessonProgress, Membership, SelectLesson, SessionInfo, SessionStatus, TerminalControl};
 use berth_lessons::Lesson;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
-use crate::classroom::rate_limit::FailureLimit;
+use crate::changes::Changes;
+use crate::classroom::roster::Roster;
 use crate::metrics::Requests;
 use futures_util::{SinkExt, StreamExt};
 
@@ -227,48 +228,35 @@ pub struct Lab {
     dir: PathBuf,
     pub(crate) lessons: Arc<Vec<Lesson>>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
-    /// Sessions that belong to a student of a class, by session id.
-    members: Mutex<HashMap<String, Member>>,
+    /// Which sessions belong to a student of a class (shared with the classroom on a
+    /// single server).
+    pub(crate) roster: Arc<Roster>,
     /// Bumped whenever something a dashboard shows changes.
-    changed: tokio::sync::watch::Sender<u64>,
-    /// Guesses (join codes, PINs, links, passwords) per client address.
-    pub(crate) failures: FailureLimit,
+    pub(crate) changes: Changes,
     /// Labs an instructor ended, by session id: their progress, until the student
     /// comes back and gets a new lab with it.
     ended: Mutex<HashMap<String, Tracker>>,
-    /// Instructors watching or controlling a student's terminal now.
-    watchers: Mutex<Vec<(u64, String, berth_lessons::api::Watching)>>,
     /// Sessions being reset now: their pages wait (503) rather than give up (404).
     resetting: Mutex<std::collections::HashSet<String>>,
     /// Where the sessions' Docker API sockets count their requests.
     requests: Requests,
 }
 
-pub(crate) struct WatchGuard {
-    lab: Arc<Lab>,
-    n: u64,
-}
+pub use crate::classroom::roster::Member;
 
-impl Drop for WatchGuard {
-    fn drop(&mut self) {
-        self.lab.watchers.lock().unwrap_or_else(|p| p.into_inner()).retain(|(n, _, _)| *n != self.n);
-        self.lab.notify();
-    }
-}
-
-/// Whose a class member's session is.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Member {
-    pub class: String,
-    pub name: String,
-    pub joined: DateTime<Utc>,
+/// What the lab shares with the rest of the server: the database, the roster of class
+/// members' sessions and the dashboards' change signal.
+pub struct Shared {
+    pub db: Db,
+    pub roster: Arc<Roster>,
+    pub changes: Changes,
 }
 
 type LabState = Arc<Lab>;
 
 /// An error answer: `ApiError` JSON, with `Retry-After` when rate limited.
 #[derive(Debug)]
-pub(crate) struct LabError {
+pub struct LabError {
     pub status: StatusCode,
     pub message: String,
     pub kind: Option<ErrorKind>,
@@ -306,22 +294,17 @@ impl Lab {
     /// Opens the lab on the engine's root, reopening this node's sessions of an earlier
     /// run (`node`: its name in the database, which other nodes may share). The
     /// sessions' Docker APIs count their requests in `requests`.
-    pub async fn open(engine: Arc<Engine>, opts: LabOptions, node: &str, requests: Requests) -> anyhow::Result<Arc<Lab>> {
+    pub async fn open(engine: Arc<Engine>, opts: LabOptions, node: &str, requests: Requests, shared: Shared) -> anyhow::Result<Arc<Lab>> {
         let lessons = berth_lessons::all().context("load the lessons")?;
         let dir = engine.root().join("lab");
         std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-        let url = opts.database.url(engine.root())?;
-        let db = Db::connect(&url).await?;
-        tracing::info!("lab database: {url}");
+        let Shared { db, roster, changes } = shared;
         opts.docker_cli()?;
         match opts.compose_dir()? {
             Some(d) => tracing::info!("lab workstations get Compose from {}", d.display()),
             None => tracing::info!("no Compose for the lab workstations ({DEFAULT_COMPOSE} is missing: scripts/fetch-compose)"),
         }
-        let failures = FailureLimit::new(opts.max_failures, Duration::from_secs(600));
-        let rows = db.members().await?;
-        let ended_ids: std::collections::HashSet<String> = rows.iter().filter(|m| m.ended.is_some()).map(|m| m.session.clone()).collect();
-        let members = rows.into_iter().map(|m| (m.session.clone(), Member { class: m.class, name: m.name, joined: m.joined })).collect();
+        let ended_ids: std::collections::HashSet<String> = db.members().await?.into_iter().filter(|m| m.ended.is_some()).map(|m| m.session).collect();
         let lab = Arc::new(Lab {
             engine,
             db,
@@ -330,11 +313,9 @@ impl Lab {
             dir,
             lessons: Arc::new(lessons),
             sessions: Mutex::new(HashMap::new()),
-            members: Mutex::new(members),
-            changed: tokio::sync::watch::channel(0).0,
-            failures,
+            roster,
+            changes,
             ended: Mutex::new(HashMap::new()),
-            watchers: Mutex::new(Vec::new()),
             resetting: Mutex::new(Default::default()),
             requests,
         });
@@ -436,48 +417,20 @@ impl Lab {
         Ok(tracker)
     }
 
-    /// Counts an instructor at a student's terminal until the guard drops.
-    pub(crate) fn watching(self: &Arc<Self>, class: &str, w: berth_lessons::api::Watching) -> WatchGuard {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.watchers.lock().unwrap_or_else(|p| p.into_inner()).push((n, class.to_string(), w));
-        self.notify();
-        WatchGuard { lab: self.clone(), n }
-    }
-
-    pub(crate) fn watchers(&self, class: &str) -> Vec<berth_lessons::api::Watching> {
-        self.watchers.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|(_, c, _)| c == class).map(|(_, _, w)| w.clone()).collect()
-    }
-
-    fn members_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Member>> {
-        self.members.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Tells open dashboards to look again.
     pub(crate) fn notify(&self) {
-        self.changed.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
-    pub(crate) fn subscribe_changes(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.changed.subscribe()
+        self.changes.notify();
     }
 
     /// Ties a session to a student of a class: it is kept as long as the class (no
     /// idle or lifetime limit) and shows on the class's dashboard.
     pub(crate) fn add_member(&self, session: &str, member: Member) {
-        self.members_lock().insert(session.to_string(), member);
+        self.roster.add(session, member);
         self.notify();
     }
 
     pub(crate) fn member(&self, session: &str) -> Option<Member> {
-        self.members_lock().get(session).cloned()
-    }
-
-    /// The sessions of a class's students: (session id, member), in the order they joined.
-    pub(crate) fn class_members(&self, class: &str) -> Vec<(String, Member)> {
-        let mut v: Vec<(String, Member)> = self.members_lock().iter().filter(|(_, m)| m.class == class).map(|(s, m)| (s.clone(), m.clone())).collect();
-        v.sort_by(|a, b| a.1.joined.cmp(&b.1.joined).then_with(|| a.1.name.cmp(&b.1.name)));
-        v
+        self.roster.get(session)
     }
 
     pub(crate) fn get_session(&self, id: &str) -> Option<Arc<Session>> {
@@ -516,6 +469,7 @@ impl Lab {
                 last_action: None,
                 containers_running: 0,
                 online: false,
+                reconnecting: false,
             };
         };
         let (lesson, done, since, attempts) = {
@@ -535,6 +489,7 @@ impl Lab {
             last_action: activity.last_action,
             containers_running: running as u32,
             online: s.viewers() > 0,
+            reconnecting: false,
         }
     }
 
@@ -560,7 +515,7 @@ impl Lab {
         use berth_lessons::api::ClassState;
         let classes = self.db.classes().await?;
         let now = Utc::now();
-        let members: Vec<(String, Member)> = self.members_lock().iter().map(|(s, m)| (s.clone(), m.clone())).collect();
+        let members = self.roster.all();
         for (session, member) in members {
             let Some(class) = classes.iter().find(|c| c.id == member.class) else { continue };
             let Some(s) = self.get_session(&session) else { continue };
@@ -669,7 +624,7 @@ impl Lab {
                     if let Err(e) = self.advance(&s).await {
                         tracing::warn!("lab progress: {e:#}");
                     }
-                    if self.members_lock().contains_key(&s.id) {
+                    if self.roster.get(&s.id).is_some() {
                         self.notify();
                     }
                 }
@@ -708,7 +663,7 @@ impl Lab {
                 tick.tick().await;
                 let Some(lab) = weak.upgrade() else { return };
                 let now = Utc::now();
-                let members: std::collections::HashSet<String> = lab.members_lock().keys().cloned().collect();
+                let members = lab.roster.sessions();
                 let expired: Vec<String> = lab
                     .sessions_lock()
                     .values()
@@ -917,6 +872,19 @@ pub(crate) async fn serve_terminal(s: Arc<Session>, socket: WebSocket, keys: Key
             },
         }
     }
+}
+
+/// An instructor at a student's terminal: watching (their keys go nowhere) or, with
+/// `control`, typing (the student's page says an instructor is). `hold` is kept as
+/// long as the connection (the classroom's count of watchers).
+pub(crate) fn instructor_terminal(lab: &Lab, session: &str, who: String, control: bool, ws: WebSocketUpgrade, hold: impl Send + 'static) -> Result<Response, LabError> {
+    let s = lab.get_session(session).ok_or_else(|| LabError::kind(StatusCode::CONFLICT, ErrorKind::LabEnded, "the student's lab is ended"))?;
+    Ok(ws.on_upgrade(move |socket| async move {
+        let _hold = hold;
+        let _typing = control.then(|| s.controller(&who));
+        let keys = if control { Keys::Instructor } else { Keys::Watch };
+        serve_terminal(s, socket, keys).await
+    }))
 }
 
 async fn port_root(Path((id, port)): Path<(String, u16)>) -> Redirect {
