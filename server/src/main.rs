@@ -32,6 +32,9 @@ enum Command {
     /// Check students' hand-ins (transcripts exported from a class's dashboard).
     #[command(subcommand)]
     Transcript(TranscriptCommand),
+    /// A lab node of a cluster (`berth serve --role node`): drain it before removing it.
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// Supervise one container (started by the engine; not for people).
     #[command(hide = true)]
     Shim { dir: PathBuf },
@@ -41,6 +44,51 @@ enum Command {
     /// Run a wasm container's module (exec'd by its shim's child; not for people).
     #[command(hide = true)]
     WasmGuest { dir: PathBuf, err_fd: i32 },
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// Take no new sessions here (the node's sessions go on); lasts across restarts.
+    Drain {
+        /// The node's state directory.
+        #[arg(long, default_value = "/var/lib/berth")]
+        root: PathBuf,
+    },
+    /// Take new sessions again.
+    Undrain {
+        #[arg(long, default_value = "/var/lib/berth")]
+        root: PathBuf,
+    },
+    /// Whether the node drains, and how many lab sessions it still holds.
+    Status {
+        #[arg(long, default_value = "/var/lib/berth")]
+        root: PathBuf,
+    },
+}
+
+fn node(cmd: NodeCommand) -> anyhow::Result<()> {
+    let root_of = |root: &std::path::Path| -> anyhow::Result<PathBuf> {
+        anyhow::ensure!(root.is_dir(), "{} is not a Berth state directory (berth serve --root DIR makes one)", root.display());
+        Ok(root.to_path_buf())
+    };
+    match cmd {
+        NodeCommand::Drain { root } => {
+            berth_server::cluster::set_draining(&root_of(&root)?, true).context("mark the node draining")?;
+            eprintln!("draining: the hub places no new sessions here (within a few seconds); `berth node status` counts the sessions left");
+        }
+        NodeCommand::Undrain { root } => {
+            berth_server::cluster::set_draining(&root_of(&root)?, false).context("unmark the node")?;
+            eprintln!("not draining: new sessions may come here");
+        }
+        NodeCommand::Status { root } => {
+            let root = root_of(&root)?;
+            // A session's directory under lab/ lives as long as the session.
+            let sessions = std::fs::read_dir(root.join("lab")).map(|d| d.filter_map(Result::ok).filter(|e| e.path().is_dir()).count()).unwrap_or(0);
+            println!("draining: {}", if berth_server::cluster::drain_mark(&root).exists() { "yes" } else { "no" });
+            println!("sessions: {sessions}");
+        }
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -242,6 +290,7 @@ fn main() -> ExitCode {
         Command::Instructor(cmd) => report(instructor(cmd)),
         Command::Class(cmd) => report(class(cmd)),
         Command::Transcript(cmd) => report(transcript(cmd)),
+        Command::Node(cmd) => report(node(cmd)),
         Command::Serve(opts) => {
             tracing_subscriber::fmt()
                 .with_env_filter({

@@ -108,7 +108,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
                 // The classroom is the hub's; a node answers its hub's questions about its labs.
                 app = app.merge(crate::cluster::node::routes(lab.clone())).layer(axum::middleware::from_fn_with_state(Arc::new(secret.clone()), crate::cluster::require_secret));
                 let accepting = state.engine.linux_missing().is_none();
-                crate::cluster::heartbeat(lab.clone(), opts.cluster.node_name.clone(), url.clone(), accepting);
+                crate::cluster::heartbeat(lab.clone(), opts.cluster.node_name.clone(), url.clone(), accepting, opts.root.clone());
                 tracing::info!(node = %opts.cluster.node_name, url = %url, "lab node: answering its hub");
             }
             _ => {

@@ -75,6 +75,46 @@ fn a_hub_spreads_sessions_over_nodes_and_forwards_their_requests() {
         assert!(!b.berth.root.join("lab").join(id).exists());
     }
 
+    // Node a drains (`berth node drain` in its pod): new sessions go to node b only,
+    // node a's go on; undrained, it takes sessions again.
+    let node_cmd = |args: &[&str]| {
+        let o = std::process::Command::new(berth_tests::berth_bin())
+            .arg("node")
+            .args(args)
+            .arg("--root")
+            .arg(&a.berth.root)
+            .output()
+            .expect("run berth node");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    node_cmd(&["drain"]);
+    let accepting = |name: &str| {
+        pg.sql(
+            "berth",
+            &format!("SELECT accepting FROM nodes WHERE name = '{name}'"),
+        )
+    };
+    hub.eventually("node a draining", Duration::from_secs(15), || {
+        accepting("node-a") == "0"
+    });
+    let more: Vec<String> = (0..2).map(|_| hub.create_session()).collect();
+    for id in &more {
+        assert_eq!(node_of(id), "node-b", "a session placed on a draining node");
+        assert_eq!(
+            hub.http("DELETE", &format!("/api/sessions/{id}"), None).0,
+            204
+        );
+    }
+    assert_eq!(node_cmd(&["status"]), "draining: yes\nsessions: 2\n");
+    node_cmd(&["undrain"]);
+    hub.eventually(
+        "node a taking sessions again",
+        Duration::from_secs(15),
+        || accepting("node-a") == "1",
+    );
+    assert_eq!(node_cmd(&["status"]), "draining: no\nsessions: 2\n");
+
     // The students' pages, all through the hub.
     let (sa, sb) = (on_a[0].clone(), on_b[0].clone());
     let mut ta = hub.terminal(&sa);

@@ -18,6 +18,7 @@ pub mod hub;
 pub mod node;
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,17 +137,47 @@ pub const HEARTBEAT: Duration = Duration::from_secs(3);
 /// A node not heard from for this long is taken for gone: no new sessions go to it.
 pub const GONE_AFTER: Duration = Duration::from_secs(15);
 
+/// The file that marks a node as draining (`berth node drain`): kept in its state root,
+/// so a restart drains on.
+pub fn drain_mark(root: &Path) -> PathBuf {
+    root.join("draining")
+}
+
+/// Marks the node with state root `root` as draining (or not): its hub places no new
+/// sessions there from its next heartbeat on; the sessions it holds go on.
+pub fn set_draining(root: &Path, draining: bool) -> std::io::Result<()> {
+    let mark = drain_mark(root);
+    if draining {
+        std::fs::write(&mark, format!("{}\n", Utc::now().to_rfc3339()))
+    } else {
+        match std::fs::remove_file(&mark) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Tells the database, now and every [`HEARTBEAT`], where this node is and how many
-/// sessions it holds. `accepting` is whether it takes new ones.
-pub fn heartbeat(lab: Arc<Lab>, name: String, url: String, accepting: bool) {
+/// sessions it holds. It takes new ones if `able` and not draining (see [`drain_mark`]).
+pub fn heartbeat(lab: Arc<Lab>, name: String, url: String, able: bool, root: PathBuf) {
     let weak = Arc::downgrade(&lab);
     drop(lab);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(HEARTBEAT);
+        let mut was = None;
         loop {
             tick.tick().await;
             let Some(lab) = weak.upgrade() else { return };
-            let row = NodeRow { name: name.clone(), url: url.clone(), sessions: lab.sessions().len() as i64, accepting, seen: Utc::now() };
+            let draining = drain_mark(&root).exists();
+            if was != Some(draining) {
+                if draining {
+                    tracing::info!("draining: no new sessions come here (berth node undrain ends it)");
+                } else if was.is_some() {
+                    tracing::info!("no longer draining: new sessions may come here");
+                }
+                was = Some(draining);
+            }
+            let row = NodeRow { name: name.clone(), url: url.clone(), sessions: lab.sessions().len() as i64, accepting: able && !draining, seen: Utc::now() };
             if let Err(e) = lab.db.put_node(&row).await {
                 tracing::warn!("node heartbeat: {e}");
             }
