@@ -56,7 +56,7 @@ pub fn student_row(
         .map(|t| i18n::ago(l, age_secs(now, t)))
         .unwrap_or_else(|| tr(l, T::Never).to_string());
     let (online_code, online_text) = if r.reconnecting {
-        ("reconnecting", tr(l, T::Reconnecting))
+        ("reconnecting", tr(l, T::LabReconnecting))
     } else if r.online {
         ("online", tr(l, T::Online))
     } else {
