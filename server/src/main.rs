@@ -173,15 +173,30 @@ enum TranscriptCommand {
         /// Also require this public key (base64, as in the transcript's server-key line).
         #[arg(long)]
         key: Option<String>,
+        /// Also require the key of the hub whose database is --database (or
+        /// BERTH_DATABASE_URL): a hub keeps its key there.
+        #[arg(long, conflicts_with_all = ["root", "key"])]
+        hub: bool,
+        #[command(flatten)]
+        db: DatabaseOptions,
     },
 }
 
 fn transcript(cmd: TranscriptCommand) -> anyhow::Result<()> {
     use base64::Engine as _;
     use berth_server::classroom::transcript::{self, ServerKey};
-    let TranscriptCommand::Verify { file, root, key } = cmd;
+    let TranscriptCommand::Verify { file, root, key, hub, db } = cmd;
     let text = std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
     let expected = match (root, key) {
+        _ if hub => {
+            anyhow::ensure!(db.is_set(), "--hub needs the hub's database: --database URL (or BERTH_DATABASE_URL)");
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("start the async runtime")?;
+            let stored = rt.block_on(async {
+                let db = berth_server::lab::Db::connect(&db.url(std::path::Path::new("/nonexistent"))?).await?;
+                anyhow::Ok(ServerKey::stored_in_database(&db).await?)
+            })?;
+            Some(stored.context("this database holds no hub key: no hub signed a transcript with it")?.public())
+        }
         (Some(root), _) => {
             // A server with its records in PostgreSQL has no lab.db, but its key if it signed anything.
             anyhow::ensure!(root.join("lab.db").is_file() || root.join(transcript::KEY_FILE).is_file(), "{} is not a Berth state directory", root.display());

@@ -16,7 +16,7 @@ use tower::Layer;
 use crate::api::{self, ApiState};
 use crate::changes::Changes;
 use crate::classroom::labs::Labs;
-use crate::classroom::room::Classroom;
+use crate::classroom::room::{Classroom, KeyPlace};
 use crate::classroom::roster::Roster;
 use crate::cluster::{ClusterOptions, Role};
 use crate::metrics::{Listener, Metrics, MetricsToken, Parts, Requests};
@@ -112,7 +112,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
                 tracing::info!(node = %opts.cluster.node_name, url = %url, "lab node: answering its hub");
             }
             _ => {
-                let room = Classroom::new(db, opts.lab.clone(), roster, changes, Labs::Local(lab.clone()), opts.root.clone())?;
+                let room = Classroom::new(db, opts.lab.clone(), changes, Labs::Local(lab.clone()), KeyPlace::Root(opts.root.clone()))?;
                 app = app.merge(crate::classroom::web::routes(room));
             }
         }
@@ -171,11 +171,10 @@ async fn serve_hub(opts: ServeOptions) -> anyhow::Result<()> {
     }
     let db = crate::lab::Db::connect(&url).await.context("open the database")?;
     tracing::info!("hub database: {url}");
-    let roster = Arc::new(Roster::load(&db).await?);
     let changes = Changes::default();
     let hub = crate::cluster::hub::Hub::new(db.clone(), secret)?;
     hub.clone().follow_nodes(changes.clone());
-    let room = Classroom::new(db.clone(), opts.lab.clone(), roster, changes, Labs::Remote(hub.clone()), opts.root.clone())?;
+    let room = Classroom::new(db.clone(), opts.lab.clone(), changes, Labs::Remote(hub.clone()), KeyPlace::Database)?;
     let app = crate::web::routes()
         .merge(crate::cluster::hub::routes(hub))
         .merge(crate::classroom::web::routes(room))

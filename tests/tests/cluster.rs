@@ -352,6 +352,35 @@ fn a_class_through_the_hub_spans_nodes() {
     watch.expect("typed-9");
     drop(watch);
 
+    // The student's hand-in through the hub: signed with the key the hub keeps in the
+    // database (a hub has no state root of its own), checked with `berth transcript
+    // verify --hub` against that database.
+    let (code, transcript, _) = hub.http_with(
+        "GET",
+        &format!("/api/teach/classes/{id}/students/{student}/transcript"),
+        None,
+        &[&cookie],
+    );
+    assert_eq!(code, 200, "{transcript}");
+    assert!(transcript.contains("\"search\""), "{transcript}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hand-in.txt");
+    let verify = |text: &str| {
+        std::fs::write(&file, text).unwrap();
+        std::process::Command::new(berth_tests::berth_bin())
+            .args(["transcript", "verify", "--hub"])
+            .arg(&file)
+            .env("BERTH_DATABASE_URL", &db)
+            .output()
+            .unwrap()
+    };
+    let o = verify(&transcript);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("(this server's)"));
+    assert!(!verify(&transcript.replace(student, "Someone"))
+        .status
+        .success());
+
     // A reset through the hub, on node b: the lab is made afresh, the step kept.
     let (code, body, _) = hub.http_with(
         "POST",

@@ -11,7 +11,7 @@ use berth_lessons::Lesson;
 
 use super::labs::Labs;
 use super::rate_limit::FailureLimit;
-use super::roster::Roster;
+use super::roster::Member;
 use crate::changes::Changes;
 use crate::lab::db::Db;
 use crate::lab::LabOptions;
@@ -21,15 +21,24 @@ pub struct Classroom {
     /// The server's flags: stuck rules, the failure limit, the labs' default limits.
     pub opts: LabOptions,
     pub lessons: Arc<Vec<Lesson>>,
-    pub roster: Arc<Roster>,
     pub changes: Changes,
     /// Guesses (join codes, PINs, links, passwords) per client address.
     pub failures: FailureLimit,
     /// Instructors watching or controlling a student's terminal now.
     watchers: Mutex<Vec<(u64, String, Watching)>>,
     pub labs: Labs,
-    /// The state root: where the key that signs transcripts is kept.
-    pub root: PathBuf,
+    /// Where the key that signs transcripts is kept.
+    pub key: KeyPlace,
+}
+
+/// Where a server keeps the key that signs transcripts.
+#[derive(Debug, Clone)]
+pub enum KeyPlace {
+    /// A state root (a single server's, as ever).
+    Root(PathBuf),
+    /// The database: a hub has no state root to keep it across restarts, and every
+    /// hub must sign with the same key.
+    Database,
 }
 
 /// An instructor counted at a student's terminal until this drops.
@@ -46,10 +55,24 @@ impl Drop for WatchGuard {
 }
 
 impl Classroom {
-    pub fn new(db: Db, opts: LabOptions, roster: Arc<Roster>, changes: Changes, labs: Labs, root: PathBuf) -> anyhow::Result<Arc<Classroom>> {
+    pub fn new(db: Db, opts: LabOptions, changes: Changes, labs: Labs, key: KeyPlace) -> anyhow::Result<Arc<Classroom>> {
         let lessons = berth_lessons::all().map_err(|e| anyhow::anyhow!("load the lessons: {e}"))?;
         let failures = FailureLimit::new(opts.max_failures, Duration::from_secs(600));
-        Ok(Arc::new(Classroom { db, opts, lessons: Arc::new(lessons), roster, changes, failures, watchers: Mutex::new(Vec::new()), labs, root }))
+        Ok(Arc::new(Classroom { db, opts, lessons: Arc::new(lessons), changes, failures, watchers: Mutex::new(Vec::new()), labs, key }))
+    }
+
+    /// A class's students: (session id, member), in the order they joined. From the
+    /// database, where joins through any server (or hub) are.
+    pub async fn class_members(&self, class: &str) -> Result<Vec<(String, Member)>, crate::lab::db::DbError> {
+        Ok(self.db.class_members(class).await?.into_iter().map(|m| (m.session, Member { class: m.class, name: m.name, joined: m.joined })).collect())
+    }
+
+    /// The key that signs transcripts.
+    pub async fn signing_key(&self) -> Result<super::transcript::ServerKey, super::transcript::TranscriptError> {
+        match &self.key {
+            KeyPlace::Root(root) => super::transcript::ServerKey::load_or_create(root),
+            KeyPlace::Database => super::transcript::ServerKey::in_database(&self.db).await,
+        }
     }
 
     /// Tells open dashboards to look again.

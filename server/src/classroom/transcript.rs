@@ -19,8 +19,10 @@
 //! ```
 //!
 //! The key is made once, at the first export, as `<root>/classroom.key` (the 32-byte
-//! secret, mode 0600). A file signed by another key verifies as such; `verify` with the
-//! server's root (or its public key) also checks whose key it is.
+//! secret, mode 0600), or, for a hub (which has no state root of its own), in the
+//! database ([`ServerKey::in_database`]). A file signed by another key verifies as
+//! such; `verify` with the server's root or database (or its public key) also checks
+//! whose key it is.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -50,7 +52,12 @@ pub enum TranscriptError {
     BadSignature,
     #[error("signed by key {found}, not by this server's key {expected}")]
     OtherKey { expected: String, found: String },
+    #[error("the signing key in the database: {0}")]
+    Db(#[from] crate::lab::db::DbError),
 }
+
+/// The name of the transcripts' key in the database.
+const DB_KEY: &str = "transcripts";
 
 /// The server's signing key.
 pub struct ServerKey(SigningKey);
@@ -79,6 +86,28 @@ impl ServerKey {
             }
             Err(e) => Err(err(e)),
         }
+    }
+
+    /// The key kept in the database, made (once, whichever server is first) if there is
+    /// none yet.
+    pub async fn in_database(db: &crate::lab::db::Db) -> Result<ServerKey, TranscriptError> {
+        let seed: [u8; 32] = rand::random();
+        let stored = db.signing_key_or(DB_KEY, &b64(&seed)).await?;
+        ServerKey::from_b64(&stored)
+    }
+
+    /// The key kept in the database, if one was made.
+    pub async fn stored_in_database(db: &crate::lab::db::Db) -> Result<Option<ServerKey>, TranscriptError> {
+        db.signing_key(DB_KEY).await?.map(|s| ServerKey::from_b64(&s)).transpose()
+    }
+
+    fn from_b64(s: &str) -> Result<ServerKey, TranscriptError> {
+        let seed: [u8; 32] = base64::engine::general_purpose::STANDARD
+            .decode(s.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| TranscriptError::BadKeyFile("(the database's)".into()))?;
+        Ok(ServerKey(SigningKey::from_bytes(&seed)))
     }
 
     pub fn public(&self) -> VerifyingKey {

@@ -120,9 +120,8 @@ async fn join(State(room): State<Room>, ConnectInfo(addr): ConnectInfo<SocketAdd
                 }
                 // The lab is gone otherwise (it failed to reopen): a fresh one.
                 LabNow::Gone => {
-                    let info = room.labs.create(NewLab { limits: class.limits.clone(), member: member.clone(), lesson: class.lessons.first().cloned() }).await?;
+                    let info = room.labs.create(NewLab { limits: class.limits.clone(), member: member, lesson: class.lessons.first().cloned() }).await?;
                     room.db.set_member_session(&class.id, &m.name_key, &info.id).await.map_err(db_err)?;
-                    room.roster.add(&info.id, member);
                     info
                 }
             };
@@ -142,7 +141,6 @@ async fn join(State(room): State<Room>, ConnectInfo(addr): ConnectInfo<SocketAdd
                     return Err(refuse(&room, &[&key], e));
                 }
             };
-            room.roster.add(&info.id, member);
             room.notify();
             tracing::info!(class = %class.id, session = %info.id, "a student joined");
             let class_info = class_info(&class, now, false);
@@ -275,7 +273,7 @@ fn no_class(id: &str) -> LabError {
 
 async fn build_dashboard(room: &Classroom, id: &str) -> Result<Dashboard, LabError> {
     let class = room.db.class(id).await.map_err(db_err)?.ok_or_else(|| no_class(id))?;
-    let students = room.labs.snapshots(&room.roster.class_members(&class.id)).await?;
+    let students = room.labs.snapshots(&room.class_members(&class.id).await.map_err(db_err)?).await?;
     let rule = StuckRule { after: chrono::Duration::from_std(room.opts.stuck_after).unwrap_or(chrono::Duration::MAX), attempts: room.opts.stuck_attempts };
     let activity = ClassActivity {
         hands: room.db.hands(&class.id).await.map_err(db_err)?.into_iter().map(|h| HandRow { name: h.name, raised_at: h.raised_at.to_rfc3339(), note: h.note }).collect(),
@@ -343,11 +341,9 @@ async fn qr(State(room): State<Room>, headers: HeaderMap, Path(id): Path<String>
 }
 
 /// A class's student by the name in a URL: (session id, member).
-fn student(room: &Classroom, class: &str, name: &str) -> Result<(String, Member), LabError> {
-    let key = members::name_key(name);
-    room.roster.class_members(class)
-        .into_iter()
-        .find(|(_, m)| members::name_key(&m.name) == key)
+async fn student(room: &Classroom, class: &str, name: &str) -> Result<(String, Member), LabError> {
+    let m = room.db.member(class, &members::name_key(name)).await.map_err(db_err)?;
+    m.map(|m| (m.session, Member { class: m.class, name: m.name, joined: m.joined }))
         .ok_or_else(|| LabError::kind(StatusCode::NOT_FOUND, ErrorKind::NotFound, format!("no student {name:?} in this class")))
 }
 
@@ -370,7 +366,7 @@ async fn send_message(State(room): State<Room>, headers: HeaderMap, Path(id): Pa
     let req: SendMessage = parse(&body)?;
     let text = super::check_text(&req.text, 2000, false).map_err(|e| LabError::kind(StatusCode::BAD_REQUEST, ErrorKind::BadMessage, e))?;
     let to = match req.to.as_deref().filter(|t| !t.trim().is_empty()) {
-        Some(name) => Some(student(&room, &class.id, name)?.1.name),
+        Some(name) => Some(student(&room, &class.id, name).await?.1.name),
         None => None,
     };
     deliver(&room, &class.id, &who, to.as_deref(), "text", &text).await?;
@@ -397,7 +393,7 @@ async fn deliver(room: &Classroom, class: &str, from: &str, to: Option<&str>, ki
 
 async fn answer_hand(State(room): State<Room>, headers: HeaderMap, Path((id, name)): Path<(String, String)>) -> Result<StatusCode, LabError> {
     let (class, who) = class_and_instructor(&room, &headers, &id).await?;
-    let (_, m) = student(&room, &class.id, &name)?;
+    let (_, m) = student(&room, &class.id, &name).await?;
     if room.db.lower_hand(&class.id, &members::name_key(&m.name)).await.map_err(db_err)? {
         record(&room, &class.id, &who, "answer_hand", Some(&m.name)).await?;
     }
@@ -406,7 +402,7 @@ async fn answer_hand(State(room): State<Room>, headers: HeaderMap, Path((id, nam
 
 async fn reset(State(room): State<Room>, headers: HeaderMap, Path((id, name)): Path<(String, String)>) -> Result<StatusCode, LabError> {
     let (class, who) = class_and_instructor(&room, &headers, &id).await?;
-    let (session, m) = student(&room, &class.id, &name)?;
+    let (session, m) = student(&room, &class.id, &name).await?;
     if matches!(room.labs.now(&session).await?, LabNow::Ended) {
         return Err(LabError::kind(StatusCode::CONFLICT, ErrorKind::LabEnded, format!("{}'s lab is ended: there is nothing to reset", m.name)));
     }
@@ -419,7 +415,7 @@ async fn reset(State(room): State<Room>, headers: HeaderMap, Path((id, name)): P
 
 async fn end(State(room): State<Room>, headers: HeaderMap, Path((id, name)): Path<(String, String)>) -> Result<StatusCode, LabError> {
     let (class, who) = class_and_instructor(&room, &headers, &id).await?;
-    let (session, m) = student(&room, &class.id, &name)?;
+    let (session, m) = student(&room, &class.id, &name).await?;
     if !matches!(room.labs.now(&session).await?, LabNow::Ended) {
         room.labs.end(&session).await?;
         room.db.set_member_ended(&class.id, &members::name_key(&m.name), Some(Utc::now())).await.map_err(db_err)?;
@@ -445,7 +441,7 @@ async fn student_terminal(
     req: axum::extract::Request,
 ) -> Result<Response, LabError> {
     let (class, who) = class_and_instructor(&room, &headers, &id).await?;
-    let (session, m) = student(&room, &class.id, &name)?;
+    let (session, m) = student(&room, &class.id, &name).await?;
     if !matches!(room.labs.now(&session).await?, LabNow::Open { .. }) {
         return Err(LabError::kind(StatusCode::CONFLICT, ErrorKind::LabEnded, format!("{}'s lab is ended", m.name)));
     }
@@ -461,7 +457,7 @@ async fn progress_csv(State(room): State<Room>, headers: HeaderMap, Path(id): Pa
     let mut w = csv::Writer::from_writer(Vec::new());
     let io = |e: csv::Error| LabError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("CSV: {e}"));
     w.write_record(["student", "lesson", "step", "done_at", "attempts"]).map_err(io)?;
-    for (session, m) in room.roster.class_members(&class.id) {
+    for (session, m) in room.class_members(&class.id).await.map_err(db_err)? {
         for d in room.db.done_steps(&session).await.map_err(db_err)? {
             let attempts = d.attempts.map(|a| a.to_string()).unwrap_or_default();
             w.write_record([m.name.as_str(), &d.lesson, &d.step, &d.done_at.to_rfc3339(), &attempts]).map_err(io)?;
@@ -476,9 +472,9 @@ async fn progress_csv(State(room): State<Room>, headers: HeaderMap, Path(id): Pa
 /// A student's hand-in: the events that passed each step, signed by the server.
 async fn transcript(State(room): State<Room>, headers: HeaderMap, Path((id, name)): Path<(String, String)>) -> Result<Response, LabError> {
     let (class, who) = class_and_instructor(&room, &headers, &id).await?;
-    let (session, m) = student(&room, &class.id, &name)?;
+    let (session, m) = student(&room, &class.id, &name).await?;
     let steps = room.db.done_steps(&session).await.map_err(db_err)?;
-    let key = super::transcript::ServerKey::load_or_create(&room.root).map_err(|e| LabError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let key = room.signing_key().await.map_err(|e| LabError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let text = super::transcript::write(&key, &class, &m.name, &steps, Utc::now());
     record(&room, &class.id, &who, "transcript", Some(&m.name)).await?;
     let file: String = m.name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();

@@ -325,6 +325,11 @@ const UPGRADES: &[&[&str]] = &[
             seen {time} NOT NULL
         )",
     ],
+    // 4: keys kept in the database (the hub's transcript key: a hub has no state root).
+    &["CREATE TABLE IF NOT EXISTS signing_keys (
+        name TEXT PRIMARY KEY,
+        seed TEXT NOT NULL
+    )"],
 ];
 
 /// The schema version this Berth makes and reads.
@@ -543,6 +548,18 @@ impl Db {
     pub async fn session(&self, id: &str) -> Result<Option<SessionRow>, DbError> {
         let row = sqlx::query("SELECT id, created, last_seen, lesson, node FROM sessions WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(Db::session_row))
+    }
+
+    /// The key named `name` (base64 of its secret), stored as `seed` if there was none:
+    /// the one stored, whoever stored it first.
+    pub async fn signing_key_or(&self, name: &str, seed: &str) -> Result<String, DbError> {
+        sqlx::query("INSERT INTO signing_keys (name, seed) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING").bind(name).bind(seed).execute(&self.pool).await?;
+        Ok(sqlx::query_scalar("SELECT seed FROM signing_keys WHERE name = $1").bind(name).fetch_one(&self.pool).await?)
+    }
+
+    /// The key named `name`, if any.
+    pub async fn signing_key(&self, name: &str) -> Result<Option<String>, DbError> {
+        Ok(sqlx::query_scalar("SELECT seed FROM signing_keys WHERE name = $1").bind(name).fetch_optional(&self.pool).await?)
     }
 
     /// Records what a lab node says of itself now (made on its first word).
@@ -844,6 +861,12 @@ impl Db {
     }
 
     /// Every student of every class, in the order they joined.
+    /// A class's students, in the order they joined.
+    pub async fn class_members(&self, class: &str) -> Result<Vec<MemberRow>, DbError> {
+        let q = format!("SELECT {} FROM members WHERE class = $1 ORDER BY joined, name", Self::MEMBER_COLUMNS);
+        Ok(sqlx::query(&q).bind(class).fetch_all(&self.pool).await?.iter().map(Self::member_row).collect())
+    }
+
     pub async fn members(&self) -> Result<Vec<MemberRow>, DbError> {
         let q = format!("SELECT {} FROM members ORDER BY joined, class, name_key", Self::MEMBER_COLUMNS);
         Ok(sqlx::query(&q).fetch_all(&self.pool).await?.iter().map(Self::member_row).collect())
@@ -1014,6 +1037,12 @@ mod tests {
         let b = NodeRow { name: "node-b".into(), url: "http://10.0.0.2:8080".into(), sessions: 1, accepting: true, seen: at("2026-01-05T10:00:01Z") };
         db.put_node(&b).await.unwrap();
         assert_eq!(db.nodes().await.unwrap(), [a, b]);
+
+        // The first key stored is the one every later caller gets.
+        assert_eq!(db.signing_key("transcripts").await.unwrap(), None);
+        assert_eq!(db.signing_key_or("transcripts", "first").await.unwrap(), "first");
+        assert_eq!(db.signing_key_or("transcripts", "second").await.unwrap(), "first");
+        assert_eq!(db.signing_key("transcripts").await.unwrap().as_deref(), Some("first"));
     }
 
     fn class(id: &str, code: &str, created: DateTime<Utc>) -> ClassRow {
