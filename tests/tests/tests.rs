@@ -11,6 +11,7 @@ mod compose;
 mod containers;
 mod copy;
 mod debian_images;
+mod deploy_kubernetes;
 mod fidelity;
 mod health;
 mod images;
