@@ -1018,21 +1018,18 @@ fn the_manifests_run_a_hub_and_lab_nodes_that_keep_their_sessions() {
         listed.contains("web ") && listed.contains("plain "),
         "{listed}"
     );
-    // Docker would have started `web` again (`--restart unless-stopped`) when its
-    // daemon came back; Berth does not yet after its pod was replaced (the node's
-    // log says why, shown here). Until it does, the student starts it: the port
-    // through the hub then answers again. (`docker start` of a running container is
-    // a no-op, so this holds once Berth restarts it itself.)
-    if !listed.contains("web Up") {
-        let log = c.kubectl(&["-n", NS, "logs", gone_node]);
-        let log = String::from_utf8_lossy(&log.stdout);
-        eprintln!(
-            "deploy_kubernetes: after the pod's replacement `web` (--restart unless-stopped) was not running: {listed}\nnode log:\n{}",
-            log.lines().filter(|l| l.contains("restart") || l.contains("WARN")).collect::<Vec<_>>().join("\n")
-        );
-    }
-    ta.line("docker start web >/dev/null && docker ps --filter name=web --format '{{.Names}} {{.Status}}'");
-    ta.expect("web Up");
+    // As Docker does when its daemon comes back, `web` (`--restart unless-stopped`)
+    // runs again, once the node has made its session's network again; `plain` stays
+    // stopped.
+    assert!(
+        listed.contains("web Up") && listed.contains("plain Exited"),
+        "after the pod's replacement: {listed}\nnode log:\n{}",
+        String::from_utf8_lossy(&c.kubectl(&["-n", NS, "logs", gone_node]).stdout)
+            .lines()
+            .filter(|l| l.contains("restart") || l.contains("WARN"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     hub.eventually(
         "the published port through the hub again",
         Duration::from_secs(20),

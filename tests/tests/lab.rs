@@ -608,6 +608,74 @@ fn sessions_survive_a_server_restart() {
     assert!(!lab.session_cgroup(&id, "pids").exists());
 }
 
+/// What a reboot of the machine (or a lab node's pod made again) leaves: the state root
+/// only, with no process, mount or cgroup of before. The engine opens before the lab
+/// has made the sessions' networks and disks again; a session's containers with a
+/// restart policy must start once their session is back, not fail for want of them.
+#[test]
+fn restart_policy_containers_of_a_session_start_again_after_a_reboot() {
+    let mut lab = Lab::start();
+    let id = lab.create_session();
+    let o = lab.session_docker(
+        &id,
+        &[
+            "run",
+            "-d",
+            "--restart",
+            "always",
+            "--name",
+            "keeper",
+            "busybox",
+            "sleep",
+            "600",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = lab.session_docker(
+        &id,
+        &["run", "-d", "--name", "plain", "busybox", "sleep", "600"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    lab.berth.kill_server();
+    berth_tests::cleanup_root(&lab.berth.root);
+    assert!(
+        !std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&format!("lab/{id}/net")),
+        "the session's network is gone, as after a reboot"
+    );
+    lab.berth.start_server();
+    let running = |name: &str| {
+        let o = lab.session_docker(
+            &id,
+            &[
+                "inspect",
+                "-f",
+                "{{.State.Running}} {{.State.ExitCode}}",
+                name,
+            ],
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    lab.eventually(
+        "the restart-policy container running again",
+        Duration::from_secs(30),
+        || running("keeper").starts_with("true"),
+    );
+    // As with Docker, one without a policy stays stopped.
+    assert!(
+        running("plain").starts_with("false"),
+        "{}",
+        running("plain")
+    );
+    let log = lab.berth.server_log();
+    let failed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("restart policy"))
+        .collect();
+    assert!(failed.is_empty(), "a start failed: {failed:?}");
+}
+
 #[test]
 fn the_playground_is_served() {
     let lab = Lab::start();

@@ -874,6 +874,12 @@ impl Engine {
             return;
         }
         std::thread::sleep(Duration::from_millis(100 * (1 << c.restart_count.min(6))));
+        if let Some(net) = self.network_missing(&c.namespace) {
+            // Stays Restarting: the namespace's owner starts it once the network is back
+            // (see `start_by_restart_policy`).
+            tracing::debug!(container = %id, "restart policy: waits for its namespace's network {}", net.display());
+            return;
+        }
         // A `docker stop` or `rm` during the back-off wins over the policy.
         let go = self.update(id, |c| {
             let go = c.state.status == Status::Restarting && !c.state.stopped_by_user;
@@ -913,9 +919,27 @@ impl Engine {
         }
         // Docker starts `always` (and `unless-stopped` not stopped by the user)
         // containers when the daemon starts.
+        self.start_by_restart_policy(None);
+        Ok(())
+    }
+
+    /// The network of its own a namespace's policy gives it, when it is not there (not
+    /// made again yet after a reboot): its containers cannot start until it is.
+    fn network_missing(&self, ns: &str) -> Option<PathBuf> {
+        self.policy(ns).and_then(|p| p.network).filter(|n| !crate::netns::is_live(n))
+    }
+
+    /// Starts the containers (of namespace `only`, or all) that Docker would start when
+    /// the daemon starts: `always`, `unless-stopped` not stopped by the user, and
+    /// restarts the policy had scheduled. A namespace whose policy has a network of its
+    /// own waits until that network is there: its owner (a lab session, which makes the
+    /// network and mounts its disk when it opens) calls this for it then. After a reboot,
+    /// or a lab node's pod made again, the engine opens before the lab does.
+    pub fn start_by_restart_policy(self: &Arc<Self>, only: Option<&str>) {
         let to_start: Vec<(String, String)> = {
             let map = self.containers.lock().unwrap_or_else(|p| p.into_inner());
             map.values()
+                .filter(|c| only.is_none_or(|ns| c.namespace == ns))
                 .filter(|c| !c.state.status.is_live() && c.state.started_at.is_some())
                 .filter(|c| !c.state.stopped_by_user)
                 // A restart the policy had scheduled when the server went down, too.
@@ -924,11 +948,14 @@ impl Engine {
                 .collect()
         };
         for (ns, id) in to_start {
+            if let Some(net) = self.network_missing(&ns) {
+                tracing::debug!(container = %id, "restart policy: waits for its namespace's network {}", net.display());
+                continue;
+            }
             if let Err(e) = self.start(&ns, &id) {
                 tracing::warn!(container = %id, "restart policy: {e}");
             }
         }
-        Ok(())
     }
 
     pub fn wait(&self, ns: &str, name: &str, condition: WaitCondition) -> Result<Waiter> {

@@ -114,7 +114,15 @@ impl Session {
         std::fs::create_dir_all(&api_dir).with_context(|| format!("create {}", api_dir.display()))?;
         {
             let (engine, opts, dir, ns, ws_ns) = (engine.clone(), opts.clone(), dir.clone(), ns.clone(), ws_ns.clone());
-            tokio::task::spawn_blocking(move || prepare(&engine, &opts, &dir, &ns, &ws_ns)).await??;
+            tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                prepare(&engine, &opts, &dir, &ns, &ws_ns)?;
+                // Its network and disk are there now: what Docker starts at boot starts
+                // (after a restart of the machine or of a lab node's pod, the engine
+                // opened before the session's network was made again).
+                engine.start_by_restart_policy(Some(&ns));
+                Ok(())
+            })
+            .await??;
         }
         let socket = api_dir.join("docker.sock");
         let _ = std::fs::remove_file(&socket);
