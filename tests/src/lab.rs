@@ -120,6 +120,32 @@ pub struct Web {
 }
 
 impl Web {
+    /// An instructor's login: the `Cookie:` header that carries it, or the refusal
+    /// (status, body).
+    pub fn login(&self, name: &str, password: &str) -> Result<String, (u16, String)> {
+        let (code, body, headers) = self.http_with(
+            "POST",
+            "/api/teach/login",
+            Some(&serde_json::json!({ "name": name, "password": password }).to_string()),
+            &[],
+        );
+        if code != 204 {
+            return Err((code, body));
+        }
+        let cookie = headers
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("set-cookie: ")
+                    .or_else(|| l.strip_prefix("Set-Cookie: "))
+            })
+            .unwrap_or_else(|| panic!("no cookie in {headers}"));
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+        Ok(format!("Cookie: {}", cookie.split(';').next().unwrap()))
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -233,31 +233,6 @@ fn shell_records(db: Option<&Postgres>) {
     records_were_in(db, &lab);
 }
 
-/// The `berth_teach` cookie of a login, as a request header.
-fn login(lab: &Lab, name: &str, password: &str) -> Result<String, (u16, String)> {
-    let (code, body, headers) = lab.http_with(
-        "POST",
-        "/api/teach/login",
-        Some(&serde_json::json!({ "name": name, "password": password }).to_string()),
-        &[],
-    );
-    if code != 204 {
-        return Err((code, body));
-    }
-    let cookie = headers
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("set-cookie: ")
-                .or_else(|| l.strip_prefix("Set-Cookie: "))
-        })
-        .unwrap_or_else(|| panic!("no cookie in {headers}"));
-    assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
-        "{cookie}"
-    );
-    Ok(format!("Cookie: {}", cookie.split(';').next().unwrap()))
-}
-
 fn join(lab: &Lab, body: serde_json::Value) -> (u16, serde_json::Value) {
     let (code, text, _) = lab.http_with("POST", "/api/join", Some(&body.to_string()), &[]);
     (
@@ -537,10 +512,10 @@ fn teacher_live(db: Option<&Postgres>) {
     let (status, body, _) = lab.http_with("GET", "/api/teach/classes", None, &[]);
     assert_eq!(status, 401, "{body}");
     assert!(body.contains("not_logged_in"), "{body}");
-    let (status, body) = login(&lab, "kim", "wrong horse").unwrap_err();
+    let (status, body) = lab.login("kim", "wrong horse").unwrap_err();
     assert_eq!(status, 401);
     assert!(body.contains("wrong_password"), "{body}");
-    let cookie = login(&lab, "kim", "correct horse").unwrap();
+    let cookie = lab.login("kim", "correct horse").unwrap();
     let me = lab.http_with("GET", "/api/teach/me", None, &[&cookie]);
     assert!(me.1.contains("\"kim\""), "{me:?}");
 
@@ -691,7 +666,7 @@ fn teacher_live(db: Option<&Postgres>) {
     let cookie = {
         let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
-            match login(&lab, "kim", "correct horse") {
+            match lab.login("kim", "correct horse") {
                 Ok(c) => break c,
                 Err(e) => assert!(
                     std::time::Instant::now() < end,
@@ -738,7 +713,7 @@ fn teacher_and_class(lab: &Lab) -> (String, String, String) {
         "correct horse\n",
     );
     assert!(o.status.success(), "{}", text(&o));
-    let cookie = login(lab, "kim", "correct horse").unwrap();
+    let cookie = lab.login("kim", "correct horse").unwrap();
     let (status, body, _) = lab.http_with(
         "POST",
         "/api/teach/classes",
@@ -1137,7 +1112,7 @@ fn a_class_sets_the_limits_of_its_labs() {
         "correct horse\n",
     );
     assert!(o.status.success(), "{}", text(&o));
-    let cookie = login(&lab, "kim", "correct horse").unwrap();
+    let cookie = lab.login("kim", "correct horse").unwrap();
     let (_, body, _) = lab.http_with("GET", "/api/teach/classes", None, &[&cookie]);
     let classes: serde_json::Value = serde_json::from_str(&body).unwrap();
     let id = classes[0]["id"].as_str().unwrap().to_string();

@@ -192,25 +192,6 @@ fn a_hub_spreads_sessions_over_nodes_and_forwards_their_requests() {
     drop((ta, tb));
 }
 
-/// The `Cookie:` header of an instructor's login through `web`.
-fn login(web: &Web, name: &str, password: &str) -> String {
-    let (code, body, headers) = web.http_with(
-        "POST",
-        "/api/teach/login",
-        Some(&serde_json::json!({ "name": name, "password": password }).to_string()),
-        &[],
-    );
-    assert_eq!(code, 204, "{body}");
-    let cookie = headers
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("set-cookie: ")
-                .or_else(|| l.strip_prefix("Set-Cookie: "))
-        })
-        .unwrap_or_else(|| panic!("no cookie in {headers}"));
-    format!("Cookie: {}", cookie.split(';').next().unwrap())
-}
-
 fn dashboard(web: &Web, class: &str, cookie: &str) -> serde_json::Value {
     let (code, body, _) = web.http_with(
         "GET",
@@ -258,7 +239,7 @@ fn a_class_through_the_hub_spans_nodes() {
     std::io::Write::write_all(&mut add.stdin.take().unwrap(), b"correct horse\n").unwrap();
     let o = add.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let cookie = login(&hub, "kim", "correct horse");
+    let cookie = hub.login("kim", "correct horse").unwrap();
     let (code, body, _) = hub.http_with(
         "POST",
         "/api/teach/classes",

@@ -956,6 +956,76 @@ fn the_manifests_run_a_hub_and_lab_nodes_that_keep_their_sessions() {
     drop(ta);
     let sessions_done = t0.elapsed();
 
+    // --- A class through the hub: an instructor made in the hub's pod (on the shared
+    // database), a login and a class through the hub, four students joining: their
+    // labs are spread over the nodes like any sessions. ---
+    c.ok(&[
+        "-n",
+        NS,
+        "exec",
+        "deployment/berth-hub",
+        "--",
+        "sh",
+        "-c",
+        "echo 'correct horse' | berth instructor add kim",
+    ]);
+    let cookie = hub.login("kim", "correct horse").unwrap();
+    let (code, body, _) = hub.http_with(
+        "POST",
+        "/api/teach/classes",
+        Some(r#"{"name":"On Kubernetes","lessons":["lifecycle"]}"#),
+        &[&cookie],
+    );
+    assert_eq!(code, 201, "{body}");
+    let class: Value = serde_json::from_str(&body).unwrap();
+    let (class_id, join_code) = (
+        class["id"].as_str().unwrap().to_string(),
+        class["code"].as_str().unwrap().to_string(),
+    );
+    let students = ["Ann", "Bo", "Cy", "Di"];
+    let mut student_node: BTreeMap<String, String> = BTreeMap::new();
+    for n in students {
+        let v = hub.json(
+            "POST",
+            "/api/join",
+            Some(&serde_json::json!({ "code": join_code, "name": n }).to_string()),
+        );
+        let sid = v["session"]["id"].as_str().unwrap().to_string();
+        student_node.insert(
+            n.to_string(),
+            sql(&c, &format!("SELECT node FROM sessions WHERE id = '{sid}'")),
+        );
+    }
+    assert!(
+        student_node.values().any(|n| n == "berth-node-0")
+            && student_node.values().any(|n| n == "berth-node-1"),
+        "a class spread over both nodes: {student_node:?}"
+    );
+    let dashboard = || -> Value {
+        let (code, body, _) = hub.http_with(
+            "GET",
+            &format!("/api/teach/classes/{class_id}"),
+            None,
+            &[&cookie],
+        );
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let rows = |d: &Value| -> BTreeMap<String, bool> {
+        d["students"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                (
+                    r["name"].as_str().unwrap_or("").to_string(),
+                    r["reconnecting"] == true,
+                )
+            })
+            .collect()
+    };
+    assert_eq!(rows(&dashboard()).len(), 4);
+
     // --- Node 0's pod deleted: the StatefulSet makes it again, same name and volume. ---
     // Meanwhile node 1's student goes on: status and terminal through the hub, checked
     // every second; node 0's students hear "reconnecting".
@@ -965,6 +1035,7 @@ fn the_manifests_run_a_hub_and_lab_nodes_that_keep_their_sessions() {
     let deleted = Instant::now();
     let mut seen_a: BTreeMap<u16, usize> = BTreeMap::new();
     let mut reconnecting = false;
+    let mut class_reconnecting = false;
     let mut tick = 0;
     let back = loop {
         assert!(
@@ -980,6 +1051,15 @@ fn the_manifests_run_a_hub_and_lab_nodes_that_keep_their_sessions() {
         );
         tb.line(&format!("echo tick-$((1000+{tick}))"));
         tb.expect(&format!("tick-{}", 1000 + tick));
+        // Every student stays on the dashboard; node 0's read as reconnecting while away.
+        let r = rows(&dashboard());
+        assert_eq!(r.len(), 4, "the dashboard while {gone_node} is away: {r:?}");
+        for (n, away) in &r {
+            if *away {
+                assert_eq!(student_node[n], gone_node, "{n} reconnecting: {r:?}");
+                class_reconnecting = true;
+            }
+        }
         let (code, body) = hub.http("GET", &format!("/api/sessions/{sa}"), None);
         *seen_a.entry(code).or_default() += 1;
         if code == 503 && body.contains("\"reconnecting\"") {
@@ -999,6 +1079,15 @@ fn the_manifests_run_a_hub_and_lab_nodes_that_keep_their_sessions() {
     assert!(
         reconnecting,
         "{gone_node}'s session never read as reconnecting while its pod was away: {seen_a:?}"
+    );
+    assert!(
+        class_reconnecting,
+        "the dashboard never showed {gone_node}'s students as reconnecting"
+    );
+    c.eventually(
+        "the whole class back on the dashboard",
+        Duration::from_secs(30),
+        || rows(&dashboard()).values().all(|away| !away),
     );
     // All of node 0's sessions are back.
     for id in &by_node[gone_node] {
@@ -1042,15 +1131,20 @@ fn the_manifests_run_a_hub_and_lab_nodes_that_keep_their_sessions() {
     tb.expect("after-3");
     drop((ta, tb));
 
-    // (The classroom through the hub goes here once the hub serves classes.)
-
     // Sessions removed through the hub are removed on their nodes.
     refresh_log();
     for id in &ids {
         let (code, body) = hub.http("DELETE", &format!("/api/sessions/{id}"), None);
         assert_eq!(code, 204, "DELETE {id}: {body}\n{}", hub.log());
     }
-    assert_eq!(sql(&c, "SELECT count(*) FROM sessions"), "0");
+    // (The class's labs stay: a class member's lab is the instructor's to end.)
+    assert_eq!(
+        sql(
+            &c,
+            "SELECT count(*) FROM sessions WHERE id NOT IN (SELECT session FROM members)"
+        ),
+        "0"
+    );
     let down = c.down();
     eprintln!(
         "deploy_kubernetes: images built and loaded {:.0} s, deployed and ready {:.0} s, sessions {:.0} s, \
