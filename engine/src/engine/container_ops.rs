@@ -523,6 +523,15 @@ impl Engine {
 
     /// Runs a container's process under a new shim and records it as running.
     fn launch(self: &Arc<Self>, c: &Container) -> Result<()> {
+        if !self.launching.lock().unwrap_or_else(|p| p.into_inner()).insert(c.id.clone()) {
+            return Err(Error::NotModified("container already started".into()));
+        }
+        let r = self.launch_now(c);
+        self.launching.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.id);
+        r
+    }
+
+    fn launch_now(self: &Arc<Self>, c: &Container) -> Result<()> {
         match self.spawn_shim(c) {
             Ok((pid, shim_pid, ports)) => {
                 let (stopped, running) = self.update(&c.id, |c| {
@@ -891,8 +900,10 @@ impl Engine {
             go
         });
         if let Ok(true) = go {
-            if let Err(e) = self.launch(&c) {
-                tracing::warn!(container = %id, "restart policy: {e}");
+            match self.launch(&c) {
+                // Started meanwhile (see `start_by_restart_policy`).
+                Ok(()) | Err(Error::NotModified(_)) => {}
+                Err(e) => tracing::warn!(container = %id, "restart policy: {e}"),
             }
         }
     }
@@ -952,8 +963,10 @@ impl Engine {
                 tracing::debug!(container = %id, "restart policy: waits for its namespace's network {}", net.display());
                 continue;
             }
-            if let Err(e) = self.start(&ns, &id) {
-                tracing::warn!(container = %id, "restart policy: {e}");
+            match self.start(&ns, &id) {
+                // Its own policy restart (the monitor's) got there first.
+                Ok(()) | Err(Error::NotModified(_)) => {}
+                Err(e) => tracing::warn!(container = %id, "restart policy: {e}"),
             }
         }
     }

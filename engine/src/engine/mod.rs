@@ -66,6 +66,9 @@ pub struct Engine {
     containers: Mutex<HashMap<String, Container>>,
     /// Attach requests waiting for a container to start (`docker run`, `start -a`).
     pending_attach: Mutex<HashMap<String, Vec<container_ops::PendingAttach>>>,
+    /// Containers whose shim is being started now: a policy restart and a start asked
+    /// for at the same moment (a lab session reopening after a reboot) launch one.
+    launching: Mutex<std::collections::HashSet<String>>,
     execs: Mutex<HashMap<String, ExecRecord>>,
     /// The pty master of each running exec with a TTY, for resize.
     exec_ttys: Mutex<HashMap<String, Arc<std::os::fd::OwnedFd>>>,
@@ -117,6 +120,7 @@ impl Engine {
             events: Events::default(),
             containers: Mutex::new(HashMap::new()),
             pending_attach: Mutex::new(HashMap::new()),
+            launching: Mutex::new(Default::default()),
             execs: Mutex::new(HashMap::new()),
             exec_ttys: Mutex::new(HashMap::new()),
             image_lock: Mutex::new(()),
