@@ -120,7 +120,7 @@ async fn join(State(room): State<Room>, ConnectInfo(addr): ConnectInfo<SocketAdd
                 }
                 // The lab is gone otherwise (it failed to reopen): a fresh one.
                 LabNow::Gone => {
-                    let info = room.labs.create(NewLab { limits: class.limits.clone(), member: member, lesson: class.lessons.first().cloned() }).await?;
+                    let info = room.labs.create(NewLab { limits: class.limits.clone(), member, lesson: class.lessons.first().cloned() }).await?;
                     room.db.set_member_session(&class.id, &m.name_key, &info.id).await.map_err(db_err)?;
                     info
                 }
