@@ -299,7 +299,16 @@ async fn to_session_rest(State(hub): State<HubState>, ConnectInfo(client): Conne
     to_owner(hub, client, id, req).await
 }
 
+/// Whether a path stays where it says: no `.` or `..` segment (raw, as a client may
+/// send it), which could reach past the session's routes on the node.
+fn plain_path(path: &str) -> bool {
+    !path.split('/').any(|seg| seg == "." || seg == ".." || seg.eq_ignore_ascii_case("%2e") || seg.eq_ignore_ascii_case("%2e%2e") || seg.eq_ignore_ascii_case(".%2e") || seg.eq_ignore_ascii_case("%2e."))
+}
+
 async fn to_owner(hub: HubState, client: SocketAddr, id: String, req: Request) -> Response {
+    if !plain_path(req.uri().path()) {
+        return error(StatusCode::BAD_REQUEST, None, "a path with . or .. segments");
+    }
     let node = match hub.owner_of(&id).await {
         Ok(Some(n)) => n,
         Ok(None) => return error(StatusCode::NOT_FOUND, None, format!("no such lab session: {id}")),
@@ -320,6 +329,15 @@ mod tests {
 
     fn node(name: &str, sessions: i64, accepting: bool, seen: DateTime<Utc>) -> NodeRow {
         NodeRow { name: name.into(), url: format!("http://{name}:8080"), sessions, accepting, seen }
+    }
+
+    #[test]
+    fn forwarded_paths_stay_below_the_session() {
+        assert!(plain_path("/api/sessions/abc/terminal"));
+        assert!(plain_path("/lab/abc/ports/8080/a.b/c..d/"));
+        for bad in ["/api/sessions/abc/../../api/node/sessions", "/lab/abc/ports/80/./x", "/lab/abc/%2e%2e/x", "/lab/abc/.%2E/x"] {
+            assert!(!plain_path(bad), "{bad}");
+        }
     }
 
     #[test]
