@@ -560,6 +560,19 @@ fn a_session_cannot_write_past_its_disk_while_running() {
     assert!(!disk.exists(), "the disk image is gone");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(&format!("lab/{a}/disk")), "still mounted");
+    // And its loop device is free again (autoclear once the file system is gone).
+    let backing = format!(
+        "/sys/block/{}/loop/backing_file",
+        dev.trim_start_matches("/dev/")
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&backing).is_ok_and(|f| f.contains(&a)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{dev} still holds the ended session's disk"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

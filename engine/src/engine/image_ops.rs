@@ -43,19 +43,31 @@ impl Engine {
     pub fn seed_images(&self, ns: &str) -> Result<()> {
         let _g = self.image_lock.lock().unwrap_or_else(|p| p.into_inner());
         let idx = self.images.namespace(ns)?;
-        let want = |name: &str| Reference::parse(name).map(|r| !idx.tags.contains_key(&r.to_string()));
-        if want("busybox:latest")? {
-            let id = seed::busybox_image(&self.store, &self.images, &self.busybox)?;
-            self.images.tag(ns, &id, Some(&Reference::parse("busybox:latest")?))?;
+        // Each new namespace (a lab session makes two) would otherwise build the same
+        // layers again: busybox's costs a process and ~50 ms of CPU, a large part of a
+        // session's start when a whole class arrives at once.
+        let seed = |name: &'static str, build: &dyn Fn() -> Result<String>| -> Result<()> {
+            let reference = Reference::parse(name)?;
+            if idx.tags.contains_key(&reference.to_string()) {
+                return Ok(());
+            }
+            let known = self.seeded.lock().unwrap_or_else(|p| p.into_inner()).get(name).cloned();
+            let id = match known.filter(|id| self.images.record(id).is_ok()) {
+                Some(id) => id,
+                None => {
+                    let id = build()?;
+                    self.seeded.lock().unwrap_or_else(|p| p.into_inner()).insert(name, id.clone());
+                    id
+                }
+            };
+            self.images.tag(ns, &id, Some(&reference))?;
+            Ok(())
+        };
+        seed("busybox:latest", &|| seed::busybox_image(&self.store, &self.images, &self.busybox))?;
+        if cfg!(target_arch = "x86_64") {
+            seed("hello-world:latest", &|| seed::hello_world_image(&self.store, &self.images))?;
         }
-        if cfg!(target_arch = "x86_64") && want("hello-world:latest")? {
-            let id = seed::hello_world_image(&self.store, &self.images)?;
-            self.images.tag(ns, &id, Some(&Reference::parse("hello-world:latest")?))?;
-        }
-        if want("hello-wasm:latest")? {
-            let id = seed::hello_wasm_image(&self.store, &self.images)?;
-            self.images.tag(ns, &id, Some(&Reference::parse("hello-wasm:latest")?))?;
-        }
+        seed("hello-wasm:latest", &|| seed::hello_wasm_image(&self.store, &self.images))?;
         Ok(())
     }
 
@@ -829,5 +841,44 @@ mod tests {
             let now: crate::manifest::Manifest = serde_json::from_slice(&reg.manifest("library/busybox", "latest", false).unwrap().bytes).unwrap();
             assert_eq!(now.config.unwrap().digest, hw_id);
         }
+    }
+}
+
+#[cfg(test)]
+mod seed_tests {
+    use super::*;
+    use crate::EngineOptions;
+
+    fn engine(root: &std::path::Path) -> std::sync::Arc<Engine> {
+        Engine::open(EngineOptions {
+            root: root.to_path_buf(),
+            helper_exe: "/nonexistent/berth".into(),
+            busybox: seed::BUSYBOX_PATH.into(),
+            insecure_registries: vec![],
+            registry_mirrors: vec![],
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_new_namespace_gets_the_seed_images_made_before_and_one_removed_everywhere_is_made_again() {
+        let t = tempfile::tempdir().unwrap();
+        let e = engine(t.path());
+        e.seed_images("a").expect("seed (needs busybox-static)");
+        let (id, _) = e.image_config("a", "busybox").unwrap();
+        e.seed_images("b").unwrap();
+        assert_eq!(e.image_config("b", "busybox").unwrap().0, id, "the same image, tagged");
+        assert!(e.image_config("b", "hello-wasm").is_ok());
+        // Gone from every namespace (and so from the store): the next namespace gets it
+        // made again rather than a tag of an image that is no more.
+        e.remove_image("a", "busybox", true).unwrap();
+        e.remove_image("b", "busybox", true).unwrap();
+        assert!(e.images.record(&id).is_err(), "the image is gone once no namespace has it");
+        e.seed_images("c").unwrap();
+        let (again, config) = e.image_config("c", "busybox").unwrap();
+        assert_eq!(again, id, "the same content makes the same image");
+        assert_eq!(config.config.cmd, Some(vec!["sh".to_string()]));
+        let summary = e.image_summary("c", &again).unwrap();
+        assert!(summary.size > 0);
     }
 }

@@ -74,6 +74,8 @@ pub struct Engine {
     exec_ttys: Mutex<HashMap<String, Arc<std::os::fd::OwnedFd>>>,
     /// Serialises image metadata changes (tags, namespace indexes).
     image_lock: Mutex<()>,
+    /// The seed images made in this run, by reference (see `seed_images`).
+    seeded: Mutex<HashMap<&'static str, String>>,
     /// Network homes whose uplink was checked in this run (see `network::uplink`).
     uplinks: Mutex<std::collections::HashSet<PathBuf>>,
     /// Namespace policies read from `namespaces/<ns>/policy.json`, by namespace.
@@ -124,6 +126,7 @@ impl Engine {
             execs: Mutex::new(HashMap::new()),
             exec_ttys: Mutex::new(HashMap::new()),
             image_lock: Mutex::new(()),
+            seeded: Mutex::new(HashMap::new()),
             policies: Mutex::new(HashMap::new()),
             disks: Mutex::new(HashMap::new()),
             uplinks: Mutex::new(Default::default()),
