@@ -999,3 +999,51 @@ fn build_steps_record_their_parents_as_on_dockerd() {
     assert_eq!(seen[0], ("berth", (3, 1)));
     assert_eq!(seen[1].1, seen[0].1, "dockerd");
 }
+
+#[test]
+fn builds_of_the_same_step_at_once_make_it_once() {
+    let b = Berth::start();
+    // A RUN that takes a second, so the four builds surely ask for it together.
+    let df = "FROM busybox\nRUN sleep 1 && echo made-$$ > /made\nCMD [\"cat\", \"/made\"]\n";
+    let ctxs: Vec<PathBuf> = (0..4)
+        .map(|i| context(&b, &format!("same-{i}"), &[("Dockerfile", df)]))
+        .collect();
+    let outs: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = ctxs
+            .iter()
+            .enumerate()
+            .map(|(i, ctx)| {
+                let b = &b;
+                let tag = format!("same{i}:v1");
+                s.spawn(move || build_ok(b, &["-t", &tag], ctx))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let run_blocks: Vec<&str> = outs.iter().map(|o| step_block(o, "RUN")).collect();
+    let made = run_blocks
+        .iter()
+        .filter(|o| o.contains("Running in"))
+        .count();
+    let cached = run_blocks
+        .iter()
+        .filter(|o| o.contains("Using cache"))
+        .count();
+    assert_eq!(
+        (made, cached),
+        (1, 3),
+        "one build runs the step, the others take it: {outs:#?}"
+    );
+    // All four images hold the very same layer (the one build's), so the same file.
+    let made_by: Vec<String> = (0..4)
+        .map(|i| {
+            let o = b
+                .cmd(&["run", "--rm", &format!("same{i}:v1")])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&o.stdout).trim().to_string()
+        })
+        .collect();
+    assert!(made_by[0].starts_with("made-"), "{made_by:?}");
+    assert!(made_by.iter().all(|m| *m == made_by[0]), "{made_by:?}");
+}

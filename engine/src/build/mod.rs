@@ -155,7 +155,14 @@ struct Builder<'a> {
     cache_broken: bool,
     /// `--cache-from`'s images that exist here (id, config); None without the option.
     cache_sources: Option<Vec<(String, ImageConfig)>>,
+    /// The step this build is making now, which other builds wait for (see
+    /// [`Self::wait_or_claim`]).
+    claim: Option<cache::Claim<'a>>,
 }
+
+/// How long a build waits for another build making the same step before making it
+/// itself (a long RUN in someone else's build must not hold this one forever).
+const WAIT_FOR_OTHER_BUILD: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Builds an image from a context tar (maybe gzip) and tags it. `out` receives the
 /// build's text output (`Step 1/3 : …`, RUN output). Returns the image id. On error nothing is
@@ -218,6 +225,7 @@ pub fn build_keeping_scratch(engine: &Arc<Engine>, ns: &str, context: impl Read,
         consumed: Default::default(),
         cache_broken: opts.no_cache,
         cache_sources: cache_sources(engine, ns, &opts.cache_from),
+        claim: None,
     };
     let id = b.run(&df.instructions)?;
     // Tags move only now, after every step worked: a failed build leaves them be.
@@ -552,10 +560,15 @@ impl Builder<'_> {
     /// `--cache-from`, only a step of those images may serve (see [`Self::may_serve`]
     /// and [`Self::cached_from_sources`]).
     fn cached(&mut self, st: &mut Stage, by: &str, content: &str) -> bool {
+        // The previous step is in the cache by now, or failed: others may look again.
+        self.claim = None;
         if self.cache_broken {
             return false;
         }
-        let local = self.cache.get(&st.image, by, content).filter(|id| self.may_serve(id));
+        let mut local = self.cache.get(&st.image, by, content).filter(|id| self.may_serve(id));
+        if local.is_none() {
+            local = self.wait_or_claim(&st.image, by, content);
+        }
         let found = match local {
             Some(id) => Some(id),
             None => match self.cached_from_sources(st, by, content) {
@@ -587,6 +600,32 @@ impl Builder<'_> {
         st.image = id;
         st.config = config;
         true
+    }
+
+    /// After a cache miss: when another build is making this very step, waits for it
+    /// and takes its result from the cache; otherwise claims the step (until its
+    /// entry is written) so that builds asking for it meanwhile wait for this one.
+    fn wait_or_claim(&mut self, parent: &str, by: &str, content: &str) -> Option<String> {
+        let key = Cache::key(parent, by, content);
+        let deadline = std::time::Instant::now() + WAIT_FOR_OTHER_BUILD;
+        loop {
+            match self.engine.build_steps.claim(&key) {
+                Ok(claim) => {
+                    self.claim = Some(claim);
+                    return None;
+                }
+                Err(making) => {
+                    if !making.wait_until(deadline) {
+                        return None;
+                    }
+                    if let Some(id) = self.cache.get(parent, by, content).filter(|id| self.may_serve(id)) {
+                        return Some(id);
+                    }
+                    // Its maker failed: this build makes the step (or waits for the
+                    // next one that claimed it).
+                }
+            }
+        }
     }
 
     /// Keeps a step's image in the namespace with its parent (see
@@ -668,6 +707,7 @@ impl Builder<'_> {
         let id = self.engine.create_child_image(Some(&parent), &st.config, None)?;
         self.keep(&parent, &before, &id)?;
         self.cache.put(&parent, by, content, &id)?;
+        self.claim = None;
         st.image = id;
         Ok(())
     }
@@ -681,6 +721,7 @@ impl Builder<'_> {
         let id = self.engine.create_child_image(Some(&parent), &st.config, Some(layer))?;
         self.keep(&parent, &before, &id)?;
         self.cache.put(&parent, by, content, &id)?;
+        self.claim = None;
         st.image = id;
         Ok(())
     }

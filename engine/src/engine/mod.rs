@@ -74,6 +74,8 @@ pub struct Engine {
     exec_ttys: Mutex<HashMap<String, Arc<std::os::fd::OwnedFd>>>,
     /// Serialises image metadata changes (tags, namespace indexes).
     image_lock: Mutex<()>,
+    /// Build steps being made now, which other builds of the same step wait for.
+    pub(crate) build_steps: crate::build::cache::InFlight,
     /// The seed images made in this run, by reference (see `seed_images`).
     seeded: Mutex<HashMap<&'static str, String>>,
     /// Network homes whose uplink was checked in this run (see `network::uplink`).
@@ -127,6 +129,7 @@ impl Engine {
             exec_ttys: Mutex::new(HashMap::new()),
             image_lock: Mutex::new(()),
             seeded: Mutex::new(HashMap::new()),
+            build_steps: Default::default(),
             policies: Mutex::new(HashMap::new()),
             disks: Mutex::new(HashMap::new()),
             uplinks: Mutex::new(Default::default()),
