@@ -245,3 +245,146 @@ median() {
               printf "%.3f\n", m }'
 }
 minmax() { sort -n "$1" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "min %.3f max %.3f", lo, hi }'; }
+
+# ---------------------------------------------------------------- class-scale helpers
+# Used by class-start, same-command, same-image and same-build (the older scripts keep
+# their own copies of some of these).
+#   require_node               node with WebSocket and fetch (20.10+), for the clients
+#   wait_web BASE              until the web listener answers /api/lessons
+#   lab_teardown               the EXIT trap of a script with lab sessions: the
+#                              containers' processes, the shims, the sessions' cgroups,
+#                              then lib.sh's cleanup (KEEP=DIR: copies the results and
+#                              logs there first)
+#   end_sessions BASE ID...    DELETE /api/sessions/ID, 4 at a time (disks, cgroups go)
+#   percentile FILE P [D]      the P-th percentile (0..1, nearest rank) of one number a line,
+#                              with D decimals (1)
+#   mem_available_kb           MemAvailable, the mean of 3 readings 0.5 s apart
+#   rss_kb PID / pss_kb PID    VmRSS, and Pss from smaps_rollup
+#   lab_cgroup_memory          this run's sessions' memory cgroups: "usage_kb rss_kb count"
+#   start_dockerd_netns [ARGS] start_dockerd in a network namespace of its own (DOCKERD_NET,
+#                              for nsenter --net), with its default bridge: published
+#                              ports and RUN steps work, and the host's network is untouched
+#   in_dockerd_net CMD...      run CMD in that network namespace
+require_node() {
+    command -v node >/dev/null 2>&1 || die "node (20.10 or later) is needed for the clients: apt-get install nodejs"
+    node --experimental-websocket -e 'if (typeof WebSocket !== "function" || typeof fetch !== "function") process.exit(1)' 2>/dev/null ||
+        die "this node ($(node --version)) has no WebSocket or fetch: node 20.10 or later is needed"
+}
+
+wait_web() {
+    local i
+    for i in $(seq 1 200); do
+        curl -sf "$1/api/lessons" >/dev/null 2>&1 && return 0
+        kill -0 "$BERTH_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    tail -n 20 "$WORK/berth.log" >&2
+    die "the web listener on $1 did not answer"
+}
+
+# The containers' own processes (workstation shells, busyboxes) by their container.json.
+lab_container_pids() {
+    local f
+    for f in "$BROOT"/containers/*/container.json; do
+        [ -f "$f" ] || continue
+        grep -oE '"(pid|shim_pid)": *[0-9]+' "$f" | grep -oE '[0-9]+$' | grep -v '^0$' || true
+    done
+}
+
+lab_teardown() {
+    local rc=$? p
+    set +e
+    # KEEP=DIR: the clients' raw results and the daemons' logs, for a closer look.
+    if [ -n "${KEEP:-}" ]; then
+        mkdir -p "$KEEP" && find "$WORK" -maxdepth 1 \( -name '*.json' -o -name '*.log' \) -type f -exec cp --backup=numbered -t "$KEEP" {} + 2>/dev/null
+        find "$WORK" -maxdepth 2 -name dockerd.log -type f -exec cp --backup=numbered -t "$KEEP" {} + 2>/dev/null
+    fi
+    if [ -n "$BERTH_PID" ]; then stop_pid "$BERTH_PID" 5; fi
+    BERTH_PID=""
+    for p in $(lab_container_pids) $(berth_shim_pids); do kill -KILL "$p" 2>/dev/null; done
+    sleep 0.5
+    remove_lab_cgroups
+    # A dockerd in its own network namespace: once it is stopped, whatever is left in
+    # that namespace (docker-proxy, container processes) is this run's.
+    if [ -n "${DOCKERD_NETNS_INODE:-}" ]; then
+        if [ -n "$DOCKERD_PID" ]; then stop_pid "$DOCKERD_PID" 20; fi
+        DOCKERD_PID=""
+        for p in $(pids_in_netns "$DOCKERD_NETNS_INODE"); do kill -KILL "$p" 2>/dev/null; done
+    fi
+    (exit "$rc")
+    cleanup
+}
+
+pids_in_netns() {       # pids_in_netns INODE: processes whose network namespace it is
+    local f pid
+    for f in /proc/[0-9]*/ns/net; do
+        pid=${f#/proc/}; pid=${pid%/ns/net}
+        [ "$(readlink "$f" 2>/dev/null)" = "net:[$1]" ] && echo "$pid"
+    done
+    return 0
+}
+
+end_sessions() {        # end_sessions BASE ID...: what a student's "end" does, for each
+    local base=$1; shift
+    [ $# -gt 0 ] || return 0
+    printf '%s\n' "$@" | xargs -P 4 -I{} curl -sf -o /dev/null -X DELETE "$base/api/sessions/{}" ||
+        say "ending some sessions through the API failed (the cleanup removes what is left)"
+}
+
+percentile() {          # percentile FILE P [DECIMALS, default 1]
+    sort -n "$1" | awk -v p="$2" -v d="${3:-1}" '{ v[NR] = $1 } END { if (NR == 0) { print "nan"; exit }
+        i = int(p * NR + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; printf "%." d "f", v[i] }'
+}
+
+mem_available_kb() {
+    local i s=0
+    for i in 1 2 3; do
+        s=$((s + $(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)))
+        [ "$i" = 3 ] || sleep 0.5
+    done
+    echo $((s / 3))
+}
+
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+pss_kb() { awk '/^Pss:/ { print $2 }' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
+
+lab_cgroup_memory() {
+    local id d usage=0 rss=0 n=0 u r
+    for id in $(ls "$BROOT/lab" 2>/dev/null); do
+        if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+            d=/sys/fs/cgroup/berth/lab-${id:0:12}
+            [ -f "$d/memory.current" ] || continue
+            u=$(cat "$d/memory.current"); r=$(awk '$1 == "anon" { print $2 }' "$d/memory.stat")
+        else
+            d=/sys/fs/cgroup/memory/berth/lab-${id:0:12}
+            [ -f "$d/memory.usage_in_bytes" ] || continue
+            u=$(cat "$d/memory.usage_in_bytes"); r=$(awk '$1 == "total_rss" { print $2 }' "$d/memory.stat")
+        fi
+        usage=$((usage + u / 1024)); rss=$((rss + ${r:-0} / 1024)); n=$((n + 1))
+    done
+    echo "$usage $rss $n"
+}
+
+start_dockerd_netns() {
+    say "dockerd in a network namespace of its own: $(dockerd --version) $*"
+    # unshare execs the shell, which execs dockerd: DOCKERD_PID is dockerd's own PID,
+    # and its containerd and containers inherit the namespace.
+    unshare --net sh -c 'ip link set lo up && exec "$@"' sh \
+        dockerd --config-file "$DDIR/daemon.json" \
+        --data-root "$DDIR/data" --exec-root "$DDIR/exec" --pidfile "$DDIR/dockerd.pid" \
+        -H "unix://$DOCKERD_SOCK" --iptables=false --ip6tables=false "$@" \
+        >"$DDIR/dockerd.log" 2>&1 &
+    DOCKERD_PID=$!
+    DOCKERD_NET=/proc/$DOCKERD_PID/ns/net
+    # The namespace's inode, once unshare made it (for the cleanup of what is left in it).
+    local i
+    for i in $(seq 1 50); do
+        DOCKERD_NETNS_INODE=$(readlink "$DOCKERD_NET" 2>/dev/null | tr -dc 0-9)
+        [ -n "$DOCKERD_NETNS_INODE" ] && [ "net:[$DOCKERD_NETNS_INODE]" != "$(readlink /proc/self/ns/net)" ] && break
+        DOCKERD_NETNS_INODE=""
+        sleep 0.1
+    done
+    wait_for_ping "$DOCKERD_SOCK" "$DOCKERD_PID" "$DDIR/dockerd.log" dockerd
+}
+
+in_dockerd_net() { nsenter --net="$DOCKERD_NET" "$@"; }
