@@ -1372,3 +1372,74 @@ fn a_sessions_shims_work_inside_its_envelope() {
         "{cgroups}"
     );
 }
+
+/// An overlay mount (what a container's root is, e.g. a lab node's in a Kubernetes
+/// pod), unmounted when dropped.
+struct Overlay {
+    _dir: tempfile::TempDir,
+    merged: std::path::PathBuf,
+}
+
+impl Overlay {
+    fn with_file(name: &str, from: &Path) -> Overlay {
+        let dir = tempfile::tempdir().unwrap();
+        let d = |n: &str| {
+            let p = dir.path().join(n);
+            std::fs::create_dir_all(&p).unwrap();
+            p
+        };
+        let (lower, upper, work, merged) = (d("lower"), d("upper"), d("work"), d("merged"));
+        std::fs::copy(from, lower.join(name)).unwrap();
+        let o = std::process::Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o"])
+            .arg(format!(
+                "lowerdir={},upperdir={},workdir={}",
+                lower.display(),
+                upper.display(),
+                work.display()
+            ))
+            .arg(&merged)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "mount overlay: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        Overlay { _dir: dir, merged }
+    }
+}
+
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.merged, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn workstation_tools_on_a_filesystem_that_cannot_be_idmapped_are_copied() {
+    let docker = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|d| d.join("docker"))
+        .find(|p| p.is_file())
+        .expect("the docker CLI on PATH");
+    let overlay = Overlay::with_file("docker", &docker);
+    let cli = overlay.merged.join("docker");
+    let lab = Lab::start_with(&["--lab-docker-cli", cli.to_str().unwrap()]);
+    let id = lab.create_session();
+    let mut t = lab.terminal(&id);
+    t.expect("$ ");
+    t.line("docker version --format '{{.Server.Os}}' && echo tools-$((2+2))");
+    t.expect("tools-4");
+    let copy = lab.berth.root.join("lab-tools/docker");
+    assert_eq!(
+        std::fs::metadata(&copy).unwrap().len(),
+        std::fs::metadata(&docker).unwrap().len()
+    );
+    assert!(
+        lab.berth.server_log().contains("cannot be idmapped"),
+        "{}",
+        lab.berth.server_log()
+    );
+    drop(t);
+    drop(lab);
+}

@@ -26,21 +26,13 @@ spec:
     metadata: {{labels: {{app: berth}}}}
     spec:
       terminationGracePeriodSeconds: 10
-      # The workstations' tools onto the state volume, as deploy/kubernetes/nodes.yaml
-      # does: the image's overlay root takes no idmapped mounts.
-      initContainers:
-      - name: lab-tools
-        image: berth:test
-        imagePullPolicy: Never
-        command: [/bin/sh, -c, 'rm -rf /var/lib/berth/lab-tools && cp -a /usr/local/lib/berth-lab /var/lib/berth/lab-tools']
-        volumeMounts: [{{name: state, mountPath: /var/lib/berth}}]
       containers:
       - name: berth
         image: berth:test
         imagePullPolicy: Never
         args: [serve, --root, /var/lib/berth, --listen, "0.0.0.0:8080",
-               --lab-docker-cli, /var/lib/berth/lab-tools/docker,
-               --lab-compose, /var/lib/berth/lab-tools/compose]
+               --lab-docker-cli, /usr/local/lib/berth-lab/docker,
+               --lab-compose, /usr/local/lib/berth-lab/compose]
         securityContext: {{privileged: true}}
         ports: [{{containerPort: 8080, name: web}}]
         readinessProbe:

@@ -8,6 +8,7 @@ mod proxy;
 mod session;
 mod status;
 mod terminal;
+mod tools;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -294,11 +295,12 @@ impl Lab {
     /// Opens the lab on the engine's root, reopening this node's sessions of an earlier
     /// run (`node`: its name in the database, which other nodes may share). The
     /// sessions' Docker APIs count their requests in `requests`.
-    pub async fn open(engine: Arc<Engine>, opts: LabOptions, node: &str, requests: Requests, shared: Shared) -> anyhow::Result<Arc<Lab>> {
+    pub async fn open(engine: Arc<Engine>, mut opts: LabOptions, node: &str, requests: Requests, shared: Shared) -> anyhow::Result<Arc<Lab>> {
         let lessons = berth_lessons::all().context("load the lessons")?;
         let dir = engine.root().join("lab");
         std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
         let Shared { db, roster, changes } = shared;
+        tools::place(&engine, &mut opts).context("place the workstations' tools")?;
         opts.docker_cli()?;
         match opts.compose_dir()? {
             Some(d) => tracing::info!("lab workstations get Compose from {}", d.display()),
