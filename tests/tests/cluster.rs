@@ -401,5 +401,75 @@ fn a_class_through_the_hub_spans_nodes() {
         ),
     );
     assert_eq!(v["session"]["id"], sessions[i].as_str(), "{v}");
+
+    // Node a drains, then the class closes: node a's labs end with it (records and
+    // progress kept) and node a is empty. The student of node a coming back once the
+    // class opens again gets a lab on node b, with the steps done.
+    let done_before = row(&dashboard(&hub, &id, &cookie), on_a[0])["done"].clone();
+    let node_a = |args: &[&str]| {
+        let o = std::process::Command::new(berth_tests::berth_bin())
+            .arg("node")
+            .args(args)
+            .arg("--root")
+            .arg(&a.berth.root)
+            .output()
+            .expect("run berth node");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    node_a(&["drain"]);
+    hub.eventually("node a draining", Duration::from_secs(15), || {
+        pg.sql("berth", "SELECT accepting FROM nodes WHERE name = 'node-a'") == "0"
+    });
+    let window = |body: &str| {
+        let (code, text, _) = hub.http_with(
+            "PUT",
+            &format!("/api/teach/classes/{id}/window"),
+            Some(body),
+            &[&cookie],
+        );
+        assert_eq!(code, 200, "{text}");
+    };
+    window(r#"{"closes":"2020-01-01T00:00:00Z"}"#);
+    hub.eventually("node a's labs ended", Duration::from_secs(20), || {
+        on_a.iter()
+            .all(|n| !a.berth.root.join("lab").join(session_of(n)).exists())
+    });
+    assert!(
+        on_b.iter()
+            .all(|n| b.berth.root.join("lab").join(session_of(n)).is_dir()),
+        "node b's labs are kept (frozen) at the close"
+    );
+    assert_eq!(node_a(&["status"]), "draining: yes\nsessions: 0\n");
+    // A restart of the drained node does not make them again.
+    a.berth.kill_server();
+    a.berth.start_server();
+    hub.eventually("node a back", Duration::from_secs(30), || {
+        let d = dashboard(&hub, &id, &cookie);
+        on_a.iter().all(|n| row(&d, n)["reconnecting"] == false)
+    });
+    assert!(on_a
+        .iter()
+        .all(|n| !a.berth.root.join("lab").join(session_of(n)).exists()));
+    window("{}");
+    let v = hub.json(
+        "POST",
+        "/api/join",
+        Some(
+            &serde_json::json!({ "code": join_code, "name": on_a[0], "pin": joins[i]["pin"] })
+                .to_string(),
+        ),
+    );
+    assert_eq!(v["session"]["id"], sessions[i].as_str(), "{v}");
+    assert_eq!(node_of(&sessions[i]), "node-b");
+    assert!(b.berth.root.join("lab").join(&sessions[i]).is_dir());
+    hub.eventually(
+        "the moved lab on the dashboard",
+        Duration::from_secs(15),
+        || {
+            let r = row(&dashboard(&hub, &id, &cookie), on_a[0]);
+            r["reconnecting"] == false && r["done"] == done_before
+        },
+    );
     drop(t);
 }

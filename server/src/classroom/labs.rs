@@ -125,7 +125,12 @@ impl Labs {
     pub async fn reopen(&self, session: &str, member: Member) -> Result<SessionInfo, LabError> {
         match self {
             Labs::Local(lab) => local::reopen(lab, session, member).await,
-            Labs::Remote(hub) => on_owner(hub, session, Method::POST, "reopen", Some(&member)).await,
+            Labs::Remote(hub) => {
+                let node = hub.reopen_at(session).await?.ok_or_else(|| LabError::kind(StatusCode::NOT_FOUND, ErrorKind::NotFound, format!("no such lab session: {session}")))?;
+                let info = call(hub, &node, Method::POST, &format!("/api/node/sessions/{session}/reopen"), Some(&member)).await?;
+                hub.moved(session, &node.name);
+                Ok(info)
+            }
         }
     }
 

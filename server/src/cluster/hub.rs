@@ -116,6 +116,28 @@ impl Hub {
         Ok(Some(NodeAt::of(&node).map_err(|e| LabError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("lab node {name}: {e}")))?))
     }
 
+    /// Where an ended lab is made again: on its node, unless that node is draining (up,
+    /// taking no new sessions): then on the one a new session would go to, so that a
+    /// drained node empties as its classes end.
+    pub async fn reopen_at(&self, id: &str) -> Result<Option<NodeAt>, LabError> {
+        let Some(row) = self.db.session(id).await.map_err(db_err)? else { return Ok(None) };
+        let nodes = self.node_rows().await.map_err(db_err)?;
+        let now = Utc::now();
+        let gone = chrono::Duration::from_std(GONE_AFTER).unwrap_or_default();
+        if nodes.iter().any(|n| n.name == row.node && !n.accepting && now - n.seen <= gone) {
+            let placed = self.placed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Some(n) = placement_order(&nodes, &placed, now).into_iter().next() {
+                return Ok(Some(NodeAt::of(&n).map_err(|e| LabError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("lab node {}: {e}", n.name)))?));
+            }
+        }
+        self.owner_of(id).await
+    }
+
+    /// The session is on `node` now (it moved there).
+    pub fn moved(&self, id: &str, node: &str) {
+        self.owners.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), node.to_string());
+    }
+
     /// The nodes heard from lately (taking sessions or not).
     pub async fn nodes_up(&self) -> Result<Vec<NodeAt>, LabError> {
         let gone = chrono::Duration::from_std(GONE_AFTER).unwrap_or_default();

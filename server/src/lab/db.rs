@@ -598,6 +598,12 @@ impl Db {
         Ok(())
     }
 
+    /// The session is held by `node` from now on (an ended lab made again elsewhere).
+    pub async fn move_session(&self, id: &str, node: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE sessions SET node = $1 WHERE id = $2").bind(node).bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub async fn set_lesson(&self, id: &str, lesson: &str) -> Result<(), DbError> {
         sqlx::query("UPDATE sessions SET lesson = $1 WHERE id = $2").bind(lesson).bind(id).execute(&self.pool).await?;
         Ok(())

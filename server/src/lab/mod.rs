@@ -398,9 +398,22 @@ impl Lab {
     }
 
     /// A new lab for an ended one, with its progress.
+    /// A lab another node held (it was draining when the lab ended, see
+    /// [`Lab::apply_class_windows`]) moves here, with its progress from the database.
     pub(crate) async fn reopen_session(&self, id: &str) -> anyhow::Result<Arc<Session>> {
-        let tracker = self.ended_lock().remove(id).unwrap_or_default();
-        let created = self.db.session(id).await?.map_or_else(Utc::now, |r| r.created);
+        let ended = self.ended_lock().remove(id);
+        let row = self.db.session(id).await?;
+        let tracker = match (ended, &row) {
+            (Some(t), _) => t,
+            (None, Some(row)) if row.node != self.node => {
+                let t = self.stored_tracker(row).await?;
+                self.db.move_session(id, &self.node).await?;
+                tracing::info!(session = %id, from = %row.node, "an ended lab is made again on this node");
+                t
+            }
+            (None, _) => Tracker::default(),
+        };
+        let created = row.map_or_else(Utc::now, |r| r.created);
         let s = Arc::new(Session::open(self.engine.clone(), &self.requests, &self.opts_for(id).await?, &self.dir, id, created, tracker).await?);
         self.sessions_lock().insert(id.to_string(), s.clone());
         self.apply_class_windows().await?;
@@ -521,7 +534,19 @@ impl Lab {
         for (session, member) in members {
             let Some(class) = classes.iter().find(|c| c.id == member.class) else { continue };
             let Some(s) = self.get_session(&session) else { continue };
-            let why = match crate::classroom::members::state(class, now) {
+            let state = crate::classroom::members::state(class, now);
+            if state == ClassState::Closed && crate::cluster::drain_mark(self.engine.root()).exists() {
+                // A draining node empties as its classes end: the lab goes, its record
+                // and progress stay, and the student coming back gets a lab on another
+                // node (the hub places it there).
+                tracing::info!(session = %session, class = %class.id, "draining: the lab ends with its class");
+                self.end_session(&session).await?;
+                // As an instructor's end: recorded, so a restart of this node does not
+                // make the lab again here.
+                self.db.set_member_ended(&class.id, &crate::classroom::members::name_key(&member.name), Some(now)).await?;
+                continue;
+            }
+            let why = match state {
                 ClassState::Open => None,
                 ClassState::Upcoming => Some(format!("the class {:?} has not opened yet: containers cannot be started", class.name)),
                 ClassState::Closed => Some(format!(
