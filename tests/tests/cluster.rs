@@ -77,17 +77,7 @@ fn a_hub_spreads_sessions_over_nodes_and_forwards_their_requests() {
 
     // Node a drains (`berth node drain` in its pod): new sessions go to node b only,
     // node a's go on; undrained, it takes sessions again.
-    let node_cmd = |args: &[&str]| {
-        let o = std::process::Command::new(berth_tests::berth_bin())
-            .arg("node")
-            .args(args)
-            .arg("--root")
-            .arg(&a.berth.root)
-            .output()
-            .expect("run berth node");
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).to_string()
-    };
+    let node_cmd = |args: &[&str]| berth_node(&a.berth.root, args);
     node_cmd(&["drain"]);
     let accepting = |name: &str| {
         pg.sql(
@@ -190,6 +180,19 @@ fn a_hub_spreads_sessions_over_nodes_and_forwards_their_requests() {
     }
     assert_eq!(pg.sql("berth", "SELECT count(*) FROM sessions"), "0");
     drop((ta, tb));
+}
+
+/// `berth node ARGS --root ROOT` (drain, undrain, status): its output.
+fn berth_node(root: &std::path::Path, args: &[&str]) -> String {
+    let o = std::process::Command::new(berth_tests::berth_bin())
+        .arg("node")
+        .args(args)
+        .arg("--root")
+        .arg(root)
+        .output()
+        .expect("run berth node");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).to_string()
 }
 
 fn dashboard(web: &Web, class: &str, cookie: &str) -> serde_json::Value {
@@ -406,17 +409,7 @@ fn a_class_through_the_hub_spans_nodes() {
     // progress kept) and node a is empty. The student of node a coming back once the
     // class opens again gets a lab on node b, with the steps done.
     let done_before = row(&dashboard(&hub, &id, &cookie), on_a[0])["done"].clone();
-    let node_a = |args: &[&str]| {
-        let o = std::process::Command::new(berth_tests::berth_bin())
-            .arg("node")
-            .args(args)
-            .arg("--root")
-            .arg(&a.berth.root)
-            .output()
-            .expect("run berth node");
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).to_string()
-    };
+    let node_a = |args: &[&str]| berth_node(&a.berth.root, args);
     node_a(&["drain"]);
     hub.eventually("node a draining", Duration::from_secs(15), || {
         pg.sql("berth", "SELECT accepting FROM nodes WHERE name = 'node-a'") == "0"

@@ -94,8 +94,8 @@ fn stamp(p: &Path) -> anyhow::Result<String> {
 }
 
 /// Copies a file (following a symlink given as `from`, as a bind would) or a directory
-/// tree (symlinks inside kept as links), with the permission bits.
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+/// tree (the engine's copy of a layer's tree: links kept as links, modes and owners).
+fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
     let m = fs::metadata(from)?;
     if !m.is_dir() {
         fs::copy(from, to)?;
@@ -103,18 +103,7 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     }
     fs::create_dir(to)?;
     fs::set_permissions(to, m.permissions())?;
-    for e in fs::read_dir(from)? {
-        let e = e?;
-        let (src, dst) = (e.path(), to.join(e.file_name()));
-        let t = e.file_type()?;
-        if t.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(&src)?, &dst)?;
-        } else if t.is_dir() {
-            copy_tree(&src, &dst)?;
-        } else {
-            fs::copy(&src, &dst)?;
-        }
-    }
+    berth_engine::volume::copy_root(&[from.to_path_buf()], to)?;
     Ok(())
 }
 
