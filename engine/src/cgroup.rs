@@ -9,6 +9,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::cpus::CpuSet;
 use crate::error::{Context, Result};
 use crate::spec::Limits;
 
@@ -289,6 +290,79 @@ impl Cgroup {
         fs::read_to_string(&file).is_ok_and(|s| s.trim() == "1")
     }
 
+    /// Marks the cgroup's CPU scheduling idle (`cpu.idle`, Linux 5.15+): any task
+    /// outside it that wakes up preempts it at once. Returns false where the kernel
+    /// has no such setting.
+    pub fn set_cpu_idle(&self, idle: bool) -> Result<bool> {
+        let Some(d) = self.dir_for("cpu") else { return Ok(false) };
+        let file = d.join("cpu.idle");
+        if !file.exists() {
+            return Ok(false);
+        }
+        fs::write(&file, if idle { "1" } else { "0" }).ctx(|| format!("write {} to {}", u8::from(idle), file.display()))?;
+        Ok(true)
+    }
+
+    /// The CPUs the cgroup may use now (its effective cpuset); None without a cpuset
+    /// controller for it.
+    pub fn effective_cpus(&self) -> Option<CpuSet> {
+        let d = self.dir_for("cpuset")?;
+        let file = if self.v2 { "cpuset.cpus.effective" } else { "cpuset.effective_cpus" };
+        CpuSet::parse(&fs::read_to_string(d.join(file)).ok()?).ok()
+    }
+
+    /// Keeps the cgroup, and everything below it, to `cpus`; `None` gives it its
+    /// parent's CPUs back. On v2 that is the cgroup's own `cpuset.cpus` (the children's
+    /// effective sets follow). On v1 every cgroup must stay within its parent's set, so
+    /// a shrink writes the deepest first and a grow the shallowest first; a cgroup
+    /// below with CPUs of its own (`--cpuset-cpus`) keeps those within the new set.
+    pub fn set_cpus_tree(&self, cpus: Option<&CpuSet>) -> Result<()> {
+        let Some(dir) = self.dir_for("cpuset") else { return Ok(()) };
+        let file = dir.join("cpuset.cpus");
+        if self.v2 {
+            let value = cpus.map(|c| c.to_string()).unwrap_or_default();
+            return fs::write(&file, &value).ctx(|| format!("write {value:?} to {}", file.display()));
+        }
+        let read = |d: &Path| -> Result<CpuSet> {
+            let f = d.join("cpuset.cpus");
+            CpuSet::parse(&fs::read_to_string(&f).ctx(|| format!("read {}", f.display()))?)
+        };
+        let write = |d: &Path, set: &CpuSet| -> Result<()> {
+            let f = d.join("cpuset.cpus");
+            match fs::write(&f, set.to_string()) {
+                // A cgroup below removed meanwhile (its container ended) is no matter.
+                Err(_) if !d.exists() => Ok(()),
+                r => r.ctx(|| format!("write {set} to {}", f.display())),
+            }
+        };
+        let before = read(dir)?;
+        let mut below = Vec::new();
+        dirs_below(dir, 1, &mut below);
+        match cpus {
+            Some(set) => {
+                below.sort_by_key(|(_, depth)| std::cmp::Reverse(*depth));
+                for (d, _) in &below {
+                    let Ok(mine) = read(d) else { continue };
+                    let own = mine.intersection(set);
+                    write(d, if mine == before || own.is_empty() { set } else { &own })?;
+                }
+                write(dir, set)
+            }
+            None => {
+                let parent = dir.parent().map(read).transpose()?.unwrap_or_default();
+                write(dir, &parent)?;
+                below.sort_by_key(|(_, depth)| *depth);
+                for (d, _) in &below {
+                    // Those that had the cgroup's set get the new one; the others keep theirs.
+                    if read(d).is_ok_and(|mine| mine == before) {
+                        write(d, &parent)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
     fn dir_for(&self, controller: &str) -> Option<&PathBuf> {
         if self.v2 {
             self.dirs.first()
@@ -443,6 +517,16 @@ fn create_v1_cpuset(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Every cgroup directory below `dir`, with its depth (children 1).
+fn dirs_below(dir: &Path, depth: usize, out: &mut Vec<(PathBuf, usize)>) {
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            dirs_below(&e.path(), depth + 1, out);
+            out.push((e.path(), depth));
+        }
+    }
 }
 
 /// runc's conversion of v1 `cpu.shares` (2..262144) to v2 `cpu.weight` (1..10000).

@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cgroup::{self, Cgroup};
+use crate::cpus::CpuSet;
 use crate::error::Result;
 use crate::spec::Limits;
 
@@ -47,6 +48,23 @@ impl Envelope {
         cg.create(&Limits { memory: self.memory, nano_cpus: self.nano_cpus, pids: self.pids, ..Default::default() })
     }
 
+    /// Keeps everything the session runs to `cpus`, its scheduling idle while it is
+    /// (the other sessions' and the server's tasks that wake up on those CPUs then
+    /// run at once, ahead of it), or (`None`) lets it use all the CPUs sessions may use
+    /// again, as before (see [`crate::hogs`]).
+    pub fn keep_to_cpus(&self, cpus: Option<&CpuSet>) -> Result<()> {
+        cgroup::validate_parent(&self.cgroup)?;
+        let cg = self.cgroup();
+        cg.set_cpus_tree(cpus)?;
+        cg.set_cpu_idle(cpus.is_some())?;
+        Ok(())
+    }
+
+    /// The CPUs this session may use now.
+    pub fn cpus(&self) -> Option<CpuSet> {
+        self.cgroup().effective_cpus()
+    }
+
     /// Whether the cgroup is there (it is gone after a reboot of the host).
     pub fn exists(&self) -> bool {
         self.cgroup().exists()
@@ -73,4 +91,9 @@ impl Envelope {
     pub fn cpu_usage_ns(&self) -> u64 {
         self.cgroup().cpu_usage_ns()
     }
+}
+
+/// The CPUs lab sessions may use: those of the cgroup all envelopes are made in.
+pub fn host_cpus() -> Option<CpuSet> {
+    Cgroup::new(cgroup::DEFAULT_PARENT).effective_cpus()
 }

@@ -1443,3 +1443,112 @@ fn workstation_tools_on_a_filesystem_that_cannot_be_idmapped_are_copied() {
     drop(t);
     drop(lab);
 }
+
+#[test]
+fn a_session_at_its_cpu_limit_is_kept_to_the_cpus_it_needs() {
+    // On more cores than its limit needs, a session using all of its limit is kept to
+    // as few cores as that takes (here one of two, for half a CPU; half, so that the
+    // tests running beside this one cannot keep the hogs from reaching it), so it stops running on every core
+    // at once; its containers started before and after, its shims and its workstation
+    // all follow; another session keeps every core.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(
+        cores >= 2,
+        "this test needs 2 or more CPUs to show a session kept to fewer (this machine has {cores})"
+    );
+    let lab = Lab::start_with(&["--lab-session-cpus", "0.5", "--lab-cpu-calm", "3s"]);
+    let a = lab.create_session();
+    let b = lab.create_session();
+    let all = lab.session_cgroup_file(&b, "cpuset", effective_cpus_file());
+    assert!(!all.is_empty(), "no cpuset for session {b}");
+    let hogs: Vec<String> = (0..3)
+        .map(|_| {
+            session_ok(
+                &lab,
+                &a,
+                &["run", "-d", "busybox", "sh", "-c", "while :; do :; done"],
+            )
+        })
+        .collect();
+    let kept = wait_for_cpus(&lab, &a, |c| c != all && cpu_count(c) == 1).unwrap_or_else(|| {
+        panic!(
+            "session a was not kept to one CPU: {}\n{}",
+            lab.session_cgroup_file(&a, "cpuset", effective_cpus_file()),
+            lab.berth.server_log()
+        )
+    });
+    assert!(lab
+        .berth
+        .server_log()
+        .contains(&format!("kept to CPUs {kept}")));
+    // ... and its scheduling idle while it is (the others' tasks go first).
+    assert_eq!(lab.session_cgroup_file(&a, "cpu", "cpu.idle"), "1");
+    assert_eq!(lab.session_cgroup_file(&b, "cpu", "cpu.idle"), "0");
+    // Everything below the envelope is kept too, including a container started now.
+    let late = session_ok(&lab, &a, &["run", "-d", "busybox", "sleep", "300"]);
+    for c in hogs.iter().chain([&late]) {
+        let pid = session_ok(&lab, &a, &["inspect", "-f", "{{.State.Pid}}", c]);
+        assert_eq!(cpus_allowed(&pid), kept, "container {c}");
+    }
+    assert_eq!(
+        lab.session_cgroup_file(&b, "cpuset", effective_cpus_file()),
+        all
+    );
+    // Calm for --lab-cpu-calm, it has all CPUs again, and so has what runs in it.
+    session_ok(&lab, &a, &["rm", "-f", &hogs[0], &hogs[1], &hogs[2]]);
+    wait_for_cpus(&lab, &a, |c| c == all).unwrap_or_else(|| {
+        panic!(
+            "session a still kept to {} once calm",
+            lab.session_cgroup_file(&a, "cpuset", effective_cpus_file())
+        )
+    });
+    assert!(lab.berth.server_log().contains("calm again"));
+    assert_eq!(lab.session_cgroup_file(&a, "cpu", "cpu.idle"), "0");
+    let pid = session_ok(&lab, &a, &["inspect", "-f", "{{.State.Pid}}", &late]);
+    assert_eq!(cpus_allowed(&pid), all);
+    session_ok(&lab, &a, &["rm", "-f", &late]);
+}
+
+fn effective_cpus_file() -> &'static str {
+    if cgroup_v2() {
+        "cpuset.cpus.effective"
+    } else {
+        "cpuset.effective_cpus"
+    }
+}
+
+/// How many CPUs a list such as `0-1,3` names.
+fn cpu_count(list: &str) -> usize {
+    list.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('-') {
+            Some((a, b)) => b.parse::<usize>().unwrap() - a.parse::<usize>().unwrap() + 1,
+            None => 1,
+        })
+        .sum()
+}
+
+/// The CPUs a process may run on, from /proc (`Cpus_allowed_list`).
+fn cpus_allowed(pid: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Cpus_allowed_list:")
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// Waits up to 15 s for the session's CPUs to be what `ok` wants; returns them.
+fn wait_for_cpus(lab: &Lab, id: &str, ok: impl Fn(&str) -> bool) -> Option<String> {
+    let end = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < end {
+        let c = lab.session_cgroup_file(id, "cpuset", effective_cpus_file());
+        if ok(&c) {
+            return Some(c);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    None
+}

@@ -58,6 +58,10 @@ pub struct LabOptions {
     /// less at most.
     #[arg(long = "lab-session-cpus", default_value_t = 1.0)]
     pub session_cpus: f64,
+    /// A session that used all its CPUs is kept to as few cores as its limit needs
+    /// (see README, "One envelope per session") until it has been calm this long.
+    #[arg(long = "lab-cpu-calm", default_value = "30s", value_parser = parse_duration)]
+    pub cpu_calm: Duration,
     /// Memory for a whole session, e.g. 1g.
     #[arg(long = "lab-session-memory", default_value = "1g", value_parser = parse_size)]
     pub session_memory: i64,
@@ -339,6 +343,7 @@ impl Lab {
         lab.clone().follow_events();
         lab.clone().reap_periodically();
         lab.clone().keep_class_windows();
+        lab.clone().watch_hogs();
         Ok(lab)
     }
 
@@ -506,6 +511,57 @@ impl Lab {
             online: s.viewers() > 0,
             reconnecting: false,
         }
+    }
+
+    /// Once a second, samples each session's CPU use and keeps a session that uses all
+    /// its limit to as few CPUs as that needs, so it no longer runs on every core at
+    /// once (see `berth_engine::hogs`). On a thread of its own: cgroup files only.
+    fn watch_hogs(self: Arc<Self>) {
+        let weak = Arc::downgrade(&self);
+        let calm = self.opts.cpu_calm;
+        drop(self);
+        std::thread::Builder::new()
+            .name("lab-hogs".into())
+            .spawn(move || {
+                let mut watch = berth_engine::hogs::HogWatch::new(calm);
+                let mut warned = false;
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                    let Some(lab) = weak.upgrade() else { return };
+                    let Some(host) = berth_engine::envelope::host_cpus() else { continue };
+                    let envelopes: Vec<Envelope> = lab
+                        .sessions_lock()
+                        .values()
+                        .filter_map(|s| lab.engine.policy(&s.namespace).and_then(|p| p.envelope))
+                        .collect();
+                    drop(lab);
+                    let samples: Vec<berth_engine::hogs::Sample> = envelopes
+                        .iter()
+                        .map(|e| berth_engine::hogs::Sample { cgroup: e.cgroup.clone(), cpus: e.nano_cpus as f64 / 1e9, usage_ns: e.cpu_usage_ns(), cpus_now: e.cpus() })
+                        .collect();
+                    for d in watch.observe(std::time::Instant::now(), &host, &samples) {
+                        use berth_engine::hogs::Decision;
+                        let (cgroup, cpus) = match &d {
+                            Decision::Keep { cgroup, cpus } => (cgroup, Some(cpus)),
+                            Decision::Free { cgroup } => (cgroup, None),
+                        };
+                        let Some(e) = envelopes.iter().find(|e| &e.cgroup == cgroup) else { continue };
+                        match e.keep_to_cpus(cpus) {
+                            Ok(()) => match cpus {
+                                Some(c) => tracing::info!(cgroup = %cgroup, "the session uses all the CPU it may: kept to CPUs {c} while it does"),
+                                None => tracing::info!(cgroup = %cgroup, "the session is calm again: all CPUs"),
+                            },
+                            Err(err) => {
+                                if !warned {
+                                    tracing::warn!(cgroup = %cgroup, "could not change the session's CPUs (tried again, warned once): {err}");
+                                    warned = true;
+                                }
+                            }
+                        }
+                    }
+                }
+            })
+            .expect("spawn the lab hogs thread");
     }
 
     /// Freezes the labs of students whose class is not open (none may start containers
