@@ -59,7 +59,7 @@ pub struct LabOptions {
     #[arg(long = "lab-session-cpus", default_value_t = 1.0)]
     pub session_cpus: f64,
     /// A session that used all its CPUs is kept to as few cores as its limit needs
-    /// (see README, "One envelope per session") until it has been calm this long.
+    /// (README, "The playground"; `berth_engine::hogs`) until it has been calm this long.
     #[arg(long = "lab-cpu-calm", default_value = "30s", value_parser = parse_duration)]
     pub cpu_calm: Duration,
     /// Memory for a whole session, e.g. 1g.
