@@ -387,22 +387,29 @@ fn a_class_through_the_hub_spans_nodes() {
     for n in &on_b {
         assert_eq!(row(&d, n)["reconnecting"], false, "{d}");
     }
+    let node_a_back = || {
+        hub.eventually("node a's students back", Duration::from_secs(30), || {
+            let d = dashboard(&hub, &id, &cookie);
+            on_a.iter().all(|n| row(&d, n)["reconnecting"] == false)
+        })
+    };
     a.berth.start_server();
-    hub.eventually("node a's students back", Duration::from_secs(30), || {
-        let d = dashboard(&hub, &id, &cookie);
-        on_a.iter().all(|n| row(&d, n)["reconnecting"] == false)
-    });
+    node_a_back();
     // A student of node a comes back (from another browser, with the PIN): the same
     // lab, found on its node.
     let i = names.iter().position(|n| *n == on_a[0]).unwrap();
-    let v = hub.json(
-        "POST",
-        "/api/join",
-        Some(
-            &serde_json::json!({ "code": join_code, "name": on_a[0], "pin": joins[i]["pin"] })
-                .to_string(),
-        ),
-    );
+    // From another browser, with the PIN.
+    let rejoin = || {
+        hub.json(
+            "POST",
+            "/api/join",
+            Some(
+                &serde_json::json!({ "code": join_code, "name": on_a[0], "pin": joins[i]["pin"] })
+                    .to_string(),
+            ),
+        )
+    };
+    let v = rejoin();
     assert_eq!(v["session"]["id"], sessions[i].as_str(), "{v}");
 
     // Node a drains, then the class closes: node a's labs end with it (records and
@@ -437,22 +444,12 @@ fn a_class_through_the_hub_spans_nodes() {
     // A restart of the drained node does not make them again.
     a.berth.kill_server();
     a.berth.start_server();
-    hub.eventually("node a back", Duration::from_secs(30), || {
-        let d = dashboard(&hub, &id, &cookie);
-        on_a.iter().all(|n| row(&d, n)["reconnecting"] == false)
-    });
+    node_a_back();
     assert!(on_a
         .iter()
         .all(|n| !a.berth.root.join("lab").join(session_of(n)).exists()));
     window("{}");
-    let v = hub.json(
-        "POST",
-        "/api/join",
-        Some(
-            &serde_json::json!({ "code": join_code, "name": on_a[0], "pin": joins[i]["pin"] })
-                .to_string(),
-        ),
-    );
+    let v = rejoin();
     assert_eq!(v["session"]["id"], sessions[i].as_str(), "{v}");
     assert_eq!(node_of(&sessions[i]), "node-b");
     assert!(b.berth.root.join("lab").join(&sessions[i]).is_dir());
