@@ -7,7 +7,9 @@
 //! `exit.json` when init ends.
 //!
 //! Start handshake with the engine (shim stdin/stdout are pipes to it):
-//! shim → `Ready` (socket up, child set up and waiting) · engine connects the attach
+//! shim → `Network` (only when the clone made the container's network namespace: the
+//! engine plugs it in while the child sets up its root) · shim → `Ready` (socket up,
+//! child set up and waiting) · engine connects the attach
 //! clients that were waiting for the start · engine → `go\n` · shim → `Started` or
 //! `Failed`, then closes stdout.
 
@@ -271,6 +273,9 @@ fn run(spec: &RuntimeSpec, dir: &Path, reporter: &mut fs::File) -> Result<i32, S
             _ => format!("clone: {e}"),
         })?;
     drop((go_r, err_w, sync_child, userns));
+    if namespaces.contains(nix::sched::CloneFlags::CLONE_NEWNET) {
+        report(reporter, &StartReport::Network { pid: pid.as_raw() });
+    }
     let stdin_pipe = stdin_pipe.map(|(r, w)| { drop(r); w });
     let out_pipe = out_pipe.map(|(w, r)| { drop(w); r });
     let err_pipe = err_pipe.map(|(w, r)| { drop(w); r });

@@ -247,6 +247,10 @@ pub struct DeviceLimit {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "status")]
 pub enum StartReport {
+    /// The container's own network namespace exists (made at the clone), while its
+    /// root is still being set up: the engine plugs it into its networks meanwhile.
+    /// Sent only when the clone made it, before `Ready`.
+    Network { pid: i32 },
     /// The listener for attach is up; the process waits for the engine's "go".
     Ready { pid: i32 },
     Started { pid: i32, shim_pid: i32, ports: Vec<PortSpec> },

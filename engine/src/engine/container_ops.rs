@@ -814,12 +814,24 @@ impl Engine {
             }
             serde_json::from_str(&line).map_err(|e| format!("bad shim report {line:?}: {e}"))
         };
-        match read_report(&mut out)? {
-            // Plugged into its networks while its init waits, so it starts connected.
-            StartReport::Ready { pid } => self.plumb(c, pid).map_err(|e| e.to_string())?,
-            StartReport::Failed { message } => return Err(message),
-            StartReport::Started { .. } => return Err("shim skipped the handshake".into()),
-        }
+        // Plugged into its networks before its init runs, so it starts connected: while
+        // the container's root is being set up when the clone made its network
+        // namespace (a veth pair and its addresses are a good part of a start), else
+        // once it is ready.
+        std::thread::scope(|s| -> std::result::Result<(), String> {
+            let mut report = read_report(&mut out)?;
+            let mut early = None;
+            if let StartReport::Network { pid } = report {
+                early = Some(s.spawn(move || self.plumb(c, pid)));
+                report = read_report(&mut out)?;
+            }
+            let plumbed = early.map(|t| t.join().unwrap_or_else(|_| Err(Error::Runtime("network set-up panicked".into()))));
+            match report {
+                StartReport::Ready { pid } => plumbed.unwrap_or_else(|| self.plumb(c, pid)).map_err(|e| e.to_string()),
+                StartReport::Failed { message } => Err(message),
+                StartReport::Network { .. } | StartReport::Started { .. } => Err("shim skipped the handshake".into()),
+            }
+        })?;
         let pending = self.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.id).unwrap_or_default();
         for p in pending {
             if let Ok(stream) = connect_attach(&spec.socket_path, &p.request) {
@@ -831,7 +843,7 @@ impl Engine {
         match read_report(&mut out)? {
             StartReport::Started { pid, shim_pid, ports } => Ok((pid, shim_pid, ports)),
             StartReport::Failed { message } => Err(message),
-            StartReport::Ready { .. } => Err("shim repeated its handshake".into()),
+            StartReport::Network { .. } | StartReport::Ready { .. } => Err("shim repeated its handshake".into()),
         }
     }
 
