@@ -172,9 +172,15 @@ pub fn netns_of(pid: i32) -> PathBuf {
 mod tests {
     use super::*;
 
-    /// Lists `(name, controller index, up)` of every link in `netns`, and the IPv4
-    /// addresses and gateways there.
-    fn links_in(netns: &Path) -> (Vec<(String, Option<u32>, bool)>, Vec<Ipv4Addr>, Vec<Ipv4Addr>) {
+    /// What a namespace holds: `(name, controller index, up)` of every link, its IPv4
+    /// addresses and the gateways of its routes.
+    struct Seen {
+        links: Vec<(String, Option<u32>, bool)>,
+        addrs: Vec<Ipv4Addr>,
+        gateways: Vec<Ipv4Addr>,
+    }
+
+    fn links_in(netns: &Path) -> Seen {
         use rtnetlink::packet_route::address::AddressAttribute;
         use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags};
         use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
@@ -196,7 +202,7 @@ mod tests {
             while let Some(r) = dump.try_next().await? {
                 gateways.extend(r.attributes.iter().filter_map(|at| if let RouteAttribute::Gateway(RouteAddress::Inet(ip)) = at { Some(*ip) } else { None }));
             }
-            Ok((links, addrs, gateways))
+            Ok(Seen { links, addrs, gateways })
         })
         .unwrap()
     }
@@ -232,11 +238,11 @@ mod tests {
                 panic!("attach: {e}");
             }
         }
-        let (inside, addrs, gateways) = links_in(container);
+        let Seen { links: inside, addrs, gateways } = links_in(container);
         assert!(inside.iter().any(|(n, _, up)| n == "eth0" && *up), "{inside:?}");
         assert_eq!(addrs, vec![Ipv4Addr::new(127, 0, 0, 1), i.ip]);
         assert_eq!(gateways, vec![gw]);
-        let (outside, _, _) = links_in(home);
+        let outside = links_in(home).links;
         let bridge = in_netns(home, |h| async move { index_of(&h, "br-test").await }).unwrap();
         assert!(outside.iter().any(|(n, c, up)| n == "vethtest0" && *c == bridge && *up), "{outside:?}");
         assert!(!outside.iter().any(|(n, _, _)| n == "eth0"), "{outside:?}");
@@ -244,6 +250,6 @@ mod tests {
         let reached = crate::netns::run_in(container, move || std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| s.connect((gw, 9)))).unwrap();
         assert!(reached.is_ok(), "{reached:?}");
         detach(home, "vethtest0").unwrap();
-        assert!(!links_in(container).0.iter().any(|(n, _, _)| n == "eth0"));
+        assert!(!links_in(container).links.iter().any(|(n, _, _)| n == "eth0"));
     }
 }
