@@ -7,11 +7,12 @@
 //! `exit.json` when init ends.
 //!
 //! Start handshake with the engine (shim stdin/stdout are pipes to it):
-//! shim → `Network` (only when the clone made the container's network namespace: the
-//! engine plugs it in while the child sets up its root) · shim → `Ready` (socket up,
-//! child set up and waiting) · engine connects the attach
-//! clients that were waiting for the start · engine → `go\n` · shim → `Started` or
-//! `Failed`, then closes stdout.
+//! engine → the container's directory and `\n` (the shim may have been started before
+//! the container was: `berth shim -`, see `engine::standby`) · shim → `Network` (only
+//! when the clone made the container's network namespace: the engine plugs it in while
+//! the child sets up its root) · shim → `Ready` (socket up, child set up and waiting) ·
+//! engine connects the attach clients that were waiting for the start · engine →
+//! `go\n` · shim → `Started` or `Failed`, then closes stdout.
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -89,8 +90,26 @@ fn report(out: &mut impl Write, r: &StartReport) {
     }
 }
 
-/// Entry point of `berth shim DIR`. Returns the process exit code.
+/// Entry point of `berth shim DIR`, and of `berth shim -`, which reads DIR from its
+/// stdin first (a shim started before its container was; see `engine::standby`).
+/// Returns the process exit code.
 pub fn main(dir: &Path) -> i32 {
+    let dir = if dir == Path::new("-") {
+        let mut line = String::new();
+        match io::stdin().lock().read_line(&mut line) {
+            Ok(n) if n > 0 && line.ends_with('\n') => std::path::PathBuf::from(line.trim_end_matches('\n')),
+            // The engine went away without a container for us.
+            _ => return 0,
+        }
+    } else {
+        dir.to_path_buf()
+    };
+    let dir = dir.as_path();
+    // Our messages (and panics) go to the container's shim.log, which the engine shows
+    // when a start fails.
+    if let Ok(log) = fs::OpenOptions::new().append(true).create(true).open(dir.join("shim.log")) {
+        let _ = nix::unistd::dup2(log.as_raw_fd(), 2);
+    }
     // SAFETY: fd 1 is the report pipe the engine gave us; we own it from here on.
     let mut reporter = unsafe { fs::File::from_raw_fd(1) };
     let spec: RuntimeSpec = match fs::read(dir.join("spec.json")).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string())) {
@@ -153,8 +172,9 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
 fn run(spec: &RuntimeSpec, dir: &Path, reporter: &mut fs::File) -> Result<i32, String> {
     if let Some(name) = &spec.shim_cgroup {
         // Before the clone: the container's init starts here too, then moves to its own.
+        // Still single-threaded, so the shim may enter it itself (the fast way in).
         let cg = Cgroup::new(name);
-        cg.create(&Default::default()).and_then(|_| cg.add(std::process::id() as i32)).map_err(|e| format!("shim cgroup: {e}"))?;
+        cg.create(&Default::default()).and_then(|_| cg.enter()).map_err(|e| format!("shim cgroup: {e}"))?;
     }
     if let Some(net) = &spec.network {
         // Still single-threaded: the whole shim moves, so its listeners and the
@@ -248,7 +268,8 @@ fn run(spec: &RuntimeSpec, dir: &Path, reporter: &mut fs::File) -> Result<i32, S
     let own_network = spec.new_network && spec.wasm.as_ref().is_none_or(|w| w.isolated);
     let need_cgroup = spec.wasm.as_ref().is_none_or(|w| w.isolated);
     // Made before the clone, so the container's setup finds its cgroup to show at
-    // /sys/fs/cgroup; the child is moved into it right after the clone.
+    // /sys/fs/cgroup and can enter it (a Linux container's init enters it first
+    // thing); a wasm guest is moved into it right after the clone.
     let cgroup = Cgroup::new(&spec.cgroup);
     let created = cgroup.create(&spec.limits);
     if let Err(e) = &created {
@@ -284,7 +305,8 @@ fn run(spec: &RuntimeSpec, dir: &Path, reporter: &mut fs::File) -> Result<i32, S
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
         let _ = waitpid(pid, None);
     };
-    if let Err(e) = created.and_then(|_| cgroup.add(pid.as_raw())) {
+    let moved = if spec.wasm.is_some() { created.and_then(|_| cgroup.add(pid.as_raw())) } else { created };
+    if let Err(e) = moved {
         cgroup.remove();
         if need_cgroup {
             kill_child();
@@ -435,12 +457,16 @@ fn run(spec: &RuntimeSpec, dir: &Path, reporter: &mut fs::File) -> Result<i32, S
     let _ = shared.log.lock().unwrap_or_else(|p| p.into_inner()).flush();
     let oom_killed = cgroup.oom_kills() > 0;
     let info = ExitInfo { exit_code, finished_at: chrono::Utc::now(), oom_killed };
-    if let Ok(bytes) = serde_json::to_vec(&info) {
-        let _ = crate::fsutil::write_atomic(&spec.exit_path, &bytes);
-    }
+    // For an engine that was down (read when it comes back). In place before the engine
+    // hears, as it may remove the container's directory at once; made durable after, as
+    // the fsync would delay every `run --rm`'s return.
+    let exit_file = serde_json::to_vec(&info).ok().and_then(|bytes| crate::fsutil::write_atomic_unsynced(&spec.exit_path, &bytes).ok());
     *shared.exit.lock().unwrap_or_else(|p| p.into_inner()) = Some(info.clone());
     for mut w in shared.waiters.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
         let _ = writeln!(w, "{}", serde_json::to_string(&info).unwrap_or_default());
+    }
+    if let Some(f) = exit_file {
+        let _ = f.sync_all();
     }
     for c in shared.clients.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
         let _ = c.out.shutdown(Shutdown::Both);

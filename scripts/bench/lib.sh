@@ -108,14 +108,18 @@ pids_mentioning() {
     done
 }
 
-# Berth shims (`berth shim $WORK/.../containers/ID`) of this run, by PID.
+# Berth shims of this run, by PID: `berth shim $WORK/.../containers/ID`, or
+# `berth shim - $WORK/...` (started ahead of its container; see engine/src/engine/standby.rs).
 berth_shim_pids() {
     local f pid
     local -a argv
     for f in /proc/[0-9]*/cmdline; do
         pid=${f#/proc/}; pid=${pid%/cmdline}
         mapfile -d "" argv 2>/dev/null <"$f" || continue
-        [ "${argv[1]-}" = shim ] && [[ "${argv[2]-}" == "$WORK"/* ]] && echo "$pid"
+        [ "${argv[1]-}" = shim ] || continue
+        if [[ "${argv[2]-}" == "$WORK"/* || ( "${argv[2]-}" = - && "${argv[3]-}" == "$WORK"/* ) ]]; then
+            echo "$pid"
+        fi
     done
     return 0
 }

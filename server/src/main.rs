@@ -35,9 +35,15 @@ enum Command {
     /// A lab node of a cluster (`berth serve --role node`): drain it before removing it.
     #[command(subcommand)]
     Node(NodeCommand),
-    /// Supervise one container (started by the engine; not for people).
+    /// Supervise one container (started by the engine; not for people). DIR `-`: read
+    /// it from stdin (a shim started ahead of its container).
     #[command(hide = true)]
-    Shim { dir: PathBuf },
+    Shim {
+        dir: PathBuf,
+        /// With DIR `-`: the engine's state directory, only for `ps` to show whose
+        /// shim it is.
+        root: Option<PathBuf>,
+    },
     /// Run an exec process inside a container (started by the engine).
     #[command(hide = true)]
     Nsexec,
@@ -298,7 +304,7 @@ fn report(r: anyhow::Result<()>) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Shim { dir } => ExitCode::from(berth_engine::shim::main(&dir).clamp(0, 255) as u8),
+        Command::Shim { dir, .. } => ExitCode::from(berth_engine::shim::main(&dir).clamp(0, 255) as u8),
         Command::Nsexec => ExitCode::from(berth_engine::nsexec_main().clamp(0, 255) as u8),
         Command::WasmGuest { dir, err_fd } => ExitCode::from(berth_engine::runtime::wasm::guest_main(&dir, err_fd).clamp(0, 255) as u8),
         Command::RegistryUser(cmd) => report(registry_user(cmd)),

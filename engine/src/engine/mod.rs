@@ -11,6 +11,7 @@ mod system_df;
 mod update;
 mod image_ops;
 mod network_ops;
+mod standby;
 mod volume_ops;
 
 use std::collections::HashMap;
@@ -49,6 +50,8 @@ pub struct EngineOptions {
 pub struct Engine {
     root: PathBuf,
     helper_exe: PathBuf,
+    /// A shim started ahead of the next start (see `standby`).
+    standby: std::sync::Arc<standby::Standby>,
     busybox: PathBuf,
     pub(crate) insecure_registries: Vec<String>,
     /// `EngineOptions::registry_mirrors`; `berth serve` sets it once its registry listens.
@@ -133,6 +136,7 @@ impl Engine {
             policies: Mutex::new(HashMap::new()),
             disks: Mutex::new(HashMap::new()),
             uplinks: Mutex::new(Default::default()),
+            standby: standby::Standby::new(opts.helper_exe.clone(), root.clone()),
             helper_exe: opts.helper_exe,
             busybox: opts.busybox,
             insecure_registries: opts.insecure_registries,
@@ -148,6 +152,9 @@ impl Engine {
         // Disks first: recovered containers (and restarts) write to them.
         engine.mount_disks();
         engine.recover()?;
+        if engine.linux_runtime {
+            engine.standby.refill();
+        }
         Ok(engine)
     }
 
@@ -282,8 +289,9 @@ impl Engine {
         for e in entries.flatten() {
             let ns = e.file_name().to_string_lossy().to_string();
             if let Some(d) = self.disk(&ns) {
-                if let Err(err) = d.ensure() {
-                    tracing::warn!("the disk of namespace {ns} cannot be mounted: {err}");
+                match d.ensure() {
+                    Ok(()) => container_ops::sweep_removed(&d.mountpoint.join("containers")),
+                    Err(err) => tracing::warn!("the disk of namespace {ns} cannot be mounted: {err}"),
                 }
             }
         }

@@ -74,6 +74,10 @@ fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd:
     // If the shim dies (kill -9), the container dies with it instead of running on
     // unsupervised: nobody would log it, attach to it or record its exit.
     set_parent_death_signal(libc::SIGKILL)?;
+    // First, so all it does and makes from here on counts against its limits. Made by
+    // the shim before the clone; we move ourselves because only a process moving
+    // itself skips the kernel's global migration lock (see `Cgroup::enter`).
+    e(crate::cgroup::Cgroup::new(&spec.cgroup).enter(), || "join the container's cgroup".into())?;
     // Read while the host's paths are still in view (before pivot_root).
     let seccomp = read_seccomp(&spec.security)?;
     e(mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>), || "make / private".into())?;
@@ -142,6 +146,18 @@ fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd:
     }
     let (uid, gid, groups, home) = resolve_user(&spec.user, &spec.security.extra_groups)?;
     setup_stdio(stdio, uid, gid)?;
+    if spec.cgroupns {
+        // We are in our cgroup (entered first thing): it becomes our cgroup root.
+        e(nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP), || "make the cgroup namespace".into())?;
+    }
+    // Loaded now, not just before the exec: the kernel takes about a millisecond to
+    // check and compile Docker's profile, and now that overlaps the shim's and the
+    // engine's last steps of the start. What runs under it from here to the exec is in
+    // Docker's profile: read, write, stat, chdir, mkdir, chown, setrlimit, prctl,
+    // capset, setgroups, setuid, execve.
+    if let Some(program) = &seccomp {
+        crate::seccomp::install(program)?;
+    }
     if let Some(fd) = sync_fd {
         // SAFETY: fd is our end of the shim's sync socket, open for the whole setup.
         e(nix::unistd::write(unsafe { BorrowedFd::borrow_raw(fd) }, b"s"), || "report setup".into())?;
@@ -151,15 +167,12 @@ fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd:
         return Err("start cancelled".into());
     }
 
-    if spec.cgroupns {
-        // Now that the shim has moved us into our cgroup: it becomes our cgroup root.
-        e(nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP), || "make the cgroup namespace".into())?;
-    }
     let mut env = spec.env.clone();
     if !env.iter().any(|v| v.starts_with("HOME=")) {
         env.push(format!("HOME={home}"));
     }
-    match become_and_exec(&spec.args, env, &spec.cwd, (uid, gid, &groups), &spec.security, seccomp.as_deref())? {}
+    // The filter is in place already (above).
+    match become_and_exec(&spec.args, env, &spec.cwd, (uid, gid, &groups), &spec.security, None)? {}
 }
 
 /// Writes each sysctl through `dir` (an fd of a writable /proc/sys): the values land
