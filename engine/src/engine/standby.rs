@@ -2,11 +2,11 @@
 //!
 //! Starting a shim is an exec of the `berth` binary: the kernel maps it, the dynamic
 //! linker relocates it, Rust and clap set up; 3-4 ms of every start on the 2-core test
-//! machine, more than the container's own set-up takes. So one shim waits, started
-//! between starts, as `berth shim -`: it reads its container's directory from stdin
-//! when a start takes it (then the handshake goes on over the same pipes, see `shim`),
-//! and another is started in the background. A start that finds none (the first after
-//! the server starts, or many at once) starts its own as before.
+//! machine (a `berth shim` that exits at once takes 4.4 ms, `/bin/true` 1.2 ms). So one
+//! shim waits, started between starts, as `berth shim -`: it reads its container's
+//! directory from stdin when a start takes it (then the handshake goes on over the same
+//! pipes, see `shim`), and another is started in the background. A start that finds
+//! none (the first after the server starts, or many at once) starts its own as before.
 
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
