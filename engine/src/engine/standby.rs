@@ -47,24 +47,20 @@ impl Standby {
                 Ok(None) => {
                     match set_idle(child.id() as i32, false).and_then(|_| tell(&mut child, dir)) {
                         Ok(()) => return Ok(child),
-                        Err(_) => {
-                            let _ = child.kill();
-                            let _ = child.wait();
-                        }
+                        Err(_) => discard(child),
                     }
                 }
-                _ => {
-                    let _ = child.wait();
-                }
+                _ => discard(child),
             }
         }
         let mut child = spawn(&self.exe, &self.root, false)?;
-        if let Err(e) = tell(&mut child, dir) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(e);
+        match tell(&mut child, dir) {
+            Ok(()) => Ok(child),
+            Err(e) => {
+                discard(child);
+                Err(e)
+            }
         }
-        Ok(child)
     }
 
     /// Starts a spare in the background when there is none. Its fork and exec run at
@@ -94,9 +90,8 @@ impl Standby {
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .replace(child);
-                    if let Some(mut old) = old {
-                        let _ = old.kill();
-                        let _ = old.wait();
+                    if let Some(old) = old {
+                        discard(old);
                     }
                 }
                 Err(e) => tracing::debug!("start a spare shim: {e}"),
@@ -142,6 +137,12 @@ fn set_idle(tid: i32, idle: bool) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Ends a shim that will not be used (or has ended) and reaps it.
+fn discard(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 fn tell(child: &mut Child, dir: &Path) -> std::io::Result<()> {
@@ -190,10 +191,7 @@ mod tests {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .take();
-            for mut c in self.0.drain(..).chain(spare) {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
+            self.0.drain(..).chain(spare).for_each(discard);
         }
     }
 
