@@ -335,6 +335,29 @@ fn stop_uses_sigterm_then_the_exit_code() {
     });
 }
 
+/// Restarts one after another: each new run is the one watched. The shim of the last
+/// run still tidies up (its socket, its cgroup) after it told of the exit, and once
+/// took the new run's socket with it, so the new run read as exited at once.
+#[test]
+fn back_to_back_restarts_each_leave_it_running() {
+    let b = Berth::start();
+    b.ok(&["run", "-d", "--name", "again", "busybox", "sleep", "300"]);
+    for round in 0..15 {
+        b.ok(&["restart", "-t", "0", "again"]);
+        assert_eq!(
+            b.inspect("again", "{{.State.Running}}"),
+            "true",
+            "round {round}"
+        );
+        b.ok(&["exec", "again", "true"]);
+    }
+    // The exit recorded is the last run's, from its shim.
+    b.ok(&["kill", "again"]);
+    assert_eq!(b.inspect("again", "{{.State.Status}}"), "exited");
+    assert_eq!(b.inspect("again", "{{.State.ExitCode}}"), "137");
+    b.ok(&["rm", "again"]);
+}
+
 #[test]
 fn published_port_answers_and_taken_port_is_refused() {
     let b = Berth::start();

@@ -842,6 +842,7 @@ impl Engine {
         // fsynced (a crash loses nothing the next start needs).
         let bytes = serde_json::to_vec(&spec).map_err(|e| format!("encode spec: {e}"))?;
         fs::write(dir.join("spec.json"), bytes).map_err(|e| format!("write spec: {e}"))?;
+        self.wait_for_ending_shim(&c.id);
         let _ = fs::remove_file(&spec.exit_path);
         // Emptied here, written by the shim (its stderr).
         fs::File::create(dir.join("shim.log")).map_err(|e| format!("shim log: {e}"))?;
@@ -894,6 +895,24 @@ impl Engine {
         }
     }
 
+    /// Waits (a few seconds at most) until the shim of the container's last run is gone:
+    /// after it reported the exit it still removes its socket and cgroup, which would
+    /// otherwise be the next run's (a `docker restart` whose new run lost its socket
+    /// was seen as exited at once).
+    fn wait_for_ending_shim(&self, id: &str) {
+        let Some(pid) = self.ending_shims.lock().unwrap_or_else(|p| p.into_inner()).remove(id) else { return };
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        // Gone once reaped: by the thread of `spawn_shim` that waits for it or, for a
+        // shim from before a restart of the server, by init.
+        while nix::sys::signal::kill(Pid::from_raw(pid), None).is_ok() {
+            if std::time::Instant::now() > end {
+                tracing::warn!(container = %id, "the shim of its last run (pid {pid}) has not ended; starting anyway");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     /// Watches a running container's shim and records the exit.
     fn monitor(self: &Arc<Self>, id: String) {
         let engine = self.clone();
@@ -909,7 +928,7 @@ impl Engine {
         // The exit and the restart decision are one update: a `docker stop` sees
         // either a running container or one already marked Restarting, never a gap.
         let auto_remove = self.containers.lock().unwrap_or_else(|p| p.into_inner()).get(id).is_some_and(|c| c.host_config.auto_remove);
-        let Ok((c, restart)) = self.update_then_save(id, !auto_remove, |c| {
+        let Ok((c, restart, shim_pid)) = self.update_then_save(id, !auto_remove, |c| {
             let policy = &c.host_config.restart_policy;
             let restart = !c.host_config.auto_remove
                 && !c.state.stopped_by_user
@@ -926,12 +945,15 @@ impl Engine {
                 h.on_probes_stopped();
             }
             c.state.pid = 0;
-            c.state.shim_pid = 0;
+            let shim_pid = std::mem::take(&mut c.state.shim_pid);
             c.ports.clear();
-            (c.clone(), restart)
+            (c.clone(), restart, shim_pid)
         }) else {
             return;
         };
+        if shim_pid > 0 && !auto_remove {
+            self.ending_shims.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), shim_pid);
+        }
         let code = info.exit_code.to_string();
         self.emit_container(&c, "die", &[("exitCode", &code)]);
         self.refresh_names(&c.namespace);
@@ -1204,6 +1226,7 @@ impl Engine {
         {
             let mut map = self.containers.lock().unwrap_or_else(|p| p.into_inner());
             self.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.id);
+            self.ending_shims.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.id);
             if map.remove(&c.id).is_none() {
                 // Removed meanwhile (e.g. --rm raced with `rm -f`).
                 return Ok(());

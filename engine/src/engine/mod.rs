@@ -72,6 +72,11 @@ pub struct Engine {
     /// Containers whose shim is being started now: a policy restart and a start asked
     /// for at the same moment (a lab session reopening after a reboot) launch one.
     launching: Mutex<std::collections::HashSet<String>>,
+    /// The shim of each container whose exit was recorded, by container id: it still
+    /// tidies up after telling (makes `exit.json` durable, removes its socket and
+    /// cgroup, which have the same names in the container's next run), so the next
+    /// start waits for it to be gone (see `spawn_shim`).
+    ending_shims: Mutex<HashMap<String, i32>>,
     execs: Mutex<HashMap<String, ExecRecord>>,
     /// The pty master of each running exec with a TTY, for resize.
     exec_ttys: Mutex<HashMap<String, Arc<std::os::fd::OwnedFd>>>,
@@ -128,6 +133,7 @@ impl Engine {
             containers: Mutex::new(HashMap::new()),
             pending_attach: Mutex::new(HashMap::new()),
             launching: Mutex::new(Default::default()),
+            ending_shims: Mutex::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),
             exec_ttys: Mutex::new(HashMap::new()),
             image_lock: Mutex::new(()),
