@@ -56,6 +56,7 @@ pub mod shim;
 pub mod spec;
 pub mod store;
 pub mod sysctl;
+pub mod throttle;
 pub mod unsupported;
 pub mod userns;
 pub mod volume;

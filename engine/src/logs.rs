@@ -55,15 +55,38 @@ pub struct LogEntry {
 /// Encodes output as log lines, one per line of text (a trailing partial line is its
 /// own entry, as json-file does when a write ends mid-line).
 pub fn encode(stream: Stream, data: &[u8], time: DateTime<Utc>) -> Vec<u8> {
+    let entries = Entries::new(stream, time);
     let mut out = Vec::new();
     for piece in data.split_inclusive(|b| *b == b'\n') {
-        let e = LogEntry { log: String::from_utf8_lossy(piece).into_owned(), stream, time };
-        if let Ok(mut line) = serde_json::to_vec(&e) {
-            line.push(b'\n');
-            out.extend_from_slice(&line);
-        }
+        entries.push(&mut out, piece);
     }
     out
+}
+
+/// Encodes entries of one stream at one time, as [`LogEntry`] serializes: the
+/// stream and the time are encoded once, not for every line of a flood.
+struct Entries {
+    /// `,"stream":"stdout","time":"…"}` and the newline.
+    tail: Vec<u8>,
+}
+
+impl Entries {
+    fn new(stream: Stream, time: DateTime<Utc>) -> Entries {
+        let mut tail = Vec::with_capacity(64);
+        tail.extend_from_slice(b",\"stream\":");
+        // Neither can fail: a unit variant and a timestamp into a Vec.
+        let _ = serde_json::to_writer(&mut tail, &stream);
+        tail.extend_from_slice(b",\"time\":");
+        let _ = serde_json::to_writer(&mut tail, &time);
+        tail.extend_from_slice(b"}\n");
+        Entries { tail }
+    }
+
+    fn push(&self, out: &mut Vec<u8>, line: &[u8]) {
+        out.extend_from_slice(b"{\"log\":");
+        let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(line));
+        out.extend_from_slice(&self.tail);
+    }
 }
 
 /// `container.log.N`: the Nth newest rotated file of the log at `path`.
@@ -101,10 +124,11 @@ impl LogWriter {
     }
 
     /// Logs the whole lines of `data` (after what was pending of that stream), one
-    /// entry each; the rest waits for its end, or for [`LogWriter::flush`].
-    pub fn append(&mut self, stream: Stream, data: &[u8]) -> std::io::Result<()> {
+    /// entry each; the rest waits for its end, or for [`LogWriter::flush`]. Returns
+    /// the bytes written to the log.
+    pub fn append(&mut self, stream: Stream, data: &[u8]) -> std::io::Result<u64> {
         if self.file.is_none() {
-            return Ok(());
+            return Ok(0);
         }
         let slot = usize::from(stream == Stream::Stderr);
         let mut buf = std::mem::take(&mut self.pending[slot]);
@@ -126,22 +150,35 @@ impl LogWriter {
     }
 
     /// One entry per line. The size is checked before each entry, as Docker does, so a
-    /// file ends at most one entry past `max-size`.
-    fn write_entries(&mut self, stream: Stream, data: &[u8]) -> std::io::Result<()> {
-        let time = Utc::now();
+    /// file ends at most one entry past `max-size`. The entries go to the file in one
+    /// write per file (a flood of short lines would otherwise cost a write each).
+    fn write_entries(&mut self, stream: Stream, data: &[u8]) -> std::io::Result<u64> {
+        let entries = Entries::new(stream, Utc::now());
+        let mut buf = Vec::new();
+        let mut written = 0;
         for line in data.split_inclusive(|b| *b == b'\n') {
             if let Some(r) = self.rotation {
                 if self.size >= r.max_size {
+                    written += self.write_out(&mut buf)?;
                     self.rotate(r)?;
                 }
             }
-            let entry = encode(stream, line, time);
-            if let Some(f) = &mut self.file {
-                f.write_all(&entry)?;
-            }
-            self.size += entry.len() as u64;
+            let before = buf.len();
+            entries.push(&mut buf, line);
+            self.size += (buf.len() - before) as u64;
         }
-        Ok(())
+        written += self.write_out(&mut buf)?;
+        Ok(written)
+    }
+
+    /// Writes `buf` to the current file and empties it.
+    fn write_out(&mut self, buf: &mut Vec<u8>) -> std::io::Result<u64> {
+        if let Some(f) = &mut self.file {
+            f.write_all(buf)?;
+        }
+        let n = buf.len() as u64;
+        buf.clear();
+        Ok(n)
     }
 
     fn rotate(&mut self, r: Rotation) -> std::io::Result<()> {
@@ -295,6 +332,33 @@ pub fn read_from<R: BufRead + Seek>(r: &mut R, filter: &LogFilter) -> Result<(Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_are_encoded_as_a_log_entry_serializes() {
+        let t = Utc::now();
+        for (stream, text) in [(Stream::Stdout, &b"plain\n"[..]), (Stream::Stderr, b"\"quoted\" \\ \t \x01 \xed\x95\x9c \xff\n"), (Stream::Stdout, b"no newline")] {
+            let mut want = serde_json::to_vec(&LogEntry { log: String::from_utf8_lossy(text).into_owned(), stream, time: t }).unwrap();
+            want.push(b'\n');
+            assert_eq!(String::from_utf8_lossy(&encode(stream, text, t)), String::from_utf8_lossy(&want));
+        }
+    }
+
+    #[test]
+    fn a_flood_is_written_whole_and_rotated_at_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("container.log");
+        let mut w = LogWriter::open(&path, LogMode::Rotated(Rotation { max_size: 1000, max_file: 3 })).unwrap();
+        let flood = b"y\n".repeat(100);
+        let written = w.append(Stream::Stdout, &flood).unwrap();
+        let sizes: Vec<u64> = [path.clone(), rotated(&path, 1), rotated(&path, 2)].iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).collect();
+        // The files kept hold the newest entries; each ends at most one entry past 1000.
+        let entry = encode(Stream::Stdout, b"y\n", Utc::now()).len() as u64;
+        assert!(sizes.iter().all(|s| *s < 1000 + entry), "{sizes:?}");
+        assert!(written >= sizes.iter().sum::<u64>(), "{written} {sizes:?}");
+        let all = LogFilter { stdout: true, stderr: true, ..Default::default() };
+        let (entries, _) = read(&path, &all).unwrap();
+        assert!(entries.iter().all(|e| e.log == "y\n") && entries.len() as u64 * entry == sizes.iter().sum::<u64>());
+    }
 
     #[test]
     fn splits_lines_and_round_trips() {

@@ -38,6 +38,11 @@ pub struct Policy {
     /// a namespace stay bounded. `--log-driver none` is allowed (it keeps nothing).
     #[serde(default)]
     pub log: Option<Rotation>,
+    /// Bytes a second each container's output is taken at, counted as its log
+    /// entries are written (as its bare output when it keeps no log): a faster writer
+    /// waits (see [`crate::throttle`]). 0 = no limit.
+    #[serde(default)]
+    pub output_rate: u64,
     /// Why nothing may run in the namespace now (a lab session whose class has
     /// closed): creating, starting and exec'ing containers, builds and pulls are
     /// refused with this message. What is there stays, to be looked at.
@@ -311,6 +316,7 @@ mod tests {
             disk: 0,
             envelope: Some(Envelope::for_namespace("lab-0123456789ab", 1 << 30, 1_000_000_000, 512)),
             log: Some(Rotation { max_size: 10_000_000, max_file: 2 }),
+            output_rate: 1_000_000,
             frozen: None,
         }
     }

@@ -21,7 +21,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -52,13 +52,17 @@ struct Shared {
     waiters: Mutex<Vec<UnixStream>>,
     exit: Mutex<Option<ExitInfo>>,
     next_id: AtomicU64,
+    /// Set when init has exited: the pumps then drain what is left at once, without
+    /// the output budget (see `throttle`), so the exit is not held back by it.
+    ended: Mutex<bool>,
+    ended_changed: Condvar,
 }
 
 impl Shared {
-    fn broadcast(&self, stream: Stream, data: &[u8]) {
-        if let Ok(mut w) = self.log.lock() {
-            let _ = w.append(stream, data);
-        }
+    /// Logs `data` and sends it to the attached clients; returns what it cost against
+    /// the output budget: the bytes logged, or the bytes themselves without a log.
+    fn broadcast(&self, stream: Stream, data: &[u8]) -> u64 {
+        let logged = self.log.lock().ok().and_then(|mut w| w.append(stream, data).ok()).unwrap_or(0);
         let bytes = if self.tty { data.to_vec() } else { logs::frame(stream, data) };
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         clients.retain_mut(|c| {
@@ -69,6 +73,13 @@ impl Shared {
             };
             !wanted || c.out.write_all(&bytes).is_ok()
         });
+        logged.max(data.len() as u64)
+    }
+
+    /// Waits `d` to keep within the output budget, or less if init exits meanwhile.
+    fn hold_output(&self, d: Duration) {
+        let ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = self.ended_changed.wait_timeout_while(ended, d, |ended| !*ended);
     }
 
     fn drop_client(&self, id: u64) {
@@ -357,6 +368,8 @@ fn run(spec: &RuntimeSpec, dir: &Path, reporter: &mut fs::File) -> Result<i32, S
         waiters: Mutex::new(Vec::new()),
         exit: Mutex::new(None),
         next_id: AtomicU64::new(1),
+        ended: Mutex::new(false),
+        ended_changed: Condvar::new(),
     });
     {
         let shared = shared.clone();
@@ -406,16 +419,25 @@ fn run(spec: &RuntimeSpec, dir: &Path, reporter: &mut fs::File) -> Result<i32, S
     }
     let mut pumps = 0;
     let (pump_done, pumps_done) = std::sync::mpsc::channel::<()>();
+    let output_rate = spec.output_rate;
     let pump = |fd: OwnedFd, stream: Stream, shared: Arc<Shared>| {
         let done = pump_done.clone();
         thread::spawn(move || {
             let _done = DropSignal(done);
             let mut f = fs::File::from(fd);
             let mut buf = vec![0u8; 32 * 1024];
+            // Per stream: a container's stdout and stderr each get the budget.
+            let mut throttle = crate::throttle::Throttle::new(output_rate, std::time::Instant::now());
             loop {
                 match f.read(&mut buf) {
                     Ok(0) => break,
-                    Ok(n) => shared.broadcast(stream, &buf[..n]),
+                    Ok(n) => {
+                        let cost = shared.broadcast(stream, &buf[..n]);
+                        if let Some(t) = &mut throttle {
+                            // Not reading meanwhile: the writer blocks once its pipe is full.
+                            shared.hold_output(t.charge(cost, std::time::Instant::now()));
+                        }
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     // EIO: the last holder of the pty slave closed it.
                     Err(_) => break,
@@ -444,6 +466,8 @@ fn run(spec: &RuntimeSpec, dir: &Path, reporter: &mut fs::File) -> Result<i32, S
             Err(_) => break 255,
         }
     };
+    *shared.ended.lock().unwrap_or_else(|p| p.into_inner()) = true;
+    shared.ended_changed.notify_all();
     // Init is gone, so the kernel killed the rest of the pid namespace; the pumps see
     // EOF soon. Wait for the last output, but not forever.
     let deadline = std::time::Instant::now() + Duration::from_secs(2);

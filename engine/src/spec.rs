@@ -56,6 +56,10 @@ pub struct RuntimeSpec {
     /// How the log is kept (rotated, or not at all); see [`crate::log_config`].
     #[serde(default)]
     pub log_mode: crate::log_config::LogMode,
+    /// Bytes a second the container's output is taken at (see [`crate::throttle`]);
+    /// 0 for no limit.
+    #[serde(default)]
+    pub output_rate: u64,
     pub exit_path: PathBuf,
     pub socket_path: PathBuf,
     /// Capabilities, seccomp and no_new_privs for every process of the container.

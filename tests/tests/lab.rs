@@ -979,6 +979,48 @@ fn a_session_bounds_its_logs() {
     );
 }
 
+/// A container that prints as fast as it can (`yes`) is read at the session's output
+/// rate, counted as its log is written: its log grows at that rate, not at the
+/// tens of MB a second it would otherwise, and it still stops at once.
+#[test]
+fn a_flood_of_output_is_taken_at_the_sessions_rate() {
+    let lab = Lab::start_with(&["--lab-output-rate", "100k"]);
+    let id = lab.create_session();
+    let docker = |args: &[&str]| {
+        let o = lab.session_docker(&id, args);
+        assert!(
+            o.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let began = Instant::now();
+    let cid = docker(&["run", "-d", "busybox", "yes"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let dir = lab.berth.root.join("containers").join(&cid);
+    let logged = || -> u64 {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("container.log"))
+            .map(|e| e.metadata().unwrap().len())
+            .sum()
+    };
+    let (bytes, secs) = (logged(), began.elapsed().as_secs_f64());
+    // The rate over the time, the second saved up at the start, and one read of the
+    // pipe (32 KiB of "y\n": 16384 entries of about 60 bytes) charged after it went.
+    let bound = 100_000.0 * (secs + 1.0) + 16_384.0 * 64.0;
+    assert!(
+        bytes > 0 && (bytes as f64) < bound,
+        "{bytes} bytes logged in {secs:.1} s (at most {bound:.0})"
+    );
+    assert_eq!(docker(&["logs", "--tail", "1", &cid]), "y");
+    // Held back by the budget, not by its exit: it goes as it would.
+    docker(&["rm", "-f", &cid]);
+    assert_eq!(docker(&["ps", "-aq"]), "");
+}
+
 /// A TCP listener on a free loopback port that counts the connections it gets: a
 /// stand-in for a service on the lab server's loopback that sessions must not reach.
 struct Tripwire {

@@ -760,6 +760,7 @@ impl Engine {
             dns: (!c.endpoints.is_empty()).then(|| dir.join("dns.json")),
             log_path: dir.join("container.log"),
             log_mode: h.log_config.mode()?,
+            output_rate: self.policy(&c.namespace).map_or(0, |p| p.output_rate),
             exit_path: dir.join("exit.json"),
             socket_path: shim_socket(self, &c.id),
             security: self.container_security(c)?,

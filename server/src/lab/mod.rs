@@ -75,6 +75,11 @@ pub struct LabOptions {
     /// json-file log files kept per container of a session (default and most).
     #[arg(long = "lab-log-max-file", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub log_max_file: u32,
+    /// Bytes a second each container of a session may output, counted as its log is
+    /// written (e.g. 1m = 1,000,000; 0 = no limit): a faster writer (`yes`) waits, as
+    /// on a slow terminal, instead of keeping the machine busy with its log.
+    #[arg(long = "lab-output-rate", default_value = "1m", value_parser = berth_engine::log_config::parse_size)]
+    pub output_rate: u64,
     /// A session unused this long is removed (e.g. 90m, 2h).
     #[arg(long = "lab-idle", default_value = "2h", value_parser = parse_duration)]
     pub idle: Duration,

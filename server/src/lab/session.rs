@@ -293,6 +293,7 @@ fn prepare(engine: &Engine, opts: &LabOptions, dir: &Path, ns: &str, ws_ns: &str
             disk: opts.disk.max(0) as u64,
             envelope: Some(envelope.clone()),
             log: Some(opts.log_rotation()),
+            output_rate: opts.output_rate,
             // The class's window decides this (`Lab::apply_class_windows`); kept as it was.
             frozen: engine.policy(ns).and_then(|p| p.frozen),
         }),
