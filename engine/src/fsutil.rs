@@ -10,6 +10,8 @@ use crate::error::{Context, Result};
 
 /// Replaces `path` atomically with `bytes`: readers see the old or the new file, never half.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().expect("atomic write target has a parent");
+    fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
     let (tmp, f) = write_temp(path, bytes)?;
     f.sync_all().ctx(|| format!("fsync {}", tmp.display()))?;
     fs::rename(&tmp, path).ctx(|| format!("rename to {}", path.display()))?;
@@ -20,6 +22,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// before the data is on disk, and the caller fsyncs the returned file when it can
 /// (until then a power cut may leave `path` empty; readers never see half of it).
 pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<fs::File> {
+    let dir = path.parent().expect("atomic write target has a parent");
+    fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
+    write_atomic_unsynced_in_dir(path, bytes)
+}
+
+/// [`write_atomic_unsynced`] into a directory that must exist: one removed meanwhile
+/// (a container's, by its `docker rm`) is not made again, the write fails instead.
+pub fn write_atomic_unsynced_in_dir(path: &Path, bytes: &[u8]) -> Result<fs::File> {
     let (tmp, f) = write_temp(path, bytes)?;
     fs::rename(&tmp, path).ctx(|| format!("rename to {}", path.display()))?;
     Ok(f)
@@ -31,16 +41,16 @@ pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<fs::File> {
 /// only a power cut in the milliseconds before the fsync ends may leave `path` empty.
 pub fn write_atomic_sync_later(path: &Path, bytes: &[u8]) -> Result<()> {
     let f = write_atomic_unsynced(path, bytes)?;
-    std::thread::spawn(move || {
+    crate::background::spawn(move || {
         let _ = f.sync_all();
     });
     Ok(())
 }
 
-/// `bytes` in a new temporary file next to `path`, to be renamed over it.
+/// `bytes` in a new temporary file next to `path` (in a directory that exists), to be
+/// renamed over it.
 fn write_temp(path: &Path, bytes: &[u8]) -> Result<(std::path::PathBuf, fs::File)> {
     let dir = path.parent().expect("atomic write target has a parent");
-    fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
     let tmp = dir.join(format!(
         ".{}.tmp{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("f"),

@@ -20,6 +20,7 @@
 //! object lives in a namespace (a tenant): `default` for the plain Docker endpoint.
 
 pub mod archive;
+pub mod background;
 pub mod build;
 pub mod capabilities;
 pub mod cgroup;

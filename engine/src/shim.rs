@@ -105,6 +105,10 @@ fn report(out: &mut impl Write, r: &StartReport) {
 /// stdin first (a shim started before its container was; see `engine::standby`).
 /// Returns the process exit code.
 pub fn main(dir: &Path) -> i32 {
+    // Out of the server's session and process group, so what is sent to those (a
+    // Ctrl-C where the server was started) does not reach us or the container. The
+    // engine starts us without a fork hook (see `engine::standby`): we do it here.
+    let _ = nix::unistd::setsid();
     let dir = if dir == Path::new("-") {
         let mut line = String::new();
         match io::stdin().lock().read_line(&mut line) {
@@ -381,10 +385,20 @@ fn run(spec: &RuntimeSpec, dir: &Path, reporter: &mut fs::File) -> Result<i32, S
         });
     }
     if let Some(names) = spec.dns.as_ref().filter(|_| own_network) {
-        if let Err(e) = start_dns(pid.as_raw(), names) {
-            kill_child();
-            cgroup.remove();
-            return Err(e);
+        if spec.dns_on_start {
+            if let Err(e) = start_dns(pid.as_raw(), names) {
+                kill_child();
+                cgroup.remove();
+                return Err(e);
+            }
+        } else {
+            // Nothing asks it yet: not on the start's way.
+            let (pid, names) = (pid.as_raw(), names.clone());
+            thread::spawn(move || {
+                if let Err(e) = start_dns(pid, &names) {
+                    eprintln!("embedded DNS: {e}");
+                }
+            });
         }
     }
     report(reporter, &StartReport::Ready { pid: pid.as_raw() });
@@ -481,22 +495,29 @@ fn run(spec: &RuntimeSpec, dir: &Path, reporter: &mut fs::File) -> Result<i32, S
     let _ = shared.log.lock().unwrap_or_else(|p| p.into_inner()).flush();
     let oom_killed = cgroup.oom_kills() > 0;
     let info = ExitInfo { exit_code, finished_at: chrono::Utc::now(), oom_killed };
-    // For an engine that was down (read when it comes back). In place before the engine
-    // hears, as it may remove the container's directory at once; made durable after, as
-    // the fsync would delay every `run --rm`'s return.
-    let exit_file = serde_json::to_vec(&info).ok().and_then(|bytes| crate::fsutil::write_atomic_unsynced(&spec.exit_path, &bytes).ok());
+    // The engine hears first (a watch that connects from now on gets it from here).
     *shared.exit.lock().unwrap_or_else(|p| p.into_inner()) = Some(info.clone());
     for mut w in shared.waiters.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
         let _ = writeln!(w, "{}", serde_json::to_string(&info).unwrap_or_default());
     }
-    if let Some(f) = exit_file {
-        let _ = f.sync_all();
-    }
+    // Then `exit.json`, for an engine that was down (read when it comes back): after
+    // the engine heard, as making a file can wait milliseconds for ext4's journal
+    // when the engine has just written the container's record; before the attach
+    // streams end, as `Engine::detached` tells an exit from a detach by it. An `--rm`
+    // container's directory may be gone already: it is not made again.
+    let exit_file = serde_json::to_vec(&info).ok().and_then(|bytes| crate::fsutil::write_atomic_unsynced_in_dir(&spec.exit_path, &bytes).ok());
     for c in shared.clients.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
         let _ = c.out.shutdown(Shutdown::Both);
     }
+    // What is left is tidying up: at idle priority, it leaves the cores to the engine's
+    // and the client's last steps (see `background`).
+    let _ = crate::background::set_idle(true);
     let _ = fs::remove_file(&spec.socket_path);
     cgroup.remove();
+    // Durable last: the fsync would hold back the end of every `docker run`'s output.
+    if let Some(f) = exit_file {
+        let _ = f.sync_all();
+    }
     Ok(0)
 }
 

@@ -52,6 +52,11 @@ pub struct RuntimeSpec {
     /// container when set (see `dns`).
     #[serde(default)]
     pub dns: Option<PathBuf>,
+    /// Whether a network it starts on has the embedded DNS (its resolv.conf names it):
+    /// the DNS is then up before its init runs. Otherwise (the default bridge) it is
+    /// started alongside, for a network connected later.
+    #[serde(default = "yes")]
+    pub dns_on_start: bool,
     pub log_path: PathBuf,
     /// How the log is kept (rotated, or not at all); see [`crate::log_config`].
     #[serde(default)]

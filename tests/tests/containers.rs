@@ -174,10 +174,23 @@ fn isolation_pid_mounts_caps_and_masked_paths() {
     assert!(diff.lines().any(|l| l == "A /file"), "{diff}");
     b.fails(&["run", "--rm", "busybox", "cat", "/file"]);
     b.ok(&["rm", "writer"]);
+    let left = || -> Vec<String> {
+        b.root
+            .join("containers")
+            .read_dir()
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
     assert!(
-        !b.root.join("containers").read_dir().unwrap().any(|_| true),
-        "rm removes the container's directory"
+        left().iter().all(|n| n.starts_with(".removed-")),
+        "rm removes the container's directory: {:?}",
+        left()
     );
+    // An `--rm` container's files go on a background thread, once it is gone.
+    b.eventually("the --rm containers' files are deleted", || {
+        left().is_empty()
+    });
 }
 
 #[test]

@@ -248,6 +248,13 @@ fn user_networks_resolve_names_and_stay_apart() {
     assert!(out.contains("appdb-ok"), "{out}");
     let (_, err) = b.fails(&["network", "connect", "other", "appdb"]);
     assert!(err.contains("already exists in network other"), "{err}");
+    // Started on the default bridge (no embedded DNS there, so its shim starts the DNS
+    // alongside the start rather than before it) and connected later: it resolves.
+    b.ok(&["run", "-d", "--name", "late", "busybox", "sleep", "300"]);
+    b.ok(&["network", "connect", "appnet", "late"]);
+    let out = b.ok(&["exec", "late", "nc", "appdb", "5432"]);
+    assert!(out.contains("appdb-ok"), "{out}");
+    b.ok(&["rm", "-f", "late"]);
     b.ok(&["network", "disconnect", "appnet", "appdb"]);
     let (_, err) = b.fails(&[
         "run",

@@ -141,6 +141,16 @@ impl Engine {
         fsutil::write_atomic_sync_later(&dir_of(self, &c.id).join("container.json"), &bytes)
     }
 
+    /// Writes the container's record as it is now; nothing if it was removed, or if it
+    /// is an `--rm` container that has exited (it is removed next; see `on_exit`).
+    fn save_current(&self, id: &str) -> Result<()> {
+        let map = self.containers.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get(id) {
+            Some(c) if !c.host_config.auto_remove || c.state.status.is_live() => self.save(c),
+            _ => Ok(()),
+        }
+    }
+
     /// Finds a container by full id, name, or unique id prefix, in one namespace.
     pub(super) fn lookup<'a>(map: &'a HashMap<String, Container>, ns: &str, name: &str) -> Result<&'a Container> {
         let name = name.trim_start_matches('/');
@@ -581,7 +591,8 @@ impl Engine {
         self.standby.refill();
         match spawned {
             Ok((pid, shim_pid, ports)) => {
-                let (stopped, running) = self.update(&c.id, |c| {
+                // Recorded on disk below, once the exit is watched.
+                let (stopped, running) = self.update_then_save(&c.id, false, |c| {
                     let stopped_by_user = c.state.stopped_by_user;
                     let health = crate::health::Health::on_start(c.config.healthcheck.as_ref(), c.state.health.take());
                     c.state = State { status: Status::Running, pid, shim_pid, started_at: Some(Utc::now()), stopped_by_user, health, ..Default::default() };
@@ -598,6 +609,12 @@ impl Engine {
                 // (`run --rm … echo`) may have ended already.
                 self.emit_container(c, "start", &[]);
                 self.monitor(c.id.clone());
+                // Then on disk, before `start` returns (a server killed after that finds
+                // it running). Written after the watch began: the write (its rename over
+                // the old record starts ext4's writeback, 1-4 ms here) no longer delays
+                // the watch of a short command's exit. Whatever the container is now is
+                // what is written: it may have exited already.
+                self.save_current(&c.id)?;
                 // The names were written as it started; containers started alongside it
                 // (Compose starts a project's at once) each counted only themselves as
                 // running then, so write them again now that this one runs.
@@ -758,6 +775,7 @@ impl Engine {
             // is refused by its policy before it gets here).
             new_network: c.join_network.is_none() && h.network_mode != "host" && net_donor.is_none(),
             dns: (!c.endpoints.is_empty()).then(|| dir.join("dns.json")),
+            dns_on_start: c.endpoints.iter().any(|e| self.networks.find(&c.namespace, &e.network_id).is_ok_and(|n| n.has_dns())),
             log_path: dir.join("container.log"),
             log_mode: h.log_config.mode()?,
             output_rate: self.policy(&c.namespace).map_or(0, |p| p.output_rate),
@@ -1252,7 +1270,7 @@ impl Engine {
             fs::remove_file(&dir).ctx(|| format!("remove {}", dir.display()))?;
         }
         if let Some(hidden) = hidden {
-            std::thread::spawn(move || {
+            crate::background::spawn(move || {
                 if let Err(e) = fs::remove_dir_all(&hidden) {
                     tracing::warn!("remove {}: {e}", hidden.display());
                 }

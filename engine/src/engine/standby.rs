@@ -10,7 +10,6 @@
 
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,7 +44,9 @@ impl Standby {
             match child.try_wait() {
                 // Made ready at idle priority (see `refill`); it works for a start now.
                 Ok(None) => {
-                    match set_idle(child.id() as i32, false).and_then(|_| tell(&mut child, dir)) {
+                    match crate::background::set_policy(child.id() as i32, false)
+                        .and_then(|_| tell(&mut child, dir))
+                    {
                         Ok(()) => return Ok(child),
                         Err(_) => discard(child),
                     }
@@ -53,7 +54,7 @@ impl Standby {
                 _ => discard(child),
             }
         }
-        let mut child = spawn(&self.exe, &self.root, false)?;
+        let mut child = spawn(&self.exe, &self.root)?;
         match tell(&mut child, dir) {
             Ok(()) => Ok(child),
             Err(e) => {
@@ -78,12 +79,9 @@ impl Standby {
             return;
         }
         let me = self.clone();
-        std::thread::spawn(move || {
-            // This thread alone (a policy is per thread); it ends after the fork.
-            if let Err(e) = set_idle(0, true) {
-                tracing::debug!("idle priority for a spare shim: {e}");
-            }
-            match spawn(&me.exe, &me.root, true) {
+        // At idle priority, which the spare inherits (see `background`).
+        crate::background::spawn(move || {
+            match spawn(&me.exe, &me.root) {
                 Ok(child) => {
                     let old = me
                         .spare
@@ -101,42 +99,23 @@ impl Standby {
     }
 }
 
-/// `berth shim - ROOT`, detached in a session of its own (setsid) so it outlives the
-/// server; its stderr goes to the container's `shim.log`, which it opens itself.
-/// `idle`: it starts at idle priority.
-fn spawn(exe: &Path, root: &Path, idle: bool) -> std::io::Result<Child> {
-    let mut cmd = Command::new(exe);
-    cmd.arg("shim")
+/// `berth shim - ROOT`; it detaches itself in a session of its own (setsid) so it
+/// outlives the server, and its stderr goes to the container's `shim.log`, which it
+/// opens itself. It runs at the calling thread's priority (the refilling thread's is
+/// idle). Nothing runs between the fork and the exec, so the standard library spawns
+/// it with posix_spawn (a vfork): a fork would copy the server's page tables (about a
+/// millisecond and a half here), holding its memory map locked meanwhile, on the
+/// way of the start it follows.
+fn spawn(exe: &Path, root: &Path) -> std::io::Result<Child> {
+    Command::new(exe)
+        .arg("shim")
         .arg("-")
         .arg(root)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    // SAFETY: setsid and sched_setscheduler are async-signal-safe system calls.
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            // Inherited from the refilling thread, but not by a direct start's shim.
-            set_idle(0, idle)
-        });
-    }
-    cmd.spawn()
+        .stderr(Stdio::null())
+        .spawn()
         .map_err(|e| std::io::Error::new(e.kind(), format!("start shim {}: {e}", exe.display())))
-}
-
-/// Puts thread `tid` (0: the caller) at idle priority, or back at the normal one.
-fn set_idle(tid: i32, idle: bool) -> std::io::Result<()> {
-    let param = libc::sched_param { sched_priority: 0 };
-    let policy = if idle {
-        libc::SCHED_IDLE
-    } else {
-        libc::SCHED_OTHER
-    };
-    // SAFETY: a valid sched_param for a policy without priorities.
-    if unsafe { libc::sched_setscheduler(tid, policy, &param) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// Ends a shim that will not be used (or has ended) and reaps it.
