@@ -19,7 +19,7 @@ pub fn spawn<F: FnOnce() + Send + 'static>(f: F) {
 
 /// Puts the calling thread at idle priority (`SCHED_IDLE`) or back at the normal one.
 /// A policy is per thread, and inherited by what the thread starts.
-pub fn set_idle(idle: bool) -> std::io::Result<()> {
+fn set_idle(idle: bool) -> std::io::Result<()> {
     set_policy(0, idle)
 }
 

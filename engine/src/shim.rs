@@ -109,7 +109,12 @@ pub fn main(dir: &Path) -> i32 {
     // Ctrl-C where the server was started) does not reach us or the container. The
     // engine starts us without a fork hook (see `engine::standby`): we do it here.
     let _ = nix::unistd::setsid();
+    // A spare (see `engine::standby`) makes the network namespace of its container
+    // while it waits: that is a millisecond or two of the kernel's time, which a start
+    // no longer waits for.
+    let mut prepared_network = None;
     let dir = if dir == Path::new("-") {
+        prepared_network = prepare_network().map_err(|e| eprintln!("prepare a network namespace: {e}")).ok();
         let mut line = String::new();
         match io::stdin().lock().read_line(&mut line) {
             Ok(n) if n > 0 && line.ends_with('\n') => std::path::PathBuf::from(line.trim_end_matches('\n')),
@@ -134,7 +139,7 @@ pub fn main(dir: &Path) -> i32 {
             return 1;
         }
     };
-    match run(&spec, dir, &mut reporter) {
+    match run(&spec, dir, &mut reporter, prepared_network) {
         Ok(code) => code,
         Err(message) => {
             report(&mut reporter, &StartReport::Failed { message });
@@ -184,7 +189,18 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
 }
 
-fn run(spec: &RuntimeSpec, dir: &Path, reporter: &mut fs::File) -> Result<i32, String> {
+/// A new network namespace (with its loopback only, down), made by a thread of its
+/// own so the caller stays where it is; kept by the returned fd.
+fn prepare_network() -> io::Result<fs::File> {
+    thread::spawn(|| -> io::Result<fs::File> {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+        fs::File::open("/proc/thread-self/ns/net")
+    })
+    .join()
+    .map_err(|_| io::Error::other("the thread making it panicked"))?
+}
+
+fn run(spec: &RuntimeSpec, dir: &Path, reporter: &mut fs::File, prepared_network: Option<fs::File>) -> Result<i32, String> {
     if let Some(name) = &spec.shim_cgroup {
         // Before the clone: the container's init starts here too, then moves to its own.
         // Still single-threaded, so the shim may enter it itself (the fast way in).
@@ -296,9 +312,26 @@ fn run(spec: &RuntimeSpec, dir: &Path, reporter: &mut fs::File) -> Result<i32, S
     if let Some((target, _)) = &pid_join {
         nix::sched::setns(target, nix::sched::CloneFlags::CLONE_NEWPID).map_err(|e| format!("enter the pid namespace: {e}"))?;
     }
+    // A new network namespace made ahead (see `main`): entered around the clone, as
+    // the pid namespace above, so the child starts in it instead of making one. Only
+    // for a Linux container outside a user namespace (one in a user namespace makes
+    // its own inside it, so that it owns it).
+    let prepared_network = prepared_network.filter(|_| namespaces.contains(nix::sched::CloneFlags::CLONE_NEWNET) && spec.wasm.is_none());
+    let (mut clone_flags, mut returns_to) = (namespaces, None);
+    if let Some(net) = &prepared_network {
+        let own = fs::File::open("/proc/thread-self/ns/net").map_err(|e| format!("open own network namespace: {e}"))?;
+        nix::sched::setns(net, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| format!("enter the prepared network namespace: {e}"))?;
+        returns_to = Some(own);
+        clone_flags = namespaces.difference(nix::sched::CloneFlags::CLONE_NEWNET);
+    }
     // SAFETY: we are single-threaded here (no thread has been spawned yet), so the
     // child may allocate and run ordinary Rust code until it execs.
-    let cloned = unsafe { nix::sched::clone(child_fn, &mut stack, namespaces, Some(Signal::SIGCHLD as i32)) };
+    let cloned = unsafe { nix::sched::clone(child_fn, &mut stack, clone_flags, Some(Signal::SIGCHLD as i32)) };
+    if let Some(own) = returns_to.take() {
+        nix::sched::setns(&own, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| format!("leave the network namespace: {e}"))?;
+    }
+    // The container holds it now: it goes with the container.
+    drop(prepared_network);
     if let Some((_, own)) = &pid_join {
         nix::sched::setns(own, nix::sched::CloneFlags::CLONE_NEWPID).map_err(|e| format!("leave the pid namespace: {e}"))?;
     }
@@ -509,9 +542,8 @@ fn run(spec: &RuntimeSpec, dir: &Path, reporter: &mut fs::File) -> Result<i32, S
     for c in shared.clients.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
         let _ = c.out.shutdown(Shutdown::Both);
     }
-    // What is left is tidying up: at idle priority, it leaves the cores to the engine's
-    // and the client's last steps (see `background`).
-    let _ = crate::background::set_idle(true);
+    // Not at idle priority: the container's next run waits for this (see
+    // `Engine::wait_for_ending_shim`), which a busy machine could then put off for long.
     let _ = fs::remove_file(&spec.socket_path);
     cgroup.remove();
     // Durable last: the fsync would hold back the end of every `docker run`'s output.

@@ -68,6 +68,12 @@ fn the_terminal_runs_the_docker_cli_and_keeps_its_scrollback() {
     again.expect("$ ");
     again.line("echo new-$((2+3))");
     again.expect("new-5");
+    // Typed before the new shell is up (right after the old one ended): kept for it,
+    // as a terminal keeps what is typed ahead, not lost.
+    again.line("exit");
+    again.expect("a new one");
+    again.line("echo ahead-$((3+4))");
+    again.expect("ahead-7");
 }
 
 #[test]

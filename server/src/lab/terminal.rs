@@ -18,6 +18,10 @@ use tokio::sync::broadcast;
 /// Bytes of output a reconnecting page gets back.
 const SCROLLBACK: usize = 256 * 1024;
 
+/// Keystrokes kept while the shell is being attached (typed ahead, as a terminal's
+/// line discipline keeps them until the shell reads).
+const TYPEAHEAD: usize = 4096;
+
 pub struct Terminal {
     engine: Arc<Engine>,
     namespace: String,
@@ -32,6 +36,8 @@ struct Inner {
     scrollback: VecDeque<u8>,
     /// Where keystrokes go: the current attach stream, if the shell is up.
     input: Option<UnixStream>,
+    /// Keystrokes typed while there was none, given to the next shell.
+    typed_ahead: Vec<u8>,
     /// The page's last size (cols, rows), given again to each new shell.
     size: Option<(u16, u16)>,
 }
@@ -69,14 +75,18 @@ impl Terminal {
         (replay, self.output.subscribe())
     }
 
-    /// Keystrokes from a page. Lost if the shell is restarting (as on a real terminal).
+    /// Keystrokes from a page. While the shell is being attached (a page opened as the
+    /// session starts, or after `exit`) they wait for it, up to [`TYPEAHEAD`] bytes.
     pub fn write(&self, bytes: &[u8]) {
         let mut inner = self.lock();
         if let Some(s) = inner.input.as_mut() {
-            if s.write_all(bytes).is_err() {
-                inner.input = None;
+            if s.write_all(bytes).is_ok() {
+                return;
             }
+            inner.input = None;
         }
+        let room = TYPEAHEAD.saturating_sub(inner.typed_ahead.len());
+        inner.typed_ahead.extend_from_slice(&bytes[..bytes.len().min(room)]);
     }
 
     pub fn resize(&self, cols: u16, rows: u16) -> Result<(), Error> {
@@ -150,6 +160,11 @@ impl Terminal {
         let input = stream.try_clone().map_err(|e| Error::Runtime(format!("attach stream: {e}")))?;
         let size = {
             let mut inner = self.lock();
+            let mut input = input;
+            let typed = std::mem::take(&mut inner.typed_ahead);
+            if !typed.is_empty() {
+                let _ = input.write_all(&typed);
+            }
             inner.input = Some(input);
             inner.size
         };
