@@ -10,8 +10,7 @@ use crate::error::{Context, Result};
 
 /// Replaces `path` atomically with `bytes`: readers see the old or the new file, never half.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().expect("atomic write target has a parent");
-    fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
+    make_parent(path)?;
     let (tmp, f) = write_temp(path, bytes)?;
     f.sync_all().ctx(|| format!("fsync {}", tmp.display()))?;
     fs::rename(&tmp, path).ctx(|| format!("rename to {}", path.display()))?;
@@ -22,9 +21,30 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// before the data is on disk, and the caller fsyncs the returned file when it can
 /// (until then a power cut may leave `path` empty; readers never see half of it).
 pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<fs::File> {
-    let dir = path.parent().expect("atomic write target has a parent");
-    fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
+    make_parent(path)?;
     write_atomic_unsynced_in_dir(path, bytes)
+}
+
+fn make_parent(path: &Path) -> Result<()> {
+    let dir = path.parent().expect("atomic write target has a parent");
+    fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))
+}
+
+/// Removes a directory tree that a process not (or no longer) ours may still be
+/// writing into for a moment (the shim of a container from before a restart of the
+/// server writes its `exit.json` as it ends): a tree that gained an entry while it
+/// was being emptied is emptied again, a few times.
+pub fn remove_tree(dir: &Path) -> std::io::Result<()> {
+    let mut tries = 0;
+    loop {
+        match fs::remove_dir_all(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            r => return r,
+        }
+    }
 }
 
 /// [`write_atomic_unsynced`] into a directory that must exist: one removed meanwhile

@@ -372,6 +372,33 @@ fn back_to_back_restarts_each_leave_it_running() {
 }
 
 #[test]
+fn containers_removed_the_moment_they_end_leave_nothing() {
+    // Their shim still tidies up as the removal starts: the removal waits for it
+    // rather than failing on a directory that is not empty yet.
+    let b = Berth::start();
+    for round in 0..15 {
+        let name = format!("brief-{round}");
+        b.ok(&["run", "--name", &name, "busybox", "true"]);
+        b.ok(&["rm", &name]);
+    }
+    // Many at once (the CLI removes them side by side), as a lab session's end does.
+    for round in 0..4 {
+        let names: Vec<String> = (0..10).map(|i| format!("busy-{round}-{i}")).collect();
+        for name in &names {
+            b.ok(&["run", "-d", "--name", name, "busybox", "sleep", "300"]);
+        }
+        let mut rm = vec!["rm", "-f"];
+        rm.extend(names.iter().map(String::as_str));
+        b.ok(&rm);
+    }
+    assert_eq!(b.ok(&["ps", "-aq"]).trim(), "");
+    let left: Vec<_> = std::fs::read_dir(b.root.join("containers"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
 fn published_port_answers_and_taken_port_is_refused() {
     let b = Berth::start();
     b.ok(&[

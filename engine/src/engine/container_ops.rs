@@ -869,8 +869,12 @@ impl Engine {
         let mut out = BufReader::new(child.stdout.take().expect("piped stdout"));
         let mut stdin = child.stdin.take().expect("piped stdin");
         // Reap the shim when it ends while we are alive; after a restart, init does.
+        let live = self.live_shims.clone();
+        live.0.lock().unwrap_or_else(|p| p.into_inner()).insert(child.id() as i32);
         std::thread::spawn(move || {
             let _ = child.wait();
+            live.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&(child.id() as i32));
+            live.1.notify_all();
         });
         let read_report = |out: &mut BufReader<std::process::ChildStdout>| -> std::result::Result<StartReport, String> {
             let mut line = String::new();
@@ -915,20 +919,18 @@ impl Engine {
     }
 
     /// Waits (a few seconds at most) until the shim of the container's last run is gone:
-    /// after it reported the exit it still removes its socket and cgroup, which would
-    /// otherwise be the next run's (a `docker restart` whose new run lost its socket
-    /// was seen as exited at once).
+    /// after it told of the exit it still writes `exit.json` and removes its socket and
+    /// cgroup, which would otherwise land in the next run's (a `docker restart` whose
+    /// new run lost its socket was seen as exited at once) or in a directory being
+    /// deleted. A shim started before a restart of the server is not waited for.
     fn wait_for_ending_shim(&self, id: &str) {
         let Some(pid) = self.ending_shims.lock().unwrap_or_else(|p| p.into_inner()).remove(id) else { return };
-        let end = std::time::Instant::now() + Duration::from_secs(5);
-        // Gone once reaped: by the thread of `spawn_shim` that waits for it or, for a
-        // shim from before a restart of the server, by init.
-        while nix::sys::signal::kill(Pid::from_raw(pid), None).is_ok() {
-            if std::time::Instant::now() > end {
-                tracing::warn!(container = %id, "the shim of its last run (pid {pid}) has not ended; starting anyway");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(1));
+        let (live, gone) = &*self.live_shims;
+        let live = live.lock().unwrap_or_else(|p| p.into_inner());
+        let (live, waited) = gone.wait_timeout_while(live, Duration::from_secs(5), |live| live.contains(&pid)).unwrap_or_else(|p| p.into_inner());
+        drop(live);
+        if waited.timed_out() {
+            tracing::warn!(container = %id, "the shim of its last run (pid {pid}) has not ended; going on");
         }
     }
 
@@ -946,8 +948,13 @@ impl Engine {
     fn on_exit(self: &Arc<Self>, id: &str, info: ExitInfo) {
         // The exit and the restart decision are one update: a `docker stop` sees
         // either a running container or one already marked Restarting, never a gap.
-        let auto_remove = self.containers.lock().unwrap_or_else(|p| p.into_inner()).get(id).is_some_and(|c| c.host_config.auto_remove);
-        let Ok((c, restart, shim_pid)) = self.update_then_save(id, !auto_remove, |c| {
+        let (auto_remove, shim_pid) = self.containers.lock().unwrap_or_else(|p| p.into_inner()).get(id).map_or((false, 0), |c| (c.host_config.auto_remove, c.state.shim_pid));
+        if shim_pid > 0 && !auto_remove {
+            // Before the exit is visible: a `docker rm -f` waiting for it must find the
+            // shim to wait for.
+            self.ending_shims.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), shim_pid);
+        }
+        let Ok((c, restart)) = self.update_then_save(id, !auto_remove, |c| {
             let policy = &c.host_config.restart_policy;
             let restart = !c.host_config.auto_remove
                 && !c.state.stopped_by_user
@@ -964,15 +971,12 @@ impl Engine {
                 h.on_probes_stopped();
             }
             c.state.pid = 0;
-            let shim_pid = std::mem::take(&mut c.state.shim_pid);
+            c.state.shim_pid = 0;
             c.ports.clear();
-            (c.clone(), restart, shim_pid)
+            (c.clone(), restart)
         }) else {
             return;
         };
-        if shim_pid > 0 && !auto_remove {
-            self.ending_shims.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), shim_pid);
-        }
         let code = info.exit_code.to_string();
         self.emit_container(&c, "die", &[("exitCode", &code)]);
         self.refresh_names(&c.namespace);
@@ -1245,12 +1249,13 @@ impl Engine {
         {
             let mut map = self.containers.lock().unwrap_or_else(|p| p.into_inner());
             self.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.id);
-            self.ending_shims.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.id);
             if map.remove(&c.id).is_none() {
                 // Removed meanwhile (e.g. --rm raced with `rm -f`).
                 return Ok(());
             }
         }
+        // Its last shim may still be writing in the directory deleted below.
+        self.wait_for_ending_shim(&c.id);
         let dir = dir_of(self, &c.id);
         let _ = nix::mount::umount2(&dir.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
         // A shareable container's /dev/shm (see `shareable_shm`).
@@ -1264,7 +1269,7 @@ impl Engine {
         };
         if hidden.is_none() {
             let files = real.as_ref().unwrap_or(&dir);
-            fs::remove_dir_all(files).ctx(|| format!("remove {}", files.display()))?;
+            fsutil::remove_tree(files).ctx(|| format!("remove {}", files.display()))?;
         }
         if real.is_some() {
             fs::remove_file(&dir).ctx(|| format!("remove {}", dir.display()))?;

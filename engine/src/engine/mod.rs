@@ -73,10 +73,15 @@ pub struct Engine {
     /// for at the same moment (a lab session reopening after a reboot) launch one.
     launching: Mutex<std::collections::HashSet<String>>,
     /// The shim of each container whose exit was recorded, by container id: it still
-    /// tidies up after telling (makes `exit.json` durable, removes its socket and
-    /// cgroup, which have the same names in the container's next run), so the next
-    /// start waits for it to be gone (see `spawn_shim`).
+    /// tidies up after telling (writes `exit.json`, removes its socket and cgroup, which
+    /// have the same names in the container's next run), so the next start, and a
+    /// removal of the container's files, wait for it to be gone (see
+    /// `wait_for_ending_shim`).
     ending_shims: Mutex<HashMap<String, i32>>,
+    /// The shims this server started that have not been reaped yet, by pid: a pid
+    /// stays ours until then, so waiting on one cannot wait on a stranger that got
+    /// the same pid later.
+    live_shims: Arc<(Mutex<std::collections::HashSet<i32>>, std::sync::Condvar)>,
     execs: Mutex<HashMap<String, ExecRecord>>,
     /// The pty master of each running exec with a TTY, for resize.
     exec_ttys: Mutex<HashMap<String, Arc<std::os::fd::OwnedFd>>>,
@@ -134,6 +139,7 @@ impl Engine {
             pending_attach: Mutex::new(HashMap::new()),
             launching: Mutex::new(Default::default()),
             ending_shims: Mutex::new(HashMap::new()),
+            live_shims: Default::default(),
             execs: Mutex::new(HashMap::new()),
             exec_ttys: Mutex::new(HashMap::new()),
             image_lock: Mutex::new(()),
