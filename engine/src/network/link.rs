@@ -49,6 +49,17 @@ pub(super) async fn index_of(h: &Handle, name: &str) -> std::result::Result<Opti
     }
 }
 
+/// Deletes a link by its index; one gone meanwhile is no error. A container's old veth
+/// pair goes by itself when its network namespace is freed, which the kernel does a
+/// moment after the container's last process ended: a restart that found the old end
+/// by its name may see it vanish before its delete.
+async fn delete_link(h: &Handle, index: u32) -> std::result::Result<(), rtnetlink::Error> {
+    match h.link().del(index).execute().await {
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(()),
+        r => r,
+    }
+}
+
 /// Changes to network homes, one at a time: containers starting at once on a new
 /// network (Compose starts a project's together) would both add its bridge or address
 /// ("File exists"), and a link dump taken while another start adds links may miss one
@@ -91,7 +102,7 @@ pub fn remove_bridge(home: &Path, name: &str) -> Result<()> {
     let name = name.to_string();
     in_netns(home, move |h| async move {
         if let Some(i) = index_of(&h, &name).await? {
-            h.link().del(i).execute().await?;
+            delete_link(&h, i).await?;
         }
         Ok(())
     })
@@ -128,7 +139,7 @@ pub fn attach(home: &Path, container_netns: &Path, i: &Interface) -> Result<()> 
         in_netns(home, move |h| async move {
             use std::os::fd::AsRawFd;
             if let Some(old) = index_of(&h, &i.host_name).await? {
-                h.link().del(old).execute().await?;
+                delete_link(&h, old).await?;
             }
             let bridge_index = index_of(&h, &i.bridge).await?.unwrap_or(0);
             let peer = LinkUnspec::new_with_name(&i.name).address(i.mac.to_vec()).setns_by_fd(target.as_raw_fd()).build();
@@ -139,7 +150,9 @@ pub fn attach(home: &Path, container_netns: &Path, i: &Interface) -> Result<()> 
     }
     let i = i.clone();
     in_netns(container_netns, move |h| async move {
-        let index = index_of(&h, &i.name).await?.unwrap_or(0);
+        let Some(index) = index_of(&h, &i.name).await? else {
+            return Err(rtnetlink::Error::NamespaceError(format!("{} did not arrive in the container's namespace", i.name)));
+        };
         // Up only now: a veth end cannot open before its pair is complete (ENOTCONN),
         // and the route needs it up.
         h.link().set(LinkUnspec::new_with_index(index).up().build()).execute().await?;
@@ -157,7 +170,7 @@ pub fn detach(home: &Path, host_name: &str) -> Result<()> {
     let host_name = host_name.to_string();
     in_netns(home, move |h| async move {
         if let Some(i) = index_of(&h, &host_name).await? {
-            h.link().del(i).execute().await?;
+            delete_link(&h, i).await?;
         }
         Ok(())
     })
