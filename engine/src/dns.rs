@@ -149,7 +149,9 @@ pub fn write_names_file(path: &Path, entries: &[(String, Vec<IpAddr>)], upstream
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(out.as_bytes())?;
-        f.sync_all()?;
+        // Not fsynced: made again from the running containers at every start and exit
+        // (so after a power cut too), and each fsync would commit ext4's journal,
+        // holding up every other file change on the disk meanwhile.
         std::fs::rename(&tmp, path)
     })();
     if result.is_err() {

@@ -59,8 +59,11 @@ pub struct Support {
 }
 
 impl Support {
-    pub fn detect() -> Support {
-        Support::at(Path::new("/sys/fs/cgroup"), crate::cgroup::is_v2())
+    /// Read once: a dozen files, on every `create`, for what does not change while
+    /// the server runs (CPUs plugged in meanwhile are seen after a restart).
+    pub fn detect() -> &'static Support {
+        static SUPPORT: std::sync::OnceLock<Support> = std::sync::OnceLock::new();
+        SUPPORT.get_or_init(|| Support::at(Path::new("/sys/fs/cgroup"), crate::cgroup::is_v2()))
     }
 
     fn at(root: &Path, v2: bool) -> Support {

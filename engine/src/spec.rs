@@ -66,6 +66,10 @@ pub struct RuntimeSpec {
     #[serde(default)]
     pub output_rate: u64,
     pub exit_path: PathBuf,
+    /// `exit.json` is fsynced; not for an `--rm` container, which goes once it exits
+    /// (see `Engine::save`).
+    #[serde(default)]
+    pub exit_durable: bool,
     pub socket_path: PathBuf,
     /// Capabilities, seccomp and no_new_privs for every process of the container.
     #[serde(default)]

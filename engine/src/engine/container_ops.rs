@@ -138,7 +138,16 @@ fn no_such(name: &str) -> Error {
 impl Engine {
     pub(super) fn save(&self, c: &Container) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(c).ctx(|| format!("encode container {}", c.id))?;
-        fsutil::write_atomic_sync_later(&dir_of(self, &c.id).join("container.json"), &bytes)
+        let path = dir_of(self, &c.id).join("container.json");
+        if c.host_config.auto_remove {
+            // Not made durable: after a power cut an `--rm` container's process is gone
+            // and the container is removed as the server comes back, so its record has
+            // nothing to keep; and each fsync commits ext4's journal, which holds up
+            // every other file change on the disk meanwhile (the next command's).
+            fsutil::write_atomic_unsynced(&path, &bytes).map(drop)
+        } else {
+            fsutil::write_atomic_sync_later(&path, &bytes)
+        }
     }
 
     /// Writes the container's record as it is now; nothing if it was removed, or if it
@@ -258,7 +267,7 @@ impl Engine {
         }
         // After the policy: a lab session's refusal says it is the session's rule.
         validate_host_config(&host_config)?;
-        let warnings = crate::resources::adapt(&mut host_config, &crate::resources::Support::detect())?;
+        let warnings = crate::resources::adapt(&mut host_config, crate::resources::Support::detect())?;
         // The image's defaults, overridden by the request, as Docker merges them.
         let ic = &image.config;
         let mut env = ic.env.clone();
@@ -780,6 +789,7 @@ impl Engine {
             log_mode: h.log_config.mode()?,
             output_rate: self.policy(&c.namespace).map_or(0, |p| p.output_rate),
             exit_path: dir.join("exit.json"),
+            exit_durable: !h.auto_remove,
             socket_path: shim_socket(self, &c.id),
             security: self.container_security(c)?,
             userns: c.userns,

@@ -119,7 +119,7 @@ impl Engine {
         // that swap needs a memory limit in the same request: the container has one).
         validate_limits(&req)?;
         let warnings =
-            crate::resources::verify(&mut req, &crate::resources::Support::detect(), true)?;
+            crate::resources::verify(&mut req, crate::resources::Support::detect(), true)?;
         let mut h = merge(&c.host_config, &req).map_err(cannot)?;
         if let Some(policy) = self.policy(ns) {
             // The session's limits hold for an update as for a new container (only
