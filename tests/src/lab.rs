@@ -101,6 +101,17 @@ impl Lab {
             .output()
             .expect("run docker")
     }
+
+    /// [`Lab::session_docker`] that must succeed: its stdout, trimmed.
+    pub fn session_docker_ok(&self, id: &str, args: &[&str]) -> String {
+        let o = self.session_docker(id, args);
+        assert!(
+            o.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
 }
 
 impl std::ops::Deref for Lab {

@@ -238,15 +238,7 @@ fn update_in_a_lab_session_stays_within_its_limits() {
     let lab = berth_tests::lab::Lab::start_with(&["--lab-memory", "256m"]);
     let id = lab.create_session();
     let docker = |args: &[&str]| lab.session_docker(&id, args);
-    let ok = |args: &[&str]| {
-        let o = docker(args);
-        assert!(
-            o.status.success(),
-            "docker {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
+    let ok = |args: &[&str]| lab.session_docker_ok(&id, args);
     // With the student's home bound in: an update leaves the bind as it was made.
     ok(&[
         "run", "-d", "--name", "upd", "-v", "/root:/h", "busybox", "sleep", "300",

@@ -232,15 +232,7 @@ fn a_lab_server_reports_its_sessions_containers_and_requests() {
     // Work in session a only: CPU (a fixed amount, however busy this machine is),
     // then a container holding 40 MiB of memory (its /dev/shm), 20 MB of disk and a
     // few processes.
-    let docker_a = |args: &[&str]| {
-        let o = lab.session_docker(&a, args);
-        assert!(
-            o.status.success(),
-            "docker {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
+    let docker_a = |args: &[&str]| lab.session_docker_ok(&a, args);
     let before = scrape(&lab);
     docker_a(&[
         "run",
