@@ -414,7 +414,6 @@ impl Engine {
         let net = self.networks.find(&c.namespace, &ep.network_id)?;
         let (Some(subnet), Some(gw)) = (net.subnet(), net.gateway_ip()) else { return Ok(()) };
         let home = self.network_home(&c.namespace)?;
-        link::ensure_bridge(&home, &net.bridge(), gw, subnet.prefix)?;
         let ip: Ipv4Addr = ep.ip.parse().map_err(|_| Error::Runtime(format!("bad address {}", ep.ip)))?;
         // The address generated from the IP, or the one asked for (checked at create).
         let mac = network::parse_mac(&ep.mac).unwrap_or_else(|_| network::mac_for(ip));
@@ -427,6 +426,7 @@ impl Engine {
                 host_name: host_name(c, ep),
                 name: format!("eth{index}"),
                 bridge: net.bridge(),
+                bridge_ip: gw,
                 ip,
                 prefix: subnet.prefix,
                 mac,

@@ -38,6 +38,37 @@ where
     .map_err(|_| err("netlink thread panicked"))?
 }
 
+/// Runs `f` with netlink handles inside two network namespaces (`first`'s, then
+/// `second`'s) on one short-lived thread. A netlink socket stays in the namespace it
+/// was made in, so one thread makes both: a container's start plugs it in with one
+/// thread instead of one per namespace (each a thread, a runtime and a socket to make
+/// on the start's way, on two cores busy with the start itself).
+fn in_netns_pair<T, F, Fut>(first: &Path, second: &Path, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(Handle, Handle) -> Fut + Send + 'static,
+    Fut: Future<Output = std::result::Result<T, rtnetlink::Error>>,
+{
+    let open = |p: &Path| std::fs::File::open(p).map_err(|e| err(format!("open {}: {e}", p.display())));
+    let (a, b) = (open(first)?, open(second)?);
+    std::thread::spawn(move || -> Result<T> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().map_err(err)?;
+        rt.block_on(async move {
+            let mut handles = Vec::with_capacity(2);
+            for ns in [&a, &b] {
+                nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| err(format!("enter network namespace: {e}")))?;
+                let (conn, handle, _) = rtnetlink::new_connection().map_err(err)?;
+                tokio::spawn(conn);
+                handles.push(handle);
+            }
+            let (hb, ha) = (handles.pop(), handles.pop());
+            f(ha.expect("two handles"), hb.expect("two handles")).await.map_err(err)
+        })
+    })
+    .join()
+    .map_err(|_| err("netlink thread panicked"))?
+}
+
 pub(super) async fn index_of(h: &Handle, name: &str) -> std::result::Result<Option<u32>, rtnetlink::Error> {
     let mut links = h.link().get().match_name(name.to_string()).execute();
     match links.try_next().await {
@@ -69,32 +100,29 @@ fn home_changes() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Makes sure bridge `name` exists in `home`, holds `gateway/prefix` and is up.
-pub fn ensure_bridge(home: &Path, name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<()> {
-    let _one = home_changes();
-    let name = name.to_string();
-    in_netns(home, move |h| async move {
-        // Forwarding between the bridges of a home is refused by its FORWARD rules
-        // (see `uplink`), and a home without an uplink forwards nothing at all.
-        let index = match index_of(&h, &name).await? {
-            Some(i) => i,
-            None => {
-                h.link().add(LinkBridge::new(&name).build()).execute().await?;
-                index_of(&h, &name).await?.unwrap_or(0)
-            }
-        };
-        let mut addrs = h.address().get().set_link_index_filter(index).execute();
-        let mut has = false;
-        while let Some(a) = addrs.try_next().await? {
-            use rtnetlink::packet_route::address::AddressAttribute;
-            has |= a.attributes.iter().any(|at| matches!(at, AddressAttribute::Address(std::net::IpAddr::V4(ip)) if *ip == gateway));
+/// Makes sure bridge `name` exists (in the namespace of `h`), holds `gateway/prefix`
+/// and is up; returns its index. Callers hold [`home_changes`].
+async fn bridge_up(h: &Handle, name: &str, gateway: Ipv4Addr, prefix: u8) -> std::result::Result<u32, rtnetlink::Error> {
+    // Forwarding between the bridges of a home is refused by its FORWARD rules
+    // (see `uplink`), and a home without an uplink forwards nothing at all.
+    let index = match index_of(h, name).await? {
+        Some(i) => i,
+        None => {
+            h.link().add(LinkBridge::new(name).build()).execute().await?;
+            index_of(h, name).await?.ok_or_else(|| rtnetlink::Error::NamespaceError(format!("bridge {name} was made but is not there")))?
         }
-        if !has {
-            h.address().add(index, gateway.into(), prefix).execute().await?;
-        }
-        h.link().set(LinkUnspec::new_with_index(index).up().build()).execute().await?;
-        Ok(())
-    })
+    };
+    let mut addrs = h.address().get().set_link_index_filter(index).execute();
+    let mut has = false;
+    while let Some(a) = addrs.try_next().await? {
+        use rtnetlink::packet_route::address::AddressAttribute;
+        has |= a.attributes.iter().any(|at| matches!(at, AddressAttribute::Address(std::net::IpAddr::V4(ip)) if *ip == gateway));
+    }
+    if !has {
+        h.address().add(index, gateway.into(), prefix).execute().await?;
+    }
+    h.link().set(LinkUnspec::new_with_index(index).up().build()).execute().await?;
+    Ok(index)
 }
 
 /// Removes bridge `name` from `home` (gone already is fine).
@@ -116,6 +144,8 @@ pub struct Interface {
     /// `eth0`, `eth1`, ... inside the container.
     pub name: String,
     pub bridge: String,
+    /// The bridge's own address (the network's gateway), made sure of on each plug.
+    pub bridge_ip: Ipv4Addr,
     pub ip: Ipv4Addr,
     pub prefix: u8,
     pub mac: [u8; 6],
@@ -123,7 +153,8 @@ pub struct Interface {
     pub gateway: Option<Ipv4Addr>,
 }
 
-/// Plugs a container (its network namespace at `container_netns`) into a bridge.
+/// Plugs a container (its network namespace at `container_netns`) into a bridge, made
+/// (or made sure of) first.
 ///
 /// The pair is made with its container end already in the container's namespace,
 /// named and with its MAC address (one request, as CNI's bridge plugin does): moving a device
@@ -131,35 +162,31 @@ pub struct Interface {
 /// start on this kernel.
 pub fn attach(home: &Path, container_netns: &Path, i: &Interface) -> Result<()> {
     let target = std::fs::File::open(container_netns).map_err(|e| err(format!("open {}: {e}", container_netns.display())))?;
-    {
-        // The network home is shared by the namespace's containers; the container's
-        // own namespace below is not.
-        let _one = home_changes();
-        let i = i.clone();
-        in_netns(home, move |h| async move {
-            use std::os::fd::AsRawFd;
-            if let Some(old) = index_of(&h, &i.host_name).await? {
-                delete_link(&h, old).await?;
+    let i = i.clone();
+    in_netns_pair(home, container_netns, move |home, inside| async move {
+        use std::os::fd::AsRawFd;
+        {
+            // The network home is shared by the namespace's containers; the
+            // container's own namespace below is not.
+            let _one = home_changes();
+            let bridge_index = bridge_up(&home, &i.bridge, i.bridge_ip, i.prefix).await?;
+            if let Some(old) = index_of(&home, &i.host_name).await? {
+                delete_link(&home, old).await?;
             }
-            let bridge_index = index_of(&h, &i.bridge).await?.unwrap_or(0);
             let peer = LinkUnspec::new_with_name(&i.name).address(i.mac.to_vec()).setns_by_fd(target.as_raw_fd()).build();
             let pair = LinkVeth::new(&i.host_name, &i.name).set_info_data(InfoData::Veth(InfoVeth::Peer(peer))).controller(bridge_index).up().build();
-            h.link().add(pair).execute().await?;
-            Ok(())
-        })?;
-    }
-    let i = i.clone();
-    in_netns(container_netns, move |h| async move {
-        let Some(index) = index_of(&h, &i.name).await? else {
+            home.link().add(pair).execute().await?;
+        }
+        let Some(index) = index_of(&inside, &i.name).await? else {
             return Err(rtnetlink::Error::NamespaceError(format!("{} did not arrive in the container's namespace", i.name)));
         };
         // Up only now: a veth end cannot open before its pair is complete (ENOTCONN),
         // and the route needs it up.
-        h.link().set(LinkUnspec::new_with_index(index).up().build()).execute().await?;
-        h.address().add(index, i.ip.into(), i.prefix).execute().await?;
+        inside.link().set(LinkUnspec::new_with_index(index).up().build()).execute().await?;
+        inside.address().add(index, i.ip.into(), i.prefix).execute().await?;
         if let Some(gw) = i.gateway {
             let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).output_interface(index).build();
-            h.route().add(route).execute().await?;
+            inside.route().add(route).execute().await?;
         }
         Ok(())
     })
@@ -235,17 +262,18 @@ mod tests {
         crate::netns::ensure(home).unwrap();
         crate::netns::ensure(container).unwrap();
         let gw = Ipv4Addr::new(10, 123, 0, 1);
-        ensure_bridge(home, "br-test", gw, 24).unwrap();
         let i = Interface {
             host_name: "vethtest0".into(),
             name: "eth0".into(),
             bridge: "br-test".into(),
+            bridge_ip: gw,
             ip: Ipv4Addr::new(10, 123, 0, 2),
             prefix: 24,
             mac: [0x02, 0x42, 10, 123, 0, 2],
             gateway: Some(gw),
         };
         // Twice: a stale pair of the same name (a start that failed half-way) goes first.
+        // The first makes the bridge too, the second finds it.
         for _ in 0..2 {
             if let Err(e) = attach(home, container, &i) {
                 panic!("attach: {e}");
@@ -255,7 +283,8 @@ mod tests {
         assert!(inside.iter().any(|(n, _, up)| n == "eth0" && *up), "{inside:?}");
         assert_eq!(addrs, vec![Ipv4Addr::new(127, 0, 0, 1), i.ip]);
         assert_eq!(gateways, vec![gw]);
-        let outside = links_in(home).links;
+        let Seen { links: outside, addrs: home_addrs, .. } = links_in(home);
+        assert!(home_addrs.contains(&gw), "the bridge has no gateway address: {home_addrs:?}");
         let bridge = in_netns(home, |h| async move { index_of(&h, "br-test").await }).unwrap();
         assert!(outside.iter().any(|(n, c, up)| n == "vethtest0" && *c == bridge && *up), "{outside:?}");
         assert!(!outside.iter().any(|(n, _, _)| n == "eth0"), "{outside:?}");
