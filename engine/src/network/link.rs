@@ -160,6 +160,7 @@ pub struct Interface {
 /// named and with its MAC address (one request, as CNI's bridge plugin does): moving a device
 /// between namespaces afterwards waits for an RCU grace period, about 10 ms of every
 /// start on this kernel.
+#[allow(clippy::await_holding_lock)] // see the lock's comment below
 pub fn attach(home: &Path, container_netns: &Path, i: &Interface) -> Result<()> {
     let target = std::fs::File::open(container_netns).map_err(|e| err(format!("open {}: {e}", container_netns.display())))?;
     let i = i.clone();
@@ -167,7 +168,9 @@ pub fn attach(home: &Path, container_netns: &Path, i: &Interface) -> Result<()> 
         use std::os::fd::AsRawFd;
         {
             // The network home is shared by the namespace's containers; the
-            // container's own namespace below is not.
+            // container's own namespace below is not. Held across the awaits on
+            // purpose: they are this thread's own netlink round trips (a runtime of its
+            // own), and the other starts wait for the home as they did before.
             let _one = home_changes();
             let bridge_index = bridge_up(&home, &i.bridge, i.bridge_ip, i.prefix).await?;
             if let Some(old) = index_of(&home, &i.host_name).await? {
