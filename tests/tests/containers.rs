@@ -376,16 +376,26 @@ fn containers_removed_the_moment_they_end_leave_nothing() {
     // Their shim still tidies up as the removal starts: the removal waits for it
     // rather than failing on a directory that is not empty yet.
     let b = Berth::start();
+    let mut ids = Vec::new();
     for round in 0..15 {
         let name = format!("brief-{round}");
         b.ok(&["run", "--name", &name, "busybox", "true"]);
+        ids.push(
+            b.ok(&["inspect", "-f", "{{.Id}}", &name])
+                .trim()
+                .to_string(),
+        );
         b.ok(&["rm", &name]);
     }
     // Many at once (the CLI removes them side by side), as a lab session's end does.
     for round in 0..4 {
         let names: Vec<String> = (0..10).map(|i| format!("busy-{round}-{i}")).collect();
         for name in &names {
-            b.ok(&["run", "-d", "--name", name, "busybox", "sleep", "300"]);
+            ids.push(
+                b.ok(&["run", "-d", "--name", name, "busybox", "sleep", "300"])
+                    .trim()
+                    .to_string(),
+            );
         }
         let mut rm = vec!["rm", "-f"];
         rm.extend(names.iter().map(String::as_str));
@@ -396,6 +406,17 @@ fn containers_removed_the_moment_they_end_leave_nothing() {
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "left behind: {left:?}");
+    // Nor their cgroups, in any hierarchy.
+    let cgroups: Vec<String> = berth_tests::CGROUP_BASES
+        .iter()
+        .flat_map(|base| {
+            ids.iter()
+                .map(move |id| std::path::Path::new(base).join("berth").join(id))
+        })
+        .filter(|d| d.exists())
+        .map(|d| d.display().to_string())
+        .collect();
+    assert!(cgroups.is_empty(), "cgroups left behind: {cgroups:?}");
 }
 
 #[test]
