@@ -773,15 +773,7 @@ fn a_session_runs_in_one_envelope_that_bounds_it() {
     ]);
     let a = lab.create_session();
     let b = lab.create_session();
-    let ok = |id: &str, args: &[&str]| {
-        let o = lab.session_docker(id, args);
-        assert!(
-            o.status.success(),
-            "docker {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
+    let ok = |id: &str, args: &[&str]| lab.session_docker_ok(id, args);
     let envelope = format!("/berth/lab-{}", &a[..12]);
     // The envelope has the flags' limits and the kernel's default CPU weight, so
     // sessions share the CPU evenly.
