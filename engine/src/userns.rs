@@ -149,22 +149,19 @@ pub fn idmapped(source: &Path, ns: BorrowedFd<'_>, attrs: u64) -> Result<OwnedFd
     // SAFETY: the kernel just gave us this descriptor.
     let tree = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
     let attr = libc::mount_attr { attr_set: libc::MOUNT_ATTR_IDMAP | attrs, attr_clr: 0, propagation: 0, userns_fd: ns.as_raw_fd() as u64 };
-    let empty = c"";
-    // SAFETY: mount_setattr on our detached tree, with a mount_attr of the size passed.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            empty.as_ptr(),
-            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
-            &attr as *const libc::mount_attr,
-            std::mem::size_of::<libc::mount_attr>(),
-        )
-    };
-    if rc != 0 {
+    if set_mount_attrs(tree.as_raw_fd(), c"", libc::AT_EMPTY_PATH | libc::AT_RECURSIVE, &attr).is_err() {
         return Err(os_err(&format!("idmap the mount of {}", source.display())));
     }
     Ok(tree)
+}
+
+/// mount_setattr(2): `attr` on the mount at `path` relative to `dirfd` (`flags`:
+/// `AT_EMPTY_PATH` for `dirfd` itself, `AT_RECURSIVE` for the mounts below too).
+pub(crate) fn set_mount_attrs(dirfd: RawFd, path: &std::ffi::CStr, flags: libc::c_int, attr: &libc::mount_attr) -> std::io::Result<()> {
+    // SAFETY: mount_setattr with a NUL-terminated path and a mount_attr of the size
+    // passed. (libc has the constants but no wrapper for the mount API calls.)
+    let rc = unsafe { libc::syscall(libc::SYS_mount_setattr, dirfd, path.as_ptr(), flags as libc::c_uint, attr as *const libc::mount_attr, std::mem::size_of::<libc::mount_attr>()) };
+    if rc != 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
 }
 
 /// Attaches a detached mount (from [`idmapped`]) at `target`.

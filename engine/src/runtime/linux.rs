@@ -264,11 +264,7 @@ fn mount_cgroup_view(root: &Path, cgroup: &str) -> Result<(), String> {
 fn set_tree_attrs(path: &Path, attrs: u64) -> std::io::Result<()> {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(std::io::Error::other)?;
     let attr = libc::mount_attr { attr_set: attrs, attr_clr: 0, propagation: 0, userns_fd: 0 };
-    // SAFETY: mount_setattr with a valid path and a mount_attr of the size passed.
-    let r = unsafe {
-        libc::syscall(libc::SYS_mount_setattr, libc::AT_FDCWD, c.as_ptr(), libc::AT_RECURSIVE as libc::c_uint, &attr as *const libc::mount_attr, std::mem::size_of::<libc::mount_attr>())
-    };
-    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+    crate::userns::set_mount_attrs(libc::AT_FDCWD, &c, libc::AT_RECURSIVE, &attr)
 }
 
 /// The signal we get when our parent (the shim) dies; 0 for none.
