@@ -24,45 +24,44 @@ where
     F: FnOnce(Handle) -> Fut + Send + 'static,
     Fut: Future<Output = std::result::Result<T, rtnetlink::Error>>,
 {
-    let file = std::fs::File::open(netns).map_err(|e| err(format!("open {}: {e}", netns.display())))?;
-    std::thread::spawn(move || -> Result<T> {
-        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| err(format!("enter network namespace: {e}")))?;
-        let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().map_err(err)?;
-        rt.block_on(async move {
-            let (conn, handle, _) = rtnetlink::new_connection().map_err(err)?;
-            tokio::spawn(conn);
-            f(handle).await.map_err(err)
-        })
-    })
-    .join()
-    .map_err(|_| err("netlink thread panicked"))?
+    in_each_netns([netns], |[h]| f(h))
 }
 
 /// Runs `f` with netlink handles inside two network namespaces (`first`'s, then
-/// `second`'s) on one short-lived thread. A netlink socket stays in the namespace it
-/// was made in, so one thread makes both: a container's start plugs it in with one
-/// thread instead of one per namespace (each a thread, a runtime and a socket to make
-/// on the start's way, on two cores busy with the start itself).
+/// `second`'s): a container's start plugs it in with one thread instead of one per
+/// namespace (each a thread, a runtime and a socket to make on the start's way, on two
+/// cores busy with the start itself).
 fn in_netns_pair<T, F, Fut>(first: &Path, second: &Path, f: F) -> Result<T>
 where
     T: Send + 'static,
     F: FnOnce(Handle, Handle) -> Fut + Send + 'static,
     Fut: Future<Output = std::result::Result<T, rtnetlink::Error>>,
 {
-    let open = |p: &Path| std::fs::File::open(p).map_err(|e| err(format!("open {}: {e}", p.display())));
-    let (a, b) = (open(first)?, open(second)?);
+    in_each_netns([first, second], |[a, b]| f(a, b))
+}
+
+/// Runs `f` on a short-lived thread of its own with one netlink handle per namespace
+/// in `netns`, in that order. A netlink socket stays in the namespace it was made in,
+/// so the thread enters each in turn and makes its socket there.
+fn in_each_netns<const N: usize, T, F, Fut>(netns: [&Path; N], f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce([Handle; N]) -> Fut + Send + 'static,
+    Fut: Future<Output = std::result::Result<T, rtnetlink::Error>>,
+{
+    let files = netns.iter().map(|p| std::fs::File::open(p).map_err(|e| err(format!("open {}: {e}", p.display())))).collect::<Result<Vec<_>>>()?;
     std::thread::spawn(move || -> Result<T> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().map_err(err)?;
         rt.block_on(async move {
-            let mut handles = Vec::with_capacity(2);
-            for ns in [&a, &b] {
+            let mut handles = Vec::with_capacity(N);
+            for ns in &files {
                 nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| err(format!("enter network namespace: {e}")))?;
                 let (conn, handle, _) = rtnetlink::new_connection().map_err(err)?;
                 tokio::spawn(conn);
                 handles.push(handle);
             }
-            let (hb, ha) = (handles.pop(), handles.pop());
-            f(ha.expect("two handles"), hb.expect("two handles")).await.map_err(err)
+            let handles: [Handle; N] = handles.try_into().map_err(|_| err("one netlink handle per namespace"))?;
+            f(handles).await.map_err(err)
         })
     })
     .join()
