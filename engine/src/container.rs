@@ -143,14 +143,17 @@ pub struct HostConfig {
     /// `--security-opt`: seccomp, no-new-privileges (see `security`).
     #[serde(deserialize_with = "nullable")]
     pub security_opt: Vec<String>,
-    /// `--userns` and the API's MaskedPaths/ReadonlyPaths: not implemented, kept so
-    /// `security::validate` refuses them instead of ignoring them.
+    /// `--userns`: only the host's (the default) is implemented, kept so
+    /// `security::validate` refuses the rest instead of ignoring them.
     #[serde(deserialize_with = "nullable")]
     pub userns_mode: String,
-    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
-    pub masked_paths: Vec<String>,
-    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
-    pub readonly_paths: Vec<String>,
+    /// The API's MaskedPaths and ReadonlyPaths. None (absent or null) keeps Docker's
+    /// defaults; a list replaces them, and an empty one is what the CLI sends for
+    /// `--security-opt systempaths=unconfined`. See [`crate::security::system_paths`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub masked_paths: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readonly_paths: Option<Vec<String>>,
     /// Namespace and device settings Berth has no mechanism for yet (`--uts`,
     /// `--cgroupns`, `--cgroup`, `--device-cgroup-rule`): kept so `security::validate`
     /// refuses them by name.

@@ -100,6 +100,17 @@ impl Policy {
         if !h.userns_mode.is_empty() {
             return Err(refuse(&format!("--userns {}", h.userns_mode)));
         }
+        // Docker's masked and read-only paths keep the host's kernel details and
+        // settings out of reach: a student may add to them, not take any away.
+        for (name, list, defaults) in [("MaskedPaths", &h.masked_paths, crate::security::MASKED), ("ReadonlyPaths", &h.readonly_paths, crate::security::READONLY)] {
+            let Some(list) = list else { continue };
+            if list.is_empty() {
+                return Err(refuse("--security-opt systempaths=unconfined"));
+            }
+            if let Some(d) = defaults.iter().find(|d| !list.iter().any(|p| p == *d)) {
+                return Err(refuse(&format!("a {name} list without {d}")));
+            }
+        }
         if self.max_containers > 0 && containers >= self.max_containers {
             return Err(Error::Conflict(format!(
                 "this lab session already has {containers} containers, its limit: remove some (docker container prune) first"
@@ -331,6 +342,23 @@ mod tests {
             let e = p.map_bind(bad).unwrap_err().to_string();
             assert!(e.contains("lab session"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn system_paths_may_grow_but_not_shrink() {
+        let p = lab();
+        let apply = |masked: Option<Vec<&str>>, readonly: Option<Vec<&str>>| {
+            let own = |l: Option<Vec<&str>>| l.map(|l| l.into_iter().map(String::from).collect());
+            let mut h = HostConfig { masked_paths: own(masked), readonly_paths: own(readonly), ..Default::default() };
+            p.apply(&mut h, 0).map_err(|e| e.to_string())
+        };
+        apply(None, None).unwrap();
+        assert_eq!(apply(Some(vec![]), Some(vec![])).unwrap_err(), "--security-opt systempaths=unconfined is not allowed in a lab session");
+        let mut more = crate::security::MASKED.to_vec();
+        more.push("/etc/motd");
+        apply(Some(more), None).unwrap();
+        let fewer = crate::security::READONLY.iter().copied().filter(|p| *p != "/proc/sys").collect();
+        assert_eq!(apply(None, Some(fewer)).unwrap_err(), "a ReadonlyPaths list without /proc/sys is not allowed in a lab session");
     }
 
     #[test]

@@ -68,6 +68,26 @@ impl SecurityOpts {
     }
 }
 
+/// The paths a Linux container gets hidden (a file under /dev/null, a directory under
+/// an empty read-only tmpfs) and made read-only: the config's own lists, or Docker's
+/// defaults (moby `oci/defaults.go`) where it names none.
+pub fn system_paths(h: &HostConfig) -> (Vec<String>, Vec<String>) {
+    let or_default = |list: &Option<Vec<String>>, default: &[&str]| match list {
+        Some(l) => l.clone(),
+        None => default.iter().map(|p| p.to_string()).collect(),
+    };
+    (or_default(&h.masked_paths, MASKED), or_default(&h.readonly_paths, READONLY))
+}
+
+/// Docker's masked paths: kernel details of the host no container needs.
+pub const MASKED: &[&str] = &[
+    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+    "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+];
+/// Docker's read-only paths: kernel settings and triggers of the whole host.
+pub const READONLY: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
 fn parse_bool(s: &str) -> Option<bool> {
     match s {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
@@ -91,8 +111,14 @@ pub fn validate(h: &HostConfig) -> Result<()> {
     if !matches!(h.userns_mode.as_str(), "" | "host") {
         return Err(unsupported(&format!("--userns {}", h.userns_mode)));
     }
-    if !h.masked_paths.is_empty() || !h.readonly_paths.is_empty() {
-        return Err(unsupported("MaskedPaths and ReadonlyPaths"));
+    for (name, list) in [("MaskedPaths", &h.masked_paths), ("ReadonlyPaths", &h.readonly_paths)] {
+        let Some(list) = list else { continue };
+        if h.runtime == crate::runtime::WASMTIME {
+            return Err(unsupported(&format!("{name} for a WebAssembly container (it has no /proc or /sys)")));
+        }
+        if let Some(p) = list.iter().find(|p| !p.starts_with('/') || p.contains('\0')) {
+            return Err(Error::InvalidArgument(format!("invalid {name}: {p:?} is not an absolute path")));
+        }
     }
     // Namespaces: private, the host's, or another container's (`container:X`); an
     // `--ipc none` (no /dev/shm) or a private cgroup namespace would be quietly wrong.
@@ -162,5 +188,28 @@ mod tests {
         let h = HostConfig { device_cgroup_rules: vec!["c 1:3 rwm".into()], ..Default::default() };
         assert!(validate(&h).unwrap_err().to_string().contains("--device-cgroup-rule"));
         validate(&HostConfig { ipc_mode: "private".into(), cgroupns_mode: "host".into(), ..Default::default() }).unwrap();
+    }
+
+    #[test]
+    fn system_paths_are_dockers_unless_the_config_names_its_own() {
+        let read = |json: &str| serde_json::from_str::<HostConfig>(json).unwrap();
+        // Absent or null: the defaults. Empty lists: `systempaths=unconfined`.
+        for json in [r#"{}"#, r#"{"MaskedPaths":null,"ReadonlyPaths":null}"#] {
+            let (masked, readonly) = system_paths(&read(json));
+            assert_eq!((masked.len(), readonly.len()), (MASKED.len(), READONLY.len()), "{json}");
+            assert!(masked.iter().any(|p| p == "/proc/kcore") && readonly.iter().any(|p| p == "/proc/sys"));
+        }
+        let unconfined = read(r#"{"MaskedPaths":[],"ReadonlyPaths":[]}"#);
+        assert_eq!(system_paths(&unconfined), (vec![], vec![]));
+        validate(&unconfined).unwrap();
+        // What was read is what is kept (a container's config is saved and read back).
+        let again: HostConfig = serde_json::from_str(&serde_json::to_string(&unconfined).unwrap()).unwrap();
+        assert_eq!(system_paths(&again), (vec![], vec![]));
+        let own = read(r#"{"MaskedPaths":["/etc/motd"],"ReadonlyPaths":["/srv"]}"#);
+        assert_eq!(system_paths(&own), (vec!["/etc/motd".to_string()], vec!["/srv".to_string()]));
+        let e = validate(&read(r#"{"MaskedPaths":["proc/kcore"]}"#)).unwrap_err().to_string();
+        assert_eq!(e, r#"invalid MaskedPaths: "proc/kcore" is not an absolute path"#);
+        let wasm = HostConfig { runtime: crate::runtime::WASMTIME.into(), ..unconfined };
+        assert!(validate(&wasm).unwrap_err().to_string().contains("MaskedPaths for a WebAssembly container"));
     }
 }

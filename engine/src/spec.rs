@@ -92,6 +92,12 @@ pub struct RuntimeSpec {
     /// `--oom-score-adj`.
     #[serde(default)]
     pub oom_score_adj: i64,
+    /// Paths hidden from the container and paths made read-only in it (see
+    /// [`crate::security::system_paths`]); a spec without them gets Docker's defaults.
+    #[serde(default = "default_masked")]
+    pub masked_paths: Vec<String>,
+    #[serde(default = "default_readonly")]
+    pub readonly_paths: Vec<String>,
     /// `--cgroupns private`: the container gets a cgroup namespace rooted at its own
     /// cgroup (Docker's default on cgroup v2).
     #[serde(default)]
@@ -289,4 +295,12 @@ pub enum ShimRequest {
     Resize { height: u16, width: u16 },
     /// The shim answers with one `ExitInfo` line when the container exits.
     Wait,
+}
+
+fn default_masked() -> Vec<String> {
+    crate::security::MASKED.iter().map(|p| p.to_string()).collect()
+}
+
+fn default_readonly() -> Vec<String> {
+    crate::security::READONLY.iter().map(|p| p.to_string()).collect()
 }

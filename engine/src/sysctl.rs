@@ -14,7 +14,7 @@ pub fn check(key: &str, value: &str, h: &HostConfig) -> Result<()> {
     if key.is_empty() || key.contains("..") || key.contains('/') || key.starts_with('.') || key.ends_with('.') {
         return Err(not_allowed());
     }
-    if IPC_SYSCTLS.contains(&key) || key.starts_with("fs.mqueue.") {
+    if is_ipc(key) {
         if h.ipc_mode == "host" {
             return Err(Error::InvalidArgument(format!("sysctl '{key}' is not allowed in host IPC namespace")));
         }
@@ -27,6 +27,12 @@ pub fn check(key: &str, value: &str, h: &HostConfig) -> Result<()> {
         return Ok(());
     }
     Err(not_allowed())
+}
+
+/// Whether `key` is a setting of the IPC namespace (the rest Docker allows are the
+/// network namespace's).
+pub fn is_ipc(key: &str) -> bool {
+    IPC_SYSCTLS.contains(&key) || key.starts_with("fs.mqueue.")
 }
 
 /// The file under /proc/sys that sets `key`.

@@ -269,6 +269,91 @@ fn capabilities_and_no_new_privileges_reach_every_process() {
 /// in each of the container's writable places and says whether it opens.
 const MKNOD_EVERYWHERE: &str = "for d in / /dev /tmp /vol; do mknod $d/z2 c 1 5 || echo $d:no-mknod; head -c 1 $d/z2 >/dev/null 2>&1 && echo $d:opened || echo $d:refused; done; head -c 3 /dev/zero | wc -c; echo x > /dev/null && echo null-works";
 
+/// Docker's masked and read-only paths by default; `--security-opt
+/// systempaths=unconfined` lifts them (the CLI sends both lists empty) and `docker
+/// inspect` says which applied; the API's own lists replace the defaults; a relative
+/// path is refused.
+#[test]
+fn systempaths_unconfined_lifts_the_masks_and_the_apis_lists_replace_them() {
+    let b = Berth::start();
+    // timer_list: its size (0 where masked); /proc/sys: whether it is a mount of its own
+    // (the read-only bind). Only read: unconfined, root here could write the host's.
+    let look = "wc -c < /proc/timer_list; grep -c ' /proc/sys ' /proc/self/mountinfo || true";
+    let lines =
+        |out: String| -> Vec<u64> { out.lines().map(|l| l.trim().parse().unwrap()).collect() };
+    let default = lines(b.ok(&["run", "--rm", "busybox", "sh", "-c", look]));
+    assert_eq!(default, [0, 1], "by default");
+    let open = lines(b.ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "systempaths=unconfined",
+        "busybox",
+        "sh",
+        "-c",
+        look,
+    ]));
+    assert!(open[0] > 0 && open[1] == 0, "unconfined: {open:?}");
+    b.ok(&[
+        "create",
+        "--name",
+        "open",
+        "--security-opt",
+        "systempaths=unconfined",
+        "busybox",
+    ]);
+    b.ok(&["create", "--name", "masked", "busybox"]);
+    assert_eq!(
+        b.inspect(
+            "open",
+            "{{json .HostConfig.MaskedPaths}} {{json .HostConfig.ReadonlyPaths}}"
+        ),
+        "[] []"
+    );
+    let masked = b.inspect(
+        "masked",
+        "{{json .HostConfig.MaskedPaths}} {{json .HostConfig.ReadonlyPaths}}",
+    );
+    assert!(
+        masked.contains("\"/proc/kcore\"") && masked.contains("\"/proc/sysrq-trigger\""),
+        "{masked}"
+    );
+    // Lists of the client's own, through the API.
+    let (code, body) = berth_tests::api_call(
+        &b.sock,
+        "1.47",
+        "POST",
+        "/containers/create?name=own",
+        Some(
+            r#"{"Image":"busybox","Cmd":["sh","-c","wc -c < /etc/passwd; touch /tmp/x 2>&1; wc -c < /proc/timer_list"],"HostConfig":{"MaskedPaths":["/etc/passwd"],"ReadonlyPaths":["/tmp"]}}"#,
+        ),
+    );
+    assert_eq!(code, 201, "{body}");
+    let out = b.ok(&["start", "-a", "own"]);
+    let out: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(out[0], "0", "/etc/passwd masked: {out:?}");
+    assert!(
+        out[1].contains("Read-only file system"),
+        "/tmp read-only: {out:?}"
+    );
+    assert!(
+        out[2].parse::<u64>().unwrap() > 0,
+        "timer_list no longer masked: {out:?}"
+    );
+    let (code, body) = berth_tests::api_call(
+        &b.sock,
+        "1.47",
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image":"busybox","HostConfig":{"MaskedPaths":["proc/kcore"]}}"#),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("invalid MaskedPaths: \\\"proc/kcore\\\" is not an absolute path"),
+        "{body}"
+    );
+}
+
 fn assert_nodes_open_nothing(out: &str) {
     for d in ["/", "/dev", "/tmp", "/vol"] {
         assert!(
@@ -327,6 +412,10 @@ fn lab_sessions_run_under_the_default_profile_and_cannot_leave_it() {
         (
             vec!["--userns", "host"],
             "--userns host is not allowed in a lab session",
+        ),
+        (
+            vec!["--security-opt", "systempaths=unconfined"],
+            "--security-opt systempaths=unconfined is not allowed in a lab session",
         ),
     ] {
         let mut args = vec!["run", "--rm"];

@@ -378,3 +378,69 @@ fn without_user_namespaces_a_session_says_so() {
         "{info}"
     );
 }
+
+/// The sysctls Docker lets a container set work in a lab container too: the IPC
+/// namespace's (made before the container joins its session's user namespace, so
+/// only written then) and the network's (made inside it); the host's stay as they were.
+#[test]
+fn a_lab_container_sets_the_sysctls_docker_allows() {
+    let lab = Lab::start();
+    let id = lab.create_session();
+    let host = |key: &str| std::fs::read_to_string(format!("/proc/sys/{key}")).unwrap();
+    let before = (
+        host("kernel/msgmax"),
+        host("fs/mqueue/msg_max"),
+        host("net/core/somaxconn"),
+    );
+    let out = ok(
+        lab.session_docker(
+            &id,
+            &[
+                "run",
+                "--rm",
+                "--sysctl",
+                "kernel.msgmax=9000",
+                "--sysctl",
+                "fs.mqueue.msg_max=20",
+                "--sysctl",
+                "net.core.somaxconn=1000",
+                "busybox",
+                "cat",
+                "/proc/sys/kernel/msgmax",
+                "/proc/sys/fs/mqueue/msg_max",
+                "/proc/sys/net/core/somaxconn",
+            ],
+        ),
+        "run --sysctl",
+    );
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["9000", "20", "1000"]
+    );
+    assert_eq!(
+        (
+            host("kernel/msgmax"),
+            host("fs/mqueue/msg_max"),
+            host("net/core/somaxconn")
+        ),
+        before,
+        "the host's own"
+    );
+    // Once running, /proc/sys is read-only to the container, as in Docker.
+    let o = lab.session_docker(
+        &id,
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "echo 9001 > /proc/sys/kernel/msgmax",
+        ],
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("Read-only file system"),
+        "{}",
+        text(&o)
+    );
+}

@@ -714,6 +714,7 @@ impl Engine {
         };
         let bind_root: Option<PathBuf> = self.policy(&c.namespace).and_then(|p| p.bind_root().map(std::path::Path::to_path_buf));
         let etc_dir = net_donor.as_ref().map(|o| dir_of(self, &o.id)).unwrap_or_else(|| dir.clone());
+        let (masked_paths, readonly_paths) = crate::security::system_paths(h);
         Ok(RuntimeSpec {
             id: c.id.clone(),
             rootfs: dir.join("rootfs"),
@@ -810,6 +811,8 @@ impl Engine {
                 sysctls
             },
             oom_score_adj: h.oom_score_adj,
+            masked_paths,
+            readonly_paths,
             pid_ns,
             ipc_ns,
             uts_ns,

@@ -25,14 +25,6 @@ pub const NAMESPACES: CloneFlags = CloneFlags::CLONE_NEWPID
     .union(CloneFlags::CLONE_NEWIPC)
     .union(CloneFlags::CLONE_NEWNET);
 
-/// Paths Docker hides from containers (moby `oci/defaults.go`).
-pub const MASKED: &[&str] = &[
-    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
-    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-    "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
-];
-pub const READONLY: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
-
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// How the child's stdio is wired.
@@ -120,14 +112,20 @@ fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd:
     e(umount2(".", MntFlags::MNT_DETACH), || "detach old root".into())?;
     e(chdir("/"), || "chdir /".into())?;
     // Kept open through mask_paths (which makes /proc/sys read-only) to write the
-    // sysctls once the container's network namespace is final.
+    // sysctls below.
     let proc_sys = if spec.sysctls.is_empty() { None } else { Some(e(fs::File::open("/proc/sys"), || "open /proc/sys".into())?) };
     if spec.oom_score_adj != 0 {
         e(fs::write("/proc/self/oom_score_adj", spec.oom_score_adj.to_string()), || "set oom_score_adj".into())?;
     }
-    mask_paths();
+    mask_paths(&spec.masked_paths, &spec.readonly_paths)?;
     if spec.readonly_rootfs {
         e(mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY, None::<&str>), || "remount / read-only".into())?;
+    }
+    // Only its owner may write an IPC namespace's settings, and the container's was
+    // made by the clone, outside the session's user namespace: they are written now,
+    // the network's once its namespace is final (below).
+    if let Some(dir) = &proc_sys {
+        write_sysctls(dir, spec.sysctls.iter().filter(|(k, _)| crate::sysctl::is_ipc(k)))?;
     }
     if let Some((fd, _)) = userns {
         crate::userns::enter(fd)?;
@@ -142,7 +140,7 @@ fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd:
     }
 
     if let Some(dir) = &proc_sys {
-        write_sysctls(dir, &spec.sysctls)?;
+        write_sysctls(dir, spec.sysctls.iter().filter(|(k, _)| !crate::sysctl::is_ipc(k)))?;
     }
     let (uid, gid, groups, home) = resolve_user(&spec.user, &spec.security.extra_groups)?;
     setup_stdio(stdio, uid, gid)?;
@@ -177,7 +175,7 @@ fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd:
 
 /// Writes each sysctl through `dir` (an fd of a writable /proc/sys): the values land
 /// in the namespaces this process is in now.
-fn write_sysctls(dir: &fs::File, sysctls: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
+fn write_sysctls<'a>(dir: &fs::File, sysctls: impl Iterator<Item = (&'a String, &'a String)>) -> Result<(), String> {
     for (key, value) in sysctls {
         let path = CString::new(crate::sysctl::proc_path(key)).map_err(|_| format!("bad sysctl {key}"))?;
         // SAFETY: openat on our own open directory fd with a NUL-terminated relative path.
@@ -538,23 +536,34 @@ fn open_beneath(root: &Path, path: &Path) -> Result<OwnedFd, String> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn mask_paths() {
-    for p in MASKED {
-        match fs::metadata(p) {
-            Ok(md) if md.is_dir() => {
-                let _ = mount(Some("tmpfs"), *p, Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>);
-            }
-            Ok(_) => {
-                let _ = mount(Some("/dev/null"), *p, None::<&str>, MsFlags::MS_BIND, None::<&str>);
-            }
-            Err(_) => {}
+/// Hides `masked` (a file under /dev/null, a directory under an empty read-only
+/// tmpfs) and makes `readonly` read-only, inside the container's root. A path the
+/// container does not have is skipped, as runc does; any other failure stops the
+/// start, since a mask that did not take would leave open what it promised to hide.
+fn mask_paths(masked: &[String], readonly: &[String]) -> Result<(), String> {
+    use nix::errno::Errno;
+    let absent = |err: Errno| matches!(err, Errno::ENOENT | Errno::ENOTDIR);
+    for p in masked {
+        let res = match fs::metadata(p) {
+            Ok(md) if md.is_dir() => mount(Some("tmpfs"), p.as_str(), Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>),
+            Ok(_) => mount(Some("/dev/null"), p.as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>),
+            Err(_) => continue,
+        };
+        match res {
+            Err(err) if !absent(err) => return Err(format!("mask {p}: {err}")),
+            _ => {}
         }
     }
-    for p in READONLY {
-        if mount(Some(*p), *p, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).is_ok() {
-            let _ = mount(Some(*p), *p, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>);
+    for p in readonly {
+        match mount(Some(p.as_str()), p.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>) {
+            Err(err) if absent(err) => continue,
+            Err(err) => return Err(format!("make {p} read-only: {err}")),
+            Ok(()) => {}
         }
+        mount(Some(p.as_str()), p.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>)
+            .map_err(|err| format!("make {p} read-only: {err}"))?;
     }
+    Ok(())
 }
 
 pub(crate) fn loopback_up() -> Result<(), String> {

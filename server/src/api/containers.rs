@@ -428,10 +428,10 @@ fn as_dockerd_shows_host_config(h: &mut Value, c: &Container) {
             m.insert(key.into(), v);
         }
     }
+    let (masked, readonly) = berth_engine::security::system_paths(&c.host_config);
     let linux = c.host_config.runtime != berth_engine::runtime::WASMTIME;
-    let paths = |p: &[&str]| if linux { json!(p) } else { Value::Null };
-    m.insert("MaskedPaths".into(), paths(berth_engine::runtime::linux::MASKED));
-    m.insert("ReadonlyPaths".into(), paths(berth_engine::runtime::linux::READONLY));
+    m.insert("MaskedPaths".into(), if linux { json!(masked) } else { Value::Null });
+    m.insert("ReadonlyPaths".into(), if linux { json!(readonly) } else { Value::Null });
 }
 
 async fn inspect(State(s): State<ApiState>, version: ApiVersion, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
