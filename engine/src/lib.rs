@@ -45,6 +45,7 @@ pub mod manifest;
 pub mod mounts;
 pub mod netns;
 pub mod network;
+pub mod platform;
 pub mod policy;
 pub mod reference;
 pub mod resources;

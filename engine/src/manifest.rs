@@ -33,6 +33,9 @@ pub struct Platform {
     pub architecture: String,
     #[serde(default)]
     pub os: String,
+    /// `v7` of arm, `v8` of arm64 (see [`crate::platform`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub variant: String,
 }
 
 /// A manifest (config + layers) or an index (manifests): one type for both, as the

@@ -3,6 +3,7 @@
 
 use berth_engine::detach::{parse_detach_keys, DetachScanner, Scan};
 use berth_engine::logs::{self, LogFilter, Stream};
+use berth_engine::platform::Platform;
 use berth_engine::reference::Reference;
 use berth_engine::registry::guard::{self, Kind};
 use berth_engine::registry::lab_names::LabNames;
@@ -28,6 +29,17 @@ proptest! {
         let again = Reference::parse(&r.to_string()).expect("normalised form parses");
         prop_assert_eq!(&again, &r);
         prop_assert_eq!(Reference::parse(&r.familiar()).expect("familiar form parses"), r);
+    }
+
+    #[test]
+    fn platform_parse_never_panics(s in "\\PC{0,40}") {
+        let _ = Platform::parse(&s);
+    }
+
+    #[test]
+    fn platforms_read_back_as_shown(s in "[A-Za-z0-9_-]{1,8}(/[A-Za-z0-9_-]{1,8}){0,2}") {
+        let p = Platform::parse(&s).expect("well-formed platform");
+        prop_assert_eq!(Platform::parse(&p.to_string()).expect("shown form parses"), p);
     }
 
     #[test]

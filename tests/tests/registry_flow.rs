@@ -65,9 +65,10 @@ fn seed_flow_push_search_rmi_run_history() {
     assert!(history.lines().count() >= 3, "one row per step: {history}");
 }
 
-/// A multi-platform index: the pull picks the linux/amd64 manifest.
+/// A multi-platform index: the pull picks this machine's manifest, or the one
+/// `--platform` names; `run --platform` checks the image it finds.
 #[test]
-fn pull_picks_linux_amd64_from_an_index() {
+fn pull_picks_the_platform_from_an_index() {
     let b = Berth::start();
     let reg = b.registry_addr();
     b.ok(&["tag", "busybox", &format!("{reg}/multi:single")]);
@@ -137,6 +138,68 @@ fn pull_picks_linux_amd64_from_an_index() {
         ]),
         "picked"
     );
+    // `--platform`: the index's other entry (hello-world, whose config says this
+    // machine's architecture, so Docker's warning comes with it) ...
+    let both = format!("{reg}/multi:both");
+    let pull = b.ok(&["pull", "--platform", &format!("linux/{other_arch}"), &both]);
+    assert!(
+        pull.contains(&format!(
+            "WARNING: image with reference {both} was found but does not match the specified platform: wanted linux/{other_arch}, actual: linux/{host_arch}"
+        )),
+        "{pull}"
+    );
+    assert!(b.ok(&["run", "--rm", &both]).contains("Hello from Berth!"));
+    // ... an entry it does not have, by name ...
+    let (_, err) = b.fails(&["pull", "--platform", "linux/s390x", &both]);
+    assert!(
+        err.contains("no matching manifest for linux/s390x in the manifest list entries"),
+        "{err}"
+    );
+    // ... and `run --platform` checks the image: Docker's NotFound, on which the CLI
+    // pulls for that platform, and the image it gets is still not one for it.
+    let (_, err) = b.fails(&[
+        "run",
+        "--rm",
+        "--platform",
+        &format!("linux/{other_arch}"),
+        &both,
+    ]);
+    assert!(
+        err.contains(&format!(
+            "image with reference {both} was found but does not match the specified platform: wanted linux/{other_arch}, actual: linux/{host_arch}"
+        )),
+        "{err}"
+    );
+    b.ok(&["pull", &both]);
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "--platform",
+            &format!("linux/{host_arch}"),
+            &both,
+            "echo",
+            "host"
+        ]),
+        "host"
+    );
+    for path in [
+        format!("/images/create?fromImage={reg}/multi&tag=both&platform=bogus//x"),
+        "/containers/create?platform=linux/".to_string(),
+    ] {
+        let (code, body) = berth_tests::api_call(
+            &b.sock,
+            "1.47",
+            "POST",
+            &path,
+            Some(r#"{"Image":"busybox"}"#),
+        );
+        assert_eq!(code, 400, "{path}: {body}");
+        assert!(
+            body.contains("platform specifier component must match"),
+            "{path}: {body}"
+        );
+    }
 }
 
 /// `docker build --pull` takes the base image from its registry even when a local

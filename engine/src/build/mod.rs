@@ -998,13 +998,15 @@ impl<R: Read> Read for Padded<R> {
 fn scratch_platform(platform: Option<&str>) -> Result<(String, String)> {
     let host = || Ok(("linux".to_string(), host_arch()));
     let Some(p) = platform.filter(|p| !p.is_empty()) else { return host() };
-    let mut parts = p.split('/');
-    let (os, arch) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    match (os, arch) {
-        ("wasi" | "wasip1" | "wasip2", "wasm" | "") => Ok((os.into(), "wasm".into())),
-        ("linux", a) if a.is_empty() || a == host_arch() => host(),
-        _ => Err(Error::InvalidArgument(format!("\"{p}\": this Berth builds for linux/{} and wasi/wasm only", host_arch()))),
+    let want = crate::platform::Platform::parse(p)?;
+    // `wasi`, `wasip1/wasm`, …: a WASI os with no architecture, or wasm's.
+    if want.os.starts_with("wasi") && (want.architecture == "wasm" || !p.contains('/')) {
+        return Ok((want.os, "wasm".into()));
     }
+    if want.os == "linux" && want.architecture == host_arch() && want.variant.is_empty() {
+        return host();
+    }
+    Err(Error::InvalidArgument(format!("\"{p}\": this Berth builds for linux/{} and wasi/wasm only", host_arch())))
 }
 
 /// (image, stage name) of a FROM: `[--platform=…] image [AS name]`.

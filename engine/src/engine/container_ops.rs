@@ -235,7 +235,19 @@ impl Engine {
         })?;
         let image = self.images.config(&self.store, &image_id)?;
         let annotations = self.images.record(&image_id)?.annotations;
-        host_config.runtime = runtime::select(&host_config.runtime, platform.as_deref(), runtime::is_wasm_image(&image, &annotations))?.to_string();
+        let wasm_image = runtime::is_wasm_image(&image, &annotations);
+        // `--platform`: the image must be one for it (Docker's NotFound, on which the
+        // CLI pulls the name for that platform and tries again).
+        let platform = platform.filter(|p| !p.is_empty()).map(|p| crate::platform::Platform::parse(&p)).transpose()?;
+        if let Some(want) = &platform {
+            if !want.matches_image(&image.os, &image.architecture) {
+                return Err(Error::NotFound(format!(
+                    "image with reference {} was found but does not match the specified platform: wanted {want}, actual: {}/{}",
+                    config.image, image.os, image.architecture
+                )));
+            }
+        }
+        host_config.runtime = runtime::select(&host_config.runtime, platform.as_ref(), wasm_image)?.to_string();
         if !self.linux_runtime {
             let why = self.linux_missing().unwrap_or("no namespaces");
             if host_config.runtime == runtime::RUNC {

@@ -10,6 +10,7 @@ use super::Engine;
 use crate::archive::{self, Loaded, SaveItem};
 use crate::error::{Error, Result};
 use crate::image::{History, ImageConfig, Images, RemovedItem, MEDIA_TYPE_LAYER_TAR};
+use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::registry::guard::{Action, Endpoint, Guard, Pinned};
 use crate::registry::lab_names::LabNames;
@@ -545,8 +546,7 @@ impl Engine {
     /// still recorded under its Docker Hub name. Pushes never go to a mirror. In a lab
     /// session, Berth's own registry is asked for the session's own repository first,
     /// then the class's.
-    fn fetch_for_pull(&self, ns: &str, r: &Reference, creds: Option<&Credentials>, progress: &ProgressFn) -> Result<(pull::Fetched, String), RegistryError> {
-        let arch = archive::host_arch();
+    fn fetch_for_pull(&self, ns: &str, r: &Reference, platform: Option<&Platform>, creds: Option<&Credentials>, progress: &ProgressFn) -> Result<(pull::Fetched, String), RegistryError> {
         self.read_pull_source(ns, r, creds, |client, remote| {
             // The student sees the name they pulled, not the session's prefix.
             let pulling = format!("Pulling from {}", remote.repository);
@@ -554,7 +554,7 @@ impl Engine {
                 Progress::Status { id, text } if text == pulling => progress(Progress::Status { id, text: format!("Pulling from {}", r.repository) }),
                 p => progress(p),
             };
-            pull::fetch(client, &self.store, remote, &arch, &shown)
+            pull::fetch(client, &self.store, remote, platform, &shown)
         })
     }
 
@@ -658,12 +658,30 @@ impl Engine {
     /// `docker pull NAME`: fetches the image from its registry, records it and moves
     /// the tag, reporting progress as Docker does. Returns the image id.
     pub fn pull_image(&self, ns: &str, name: &str, creds: Option<&Credentials>, progress: &ProgressFn) -> Result<String, RegistryError> {
+        self.pull_image_for(ns, name, None, creds, progress)
+    }
+
+    /// `docker pull --platform P NAME`: as [`Self::pull_image`], taking P's image from
+    /// an index (None: the host's, or a wasm one). A single image of another platform
+    /// is pulled with Docker's warning, as dockerd does.
+    pub fn pull_image_for(&self, ns: &str, name: &str, platform: Option<&Platform>, creds: Option<&Credentials>, progress: &ProgressFn) -> Result<String, RegistryError> {
         self.check_frozen(ns)?;
         self.check_disk(ns)?;
         let r = Reference::parse(name)?;
         let shown = r.familiar();
         let before = self.images.namespace(ns)?.tags.get(&r.to_string()).cloned();
-        let (fetched, remote_repo) = self.fetch_for_pull(ns, &r, creds, progress)?;
+        let (fetched, remote_repo) = self.fetch_for_pull(ns, &r, platform, creds, progress)?;
+        if let (Some(want), Ok(config)) = (platform, serde_json::from_slice::<ImageConfig>(&fetched.config)) {
+            if !want.matches_image(&config.os, &config.architecture) {
+                progress(Progress::Status {
+                    id: None,
+                    text: format!(
+                        "WARNING: image with reference {shown} was found but does not match the specified platform: wanted {want}, actual: {}/{}",
+                        config.os, config.architecture
+                    ),
+                });
+            }
+        }
         let fresh: Vec<&(String, String, u64)> = fetched.layers.iter().filter(|l| fetched.new_blobs.contains(&l.0)).collect();
         for (digest, _, size) in &fresh {
             progress(Progress::Bytes { id: registry::short_id(digest), action: Transfer::Extracting, current: *size, total: *size });

@@ -15,6 +15,7 @@ use super::wasm_artifact;
 use super::{short_id, LayerState, Progress, ProgressFn, RResult, RegistryError, Transfer};
 use crate::error::Error;
 use crate::image::{ImageConfig, MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR};
+use crate::platform;
 use crate::reference::{self, Reference};
 use crate::store::Store;
 
@@ -112,9 +113,11 @@ fn parse_manifest(bytes: &[u8], what: &str) -> RResult<Manifest> {
     serde_json::from_slice(bytes).map_err(|e| RegistryError::Protocol(format!("{what}: invalid manifest: {e}")))
 }
 
-/// Resolves `r` to an image manifest for linux/`arch`. Returns (manifest, the digest of
-/// what `r` named: the index's when it is one, as Docker records it).
-fn resolve(client: &Client, r: &Reference, arch: &str) -> RResult<(Manifest, String)> {
+/// Resolves `r` to an image manifest for `want` (None: linux on this machine's
+/// architecture, else a wasm image). Returns (manifest, the digest of what `r` named:
+/// the index's when it is one, as Docker records it).
+fn resolve(client: &Client, r: &Reference, want: Option<&platform::Platform>) -> RResult<(Manifest, String)> {
+    let host = platform::Platform { os: "linux".into(), architecture: crate::archive::host_arch(), variant: String::new() };
     let reference = r.digest.clone().or_else(|| r.tag.clone()).unwrap_or_else(|| reference::DEFAULT_TAG.to_string());
     let (bytes, media_type, top_digest) = get_manifest(client, r, &reference)?;
     let mut m = parse_manifest(&bytes, &reference)?;
@@ -130,18 +133,18 @@ fn resolve(client: &Client, r: &Reference, arch: &str) -> RResult<(Manifest, Str
         if !is_index {
             return Ok((m, top_digest));
         }
-        let pick = m
-            .manifests
-            .iter()
-            .find(|d| d.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == arch))
+        let entry_for = |p: &platform::Platform| m.manifests.iter().find(|d| d.platform.as_ref().is_some_and(|e| p.matches_entry(e)));
+        let pick = match want {
+            Some(p) => entry_for(p),
             // Wasm runs on any host: an index with no entry for this one may still
             // have a wasm image.
-            .or_else(|| m.manifests.iter().find(|d| d.platform.as_ref().is_some_and(|p| p.architecture == "wasm")))
-            .cloned()
-            .ok_or_else(|| {
-                let have: Vec<String> = m.manifests.iter().filter_map(|d| d.platform.as_ref()).filter(|p| p.os != "unknown").map(|p| format!("{}/{}", p.os, p.architecture)).collect();
-                RegistryError::NotFound(format!("no matching manifest for linux/{arch} in the manifest list entries (the image has: {})", have.join(", ")))
-            })?;
+            None => entry_for(&host).or_else(|| m.manifests.iter().find(|d| d.platform.as_ref().is_some_and(|p| p.architecture == "wasm"))),
+        }
+        .cloned()
+        .ok_or_else(|| {
+            let have: Vec<String> = m.manifests.iter().filter_map(|d| d.platform.as_ref()).filter(|p| p.os != "unknown").map(|p| format!("{}/{}", p.os, p.architecture)).collect();
+            RegistryError::NotFound(format!("no matching manifest for {} in the manifest list entries (the image has: {})", want.unwrap_or(&host), have.join(", ")))
+        })?;
         reference::validate_digest(&pick.digest).map_err(|_| RegistryError::Protocol(format!("bad digest {} in index", pick.digest)))?;
         let (bytes, mt, _) = get_manifest(client, r, &pick.digest)?;
         m = parse_manifest(&bytes, &pick.digest)?;
@@ -248,11 +251,11 @@ fn decompress_zstd(store: &Store, blob: &str, diff_id: &str) -> RResult<u64> {
     Ok(size)
 }
 
-/// Downloads everything `r` needs that the store lacks. `arch` is the platform to
-/// pick from an index. Emits "Pulling from" once the manifest is known, so a
-/// missing image fails before any progress line.
-pub fn fetch(client: &Client, store: &Store, r: &Reference, arch: &str, progress: &ProgressFn) -> RResult<Fetched> {
-    let (manifest, digest) = resolve(client, r, arch)?;
+/// Downloads everything `r` needs that the store lacks. `want` is the platform to
+/// pick from an index (see [`resolve`]). Emits "Pulling from" once the manifest is
+/// known, so a missing image fails before any progress line.
+pub fn fetch(client: &Client, store: &Store, r: &Reference, want: Option<&platform::Platform>, progress: &ProgressFn) -> RResult<Fetched> {
+    let (manifest, digest) = resolve(client, r, want)?;
     let tag_or_digest = r.tag.clone().or_else(|| r.digest.clone()).unwrap_or_default();
     progress(Progress::Status { id: Some(tag_or_digest), text: format!("Pulling from {}", r.repository) });
     let mut new_blobs = Vec::new();

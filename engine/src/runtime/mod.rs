@@ -79,7 +79,7 @@ pub fn is_wasm_image(image: &ImageConfig, annotations: &std::collections::BTreeM
 
 /// Picks a container's runtime: `--runtime` when given (checked against [`NAMES`]),
 /// else wasmtime for `--platform wasi/wasm` or a wasm image, else runc.
-pub fn select(requested: &str, platform: Option<&str>, wasm_image: bool) -> Result<&'static str> {
+pub fn select(requested: &str, platform: Option<&crate::platform::Platform>, wasm_image: bool) -> Result<&'static str> {
     if !requested.is_empty() {
         return match requested {
             RUNC | "io.containerd.runc.v2" => Ok(RUNC),
@@ -87,11 +87,7 @@ pub fn select(requested: &str, platform: Option<&str>, wasm_image: bool) -> Resu
             other => Err(Error::InvalidArgument(format!("unknown or invalid runtime name: {other}"))),
         };
     }
-    let wasm_platform = platform.is_some_and(|p| {
-        let mut parts = p.split('/');
-        let (os, arch) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        arch == "wasm" || matches!(os, "wasi" | "wasip1" | "wasip2")
-    });
+    let wasm_platform = platform.is_some_and(crate::platform::Platform::is_wasm);
     Ok(if wasm_platform || wasm_image { WASMTIME } else { RUNC })
 }
 
@@ -103,8 +99,9 @@ mod tests {
     fn runtime_choice() {
         assert_eq!(select("", None, false).unwrap(), RUNC);
         assert_eq!(select("", None, true).unwrap(), WASMTIME);
-        assert_eq!(select("", Some("wasi/wasm"), false).unwrap(), WASMTIME);
-        assert_eq!(select("", Some("linux/amd64"), false).unwrap(), RUNC);
+        let p = |s: &str| crate::platform::Platform::parse(s).unwrap();
+        assert_eq!(select("", Some(&p("wasi/wasm")), false).unwrap(), WASMTIME);
+        assert_eq!(select("", Some(&p("linux/amd64")), false).unwrap(), RUNC);
         assert_eq!(select("io.containerd.runc.v2", None, true).unwrap(), RUNC);
         assert_eq!(select(WASMTIME, None, false).unwrap(), WASMTIME);
         assert_eq!(select("crun", None, false).unwrap_err().to_string(), "unknown or invalid runtime name: crun");

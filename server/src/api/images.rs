@@ -501,7 +501,9 @@ async fn create(State(s): State<ApiState>, Query(q): Pairs, headers: HeaderMap, 
             None => image,
         };
         let creds = registry_auth(&headers);
-        return progress_stream(move |progress| s.engine.pull_image(&s.namespace, &name, creds.as_ref(), progress).map(|_| ())).await;
+        // `--platform`: checked before the stream starts, so a bad one is a plain 400.
+        let platform = nonempty(first(&q, "platform")).map(|p| berth_engine::platform::Platform::parse(&p)).transpose()?;
+        return progress_stream(move |progress| s.engine.pull_image_for(&s.namespace, &name, platform.as_ref(), creds.as_ref(), progress).map(|_| ())).await;
     }
     let src = nonempty(first(&q, "fromSrc")).ok_or_else(|| ApiError::bad_request("either fromImage or fromSrc is required"))?;
     if src != "-" {
