@@ -89,6 +89,12 @@ impl Platform {
         self.os == os && self.architecture == arch
     }
 
+    /// Docker's words for an image (named `reference`) of `os`/`architecture` where
+    /// this platform was asked for.
+    pub fn mismatch(&self, reference: &str, os: &str, architecture: &str) -> String {
+        format!("image with reference {reference} was found but does not match the specified platform: wanted {self}, actual: {os}/{architecture}")
+    }
+
     /// Whether an index entry of this platform is one for this one (its variant too,
     /// when one was asked for).
     pub fn matches_entry(&self, entry: &crate::manifest::Platform) -> bool {

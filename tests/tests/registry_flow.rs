@@ -170,6 +170,42 @@ fn pull_picks_the_platform_from_an_index() {
         )),
         "{err}"
     );
+    // A build's FROM too (the classic builder: `--platform`, or `FROM --platform=`
+    // with BuildKit's BUILDPLATFORM, which Dockerfiles from the web use).
+    let ctx = b.root.with_file_name("ctx-platform");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let build = |dockerfile: &str, flags: &[&str]| {
+        std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+        let mut args = vec!["build", "-q"];
+        args.extend_from_slice(flags);
+        args.push(ctx.to_str().unwrap());
+        b.cmd(&args)
+            .env("DOCKER_BUILDKIT", "0")
+            .output()
+            .expect("docker build")
+    };
+    let o = build(
+        &format!("FROM {both}\n"),
+        &["--platform", &format!("linux/{other_arch}")],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("does not match the specified platform"),
+        "{err}"
+    );
+    let o = build(
+        "FROM --platform=$BUILDPLATFORM busybox\nRUN echo built\n",
+        &[],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = build(
+        &format!("FROM --platform=linux/{other_arch} busybox\n"),
+        &[],
+    );
+    assert!(
+        !o.status.success(),
+        "busybox is of this machine's platform only"
+    );
     b.ok(&["pull", &both]);
     assert_eq!(
         b.ok(&[

@@ -29,6 +29,7 @@ use crate::container::ContainerConfig;
 use crate::{CreateRequest, WaitCondition};
 use crate::error::{Context, Error, Result};
 use crate::image::{History, ImageConfig, RootFs};
+use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::spec::ShimRequest;
 use crate::Engine;
@@ -364,12 +365,27 @@ impl Builder<'_> {
         let lookup = |n: &str| globals.get(n).cloned().flatten();
         let text = expand(&ins.text(), self.escape, &lookup)?;
         let (base, name) = from_parts(&Instruction { args: Args::Shell(text), ..ins.clone() }, self.escape)?;
+        // `FROM --platform=…` (or `build --platform`), its variables expanded: the
+        // global ARGs, and BuildKit's BUILDPLATFORM and TARGETPLATFORM, which
+        // Dockerfiles from the web use (this machine's, or `--platform`'s).
+        let host_platform = format!("linux/{}", host_arch());
+        let target = self.opts.platform.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| host_platform.clone());
+        let platform_lookup = |n: &str| match n {
+            "BUILDPLATFORM" => lookup(n).or(Some(host_platform.clone())),
+            "TARGETPLATFORM" => lookup(n).or(Some(target.clone())),
+            _ => lookup(n),
+        };
+        let platform_text = match ins.flag("platform") {
+            Some(f) => Some(expand(f, self.escape, &platform_lookup)?),
+            None => self.opts.platform.clone(),
+        }
+        .filter(|p| !p.is_empty());
         let engine = self.engine;
         let stage_image = self.done.iter().rev().find(|(n, _)| n.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(&base))).map(|(_, id)| id.clone());
         let image = if let Some(id) = stage_image {
             id
         } else if base.eq_ignore_ascii_case("scratch") {
-            let (os, architecture) = scratch_platform(ins.flag("platform").or(self.opts.platform.as_deref()))?;
+            let (os, architecture) = scratch_platform(platform_text.as_deref())?;
             let config = ImageConfig {
                 architecture,
                 os,
@@ -378,7 +394,14 @@ impl Builder<'_> {
             };
             engine.create_child_image(None, &config, None)?
         } else {
+            let platform = platform_text.as_deref().map(Platform::parse).transpose()?;
             let local = if self.opts.pull { Err(Error::NotFound(base.clone())) } else { engine.image_config(self.ns, &base) };
+            // A local image of another platform than the one asked for is as good as
+            // none: Docker pulls the name for that platform.
+            let local = match local {
+                Ok((_, c)) if platform.as_ref().is_some_and(|p| !p.matches_image(&c.os, &c.architecture)) => Err(Error::NotFound(base.clone())),
+                other => other,
+            };
             match local {
                 Ok((id, _)) => id,
                 Err(Error::NotFound(_)) => {
@@ -386,7 +409,12 @@ impl Builder<'_> {
                     self.say(&format!("{}: Pulling from {}\n", Reference::parse(&base).ok().and_then(|r| r.tag).unwrap_or("latest".into()), shown));
                     // The registry's own error says best why (no such repository,
                     // no network, denied).
-                    engine.pull_image(self.ns, &base, None, &|_| {}).map_err(Error::from)?
+                    let id = engine.pull_image_for(self.ns, &base, platform.as_ref(), None, &|_| {}).map_err(Error::from)?;
+                    let c = engine.images.config(&engine.store, &id)?;
+                    if let Some(p) = platform.as_ref().filter(|p| !p.matches_image(&c.os, &c.architecture)) {
+                        return Err(Error::NotFound(p.mismatch(&shown, &c.os, &c.architecture)));
+                    }
+                    id
                 }
                 Err(e) => return Err(e),
             }
@@ -998,7 +1026,7 @@ impl<R: Read> Read for Padded<R> {
 fn scratch_platform(platform: Option<&str>) -> Result<(String, String)> {
     let host = || Ok(("linux".to_string(), host_arch()));
     let Some(p) = platform.filter(|p| !p.is_empty()) else { return host() };
-    let want = crate::platform::Platform::parse(p)?;
+    let want = Platform::parse(p)?;
     // `wasi`, `wasip1/wasm`, …: a WASI os with no architecture, or wasm's.
     if want.os.starts_with("wasi") && (want.architecture == "wasm" || !p.contains('/')) {
         return Ok((want.os, "wasm".into()));

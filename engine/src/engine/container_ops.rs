@@ -241,10 +241,7 @@ impl Engine {
         let platform = platform.filter(|p| !p.is_empty()).map(|p| crate::platform::Platform::parse(&p)).transpose()?;
         if let Some(want) = &platform {
             if !want.matches_image(&image.os, &image.architecture) {
-                return Err(Error::NotFound(format!(
-                    "image with reference {} was found but does not match the specified platform: wanted {want}, actual: {}/{}",
-                    config.image, image.os, image.architecture
-                )));
+                return Err(Error::NotFound(want.mismatch(&config.image, &image.os, &image.architecture)));
             }
         }
         host_config.runtime = runtime::select(&host_config.runtime, platform.as_ref(), wasm_image)?.to_string();

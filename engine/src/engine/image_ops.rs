@@ -673,13 +673,7 @@ impl Engine {
         let (fetched, remote_repo) = self.fetch_for_pull(ns, &r, platform, creds, progress)?;
         if let (Some(want), Ok(config)) = (platform, serde_json::from_slice::<ImageConfig>(&fetched.config)) {
             if !want.matches_image(&config.os, &config.architecture) {
-                progress(Progress::Status {
-                    id: None,
-                    text: format!(
-                        "WARNING: image with reference {shown} was found but does not match the specified platform: wanted {want}, actual: {}/{}",
-                        config.os, config.architecture
-                    ),
-                });
+                progress(Progress::Status { id: None, text: format!("WARNING: {}", want.mismatch(&shown, &config.os, &config.architecture)) });
             }
         }
         let fresh: Vec<&(String, String, u64)> = fetched.layers.iter().filter(|l| fetched.new_blobs.contains(&l.0)).collect();
