@@ -927,3 +927,78 @@ fn log_drivers_other_than_json_file_local_and_none_are_refused() {
         "none []"
     );
 }
+
+/// `docker ps --filter` with the keys dockerd has beyond name/status/label: network,
+/// publish, expose, volume, before, since, isolation, is-task; a bad value is refused.
+#[test]
+fn ps_filters_by_network_ports_volumes_and_order() {
+    let b = Berth::start();
+    b.ok(&["network", "create", "filternet"]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "80",
+        "--expose",
+        "9000",
+        "-v",
+        "filtervol:/data",
+        "--network",
+        "filternet",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "plain",
+        "-v",
+        "/tmp:/hosttmp",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let names = |filter: &str| {
+        let mut v: Vec<String> = b
+            .ok(&["ps", "--filter", filter, "--format", "{{.Names}}"])
+            .lines()
+            .map(String::from)
+            .collect();
+        v.sort();
+        v.join(" ")
+    };
+    for (filter, want) in [
+        ("network=filternet", "web"),
+        ("network=bridge", "plain"),
+        ("publish=80", "web"),
+        ("publish=9000", ""),
+        ("expose=9000", "web"),
+        ("expose=8000-9999/tcp", "web"),
+        ("expose=9000/udp", ""),
+        ("volume=filtervol", "web"),
+        ("volume=/hosttmp", "plain"),
+        ("volume=/tmp", "plain"),
+        ("before=plain", "web"),
+        ("since=web", "plain"),
+        ("is-task=false", "plain web"),
+        ("is-task=true", ""),
+        ("isolation=default", "plain web"),
+    ] {
+        assert_eq!(names(filter), want, "{filter}");
+    }
+    let id = b.inspect("filternet", "{{.Id}}");
+    assert_eq!(names(&format!("network={id}")), "web");
+    for (filter, err) in [
+        ("publish=x", "invalid filter 'publish=x'"),
+        ("before=nope", "No such container: nope"),
+        ("isolation=hyperv", "Invalid isolation: \"hyperv\""),
+        ("bogus=1", "invalid filter 'bogus'"),
+    ] {
+        let (_, e) = b.fails(&["ps", "--filter", filter]);
+        assert!(e.contains(err), "{filter}: {e}");
+    }
+}

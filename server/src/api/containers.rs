@@ -253,14 +253,91 @@ fn matches_filters(c: &Container, f: &BTreeMap<String, Vec<String>>, image_ids: 
         && any("health", &|h| h == c.state.health.as_ref().map_or("none", |h| h.status.as_str()))
 }
 
+/// A `publish` or `expose` filter's value: `PORT[-PORT][/PROTO]` (tcp by default).
+fn port_filter(key: &str, v: &str) -> Result<(u16, u16, String), ApiError> {
+    let bad = || ApiError::bad_request(format!("invalid filter '{key}={v}'"));
+    let (ports, proto) = v.split_once('/').unwrap_or((v, "tcp"));
+    let (lo, hi) = ports.split_once('-').unwrap_or((ports, ports));
+    let (lo, hi): (u16, u16) = (lo.parse().map_err(|_| bad())?, hi.parse().map_err(|_| bad())?);
+    if lo > hi || !["tcp", "udp", "sctp"].contains(&proto) {
+        return Err(bad());
+    }
+    Ok((lo, hi, proto.to_string()))
+}
+
+/// The filters `docker ps` shows through: a container's networks (name or id), its
+/// published and exposed ports, its mounts (volume name or source, or destination),
+/// judged on the summary `docker ps` prints, so a filter and the listing agree.
+fn matches_summary_filters(v: &Value, f: &BTreeMap<String, Vec<String>>) -> Result<bool, ApiError> {
+    let any = |key: &str, pred: &dyn Fn(&str) -> Result<bool, ApiError>| -> Result<bool, ApiError> {
+        match f.get(key).filter(|v| !v.is_empty()) {
+            None => Ok(true),
+            Some(values) => {
+                for x in values {
+                    if pred(x)? {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+        }
+    };
+    let empty = vec![];
+    let list = |key: &str| v[key].as_array().unwrap_or(&empty).clone();
+    let networks = v["NetworkSettings"]["Networks"].as_object().cloned().unwrap_or_default();
+    let network = any("network", &|n| Ok(networks.iter().any(|(name, e)| name == n || e["NetworkID"].as_str() == Some(n))))?;
+    let ports = list("Ports");
+    let port_in = |key: &str, x: &str, published: bool| -> Result<bool, ApiError> {
+        let (lo, hi, proto) = port_filter(key, x)?;
+        Ok(ports.iter().any(|p| {
+            let private = p["PrivatePort"].as_u64().unwrap_or(0);
+            (!published || p["PublicPort"].as_u64().is_some()) && (lo as u64..=hi as u64).contains(&private) && p["Type"] == proto.as_str()
+        }))
+    };
+    let publish = any("publish", &|x| port_in("publish", x, true))?;
+    let expose = any("expose", &|x| port_in("expose", x, false))?;
+    let mounts = list("Mounts");
+    let volume = any("volume", &|x| {
+        Ok(mounts.iter().any(|m| {
+            let name = m["Name"].as_str().filter(|n| !n.is_empty()).or(m["Source"].as_str());
+            name == Some(x) || m["Destination"].as_str() == Some(x)
+        }))
+    })?;
+    Ok(network && publish && expose && volume)
+}
+
 async fn list(State(s): State<ApiState>, version: ApiVersion, Query(q): Q) -> Result<Json<Vec<Value>>, ApiError> {
     s.engine.note_request(&s.namespace, "ps", &[("all", &flag(&q, "all").to_string())]);
     let filters = parse_filters(&opt(&q, "filters"))?;
+    const FILTERS: &[&str] = &[
+        "name", "id", "status", "exited", "label", "ancestor", "health", "network", "publish", "expose", "volume", "before", "since", "isolation", "is-task",
+    ];
     for k in filters.keys() {
-        if !["name", "id", "status", "exited", "label", "ancestor", "health"].contains(&k.as_str()) {
+        if !FILTERS.contains(&k.as_str()) {
             return Err(ApiError::bad_request(format!("invalid filter '{k}'")));
         }
     }
+    for (key, values) in &filters {
+        for x in values {
+            match key.as_str() {
+                "publish" | "expose" => drop(port_filter(key, x)?),
+                // Linux has one isolation, `default`.
+                "isolation" if x != "default" => return Err(ApiError::bad_request(format!("Invalid isolation: {x:?}"))),
+                "is-task" if x != "true" && x != "false" => return Err(ApiError::bad_request(format!("invalid filter 'is-task={x}'"))),
+                _ => {}
+            }
+        }
+    }
+    // `before`/`since`: created before or after the named container (there are no
+    // swarm tasks here, so `is-task=true` lists nothing).
+    let created_of = |key: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+        match filters.get(key).and_then(|v| v.first()) {
+            Some(id) => Ok(Some(s.engine.container(&s.namespace, id)?.created)),
+            None => Ok(None),
+        }
+    };
+    let (before, since) = (created_of("before")?, created_of("since")?);
+    let no_tasks = filters.get("is-task").is_some_and(|v| v.iter().any(|x| x == "true"));
     for h in filters.get("health").into_iter().flatten() {
         if !["starting", "healthy", "unhealthy", "none"].contains(&h.as_str()) {
             return Err(ApiError::bad_request(format!("Unrecognised filter value for health: {h}")));
@@ -275,19 +352,23 @@ async fn list(State(s): State<ApiState>, version: ApiVersion, Query(q): Q) -> Re
     let out = blocking(move || {
         let now = chrono::Utc::now();
         let resolve = |name: &str| engine.image_config(&ns, name).ok().map(|(id, _)| id);
-        let mut v: Vec<Value> = engine
-            .containers(&ns)
-            .iter()
-            .filter(|c| all || limit.is_some() || c.state.status.is_live() || filters.contains_key("status"))
-            .filter(|c| matches_filters(c, &filters, &resolve))
-            .map(|c| {
-                let mut v = summary(c, now, version);
-                if with_size {
-                    add_sizes(&mut v, engine.container_size(c));
-                }
-                v
-            })
-            .collect();
+        let mut v = Vec::new();
+        for c in engine.containers(&ns).iter() {
+            if !(all || limit.is_some() || c.state.status.is_live() || filters.contains_key("status")) {
+                continue;
+            }
+            if no_tasks || !matches_filters(c, &filters, &resolve) || before.is_some_and(|t| c.created >= t) || since.is_some_and(|t| c.created <= t) {
+                continue;
+            }
+            let mut s = summary(c, now, version);
+            if !matches_summary_filters(&s, &filters)? {
+                continue;
+            }
+            if with_size {
+                add_sizes(&mut s, engine.container_size(c));
+            }
+            v.push(s);
+        }
         if let Some(l) = limit {
             v.truncate(l);
         }
