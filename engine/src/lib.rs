@@ -65,7 +65,7 @@ pub mod volume;
 pub mod xattrs;
 
 pub use engine::{
-    AttachStream, CommitOptions, ContainerSize, CreateRequest, DiskUsage, EndpointRequest, Engine, EngineOptions, NetworkCreate, ExecConfig, ExecIo, ExecRecord, ImageSummary, ImageUsage, VolumeUsage,
+    ArchiveReader, AttachStream, CommitOptions, ContainerSize, CreateRequest, DiskUsage, EndpointRequest, Engine, EngineOptions, NetworkCreate, ExecConfig, ExecIo, ExecRecord, ImageSummary, ImageUsage, VolumeUsage,
     RemovedImages, WaitCondition, Waiter,
 };
 pub use engine::nsexec_main;

@@ -176,3 +176,86 @@ fn copy_into_containers() {
     assert!(!std::path::Path::new("/target/file.txt").exists());
     b.ok(&["rm", "-f", "run", "robox", "rofs", "box"]);
 }
+
+/// `docker export`: the container's own files (its image's, and what it changed),
+/// not what is mounted in it; the tar imports back as an image.
+#[test]
+fn export_writes_the_containers_own_files() {
+    let b = Berth::start();
+    let dir = b.root.with_file_name("export");
+    std::fs::create_dir_all(&dir).unwrap();
+    let list = |tar: &std::path::Path| -> Vec<String> {
+        let o = std::process::Command::new("tar")
+            .arg("tf")
+            .arg(tar)
+            .output()
+            .expect("tar");
+        assert!(o.status.success(), "tar tf {}", tar.display());
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    b.ok(&[
+        "run",
+        "--name",
+        "stopped",
+        "-v",
+        "exportvol:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo made > /made; echo v > /data/v; rm /bin/vi",
+    ]);
+    let tar = dir.join("stopped.tar");
+    b.ok(&["export", "-o", tar.to_str().unwrap(), "stopped"]);
+    let names = list(&tar);
+    assert!(
+        names.iter().any(|n| n == "made") && names.iter().any(|n| n == "bin/sh"),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n == "bin/vi" || n.starts_with("./")),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n == "data/") && !names.iter().any(|n| n == "data/v"),
+        "the volume's mount point, not its files"
+    );
+    b.ok(&["import", tar.to_str().unwrap(), "exported:1"]);
+    assert_eq!(b.ok(&["run", "--rm", "exported:1", "cat", "/made"]), "made");
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "running",
+        "busybox",
+        "sh",
+        "-c",
+        "echo live > /live; sleep 300",
+    ]);
+    b.eventually("the file written", || {
+        b.ok(&["exec", "running", "cat", "/live"]) == "live"
+    });
+    let tar = dir.join("running.tar");
+    b.ok(&["export", "-o", tar.to_str().unwrap(), "running"]);
+    let names = list(&tar);
+    assert!(
+        names.iter().any(|n| n == "live") && names.iter().any(|n| n == "proc/"),
+        "{names:?}"
+    );
+    assert!(
+        !names
+            .iter()
+            .any(|n| (n.starts_with("proc/") && n != "proc/")
+                || (n.starts_with("sys/") && n != "sys/")),
+        "nothing of /proc or /sys: {names:?}"
+    );
+    let (_, err) = b.fails(&[
+        "export",
+        "-o",
+        dir.join("none.tar").to_str().unwrap(),
+        "nosuch",
+    ]);
+    assert!(err.contains("No such container: nosuch"), "{err}");
+}

@@ -357,9 +357,12 @@ fn append_named<W: Write>(b: &mut tar::Builder<W>, h: &mut tar::Header, name: &s
 /// Writes `src` (and, for a directory, everything below it) as tar entries named
 /// from `name`; symlinks are archived as links, sockets skipped (as Go's tar does).
 ///
-/// With `userns`, the tree's host ids are written as the container's.
-fn append_tree<W: Write>(b: &mut tar::Builder<W>, src: &Path, name: &str, userns: Option<IdMap>) -> io::Result<()> {
+/// With `userns`, the tree's host ids are written as the container's. With
+/// `one_fs`, what is mounted over the tree from another device is written as its
+/// empty mount point (a directory, or a file), as the tree has it below the mount.
+fn append_tree<W: Write>(b: &mut tar::Builder<W>, src: &Path, name: &str, userns: Option<IdMap>, one_fs: Option<u64>) -> io::Result<()> {
     let md = fs::symlink_metadata(src)?;
+    let mount_point = one_fs.is_some_and(|dev| md.dev() != dev);
     let ft = md.file_type();
     let mut h = tar::Header::new_gnu();
     h.set_mode(md.mode() & 0o7777);
@@ -373,12 +376,20 @@ fn append_tree<W: Write>(b: &mut tar::Builder<W>, src: &Path, name: &str, userns
         h.set_entry_type(tar::EntryType::Directory);
         let dir_name = if name.ends_with('/') { name.to_string() } else { format!("{name}/") };
         append_named(b, &mut h, &dir_name, None, io::empty())?;
+        if mount_point {
+            return Ok(());
+        }
         let mut entries: Vec<_> = fs::read_dir(src)?.collect::<io::Result<Vec<_>>>()?;
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let child = e.file_name();
             let child_name = format!("{}/{}", name.trim_end_matches('/'), child.to_string_lossy());
-            append_tree(b, &e.path(), &child_name, userns)?;
+            append_tree(b, &e.path(), &child_name, userns, one_fs)?;
+        }
+    } else if mount_point {
+        if ft.is_file() {
+            h.set_entry_type(tar::EntryType::Regular);
+            append_named(b, &mut h, name, None, io::empty())?;
         }
     } else if ft.is_symlink() {
         h.set_entry_type(tar::EntryType::Symlink);
@@ -637,7 +648,7 @@ impl Engine {
                 let result = {
                     let mut b = tar::Builder::new(&mut w);
                     let name = go_base(&abs);
-                    append_tree(&mut b, Path::new(&abs), if name == "/" { "." } else { &name }, userns).and_then(|()| b.finish())
+                    append_tree(&mut b, Path::new(&abs), if name == "/" { "." } else { &name }, userns, None).and_then(|()| b.finish())
                 };
                 if let Err(e) = result.and_then(|()| w.flush()) {
                     let _ = tx.send(Err(e));
@@ -647,6 +658,45 @@ impl Engine {
         let stat = stat_rx.recv().unwrap_or_else(|_| Err(Error::Runtime("copy thread ended early".into())))?;
         self.emit_container(&c, "archive-path", &[]);
         Ok((stat, ArchiveReader { rx, buf: Vec::new(), pos: 0 }))
+    }
+
+    /// `docker export`: a tar of the container's own file system (its image's layers
+    /// and what it changed), without what is mounted in it (volumes, binds, /proc,
+    /// /dev, the /etc files), entries named from its root (`bin/`, `etc/passwd`).
+    pub fn export_container(&self, ns: &str, name: &str) -> Result<ArchiveReader> {
+        let c = self.container(ns, name)?;
+        let source = self.root_source(&c)?;
+        let userns = source.userns;
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<()>>(1);
+        let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
+        std::thread::Builder::new()
+            .name("berth-export".into())
+            .spawn(move || {
+                let entered = source.enter();
+                let ok = entered.is_ok();
+                let _ = ready_tx.send(entered);
+                if !ok {
+                    return;
+                }
+                let mut w = ChunkWriter { tx: tx.clone(), buf: Vec::with_capacity(CHUNK) };
+                let result = (|| {
+                    let dev = fs::symlink_metadata("/")?.dev();
+                    let mut b = tar::Builder::new(&mut w);
+                    let mut entries: Vec<_> = fs::read_dir("/")?.collect::<io::Result<Vec<_>>>()?;
+                    entries.sort_by_key(|e| e.file_name());
+                    for e in entries {
+                        append_tree(&mut b, &e.path(), &e.file_name().to_string_lossy(), userns, Some(dev))?;
+                    }
+                    b.finish()
+                })();
+                if let Err(e) = result.and_then(|()| w.flush()) {
+                    let _ = tx.send(Err(e));
+                }
+            })
+            .ctx(|| "spawn export thread".into())?;
+        ready_rx.recv().unwrap_or_else(|_| Err(Error::Runtime("export thread ended early".into())))?;
+        self.emit_container(&c, "export", &[]);
+        Ok(ArchiveReader { rx, buf: Vec::new(), pos: 0 })
     }
 
     /// `PUT /containers/{id}/archive`: extracts a tar into the directory `path`
@@ -739,7 +789,7 @@ mod tests {
         fs::write(src.join("sub/f"), "hello").unwrap();
         std::os::unix::fs::symlink("sub/f", src.join("link")).unwrap();
         let mut b = tar::Builder::new(Vec::new());
-        append_tree(&mut b, &src, "src", None).unwrap();
+        append_tree(&mut b, &src, "src", None, None).unwrap();
         let bytes = b.into_inner().unwrap();
         let dest = t.path().join("dest");
         fs::create_dir(&dest).unwrap();
@@ -750,7 +800,7 @@ mod tests {
         let mut dot = tar::Builder::new(Vec::new());
         let deep = "d".repeat(150);
         fs::create_dir_all(src.join(&deep)).unwrap();
-        append_tree(&mut dot, &src, ".", None).unwrap();
+        append_tree(&mut dot, &src, ".", None, None).unwrap();
         let bytes_dot = dot.into_inner().unwrap();
         let mut ar = tar::Archive::new(&bytes_dot[..]);
         let names: Vec<String> = ar.entries().unwrap().map(|e| String::from_utf8_lossy(&e.unwrap().path_bytes()).into_owned()).collect();
@@ -763,7 +813,7 @@ mod tests {
         fs::remove_dir_all(dest.join("src/sub")).unwrap();
         fs::write(dest.join("src/sub"), "file").unwrap();
         let mut b = tar::Builder::new(Vec::new());
-        append_tree(&mut b, &src, "src", None).unwrap();
+        append_tree(&mut b, &src, "src", None, None).unwrap();
         let err = extract(&opts, Box::new(io::Cursor::new(b.into_inner().unwrap()))).unwrap_err();
         assert!(err.to_string().contains("cannot overwrite non-directory"), "{err}");
     }

@@ -16,7 +16,9 @@ use futures_util::StreamExt;
 use super::{blocking, qbool, ApiError, ApiState};
 
 pub fn routes() -> Router<ApiState> {
-    Router::new().route("/containers/{id}/archive", get(get_archive).head(head_archive).put(put_archive))
+    Router::new()
+        .route("/containers/{id}/archive", get(get_archive).head(head_archive).put(put_archive))
+        .route("/containers/{id}/export", get(export))
 }
 
 type Q = Query<BTreeMap<String, String>>;
@@ -64,10 +66,20 @@ async fn head_archive(State(s): State<ApiState>, Path(id): Path<String>, Query(q
 
 async fn get_archive(State(s): State<ApiState>, Path(id): Path<String>, Query(q): Q) -> Result<Response, ApiError> {
     let path = path_param(&q)?;
-    let (stat, mut tar) = blocking(move || Ok(s.engine.archive_container_path(&s.namespace, &id, &path)?)).await?;
+    let (stat, tar) = blocking(move || Ok(s.engine.archive_container_path(&s.namespace, &id, &path)?)).await?;
     let mut headers = stat_headers(&stat)?;
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
-    // The tar is produced by a blocking thread; forward its chunks to the body.
+    Ok((headers, tar_body(tar)).into_response())
+}
+
+/// `docker export`: the container's file system as a tar.
+async fn export(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let tar = blocking(move || Ok(s.engine.export_container(&s.namespace, &id)?)).await?;
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/x-tar"))], tar_body(tar)).into_response())
+}
+
+/// A response body of a tar a blocking thread produces, forwarded chunk by chunk.
+fn tar_body(mut tar: berth_engine::ArchiveReader) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
     tokio::task::spawn_blocking(move || {
         while let Some(chunk) = tar.next_chunk() {
@@ -77,8 +89,7 @@ async fn get_archive(State(s): State<ApiState>, Path(id): Path<String>, Query(q)
             }
         }
     });
-    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
-    Ok((headers, body).into_response())
+    Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
 
 async fn put_archive(State(s): State<ApiState>, Path(id): Path<String>, Query(q): Q, body: Body) -> Result<Response, ApiError> {
