@@ -990,6 +990,23 @@ fn ps_filters_by_network_ports_volumes_and_order() {
     ] {
         assert_eq!(names(filter), want, "{filter}");
     }
+    // `inspect --size`: both sizes, as dockerd gives them when asked.
+    let sizes = b.ok(&[
+        "inspect",
+        "--size",
+        "-f",
+        "{{.SizeRw}} {{.SizeRootFs}}",
+        "web",
+    ]);
+    let sizes: Vec<u64> = sizes
+        .split_whitespace()
+        .map(|n| n.parse().expect("a size"))
+        .collect();
+    assert!(
+        sizes.len() == 2 && sizes[1] >= sizes[0] && sizes[1] > 1_000_000,
+        "{sizes:?}"
+    );
+    assert_eq!(b.inspect("web", "{{.SizeRw}}"), "<nil>", "only when asked");
     let id = b.inspect("filternet", "{{.Id}}");
     assert_eq!(names(&format!("network={id}")), "web");
     for (filter, err) in [

@@ -751,3 +751,45 @@ fn mac_addresses_names_several_networks_and_ipv6_refusals() {
     b.ok(&["network", "rm", "team/a.b"]);
     b.ok(&["rm", "-f", "m1", "two"]);
 }
+
+/// `network ls --filter dangling=…`: the user's networks no running container is on
+/// (never the predefined ones); `scope=local` is every Berth network; a bad value is
+/// refused.
+#[test]
+fn network_ls_filters_dangling_and_scope() {
+    let b = Berth::start();
+    b.ok(&["network", "create", "used"]);
+    b.ok(&["network", "create", "unused"]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "on-used",
+        "--network",
+        "used",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let names = |filter: &str| {
+        let mut v: Vec<String> = b
+            .ok(&["network", "ls", "--filter", filter, "--format", "{{.Name}}"])
+            .lines()
+            .map(String::from)
+            .collect();
+        v.sort();
+        v.join(" ")
+    };
+    assert_eq!(names("dangling=true"), "unused");
+    assert_eq!(names("dangling=false"), "bridge host none used");
+    assert_eq!(names("scope=local"), "bridge host none unused used");
+    assert_eq!(names("scope=swarm"), "");
+    b.ok(&["stop", "-t", "0", "on-used"]);
+    assert_eq!(
+        names("dangling=true"),
+        "unused used",
+        "a stopped container keeps no network busy"
+    );
+    let (_, err) = b.fails(&["network", "ls", "--filter", "dangling=maybe"]);
+    assert!(err.contains("invalid filter 'dangling=maybe'"), "{err}");
+}

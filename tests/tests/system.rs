@@ -111,6 +111,16 @@ fn events_stream_with_filters() {
         "{{.Actor.Attributes.exitCode}}",
     ]);
     assert_eq!(out, "0");
+    let (_, err) = b.fails(&[
+        "events",
+        "--since",
+        &start.to_string(),
+        "--until",
+        &until.to_string(),
+        "--filter",
+        "bogus=1",
+    ]);
+    assert!(err.contains("invalid filter 'bogus'"), "{err}");
 }
 
 #[test]

@@ -515,10 +515,18 @@ fn as_dockerd_shows_host_config(h: &mut Value, c: &Container) {
     m.insert("ReadonlyPaths".into(), if linux { json!(readonly) } else { Value::Null });
 }
 
-async fn inspect(State(s): State<ApiState>, version: ApiVersion, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn inspect(State(s): State<ApiState>, version: ApiVersion, Path(id): Path<String>, Query(q): Q) -> Result<Json<Value>, ApiError> {
     let c = s.engine.container(&s.namespace, &id)?;
     s.engine.note_request(&s.namespace, "inspect", &[("target", &c.name), ("type", "container")]);
-    Ok(Json(inspect_json(&s.engine, &c, version)))
+    let mut v = inspect_json(&s.engine, &c, version);
+    // `docker inspect --size`: both sizes, zero too (dockerd sets them whenever asked).
+    if flag(&q, "size") {
+        let engine = s.engine.clone();
+        let size = blocking(move || Ok(engine.container_size(&c))).await?;
+        v["SizeRw"] = json!(size.rw);
+        v["SizeRootFs"] = json!(size.root_fs);
+    }
+    Ok(Json(v))
 }
 
 fn no_content() -> Response {

@@ -139,12 +139,20 @@ fn network_json(s: &ApiState, n: &Network, verbose: bool) -> Value {
 async fn list(State(s): State<ApiState>, Query(q): Query<BTreeMap<String, String>>) -> Result<Json<Vec<Value>>, ApiError> {
     let filters = parse_filters(&q.get("filters").cloned())?;
     for k in filters.keys() {
-        if !["name", "id", "driver", "label", "type", "dangling"].contains(&k.as_str()) {
+        if !["name", "id", "driver", "label", "type", "dangling", "scope"].contains(&k.as_str()) {
             return Err(ApiError::bad_request(format!("invalid filter '{k}'")));
         }
     }
+    // `dangling=true`: networks of the user's no running container is on.
+    let dangling = match filters.get("dangling").and_then(|v| v.first()).map(String::as_str) {
+        None => None,
+        Some("true" | "1") => Some(true),
+        Some("false" | "0") => Some(false),
+        Some(v) => return Err(ApiError::bad_request(format!("invalid filter 'dangling={v}'"))),
+    };
     let s2 = s.clone();
     let nets = blocking(move || Ok(s2.engine.list_networks(&s2.namespace)?)).await?;
+    let unused = |n: &Network| !n.is_predefined() && !s.engine.network_endpoints(&s.namespace, n).iter().any(|(c, _)| c.state.status.is_live());
     let any = |key: &str, pred: &dyn Fn(&str) -> bool| filters.get(key).is_none_or(|v| v.is_empty() || v.iter().any(|x| pred(x)));
     let out = nets
         .iter()
@@ -153,6 +161,9 @@ async fn list(State(s): State<ApiState>, Query(q): Query<BTreeMap<String, String
                 && any("id", &|x| n.id.starts_with(x))
                 && any("driver", &|x| n.driver == x)
                 && any("type", &|x| (x == "builtin") == n.is_predefined())
+                // Berth's networks are all of one host.
+                && any("scope", &|x| x == "local")
+                && dangling.is_none_or(|d| unused(n) == d)
                 // Every label given must match, as in Docker (MatchKVList).
                 && filters.get("label").is_none_or(|v| v.iter().all(|l| match l.split_once('=') {
                     Some((k, v)) => n.labels.get(k).is_some_and(|x| x == v),

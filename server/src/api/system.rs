@@ -232,14 +232,25 @@ pub fn parse_filters(raw: &Option<String>) -> Result<BTreeMap<String, Vec<String
     Ok(out)
 }
 
+/// The filter keys `docker events` takes (the swarm ones match no event here).
+const EVENT_FILTERS: &[&str] = &["config", "container", "daemon", "event", "image", "label", "network", "node", "plugin", "scope", "secret", "service", "type", "volume"];
+
+/// Docker's `events.Filter.Include`: every key given must match. The object keys
+/// (`container`, `network`, `volume`, …) match an event whose actor's id or name
+/// starts with a value; `image` a reference exactly, with or without its tag.
 fn event_matches(e: &Event, f: &BTreeMap<String, Vec<String>>) -> bool {
-    let any = |key: &str, pred: &dyn Fn(&str) -> bool| f.get(key).is_none_or(|v| v.is_empty() || v.iter().any(|x| pred(x)));
+    let values = |key: &str| f.get(key).filter(|v| !v.is_empty());
+    let exact = |key: &str, source: &str| values(key).is_none_or(|v| v.iter().any(|x| x == source));
+    let name = e.attributes.get("name").map(String::as_str).unwrap_or("");
+    let fuzzy = |key: &str| values(key).is_none_or(|v| v.iter().any(|x| e.id.starts_with(x.as_str()) || name.starts_with(x.as_str())));
     let action_base = e.action.split(':').next().unwrap_or(&e.action);
-    any("type", &|t| t == e.kind)
-        && any("event", &|t| t == e.action || t == action_base)
-        && any("container", &|t| e.kind != "container" || e.id.starts_with(t) || e.attributes.get("name").is_some_and(|n| n == t))
-        && any("image", &|t| e.attributes.get("image").is_some_and(|i| i == t) || e.id == t)
-        && any("volume", &|t| e.kind != "volume" || e.id == t)
+    let image_name = e.attributes.get(if e.kind == "image" { "name" } else { "image" }).map(String::as_str).unwrap_or("");
+    let untagged = |r: &str| r.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map_or(r.to_string(), |(n, _)| n.to_string());
+    values("event").is_none_or(|v| v.iter().any(|t| t == &e.action || t == action_base))
+        && exact("type", &e.kind)
+        && exact("scope", "local")
+        && ["config", "container", "daemon", "network", "node", "plugin", "secret", "service", "volume"].iter().all(|k| fuzzy(k))
+        && (exact("image", &e.id) || exact("image", image_name) || exact("image", &untagged(&e.id)) || exact("image", &untagged(image_name)))
         // Every label given must match, as in Docker (MatchKVList).
         && f.get("label").is_none_or(|v| v.iter().all(|t| {
             let (k, v) = t.split_once('=').unwrap_or((t, ""));
@@ -270,6 +281,9 @@ pub fn event_json(e: &Event) -> Value {
 async fn events(State(s): State<ApiState>, q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>) -> Result<Response, ApiError> {
     let Query(q) = q?;
     let filters = parse_filters(&q.filters)?;
+    if let Some(k) = filters.keys().find(|k| !EVENT_FILTERS.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(format!("invalid filter '{k}'")));
+    }
     let since = q.since.as_deref().and_then(parse_when);
     let until = q.until.as_deref().and_then(parse_when);
     let (past, rx) = s.engine.events().subscribe(since.or(Some(chrono::Utc::now())).filter(|_| since.is_some()));
