@@ -456,3 +456,64 @@ fn image_prune_dangling_and_all() {
     assert!(out.contains("untagged: hello-world:latest"), "{out}");
     assert_eq!(b.ok(&["images", "--format", "{{.Repository}}"]), "busybox");
 }
+
+/// `--platform` on `image inspect`, `history`, `save` and `load` (a JSON platform on
+/// the API): an image here has one platform, so another one is Docker's NotFound.
+#[test]
+fn image_commands_check_the_platform_they_are_given() {
+    let b = Berth::start();
+    let host = format!(
+        "linux/{}",
+        if cfg!(target_arch = "aarch64") {
+            "arm64"
+        } else {
+            "amd64"
+        }
+    );
+    let other = if host.ends_with("amd64") {
+        "linux/arm64"
+    } else {
+        "linux/amd64"
+    };
+    let mismatch = format!("image with reference busybox was found but does not match the specified platform: wanted {other}, actual: {host}");
+    let tar = b.root.with_file_name("platform.tar");
+    let tar = tar.to_str().unwrap();
+    for args in [
+        vec!["image", "inspect", "--platform", other, "busybox"],
+        vec!["history", "--platform", other, "busybox"],
+        vec!["save", "--platform", other, "-o", tar, "busybox"],
+    ] {
+        let (_, err) = b.fails(&args);
+        assert!(err.contains(&mismatch), "{args:?}: {err}");
+    }
+    assert_eq!(
+        b.ok(&[
+            "image",
+            "inspect",
+            "--platform",
+            &host,
+            "-f",
+            "{{.Os}}",
+            "busybox"
+        ]),
+        "linux"
+    );
+    b.ok(&["history", "--platform", &host, "busybox"]);
+    b.ok(&["save", "--platform", &host, "-o", tar, "busybox"]);
+    assert!(b
+        .ok(&["load", "--platform", &host, "-i", tar])
+        .contains("Loaded image: busybox:latest"));
+    let (_, err) = b.fails(&["load", "--platform", other, "-i", tar]);
+    assert!(
+        err.contains("does not match the specified platform"),
+        "{err}"
+    );
+    let (code, body) = berth_tests::api_call(
+        &b.sock,
+        "1.50",
+        "GET",
+        "/images/busybox/json?platform=notjson",
+        None,
+    );
+    assert_eq!(code, 400, "{body}");
+}

@@ -19,6 +19,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use berth_engine::archive::{Loaded, SaveItem};
 use berth_engine::image::RemovedItem;
+use berth_engine::platform::Platform;
 use berth_engine::reference::Reference;
 use berth_engine::registry::{Credentials, Progress, ProgressFn, RegistryError};
 use berth_engine::ImageSummary;
@@ -72,13 +73,44 @@ fn page_not_found(method: &str, rest: &str) -> ApiError {
     ApiError::not_found(format!("page not found: {method} /images/{}", rest.trim_start_matches('/')))
 }
 
-async fn get_named(s: State<ApiState>, Path(rest): Path<String>) -> Result<Response, ApiError> {
-    match split_verb(&rest) {
-        (name, "json") if !name.is_empty() => inspect(s, name.to_string()).await,
-        (name, "history") if !name.is_empty() => history(s, name.to_string()).await,
-        (name, "get") if !name.is_empty() => save(s, vec![name.to_string()]).await,
-        _ => Err(page_not_found("GET", &rest)),
+async fn get_named(s: State<ApiState>, Path(rest): Path<String>, Query(q): Pairs) -> Result<Response, ApiError> {
+    let (name, verb) = split_verb(&rest);
+    if name.is_empty() || !matches!(verb, "json" | "history" | "get") {
+        return Err(page_not_found("GET", &rest));
     }
+    check_platforms(&s, &[name.to_string()], &q).await?;
+    match verb {
+        "json" => inspect(s, name.to_string()).await,
+        "history" => history(s, name.to_string()).await,
+        _ => save(s, vec![name.to_string()]).await,
+    }
+}
+
+/// The API's `platform` queries (JSON OCI platforms, repeatable).
+fn platforms(q: &[(String, String)]) -> Result<Vec<Platform>, ApiError> {
+    Ok(all_of(q, "platform").iter().filter(|p| !p.is_empty()).map(|p| Platform::from_json(p)).collect::<Result<_, _>>()?)
+}
+
+/// `image inspect`, `history` and `save` with `--platform`: an image here has one
+/// platform, so one of those asked for must be it (else Docker's NotFound). Names
+/// that resolve to nothing are left to the handler's own 404.
+async fn check_platforms(s: &ApiState, names: &[String], q: &[(String, String)]) -> Result<(), ApiError> {
+    let wanted = platforms(q)?;
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let (engine, ns, names) = (s.engine.clone(), s.namespace.clone(), names.to_vec());
+    blocking(move || {
+        for name in &names {
+            if let Ok((_, c)) = engine.image_config(&ns, name) {
+                if !wanted.iter().any(|p| p.matches_image(&c.os, &c.architecture)) {
+                    return Err(berth_engine::error::Error::NotFound(wanted[0].mismatch(name, &c.os, &c.architecture)).into());
+                }
+            }
+        }
+        Ok(())
+    })
+    .await
 }
 
 async fn post_named(s: State<ApiState>, Path(rest): Path<String>, Query(q): Pairs, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -430,7 +462,9 @@ impl Write for ChannelWriter {
 }
 
 async fn save_many(s: State<ApiState>, Query(q): Pairs) -> Result<Response, ApiError> {
-    save(s, all_of(&q, "names")).await
+    let names = all_of(&q, "names");
+    check_platforms(&s, &names, &q).await?;
+    save(s, names).await
 }
 
 /// `docker save`: names are checked first, so an unknown one is a proper 404; then
@@ -480,9 +514,23 @@ fn loaded_lines(loaded: &[Loaded]) -> Vec<Value> {
 /// Like dockerd, the answer is 200 whatever happens: a load that fails (not a tar, no
 /// manifest, cut short) says so in an error line of the stream, which the CLI prints
 /// and the SDKs raise (docker-py's `ImageLoadError`).
-async fn load(State(s): State<ApiState>, body: Body) -> Result<Response, ApiError> {
+async fn load(State(s): State<ApiState>, Query(q): Pairs, body: Body) -> Result<Response, ApiError> {
+    let wanted = platforms(&q)?;
     let (reader, pump) = body_reader(body);
-    let loaded = blocking(move || Ok(s.engine.load_images(&s.namespace, reader)?)).await;
+    let loaded = blocking(move || {
+        let loaded = s.engine.load_images(&s.namespace, reader)?;
+        // `--platform`: an archive's image is of one platform; one of another is
+        // reported (it is loaded all the same: an image here has no other variant).
+        for l in &loaded {
+            let (_, c) = s.engine.image_config(&s.namespace, &l.id)?;
+            if !wanted.is_empty() && !wanted.iter().any(|p| p.matches_image(&c.os, &c.architecture)) {
+                let name = l.tags.first().unwrap_or(&l.id);
+                return Err(berth_engine::error::Error::NotFound(wanted[0].mismatch(name, &c.os, &c.architecture)).into());
+            }
+        }
+        Ok(loaded)
+    })
+    .await;
     let _ = pump.await;
     Ok(match loaded {
         Ok(loaded) => json_lines(loaded_lines(&loaded)),
@@ -502,7 +550,7 @@ async fn create(State(s): State<ApiState>, Query(q): Pairs, headers: HeaderMap, 
         };
         let creds = registry_auth(&headers);
         // `--platform`: checked before the stream starts, so a bad one is a plain 400.
-        let platform = nonempty(first(&q, "platform")).map(|p| berth_engine::platform::Platform::parse(&p)).transpose()?;
+        let platform = nonempty(first(&q, "platform")).map(|p| Platform::parse(&p)).transpose()?;
         return progress_stream(move |progress| s.engine.pull_image_for(&s.namespace, &name, platform.as_ref(), creds.as_ref(), progress).map(|_| ())).await;
     }
     let src = nonempty(first(&q, "fromSrc")).ok_or_else(|| ApiError::bad_request("either fromImage or fromSrc is required"))?;
