@@ -65,13 +65,18 @@ impl Platform {
     /// The platform of an OCI platform object (the API's JSON-encoded `platform`
     /// query of image inspect, history, save and load).
     pub fn from_json(json: &str) -> Result<Platform> {
-        let p: crate::manifest::Platform =
-            serde_json::from_str(json).map_err(|e| Error::InvalidArgument(format!("invalid platform {json:?}: {e}")))?;
+        let p: crate::manifest::Platform = serde_json::from_str(json)
+            .map_err(|e| Error::InvalidArgument(format!("invalid platform {json:?}: {e}")))?;
         if p.os.is_empty() {
-            return Err(Error::InvalidArgument(format!("invalid platform {json:?}: it names no os")));
+            return Err(Error::InvalidArgument(format!(
+                "invalid platform {json:?}: it names no os"
+            )));
         }
         let mut s = p.os.clone();
-        for part in [&p.architecture, &p.variant].into_iter().filter(|x| !x.is_empty()) {
+        for part in [&p.architecture, &p.variant]
+            .into_iter()
+            .filter(|x| !x.is_empty())
+        {
             s.push('/');
             s.push_str(part);
         }
