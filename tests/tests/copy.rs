@@ -184,17 +184,21 @@ fn export_writes_the_containers_own_files() {
     let b = Berth::start();
     let dir = b.root.with_file_name("export");
     std::fs::create_dir_all(&dir).unwrap();
-    let list = |tar: &std::path::Path| -> Vec<String> {
+    // `docker export NAME` to NAME.tar: its path and its entries' names.
+    let export = |name: &str| -> (std::path::PathBuf, Vec<String>) {
+        let tar = dir.join(format!("{name}.tar"));
+        b.ok(&["export", "-o", tar.to_str().unwrap(), name]);
         let o = std::process::Command::new("tar")
             .arg("tf")
-            .arg(tar)
+            .arg(&tar)
             .output()
             .expect("tar");
         assert!(o.status.success(), "tar tf {}", tar.display());
-        String::from_utf8_lossy(&o.stdout)
+        let names = String::from_utf8_lossy(&o.stdout)
             .lines()
             .map(String::from)
-            .collect()
+            .collect();
+        (tar, names)
     };
     b.ok(&[
         "run",
@@ -207,9 +211,7 @@ fn export_writes_the_containers_own_files() {
         "-c",
         "echo made > /made; echo v > /data/v; rm /bin/vi",
     ]);
-    let tar = dir.join("stopped.tar");
-    b.ok(&["export", "-o", tar.to_str().unwrap(), "stopped"]);
-    let names = list(&tar);
+    let (tar, names) = export("stopped");
     assert!(
         names.iter().any(|n| n == "made") && names.iter().any(|n| n == "bin/sh"),
         "{names:?}"
@@ -237,9 +239,7 @@ fn export_writes_the_containers_own_files() {
     b.eventually("the file written", || {
         b.ok(&["exec", "running", "cat", "/live"]) == "live"
     });
-    let tar = dir.join("running.tar");
-    b.ok(&["export", "-o", tar.to_str().unwrap(), "running"]);
-    let names = list(&tar);
+    let (_, names) = export("running");
     assert!(
         names.iter().any(|n| n == "live") && names.iter().any(|n| n == "proc/"),
         "{names:?}"

@@ -238,19 +238,19 @@ const EVENT_FILTERS: &[&str] = &["config", "container", "daemon", "event", "imag
 /// Docker's `events.Filter.Include`: every key given must match. The object keys
 /// (`container`, `network`, `volume`, …) match an event whose actor's id or name
 /// starts with a value; `image` a reference exactly, with or without its tag.
-fn event_matches(e: &Event, f: &BTreeMap<String, Vec<String>>) -> bool {
+fn event_matches<'a>(e: &'a Event, f: &BTreeMap<String, Vec<String>>) -> bool {
     let values = |key: &str| f.get(key).filter(|v| !v.is_empty());
     let exact = |key: &str, source: &str| values(key).is_none_or(|v| v.iter().any(|x| x == source));
     let name = e.attributes.get("name").map(String::as_str).unwrap_or("");
     let fuzzy = |key: &str| values(key).is_none_or(|v| v.iter().any(|x| e.id.starts_with(x.as_str()) || name.starts_with(x.as_str())));
     let action_base = e.action.split(':').next().unwrap_or(&e.action);
     let image_name = e.attributes.get(if e.kind == "image" { "name" } else { "image" }).map(String::as_str).unwrap_or("");
-    let untagged = |r: &str| r.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map_or(r.to_string(), |(n, _)| n.to_string());
+    let untagged = |r: &'a str| r.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map_or(r, |(n, _)| n);
     values("event").is_none_or(|v| v.iter().any(|t| t == &e.action || t == action_base))
         && exact("type", &e.kind)
         && exact("scope", "local")
         && ["config", "container", "daemon", "network", "node", "plugin", "secret", "service", "volume"].iter().all(|k| fuzzy(k))
-        && (exact("image", &e.id) || exact("image", image_name) || exact("image", &untagged(&e.id)) || exact("image", &untagged(image_name)))
+        && values("image").is_none_or(|v| [e.id.as_str(), image_name, untagged(&e.id), untagged(image_name)].iter().any(|r| v.iter().any(|x| x == r)))
         // Every label given must match, as in Docker (MatchKVList).
         && f.get("label").is_none_or(|v| v.iter().all(|t| {
             let (k, v) = t.split_once('=').unwrap_or((t, ""));
