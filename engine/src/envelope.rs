@@ -48,15 +48,16 @@ impl Envelope {
         cg.create(&Limits { memory: self.memory, nano_cpus: self.nano_cpus, pids: self.pids, ..Default::default() })
     }
 
-    /// Keeps everything the session runs to `cpus`, its scheduling idle while it is
-    /// (the other sessions' and the server's tasks that wake up on those CPUs then
-    /// run at once, ahead of it), or (`None`) lets it use all the CPUs sessions may use
-    /// again, as before (see [`crate::hogs`]).
-    pub fn keep_to_cpus(&self, cpus: Option<&CpuSet>) -> Result<()> {
+    /// Keeps everything the session runs to `cpus`, with `idle`, its scheduling idle
+    /// while it is (the other sessions' and the server's tasks that wake up on those
+    /// CPUs then run ahead of it), or (`None`) lets it use all the CPUs sessions may
+    /// use again, as before (see [`crate::hogs`]). `cpu.idle` is written either way:
+    /// a session made idle by a server run with the other setting is not left so.
+    pub fn keep_to_cpus(&self, cpus: Option<&CpuSet>, idle: bool) -> Result<()> {
         cgroup::validate_parent(&self.cgroup)?;
         let cg = self.cgroup();
         cg.set_cpus_tree(cpus)?;
-        cg.set_cpu_idle(cpus.is_some())?;
+        cg.set_cpu_idle(cpus.is_some() && idle)?;
         Ok(())
     }
 

@@ -7,9 +7,12 @@
 //! way) waits for a scheduler tick behind it, hop after hop, and the others' keystrokes
 //! echo tens of milliseconds late. Kept on one core, the same session gets the same
 //! CPU time and is never throttled, and the other core stays free for everyone else.
-//! While kept, its scheduling is also idle (`cpu.idle`): on its own core, whatever
-//! else wakes up runs ahead of it at once rather than at the next tick (it still gets
-//! the time nobody else wants). Measured with scripts/bench/noisy-neighbour.
+//! Its scheduling is not made idle (`cpu.idle`) unless the server is told to: the
+//! kernel counts a core running only idle-scheduled tasks as idle when it places a
+//! waking task, so the others' wake-ups cross to the kept core, and on a VM a wake-up
+//! across vCPUs waits for the hypervisor to run the other one (milliseconds under
+//! steal, where one on the same vCPU takes microseconds). Measured with
+//! scripts/bench/noisy-neighbour and scripts/bench/vcpu-wakeups.
 //!
 //! [`HogWatch`] decides from samples of each envelope's CPU use; the caller (the lab)
 //! samples and applies what it decides with [`crate::envelope::Envelope::keep_to_cpus`].

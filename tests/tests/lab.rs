@@ -1513,9 +1513,8 @@ fn a_session_at_its_cpu_limit_is_kept_to_the_cpus_it_needs() {
         .berth
         .server_log()
         .contains(&format!("kept to CPUs {kept}")));
-    // ... and its scheduling idle while it is (the others' tasks go first).
-    assert_eq!(lab.session_cgroup_file(&a, "cpu", "cpu.idle"), "1");
-    assert_eq!(lab.session_cgroup_file(&b, "cpu", "cpu.idle"), "0");
+    // Its scheduling stays as it was (idle only with --lab-cpu-kept-idle, below).
+    assert_eq!(lab.session_cgroup_file(&a, "cpu", "cpu.idle"), "0");
     // Everything below the envelope is kept too, including a container started now.
     let late = session_ok(&lab, &a, &["run", "-d", "busybox", "sleep", "300"]);
     for c in hogs.iter().chain([&late]) {
@@ -1535,10 +1534,55 @@ fn a_session_at_its_cpu_limit_is_kept_to_the_cpus_it_needs() {
         )
     });
     assert!(lab.berth.server_log().contains("calm again"));
-    assert_eq!(lab.session_cgroup_file(&a, "cpu", "cpu.idle"), "0");
     let pid = session_ok(&lab, &a, &["inspect", "-f", "{{.State.Pid}}", &late]);
     assert_eq!(cpus_allowed(&pid), all);
     session_ok(&lab, &a, &["rm", "-f", &late]);
+}
+
+#[test]
+fn with_lab_cpu_kept_idle_a_kept_session_is_idle_scheduled_until_calm() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(
+        cores >= 2,
+        "this test needs 2 or more CPUs to show a session kept to fewer (this machine has {cores})"
+    );
+    let lab = Lab::start_with(&[
+        "--lab-session-cpus",
+        "0.5",
+        "--lab-cpu-calm",
+        "3s",
+        "--lab-cpu-kept-idle",
+    ]);
+    let a = lab.create_session();
+    let b = lab.create_session();
+    let all = lab.session_cgroup_file(&b, "cpuset", effective_cpus_file());
+    let hogs: Vec<String> = (0..2)
+        .map(|_| {
+            session_ok(
+                &lab,
+                &a,
+                &["run", "-d", "busybox", "sh", "-c", "while :; do :; done"],
+            )
+        })
+        .collect();
+    wait_for_cpus(&lab, &a, |c| c != all && cpu_count(c) == 1).unwrap_or_else(|| {
+        panic!(
+            "session a was not kept to one CPU: {}\n{}",
+            lab.session_cgroup_file(&a, "cpuset", effective_cpus_file()),
+            lab.berth.server_log()
+        )
+    });
+    // Idle-scheduled while kept (what wakes up on its core goes first); b is not.
+    assert_eq!(lab.session_cgroup_file(&a, "cpu", "cpu.idle"), "1");
+    assert_eq!(lab.session_cgroup_file(&b, "cpu", "cpu.idle"), "0");
+    session_ok(&lab, &a, &["rm", "-f", &hogs[0], &hogs[1]]);
+    wait_for_cpus(&lab, &a, |c| c == all).unwrap_or_else(|| {
+        panic!(
+            "session a still kept to {} once calm",
+            lab.session_cgroup_file(&a, "cpuset", effective_cpus_file())
+        )
+    });
+    assert_eq!(lab.session_cgroup_file(&a, "cpu", "cpu.idle"), "0");
 }
 
 fn effective_cpus_file() -> &'static str {

@@ -62,6 +62,12 @@ pub struct LabOptions {
     /// (README, "The playground"; `berth_engine::hogs`) until it has been calm this long.
     #[arg(long = "lab-cpu-calm", default_value = "30s", value_parser = parse_duration)]
     pub cpu_calm: Duration,
+    /// Also make a kept session's scheduling idle (`cpu.idle`), so that what wakes up
+    /// on its cores runs ahead of it. Off by default: the kernel then sends the other
+    /// tasks' wake-ups across to those cores, and on a VM under steal a wake-up across
+    /// vCPUs is slow (scripts/bench/vcpu-wakeups).
+    #[arg(long = "lab-cpu-kept-idle")]
+    pub cpu_kept_idle: bool,
     /// Memory for a whole session, e.g. 1g.
     #[arg(long = "lab-session-memory", default_value = "1g", value_parser = parse_size)]
     pub session_memory: i64,
@@ -524,6 +530,7 @@ impl Lab {
     fn watch_hogs(self: Arc<Self>) {
         let weak = Arc::downgrade(&self);
         let calm = self.opts.cpu_calm;
+        let idle = self.opts.cpu_kept_idle;
         drop(self);
         std::thread::Builder::new()
             .name("lab-hogs".into())
@@ -551,7 +558,7 @@ impl Lab {
                             Decision::Free { cgroup } => (cgroup, None),
                         };
                         let Some(e) = envelopes.iter().find(|e| &e.cgroup == cgroup) else { continue };
-                        match e.keep_to_cpus(cpus) {
+                        match e.keep_to_cpus(cpus, idle) {
                             Ok(()) => match cpus {
                                 Some(c) => tracing::info!(cgroup = %cgroup, "the session uses all the CPU it may: kept to CPUs {c} while it does"),
                                 None => tracing::info!(cgroup = %cgroup, "the session is calm again: all CPUs"),
