@@ -352,6 +352,26 @@ fn systempaths_unconfined_lifts_the_masks_and_the_apis_lists_replace_them() {
         body.contains("invalid MaskedPaths: \\\"proc/kcore\\\" is not an absolute path"),
         "{body}"
     );
+    // A WebAssembly guest has no /proc or /sys to unmask: refused, whether the runtime
+    // is named or follows from the platform.
+    for how in [
+        ["--runtime", "io.containerd.wasmtime.v1"],
+        ["--platform", "wasi/wasm"],
+    ] {
+        let (_, err) = b.fails(&[
+            "run",
+            "--rm",
+            how[0],
+            how[1],
+            "--security-opt",
+            "systempaths=unconfined",
+            "hello-wasm",
+        ]);
+        assert!(
+            err.contains("MaskedPaths for a WebAssembly container (it has no /proc or /sys) is not supported by Berth"),
+            "{how:?}: {err}"
+        );
+    }
 }
 
 fn assert_nodes_open_nothing(out: &str) {
