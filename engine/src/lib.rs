@@ -59,6 +59,7 @@ pub mod spec;
 pub mod store;
 pub mod sysctl;
 pub mod throttle;
+pub mod top;
 pub mod unsupported;
 pub mod userns;
 pub mod volume;

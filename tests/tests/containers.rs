@@ -532,6 +532,33 @@ fn wait_pause_top_stats_and_prune() {
     b.ok(&["unpause", "p"]);
     let top = b.ok(&["top", "p"]);
     assert!(top.contains("sleep 60"), "{top}");
+    // ps' own arguments, as dockerd passes them to the host's ps.
+    let pid = b.inspect("p", "{{.State.Pid}}");
+    let top = b.ok(&["top", "p", "-o", "pid,comm"]);
+    let lines: Vec<Vec<&str>> = top
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines,
+        [vec!["PID", "COMMAND"], vec![&pid, "sleep"]],
+        "{top}"
+    );
+    let top = b.ok(&["top", "p", "aux"]);
+    assert!(
+        top.starts_with("USER") && top.contains("sleep 60") && top.lines().count() == 2,
+        "{top}"
+    );
+    let (_, err) = b.fails(&["top", "p", "-o", "ppid=PID"]);
+    assert!(
+        err.contains("specifying \"ppid=PID\" is not allowed"),
+        "{err}"
+    );
+    let (_, err) = b.fails(&["top", "p", "-o", "comm"]);
+    assert!(
+        err.contains("Couldn't find PID field in ps output"),
+        "{err}"
+    );
     let stats = b.ok(&[
         "stats",
         "--no-stream",

@@ -1388,27 +1388,16 @@ impl Engine {
         Ok(())
     }
 
-    /// Processes in the container: (pid, ppid, uid, start ticks, cpu ticks, tty, cmd).
-    pub fn top(&self, ns: &str, name: &str) -> Result<Vec<Vec<String>>> {
+    /// `docker top`: the container's processes as the host's `ps` shows them with
+    /// `ps_args` (dockerd's `-ef` when empty); see [`crate::top`].
+    pub fn top(&self, ns: &str, name: &str, ps_args: &str) -> Result<crate::top::Table> {
+        crate::top::validate_args(ps_args)?;
         let c = self.container(ns, name)?;
         if !c.state.status.is_live() {
             return Err(Error::Conflict(format!("Container {} is not running", c.id)));
         }
-        let mut rows = Vec::new();
-        for pid in Cgroup::new(&cgroup_name(&c)).pids() {
-            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-            let f: Vec<&str> = after.split_whitespace().collect();
-            let ppid = f.get(1).copied().unwrap_or("0").to_string();
-            let ticks: u64 = f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-            let secs = ticks / 100;
-            let uid = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default().lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().next().map(str::to_string)).unwrap_or_default();
-            let user = if uid == "0" { "root".to_string() } else { uid };
-            let cmd = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmd).split('\0').filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ");
-            rows.push(vec![user, pid.to_string(), ppid, "0".into(), "-".into(), "?".into(), format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60), cmd]);
-        }
-        Ok(rows)
+        let pids: Vec<u32> = Cgroup::new(&cgroup_name(&c)).pids().into_iter().map(|p| p as u32).collect();
+        crate::top::run(ps_args, &pids)
     }
 
     /// (memory usage, memory limit, cpu ns, pids) for `stats`.

@@ -772,9 +772,10 @@ async fn resize(State(s): State<ApiState>, Path(id): Path<String>, Query(q): Q) 
     Ok(StatusCode::OK.into_response())
 }
 
-async fn top(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let rows = blocking(move || Ok(s.engine.top(&s.namespace, &id)?)).await?;
-    Ok(Json(json!({ "Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], "Processes": rows })))
+async fn top(State(s): State<ApiState>, Path(id): Path<String>, Query(q): Q) -> Result<Json<Value>, ApiError> {
+    let ps_args = opt(&q, "ps_args").unwrap_or_default();
+    let t = blocking(move || Ok(s.engine.top(&s.namespace, &id, &ps_args)?)).await?;
+    Ok(Json(json!({ "Titles": t.titles, "Processes": t.processes })))
 }
 
 async fn changes(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
