@@ -508,8 +508,7 @@ fn bad_input_fails_clearly_and_moves_no_tag() {
     );
     // Settings the builder does not implement are refused by name, not ignored.
     for (flag, value, shown) in [
-        ("--memory", "100m", "--memory (memory=104857600)"),
-        ("--shm-size", "1g", "--shm-size (shmsize=1073741824)"),
+        ("--isolation", "hyperv", "--isolation (isolation=hyperv)"),
         (
             "--cgroup-parent",
             "mine",
@@ -748,6 +747,70 @@ fn run_steps_take_add_host_and_network_as_on_dockerd() {
             "{name} differs from berth"
         );
     }
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
+}
+
+/// `docker build --memory`, `--cpu-*`, `--cpuset-cpus`, `--shm-size` and `--ulimit`
+/// are what every RUN step runs with (they were refused before; dockerd's classic
+/// builder applies them the same way); `--cgroup-parent` is still refused.
+#[test]
+fn run_steps_take_the_builds_resource_limits() {
+    let b = Berth::start();
+    let ctx = context(
+        &b,
+        "limits",
+        &[(
+            "Dockerfile",
+            concat!(
+                "FROM busybox\n",
+                "RUN cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes; ",
+                "cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us); ",
+                "grep Cpus_allowed_list /proc/self/status; ulimit -n; ulimit -Hn; df -k /dev/shm | tail -1\n"
+            ),
+        )],
+    );
+    let ctx = ctx.to_str().unwrap();
+    let out = b.ok(&[
+        "build",
+        "--no-cache",
+        "--memory",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "--cpu-period",
+        "50000",
+        "--cpu-quota",
+        "25000",
+        "--cpuset-cpus",
+        "0",
+        "--shm-size",
+        "32m",
+        "--ulimit",
+        "nofile=100:200",
+        ctx,
+    ]);
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    let after = |prefix: &str| lines.iter().position(|l| l.starts_with(prefix));
+    let at = after("67108864").unwrap_or_else(|| panic!("no 64m memory limit: {out}"));
+    assert_eq!(lines[at + 1], "25000 50000", "{out}");
+    assert!(lines[at + 2].ends_with("\t0"), "{out}");
+    assert_eq!(&lines[at + 3..at + 5], ["100", "200"], "{out}");
+    assert!(
+        lines[at + 5].split_whitespace().nth(1) == Some("32768"),
+        "{out}"
+    );
+    // A limit Berth's checks refuse for a run is refused for a step too.
+    let o = b.docker(&["build", "--no-cache", "--memory", "1k", ctx]);
+    let err = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("Minimum memory limit allowed is 6MB"),
+        "{err}"
+    );
+    let (_, err) = b.fails(&["build", "--cgroup-parent", "x", ctx]);
+    assert!(
+        err.contains("--cgroup-parent (cgroupparent=x) is not supported by Berth's builder"),
+        "{err}"
+    );
     assert_eq!(b.ok(&["ps", "-aq"]), "");
 }
 

@@ -69,6 +69,23 @@ pub struct BuildOptions {
     /// `--cache-from`: when not empty, only these images (and the images they were
     /// built on) may serve a step from the cache, as with Docker's classic builder.
     pub cache_from: Vec<String>,
+    /// `--memory`, `--cpu-shares`, `--ulimit` & co.: what every RUN step runs with.
+    pub limits: StepLimits,
+}
+
+/// The resources of each RUN step's container, as `docker run` takes them (zero or
+/// empty: not set); a lab session's policy caps them as it caps a run's.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepLimits {
+    pub memory: i64,
+    pub memory_swap: i64,
+    pub cpu_shares: i64,
+    pub cpu_period: i64,
+    pub cpu_quota: i64,
+    pub cpuset_cpus: String,
+    pub cpuset_mems: String,
+    pub shm_size: i64,
+    pub ulimits: Vec<crate::container::Ulimit>,
 }
 
 impl Default for BuildOptions {
@@ -88,6 +105,7 @@ impl Default for BuildOptions {
             extra_hosts: vec![],
             network_mode: String::new(),
             cache_from: vec![],
+            limits: StepLimits::default(),
         }
     }
 }
@@ -931,10 +949,22 @@ impl Builder<'_> {
                 env,
                 ..Default::default()
             },
-            host_config: crate::container::HostConfig {
-                extra_hosts: self.opts.extra_hosts.clone(),
-                network_mode: self.opts.network_mode.clone(),
-                ..Default::default()
+            host_config: {
+                let l = &self.opts.limits;
+                crate::container::HostConfig {
+                    extra_hosts: self.opts.extra_hosts.clone(),
+                    network_mode: self.opts.network_mode.clone(),
+                    memory: l.memory,
+                    memory_swap: l.memory_swap,
+                    cpu_shares: l.cpu_shares,
+                    cpu_period: l.cpu_period,
+                    cpu_quota: l.cpu_quota,
+                    cpuset_cpus: l.cpuset_cpus.clone(),
+                    cpuset_mems: l.cpuset_mems.clone(),
+                    shm_size: l.shm_size,
+                    ulimits: l.ulimits.clone(),
+                    ..Default::default()
+                }
             },
             ..Default::default()
         })?;

@@ -47,15 +47,6 @@ fn json_map<T: serde::de::DeserializeOwned + Default>(q: &[(String, String)], k:
 /// value that means "not set" (what the CLI and the SDKs send, when they send it):
 /// anything else is refused rather than ignored.
 const NOT_IMPLEMENTED: &[(&str, &str, &[&str])] = &[
-    ("memory", "--memory", &["", "0"]),
-    ("memswap", "--memory-swap", &["", "0"]),
-    ("cpushares", "--cpu-shares", &["", "0"]),
-    ("cpuperiod", "--cpu-period", &["", "0"]),
-    ("cpuquota", "--cpu-quota", &["", "0"]),
-    ("cpusetcpus", "--cpuset-cpus", &[""]),
-    ("cpusetmems", "--cpuset-mems", &[""]),
-    ("shmsize", "--shm-size", &["", "0"]),
-    ("ulimits", "--ulimit", &["", "null", "[]"]),
     ("cgroupparent", "--cgroup-parent", &[""]),
     ("isolation", "--isolation", &["", "default"]),
     ("squash", "--squash", &["", "0", "false", "False"]),
@@ -89,7 +80,26 @@ fn options(q: &[(String, String)]) -> Result<BuildOptions, ApiError> {
         extra_hosts: all_of(q, "extrahosts").into_iter().filter(|h| !h.is_empty()).collect(),
         network_mode: first(q, "networkmode").unwrap_or_default(),
         cache_from: json_map::<Option<Vec<String>>>(q, "cachefrom")?.unwrap_or_default(),
+        limits: build::StepLimits {
+            memory: number(q, "memory")?,
+            memory_swap: number(q, "memswap")?,
+            cpu_shares: number(q, "cpushares")?,
+            cpu_period: number(q, "cpuperiod")?,
+            cpu_quota: number(q, "cpuquota")?,
+            cpuset_cpus: first(q, "cpusetcpus").unwrap_or_default(),
+            cpuset_mems: first(q, "cpusetmems").unwrap_or_default(),
+            shm_size: number(q, "shmsize")?,
+            ulimits: json_map::<Option<Vec<berth_engine::container::Ulimit>>>(q, "ulimits")?.unwrap_or_default(),
+        },
     })
+}
+
+/// An integer query value (`memory`, `cpushares`, …); empty or absent is 0 (not set).
+fn number(q: &[(String, String)], k: &str) -> Result<i64, ApiError> {
+    match first(q, k).filter(|v| !v.is_empty()) {
+        Some(v) => v.parse().map_err(|_| ApiError::bad_request(format!("invalid {k}: {v:?} is not an integer"))),
+        None => Ok(0),
+    }
 }
 
 fn json_line(v: Value) -> Bytes {
