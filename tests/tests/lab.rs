@@ -833,6 +833,22 @@ fn a_session_runs_in_one_envelope_that_bounds_it() {
         o.status.success() && out.contains(&format!("{envelope}/")),
         "{out}"
     );
+    // Its resources are held to the session's limits, as a run's are.
+    let o = lab.session_docker(
+        &a,
+        &[
+            "build",
+            "--no-cache",
+            "--memory",
+            "2g",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && out.contains("is above this lab session's limit"),
+        "{out}"
+    );
     let o = lab.session_docker(
         &a,
         &[
