@@ -74,7 +74,7 @@ pub struct BuildOptions {
 }
 
 /// The resources of each RUN step's container, as `docker run` takes them (zero or
-/// empty: not set); a lab session's policy caps them as it caps a run's.
+/// empty: not set); a lab session's policy holds them to its limits, as a run's.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StepLimits {
     pub memory: i64,
