@@ -1499,32 +1499,14 @@ fn a_session_at_its_cpu_limit_is_kept_to_the_cpus_it_needs() {
     // tests running beside this one cannot keep the hogs from reaching it), so it stops running on every core
     // at once; its containers started before and after, its shims and its workstation
     // all follow; another session keeps every core.
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    assert!(
-        cores >= 2,
-        "this test needs 2 or more CPUs to show a session kept to fewer (this machine has {cores})"
-    );
+    needs_two_cores();
     let lab = Lab::start_with(&["--lab-session-cpus", "0.5", "--lab-cpu-calm", "3s"]);
     let a = lab.create_session();
     let b = lab.create_session();
     let all = lab.session_cgroup_file(&b, "cpuset", effective_cpus_file());
     assert!(!all.is_empty(), "no cpuset for session {b}");
-    let hogs: Vec<String> = (0..3)
-        .map(|_| {
-            session_ok(
-                &lab,
-                &a,
-                &["run", "-d", "busybox", "sh", "-c", "while :; do :; done"],
-            )
-        })
-        .collect();
-    let kept = wait_for_cpus(&lab, &a, |c| c != all && cpu_count(c) == 1).unwrap_or_else(|| {
-        panic!(
-            "session a was not kept to one CPU: {}\n{}",
-            lab.session_cgroup_file(&a, "cpuset", effective_cpus_file()),
-            lab.berth.server_log()
-        )
-    });
+    let hogs = start_hogs(&lab, &a, 3);
+    let kept = wait_kept_to_one_cpu(&lab, &a, &all);
     assert!(lab
         .berth
         .server_log()
@@ -1543,12 +1525,7 @@ fn a_session_at_its_cpu_limit_is_kept_to_the_cpus_it_needs() {
     );
     // Calm for --lab-cpu-calm, it has all CPUs again, and so has what runs in it.
     session_ok(&lab, &a, &["rm", "-f", &hogs[0], &hogs[1], &hogs[2]]);
-    wait_for_cpus(&lab, &a, |c| c == all).unwrap_or_else(|| {
-        panic!(
-            "session a still kept to {} once calm",
-            lab.session_cgroup_file(&a, "cpuset", effective_cpus_file())
-        )
-    });
+    wait_freed(&lab, &a, &all);
     assert!(lab.berth.server_log().contains("calm again"));
     let pid = session_ok(&lab, &a, &["inspect", "-f", "{{.State.Pid}}", &late]);
     assert_eq!(cpus_allowed(&pid), all);
@@ -1557,11 +1534,7 @@ fn a_session_at_its_cpu_limit_is_kept_to_the_cpus_it_needs() {
 
 #[test]
 fn with_lab_cpu_kept_idle_a_kept_session_is_idle_scheduled_until_calm() {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    assert!(
-        cores >= 2,
-        "this test needs 2 or more CPUs to show a session kept to fewer (this machine has {cores})"
-    );
+    needs_two_cores();
     let lab = Lab::start_with(&[
         "--lab-session-cpus",
         "0.5",
@@ -1572,33 +1545,56 @@ fn with_lab_cpu_kept_idle_a_kept_session_is_idle_scheduled_until_calm() {
     let a = lab.create_session();
     let b = lab.create_session();
     let all = lab.session_cgroup_file(&b, "cpuset", effective_cpus_file());
-    let hogs: Vec<String> = (0..2)
-        .map(|_| {
-            session_ok(
-                &lab,
-                &a,
-                &["run", "-d", "busybox", "sh", "-c", "while :; do :; done"],
-            )
-        })
-        .collect();
-    wait_for_cpus(&lab, &a, |c| c != all && cpu_count(c) == 1).unwrap_or_else(|| {
-        panic!(
-            "session a was not kept to one CPU: {}\n{}",
-            lab.session_cgroup_file(&a, "cpuset", effective_cpus_file()),
-            lab.berth.server_log()
-        )
-    });
+    let hogs = start_hogs(&lab, &a, 2);
+    wait_kept_to_one_cpu(&lab, &a, &all);
     // Idle-scheduled while kept (what wakes up on its core goes first); b is not.
     assert_eq!(lab.session_cgroup_file(&a, "cpu", "cpu.idle"), "1");
     assert_eq!(lab.session_cgroup_file(&b, "cpu", "cpu.idle"), "0");
     session_ok(&lab, &a, &["rm", "-f", &hogs[0], &hogs[1]]);
-    wait_for_cpus(&lab, &a, |c| c == all).unwrap_or_else(|| {
+    wait_freed(&lab, &a, &all);
+    assert_eq!(lab.session_cgroup_file(&a, "cpu", "cpu.idle"), "0");
+}
+
+fn needs_two_cores() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(
+        cores >= 2,
+        "this test needs 2 or more CPUs to show a session kept to fewer (this machine has {cores})"
+    );
+}
+
+/// `n` containers in session `id` that each use all the CPU they get.
+fn start_hogs(lab: &Lab, id: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            session_ok(
+                lab,
+                id,
+                &["run", "-d", "busybox", "sh", "-c", "while :; do :; done"],
+            )
+        })
+        .collect()
+}
+
+/// Waits until session `id` is kept to one CPU (not `all`); returns that CPU.
+fn wait_kept_to_one_cpu(lab: &Lab, id: &str, all: &str) -> String {
+    wait_for_cpus(lab, id, |c| c != all && cpu_count(c) == 1).unwrap_or_else(|| {
         panic!(
-            "session a still kept to {} once calm",
-            lab.session_cgroup_file(&a, "cpuset", effective_cpus_file())
+            "session {id} was not kept to one CPU: {}\n{}",
+            lab.session_cgroup_file(id, "cpuset", effective_cpus_file()),
+            lab.berth.server_log()
+        )
+    })
+}
+
+/// Waits until session `id` has `all` the CPUs again.
+fn wait_freed(lab: &Lab, id: &str, all: &str) {
+    wait_for_cpus(lab, id, |c| c == all).unwrap_or_else(|| {
+        panic!(
+            "session {id} still kept to {} once calm",
+            lab.session_cgroup_file(id, "cpuset", effective_cpus_file())
         )
     });
-    assert_eq!(lab.session_cgroup_file(&a, "cpu", "cpu.idle"), "0");
 }
 
 fn effective_cpus_file() -> &'static str {
