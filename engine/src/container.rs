@@ -284,8 +284,21 @@ pub struct VolumeOptions {
     pub labels: BTreeMap<String, String>,
     #[serde(deserialize_with = "nullable", skip_serializing_if = "String::is_empty")]
     pub subpath: String,
+    /// `volume-driver=` and `volume-opt=`: the volume is made with them if it is new.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver_config: Option<DriverConfig>,
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, serde_json::Value>,
+}
+
+/// `--mount …,volume-driver=local,volume-opt=type=tmpfs,…`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DriverConfig {
+    #[serde(deserialize_with = "nullable")]
+    pub name: String,
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -63,6 +63,7 @@ pub mod top;
 pub mod unsupported;
 pub mod userns;
 pub mod volume;
+pub mod volume_mount;
 pub mod xattrs;
 
 pub use engine::{

@@ -24,6 +24,7 @@ pub struct Volume {
     #[serde(default = "local")]
     pub driver: String,
     /// Driver options as given to `volume create -o`; empty for the plain local driver.
+    /// See [`crate::volume_mount`].
     #[serde(default)]
     pub options: BTreeMap<String, String>,
     #[serde(skip)]
@@ -66,8 +67,15 @@ impl Volumes {
         Ok(v)
     }
 
-    /// Creates a volume, or returns the existing one of that name (as Docker does).
-    pub fn create(&self, ns: &str, name: Option<&str>, mut labels: BTreeMap<String, String>) -> Result<(Volume, bool)> {
+    /// Creates a volume, or returns the existing one of that name (as Docker does: the
+    /// options asked for now are then not applied).
+    pub fn create(
+        &self,
+        ns: &str,
+        name: Option<&str>,
+        mut labels: BTreeMap<String, String>,
+        options: BTreeMap<String, String>,
+    ) -> Result<(Volume, bool)> {
         let (name, anonymous) = match name {
             Some(n) if !n.is_empty() => (n.to_string(), false),
             _ => (fsutil::random_id(), true),
@@ -91,7 +99,7 @@ impl Volumes {
             labels,
             anonymous,
             driver: local(),
-            options: BTreeMap::new(),
+            options,
             mountpoint: dir.join("_data"),
         };
         fsutil::write_json(&dir.join("volume.json"), &v)?;
@@ -110,7 +118,9 @@ impl Volumes {
     }
 
     pub fn remove(&self, ns: &str, name: &str) -> Result<()> {
-        self.get(ns, name)?;
+        let v = self.get(ns, name)?;
+        // A file system its options had mounted, left by a server that ended meanwhile.
+        crate::volume_mount::unmount(&v.mountpoint);
         let dir = self.dir(ns, name);
         fs::remove_dir_all(&dir).ctx(|| format!("remove {}", dir.display()))
     }
@@ -138,6 +148,14 @@ pub fn copy_up(layers: &[PathBuf], path: &str, dest: &Path) -> Result<()> {
     }
     copy_attrs(&md, dest)?;
     copy_merged(&layers[first..end], rel, dest)
+}
+
+/// Whether the image (`layers`, top first) has a directory at `path`: what `copy_up`
+/// copies from. A volume whose file system must be mounted first is mounted for that
+/// only then, as dockerd does.
+pub fn image_has_dir(layers: &[PathBuf], path: &str) -> bool {
+    let rel = Path::new(path.trim_start_matches('/'));
+    visible_layers(layers, rel).is_some_and(|(first, _)| fs::symlink_metadata(layers[first].join(rel)).is_ok_and(|md| md.is_dir()))
 }
 
 /// Copies an image's whole merged root (`layers` top first) into `dest`: a container
@@ -259,11 +277,11 @@ mod tests {
     fn create_is_idempotent_and_names_are_checked() {
         let t = tempfile::tempdir().unwrap();
         let v = Volumes::open(t.path());
-        let (a, created) = v.create("default", Some("data"), BTreeMap::new()).unwrap();
+        let (a, created) = v.create("default", Some("data"), BTreeMap::new(), BTreeMap::new()).unwrap();
         assert!(created);
         assert!(a.mountpoint.ends_with("volumes/default/data/_data"));
-        assert!(!v.create("default", Some("data"), BTreeMap::new()).unwrap().1);
-        assert!(v.create("default", Some("../x"), BTreeMap::new()).is_err());
+        assert!(!v.create("default", Some("data"), BTreeMap::new(), BTreeMap::new()).unwrap().1);
+        assert!(v.create("default", Some("../x"), BTreeMap::new(), BTreeMap::new()).is_err());
         assert!(v.get("other", "data").is_err(), "namespaces do not share volumes");
         v.remove("default", "data").unwrap();
         assert!(v.list("default").is_empty());
@@ -273,7 +291,7 @@ mod tests {
     fn anonymous_volumes_are_labelled() {
         let t = tempfile::tempdir().unwrap();
         let v = Volumes::open(t.path());
-        let (a, _) = v.create("default", None, BTreeMap::new()).unwrap();
+        let (a, _) = v.create("default", None, BTreeMap::new(), BTreeMap::new()).unwrap();
         assert!(a.anonymous && a.labels.contains_key(ANONYMOUS_LABEL));
         assert_eq!(v.get("default", &a.name).unwrap().driver, "local");
     }

@@ -1640,3 +1640,88 @@ fn wait_for_cpus(lab: &Lab, id: &str, ok: impl Fn(&str) -> bool) -> Option<Strin
     }
     None
 }
+
+#[test]
+fn a_session_may_make_tmpfs_volumes_owned_by_its_own_root() {
+    let lab = Lab::start();
+    let id = lab.create_session();
+    session_ok(
+        &lab,
+        &id,
+        &[
+            "volume",
+            "create",
+            "--opt",
+            "type=tmpfs",
+            "--opt",
+            "device=tmpfs",
+            "--opt",
+            "o=size=4m",
+            "fast",
+        ],
+    );
+    // Root in the session's user namespace owns it (the host's root made the
+    // mount), the options reach it, and the lab adds nosuid,nodev.
+    let out = session_ok(
+        &lab,
+        &id,
+        &[
+            "run", "--rm", "-v", "fast:/f", "busybox", "sh", "-c",
+            "touch /f/x && stat -c %u /f/x; stat -f -c %T /f; df -k /f | tail -1 | awk '{print $2}'; grep ' /f ' /proc/mounts",
+        ],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..3], ["0", "tmpfs", "4096"], "{out}");
+    assert!(
+        lines[3].contains("nosuid") && lines[3].contains("nodev"),
+        "{out}"
+    );
+    // Only tmpfs: nothing of the host's, nothing over the network.
+    for (opts, needle) in [
+        (
+            vec!["-o", "type=none", "-o", "o=bind", "-o", "device=/etc"],
+            "only tmpfs volumes",
+        ),
+        (
+            vec!["-o", "type=ext4", "-o", "device=/dev/vda"],
+            "only tmpfs volumes",
+        ),
+        (
+            vec![
+                "-o",
+                "type=tmpfs",
+                "-o",
+                "device=tmpfs",
+                "-o",
+                "o=size=1m,dev",
+            ],
+            "volume option o=dev is not allowed in a lab session",
+        ),
+    ] {
+        let mut args = vec!["volume", "create"];
+        args.extend(opts);
+        args.push("refused");
+        let (ok, out) = in_session(&lab, &id, &args);
+        assert!(!ok && out.contains(needle), "{args:?}: {out}");
+    }
+    assert_eq!(session_ok(&lab, &id, &["volume", "ls", "-q"]), "fast");
+    // A `--tmpfs` owner is the container's user too, not the host's.
+    assert_eq!(
+        session_ok(
+            &lab,
+            &id,
+            &[
+                "run",
+                "--rm",
+                "--tmpfs",
+                "/t:uid=1000,gid=1000",
+                "busybox",
+                "stat",
+                "-c",
+                "%u:%g",
+                "/t"
+            ]
+        ),
+        "1000:1000"
+    );
+}

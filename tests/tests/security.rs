@@ -508,6 +508,28 @@ fn lab_sessions_run_under_the_default_profile_and_cannot_leave_it() {
             vec!["-v".to_string(), "/:/host".to_string()],
             "only paths in your home",
         ),
+        // A volume whose options would bind the host's root, or mount over the network.
+        (
+            vec![
+                "--mount".to_string(),
+                "type=volume,src=hostroot,dst=/h,volume-opt=type=none,volume-opt=o=bind,volume-opt=device=/".to_string(),
+            ],
+            "only tmpfs volumes",
+        ),
+        (
+            vec![
+                "--mount".to_string(),
+                "type=volume,src=nfs,dst=/n,volume-opt=type=nfs,volume-opt=o=addr=127.0.0.1,volume-opt=device=:/".to_string(),
+            ],
+            "only tmpfs volumes",
+        ),
+        (
+            vec![
+                "--mount".to_string(),
+                "type=volume,src=tb,dst=/t,volume-opt=type=tmpfs,volume-opt=o=bind,volume-opt=device=/".to_string(),
+            ],
+            "volume option o=bind is not allowed in a lab session",
+        ),
     ] {
         let mut args: Vec<&str> = vec!["run", "--rm"];
         args.extend(flags.iter().map(String::as_str));

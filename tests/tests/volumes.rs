@@ -396,3 +396,234 @@ fn system_prune_removes_stopped_containers_and_with_volumes_anonymous_volumes() 
     );
     b.ok(&["rm", "-f", "alive"]);
 }
+
+/// Whether something is mounted exactly at `path` (as the host sees it).
+fn mounted(path: &str) -> bool {
+    let real = std::fs::canonicalize(path).unwrap();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(real.to_str().unwrap()))
+}
+
+#[test]
+fn local_driver_options_mount_a_tmpfs_or_a_directory_while_containers_use_it() {
+    let b = Berth::start();
+    // As the Docker docs show it: a tmpfs volume, shared by the containers using it.
+    b.ok(&[
+        "volume",
+        "create",
+        "--driver",
+        "local",
+        "--opt",
+        "type=tmpfs",
+        "--opt",
+        "device=tmpfs",
+        "--opt",
+        "o=size=8m,uid=1000",
+        "scratch",
+    ]);
+    assert_eq!(
+        b.ok(&["volume", "inspect", "-f", "{{.Options}}", "scratch"]),
+        "map[device:tmpfs o:size=8m,uid=1000 type:tmpfs]"
+    );
+    let data = b.ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", "scratch"]);
+    assert!(!mounted(&data), "mounted only while a container uses it");
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "one",
+        "-v",
+        "scratch:/s",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi > /s/f; sleep 600",
+    ]);
+    let seen = b.ok(&[
+        "exec",
+        "one",
+        "sh",
+        "-c",
+        "sleep 0.2; stat -f -c %T /s; stat -c %u /s; df -k /s | tail -1 | awk '{print $2}'",
+    ]);
+    assert_eq!(seen, "tmpfs\n1000\n8192", "the options reach the mount");
+    assert!(mounted(&data));
+    // A second container sees the same file system, and it stays while either runs.
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "two",
+        "-v",
+        "scratch:/again",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    b.ok(&["rm", "-f", "one"]);
+    assert_eq!(b.ok(&["exec", "two", "cat", "/again/f"]), "hi");
+    assert!(mounted(&data));
+    b.ok(&["rm", "-f", "two"]);
+    assert!(!mounted(&data), "unmounted after the last container");
+    // Its files went with it, as with dockerd; the next container gets a fresh one.
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "scratch:/s",
+            "busybox",
+            "ls",
+            "-A",
+            "/s"
+        ]),
+        ""
+    );
+
+    // A server that restarts while a container uses it finds it mounted and counts
+    // that container: the next one shares it, and the last to stop unmounts it.
+    let mut b = b;
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "three",
+        "-v",
+        "scratch:/s",
+        "busybox",
+        "sh",
+        "-c",
+        "echo before > /s/f; sleep 600",
+    ]);
+    b.ok(&[
+        "exec",
+        "three",
+        "sh",
+        "-c",
+        "while ! test -s /s/f; do sleep 0.1; done",
+    ]);
+    b.kill_server();
+    b.start_server();
+    assert_eq!(
+        b.ok(&["run", "--rm", "-v", "scratch:/s", "busybox", "cat", "/s/f"]),
+        "before"
+    );
+    assert!(mounted(&data));
+    // One that ended while the server was down: the server finds nobody using it.
+    let pid = b.inspect("three", "{{.State.Pid}}");
+    b.kill_server();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid.parse().unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() && std::time::Instant::now() < end
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    b.start_server();
+    assert_eq!(b.inspect("three", "{{.State.Status}}"), "exited");
+    assert!(
+        !mounted(&data),
+        "unmounted once the server found its last user gone"
+    );
+    b.ok(&["rm", "three"]);
+    b.ok(&["volume", "rm", "scratch"]);
+
+    // A directory of the host bound as a volume (`type=none,o=bind`), and
+    // `--mount`'s volume-opt making a volume the same way.
+    let dir = tempfile::tempdir().unwrap();
+    let device = format!("device={}", dir.path().display());
+    b.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=none",
+        "-o",
+        "o=bind",
+        "-o",
+        &device,
+        "hostdir",
+    ]);
+    b.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "hostdir:/h",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /h/out",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out")).unwrap(),
+        "kept\n"
+    );
+    let spec = "type=volume,src=viamount,dst=/m,volume-driver=local,volume-opt=type=tmpfs,volume-opt=device=tmpfs,volume-opt=o=size=4m";
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "--mount",
+            spec,
+            "busybox",
+            "sh",
+            "-c",
+            "stat -f -c %T /m; df -k /m | tail -1 | awk '{print $2}'"
+        ]),
+        "tmpfs\n4096"
+    );
+    assert_eq!(
+        b.ok(&["volume", "inspect", "-f", "{{.Options}}", "viamount"]),
+        "map[device:tmpfs o:size=4m type:tmpfs]"
+    );
+
+    // dockerd's checks and messages.
+    for (opts, needle) in [
+        (vec!["-o", "color=red"], "invalid option key: \"color\""),
+        (
+            vec!["-o", "type=tmpfs"],
+            "missing required option: \"device\"",
+        ),
+        (
+            vec!["-o", "size=1g"],
+            "quota size requested but no quota support",
+        ),
+    ] {
+        let mut args = vec!["volume", "create"];
+        args.extend(opts);
+        args.push("bad");
+        let (_, err) = b.fails(&args);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    // A mount the kernel refuses fails the start, with dockerd's words, and the
+    // container can be removed.
+    b.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=ext4",
+        "-o",
+        "device=/nonexistent-disk",
+        "nodisk",
+    ]);
+    let (_, err) = b.fails(&[
+        "run",
+        "--name",
+        "nodisk",
+        "-v",
+        "nodisk:/d",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        err.contains("error while mounting volume")
+            && err.contains("failed to mount local volume: mount /nonexistent-disk:"),
+        "{err}"
+    );
+    b.ok(&["rm", "nodisk"]);
+    b.ok(&["volume", "rm", "nodisk", "hostdir", "viamount"]);
+}

@@ -491,7 +491,7 @@ impl Engine {
             let explicit = host.binds.iter().any(|b| bind_dest(b) == Some(dest.as_str())) || host.mounts.iter().any(|m| m.target == dest) || host.tmpfs.contains_key(&dest);
             if !mounts.iter().any(|m| m.destination == dest) && !explicit {
                 let v = self.create_volume(ns, None, BTreeMap::new())?;
-                crate::volume::copy_up(layers, &dest, &v.mountpoint)?;
+                self.copy_up(ns, &v, layers, &dest)?;
                 add(MountPoint { kind: "volume".into(), name: v.name.clone(), source: v.mountpoint.display().to_string(), destination: dest, rw: true, anonymous: true, tmpfs: String::new(), non_recursive: false, beneath: String::new() }, &mut mounts);
             }
         }
@@ -512,27 +512,31 @@ impl Engine {
                 }
                 "volume" => {
                     let named = !m.source.is_empty();
-                    let labels = m.volume_options.as_ref().map(|v| v.labels.clone()).unwrap_or_default();
-                    let v = self.create_volume(ns, named.then_some(m.source.as_str()), labels)?;
                     let opts = m.volume_options.clone().unwrap_or_default();
+                    let (driver, driver_opts) = opts.driver_config.clone().map(|d| (d.name, d.options)).unwrap_or_default();
+                    let v = self.make_volume(ns, named.then_some(m.source.as_str()), &driver, &driver_opts, opts.labels.clone())?;
                     if !opts.no_copy && opts.subpath.is_empty() {
-                        crate::volume::copy_up(layers, &dest, &v.mountpoint)?;
+                        self.copy_up(ns, &v, layers, &dest)?;
                     }
-                    let mut source = v.mountpoint.clone();
-                    let mut beneath = String::new();
-                    if !opts.subpath.is_empty() {
-                        source = source.join(&opts.subpath);
-                        // Docker: the subpath must exist in the volume.
-                        let Ok(real) = source.canonicalize() else {
-                            return Err(Error::InvalidArgument(format!("cannot access path {}: no such file or directory in volume {}", source.display(), v.name)));
-                        };
-                        // A symlink in the volume (which its users write) must not lead
-                        // to the host's files; the runtime checks again when it mounts.
-                        if !real.starts_with(v.mountpoint.canonicalize().unwrap_or(v.mountpoint.clone())) {
-                            return Err(Error::InvalidArgument(format!("volume-subpath {}: it leads out of volume {}", opts.subpath, v.name)));
-                        }
-                        beneath = v.mountpoint.display().to_string();
-                    }
+                    // With the volume's file system mounted, if it has one: the subpath
+                    // is looked for there.
+                    let (source, beneath) = if opts.subpath.is_empty() {
+                        (v.mountpoint.clone(), String::new())
+                    } else {
+                        self.fill_volume(ns, &v, || {
+                            let source = v.mountpoint.join(&opts.subpath);
+                            // Docker: the subpath must exist in the volume.
+                            let Ok(real) = source.canonicalize() else {
+                                return Err(Error::InvalidArgument(format!("cannot access path {}: no such file or directory in volume {}", source.display(), v.name)));
+                            };
+                            // A symlink in the volume (which its users write) must not lead
+                            // to the host's files; the runtime checks again when it mounts.
+                            if !real.starts_with(v.mountpoint.canonicalize().unwrap_or(v.mountpoint.clone())) {
+                                return Err(Error::InvalidArgument(format!("volume-subpath {}: it leads out of volume {}", opts.subpath, v.name)));
+                            }
+                            Ok((source, v.mountpoint.display().to_string()))
+                        })?
+                    };
                     add(MountPoint { kind: "volume".into(), name: v.name.clone(), source: source.display().to_string(), destination: dest, rw: !m.read_only, anonymous: !named, tmpfs: String::new(), non_recursive: false, beneath }, &mut mounts);
                 }
                 _ => add(MountPoint { kind: "tmpfs".into(), name: String::new(), source: String::new(), destination: dest, rw: !m.read_only, anonymous: false, tmpfs: crate::mounts::mount_tmpfs_data(m), non_recursive: false, beneath: String::new() }, &mut mounts),
@@ -557,9 +561,7 @@ impl Engine {
                 add(MountPoint { kind: "bind".into(), name: String::new(), source: src.to_string(), destination: dest.to_string(), rw, anonymous: false, tmpfs: String::new(), non_recursive: false, beneath: String::new() }, &mut mounts);
             } else {
                 let v = self.create_volume(ns, Some(src), BTreeMap::new())?;
-                // Docker fills an empty volume from the image at its first mount;
-                // copy_up leaves a volume that has content alone.
-                crate::volume::copy_up(layers, dest, &v.mountpoint)?;
+                self.copy_up(ns, &v, layers, dest)?;
                 add(MountPoint { kind: "volume".into(), name: v.name.clone(), source: v.mountpoint.display().to_string(), destination: dest.to_string(), rw, anonymous: false, tmpfs: String::new(), non_recursive: false, beneath: String::new() }, &mut mounts);
             }
         }
@@ -604,6 +606,7 @@ impl Engine {
     }
 
     fn launch_now(self: &Arc<Self>, c: &Container) -> Result<()> {
+        self.mount_volumes(c)?;
         let spawned = self.spawn_shim(c);
         // Once this start is done: the next spare's exec does not compete with it.
         self.standby.refill();
@@ -645,6 +648,7 @@ impl Engine {
                 Ok(())
             }
             Err(msg) => {
+                self.unmount_volumes(c);
                 let message = format!("failed to create task for container: unable to start container process: {msg}: unknown");
                 self.update(&c.id, |c| {
                     c.state.error = message.clone();
@@ -999,6 +1003,7 @@ impl Engine {
         }) else {
             return;
         };
+        self.unmount_volumes(&c);
         let code = info.exit_code.to_string();
         self.emit_container(&c, "die", &[("exitCode", &code)]);
         self.refresh_names(&c.namespace);
@@ -1052,6 +1057,13 @@ impl Engine {
                 map.insert(c.id.clone(), c);
             }
         }
+        for c in &live {
+            // Counted as its volumes' user before its exit can be seen.
+            if let Err(e) = self.mount_volumes(c) {
+                tracing::warn!(container = %c.id, "{e}");
+            }
+        }
+        self.sweep_volume_mounts();
         for c in live {
             self.monitor(c.id.clone());
             // The health state was kept with the container: probes go on from it.

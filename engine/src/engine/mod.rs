@@ -63,6 +63,8 @@ pub struct Engine {
     pub(crate) store: Store,
     pub(crate) images: Images,
     pub(crate) volumes: Volumes,
+    /// Which running containers use each volume whose options mount a file system.
+    volume_mounts: crate::volume_mount::Mounts,
     pub(crate) networks: crate::network::Networks,
     events: Events,
     /// Every container of every namespace, by id. The lock also serialises changes to
@@ -134,6 +136,7 @@ impl Engine {
             store: Store::open(&root)?,
             images: Images::open(&root)?,
             volumes: Volumes::open(&root),
+            volume_mounts: Default::default(),
             networks: crate::network::Networks::open(&root),
             events: Events::default(),
             containers: Mutex::new(HashMap::new()),

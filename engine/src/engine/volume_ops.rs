@@ -1,11 +1,13 @@
 //! Volume operations on a namespace, with the in-use checks that need containers.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 
 use super::Engine;
 use crate::container::Container;
 use crate::error::{Error, Result};
 use crate::volume::{Volume, ANONYMOUS_LABEL};
+use crate::volume_mount::MountOptions;
 
 /// Filters of `GET /volumes` and `POST /volumes/prune`, as the API sends them
 /// (`{"label": ["a=b"], ...}`).
@@ -49,7 +51,8 @@ impl Engine {
         self.make_volume(ns, name, "local", &BTreeMap::new(), labels)
     }
 
-    /// `docker volume create`: only the `local` driver, without mount options.
+    /// `docker volume create`: the `local` driver, with its mount options (see
+    /// [`crate::volume_mount`]).
     pub fn create_volume_with_driver(
         &self,
         ns: &str,
@@ -64,7 +67,9 @@ impl Engine {
         self.make_volume(ns, name, driver, options, labels)
     }
 
-    fn make_volume(
+    /// Creates (or returns the existing) volume with a driver's options: `volume create`
+    /// and `--mount type=volume,volume-opt=…`.
+    pub(super) fn make_volume(
         &self,
         ns: &str,
         name: Option<&str>,
@@ -78,16 +83,91 @@ impl Engine {
                 "create {shown}: error looking up volume plugin {driver}: plugin \"{driver}\" not found"
             )));
         }
-        // The local driver's options mount a device or tmpfs; Berth has no such
-        // mounts, so refuse rather than silently make a plain directory.
-        if let Some(k) = options.keys().next() {
-            return Err(Error::InvalidArgument(format!("create {shown}: invalid option key: {k:?}")));
+        // As dockerd, an existing volume is returned as it is, whatever the options.
+        if let Some(v) = name.and_then(|n| self.volumes.get(ns, n).ok()) {
+            return Ok(v);
         }
-        let (v, created) = self.volumes.create(ns, name, labels)?;
+        let refused = |e: Error| Error::InvalidArgument(format!("create {shown}: {e}"));
+        let mount = crate::volume_mount::parse(options).map_err(refused)?;
+        if let (Some(m), Some(_)) = (&mount, self.policy(ns)) {
+            m.check_for_lab().map_err(refused)?;
+        }
+        let (v, created) = self.volumes.create(ns, name, labels, options.clone())?;
         if created {
             self.emit(ns, "volume", "create", &v.name, &[("driver", "local")]);
         }
         Ok(v)
+    }
+
+    /// Runs `f` (filling a new container's volume from its image) with the volume's
+    /// file system mounted, if its options ask for one: as dockerd, which unmounts it
+    /// again after (a tmpfs volume then starts empty all the same).
+    pub(super) fn fill_volume<T>(&self, ns: &str, v: &Volume, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        match crate::volume_mount::parse(&v.options)? {
+            Some(m) => self.volume_mounts.with_mounted(&v.mountpoint, &m, self.policy(ns).is_some(), f),
+            None => f(),
+        }
+    }
+
+    /// Fills a new container's volume at `dest` from its image (`layers`), as Docker does
+    /// on first mount (a volume that has content is left alone).
+    pub(super) fn copy_up(&self, ns: &str, v: &Volume, layers: &[PathBuf], dest: &str) -> Result<()> {
+        if !v.options.is_empty() && !crate::volume::image_has_dir(layers, dest) {
+            // Nothing to copy: the file system is not mounted for it (a mount that
+            // fails then fails the start, not the create, as with dockerd).
+            return Ok(());
+        }
+        self.fill_volume(ns, v, || crate::volume::copy_up(layers, dest, &v.mountpoint))
+    }
+
+    /// The volumes of a container whose options mount a file system: (`_data`, mount).
+    fn mounted_volumes(&self, c: &Container) -> Vec<(PathBuf, MountOptions)> {
+        let mut out: Vec<(PathBuf, MountOptions)> = Vec::new();
+        for m in c.mounts.iter().filter(|m| m.kind == "volume") {
+            let Ok(v) = self.volumes.get(&c.namespace, &m.name) else { continue };
+            if let Ok(Some(opts)) = crate::volume_mount::parse(&v.options) {
+                if !out.iter().any(|(d, _)| *d == v.mountpoint) {
+                    out.push((v.mountpoint, opts));
+                }
+            }
+        }
+        out
+    }
+
+    /// Mounts the file systems of a starting container's volumes (those not mounted
+    /// for another container yet).
+    pub(super) fn mount_volumes(&self, c: &Container) -> Result<()> {
+        let hardened = self.policy(&c.namespace).is_some();
+        let mut done: Vec<PathBuf> = Vec::new();
+        for (dir, opts) in self.mounted_volumes(c) {
+            if let Err(e) = self.volume_mounts.acquire(&dir, &opts, hardened, &c.id) {
+                for d in &done {
+                    self.volume_mounts.release(d, &c.id);
+                }
+                return Err(e);
+            }
+            done.push(dir);
+        }
+        Ok(())
+    }
+
+    /// A container stopped: its volumes' file systems are unmounted where it was the
+    /// last to use them.
+    pub(super) fn unmount_volumes(&self, c: &Container) {
+        for (dir, _) in self.mounted_volumes(c) {
+            self.volume_mounts.release(&dir, &c.id);
+        }
+    }
+
+    /// After the running containers were recovered: unmounts the volumes none of them
+    /// uses (left mounted by a server that ended while a container used them).
+    pub(super) fn sweep_volume_mounts(&self) {
+        let Ok(namespaces) = std::fs::read_dir(self.root.join("volumes")) else { return };
+        for ns in namespaces.flatten().filter_map(|e| e.file_name().into_string().ok()) {
+            for v in self.volumes.list(&ns).into_iter().filter(|v| !v.options.is_empty()) {
+                self.volume_mounts.sweep(&v.mountpoint);
+            }
+        }
     }
 
     pub fn volume(&self, ns: &str, name: &str) -> Result<Volume> {

@@ -481,6 +481,31 @@ fn kept_flags(path: &Path) -> MsFlags {
     .fold(MsFlags::empty(), |acc, (_, ms)| acc | ms)
 }
 
+/// A tmpfs's `uid=`/`gid=` as host ids for a container in the user namespace `map`
+/// (its root's when the options name none).
+fn tmpfs_owner_in(data: &str, map: IdMap) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut named = [false, false];
+    for o in data.split(',').filter(|o| !o.is_empty()) {
+        match o.split_once('=') {
+            Some((k @ ("uid" | "gid"), v)) => {
+                named[usize::from(k == "gid")] = true;
+                match v.parse::<u32>() {
+                    Ok(id) => out.push(format!("{k}={}", map.to_host(id))),
+                    Err(_) => out.push(o.to_string()),
+                }
+            }
+            _ => out.push(o.to_string()),
+        }
+    }
+    for (i, key) in ["uid", "gid"].into_iter().enumerate() {
+        if !named[i] {
+            out.push(format!("{key}={}", map.base));
+        }
+    }
+    out.join(",")
+}
+
 fn bind_mount(root: &Path, m: &MountSpec, userns: Option<BorrowedFd<'_>>, map: Option<IdMap>) -> Result<(), String> {
     let dst = root.join(m.destination.trim_start_matches('/'));
     // A destination that climbs out through a symlink would mount on the host.
@@ -493,13 +518,10 @@ fn bind_mount(root: &Path, m: &MountSpec, userns: Option<BorrowedFd<'_>>, map: O
             flags |= MsFlags::MS_RDONLY;
         }
         // Made by the host's root before the user namespace is entered: owned by the
-        // container's root unless the options say otherwise.
+        // container's root unless the options say otherwise, and an owner the options
+        // name is the container's id, as when runc mounts it inside the namespace.
         if let Some(map) = map {
-            for (key, id) in [("uid", map.base), ("gid", map.base)] {
-                if !data.split(',').any(|o| o.starts_with(&format!("{key}="))) {
-                    data = if data.is_empty() { format!("{key}={id}") } else { format!("{data},{key}={id}") };
-                }
-            }
+            data = tmpfs_owner_in(&data, map);
         }
         e(fs::create_dir_all(&dst), || format!("create mountpoint {}", dst.display()))?;
         return e(mount(Some("tmpfs"), &dst, Some("tmpfs"), flags, (!data.is_empty()).then_some(data.as_str())), || format!("mount tmpfs on {}", m.destination));
@@ -706,4 +728,18 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> std::io::Result<OwnedFd> {
         }
     }
     Err(std::io::Error::other("no pty master received"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tmpfs_owner_is_the_containers_id() {
+        let map = IdMap { base: 100_000, size: 65_536 };
+        assert_eq!(tmpfs_owner_in("size=1m", map), "size=1m,uid=100000,gid=100000");
+        assert_eq!(tmpfs_owner_in("uid=1000,mode=700", map), "uid=101000,mode=700,gid=100000");
+        assert_eq!(tmpfs_owner_in("gid=5,uid=0", map), "gid=100005,uid=100000");
+        assert_eq!(tmpfs_owner_in("", map), "uid=100000,gid=100000");
+    }
 }
