@@ -1,7 +1,8 @@
 //! Debian's docker-compose 1.29 (Python, a client of the Engine API no one here wrote)
-//! against Berth: a two-service app with a build, a named volume, a user network with
-//! DNS by service name, `depends_on`, published ports and environment, brought up,
-//! inspected, exec'd into and taken down — on the host's API and in a lab session.
+//! against Berth: a two-service app with a build, a named volume and a tmpfs one
+//! (`driver_opts`), a user network with DNS by service name, `depends_on`, published
+//! ports and environment, brought up, inspected, exec'd into and taken down — on the
+//! host's API and in a lab session.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -49,10 +50,16 @@ services:
       - web
     volumes:
       - data:/data
+      - scratch:/scratch
     networks:
       - appnet
 volumes:
   data:
+  scratch:
+    driver_opts:
+      type: tmpfs
+      device: tmpfs
+      o: "size=2m"
 networks:
   appnet:
 "#
@@ -141,6 +148,20 @@ fn check_running_app(run: &dyn Fn(&[&str]) -> (String, String)) {
         assert_eq!(rows.len(), 1, "{name} in:\n{ps}");
         assert!(rows[0].contains(" Up "), "{ps}");
     }
+    // The volume with `driver_opts` is the tmpfs they ask for.
+    let (fs, _) = run(&[
+        "exec",
+        "-T",
+        "client",
+        "sh",
+        "-c",
+        "stat -f -c %T /scratch; df -k /scratch | tail -1 | awk '{print $2}'",
+    ]);
+    assert_eq!(
+        fs.split_whitespace().collect::<Vec<_>>(),
+        ["tmpfs", "2048"],
+        "{fs}"
+    );
     let (env, _) = run(&["exec", "-T", "web", "sh", "-c", "echo $GREETING"]);
     assert_eq!(env.trim(), "hi-compose");
     // The client reaches web by its service name on the app's network...
