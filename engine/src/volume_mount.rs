@@ -38,7 +38,7 @@ const NEEDS: &[(&str, &[&str])] = &[
 /// they ask for; `None` for a plain directory volume.
 pub fn parse(options: &BTreeMap<String, String>) -> Result<Option<MountOptions>> {
     if let Some(k) = options.keys().find(|k| !KEYS.contains(&k.as_str())) {
-        return Err(Error::InvalidArgument(format!("invalid option key: {k:?}")));
+        return Err(Error::InvalidArgument(format!("invalid option: {k:?}")));
     }
     if let Some(size) = options.get("size") {
         crate::log_config::parse_size(size)?;
@@ -138,13 +138,16 @@ impl MountOptions {
             if !data.is_empty() {
                 what.push_str(&format!(", data: {}", hide_password(&data)));
             }
-            Error::Runtime(format!(
-                "error while mounting volume '{}': failed to mount local volume: {what}: {}",
-                target.display(),
-                std::io::Error::from(e)
-            ))
+            Error::Runtime(format!("error while mounting volume '{}': failed to mount local volume: {what}: {}", target.display(), go_errno(e)))
         })
     }
+}
+
+/// An errno as Go prints it (dockerd's words): "no such file or directory".
+fn go_errno(e: nix::errno::Errno) -> String {
+    let desc = e.desc();
+    let mut chars = desc.chars();
+    chars.next().map(|c| c.to_lowercase().chain(chars).collect()).unwrap_or_default()
 }
 
 /// NFS's `addr=` must be an address for the kernel; dockerd looks a name up first.
@@ -299,7 +302,9 @@ mod tests {
                 options: "size=10m,uid=1000".into()
             }
         );
-        assert_eq!(err(&[("foo", "bar")]), "invalid option key: \"foo\"");
+        assert_eq!(err(&[("foo", "bar")]), "invalid option: \"foo\"");
+        assert_eq!(go_errno(nix::errno::Errno::ENOENT), "no such file or directory");
+        assert_eq!(go_errno(nix::errno::Errno::EINVAL), "invalid argument");
         assert_eq!(
             err(&[("type", "tmpfs")]),
             "missing required option: \"device\""

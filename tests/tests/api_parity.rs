@@ -766,3 +766,184 @@ c.images.remove('sdk:1')
     );
     assert_eq!(seen[1], seen[0], "dockerd");
 }
+
+#[test]
+fn local_volume_options_and_plugins_answer_as_on_dockerd() {
+    let b = Berth::start();
+    let d = Dockerd::start(&[]);
+    d.load_from(&b, "busybox");
+    // (exit status, stdout + stderr) with the volume's own path on either side
+    // written as VOLUME: dockerd's data root and Berth's differ.
+    let on = |docker: &dyn Fn(&[&str]) -> std::process::Output, args: &[&str], volume: &str| {
+        let o = docker(args);
+        let mut out =
+            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+        if !volume.is_empty() {
+            let path = String::from_utf8_lossy(
+                &docker(&["volume", "inspect", "-f", "{{.Mountpoint}}", volume]).stdout,
+            )
+            .trim()
+            .to_string();
+            if !path.is_empty() {
+                out = out.replace(&path, "VOLUME");
+            }
+        }
+        (o.status.code(), out)
+    };
+    let berth = |args: &[&str]| b.docker(args);
+    let dockerd = |args: &[&str]| d.docker(args);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["volume", "create", "-o", "color=red", "v1"], ""),
+        (vec!["volume", "create", "-o", "type=tmpfs", "v2"], ""),
+        (vec!["volume", "create", "-o", "o=size=1m", "v3"], ""),
+        (vec!["volume", "create", "-o", "device=/dev/null", "v4"], ""),
+        (vec!["volume", "create", "-o", "size=1g", "v5"], ""),
+        (
+            vec![
+                "volume",
+                "create",
+                "-o",
+                "type=tmpfs",
+                "-o",
+                "device=tmpfs",
+                "-o",
+                "o=size=1m,uid=7",
+                "tv",
+            ],
+            "",
+        ),
+        (
+            vec!["volume", "inspect", "-f", "{{.Driver}} {{.Options}}", "tv"],
+            "",
+        ),
+        // The image's files copied in on create are gone with the mount they were
+        // copied into: the tmpfs a container gets starts empty on both.
+        (
+            vec![
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "-v",
+                "tv:/var",
+                "busybox",
+                "ls",
+                "-A",
+                "/var",
+            ],
+            "",
+        ),
+        (
+            vec![
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "-v",
+                "tv:/t",
+                "busybox",
+                "sh",
+                "-c",
+                "stat -c %u /t; echo a > /t/a; ls /t",
+            ],
+            "",
+        ),
+        (
+            vec![
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "-v",
+                "tv:/t",
+                "busybox",
+                "ls",
+                "-A",
+                "/t",
+            ],
+            "",
+        ),
+        (
+            vec![
+                "volume",
+                "create",
+                "-o",
+                "type=tmpfs",
+                "-o",
+                "device=tmpfs",
+                "-o",
+                "o=bogus=1",
+                "bogus",
+            ],
+            "",
+        ),
+        (
+            vec![
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "-v",
+                "bogus:/d",
+                "busybox",
+                "true",
+            ],
+            "bogus",
+        ),
+        (
+            vec![
+                "volume",
+                "create",
+                "-o",
+                "type=ext4",
+                "-o",
+                "device=/nonexistent-disk",
+                "nodisk",
+            ],
+            "",
+        ),
+        (
+            vec![
+                "run",
+                "--name",
+                "nodisk",
+                "--network",
+                "none",
+                "-v",
+                "nodisk:/d",
+                "busybox",
+                "true",
+            ],
+            "nodisk",
+        ),
+        (
+            vec![
+                "inspect",
+                "-f",
+                "{{.State.Status}} {{.State.ExitCode}} {{.State.Error}}",
+                "nodisk",
+            ],
+            "nodisk",
+        ),
+        (vec!["rm", "nodisk"], ""),
+        (vec!["ps", "-a", "--format", "{{.Names}}"], ""),
+        (vec!["plugin", "ls"], ""),
+        (vec!["plugin", "ls", "--filter", "color=red"], ""),
+        (vec!["plugin", "inspect", "nothing"], ""),
+        (vec!["plugin", "rm", "nothing"], ""),
+        (vec!["plugin", "enable", "nothing"], ""),
+    ];
+    for (args, volume) in &cases {
+        assert_eq!(
+            on(&berth, args, volume),
+            on(&dockerd, args, volume),
+            "docker {args:?}"
+        );
+    }
+    // Installing one: dockerd goes to Docker Hub for it; Berth has no plugins.
+    let (code, out) = on(&berth, &["plugin", "install", "vieux/sshfs"], "");
+    assert!(
+        code != Some(0) && out.contains("plugins are not supported by Berth"),
+        "{out}"
+    );
+}

@@ -583,7 +583,7 @@ fn local_driver_options_mount_a_tmpfs_or_a_directory_while_containers_use_it() {
 
     // dockerd's checks and messages.
     for (opts, needle) in [
-        (vec!["-o", "color=red"], "invalid option key: \"color\""),
+        (vec!["-o", "color=red"], "invalid option: \"color\""),
         (
             vec!["-o", "type=tmpfs"],
             "missing required option: \"device\"",

@@ -606,7 +606,9 @@ impl Engine {
     }
 
     fn launch_now(self: &Arc<Self>, c: &Container) -> Result<()> {
-        self.mount_volumes(c)?;
+        if let Err(e) = self.mount_volumes(c) {
+            return Err(self.start_failed(c, e.to_string(), 128));
+        }
         let spawned = self.spawn_shim(c);
         // Once this start is done: the next spare's exec does not compete with it.
         self.standby.refill();
@@ -650,22 +652,32 @@ impl Engine {
             Err(msg) => {
                 self.unmount_volumes(c);
                 let message = format!("failed to create task for container: unable to start container process: {msg}: unknown");
-                self.update(&c.id, |c| {
-                    c.state.error = message.clone();
-                    c.state.exit_code = if msg.contains("not found") || msg.contains("no such file") { 127 } else { 128 };
-                    if c.state.status == Status::Restarting {
-                        c.state.status = Status::Exited;
-                    }
-                })?;
-                // Attach clients waiting for this start get nothing more.
-                self.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.id);
-                // `run --rm` waits for the removal: Docker removes it when it cannot start.
-                if c.host_config.auto_remove {
-                    let _ = self.remove_container(&c.namespace, &c.id, true, true);
-                }
-                Err(Error::Runtime(message))
+                let code = if msg.contains("not found") || msg.contains("no such file") { 127 } else { 128 };
+                Err(self.start_failed(c, message, code))
             }
         }
+    }
+
+    /// A start that failed (its volumes could not be mounted, or its process not
+    /// started): recorded on the container as dockerd records it, and the error to
+    /// return. `run --rm` waits for the removal: Docker removes it then.
+    fn start_failed(self: &Arc<Self>, c: &Container, message: String, exit_code: i32) -> Error {
+        let recorded = self.update(&c.id, |c| {
+            c.state.error = message.clone();
+            c.state.exit_code = exit_code;
+            if c.state.status == Status::Restarting {
+                c.state.status = Status::Exited;
+            }
+        });
+        if let Err(e) = recorded {
+            return e;
+        }
+        // Attach clients waiting for this start get nothing more.
+        self.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.id);
+        if c.host_config.auto_remove {
+            let _ = self.remove_container(&c.namespace, &c.id, true, true);
+        }
+        Error::Runtime(message)
     }
 
     fn runtime_spec(&self, c: &Container) -> Result<RuntimeSpec> {

@@ -9,6 +9,7 @@ mod exec;
 mod hijack;
 mod images;
 pub(crate) mod networks;
+mod plugins;
 mod swarm;
 mod system;
 mod volumes;
@@ -72,6 +73,7 @@ pub fn app(state: ApiState) -> Router {
         .merge(build::routes())
         .merge(networks::routes())
         .merge(swarm::routes())
+        .merge(plugins::routes())
         .fallback(|req: Request| async move {
             ApiError::not_found(format!("page not found: {} {}", req.method(), req.uri().path()))
         })
