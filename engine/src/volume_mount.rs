@@ -138,7 +138,11 @@ impl MountOptions {
             if !data.is_empty() {
                 what.push_str(&format!(", data: {}", hide_password(&data)));
             }
-            Error::Runtime(format!("error while mounting volume '{}': failed to mount local volume: {what}: {}", target.display(), go_errno(e)))
+            Error::Runtime(format!(
+                "error while mounting volume '{}': failed to mount local volume: {what}: {}",
+                target.display(),
+                go_errno(e)
+            ))
         })
     }
 }
@@ -147,7 +151,10 @@ impl MountOptions {
 fn go_errno(e: nix::errno::Errno) -> String {
     let desc = e.desc();
     let mut chars = desc.chars();
-    chars.next().map(|c| c.to_lowercase().chain(chars).collect()).unwrap_or_default()
+    chars
+        .next()
+        .map(|c| c.to_lowercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// NFS's `addr=` must be an address for the kernel; dockerd looks a name up first.
@@ -216,17 +223,21 @@ impl Mounts {
         Ok(())
     }
 
-    /// `user` no longer uses `dir`: unmounted if it was the last.
-    pub fn release(&self, dir: &Path, user: &str) {
+    /// `user` (a container that stopped) no longer uses any volume: each it was the
+    /// last to use is unmounted. By user, not by volume: the volume may be gone
+    /// already (`rm -v` of an anonymous one).
+    pub fn release(&self, user: &str) {
         let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(set) = users.get_mut(dir) {
-            set.remove(user);
-            if !set.is_empty() {
-                return;
+        let mut emptied = Vec::new();
+        for (dir, set) in users.iter_mut() {
+            if set.remove(user) && set.is_empty() {
+                emptied.push(dir.clone());
             }
-            users.remove(dir);
         }
-        unmount(dir);
+        for dir in emptied {
+            users.remove(&dir);
+            unmount(&dir);
+        }
     }
 
     /// Runs `f` with `dir` mounted (a new container filling the volume from its image),
@@ -303,7 +314,10 @@ mod tests {
             }
         );
         assert_eq!(err(&[("foo", "bar")]), "invalid option: \"foo\"");
-        assert_eq!(go_errno(nix::errno::Errno::ENOENT), "no such file or directory");
+        assert_eq!(
+            go_errno(nix::errno::Errno::ENOENT),
+            "no such file or directory"
+        );
         assert_eq!(go_errno(nix::errno::Errno::EINVAL), "invalid argument");
         assert_eq!(
             err(&[("type", "tmpfs")]),
@@ -381,6 +395,58 @@ mod tests {
             hide_password("user=a,password=secret,vers=3"),
             "user=a,password=********,vers=3"
         );
+    }
+
+    #[test]
+    fn mounted_while_any_user_runs() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("_data");
+        std::fs::create_dir(&dir).unwrap();
+        // Unmounted even when an assertion fails (dropped before the temp dir).
+        struct Unmount(PathBuf);
+        impl Drop for Unmount {
+            fn drop(&mut self) {
+                unmount(&self.0);
+            }
+        }
+        let _unmount = Unmount(dir.clone());
+        let tmpfs = MountOptions {
+            fstype: "tmpfs".into(),
+            device: "tmpfs".into(),
+            options: "size=1m".into(),
+        };
+        let m = Mounts::default();
+        // Filling it mounts it for that only.
+        m.with_mounted(&dir, &tmpfs, true, || {
+            std::fs::write(dir.join("f"), "x").map_err(|e| Error::Runtime(e.to_string()))
+        })
+        .unwrap();
+        assert!(!crate::disk::is_mounted(&dir) && !dir.join("f").exists());
+        m.acquire(&dir, &tmpfs, true, "a").unwrap();
+        m.acquire(&dir, &tmpfs, true, "b").unwrap();
+        std::fs::write(dir.join("g"), "y").unwrap();
+        m.release("a");
+        assert!(
+            crate::disk::is_mounted(&dir) && dir.join("g").exists(),
+            "b still uses it"
+        );
+        m.release("nobody");
+        m.release("b");
+        assert!(!crate::disk::is_mounted(&dir) && !dir.join("g").exists());
+        // One that fails to mount counts no user.
+        let bad = MountOptions {
+            fstype: "tmpfs".into(),
+            device: "tmpfs".into(),
+            options: "bogus=1".into(),
+        };
+        let e = m.acquire(&dir, &bad, false, "c").unwrap_err().to_string();
+        assert!(
+            e.contains("failed to mount local volume: mount tmpfs:")
+                && e.ends_with("data: bogus=1: invalid argument"),
+            "{e}"
+        );
+        m.sweep(&dir);
+        assert!(!crate::disk::is_mounted(&dir));
     }
 
     proptest! {

@@ -138,15 +138,11 @@ impl Engine {
     /// for another container yet).
     pub(super) fn mount_volumes(&self, c: &Container) -> Result<()> {
         let hardened = self.policy(&c.namespace).is_some();
-        let mut done: Vec<PathBuf> = Vec::new();
         for (dir, opts) in self.mounted_volumes(c) {
             if let Err(e) = self.volume_mounts.acquire(&dir, &opts, hardened, &c.id) {
-                for d in &done {
-                    self.volume_mounts.release(d, &c.id);
-                }
+                self.volume_mounts.release(&c.id);
                 return Err(e);
             }
-            done.push(dir);
         }
         Ok(())
     }
@@ -154,9 +150,7 @@ impl Engine {
     /// A container stopped: its volumes' file systems are unmounted where it was the
     /// last to use them.
     pub(super) fn unmount_volumes(&self, c: &Container) {
-        for (dir, _) in self.mounted_volumes(c) {
-            self.volume_mounts.release(&dir, &c.id);
-        }
+        self.volume_mounts.release(&c.id);
     }
 
     /// After the running containers were recovered: unmounts the volumes none of them
