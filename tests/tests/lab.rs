@@ -1676,6 +1676,38 @@ fn a_session_may_make_tmpfs_volumes_owned_by_its_own_root() {
         lines[3].contains("nosuid") && lines[3].contains("nodev"),
         "{out}"
     );
+    // Its pages are the writer's memory: a tmpfs volume without a size is bounded by
+    // the container's (and the session's) memory, not the host's.
+    session_ok(
+        &lab,
+        &id,
+        &[
+            "volume",
+            "create",
+            "--opt",
+            "type=tmpfs",
+            "--opt",
+            "device=tmpfs",
+            "unsized",
+        ],
+    );
+    let out = session_ok(
+        &lab,
+        &id,
+        &[
+            "run",
+            "--rm",
+            "-m",
+            "64m",
+            "-v",
+            "unsized:/u",
+            "busybox",
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/u/fill bs=1M count=512 2>/dev/null; echo rc=$?",
+        ],
+    );
+    assert_eq!(out, "rc=137", "the writer is killed at its memory limit");
     // Only tmpfs: nothing of the host's, nothing over the network.
     for (opts, needle) in [
         (
@@ -1704,7 +1736,10 @@ fn a_session_may_make_tmpfs_volumes_owned_by_its_own_root() {
         let (ok, out) = in_session(&lab, &id, &args);
         assert!(!ok && out.contains(needle), "{args:?}: {out}");
     }
-    assert_eq!(session_ok(&lab, &id, &["volume", "ls", "-q"]), "fast");
+    assert_eq!(
+        session_ok(&lab, &id, &["volume", "ls", "-q"]),
+        "fast\nunsized"
+    );
     // A `--tmpfs` owner is the container's user too, not the host's.
     assert_eq!(
         session_ok(
