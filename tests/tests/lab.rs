@@ -1740,6 +1740,25 @@ fn a_session_may_make_tmpfs_volumes_owned_by_its_own_root() {
         session_ok(&lab, &id, &["volume", "ls", "-q"]),
         "fast\nunsized"
     );
+    // A volume at /etc gets Docker's /etc files over it, made as the session's root
+    // (the host's root has no id in the idmapped volume), read-only too.
+    assert_eq!(
+        session_ok(
+            &lab,
+            &id,
+            &[
+                "run",
+                "--rm",
+                "-v",
+                "etc:/etc:ro",
+                "busybox",
+                "sh",
+                "-c",
+                "ls -n /etc | awk 'NR > 1 { printf \"%s:%s \", $3, $9 }'"
+            ]
+        ),
+        "0:group 0:hostname 0:hosts 0:passwd 0:resolv.conf"
+    );
     // A `--tmpfs` owner is the container's user too, not the host's.
     assert_eq!(
         session_ok(

@@ -627,3 +627,53 @@ fn local_driver_options_mount_a_tmpfs_or_a_directory_while_containers_use_it() {
     b.ok(&["rm", "nodisk"]);
     b.ok(&["volume", "rm", "nodisk", "hostdir", "viamount"]);
 }
+
+#[test]
+fn a_volume_at_etc_keeps_dockers_etc_files_on_top() {
+    let b = Berth::start();
+    // As runc: hostname, hosts and resolv.conf are mounted over the user's mounts...
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "--hostname",
+            "box",
+            "-v",
+            "etc:/etc",
+            "busybox",
+            "sh",
+            "-c",
+            "ls /etc | tr '\\n' ' '; cat /etc/hostname"
+        ]),
+        "group hostname hosts passwd resolv.conf box"
+    );
+    // ... a read-only one too (made read-only once they are there; they stay writable)...
+    assert_eq!(
+        b.ok(&[
+            "run", "--rm", "-v", "etcro:/etc:ro", "busybox", "sh", "-c",
+            "echo '10.0.0.9 extra' >> /etc/hosts && echo hosts-writable; touch /etc/new 2>/dev/null || echo etc-read-only",
+        ]),
+        "hosts-writable\netc-read-only"
+    );
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "--mount",
+            "type=tmpfs,dst=/etc,readonly",
+            "busybox",
+            "sh",
+            "-c",
+            "ls /etc | tr '\\n' ' '; touch /etc/new 2>/dev/null || echo ro"
+        ]),
+        "hostname hosts resolv.conf ro"
+    );
+    // ... but a user's own file at one of those paths wins.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hosts"), "10.1.2.3 mine\n").unwrap();
+    let bind = format!("{}:/etc/hosts", dir.path().join("hosts").display());
+    assert_eq!(
+        b.ok(&["run", "--rm", "-v", &bind, "busybox", "cat", "/etc/hosts"]),
+        "10.1.2.3 mine"
+    );
+}

@@ -78,15 +78,36 @@ fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd:
 
     mount_special(root, userns.map(|(_, map)| map), spec.shm_size)?;
     mount_cgroup_view(root, &spec.cgroup)?;
+    // The user's mounts first, then Docker's /etc files on top (a volume at /etc keeps
+    // them), but not where a user mount is at that very path. A read-only mount that
+    // holds one is made read-only after it is there, as runc does, so that its mount
+    // point can be made.
+    let mut read_only_later = Vec::new();
+    for m in &spec.mounts {
+        if m.readonly && spec.etc_files.iter().any(|(_, dst)| strictly_below(dst, &m.destination)) {
+            // A tmpfs says `ro` in its options too.
+            let tmpfs = m.tmpfs.as_ref().map(|o| o.split(',').filter(|o| *o != "ro").collect::<Vec<_>>().join(","));
+            bind_mount(root, &MountSpec { readonly: false, tmpfs, ..m.clone() }, userns.map(|(fd, _)| fd), userns.map(|(_, map)| map))?;
+            read_only_later.push(root.join(m.destination.trim_start_matches('/')));
+        } else {
+            bind_mount(root, m, userns.map(|(fd, _)| fd), userns.map(|(_, map)| map))?;
+        }
+    }
     for (src, dst) in &spec.etc_files {
+        if spec.mounts.iter().any(|m| m.destination.trim_end_matches('/') == dst) {
+            continue;
+        }
+        let target = root.join(dst.trim_start_matches('/'));
         if let Some((_, map)) = userns {
             // Root in the container may edit /etc/hosts, as in Docker.
             e(nix::unistd::chown(src, Some(Uid::from_raw(map.base)), Some(Gid::from_raw(map.base))), || format!("chown {}", src.display()))?;
+            make_mount_point_as(&target, map)?;
         }
-        bind(src, &root.join(dst.trim_start_matches('/')), false, true, None)?;
+        bind(src, &target, false, true, None)?;
     }
-    for m in &spec.mounts {
-        bind_mount(root, m, userns.map(|(fd, _)| fd), userns.map(|(_, map)| map))?;
+    for dst in read_only_later {
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NODEV | kept_flags(&dst);
+        e(mount(None::<&str>, &dst, None::<&str>, flags, None::<&str>), || format!("remount {} read-only", dst.display()))?;
     }
     if let Some(init) = &spec.init {
         // Root-owned 0755 on the host: any user of the container may run it.
@@ -481,6 +502,33 @@ fn kept_flags(path: &Path) -> MsFlags {
     .fold(MsFlags::empty(), |acc, (_, ms)| acc | ms)
 }
 
+/// Makes the empty file `path` (a mount point) if it is missing. In a volume idmapped
+/// for the user namespace the host's root has no id there (EOVERFLOW): it is made as
+/// the container's root instead, as runc inside the namespace would.
+fn make_mount_point_as(path: &Path, map: IdMap) -> Result<(), String> {
+    if fs::symlink_metadata(path).is_ok() {
+        return Ok(());
+    }
+    match fs::File::create(path) {
+        Err(err) if err.raw_os_error() == Some(libc::EOVERFLOW) => {
+            let uid = nix::unistd::setfsuid(Uid::from_raw(map.base));
+            let gid = nix::unistd::setfsgid(Gid::from_raw(map.base));
+            let made = fs::File::create(path);
+            nix::unistd::setfsuid(uid);
+            nix::unistd::setfsgid(gid);
+            e(made.map(drop), || format!("create mountpoint {}", path.display()))
+        }
+        // Anything else as before: `bind` makes it (and its parents) or says why not.
+        _ => Ok(()),
+    }
+}
+
+/// Whether container path `path` is inside directory `dir` (and not `dir` itself).
+fn strictly_below(path: &str, dir: &str) -> bool {
+    let dir = dir.trim_end_matches('/');
+    path.strip_prefix(dir).is_some_and(|rest| rest.len() > 1 && rest.starts_with('/'))
+}
+
 /// A tmpfs's `uid=`/`gid=` as host ids for a container in the user namespace `map`
 /// (its root's when the options name none).
 fn tmpfs_owner_in(data: &str, map: IdMap) -> String {
@@ -733,6 +781,15 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> std::io::Result<OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn below() {
+        assert!(strictly_below("/etc/hosts", "/etc"));
+        assert!(strictly_below("/etc/hosts", "/etc/"));
+        assert!(!strictly_below("/etc/hosts", "/etc/hosts"));
+        assert!(!strictly_below("/etc/hosts", "/et"));
+        assert!(!strictly_below("/etc/hosts", "/etc/hosts/x"));
+    }
 
     #[test]
     fn a_tmpfs_owner_is_the_containers_id() {
