@@ -67,3 +67,19 @@ impl<T> Context<T> for std::result::Result<T, nix::Error> {
         self.map_err(|e| Error::Io { context: context(), source: io::Error::from(e) })
     }
 }
+
+/// An errno as Go prints it, which is how dockerd words its errors: "no such file or
+/// directory", where libc says "No such file or directory".
+pub fn go_errno(e: nix::errno::Errno) -> String {
+    let desc = e.desc();
+    let mut chars = desc.chars();
+    chars.next().map(|c| c.to_lowercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// An I/O error in Go's words where it carries an errno (see [`go_errno`]).
+pub fn go_io_error(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => go_errno(nix::errno::Errno::from_raw(n)),
+        None => e.to_string(),
+    }
+}

@@ -164,7 +164,14 @@ fn bind_ports(ports: &[PortSpec]) -> Result<Vec<(PortSpec, HostSocket)>, String>
             if e.kind() == io::ErrorKind::AddrInUse {
                 format!("driver failed programming external connectivity on endpoint: Bind for {ip}:{} failed: port is already allocated", p.host_port)
             } else {
-                format!("listen on {ip}:{}/{}: {e}", p.host_port, p.proto)
+                // dockerd's words (its proxy's listen), e.g. for an address the host lacks.
+                let family = if ip.contains(':') { "6" } else { "4" };
+                format!(
+                    "driver failed programming external connectivity on endpoint: Error starting userland proxy: listen {}{family} {ip}:{}: bind: {}",
+                    p.proto,
+                    p.host_port,
+                    crate::error::go_io_error(&e)
+                )
             }
         };
         let (sock, port) = match p.proto.as_str() {

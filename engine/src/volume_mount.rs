@@ -141,20 +141,10 @@ impl MountOptions {
             Error::Runtime(format!(
                 "error while mounting volume '{}': failed to mount local volume: {what}: {}",
                 target.display(),
-                go_errno(e)
+                crate::error::go_errno(e)
             ))
         })
     }
-}
-
-/// An errno as Go prints it (dockerd's words): "no such file or directory".
-fn go_errno(e: nix::errno::Errno) -> String {
-    let desc = e.desc();
-    let mut chars = desc.chars();
-    chars
-        .next()
-        .map(|c| c.to_lowercase().chain(chars).collect())
-        .unwrap_or_default()
 }
 
 /// NFS's `addr=` must be an address for the kernel; dockerd looks a name up first.
@@ -283,6 +273,7 @@ pub fn unmount(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::go_errno;
     use proptest::prelude::*;
 
     fn opts(kv: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -454,6 +454,12 @@ fn published_port_answers_and_taken_port_is_refused() {
         "5",
     ]);
     assert!(err.contains("port is already allocated"), "{err}");
+    // An address this host does not have (a tutorial's LAN address), in dockerd's words.
+    let (_, err) = b.fails(&["run", "--rm", "-p", "192.0.2.7:18182:80", "busybox", "true"]);
+    assert!(
+        err.contains("Error starting userland proxy: listen tcp4 192.0.2.7:18182: bind: cannot assign requested address"),
+        "{err}"
+    );
     let (_, err) = b.fails(&["run", "-p", "abc", "busybox", "true"]);
     assert!(err.contains("invalid"), "{err}");
     // -P publishes every exposed port on a free host port.
