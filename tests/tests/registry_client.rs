@@ -442,6 +442,16 @@ fn unknown_repository_fails_clearly() {
     let (code, err) = b.fails(&["pull", &format!("{}/nope:1", reg.host())]);
     assert_eq!(code, 1);
     assert!(err.contains("not found") && err.contains("nope"), "{err}");
+    // The same plain-HTTP registry by an address that is not an insecure one (Docker's
+    // are 127.0.0.0/8 and those named with --insecure-registry): HTTPS, in Go's words.
+    let port = reg.host().rsplit(':').next().unwrap().to_string();
+    let (_, err) = b.fails(&["pull", &format!("0.0.0.0:{port}/nope:1")]);
+    assert!(
+        err.contains(&format!(
+            "Get \"https://0.0.0.0:{port}/v2/\": http: server gave HTTP response to HTTPS client"
+        )),
+        "{err}"
+    );
     nothing_partial(&b.root);
 }
 

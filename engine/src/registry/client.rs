@@ -110,6 +110,10 @@ fn ping_error(e: reqwest::Error) -> RegistryError {
     let inner: String = chars.next().map(|c| c.to_lowercase().chain(chars).collect()).unwrap_or_default();
     let detail = if causes.iter().any(|c| c.contains("dns error")) {
         format!("dial tcp: lookup {host}: {inner}")
+    } else if causes.iter().any(|c| c.contains("InvalidContentType")) {
+        // What rustls says of a plain HTTP answer to its TLS hello: a registry that
+        // is not an insecure one, spoken to over HTTPS, in Go's words.
+        "http: server gave HTTP response to HTTPS client".to_string()
     } else if e.is_connect() {
         format!("dial tcp {}: connect: {inner}", e.url().map(|u| format!("{host}:{}", u.port_or_known_default().unwrap_or(0))).unwrap_or_default())
     } else if e.is_timeout() {
