@@ -573,6 +573,24 @@ fn wait_pause_top_stats_and_prune() {
         "p",
     ]);
     assert_eq!(stats, "p 1");
+    // What `exec -d` runs is listed; the helper that started it is not Docker's.
+    b.ok(&["exec", "-d", "p", "sleep", "31"]);
+    b.ok(&[
+        "exec",
+        "p",
+        "sh",
+        "-c",
+        "until ps | grep -q '[s]leep 31'; do sleep 0.05; done",
+    ]);
+    let top = b.ok(&["top", "p", "-o", "pid,args"]);
+    let args: Vec<&str> = top
+        .lines()
+        .skip(1)
+        .map(|l| l.split_once(' ').map_or("", |(_, a)| a.trim()))
+        .collect();
+    assert_eq!(args, ["sleep 60", "sleep 31"], "{top}");
+    let stats = b.ok(&["stats", "--no-stream", "--format", "{{.PIDs}}", "p"]);
+    assert_eq!(stats, "2", "sleep 60 and sleep 31");
     b.ok(&["rm", "-f", "p"]);
     b.ok(&["create", "--name", "c1", "busybox"]);
     let pruned = b.ok(&["container", "prune", "-f"]);

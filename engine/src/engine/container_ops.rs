@@ -1420,7 +1420,7 @@ impl Engine {
         if !c.state.status.is_live() {
             return Err(Error::Conflict(format!("Container {} is not running", c.id)));
         }
-        let pids: Vec<u32> = Cgroup::new(&cgroup_name(&c)).pids().into_iter().map(|p| p as u32).collect();
+        let (pids, _) = container_processes(&c);
         crate::top::run(ps_args, &pids)
     }
 
@@ -1428,7 +1428,9 @@ impl Engine {
     pub fn stats(&self, ns: &str, name: &str) -> Result<(u64, u64, u64, u64)> {
         let c = self.container(ns, name)?;
         let cg = Cgroup::new(&cgroup_name(&c));
-        Ok((cg.memory_usage(), cg.memory_limit(), cg.cpu_usage_ns(), cg.pids_current()))
+        // Without the exec helpers (see `container_processes`), as dockerd counts.
+        let helpers = if c.state.status.is_live() { container_processes(&c).1 } else { 0 };
+        Ok((cg.memory_usage(), cg.memory_limit(), cg.cpu_usage_ns(), cg.pids_current().saturating_sub(helpers)))
     }
 
     /// Files changed in the container layer: (path, kind) with kind 0 modified,
@@ -1699,6 +1701,21 @@ fn share_namespaces(map: &HashMap<String, Container>, ns: &str, config: &mut Con
         config.hostname = nix::unistd::gethostname().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     }
     Ok(())
+}
+
+/// The container's processes (host pids), and how many others its cgroup holds: an
+/// `exec`'s helper (`berth nsexec`, the parent of what it runs) waits there, outside
+/// the container's PID namespace. It is not one of the container's processes (runc
+/// leaves none behind), so `top` and `stats` leave it out.
+fn container_processes(c: &Container) -> (Vec<u32>, u64) {
+    let mut pids: Vec<u32> = Cgroup::new(&cgroup_name(c)).pids().into_iter().map(|p| p as u32).collect();
+    let pid_ns = |pid: u32| fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let all = pids.len();
+    if let Some(own) = pid_ns(c.state.pid as u32) {
+        pids.retain(|p| pid_ns(*p).is_none_or(|ns| ns == own));
+    }
+    let others = (all - pids.len()) as u64;
+    (pids, others)
 }
 
 fn write_etc_files(dir: &std::path::Path, config: &ContainerConfig, h: &HostConfig) -> Result<()> {
