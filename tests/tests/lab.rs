@@ -1759,6 +1759,28 @@ fn a_session_may_make_tmpfs_volumes_owned_by_its_own_root() {
         ),
         "0:group 0:hostname 0:hosts 0:passwd 0:resolv.conf"
     );
+    // `docker cp` into a tmpfs is refused: the server would write its pages, outside
+    // the session's memory limit. Into the container's own layer it works.
+    session_ok(
+        &lab,
+        &id,
+        &[
+            "run", "-d", "--name", "holder", "--tmpfs", "/scratch", "-v", "fast:/f", "busybox",
+            "sleep", "600",
+        ],
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), "data").unwrap();
+    let src = file.path().to_str().unwrap();
+    for dest in ["holder:/scratch/", "holder:/f/"] {
+        let (ok, out) = in_session(&lab, &id, &["cp", src, dest]);
+        assert!(
+            !ok && out.contains("is not allowed in a lab session: it is a tmpfs"),
+            "{dest}: {out}"
+        );
+    }
+    session_ok(&lab, &id, &["cp", src, "holder:/tmp/"]);
+    session_ok(&lab, &id, &["rm", "-f", "holder"]);
     // A `--tmpfs` owner is the container's user too, not the host's.
     assert_eq!(
         session_ok(

@@ -440,6 +440,20 @@ struct Extract {
     /// The container's user namespace: the tar's (container) ids are written as host
     /// ids shifted into its range.
     userns: Option<IdMap>,
+    /// A lab session's: nothing is written to a tmpfs. Its pages would be charged to
+    /// the server (whose thread writes them), not to the session's memory limit.
+    no_tmpfs: bool,
+}
+
+/// Refuses a write to a tmpfs (see [`Extract::no_tmpfs`]).
+fn check_not_tmpfs(dir: &Path, shown: &Path) -> Result<()> {
+    match nix::sys::statfs::statfs(dir) {
+        Ok(fs) if fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC => Err(Error::InvalidArgument(format!(
+            "copying into {} is not allowed in a lab session: it is a tmpfs (memory); write it from inside the container (docker exec) instead",
+            shown.display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn extract(opts: &Extract, content: Box<dyn Read + Send>) -> Result<()> {
@@ -475,6 +489,9 @@ fn extract(opts: &Extract, content: Box<dyn Read + Send>) -> Result<()> {
         if let Some(parent) = path.parent() {
             if fs::symlink_metadata(parent).is_err() {
                 fs::create_dir_all(parent).ctx(|| format!("create {}", parent.display()))?;
+            }
+            if opts.no_tmpfs {
+                check_not_tmpfs(parent, parent)?;
             }
         }
         if let Ok(existing) = fs::symlink_metadata(&path) {
@@ -716,6 +733,7 @@ impl Engine {
         let readonly_rootfs = c.host_config.readonly_rootfs;
         let user = if copy_uid_gid && !c.config.user.is_empty() { Some(c.config.user.clone()) } else { None };
         let userns = c.userns;
+        let no_tmpfs = self.policy(ns).is_some();
         self.in_container(&c, move || {
             lstat(&abs, &shown, &cname)?;
             // The last element too: extracting "into" a symlink to a directory works.
@@ -736,7 +754,7 @@ impl Engine {
                 _ => {}
             }
             let chown = user.as_deref().map(lookup_user).transpose()?;
-            extract(&Extract { dest, no_overwrite_dir_non_dir, chown, userns }, content)
+            extract(&Extract { dest, no_overwrite_dir_non_dir, chown, userns, no_tmpfs }, content)
         })?;
         self.emit_container(&c, "extract-to-dir", &[]);
         Ok(())
@@ -793,7 +811,7 @@ mod tests {
         let bytes = b.into_inner().unwrap();
         let dest = t.path().join("dest");
         fs::create_dir(&dest).unwrap();
-        let opts = Extract { dest: dest.clone(), no_overwrite_dir_non_dir: true, chown: None, userns: None };
+        let opts = Extract { dest: dest.clone(), no_overwrite_dir_non_dir: true, chown: None, userns: None, no_tmpfs: false };
         extract(&opts, Box::new(io::Cursor::new(bytes.clone()))).unwrap();
         assert_eq!(fs::read_to_string(dest.join("src/sub/f")).unwrap(), "hello");
         assert_eq!(fs::read_link(dest.join("src/link")).unwrap(), Path::new("sub/f"));
@@ -833,7 +851,7 @@ mod tests {
         let bytes = b.into_inner().unwrap();
         let dest = t.path().join("d");
         fs::create_dir(&dest).unwrap();
-        let err = extract(&Extract { dest, no_overwrite_dir_non_dir: false, chown: None, userns: None }, Box::new(io::Cursor::new(bytes))).unwrap_err();
+        let err = extract(&Extract { dest, no_overwrite_dir_non_dir: false, chown: None, userns: None, no_tmpfs: false }, Box::new(io::Cursor::new(bytes))).unwrap_err();
         assert!(err.to_string().contains("is outside of"), "{err}");
         assert!(!t.path().join("evil").exists());
     }

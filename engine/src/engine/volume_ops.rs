@@ -117,6 +117,13 @@ impl Engine {
             // fails then fails the start, not the create, as with dockerd).
             return Ok(());
         }
+        if !v.options.is_empty() && self.policy(ns).is_some() {
+            // A lab session's tmpfs volume is not filled: the server would write the
+            // pages, charged to itself rather than to the session's memory. What
+            // dockerd copies there is lost at the unmount that follows anyway, unless
+            // another container holds the volume mounted.
+            return Ok(());
+        }
         self.fill_volume(ns, v, || crate::volume::copy_up(layers, dest, &v.mountpoint))
     }
 
