@@ -591,7 +591,15 @@ fn wait_pause_top_stats_and_prune() {
     assert_eq!(args, ["sleep 60", "sleep 31"], "{top}");
     let stats = b.ok(&["stats", "--no-stream", "--format", "{{.PIDs}}", "p"]);
     assert_eq!(stats, "2", "sleep 60 and sleep 31");
+    let id = b.inspect("p", "{{.Id}}");
     b.ok(&["rm", "-f", "p"]);
+    // Its cgroup goes with it, with the helper of the `exec` still running in it.
+    let left: Vec<String> = ["/sys/fs/cgroup/pids/berth", "/sys/fs/cgroup/berth"]
+        .iter()
+        .map(|d| format!("{d}/{id}"))
+        .filter(|p| std::path::Path::new(p).exists())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     b.ok(&["create", "--name", "c1", "busybox"]);
     let pruned = b.ok(&["container", "prune", "-f"]);
     assert!(

@@ -1303,9 +1303,12 @@ impl Engine {
         // Its last shim may still be writing in the directory deleted below.
         self.wait_for_ending_shim(&c.id);
         // Its shim removes the container's cgroup as it ends, once; a process still
-        // leaving it at that moment (EBUSY) left an empty cgroup behind for good (seen
-        // once in a run of the tests). Gone by now, it goes here.
-        Cgroup::new(&cgroup_name(&c)).remove();
+        // leaving it at that moment (EBUSY) left an empty cgroup behind for good: an
+        // `exec`'s helper (outside the container's PID namespace, so not killed with
+        // it) that has not seen its process die yet. Whatever is left goes here.
+        if let Err(e) = Cgroup::new(&cgroup_name(&c)).remove_tree() {
+            tracing::warn!(container = %c.id, "{e}");
+        }
         let dir = dir_of(self, &c.id);
         let _ = nix::mount::umount2(&dir.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
         // A shareable container's /dev/shm (see `shareable_shm`).
