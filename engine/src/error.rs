@@ -71,8 +71,12 @@ impl<T> Context<T> for std::result::Result<T, nix::Error> {
 /// An errno as Go prints it, which is how dockerd words its errors: "no such file or
 /// directory", where libc says "No such file or directory".
 pub fn go_errno(e: nix::errno::Errno) -> String {
-    let desc = e.desc();
-    let mut chars = desc.chars();
+    go_case(e.desc())
+}
+
+/// A system error's text in Go's lower case (its first letter): "connection refused".
+pub fn go_case(text: &str) -> String {
+    let mut chars = text.chars();
     chars.next().map(|c| c.to_lowercase().chain(chars).collect()).unwrap_or_default()
 }
 

@@ -57,10 +57,10 @@ pub fn parse(options: &BTreeMap<String, String>) -> Result<Option<MountOptions>>
             }
         }
     }
-    let get = |k: &str| options.get(k).cloned().unwrap_or_default();
     if options.is_empty() {
         return Ok(None);
     }
+    let get = |k: &str| options.get(k).cloned().unwrap_or_default();
     Ok(Some(MountOptions {
         fstype: get("type"),
         device: get("device"),

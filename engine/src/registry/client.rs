@@ -106,8 +106,7 @@ fn ping_error(e: reqwest::Error) -> RegistryError {
         Some(i) => inner[..i].to_string(),
         None => inner,
     };
-    let mut chars = inner.chars();
-    let inner: String = chars.next().map(|c| c.to_lowercase().chain(chars).collect()).unwrap_or_default();
+    let inner = crate::error::go_case(&inner);
     let detail = if causes.iter().any(|c| c.contains("dns error")) {
         format!("dial tcp: lookup {host}: {inner}")
     } else if causes.iter().any(|c| c.contains("InvalidContentType")) {
