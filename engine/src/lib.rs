@@ -70,5 +70,5 @@ pub use engine::{
     ArchiveReader, AttachStream, CommitOptions, ContainerSize, CreateRequest, DiskUsage, EndpointRequest, Engine, EngineOptions, NetworkCreate, ExecConfig, ExecIo, ExecRecord, ImageSummary, ImageUsage, VolumeUsage,
     RemovedImages, WaitCondition, Waiter,
 };
-pub use engine::nsexec_main;
+pub use engine::{cp_extract_main, nsexec_main};
 pub use error::{Error, Result};

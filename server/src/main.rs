@@ -1,5 +1,5 @@
 //! `berth`: the lab server (`berth serve`) and the helpers it re-executes itself as
-//! (`berth shim DIR`, `berth nsexec`). The helpers must run before any thread starts:
+//! (`berth shim DIR`, `berth nsexec`, `berth cp-extract`). The helpers must run before any thread starts:
 //! they clone and setns, which want a single-threaded process.
 
 use std::path::PathBuf;
@@ -47,6 +47,9 @@ enum Command {
     /// Run an exec process inside a container (started by the engine).
     #[command(hide = true)]
     Nsexec,
+    /// Extract `docker cp`'s tar (stdin) into a container (started by the engine).
+    #[command(hide = true)]
+    CpExtract,
     /// Run a wasm container's module (exec'd by its shim's child; not for people).
     #[command(hide = true)]
     WasmGuest { dir: PathBuf, err_fd: i32 },
@@ -306,6 +309,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Shim { dir, .. } => ExitCode::from(berth_engine::shim::main(&dir).clamp(0, 255) as u8),
         Command::Nsexec => ExitCode::from(berth_engine::nsexec_main().clamp(0, 255) as u8),
+        Command::CpExtract => ExitCode::from(berth_engine::cp_extract_main().clamp(0, 255) as u8),
         Command::WasmGuest { dir, err_fd } => ExitCode::from(berth_engine::runtime::wasm::guest_main(&dir, err_fd).clamp(0, 255) as u8),
         Command::RegistryUser(cmd) => report(registry_user(cmd)),
         Command::Instructor(cmd) => report(instructor(cmd)),

@@ -1759,8 +1759,8 @@ fn a_session_may_make_tmpfs_volumes_owned_by_its_own_root() {
         ),
         "0:group 0:hostname 0:hosts 0:passwd 0:resolv.conf"
     );
-    // `docker cp` into a tmpfs is refused: the server would write its pages, outside
-    // the session's memory limit. Into the container's own layer it works.
+    // `docker cp` into a tmpfs and into a tmpfs volume works (its pages are the
+    // session's: see the next test), its files owned by the session's root.
     session_ok(
         &lab,
         &id,
@@ -1772,14 +1772,24 @@ fn a_session_may_make_tmpfs_volumes_owned_by_its_own_root() {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), "data").unwrap();
     let src = file.path().to_str().unwrap();
-    for dest in ["holder:/scratch/", "holder:/f/"] {
-        let (ok, out) = in_session(&lab, &id, &["cp", src, dest]);
-        assert!(
-            !ok && out.contains("is not allowed in a lab session: it is a tmpfs"),
-            "{dest}: {out}"
+    for dest in ["/scratch", "/f", "/tmp"] {
+        session_ok(&lab, &id, &["cp", src, &format!("holder:{dest}/in")]);
+        assert_eq!(
+            session_ok(
+                &lab,
+                &id,
+                &[
+                    "exec",
+                    "holder",
+                    "sh",
+                    "-c",
+                    &format!("stat -c %u {dest}/in; cat {dest}/in")
+                ]
+            ),
+            "0\ndata",
+            "{dest}"
         );
     }
-    session_ok(&lab, &id, &["cp", src, "holder:/tmp/"]);
     session_ok(&lab, &id, &["rm", "-f", "holder"]);
     // A `--tmpfs` owner is the container's user too, not the host's.
     assert_eq!(
@@ -1800,4 +1810,77 @@ fn a_session_may_make_tmpfs_volumes_owned_by_its_own_root() {
         ),
         "1000:1000"
     );
+}
+
+#[test]
+fn a_copy_into_a_tmpfs_is_charged_to_the_session() {
+    let lab = Lab::start_with(&["--lab-session-memory", "96m"]);
+    let id = lab.create_session();
+    let memory_file = if cgroup_v2() {
+        "memory.current"
+    } else {
+        "memory.usage_in_bytes"
+    };
+    let used = || -> u64 {
+        lab.session_cgroup_file(&id, "memory", memory_file)
+            .parse()
+            .unwrap()
+    };
+    session_ok(
+        &lab,
+        &id,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "holder",
+            "--tmpfs",
+            "/scratch:size=512m",
+            "busybox",
+            "sleep",
+            "600",
+        ],
+    );
+    // The server writes nothing itself: the copy's pages are the session's.
+    let dir = tempfile::tempdir().unwrap();
+    let (small, big) = (dir.path().join("small"), dir.path().join("big"));
+    std::fs::write(&small, vec![7u8; 40 << 20]).unwrap();
+    std::fs::write(&big, vec![7u8; 200 << 20]).unwrap();
+    let before = used();
+    session_ok(
+        &lab,
+        &id,
+        &["cp", small.to_str().unwrap(), "holder:/scratch/small"],
+    );
+    let after = used();
+    assert!(
+        after >= before + (36 << 20),
+        "the session's memory went from {before} to {after} bytes for a 40 MiB copy into a tmpfs"
+    );
+    // Past the session's limit the copy fails (the session's own OOM killer stops
+    // it); the server and the session go on.
+    let (ok, out) = in_session(
+        &lab,
+        &id,
+        &["cp", big.to_str().unwrap(), "holder:/scratch/big"],
+    );
+    assert!(
+        !ok && out.contains("the copy reached this lab session's memory limit"),
+        "{out}"
+    );
+    assert!(used() <= 96 << 20, "the session is over its memory limit");
+    session_ok(&lab, &id, &["rm", "-f", "holder"]);
+    assert_eq!(
+        session_ok(&lab, &id, &["run", "--rm", "busybox", "echo", "still-here"]),
+        "still-here"
+    );
+    // The copies' own cgroups are gone.
+    let envelope = lab.session_cgroup(&id, "memory");
+    let left: Vec<String> = std::fs::read_dir(&envelope)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("cp-"))
+        .map(|e| e.path().display().to_string())
+        .collect();
+    assert!(left.is_empty(), "copy cgroups left: {left:?}");
 }

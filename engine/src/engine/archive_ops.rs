@@ -8,6 +8,12 @@
 //! nothing leaks into the host even on a panic). Inside the chroot the kernel itself
 //! resolves `..` and symlinks, absolute ones included, against the container's root:
 //! no path, and no symlink a container process plants or swaps, can reach the host.
+//!
+//! Extraction (`docker cp` into a container) runs in a process of its own, `berth
+//! cp-extract`, rather than a thread: the memory its writes take (a tmpfs's pages,
+//! page cache) is charged to the cgroup of the process that writes, and in a lab
+//! session that must be the session's envelope, not the server. Outside labs the
+//! helper stays in the server's cgroup, as dockerd's own writes do.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -20,11 +26,14 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use chrono::{DateTime, Utc};
 use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Engine;
+use crate::cgroup::Cgroup;
 use crate::container::{Container, Status};
 use crate::error::{Context, Error, Result};
+use crate::fsutil;
+use crate::spec::Limits;
 use crate::userns::IdMap;
 
 /// Docker's `PathStat`, sent base64-encoded in `X-Docker-Container-Path-Stat`.
@@ -106,7 +115,8 @@ impl Write for ChunkWriter {
     }
 }
 
-/// How to reach a container's root from a fresh thread.
+/// How to reach a container's root from a fresh thread (or the extract helper).
+#[derive(Serialize, Deserialize)]
 struct RootSource {
     root: Root,
     /// The container's user namespace mapping: its files are seen (and written) with
@@ -114,6 +124,7 @@ struct RootSource {
     userns: Option<IdMap>,
 }
 
+#[derive(Serialize, Deserialize)]
 enum Root {
     /// A running container: its init's root, mounts included.
     Proc(i32),
@@ -123,7 +134,8 @@ enum Root {
 
 impl RootSource {
     /// Confines the calling thread to the container's root. Only ever called on a
-    /// thread of our own that ends after the operation: the thread keeps the changes.
+    /// thread of our own (or in the extract helper) that ends after the operation: it
+    /// keeps the changes.
     fn enter(&self) -> Result<()> {
         // CLONE_FS: root and cwd private to this thread; CLONE_NEWNS: mounts too.
         unshare(CloneFlags::CLONE_FS | CloneFlags::CLONE_NEWNS).ctx(|| "unshare".into())?;
@@ -440,20 +452,6 @@ struct Extract {
     /// The container's user namespace: the tar's (container) ids are written as host
     /// ids shifted into its range.
     userns: Option<IdMap>,
-    /// A lab session's: nothing is written to a tmpfs. Its pages would be charged to
-    /// the server (whose thread writes them), not to the session's memory limit.
-    no_tmpfs: bool,
-}
-
-/// Refuses a write to a tmpfs (see [`Extract::no_tmpfs`]).
-fn check_not_tmpfs(dir: &Path, shown: &Path) -> Result<()> {
-    match nix::sys::statfs::statfs(dir) {
-        Ok(fs) if fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC => Err(Error::InvalidArgument(format!(
-            "copying into {} is not allowed in a lab session: it is a tmpfs (memory); write it from inside the container (docker exec) instead",
-            shown.display()
-        ))),
-        _ => Ok(()),
-    }
 }
 
 fn extract(opts: &Extract, content: Box<dyn Read + Send>) -> Result<()> {
@@ -489,9 +487,6 @@ fn extract(opts: &Extract, content: Box<dyn Read + Send>) -> Result<()> {
         if let Some(parent) = path.parent() {
             if fs::symlink_metadata(parent).is_err() {
                 fs::create_dir_all(parent).ctx(|| format!("create {}", parent.display()))?;
-            }
-            if opts.no_tmpfs {
-                check_not_tmpfs(parent, parent)?;
             }
         }
         if let Ok(existing) = fs::symlink_metadata(&path) {
@@ -717,7 +712,9 @@ impl Engine {
     }
 
     /// `PUT /containers/{id}/archive`: extracts a tar into the directory `path`
-    /// (a symlink to a directory is followed).
+    /// (a symlink to a directory is followed), in the extract helper (see the
+    /// module's doc): in a lab session it runs in a cgroup of its own below the
+    /// session's envelope, so the session's memory limit covers what it writes.
     pub fn extract_to_container(
         &self,
         ns: &str,
@@ -728,37 +725,174 @@ impl Engine {
         content: Box<dyn Read + Send>,
     ) -> Result<()> {
         let c = self.container(ns, name)?;
-        let (abs, shown, cname) = (container_path(path), path.to_string(), name.to_string());
-        let mounts: BTreeMap<String, bool> = c.mounts.iter().map(|m| (m.destination.trim_end_matches('/').to_string(), m.rw)).collect();
-        let readonly_rootfs = c.host_config.readonly_rootfs;
-        let user = if copy_uid_gid && !c.config.user.is_empty() { Some(c.config.user.clone()) } else { None };
-        let userns = c.userns;
-        let no_tmpfs = self.policy(ns).is_some();
-        self.in_container(&c, move || {
-            lstat(&abs, &shown, &cname)?;
-            // The last element too: extracting "into" a symlink to a directory works.
-            let dest = fs::canonicalize(&abs).map_err(|_| not_found(&shown, &cname))?;
-            if !fs::metadata(&dest).ctx(|| format!("stat {}", dest.display()))?.is_dir() {
-                return Err(Error::InvalidArgument("extraction point is not a directory".into()));
+        // A cgroup of the copy's own below the session's envelope (a v2 envelope may
+        // hold no process itself); gone after it, its charges passed up.
+        let leaf_name = self.policy(ns).and_then(|p| p.envelope).map(|e| format!("{}/cp-{}", e.cgroup, &fsutil::random_id()[..12]));
+        let leaf = leaf_name.as_deref().map(Cgroup::new);
+        let spec = ExtractSpec {
+            source: self.root_source(&c)?,
+            cgroup: leaf_name,
+            path: container_path(path),
+            shown: path.to_string(),
+            container: name.to_string(),
+            mounts: c.mounts.iter().map(|m| (m.destination.trim_end_matches('/').to_string(), m.rw)).collect(),
+            readonly_rootfs: c.host_config.readonly_rootfs,
+            user: if copy_uid_gid && !c.config.user.is_empty() { Some(c.config.user.clone()) } else { None },
+            no_overwrite_dir_non_dir,
+        };
+        if let Some(leaf) = &leaf {
+            leaf.create(&Limits::default())?;
+        }
+        let result = run_extract_helper(&self.helper_exe, &spec, content);
+        // Counted where the victim was (on v1 only there): the helper's own cgroup.
+        let oom_killed = leaf.as_ref().is_some_and(|l| l.oom_kills() > 0);
+        if let Some(leaf) = &leaf {
+            leaf.remove();
+        }
+        match result {
+            Err(Error::Runtime(why)) if oom_killed => {
+                tracing::info!(container = %c.id, %why, "docker cp stopped at the lab session's memory limit");
+                return Err(Error::Runtime("Error processing tar file: out of memory: the copy reached this lab session's memory limit".into()));
             }
-            // The mount holding the destination (the longest matching one) decides
-            // whether it may be written, as Docker checks before extracting.
-            let d = dest.display().to_string();
-            let covering = mounts
-                .iter()
-                .filter(|(m, _)| d == **m || d.starts_with(&format!("{m}/")))
-                .max_by_key(|(m, _)| m.len());
-            match covering {
-                Some((_, false)) => return Err(Error::InvalidArgument("mounted volume is marked read-only".into())),
-                None if readonly_rootfs => return Err(Error::InvalidArgument("container rootfs is marked read-only".into())),
-                _ => {}
-            }
-            let chown = user.as_deref().map(lookup_user).transpose()?;
-            extract(&Extract { dest, no_overwrite_dir_non_dir, chown, userns, no_tmpfs }, content)
-        })?;
+            result => result?,
+        }
         self.emit_container(&c, "extract-to-dir", &[]);
         Ok(())
     }
+}
+
+/// What `berth cp-extract` gets (as JSON in `BERTH_CP_EXTRACT`); the tar comes on its
+/// stdin.
+#[derive(Serialize, Deserialize)]
+struct ExtractSpec {
+    source: RootSource,
+    /// The cgroup it joins first (a lab session's), or none (it stays in the server's).
+    cgroup: Option<String>,
+    /// The destination as Docker sees it in the container, and as the user gave it.
+    path: String,
+    shown: String,
+    container: String,
+    /// Mount destinations, and whether each is writable.
+    mounts: BTreeMap<String, bool>,
+    readonly_rootfs: bool,
+    /// `cp -a`: the container's user, looked up in its own /etc files.
+    user: Option<String>,
+    no_overwrite_dir_non_dir: bool,
+}
+
+/// A failure as the helper reports it on stdout: the error's kind (which decides the
+/// HTTP status) and its text.
+#[derive(Serialize, Deserialize)]
+struct HelperError {
+    kind: String,
+    message: String,
+}
+
+impl From<&Error> for HelperError {
+    fn from(e: &Error) -> HelperError {
+        let kind = match e {
+            Error::NotFound(_) => "not-found",
+            Error::Conflict(_) => "conflict",
+            Error::InvalidArgument(_) => "invalid",
+            Error::Forbidden(_) => "forbidden",
+            _ => "runtime",
+        };
+        HelperError { kind: kind.into(), message: e.to_string() }
+    }
+}
+
+impl From<HelperError> for Error {
+    fn from(e: HelperError) -> Error {
+        match e.kind.as_str() {
+            "not-found" => Error::NotFound(e.message),
+            "conflict" => Error::Conflict(e.message),
+            "invalid" => Error::InvalidArgument(e.message),
+            "forbidden" => Error::Forbidden(e.message),
+            _ => Error::Runtime(e.message),
+        }
+    }
+}
+
+/// Runs `berth cp-extract` with `spec`, feeding it `content`, and returns its verdict.
+fn run_extract_helper(exe: &Path, spec: &ExtractSpec, mut content: Box<dyn Read + Send>) -> Result<()> {
+    use std::process::{Command, Stdio};
+    let json = serde_json::to_string(spec).ctx(|| "encode the copy".into())?;
+    let mut child = Command::new(exe)
+        .arg("cp-extract")
+        .env("BERTH_CP_EXTRACT", json)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Runtime(format!("start the copy helper {}: {e}", exe.display())))?;
+    let mut stdin = child.stdin.take().ok_or_else(|| Error::Runtime("copy helper without stdin".into()))?;
+    // Fed from a thread of its own; left to end by itself (the helper stopping reading
+    // makes its next write fail) so an early error is answered at once.
+    std::thread::Builder::new()
+        .name("berth-cp-feed".into())
+        .spawn(move || {
+            let _ = io::copy(&mut content, &mut stdin);
+        })
+        .ctx(|| "spawn copy feeder".into())?;
+    let out = child.wait_with_output().ctx(|| "wait for the copy helper".into())?;
+    if out.status.success() {
+        return Ok(());
+    }
+    if let Ok(e) = serde_json::from_slice::<HelperError>(&out.stdout) {
+        return Err(e.into());
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let how = match out.status.signal() {
+        Some(sig) => format!("killed by signal {sig}"),
+        None => format!("exit status {}", out.status.code().unwrap_or(-1)),
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    Err(Error::Runtime(format!("Error processing tar file: the copy helper ended ({how}) {}", stderr.trim()).trim_end().to_string()))
+}
+
+/// Entry point of `berth cp-extract` (spec in `BERTH_CP_EXTRACT`, the tar on stdin):
+/// joins the cgroup, confines itself to the container's root, checks the
+/// destination as dockerd does and extracts. Exits 0, or 1 with a [`HelperError`] on
+/// stdout. Must run single-threaded: it unshares its mount namespace.
+pub fn cp_extract_main() -> i32 {
+    let result = std::env::var("BERTH_CP_EXTRACT")
+        .ok()
+        .and_then(|s| serde_json::from_str::<ExtractSpec>(&s).ok())
+        .ok_or_else(|| Error::Runtime("cp-extract: missing or bad BERTH_CP_EXTRACT".into()))
+        .and_then(|spec| extract_in_container(&spec));
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            println!("{}", serde_json::to_string(&HelperError::from(&e)).unwrap_or_default());
+            1
+        }
+    }
+}
+
+fn extract_in_container(spec: &ExtractSpec) -> Result<()> {
+    if let Some(cg) = &spec.cgroup {
+        Cgroup::new(cg).enter()?;
+    }
+    spec.source.enter()?;
+    let (abs, shown, cname) = (&spec.path, &spec.shown, &spec.container);
+    lstat(abs, shown, cname)?;
+    // The last element too: extracting "into" a symlink to a directory works.
+    let dest = fs::canonicalize(abs).map_err(|_| not_found(shown, cname))?;
+    if !fs::metadata(&dest).ctx(|| format!("stat {}", dest.display()))?.is_dir() {
+        return Err(Error::InvalidArgument("extraction point is not a directory".into()));
+    }
+    // The mount holding the destination (the longest matching one) decides whether it
+    // may be written, as Docker checks before extracting.
+    let d = dest.display().to_string();
+    let covering = spec.mounts.iter().filter(|(m, _)| d == **m || d.starts_with(&format!("{m}/"))).max_by_key(|(m, _)| m.len());
+    match covering {
+        Some((_, false)) => return Err(Error::InvalidArgument("mounted volume is marked read-only".into())),
+        None if spec.readonly_rootfs => return Err(Error::InvalidArgument("container rootfs is marked read-only".into())),
+        _ => {}
+    }
+    let chown = spec.user.as_deref().map(lookup_user).transpose()?;
+    let opts = Extract { dest, no_overwrite_dir_non_dir: spec.no_overwrite_dir_non_dir, chown, userns: spec.source.userns };
+    extract(&opts, Box::new(io::stdin()))
 }
 
 #[cfg(test)]
@@ -811,7 +945,7 @@ mod tests {
         let bytes = b.into_inner().unwrap();
         let dest = t.path().join("dest");
         fs::create_dir(&dest).unwrap();
-        let opts = Extract { dest: dest.clone(), no_overwrite_dir_non_dir: true, chown: None, userns: None, no_tmpfs: false };
+        let opts = Extract { dest: dest.clone(), no_overwrite_dir_non_dir: true, chown: None, userns: None };
         extract(&opts, Box::new(io::Cursor::new(bytes.clone()))).unwrap();
         assert_eq!(fs::read_to_string(dest.join("src/sub/f")).unwrap(), "hello");
         assert_eq!(fs::read_link(dest.join("src/link")).unwrap(), Path::new("sub/f"));
@@ -851,7 +985,7 @@ mod tests {
         let bytes = b.into_inner().unwrap();
         let dest = t.path().join("d");
         fs::create_dir(&dest).unwrap();
-        let err = extract(&Extract { dest, no_overwrite_dir_non_dir: false, chown: None, userns: None, no_tmpfs: false }, Box::new(io::Cursor::new(bytes))).unwrap_err();
+        let err = extract(&Extract { dest, no_overwrite_dir_non_dir: false, chown: None, userns: None }, Box::new(io::Cursor::new(bytes))).unwrap_err();
         assert!(err.to_string().contains("is outside of"), "{err}");
         assert!(!t.path().join("evil").exists());
     }

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-pub use archive_ops::ArchiveReader;
+pub use archive_ops::{cp_extract_main, ArchiveReader};
 pub use commit::CommitOptions;
 pub use container_ops::{AttachStream, CreateRequest, WaitCondition, Waiter};
 pub use exec::{nsexec_main, ExecConfig, ExecIo, ExecRecord};
