@@ -741,7 +741,10 @@ impl Engine {
             no_overwrite_dir_non_dir,
         };
         if let Some(leaf) = &leaf {
-            leaf.create(&Limits::default())?;
+            if let Err(e) = leaf.create(&Limits::default()) {
+                leaf.remove();
+                return Err(e);
+            }
         }
         let result = run_extract_helper(&self.helper_exe, &spec, content);
         // Counted where the victim was (on v1 only there): the helper's own cgroup.
