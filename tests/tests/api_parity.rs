@@ -148,6 +148,12 @@ fn a_restarting_or_paused_container_is_not_removed_without_force() {
         err.contains("container is paused and must be unpaused first"),
         "{err}"
     );
+    // dockerd names the container as it was asked for here, not by its id.
+    let (_, err) = b.fails(&["exec", "frozen", "true"]);
+    assert!(
+        err.contains("Container frozen is paused, unpause the container before exec"),
+        "{err}"
+    );
     b.ok(&["rm", "-f", "frozen"]);
 }
 

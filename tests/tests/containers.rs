@@ -79,6 +79,32 @@ fn environment_workdir_user_hostname_entrypoint() {
         "echo $A $FROM_FILE $(pwd) $(id -u) $(hostname) $(cat /etc/hostname)",
     ]);
     assert_eq!(out, "1 yes /made/here 1 box1 box1");
+    // As dockerd makes it: owned by the container's root whatever the user, made
+    // before a read-only root turns read-only; a file in the way is an error.
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "--read-only",
+            "-u",
+            "1000",
+            "-w",
+            "/a/b",
+            "busybox",
+            "stat",
+            "-c",
+            "%u %a",
+            "/a",
+            "/a/b",
+        ]),
+        "0 755\n0 755"
+    );
+    let (code, err) = b.fails(&["run", "--rm", "-w", "/etc/passwd", "busybox", "pwd"]);
+    assert_eq!(code, 125, "{err}");
+    assert!(
+        err.contains("Cannot mkdir: /etc/passwd is not a directory"),
+        "{err}"
+    );
     let out = b.ok(&[
         "run",
         "--rm",
@@ -769,6 +795,16 @@ fn exec_runs_in_the_container() {
     });
     let (code, err) = b.fails(&["exec", "box", "nope"]);
     assert_eq!(code, 127, "{err}");
+    // `exec -w` makes no directory (runc only changes into it), and a missing one is
+    // not a missing program: 126, as from dockerd.
+    let (code, err) = b.fails(&["exec", "-w", "/not/here", "box", "pwd"]);
+    assert_eq!(code, 126, "{err}");
+    assert!(
+        err.contains(
+            "chdir to cwd (\"/not/here\") set in config.json failed: no such file or directory"
+        ),
+        "{err}"
+    );
     let ps = b.ok(&["exec", "box", "ps"]);
     assert!(
         ps.contains("sleep 60"),

@@ -652,7 +652,7 @@ impl Engine {
             Err(msg) => {
                 self.unmount_volumes(c);
                 let message = format!("failed to create task for container: unable to start container process: {msg}: unknown");
-                let code = if msg.contains("not found") || msg.contains("no such file") { 127 } else { 128 };
+                let code = crate::runtime::linux::start_failure_code(&msg, &c.path, 128);
                 Err(self.start_failed(c, message, code))
             }
         }

@@ -82,7 +82,7 @@ impl Engine {
         self.check_frozen(ns)?;
         if c.state.status != Status::Running {
             return Err(Error::Conflict(if c.state.status == Status::Paused {
-                format!("Container {} is paused, unpause the container before exec", c.id)
+                format!("Container {name} is paused, unpause the container before exec")
             } else {
                 format!("container {} is not running", c.id)
             }));
@@ -242,7 +242,7 @@ pub fn nsexec_main() -> i32 {
         Ok(code) => code,
         Err(msg) => {
             eprintln!("{msg}");
-            if msg.contains("not found") || msg.contains("no such file") { 127 } else { 126 }
+            126
         }
     }
 }
@@ -273,7 +273,7 @@ fn nsexec(spec: &NsExecSpec) -> std::result::Result<i32, String> {
         nix::unistd::ForkResult::Child => {
             let err = exec_child(spec, seccomp.as_deref());
             eprintln!("{err}");
-            std::process::exit(if err.contains("not found") || err.contains("no such file") { 127 } else { 126 });
+            std::process::exit(linux::start_failure_code(&err, spec.args.first().map_or("", String::as_str), 126));
         }
         nix::unistd::ForkResult::Parent { child } => {
             // Our copy of the pty socket must close so the server sees EOF on errors.

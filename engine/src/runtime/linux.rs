@@ -9,8 +9,8 @@ use std::ffi::CString;
 use std::fs;
 use std::io::Write;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{symlink, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::{symlink, DirBuilderExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::CloneFlags;
@@ -138,6 +138,9 @@ fn setup_and_exec(spec: &RuntimeSpec, stdio: &ChildStdio, go_fd: RawFd, sync_fd:
     if spec.oom_score_adj != 0 {
         e(fs::write("/proc/self/oom_score_adj", spec.oom_score_adj.to_string()), || "set oom_score_adj".into())?;
     }
+    // Docker makes a missing working directory when the container is made, from the
+    // host's side, owned by the container's root: so before / may turn read-only.
+    make_workdir(&spec.cwd, userns.map_or(0, |(_, map)| map.base))?;
     mask_paths(&spec.masked_paths, &spec.readonly_paths)?;
     if spec.readonly_rootfs {
         e(mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY, None::<&str>), || "remount / read-only".into())?;
@@ -346,8 +349,32 @@ pub(crate) fn mount_rootfs(spec: &RuntimeSpec, userns: Option<BorrowedFd<'_>>) -
     e(mount(Some("overlay"), root, Some("overlay"), MsFlags::MS_NODEV, Some(opts.as_str())), || format!("mount overlay on {}", root.display()))
 }
 
+/// Makes the missing directories of `cwd` (mode 0755, owned by host id `root`, the
+/// container's root) as dockerd's `SetupWorkingDirectory` does; a file in the way is
+/// its error. `exec` makes none (runc's exec only changes into it).
+fn make_workdir(cwd: &str, root: u32) -> Result<(), String> {
+    let mut at = PathBuf::from("/");
+    for c in Path::new(cwd).components() {
+        let Component::Normal(name) = c else { continue };
+        at.push(name);
+        match fs::metadata(&at) {
+            Ok(md) if md.is_dir() => continue,
+            Ok(_) => return Err(format!("Cannot mkdir: {cwd} is not a directory")),
+            Err(_) => {}
+        }
+        match fs::DirBuilder::new().mode(0o755).create(&at) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            // Read-only below a mount, say: the chdir that follows says why.
+            Err(_) => return Ok(()),
+        }
+        e(nix::unistd::chown(&at, Some(Uid::from_raw(root)), Some(Gid::from_raw(root))), || format!("chown {}", at.display()))?;
+    }
+    Ok(())
+}
+
 /// The last steps shared by a container's init and `exec`: default PATH, working
-/// directory (created if missing, as Docker does), seccomp, capabilities, user, execve.
+/// directory, seccomp, capabilities, user, execve.
 pub fn become_and_exec(
     args: &[String],
     mut env: Vec<String>,
@@ -356,16 +383,12 @@ pub fn become_and_exec(
     security: &Security,
     seccomp: Option<&[u8]>,
 ) -> Result<std::convert::Infallible, String> {
-    let (uid, gid, _) = user;
     if !env.iter().any(|v| v.starts_with("PATH=")) {
         env.insert(0, format!("PATH={DEFAULT_PATH}"));
     }
     let cwd = if cwd.is_empty() { "/" } else { cwd };
-    if fs::metadata(cwd).is_err() {
-        let _ = fs::create_dir_all(cwd);
-        let _ = nix::unistd::chown(cwd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
-    }
-    e(chdir(cwd), || format!("chdir to cwd (\"{cwd}\") set in config.json failed"))?;
+    // runc's words, with Go's errno text: "... failed: no such file or directory".
+    chdir(cwd).map_err(|err| format!("chdir to cwd (\"{cwd}\") set in config.json failed: {}", crate::error::go_errno(err)))?;
 
     let program = find_program(args, &env)?;
     // While still privileged: raising a hard limit needs CAP_SYS_RESOURCE.
@@ -394,6 +417,21 @@ fn exec_error(arg0: &str, program: &str, err: nix::Error) -> String {
 }
 
 /// Looks `args[0]` up in the container's PATH, like Go's exec.LookPath in runc.
+/// The exit code of a process that could not be started, as dockerd gives it
+/// (`translateContainerdStartErr`): 127 when the error is that `program` itself is
+/// missing, 126 when it may not be run, else `otherwise` (128 for a container, 126 for
+/// an exec). A missing working directory is not a missing program.
+pub fn start_failure_code(msg: &str, program: &str, otherwise: i32) -> i32 {
+    let missing = msg.contains("executable file not found") || msg.contains("no such file or directory");
+    if missing && !program.is_empty() && msg.contains(&format!("\"{program}\"")) {
+        127
+    } else if msg.contains("permission denied") {
+        126
+    } else {
+        otherwise
+    }
+}
+
 fn find_program(args: &[String], env: &[String]) -> Result<String, String> {
     let Some(arg0) = args.first() else {
         return Err("no command specified".into());
