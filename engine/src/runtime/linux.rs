@@ -837,4 +837,15 @@ mod tests {
         assert_eq!(tmpfs_owner_in("gid=5,uid=0", map), "gid=100005,uid=100000");
         assert_eq!(tmpfs_owner_in("", map), "uid=100000,gid=100000");
     }
+
+    #[test]
+    fn only_a_missing_program_exits_127() {
+        assert_eq!(start_failure_code("exec: \"nope\": executable file not found in $PATH", "nope", 126), 127);
+        assert_eq!(start_failure_code("exec: \"/x\": stat /x: no such file or directory", "/x", 128), 127);
+        let chdir = "chdir to cwd (\"/x\") set in config.json failed: no such file or directory";
+        assert_eq!(start_failure_code(chdir, "pwd", 126), 126);
+        assert_eq!(start_failure_code(chdir, "pwd", 128), 128);
+        assert_eq!(start_failure_code("exec: \"/etc/shadow\": permission denied", "/etc/shadow", 128), 126);
+        assert_eq!(start_failure_code("exec: \"/etc\": is a directory", "/etc", 128), 128);
+    }
 }
