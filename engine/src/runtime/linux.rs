@@ -416,7 +416,6 @@ fn exec_error(arg0: &str, program: &str, err: nix::Error) -> String {
     }
 }
 
-/// Looks `args[0]` up in the container's PATH, like Go's exec.LookPath in runc.
 /// The exit code of a process that could not be started, as dockerd gives it
 /// (`translateContainerdStartErr`): 127 when the error is that `program` itself is
 /// missing, 126 when it may not be run, else `otherwise` (128 for a container, 126 for
@@ -432,6 +431,7 @@ pub fn start_failure_code(msg: &str, program: &str, otherwise: i32) -> i32 {
     }
 }
 
+/// Looks `args[0]` up in the container's PATH, like Go's exec.LookPath in runc.
 fn find_program(args: &[String], env: &[String]) -> Result<String, String> {
     let Some(arg0) = args.first() else {
         return Err("no command specified".into());
