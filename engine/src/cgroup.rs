@@ -62,6 +62,13 @@ pub fn is_v2() -> bool {
     Path::new(ROOT).join("cgroup.controllers").exists()
 }
 
+/// The calling process's cgroup on v2 (its `0::` line in `/proc/self/cgroup`, e.g.
+/// `/system.slice/berth.service`); None where there is none (v1 only).
+pub fn own_v2() -> Option<String> {
+    let text = fs::read_to_string("/proc/self/cgroup").ok()?;
+    text.lines().find_map(|l| l.strip_prefix("0::")).map(str::to_string)
+}
+
 impl Cgroup {
     /// The cgroup named `name` (e.g. `berth/<id>`), not created yet.
     pub fn new(name: &str) -> Cgroup {
@@ -320,7 +327,15 @@ impl Cgroup {
         let Some(dir) = self.dir_for("cpuset") else { return Ok(()) };
         let file = dir.join("cpuset.cpus");
         if self.v2 {
-            let value = cpus.map(|c| c.to_string()).unwrap_or_default();
+            // The parent's set, written out: a cgroup with processes may not go back
+            // to an empty set (the kernel's "inherit"), ENOSPC.
+            let value = match cpus {
+                Some(c) => c.to_string(),
+                None => {
+                    let parent = dir.parent().map(|p| p.join("cpuset.cpus.effective")).unwrap_or_default();
+                    fs::read_to_string(&parent).ctx(|| format!("read {}", parent.display()))?.trim().to_string()
+                }
+            };
             return fs::write(&file, &value).ctx(|| format!("write {value:?} to {}", file.display()));
         }
         let read = |d: &Path| -> Result<CpuSet> {

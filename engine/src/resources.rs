@@ -63,10 +63,22 @@ impl Support {
     /// the server runs (CPUs plugged in meanwhile are seen after a restart).
     pub fn detect() -> &'static Support {
         static SUPPORT: std::sync::OnceLock<Support> = std::sync::OnceLock::new();
-        SUPPORT.get_or_init(|| Support::at(Path::new("/sys/fs/cgroup"), crate::cgroup::is_v2()))
+        SUPPORT.get_or_init(|| {
+            let (v2, own) = (crate::cgroup::is_v2(), crate::cgroup::own_v2());
+            if v2 && own.as_deref().is_none_or(|g| g.trim_matches('/').is_empty()) {
+                // Made now (as at the first container's start) so that it can be asked.
+                let made = crate::cgroup::Cgroup::new(crate::cgroup::DEFAULT_PARENT).create(&Limits::default());
+                if let Err(err) = made {
+                    tracing::warn!("cgroup {}: {err}", crate::cgroup::DEFAULT_PARENT);
+                }
+            }
+            Support::at(Path::new("/sys/fs/cgroup"), v2, own.as_deref())
+        })
     }
 
-    fn at(root: &Path, v2: bool) -> Support {
+    /// `own`: the server's own cgroup on v2 (`/proc/self/cgroup`), where dockerd looks
+    /// for swap accounting.
+    fn at(root: &Path, v2: bool, own: Option<&str>) -> Support {
         let read = |p: PathBuf| fs::read_to_string(p).unwrap_or_default().trim().to_string();
         if v2 {
             // cgroup v2 has no OOM-killer switch and no swappiness: dockerd's sysinfo
@@ -76,7 +88,17 @@ impl Support {
             let io = has("io");
             return Support {
                 v2,
-                swap: root.join("memory.swap.max").exists() || has("memory"),
+                // Swap accounting is there when a cgroup has `memory.swap.max`: dockerd
+                // looks in its own (getSwapLimitV2). The root cgroup never has one, so
+                // a server run there (no init system) looks in the cgroup its
+                // containers go below, where dockerd would wrongly find no swap limits.
+                swap: has("memory") && {
+                    let probe = match own.map(|g| g.trim_matches('/')) {
+                        Some(g) if !g.is_empty() => root.join(g),
+                        _ => root.join(crate::cgroup::DEFAULT_PARENT),
+                    };
+                    probe.join("memory.swap.max").exists()
+                },
                 reservation: has("memory"),
                 oom_kill_disable: false,
                 swappiness: false,
@@ -580,6 +602,30 @@ mod tests {
         };
         assert!(adapt(&mut h, &v1_host()).unwrap()[0]
             .starts_with("OOM killer is disabled for the container, but no memory limit is set"));
+    }
+
+    /// v2: swap limits are there when the server's own cgroup has `memory.swap.max`,
+    /// as dockerd decides; from the root cgroup, which has none, Berth asks its own.
+    #[test]
+    fn v2_swap_support_is_read_in_the_servers_own_cgroup() {
+        let root = tempfile::tempdir().unwrap();
+        fs::write(root.path().join("cgroup.controllers"), "cpuset cpu io memory pids\n").unwrap();
+        fs::create_dir_all(root.path().join("system.slice/berth.service")).unwrap();
+        fs::write(root.path().join("system.slice/berth.service/memory.swap.max"), "max\n").unwrap();
+        let s = Support::at(root.path(), true, Some("/system.slice/berth.service"));
+        assert!(s.swap && s.reservation && s.cfs && s.cpuset && s.read_bps);
+        // In the root cgroup: where the containers go.
+        assert!(!Support::at(root.path(), true, Some("/")).swap);
+        fs::create_dir_all(root.path().join("berth")).unwrap();
+        fs::write(root.path().join("berth/memory.swap.max"), "max\n").unwrap();
+        assert!(Support::at(root.path(), true, Some("/")).swap);
+        assert!(Support::at(root.path(), true, None).swap);
+        fs::remove_file(root.path().join("system.slice/berth.service/memory.swap.max")).unwrap();
+        assert!(!Support::at(root.path(), true, Some("/system.slice/berth.service")).swap);
+        fs::write(root.path().join("system.slice/berth.service/memory.swap.max"), "max\n").unwrap();
+        fs::write(root.path().join("cgroup.controllers"), "cpu pids\n").unwrap();
+        let s = Support::at(root.path(), true, Some("/system.slice/berth.service"));
+        assert!(!s.swap && !s.reservation && s.cfs && !s.cpuset);
     }
 
     #[test]

@@ -155,6 +155,24 @@ pub fn idmapped(source: &Path, ns: BorrowedFd<'_>, attrs: u64) -> Result<OwnedFd
     Ok(tree)
 }
 
+/// Binds `source` on `target` as the user namespace `ns` sees it: [`idmapped`], then
+/// [`attach`]ed. Returns false, having mounted nothing, where `source` is a tmpfs
+/// that takes no idmapped mount (before Linux 6.3): the caller then binds it plainly.
+/// That is right for the tmpfs a session binds (its tmpfs volumes, a shareable
+/// /dev/shm): only the session's own processes wrote there, with ids already in its
+/// range, which a plain bind shows as they are.
+pub fn bind_mapped(source: &Path, ns: BorrowedFd<'_>, attrs: u64, target: &Path) -> Result<bool, String> {
+    match idmapped(source, ns, attrs) {
+        Ok(tree) => attach(tree, target).map(|()| true),
+        Err(_) if on_tmpfs(source) => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+fn on_tmpfs(path: &Path) -> bool {
+    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
+}
+
 /// mount_setattr(2): `attr` on the mount at `path` relative to `dirfd` (`flags`:
 /// `AT_EMPTY_PATH` for `dirfd` itself, `AT_RECURSIVE` for the mounts below too).
 pub(crate) fn set_mount_attrs(dirfd: RawFd, path: &std::ffi::CStr, flags: libc::c_int, attr: &libc::mount_attr) -> std::io::Result<()> {

@@ -435,6 +435,31 @@ pub fn cleanup_root(root: &Path) {
     }
 }
 
+/// Whether this host has cgroup v2 alone (the unified hierarchy at /sys/fs/cgroup).
+pub fn cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// Where a container reads one of its limits in its own /sys/fs/cgroup, named as on
+/// v2 (`memory.max`, `memory.swap.max`, `cpu.max`, `cpu.weight`, `pids.max`); on v1
+/// the file that holds that limit (memory and swap together for `memory.swap.max`,
+/// the quota alone for `cpu.max`, `cpu.shares` for `cpu.weight`). Both engines of a
+/// comparison run on the same host, so they read the same files.
+pub fn limit_file(v2_name: &str) -> String {
+    if cgroup_v2() {
+        return format!("/sys/fs/cgroup/{v2_name}");
+    }
+    let v1 = match v2_name {
+        "memory.max" => "memory/memory.limit_in_bytes",
+        "memory.swap.max" => "memory/memory.memsw.limit_in_bytes",
+        "cpu.max" => "cpu/cpu.cfs_quota_us",
+        "cpu.weight" => "cpu/cpu.shares",
+        "pids.max" => "pids/pids.max",
+        other => panic!("limit_file: no v1 file for {other}"),
+    };
+    format!("/sys/fs/cgroup/{v1}")
+}
+
 /// Where cgroups of Berth's may be: the v2 root and each v1 controller Berth uses.
 pub const CGROUP_BASES: [&str; 8] = [
     "/sys/fs/cgroup",

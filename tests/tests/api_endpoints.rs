@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use berth_tests::dockerd::Dockerd;
-use berth_tests::{require, Berth};
+use berth_tests::{limit_file, require, Berth};
 
 /// Debian's python, where python3-docker is installed.
 const PYTHON: &str = "/usr/bin/python3";
@@ -52,7 +52,14 @@ fn update_changes_limits_and_restart_policy_as_dockerd_does() {
     let d = Dockerd::start(&[]);
     d.load_from(&b, "busybox");
     let hostconfig = "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.CpuShares}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}";
-    let cgroup_files = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/pids/pids.max";
+    let files = [
+        "memory.max",
+        "memory.swap.max",
+        "cpu.max",
+        "cpu.weight",
+        "pids.max",
+    ];
+    let cgroup_files = format!("cat {}", files.map(limit_file).join(" "));
     let mut seen = Vec::new();
     for engine in ["berth", "dockerd"] {
         let run = |args: &[&str]| {
@@ -105,7 +112,7 @@ fn update_changes_limits_and_restart_policy_as_dockerd_does() {
             "upd"
         );
         lines.push(ok(&["inspect", "-f", hostconfig, "upd"]));
-        lines.push(ok(&["exec", "upd", "sh", "-c", cgroup_files]).replace('\n', " "));
+        lines.push(ok(&["exec", "upd", "sh", "-c", &cgroup_files]).replace('\n', " "));
         // Refusals: memory above the swap already set, the period once --cpus is
         // set, an unknown restart policy, a restart policy for an --rm container.
         lines.push(format!(
@@ -147,8 +154,8 @@ fn update_changes_limits_and_restart_policy_as_dockerd_does() {
                 "exec",
                 "upd",
                 "cat",
-                "/sys/fs/cgroup/pids/pids.max",
-                "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                &limit_file("pids.max"),
+                &limit_file("memory.max"),
             ])
             .replace('\n', " "),
         );
@@ -156,12 +163,7 @@ fn update_changes_limits_and_restart_policy_as_dockerd_does() {
         ok(&["stop", "-t", "0", "upd"]);
         ok(&["update", "--memory", "100m", "upd"]);
         ok(&["start", "upd"]);
-        lines.push(ok(&[
-            "exec",
-            "upd",
-            "cat",
-            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-        ]));
+        lines.push(ok(&["exec", "upd", "cat", &limit_file("memory.max")]));
         lines.push(ok(&["inspect", "-f", hostconfig, "upd"]));
         let until = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -252,12 +254,7 @@ fn update_in_a_lab_session_stays_within_its_limits() {
     );
     ok(&["update", "--memory", "128m", "--memory-swap", "256m", "upd"]);
     assert_eq!(
-        ok(&[
-            "exec",
-            "upd",
-            "cat",
-            "/sys/fs/cgroup/memory/memory.limit_in_bytes"
-        ]),
+        ok(&["exec", "upd", "cat", &limit_file("memory.max")]),
         "134217728"
     );
     let binds = ok(&["inspect", "-f", "{{json .HostConfig.Binds}}", "upd"]);

@@ -285,22 +285,20 @@ fn run_flags_take_effect_as_on_dockerd() {
     // /sys/fs/cgroup shows the container's own cgroup (its limits), read-only; with
     // --cgroupns private, /proc/self/cgroup is rooted there.
     let limits = ["-m", "64m", "--pids-limit", "50"];
-    let script = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max"
+    let script = if berth_tests::cgroup_v2() {
+        "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max; touch /sys/fs/cgroup/x 2>/dev/null || echo read-only"
     } else {
         "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; touch /sys/fs/cgroup/memory/x 2>/dev/null || echo read-only"
     };
     let seen = same(&b, &d, &limits, script);
     assert!(seen.starts_with("67108864\n50\n"), "{seen}");
-    assert_eq!(
-        same(
-            &b,
-            &d,
-            &["--cgroupns", "private"],
-            "grep -E ':(memory|pids):' /proc/self/cgroup | cut -d: -f3 | sort -u"
-        ),
-        "/\n"
-    );
+    // v1: a line per hierarchy; v2: the one `0::` line.
+    let own = if berth_tests::cgroup_v2() {
+        "grep '^0::' /proc/self/cgroup | cut -d: -f3"
+    } else {
+        "grep -E ':(memory|pids):' /proc/self/cgroup | cut -d: -f3 | sort -u"
+    };
+    assert_eq!(same(&b, &d, &["--cgroupns", "private"], own), "/\n");
 }
 
 /// What Berth does not implement fails `create` with the flag's name, through the CLI

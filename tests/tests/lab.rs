@@ -5,11 +5,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use berth_tests::cgroup_v2;
 use berth_tests::lab::Lab;
-
-fn cgroup_v2() -> bool {
-    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
-}
 
 /// The cgroup path of a process (the pids controller's on v1, the one on v2).
 fn cgroup_of(pid: &str) -> String {
@@ -795,18 +792,37 @@ fn a_session_runs_in_one_envelope_that_bounds_it() {
     }
     // The workstation's shell, a container, and what `docker exec` runs are all in it,
     // each in a cgroup of its own below it, with the per-container limits.
+    // On v2 each container has a cgroup namespace of its own (Docker's default there):
+    // inside, its own cgroup reads "/", and a process anywhere else would read a path
+    // with "..". So v2 looks from the host as well.
+    let envelope_dir = lab.session_cgroup(&a, "pids");
     let mut t = lab.terminal(&a);
     t.expect("$ ");
     t.line("cat /proc/self/cgroup");
-    t.expect(&format!("{envelope}/"));
+    if cgroup_v2() {
+        t.expect("0::/\r\n");
+        assert!(
+            procs_below(&envelope_dir) > 0,
+            "the workstation is not in {envelope}"
+        );
+    } else {
+        t.expect(&format!("{envelope}/"));
+    }
     let idle = ok(
         &a,
         &["run", "-d", "--name", "idle", "busybox", "sleep", "600"],
     );
     let pid = ok(&a, &["inspect", "-f", "{{.State.Pid}}", "idle"]);
     assert_eq!(cgroup_of(&pid), format!("{envelope}/{idle}"));
-    assert!(ok(&a, &["exec", "idle", "cat", "/proc/self/cgroup"])
-        .contains(&format!("{envelope}/{idle}")));
+    let exec_sees = ok(&a, &["exec", "idle", "cat", "/proc/self/cgroup"]);
+    if cgroup_v2() {
+        assert_eq!(exec_sees, "0::/");
+    } else {
+        assert!(
+            exec_sees.contains(&format!("{envelope}/{idle}")),
+            "{exec_sees}"
+        );
+    }
     assert_eq!(
         ok(
             &a,
@@ -827,12 +843,56 @@ fn a_session_runs_in_one_envelope_that_bounds_it() {
         "FROM busybox\nRUN cat /proc/self/cgroup\n",
     )
     .unwrap();
-    let o = lab.session_docker(&a, &["build", "--no-cache", ctx.to_str().unwrap()]);
-    let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
-    assert!(
-        o.status.success() && out.contains(&format!("{envelope}/")),
-        "{out}"
-    );
+    if cgroup_v2() {
+        // Seen from the host while the step runs: a cgroup of its own in the envelope.
+        std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN sleep 8\n").unwrap();
+        let known = |d: &Path| {
+            let name = d
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            name == idle || procs_below(d) == 0
+        };
+        let mut step_seen = false;
+        let o = std::thread::scope(|scope| {
+            let build = scope
+                .spawn(|| lab.session_docker(&a, &["build", "--no-cache", ctx.to_str().unwrap()]));
+            while !build.is_finished() && !step_seen {
+                let dirs = std::fs::read_dir(&envelope_dir)
+                    .into_iter()
+                    .flatten()
+                    .flatten();
+                // The workstation is the one cgroup with processes before the build.
+                step_seen = dirs
+                    .map(|e| e.path())
+                    .filter(|d| d.is_dir() && !known(d))
+                    .count()
+                    >= 2;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            build.join().unwrap()
+        });
+        let out =
+            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+        assert!(
+            o.status.success() && step_seen,
+            "no build step in {envelope}: {out}"
+        );
+        std::fs::write(
+            ctx.join("Dockerfile"),
+            "FROM busybox\nRUN cat /proc/self/cgroup\n",
+        )
+        .unwrap();
+    } else {
+        let o = lab.session_docker(&a, &["build", "--no-cache", ctx.to_str().unwrap()]);
+        let out =
+            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+        assert!(
+            o.status.success() && out.contains(&format!("{envelope}/")),
+            "{out}"
+        );
+    }
     // Its resources are held to the session's limits, as a run's are.
     let o = lab.session_docker(
         &a,
@@ -874,10 +934,12 @@ fn a_session_runs_in_one_envelope_that_bounds_it() {
                 "create",
                 "--name",
                 name,
+                "-v",
+                "bombgo:/go",
                 "busybox",
                 "sh",
                 "-c",
-                "sleep 2; exec /forkbomb",
+                "while [ ! -e /go/now ]; do sleep 0.1; done; exec /forkbomb",
             ],
         );
         ok(
@@ -886,6 +948,19 @@ fn a_session_runs_in_one_envelope_that_bounds_it() {
         );
         ok(&a, &["start", name]);
     }
+    // Both go at once, however long starting them took.
+    ok(
+        &a,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "bombgo:/go",
+            "busybox",
+            "touch",
+            "/go/now",
+        ],
+    );
     let pids_dir = lab.session_cgroup(&a, "pids");
     let mut most = 0;
     let end = Instant::now() + Duration::from_secs(6);
@@ -1591,8 +1666,9 @@ fn wait_kept_to_one_cpu(lab: &Lab, id: &str, all: &str) -> String {
 fn wait_freed(lab: &Lab, id: &str, all: &str) {
     wait_for_cpus(lab, id, |c| c == all).unwrap_or_else(|| {
         panic!(
-            "session {id} still kept to {} once calm",
-            lab.session_cgroup_file(id, "cpuset", effective_cpus_file())
+            "session {id} still kept to {} once calm\n{}",
+            lab.session_cgroup_file(id, "cpuset", effective_cpus_file()),
+            lab.berth.server_log()
         )
     });
 }

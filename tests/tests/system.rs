@@ -139,7 +139,7 @@ fn resource_limits_reach_the_cgroup() {
         "sleep",
         "60",
     ]);
-    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let v2 = berth_tests::cgroup_v2();
     let read = |v1: &str, v2f: &str| {
         let p = if v2 {
             format!("/sys/fs/cgroup/berth/{id}/{v2f}")

@@ -170,9 +170,9 @@ impl RootSource {
                     }
                     if let Some(ns) = &ns {
                         let attrs = if *ro { libc::MOUNT_ATTR_RDONLY } else { 0 };
-                        let tree = crate::userns::idmapped(src, ns.as_fd(), attrs).map_err(Error::Runtime)?;
-                        crate::userns::attach(tree, &at).map_err(Error::Runtime)?;
-                        continue;
+                        if crate::userns::bind_mapped(src, ns.as_fd(), attrs, &at).map_err(Error::Runtime)? {
+                            continue;
+                        }
                     }
                     mount(Some(src), &at, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
                         .ctx(|| format!("bind {} on {}", src.display(), at.display()))?;

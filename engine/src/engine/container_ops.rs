@@ -992,7 +992,7 @@ impl Engine {
             // shim to wait for.
             self.ending_shims.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), shim_pid);
         }
-        let Ok((c, restart)) = self.update_then_save(id, !auto_remove, |c| {
+        let exited = self.update_then_save(id, !auto_remove, |c| {
             let policy = &c.host_config.restart_policy;
             let restart = !c.host_config.auto_remove
                 && !c.state.stopped_by_user
@@ -1012,8 +1012,18 @@ impl Engine {
             c.state.shim_pid = 0;
             c.ports.clear();
             (c.clone(), restart)
-        }) else {
-            return;
+        });
+        let (c, restart) = match exited {
+            Ok(v) => v,
+            Err(err) => {
+                // The exit is recorded in memory all the same and told (`docker run`
+                // and `wait` wait for it): a session whose student filled its disk
+                // has no room left for the state file.
+                let Some(c) = self.containers.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned() else { return };
+                tracing::warn!(container = %id, "the exit is not saved: {err}");
+                let restart = c.state.status == Status::Restarting;
+                (c, restart)
+            }
         };
         self.unmount_volumes(&c);
         let code = info.exit_code.to_string();

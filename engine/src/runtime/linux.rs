@@ -205,7 +205,13 @@ fn write_sysctls<'a>(dir: &fs::File, sysctls: impl Iterator<Item = (&'a String, 
         // SAFETY: openat on our own open directory fd with a NUL-terminated relative path.
         let fd = unsafe { libc::openat(dir.as_raw_fd(), path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW) };
         if fd < 0 {
-            return Err(format!("open sysctl {key}: {}", std::io::Error::last_os_error()));
+            let err = std::io::Error::last_os_error();
+            // Older kernels show some namespaced settings only to namespaces of the
+            // host's user namespace (net.core.* before Linux 6.x in a lab session).
+            if err.kind() == std::io::ErrorKind::NotFound {
+                return Err(format!("open sysctl {key}: this kernel offers no such setting in the container's namespaces"));
+            }
+            return Err(format!("open sysctl {key}: {err}"));
         }
         // SAFETY: fd was just opened by us and is owned by this File from now on.
         let mut f = unsafe { fs::File::from_raw_fd(fd) };
@@ -505,7 +511,9 @@ fn bind(src: &Path, dst: &Path, readonly: bool, recursive: bool, userns: Option<
     if let Some(ns) = userns {
         // nodev as below; the clone keeps the source's other flags.
         let attrs = libc::MOUNT_ATTR_NODEV | if readonly { libc::MOUNT_ATTR_RDONLY } else { 0 };
-        return crate::userns::attach(crate::userns::idmapped(src, ns, attrs)?, dst);
+        if crate::userns::bind_mapped(src, ns, attrs, dst)? {
+            return Ok(());
+        }
     }
     let mut flags = MsFlags::MS_BIND;
     if recursive {
