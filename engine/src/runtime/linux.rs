@@ -206,8 +206,8 @@ fn write_sysctls<'a>(dir: &fs::File, sysctls: impl Iterator<Item = (&'a String, 
         let fd = unsafe { libc::openat(dir.as_raw_fd(), path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW) };
         if fd < 0 {
             let err = std::io::Error::last_os_error();
-            // Older kernels show some namespaced settings only to namespaces of the
-            // host's user namespace (net.core.* before Linux 6.x in a lab session).
+            // Some kernels show namespaced settings only to namespaces of the host's
+            // user namespace (net.core.* on Debian 12's 6.1, in a lab session).
             if err.kind() == std::io::ErrorKind::NotFound {
                 return Err(format!("open sysctl {key}: this kernel offers no such setting in the container's namespaces"));
             }
