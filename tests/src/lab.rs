@@ -72,7 +72,7 @@ impl Lab {
     pub fn session_cgroup(&self, id: &str, controller: &str) -> std::path::PathBuf {
         let name = format!("berth/lab-{}", &id[..12]);
         let root = std::path::Path::new("/sys/fs/cgroup");
-        if root.join("cgroup.controllers").exists() {
+        if crate::cgroup_v2() {
             root.join(name)
         } else {
             root.join(controller).join(name)
