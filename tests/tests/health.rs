@@ -3,10 +3,11 @@
 //! and its health filter, events, errors), and what only Berth can show (a restart of
 //! the server keeping the probes going).
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use berth_tests::dockerd::Dockerd;
@@ -125,6 +126,50 @@ impl Daemon<'_> {
         )
     }
 
+    fn cmd(&self, args: &[&str]) -> Command {
+        match self {
+            Daemon::Berth(b) => b.cmd(args),
+            Daemon::Dockerd(d) => d.cmd(args),
+        }
+    }
+
+    /// Starts taking this daemon's container events from `since` on, as they come. A
+    /// query with `--since` later would not do on a slow machine: dockerd keeps only
+    /// its last 256 events, and a few containers probed every second push the first
+    /// health events out within minutes.
+    fn record_events(&self, since: u64) -> Recording {
+        let since = since.to_string();
+        let mut child = self
+            .cmd(&[
+                "events",
+                "--since",
+                &since,
+                "--filter",
+                "type=container",
+                "--format",
+                "{{json .}}",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start docker events");
+        let out = child.stdout.take().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let reader = {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(|l| l.ok()) {
+                    let v: Value = serde_json::from_str(&line).expect("event json");
+                    seen.lock().unwrap().push(v);
+                }
+            })
+        };
+        Recording {
+            child,
+            seen,
+            reader: Some(reader),
+        }
+    }
+
     /// `docker events` between `since` and now, as JSON objects.
     fn events(&self, since: u64, filter: &str) -> Vec<Value> {
         let until = (now() + 1).to_string();
@@ -142,6 +187,34 @@ impl Daemon<'_> {
         out.lines()
             .map(|l| serde_json::from_str(l).expect("event json"))
             .collect()
+    }
+}
+
+/// A daemon's container events, taken from a `docker events` stream.
+struct Recording {
+    child: Child,
+    seen: Arc<Mutex<Vec<Value>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Recording {
+    /// The events so far (those of container `name`, if given).
+    fn events(&self, name: Option<&str>) -> Vec<Value> {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .filter(|e| name.is_none_or(|n| e["Actor"]["Attributes"]["name"] == n))
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
     }
 }
 
@@ -289,9 +362,9 @@ fn settled(d: Daemon) -> Value {
 }
 
 /// Per container, its health_status actions in order, and the attributes of each.
-fn health_events(d: Daemon, since: u64) -> Value {
+fn health_events(r: &Recording) -> Value {
     let mut out = serde_json::Map::new();
-    for e in d.events(since, "type=container") {
+    for e in r.events(None) {
         let action = e["Action"].as_str().unwrap_or("");
         let name = e["Actor"]["Attributes"]["name"]
             .as_str()
@@ -306,8 +379,8 @@ fn health_events(d: Daemon, since: u64) -> Value {
 }
 
 /// The first probe's exec events of container `name`: actions and attribute keys.
-fn probe_events(d: Daemon, since: u64, name: &str) -> Vec<(String, Vec<String>)> {
-    let evs = d.events(since, &format!("container={name}"));
+fn probe_events(r: &Recording, name: &str) -> Vec<(String, Vec<String>)> {
+    let evs = r.events(Some(name));
     let mut out = Vec::new();
     for e in evs
         .iter()
@@ -329,6 +402,7 @@ fn checks_match_dockerd() {
     let dd = peer(&b);
     let (berth, docker) = (Daemon::Berth(&b), Daemon::Dockerd(&dd));
     let since = now();
+    let (ours_rec, theirs_rec) = (berth.record_events(since), docker.record_events(since));
     // Both at once: the probes of one run while the other's start.
     std::thread::scope(|s| {
         s.spawn(|| run_scenario(berth));
@@ -359,15 +433,15 @@ fn checks_match_dockerd() {
     assert_eq!(theirs["none"]["status"], Value::Null);
     assert_eq!(theirs["filter none"], serde_json::json!(["none", "plain"]));
 
-    let ours_ev = health_events(berth, since);
-    let theirs_ev = health_events(docker, since);
+    let ours_ev = health_events(&ours_rec);
+    let theirs_ev = health_events(&theirs_rec);
     assert_eq!(ours_ev, theirs_ev);
     assert_eq!(
         theirs_ev["ok"][0]["attributes"],
         serde_json::json!({"image": "busybox", "name": "ok", "team": "a"})
     );
-    let probes = probe_events(docker, since, "ok");
-    assert_eq!(probe_events(berth, since, "ok"), probes);
+    let probes = probe_events(&theirs_rec, "ok");
+    assert_eq!(probe_events(&ours_rec, "ok"), probes);
     assert_eq!(probes.len(), 3, "{probes:?}");
     assert_eq!(probes[0].0, "exec_create: /bin/sh -c echo hi; true");
 
@@ -520,7 +594,13 @@ fn image_healthcheck_merges_as_in_dockerd() {
         out.push(d.json("c4", ".State.Health").to_string());
         // `docker commit` keeps the container's (merged) check.
         d.ok(&["commit", "c2", "committed"]);
-        out.push(d.ok(&["image", "inspect", "-f", "{{json .Config.Healthcheck}}", "committed"]));
+        out.push(d.ok(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{json .Config.Healthcheck}}",
+            "committed",
+        ]));
         out
     };
     let (ours, theirs) = (shapes(Daemon::Berth(&b)), shapes(Daemon::Dockerd(&dd)));
